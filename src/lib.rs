@@ -1,0 +1,1 @@
+//! Herald: cataloged business events, stored durably and delivered to subscribers.
