@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: formatting, lints, unit and end-to-end tests.
+# It installs what the tests need (a Python virtual environment with the official
+# Azure SDKs and the Standard Webhooks verifier) so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-test-env.sh
+export HERALD_TEST_PYTHON="$PWD/.venv/bin/python"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
