@@ -1,0 +1,142 @@
+//! Typed, prefixed identifiers for Herald's records (`evt_…`, `dlv_…`, `ep_…`, `sub_…`).
+//!
+//! Every id is a UUIDv7 (time-ordered, so indexes stay compact and ids sort by creation)
+//! rendered with a short prefix saying what it names, as svix does.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// An id string did not have the expected prefix or did not hold a UUID.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{value}` is not a valid {kind} id (expected `{prefix}` followed by a UUID)")]
+pub struct IdParseError {
+    kind: &'static str,
+    prefix: &'static str,
+    value: String,
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// The prefix this id kind is written with.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, time-ordered id.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// The UUID inside.
+            pub fn uuid(&self) -> Uuid {
+                self.0
+            }
+
+            /// Wraps an existing UUID.
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.0.simple())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.strip_prefix($prefix)
+                    .and_then(|rest| Uuid::parse_str(rest).ok())
+                    .map(Self)
+                    .ok_or_else(|| IdParseError { kind: $kind, prefix: $prefix, value: s.to_owned() })
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!("A ", $kind, " id: `", $prefix, "` followed by 32 hex digits.")))
+                    .examples([concat!($prefix, "0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+prefixed_id!(
+    /// One occurrence of a cataloged event.
+    EventId, "evt_", "event"
+);
+prefixed_id!(
+    /// One event × subscription: the unit the dispatcher sends and retries.
+    /// Stable across retries, so receivers can drop duplicates by it.
+    DeliveryId, "msg_", "delivery"
+);
+prefixed_id!(
+    /// A destination that deliveries are sent to.
+    EndpointId, "ep_", "endpoint"
+);
+prefixed_id!(
+    /// A subscription: an event or category routed to an endpoint.
+    SubscriptionId, "sub_", "subscription"
+);
+prefixed_id!(
+    /// One of an endpoint's signing secrets.
+    SecretId, "whs_", "secret"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_text_form() {
+        let id = DeliveryId::new();
+        let text = id.to_string();
+        assert!(text.starts_with("msg_"));
+        assert_eq!(text.parse::<DeliveryId>().unwrap(), id);
+    }
+
+    #[test]
+    fn an_id_with_another_prefix_is_refused() {
+        let text = EventId::new().to_string();
+        let err = text.parse::<DeliveryId>().unwrap_err();
+        assert!(err.to_string().contains("delivery id"));
+    }
+}
