@@ -129,7 +129,10 @@ impl Problems {
 
 /// Reads every `*.toml` file of `dir` (sorted by name) and checks the catalog they form.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
-    let io = |source| CatalogError::Io { path: dir.to_owned(), source };
+    let io = |source| CatalogError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -138,8 +141,10 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| CatalogError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Io {
+            path: path.clone(),
+            source,
+        })?;
         files.push((path, text));
     }
     load_texts(&files)
@@ -152,7 +157,12 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
     for (path, text) in files {
         match toml::from_str::<RawFile>(text) {
             Ok(raw) => parsed.push((path.clone(), raw)),
-            Err(e) => problems.push(path, None, None, e.message().to_owned() + &location(text, e.span())),
+            Err(e) => problems.push(
+                path,
+                None,
+                None,
+                e.message().to_owned() + &location(text, e.span()),
+            ),
         }
     }
 
@@ -161,7 +171,10 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
         for s in &raw.solutions {
             let item = Some(format!("solution \"{}\"", s.unique_name));
             if let Some((first, _)) = solutions.get(&s.unique_name) {
-                let msg = format!("duplicate solution name; first defined in {}", first.display());
+                let msg = format!(
+                    "duplicate solution name; first defined in {}",
+                    first.display()
+                );
                 problems.push(path, item, Some("unique_name"), msg);
                 continue;
             }
@@ -194,9 +207,17 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
         for c in &raw.categories {
             let item = Some(format!("category \"{}\"", c.name));
             if !solutions.contains_key(&c.solution) {
-                problems.push(path, item.clone(), Some("solution"), unknown_solution(&c.solution));
+                problems.push(
+                    path,
+                    item.clone(),
+                    Some("solution"),
+                    unknown_solution(&c.solution),
+                );
             }
-            if categories.iter().any(|o| o.solution == c.solution && o.name == c.name) {
+            if categories
+                .iter()
+                .any(|o| o.solution == c.solution && o.name == c.name)
+            {
                 let msg = format!("duplicate category name in solution \"{}\"", c.solution);
                 problems.push(path, item.clone(), Some("name"), msg);
             }
@@ -251,7 +272,12 @@ fn check_event(
     let item = Some(format!("event \"{}\"", raw.unique_name));
     let before = problems.0.len();
     match solutions.get(&raw.solution) {
-        None => problems.push(path, item.clone(), Some("solution"), unknown_solution(&raw.solution)),
+        None => problems.push(
+            path,
+            item.clone(),
+            Some("solution"),
+            unknown_solution(&raw.solution),
+        ),
         Some((_, s)) => {
             let prefix = format!("{}_", s.publisher_prefix);
             let rest = raw.unique_name.strip_prefix(&prefix);
@@ -274,7 +300,12 @@ fn check_event(
         }
         if !raw.response_properties.is_empty() {
             let msg = "an external event cannot have response properties";
-            problems.push(path, item.clone(), Some("response_properties"), msg.to_owned());
+            problems.push(
+                path,
+                item.clone(),
+                Some("response_properties"),
+                msg.to_owned(),
+            );
         }
     }
     let mut parameters: Vec<Parameter> = Vec::new();
@@ -318,7 +349,10 @@ fn check_event(
 fn param_type(p: &RawParameter) -> Result<ParamType, (&'static str, String)> {
     let only = |field: &'static str, present: bool, types: &str| {
         if present {
-            Err((field, format!("`{field}` only applies to {types} parameters")))
+            Err((
+                field,
+                format!("`{field}` only applies to {types} parameters"),
+            ))
         } else {
             Ok(())
         }
@@ -326,13 +360,23 @@ fn param_type(p: &RawParameter) -> Result<ParamType, (&'static str, String)> {
     let ty = match p.type_name.as_str() {
         "Boolean" => ParamType::Boolean,
         "DateTime" => ParamType::DateTime,
-        "Decimal" => ParamType::Decimal { precision: precision(p.precision, 10)? },
-        "Entity" => ParamType::Entity { entity: p.entity.clone() },
-        "EntityCollection" => ParamType::EntityCollection { entity: p.entity.clone() },
-        "EntityReference" => ParamType::EntityReference { entity: p.entity.clone() },
+        "Decimal" => ParamType::Decimal {
+            precision: precision(p.precision, 10)?,
+        },
+        "Entity" => ParamType::Entity {
+            entity: p.entity.clone(),
+        },
+        "EntityCollection" => ParamType::EntityCollection {
+            entity: p.entity.clone(),
+        },
+        "EntityReference" => ParamType::EntityReference {
+            entity: p.entity.clone(),
+        },
         "Float" => ParamType::Float,
         "Integer" => ParamType::Integer,
-        "Money" => ParamType::Money { precision: precision(p.precision, 4)? },
+        "Money" => ParamType::Money {
+            precision: precision(p.precision, 4)?,
+        },
         "Picklist" => {
             let options = p.options.clone().unwrap_or_default();
             if options.is_empty() {
@@ -345,20 +389,41 @@ fn param_type(p: &RawParameter) -> Result<ParamType, (&'static str, String)> {
             }
             ParamType::Picklist { options }
         }
-        "String" => ParamType::String { max_length: p.max_length },
+        "String" => ParamType::String {
+            max_length: p.max_length,
+        },
         "StringArray" => ParamType::StringArray,
         "Guid" => ParamType::Guid,
         other => {
-            let msg = format!("unknown type \"{other}\"; expected one of: {}", ParamType::NAMES.join(", "));
+            let msg = format!(
+                "unknown type \"{other}\"; expected one of: {}",
+                ParamType::NAMES.join(", ")
+            );
             return Err(("type", msg));
         }
     };
     let name = p.type_name.as_str();
-    only("max_length", p.max_length.is_some() && name != "String", "String")?;
-    only("precision", p.precision.is_some() && !matches!(name, "Money" | "Decimal"), "Money and Decimal")?;
-    only("options", p.options.is_some() && name != "Picklist", "Picklist")?;
+    only(
+        "max_length",
+        p.max_length.is_some() && name != "String",
+        "String",
+    )?;
+    only(
+        "precision",
+        p.precision.is_some() && !matches!(name, "Money" | "Decimal"),
+        "Money and Decimal",
+    )?;
+    only(
+        "options",
+        p.options.is_some() && name != "Picklist",
+        "Picklist",
+    )?;
     let entity_types = ["Entity", "EntityCollection", "EntityReference"];
-    only("entity", p.entity.is_some() && !entity_types.contains(&name), "Entity, EntityCollection and EntityReference")?;
+    only(
+        "entity",
+        p.entity.is_some() && !entity_types.contains(&name),
+        "Entity, EntityCollection and EntityReference",
+    )?;
     Ok(ty)
 }
 
@@ -385,7 +450,9 @@ fn is_logical_name(s: &str) -> bool {
 
 /// ` (line L, column C)` for a TOML error span.
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    let Some(span) = span else { return String::new() };
+    let Some(span) = span else {
+        return String::new();
+    };
     let before = &text[..span.start.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;

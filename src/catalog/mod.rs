@@ -10,9 +10,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use load::{load_dir, load_texts, CatalogError, CatalogProblem};
-pub use model::{AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, Solution};
+pub use model::{
+    AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, Solution,
+};
 pub use params::{validate, ParamProblem};
 pub use schema::{event_schema, DIALECT};
+
+/// The URL an event's JSON Schema is served at (CloudEvents `dataschema`).
+pub fn schema_url(public_url: &str, unique_name: &str) -> String {
+    format!("{public_url}/v1/catalog/events/{unique_name}/schema")
+}
 
 /// A checked catalog. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -28,9 +35,22 @@ struct Inner {
 }
 
 impl Catalog {
-    fn new(solutions: Vec<Solution>, categories: Vec<Category>, events: Vec<EventDefinition>) -> Self {
-        let events = events.into_iter().map(|e| (e.unique_name.clone(), e)).collect();
-        Self { inner: Arc::new(Inner { solutions, categories, events }) }
+    fn new(
+        solutions: Vec<Solution>,
+        categories: Vec<Category>,
+        events: Vec<EventDefinition>,
+    ) -> Self {
+        let events = events
+            .into_iter()
+            .map(|e| (e.unique_name.clone(), e))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                solutions,
+                categories,
+                events,
+            }),
+        }
     }
 
     /// The demo catalog that ships with Herald (`catalog/contoso.toml`).
@@ -53,7 +73,10 @@ impl Catalog {
     /// A cataloged event (one assigned to a category) by unique name. Definitions that are
     /// not cataloged cannot be invoked or subscribed to, as in Dataverse.
     pub fn cataloged(&self, unique_name: &str) -> Option<&EventDefinition> {
-        self.inner.events.get(unique_name).filter(|e| e.category.is_some())
+        self.inner
+            .events
+            .get(unique_name)
+            .filter(|e| e.category.is_some())
     }
 
     /// The cataloged events of a category, sorted by name.
@@ -70,7 +93,10 @@ impl Catalog {
 
     /// Whether `category` is a category of `solution`.
     pub fn has_category(&self, solution: &str, category: &str) -> bool {
-        self.inner.categories.iter().any(|c| c.solution == solution && c.name == category)
+        self.inner
+            .categories
+            .iter()
+            .any(|c| c.solution == solution && c.name == category)
     }
 }
 

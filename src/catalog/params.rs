@@ -22,7 +22,10 @@ const MONEY_MAX: f64 = 922_337_203_685_477.0;
 const DECIMAL_MAX: f64 = 100_000_000_000.0;
 
 /// Checks `params` against `event`; `Ok` when every parameter is valid.
-pub fn validate(event: &EventDefinition, params: &Map<String, Value>) -> Result<(), Vec<ParamProblem>> {
+pub fn validate(
+    event: &EventDefinition,
+    params: &Map<String, Value>,
+) -> Result<(), Vec<ParamProblem>> {
     let mut problems = Vec::new();
     for p in &event.parameters {
         match params.get(&p.name) {
@@ -33,7 +36,10 @@ pub fn validate(event: &EventDefinition, params: &Map<String, Value>) -> Result<
             None | Some(Value::Null) => {}
             Some(v) => {
                 if let Err(problem) = check_value(&p.ty, v) {
-                    problems.push(ParamProblem { parameter: p.name.clone(), problem });
+                    problems.push(ParamProblem {
+                        parameter: p.name.clone(),
+                        problem,
+                    });
                 }
             }
         }
@@ -61,9 +67,14 @@ pub fn validate(event: &EventDefinition, params: &Map<String, Value>) -> Result<
 /// Checks one value against its type; the error says what was expected.
 fn check_value(ty: &ParamType, v: &Value) -> Result<(), String> {
     match ty {
-        ParamType::Boolean => v.as_bool().map(drop).ok_or_else(|| expected("true or false", v)),
+        ParamType::Boolean => v
+            .as_bool()
+            .map(drop)
+            .ok_or_else(|| expected("true or false", v)),
         ParamType::DateTime => {
-            let s = v.as_str().ok_or_else(|| expected("an ISO 8601 date-time string", v))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| expected("an ISO 8601 date-time string", v))?;
             time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .map(drop)
                 .map_err(|_| format!("\"{s}\" is not an ISO 8601 date-time with an offset, e.g. 2026-11-22T10:30:00Z"))
@@ -81,35 +92,51 @@ fn check_value(ty: &ParamType, v: &Value) -> Result<(), String> {
         },
         ParamType::Guid => {
             let s = v.as_str().ok_or_else(|| expected("a GUID string", v))?;
-            uuid::Uuid::parse_str(s).map(drop).map_err(|_| format!("\"{s}\" is not a GUID"))
+            uuid::Uuid::parse_str(s)
+                .map(drop)
+                .map_err(|_| format!("\"{s}\" is not a GUID"))
         }
         ParamType::String { max_length } => {
             let s = v.as_str().ok_or_else(|| expected("a string", v))?;
             let len = s.chars().count();
             match max_length {
-                Some(max) if len > *max as usize => Err(format!("is {len} characters long; at most {max} allowed")),
+                Some(max) if len > *max as usize => {
+                    Err(format!("is {len} characters long; at most {max} allowed"))
+                }
                 _ => Ok(()),
             }
         }
         ParamType::StringArray => {
-            let items = v.as_array().ok_or_else(|| expected("an array of strings", v))?;
+            let items = v
+                .as_array()
+                .ok_or_else(|| expected("an array of strings", v))?;
             match items.iter().position(|i| !i.is_string()) {
                 Some(i) => Err(format!("item {i} is not a string")),
                 None => Ok(()),
             }
         }
         ParamType::Picklist { options } => {
-            let n = v.as_i64().ok_or_else(|| expected("the integer value of an option", v))?;
+            let n = v
+                .as_i64()
+                .ok_or_else(|| expected("the integer value of an option", v))?;
             if options.iter().any(|o| i64::from(o.value) == n) {
                 Ok(())
             } else {
-                let allowed: Vec<String> = options.iter().map(|o| format!("{} ({})", o.value, o.label)).collect();
-                Err(format!("{n} is not an option; allowed: {}", allowed.join(", ")))
+                let allowed: Vec<String> = options
+                    .iter()
+                    .map(|o| format!("{} ({})", o.value, o.label))
+                    .collect();
+                Err(format!(
+                    "{n} is not an option; allowed: {}",
+                    allowed.join(", ")
+                ))
             }
         }
         ParamType::Entity { entity } => check_entity(v, entity.as_deref()),
         ParamType::EntityCollection { entity } => {
-            let items = v.as_array().ok_or_else(|| expected("an array of entity objects", v))?;
+            let items = v
+                .as_array()
+                .ok_or_else(|| expected("an array of entity objects", v))?;
             for (i, item) in items.iter().enumerate() {
                 check_entity(item, entity.as_deref()).map_err(|e| format!("item {i}: {e}"))?;
             }
@@ -133,14 +160,21 @@ fn expected(what: &str, v: &Value) -> String {
 
 /// A Money or Decimal: a JSON number within range and with at most `places` decimals.
 fn check_number(v: &Value, places: u8, max: f64) -> Result<(), String> {
-    let Value::Number(n) = v else { return Err(expected("a number", v)) };
-    let f = n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| expected("a finite number", v))?;
+    let Value::Number(n) = v else {
+        return Err(expected("a number", v));
+    };
+    let f = n
+        .as_f64()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| expected("a finite number", v))?;
     if f.abs() > max {
         return Err(format!("{n} is out of range (at most ±{max})"));
     }
     let decimals = decimal_places(&n.to_string());
     if decimals > u32::from(places) {
-        return Err(format!("{n} has {decimals} decimal places; at most {places} allowed"));
+        return Err(format!(
+            "{n} has {decimals} decimal places; at most {places} allowed"
+        ));
     }
     Ok(())
 }
@@ -151,19 +185,27 @@ fn decimal_places(text: &str) -> u32 {
         Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
         None => (text, 0),
     };
-    let fraction = mantissa.split_once('.').map_or(0, |(_, f)| f.trim_end_matches('0').len() as i64);
+    let fraction = mantissa
+        .split_once('.')
+        .map_or(0, |(_, f)| f.trim_end_matches('0').len() as i64);
     u32::try_from((fraction - exponent).max(0)).unwrap_or(u32::MAX)
 }
 
 /// The table an object names by `@odata.type` (`Microsoft.Dynamics.CRM.account` → `account`).
 fn odata_table(obj: &Map<String, Value>) -> Option<&str> {
-    obj.get("@odata.type")?.as_str()?.strip_prefix("Microsoft.Dynamics.CRM.")
+    obj.get("@odata.type")?
+        .as_str()?
+        .strip_prefix("Microsoft.Dynamics.CRM.")
 }
 
 fn check_entity(v: &Value, entity: Option<&str>) -> Result<(), String> {
-    let obj = v.as_object().ok_or_else(|| expected("an entity object", v))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| expected("an entity object", v))?;
     match (entity, odata_table(obj)) {
-        (Some(want), Some(got)) if want != got => Err(format!("is a \"{got}\" row; expected \"{want}\"")),
+        (Some(want), Some(got)) if want != got => {
+            Err(format!("is a \"{got}\" row; expected \"{want}\""))
+        }
         _ => Ok(()),
     }
 }
@@ -172,7 +214,9 @@ fn check_entity(v: &Value, entity: Option<&str>) -> Result<(), String> {
 /// Dataverse takes it, or `{"logical_name": T, "id": GUID}`.
 fn check_reference(v: &Value, entity: Option<&str>) -> Result<(), String> {
     const FORMS: &str = "{\"@odata.type\": \"Microsoft.Dynamics.CRM.account\", \"accountid\": \"<guid>\"} or {\"logical_name\": \"account\", \"id\": \"<guid>\"}";
-    let obj = v.as_object().ok_or_else(|| format!("{}; write it as {FORMS}", expected("an object", v)))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("{}; write it as {FORMS}", expected("an object", v)))?;
     let (table, id) = if let Some(table) = odata_table(obj) {
         (table, obj.get(&format!("{table}id")))
     } else if let Some(table) = obj.get("logical_name").and_then(Value::as_str) {

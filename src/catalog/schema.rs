@@ -19,7 +19,12 @@ pub fn event_schema(event: &EventDefinition, id: &str) -> Value {
         }
         properties.insert(p.name.clone(), schema);
     }
-    let required: Vec<&str> = event.parameters.iter().filter(|p| p.required).map(|p| p.name.as_str()).collect();
+    let required: Vec<&str> = event
+        .parameters
+        .iter()
+        .filter(|p| p.required)
+        .map(|p| p.name.as_str())
+        .collect();
     let mut schema = json!({
         "$schema": DIALECT,
         "$id": id,
@@ -39,12 +44,18 @@ fn param_schema(ty: &ParamType) -> Value {
     match ty {
         ParamType::Boolean => json!({"type": "boolean"}),
         ParamType::DateTime => json!({"type": "string", "format": "date-time"}),
-        ParamType::Decimal { precision } => number(precision.unwrap_or(10), 100_000_000_000.0, "Decimal"),
-        ParamType::Money { precision } => number(precision.unwrap_or(4), 922_337_203_685_477.0, "Money"),
+        ParamType::Decimal { precision } => {
+            number(precision.unwrap_or(10), 100_000_000_000.0, "Decimal")
+        }
+        ParamType::Money { precision } => {
+            number(precision.unwrap_or(4), 922_337_203_685_477.0, "Money")
+        }
         ParamType::Float => json!({"type": "number"}),
         ParamType::Integer => json!({"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}),
         ParamType::Guid => json!({"type": "string", "format": "uuid"}),
-        ParamType::String { max_length: Some(n) } => json!({"type": "string", "maxLength": n}),
+        ParamType::String {
+            max_length: Some(n),
+        } => json!({"type": "string", "maxLength": n}),
         ParamType::String { max_length: None } => json!({"type": "string"}),
         ParamType::StringArray => json!({"type": "array", "items": {"type": "string"}}),
         ParamType::Picklist { options } => json!({
@@ -53,7 +64,9 @@ fn param_schema(ty: &ParamType) -> Value {
             "x-options": options,
         }),
         ParamType::Entity { entity } => entity_schema(entity.as_deref()),
-        ParamType::EntityCollection { entity } => json!({"type": "array", "items": entity_schema(entity.as_deref())}),
+        ParamType::EntityCollection { entity } => {
+            json!({"type": "array", "items": entity_schema(entity.as_deref())})
+        }
         ParamType::EntityReference { entity } => reference_schema(entity.as_deref()),
     }
 }

@@ -1,0 +1,292 @@
+//! `/v1/endpoints`: create, list, get, replace and delete endpoints, and rotate their
+//! signing secrets. Secret values are write-only: a generated one is shown once.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::error::JsonBody;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::model::{EndpointCreated, EndpointInput, EndpointKind, EndpointView, SecretInput};
+use super::{Admin, ApiError, AppState, ErrorBody};
+use crate::destinations::webhook::{ssrf::UrlError, Secret, SigningSecret, WebhookSettings};
+use crate::destinations::DestinationSettings;
+use crate::ids::{EndpointId, SecretId};
+use crate::store::Endpoint;
+
+/// The routes of this module, with their OpenAPI descriptions.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one, replace, delete))
+        .routes(routes!(add_secret))
+        .routes(routes!(retire_secret))
+}
+
+/// Creates an endpoint, or replaces the one called `input.name` when `upsert` (configuration
+/// files). Returns the endpoint and the secret Herald generated, if it did.
+pub async fn create_or_replace(
+    state: &AppState,
+    input: EndpointInput,
+    upsert: bool,
+) -> Result<(Endpoint, Option<String>), ApiError> {
+    let existing = state.store.endpoint_by_name(&input.name).await?;
+    match existing {
+        Some(existing) if upsert => update(state, existing, input).await.map(|e| (e, None)),
+        Some(_) => Err(ApiError::Conflict(format!(
+            "an endpoint called \"{}\" already exists",
+            input.name
+        ))),
+        None => {
+            let now = OffsetDateTime::now_utc();
+            let (secret, generated) = match &input.secret {
+                Some(text) => (parse_secret(text)?, None),
+                None => {
+                    let s = Secret::generate();
+                    let shown = s.expose();
+                    (s, Some(shown))
+                }
+            };
+            let settings = webhook_settings(
+                state,
+                &input,
+                vec![SigningSecret {
+                    id: SecretId::new(),
+                    secret,
+                    created_at: now,
+                }],
+            )
+            .await?;
+            let endpoint = Endpoint {
+                id: EndpointId::new(),
+                name: input.name,
+                settings,
+                max_concurrency: input.max_concurrency.map(|n| n.get()),
+                created_at: now,
+                updated_at: now,
+            };
+            state.store.put_endpoint(&endpoint).await?;
+            Ok((endpoint, generated))
+        }
+    }
+}
+
+async fn update(
+    state: &AppState,
+    existing: Endpoint,
+    input: EndpointInput,
+) -> Result<Endpoint, ApiError> {
+    let DestinationSettings::Webhook(old) = &existing.settings;
+    let now = OffsetDateTime::now_utc();
+    let secrets = match &input.secret {
+        Some(text) => {
+            let secret = parse_secret(text)?;
+            match old.secrets.iter().find(|s| s.secret == secret) {
+                Some(kept) => vec![kept.clone()],
+                None => vec![SigningSecret {
+                    id: SecretId::new(),
+                    secret,
+                    created_at: now,
+                }],
+            }
+        }
+        None => old.secrets.clone(),
+    };
+    let settings = webhook_settings(state, &input, secrets).await?;
+    let endpoint = Endpoint {
+        name: input.name,
+        settings,
+        max_concurrency: input.max_concurrency.map(|n| n.get()),
+        updated_at: now,
+        ..existing
+    };
+    state.store.put_endpoint(&endpoint).await?;
+    Ok(endpoint)
+}
+
+async fn webhook_settings(
+    state: &AppState,
+    input: &EndpointInput,
+    secrets: Vec<SigningSecret>,
+) -> Result<DestinationSettings, ApiError> {
+    if input.name.trim().is_empty() || input.name.len() > 100 {
+        return Err(ApiError::field("name", "must be 1 to 100 characters"));
+    }
+    let EndpointKind::Webhook = input.kind;
+    let url = input
+        .url
+        .as_deref()
+        .ok_or_else(|| ApiError::field("url", "is required for a webhook endpoint"))?;
+    state
+        .webhooks
+        .policy()
+        .check_url(url)
+        .await
+        .map_err(|e| match e {
+            UrlError::Blocked(blocked) => ApiError::field("url", format!("is refused: {blocked}")),
+            other => ApiError::field("url", other.to_string()),
+        })?;
+    Ok(DestinationSettings::Webhook(WebhookSettings {
+        url: url.to_owned(),
+        secrets,
+        timeout: input.timeout,
+    }))
+}
+
+fn parse_secret(text: &str) -> Result<Secret, ApiError> {
+    Secret::parse(text).map_err(|e| ApiError::field("secret", e.to_string()))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no endpoint with id \"{id}\""));
+    let id: EndpointId = id.parse().map_err(|_| not_found())?;
+    state.store.endpoint(id).await?.ok_or_else(not_found)
+}
+
+/// Creates an endpoint.
+#[utoipa::path(post, path = "/v1/endpoints", tag = "endpoints", request_body = EndpointInput, responses(
+    (status = 201, body = EndpointCreated), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create(
+    State(state): State<AppState>,
+    _: Admin,
+    JsonBody(input): JsonBody<EndpointInput>,
+) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
+    let (endpoint, generated_secret) = create_or_replace(&state, input, false).await?;
+    tracing::info!(endpoint = %endpoint.id, name = %endpoint.name, "endpoint created");
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointCreated {
+            endpoint: (&endpoint).into(),
+            generated_secret,
+        }),
+    ))
+}
+
+/// Lists endpoints.
+#[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", responses((status = 200, body = Vec<EndpointView>)))]
+async fn list(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<Vec<EndpointView>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .endpoints()
+            .await?
+            .iter()
+            .map(EndpointView::from)
+            .collect(),
+    ))
+}
+
+/// One endpoint.
+#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)))]
+async fn get_one(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointView>, ApiError> {
+    Ok(Json((&find(&state, &id).await?).into()))
+}
+
+/// Replaces an endpoint's settings (secrets stay unless `secret` is given).
+#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)), request_body = EndpointInput,
+    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn replace(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<EndpointInput>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let existing = find(&state, &id).await?;
+    let endpoint = update(&state, existing, input).await?;
+    Ok(Json((&endpoint).into()))
+}
+
+/// Deletes an endpoint, its subscriptions, and cancels their unfinished deliveries.
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let endpoint = find(&state, &id).await?;
+    state.store.delete_endpoint(endpoint.id).await?;
+    state.routing.reload(state.store.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds a signing secret (rotation: both sign until the old one is retired).
+#[utoipa::path(post, path = "/v1/endpoints/{id}/secrets", tag = "endpoints", params(("id" = String, Path)), request_body = SecretInput,
+    responses((status = 201, body = EndpointCreated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn add_secret(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<SecretInput>,
+) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
+    let mut endpoint = find(&state, &id).await?;
+    let (secret, generated) = match &input.secret {
+        Some(text) => (parse_secret(text)?, None),
+        None => {
+            let s = Secret::generate();
+            let shown = s.expose();
+            (s, Some(shown))
+        }
+    };
+    let DestinationSettings::Webhook(w) = &mut endpoint.settings;
+    if w.secrets.len() >= 5 {
+        return Err(ApiError::field(
+            "secret",
+            "an endpoint has at most 5 active secrets; retire one first",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    w.secrets.push(SigningSecret {
+        id: SecretId::new(),
+        secret,
+        created_at: now,
+    });
+    endpoint.updated_at = now;
+    state.store.put_endpoint(&endpoint).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointCreated {
+            endpoint: (&endpoint).into(),
+            generated_secret: generated,
+        }),
+    ))
+}
+
+/// Retires a signing secret.
+#[utoipa::path(delete, path = "/v1/endpoints/{id}/secrets/{secret_id}", tag = "endpoints",
+    params(("id" = String, Path), ("secret_id" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retire_secret(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((id, secret_id)): Path<(String, String)>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let mut endpoint = find(&state, &id).await?;
+    let DestinationSettings::Webhook(w) = &mut endpoint.settings;
+    let before = w.secrets.len();
+    w.secrets.retain(|s| s.id.to_string() != secret_id);
+    if w.secrets.len() == before {
+        return Err(ApiError::NotFound(format!(
+            "endpoint has no secret \"{secret_id}\""
+        )));
+    }
+    if w.secrets.is_empty() {
+        return Err(ApiError::Conflict(
+            "the last secret cannot be retired; add a new one first".into(),
+        ));
+    }
+    endpoint.updated_at = OffsetDateTime::now_utc();
+    state.store.put_endpoint(&endpoint).await?;
+    Ok(Json((&endpoint).into()))
+}

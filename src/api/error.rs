@@ -1,0 +1,184 @@
+//! The one error type of the HTTP edge: maps every failure to a status code and the JSON
+//! shape `{"error": {"code", "message", "details"}}`, logs server errors once, and never
+//! puts internals or secrets in the answer.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthError;
+use crate::catalog::ParamProblem;
+use crate::store::StoreError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code, e.g. `invalid_parameters`.
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+    /// One entry per offending parameter or field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ParamProblem>,
+}
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with per-parameter details.
+    #[error("{message}")]
+    Invalid {
+        /// Code.
+        code: &'static str,
+        /// Message.
+        message: String,
+        /// Details.
+        details: Vec<ParamProblem>,
+    },
+    /// 401.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// 415.
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// 503: the store cannot take writes right now.
+    #[error("the store is unavailable; try again shortly")]
+    Unavailable(#[source] StoreError),
+    /// 500.
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl ApiError {
+    /// A 400 about one field.
+    pub fn field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        ApiError::Invalid {
+            code: "invalid_request",
+            message: format!("`{field}` {problem}"),
+            details: vec![ParamProblem {
+                parameter: field.to_owned(),
+                problem,
+            }],
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            )
+            | StoreError::Closed => ApiError::Unavailable(e),
+            other => ApiError::Internal(other),
+        }
+    }
+}
+
+impl ApiError {
+    /// The status and the error document of this error.
+    pub fn parts(&self) -> (StatusCode, ErrorDetail) {
+        let (status, code) = match self {
+            ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let details = match self {
+            ApiError::Invalid { details, .. } => details.clone(),
+            _ => Vec::new(),
+        };
+        (
+            status,
+            ErrorDetail {
+                code,
+                message: self.to_string(),
+                details,
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Unavailable(e) | ApiError::Internal(e) = &self {
+            tracing::error!(error = %e, "request failed");
+        }
+        let (status, error) = self.parts();
+        let mut response = (status, Json(ErrorBody { error })).into_response();
+        match self {
+            ApiError::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// `axum::Json` whose rejections answer in the API's error shape.
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection::*;
+        match rejection {
+            MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonDataError(e) => ApiError::Invalid {
+                code: "invalid_request",
+                message: e.body_text(),
+                details: vec![],
+            },
+            JsonSyntaxError(e) => ApiError::Invalid {
+                code: "invalid_json",
+                message: e.body_text(),
+                details: vec![],
+            },
+            BytesRejection(_) => ApiError::TooLarge(2 * 1024 * 1024),
+            other => ApiError::Invalid {
+                code: "invalid_request",
+                message: other.body_text(),
+                details: vec![],
+            },
+        }
+    }
+}

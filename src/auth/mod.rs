@@ -1,0 +1,145 @@
+//! API keys: `Authorization: Bearer <key>`, kept only as SHA-256 hashes, each scoped to
+//! solutions and optionally allowed to administer endpoints, subscriptions and deliveries.
+//!
+//! Keys are 32 random bytes, so a plain SHA-256 is enough (no password-hashing work factor
+//! is needed for high-entropy secrets); lookups compare hashes, so the time a lookup takes
+//! says nothing about the key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's name, recorded as the caller of events.
+    pub name: String,
+    /// Solutions the key may send events for; `None` for all.
+    pub solutions: Option<Vec<String>>,
+    /// Whether it may manage endpoints, subscriptions and deliveries.
+    pub admin: bool,
+}
+
+impl Principal {
+    /// Whether the key may act for `solution`.
+    pub fn may_use(&self, solution: &str) -> bool {
+        self.solutions
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == solution))
+    }
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing API key: send it as `Authorization: Bearer <key>`")]
+    Missing,
+    /// The key is not known.
+    #[error("invalid API key")]
+    Invalid,
+}
+
+/// The known keys, by hash.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    by_hash: Arc<HashMap<[u8; 32], Principal>>,
+}
+
+impl ApiKeys {
+    /// The keys of the configuration (`api_key` and `api_keys`).
+    pub fn from_config(config: &Config) -> Self {
+        let mut by_hash = HashMap::new();
+        if let Some(key) = &config.api_key {
+            by_hash.insert(
+                hash(key),
+                Principal {
+                    name: "default".into(),
+                    solutions: None,
+                    admin: true,
+                },
+            );
+        }
+        for k in &config.api_keys {
+            let mut digest = [0u8; 32];
+            // Checked when the configuration was loaded.
+            if hex::decode_to_slice(&k.sha256, &mut digest).is_ok() {
+                let solutions =
+                    (!k.solutions.iter().any(|s| s == "*")).then(|| k.solutions.clone());
+                by_hash.insert(
+                    digest,
+                    Principal {
+                        name: k.name.clone(),
+                        solutions,
+                        admin: k.admin,
+                    },
+                );
+            }
+        }
+        Self {
+            by_hash: Arc::new(by_hash),
+        }
+    }
+
+    /// The principal of an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or(AuthError::Missing)?
+            .trim();
+        self.by_hash
+            .get(&hash(key))
+            .cloned()
+            .ok_or(AuthError::Invalid)
+    }
+}
+
+/// SHA-256 of a key.
+pub fn hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A new random API key (`hk_` + 43 characters).
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("hk_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_recognised_by_its_hash_only() {
+        let key = generate_key();
+        let mut by_hash = HashMap::new();
+        by_hash.insert(
+            hash(&key),
+            Principal {
+                name: "pos".into(),
+                solutions: Some(vec!["contoso".into()]),
+                admin: false,
+            },
+        );
+        let keys = ApiKeys {
+            by_hash: Arc::new(by_hash),
+        };
+        let p = keys.authenticate(Some(&format!("Bearer {key}"))).unwrap();
+        assert!(p.may_use("contoso") && !p.may_use("fabrikam"));
+        assert_eq!(
+            keys.authenticate(Some("Bearer hk_wrong")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(keys.authenticate(Some(&key)), Err(AuthError::Missing));
+        assert_eq!(keys.authenticate(None), Err(AuthError::Missing));
+    }
+}

@@ -1,0 +1,186 @@
+//! Herald's configuration: one typed tree, layered as embedded defaults → TOML file →
+//! `HERALD_*` environment variables (`HERALD_SERVER__LISTEN` sets `server.listen`), and
+//! checked once at start-up. `herald config example` prints [`EXAMPLE`].
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::api::model::{EndpointInput, SubscriptionInput};
+
+/// The commented example configuration; also the embedded defaults.
+pub const EXAMPLE: &str = include_str!("../herald.example.toml");
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is missing, of the wrong type, or unknown.
+    #[error("configuration error: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A value parsed but does not make sense.
+    #[error("configuration error: `{field}`: {message}")]
+    Value {
+        /// The dotted path of the field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP API.
+    pub server: ServerConfig,
+    /// Where events and deliveries are stored.
+    pub store: StoreConfig,
+    /// Where the catalog is read from.
+    pub catalog: CatalogConfig,
+    /// The delivery engine.
+    pub delivery: DeliveryConfig,
+    /// Webhook sending.
+    pub webhooks: WebhookConfig,
+    /// A full-access API key (usually from `HERALD_API_KEY`); stored only as its hash.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// API keys, each scoped to solutions.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Endpoints declared in the file, created or updated by name at start-up.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointInput>,
+    /// Subscriptions declared in the file, created or updated by name at start-up.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionInput>,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes (larger bodies get `413`).
+    pub max_body_bytes: usize,
+    /// Base URL that links in answers (schema URLs) are built from; defaults to `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// The store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/herald.db` (the default) or `postgres://…`.
+    pub url: String,
+}
+
+/// The catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Folder of catalog TOML files; the built-in demo catalog when unset.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The delivery engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Delays between attempts (`"10s"`, `"5m"`…); after the list runs out the last repeats.
+    pub retry_schedule: Vec<HumanDuration>,
+    /// Attempts before a delivery is dead-lettered.
+    pub max_attempts: NonZeroU32,
+    /// Age after which a delivery that has not succeeded is dead-lettered.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How long a leased delivery stays with one dispatcher before another may take it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Deliveries in flight at once, over all endpoints.
+    pub max_in_flight: NonZeroU32,
+    /// Deliveries in flight at once to one endpoint, unless the endpoint says otherwise.
+    pub endpoint_concurrency: NonZeroU32,
+    /// How often the dispatcher looks for due work when nothing wakes it.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+/// A duration written as `"10s"`, `"5m"`, `"12h"`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
+
+/// Webhook sending.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Time allowed for a receiver to answer.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Networks that webhook URLs may point into although they are not public
+    /// (loopback, private, link-local…). Empty by default: only public addresses.
+    #[serde(default)]
+    pub allow_networks: Vec<IpNet>,
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A name for logs and audit.
+    pub name: String,
+    /// SHA-256 of the key, in hex (`herald keys hash` prints it). Never the key itself.
+    pub sha256: String,
+    /// Solutions the key may send events for; `["*"]` for all.
+    pub solutions: Vec<String>,
+    /// Whether the key may manage endpoints, subscriptions and deliveries.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `HERALD_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(EXAMPLE));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The process's `HERALD_*` environment, as [`Config::load`] takes it.
+    pub fn env() -> Env {
+        Env::prefixed("HERALD_").split("__")
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.delivery.retry_schedule.is_empty() {
+            return Err(ConfigError::Value {
+                field: "delivery.retry_schedule",
+                message: "needs at least one delay".into(),
+            });
+        }
+        for key in &self.api_keys {
+            if key.sha256.len() != 64 || hex::decode(&key.sha256).is_err() {
+                return Err(ConfigError::Value {
+                    field: "api_keys.sha256",
+                    message: format!(
+                        "key \"{}\": expected 64 hex digits (run `herald keys hash`)",
+                        key.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}

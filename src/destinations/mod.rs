@@ -1,0 +1,118 @@
+//! Destinations: where deliveries go. A destination sends one message and classifies the
+//! outcome; the dispatcher alone decides what happens next (retry, dead letter, disable).
+
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeliveryId, EndpointId, SubscriptionId};
+use crate::store::{Endpoint, EventRecord};
+use crate::subscriptions::MessageFormat;
+
+/// Where and how an endpoint sends, secrets included. Stored as JSON; never returned by
+/// the API as it is (see `api::model::EndpointView`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DestinationSettings {
+    /// An HTTPS (or HTTP) receiver, signed per Standard Webhooks.
+    Webhook(webhook::WebhookSettings),
+}
+
+impl DestinationSettings {
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DestinationSettings::Webhook(_) => "webhook",
+        }
+    }
+}
+
+/// One message to send: a delivery of an event.
+#[derive(Debug, Clone)]
+pub struct Outbound<'a> {
+    /// The delivery's id, stable across retries.
+    pub delivery_id: DeliveryId,
+    /// The subscription it belongs to.
+    pub subscription_id: SubscriptionId,
+    /// The format to write.
+    pub format: MessageFormat,
+    /// The event.
+    pub event: &'a EventRecord,
+    /// URL of the event's JSON Schema (CloudEvents `dataschema`).
+    pub schema_url: String,
+}
+
+/// How one send ended, as the destination sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination accepted the message.
+    Delivered {
+        /// HTTP status, for webhooks.
+        status: Option<u16>,
+    },
+    /// A failure that may pass: try again later (no sooner than `retry_after` if given).
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// HTTP status, for webhooks.
+        status: Option<u16>,
+        /// The destination's own wish for the delay.
+        retry_after: Option<Duration>,
+    },
+    /// A failure that will not pass by retrying.
+    Permanent {
+        /// What went wrong.
+        error: String,
+        /// HTTP status, for webhooks.
+        status: Option<u16>,
+    },
+    /// The receiver is gone for good (410): disable the subscription.
+    Gone {
+        /// HTTP status.
+        status: Option<u16>,
+    },
+}
+
+/// A destination.
+#[async_trait]
+pub trait Destination: Send + Sync {
+    /// Sends one message and says how it went. Never panics; every failure is an outcome.
+    async fn send(&self, message: &Outbound<'_>) -> Outcome;
+}
+
+/// Builds destinations from endpoint settings and keeps them (and their connections) while
+/// the endpoint does not change.
+pub struct Destinations {
+    webhooks: webhook::WebhookClient,
+    cache: Mutex<HashMap<EndpointId, (time::OffsetDateTime, Arc<dyn Destination>)>>,
+}
+
+impl Destinations {
+    /// Destinations sending webhooks through `webhooks`.
+    pub fn new(webhooks: webhook::WebhookClient) -> Self {
+        Self {
+            webhooks,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The destination of `endpoint`, built once per version of its settings.
+    pub fn get(&self, endpoint: &Endpoint) -> Arc<dyn Destination> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((version, d)) = cache.get(&endpoint.id) {
+            if *version == endpoint.updated_at {
+                return d.clone();
+            }
+        }
+        let destination: Arc<dyn Destination> = match &endpoint.settings {
+            DestinationSettings::Webhook(s) => Arc::new(self.webhooks.destination(s.clone())),
+        };
+        cache.insert(endpoint.id, (endpoint.updated_at, destination.clone()));
+        destination
+    }
+}

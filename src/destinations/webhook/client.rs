@@ -1,0 +1,154 @@
+//! The webhook HTTP client: one keep-alive pool for all endpoints, no redirects, the SSRF
+//! guard as its resolver, and a request per delivery signed with every active secret.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+
+use super::settings::WebhookSettings;
+use super::ssrf::{BlockedAddress, NetworkPolicy};
+use super::{classify, sign};
+use crate::destinations::{Destination, Outbound, Outcome};
+use crate::formats::cloudevents;
+
+/// The shared HTTP client for webhooks.
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    policy: NetworkPolicy,
+    default_timeout: Duration,
+}
+
+impl WebhookClient {
+    /// A client applying `policy` at every send, with `timeout` unless an endpoint sets its own.
+    pub fn new(policy: NetworkPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(policy.clone()))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            http,
+            policy,
+            default_timeout: timeout,
+        })
+    }
+
+    /// The network policy (for checks at registration).
+    pub fn policy(&self) -> &NetworkPolicy {
+        &self.policy
+    }
+
+    /// A destination for one endpoint.
+    pub fn destination(&self, settings: WebhookSettings) -> WebhookDestination {
+        WebhookDestination {
+            client: self.clone(),
+            settings,
+        }
+    }
+}
+
+/// One webhook endpoint.
+pub struct WebhookDestination {
+    client: WebhookClient,
+    settings: WebhookSettings,
+}
+
+#[async_trait]
+impl Destination for WebhookDestination {
+    async fn send(&self, message: &Outbound<'_>) -> Outcome {
+        let url = match reqwest::Url::parse(&self.settings.url) {
+            Ok(url) => url,
+            Err(e) => {
+                return Outcome::Permanent {
+                    error: format!("invalid URL: {e}"),
+                    status: None,
+                }
+            }
+        };
+        if let Err(blocked) = self.client.policy.check_literal(&url) {
+            return Outcome::Permanent {
+                error: blocked.to_string(),
+                status: None,
+            };
+        }
+        let body = cloudevents::structured_json(message.event, &message.schema_url);
+        let id = message.delivery_id.to_string();
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = sign(
+            self.settings.secrets.iter().map(|s| &s.secret),
+            &id,
+            timestamp,
+            &body,
+        );
+        let request = self
+            .client
+            .http
+            .post(url)
+            .timeout(self.settings.timeout.unwrap_or(self.client.default_timeout))
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static(cloudevents::STRUCTURED_CONTENT_TYPE),
+            )
+            .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body);
+        match request.send().await {
+            Ok(response) => {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                classify(
+                    response.status().as_u16(),
+                    retry_after.as_deref(),
+                    time::OffsetDateTime::now_utc(),
+                )
+            }
+            Err(e) => transport_outcome(&e),
+        }
+    }
+}
+
+/// A request that got no answer: blocked addresses are permanent, the rest is retried.
+fn transport_outcome(e: &reqwest::Error) -> Outcome {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(blocked) = err.downcast_ref::<BlockedAddress>() {
+            return Outcome::Permanent {
+                error: blocked.to_string(),
+                status: None,
+            };
+        }
+        source = err.source();
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    Outcome::Retry {
+        error: format!("{what}: {}", error_chain(e)),
+        status: None,
+        retry_after: None,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

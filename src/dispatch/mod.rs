@@ -1,0 +1,406 @@
+//! The dispatcher: leases due deliveries, sends them through their endpoint's destination
+//! with bounded concurrency per endpoint, records every attempt and decides what comes
+//! next (success, retry with backoff, dead letter, or disabling a gone subscription).
+
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::destinations::{Destinations, Outbound, Outcome};
+use crate::ids::EndpointId;
+use crate::store::{AttemptOutcome, AttemptResult, LeaseRequest, LeasedDelivery, NextState, Store};
+use crate::subscriptions::Routing;
+pub use retry::{Decision, RetryPolicy};
+
+/// Dispatcher settings.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Who this dispatcher is, in leases.
+    pub owner: String,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// How long a lease lasts.
+    pub lease: Duration,
+    /// Deliveries in flight at once.
+    pub max_in_flight: u32,
+    /// Deliveries in flight at once per endpoint, unless the endpoint sets its own.
+    pub endpoint_concurrency: u32,
+    /// Look for due work at least this often.
+    pub poll_interval: Duration,
+    /// Base URL of the API, for `dataschema` links.
+    pub public_url: String,
+}
+
+/// Handle to wake the dispatcher when new work is stored.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    /// Wakes the dispatcher.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The dispatcher.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    destinations: Arc<Destinations>,
+    routing: Routing,
+    config: DispatchConfig,
+    waker: Waker,
+    gates: Arc<Mutex<HashMap<EndpointId, Gate>>>,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Per-endpoint bookkeeping: deliveries held (leased, not finished) and the semaphore that
+/// bounds how many are sent at once.
+struct Gate {
+    held: u32,
+    limit: u32,
+    sending: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    /// A dispatcher; `waker` is the handle ingestion wakes it with.
+    pub fn new(
+        store: Arc<dyn Store>,
+        destinations: Arc<Destinations>,
+        routing: Routing,
+        config: DispatchConfig,
+        waker: Waker,
+    ) -> Self {
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight as usize));
+        Self {
+            store,
+            destinations,
+            routing,
+            config,
+            waker,
+            gates: Default::default(),
+            in_flight,
+        }
+    }
+
+    /// Runs until `shutdown`; deliveries in flight then finish or are re-leased later.
+    pub async fn run(self, shutdown: CancellationToken) {
+        match self.store.release_leases(&self.config.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deliveries = n,
+                "resuming deliveries that were in flight when Herald stopped"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not release the leases of a previous run; they resume when they expire")
+            }
+        }
+        let (record_tx, record_rx) = mpsc::channel(1024);
+        let recorder = tokio::spawn(record_loop(self.store.clone(), record_rx));
+        let this = Arc::new(self);
+        loop {
+            let wait = match this.lease_and_start(&record_tx).await {
+                Ok(true) => Duration::ZERO,
+                Ok(false) => this.idle_wait().await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "leasing deliveries failed; trying again");
+                    this.config.poll_interval
+                }
+            };
+            if wait.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = this.waker.0.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        drop(record_tx);
+        // In-flight sends hold senders of the recorder; give them the lease time at most.
+        let _ = tokio::time::timeout(this.config.lease, recorder).await;
+    }
+
+    /// How long to sleep when nothing was leased: until the next due delivery, at most the poll interval.
+    async fn idle_wait(&self) -> Duration {
+        let next = self.store.next_due().await.ok().flatten();
+        let until_next = next.map(|t| {
+            (t - OffsetDateTime::now_utc())
+                .try_into()
+                .unwrap_or(Duration::ZERO)
+        });
+        until_next
+            .unwrap_or(self.config.poll_interval)
+            .clamp(Duration::from_millis(5), self.config.poll_interval)
+    }
+
+    /// Leases what capacity allows and starts sending; `true` when it leased a full batch
+    /// (more may be due right away).
+    async fn lease_and_start(
+        self: &Arc<Self>,
+        record_tx: &mpsc::Sender<AttemptResult>,
+    ) -> Result<bool, crate::store::StoreError> {
+        let capacity = self.in_flight.available_permits() as u32;
+        if capacity == 0 {
+            return Ok(false);
+        }
+        // An endpoint holding as many deliveries as it may send at once gets no more, so a
+        // slow or dead endpoint never takes the capacity the others need.
+        let skip: Vec<EndpointId> = {
+            let gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            gates
+                .iter()
+                .filter(|(_, g)| g.held >= g.limit)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let now = OffsetDateTime::now_utc();
+        let leased = self
+            .store
+            .lease(LeaseRequest {
+                owner: &self.config.owner,
+                now,
+                until: now + self.config.lease,
+                limit: capacity,
+                per_endpoint: self.config.endpoint_concurrency,
+                skip_endpoints: &skip,
+            })
+            .await?;
+        let full = leased.len() as u32 == capacity;
+        for delivery in leased {
+            let permit = self
+                .in_flight
+                .clone()
+                .try_acquire_owned()
+                .expect("leased no more than the free permits");
+            self.gates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(delivery.endpoint_id)
+                .or_insert_with(|| Gate::new(self.config.endpoint_concurrency))
+                .held += 1;
+            let this = self.clone();
+            let record_tx = record_tx.clone();
+            tokio::spawn(async move {
+                let endpoint_id = delivery.endpoint_id;
+                let result = this.deliver(delivery).await;
+                let _ = record_tx.send(result).await;
+                if let Some(gate) = this
+                    .gates
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&endpoint_id)
+                {
+                    gate.held = gate.held.saturating_sub(1);
+                }
+                drop(permit);
+                this.waker.wake();
+            });
+        }
+        Ok(full)
+    }
+
+    /// Sends one delivery and decides its next state.
+    async fn deliver(&self, d: LeasedDelivery) -> AttemptResult {
+        let attempt = d.attempts + 1;
+        let started_at = OffsetDateTime::now_utc();
+        let clock = Instant::now();
+        let (outcome, kind) = match self.send(&d).await {
+            Ok((outcome, kind)) => (outcome, kind),
+            Err(reason) => {
+                return AttemptResult {
+                    delivery_id: d.id,
+                    attempt: d.attempts,
+                    started_at,
+                    duration_ms: 0,
+                    outcome: AttemptOutcome::Permanent,
+                    http_status: None,
+                    error: Some(reason.clone()),
+                    next: NextState::Cancelled(reason),
+                }
+            }
+        };
+        let elapsed = clock.elapsed();
+        metrics::histogram!("herald_attempt_duration_seconds", "kind" => kind)
+            .record(elapsed.as_secs_f64());
+        let now = OffsetDateTime::now_utc();
+        let (kind_outcome, http_status, error, next) = match outcome {
+            Outcome::Delivered { status } => {
+                (AttemptOutcome::Success, status, None, NextState::Succeeded)
+            }
+            Outcome::Permanent { error, status } => (
+                AttemptOutcome::Permanent,
+                status,
+                Some(error.clone()),
+                NextState::DeadLettered(error),
+            ),
+            Outcome::Gone { status } => {
+                let reason =
+                    "the receiver answered 410 Gone; the subscription was disabled".to_owned();
+                if let Err(e) = self
+                    .store
+                    .disable_subscription(d.subscription_id, &reason)
+                    .await
+                {
+                    tracing::error!(error = %e, subscription = %d.subscription_id, "could not disable the subscription");
+                }
+                let _ = self.routing.reload(self.store.as_ref()).await;
+                tracing::warn!(subscription = %d.subscription_id, "receiver answered 410 Gone: subscription disabled");
+                (
+                    AttemptOutcome::Permanent,
+                    status,
+                    Some(reason.clone()),
+                    NextState::Cancelled(reason),
+                )
+            }
+            Outcome::Retry {
+                error,
+                status,
+                retry_after,
+            } => {
+                let jitter = rand::rng().random::<f64>();
+                match self.config.retry.after_failure(
+                    attempt,
+                    d.created_at,
+                    now,
+                    retry_after,
+                    jitter,
+                ) {
+                    Decision::RetryAt(at) => (
+                        AttemptOutcome::Retry,
+                        status,
+                        Some(error),
+                        NextState::RetryAt(at),
+                    ),
+                    Decision::GiveUp(why) => {
+                        let reason = format!("{why}; last error: {error}");
+                        (
+                            AttemptOutcome::Retry,
+                            status,
+                            Some(error),
+                            NextState::DeadLettered(reason),
+                        )
+                    }
+                }
+            }
+        };
+        let label = match &next {
+            NextState::Succeeded => "succeeded",
+            NextState::RetryAt(_) => "retry",
+            NextState::DeadLettered(_) => "dead_lettered",
+            NextState::Cancelled(_) => "cancelled",
+        };
+        metrics::counter!("herald_deliveries_total", "outcome" => label).increment(1);
+        AttemptResult {
+            delivery_id: d.id,
+            attempt,
+            started_at,
+            duration_ms: elapsed.as_millis() as u64,
+            outcome: kind_outcome,
+            http_status,
+            error,
+            next,
+        }
+    }
+
+    /// Finds the endpoint and subscription and sends; `Err` when either is gone.
+    async fn send(&self, d: &LeasedDelivery) -> Result<(Outcome, &'static str), String> {
+        let endpoint = match self.store.endpoint(d.endpoint_id).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Err("the endpoint no longer exists".into()),
+            Err(e) => {
+                return Ok((
+                    Outcome::Retry {
+                        error: format!("store: {e}"),
+                        status: None,
+                        retry_after: None,
+                    },
+                    "store",
+                ))
+            }
+        };
+        let subscription = match self.store.subscription(d.subscription_id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err("the subscription no longer exists".into()),
+            Err(e) => {
+                return Ok((
+                    Outcome::Retry {
+                        error: format!("store: {e}"),
+                        status: None,
+                        retry_after: None,
+                    },
+                    "store",
+                ))
+            }
+        };
+        let message = Outbound {
+            delivery_id: d.id,
+            subscription_id: d.subscription_id,
+            format: subscription.format,
+            event: &d.event,
+            schema_url: crate::catalog::schema_url(&self.config.public_url, &d.event.name),
+        };
+        let destination = self.destinations.get(&endpoint);
+        let limit = endpoint
+            .max_concurrency
+            .unwrap_or(self.config.endpoint_concurrency)
+            .max(1);
+        let sending = self.gate(endpoint.id, limit);
+        let _permit = sending
+            .acquire_owned()
+            .await
+            .expect("gate semaphores are never closed");
+        Ok((destination.send(&message).await, endpoint.settings.kind()))
+    }
+
+    /// The semaphore bounding sends to one endpoint, resized when its limit changed.
+    fn gate(&self, id: EndpointId, limit: u32) -> Arc<Semaphore> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        let gate = gates.entry(id).or_insert_with(|| Gate::new(limit));
+        if gate.limit != limit {
+            gate.limit = limit;
+            gate.sending = Arc::new(Semaphore::new(limit as usize));
+        }
+        gate.sending.clone()
+    }
+}
+
+impl Gate {
+    fn new(limit: u32) -> Self {
+        Self {
+            held: 0,
+            limit,
+            sending: Arc::new(Semaphore::new(limit as usize)),
+        }
+    }
+}
+
+/// Records attempt results in batches (one transaction for all results waiting).
+async fn record_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptResult>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match store.record(&batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    // Unrecorded results are safe: the leases expire and the deliveries are sent again.
+                    tracing::warn!(error = %e, results = batch.len(), "recording attempts failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    if rx.is_closed() && backoff >= Duration::from_secs(10) {
+                        break;
+                    }
+                }
+            }
+        }
+        batch.clear();
+    }
+}

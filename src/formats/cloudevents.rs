@@ -1,0 +1,36 @@
+//! CloudEvents 1.0. Webhooks get the structured JSON mode (`application/cloudevents+json`):
+//! `id` = event id, `source` = `/herald/{solution}`, `type` = the event's unique name,
+//! `time` = when Herald accepted it, `dataschema` = the event's JSON Schema URL,
+//! `data` = the parameters, plus the `correlationid` extension.
+
+use serde_json::json;
+
+use crate::store::EventRecord;
+
+/// The media type of structured-mode JSON.
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// The `source` attribute of events of `solution`.
+pub fn source(solution: &str) -> String {
+    format!("/herald/{solution}")
+}
+
+/// The structured-mode JSON of `event`.
+pub fn structured_json(event: &EventRecord, schema_url: &str) -> Vec<u8> {
+    let time = event
+        .received_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a stored time formats as RFC 3339");
+    let doc = json!({
+        "specversion": "1.0",
+        "id": event.id.to_string(),
+        "source": source(&event.solution),
+        "type": event.name,
+        "time": time,
+        "datacontenttype": "application/json",
+        "dataschema": schema_url,
+        "correlationid": event.correlation_id,
+        "data": event.params,
+    });
+    serde_json::to_vec(&doc).expect("JSON values always serialize")
+}

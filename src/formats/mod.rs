@@ -1,0 +1,3 @@
+//! Message formats: how an event is written for a destination.
+
+pub mod cloudevents;

@@ -1,0 +1,171 @@
+//! Ingestion: `POST /v1/events/{unique_name}` and `POST /v1/events:batch`. An event is
+//! authenticated, validated against the catalog, matched to subscriptions and stored with
+//! its deliveries in one durable transaction before the answer; the dispatcher is then woken.
+
+mod body;
+mod routes;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+pub use body::read_json;
+pub use routes::router;
+
+use crate::auth::Principal;
+use crate::catalog::{validate, Catalog, ParamProblem};
+use crate::dispatch::Waker;
+use crate::ids::{DeliveryId, EventId};
+use crate::store::{EventRecord, IngestOutcome, NewDelivery, NewEvent, Store, StoreError};
+use crate::subscriptions::Routing;
+
+/// Why an event was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// No cataloged event of that name.
+    #[error("no cataloged event called \"{0}\"")]
+    UnknownEvent(String),
+    /// The key may not send events of that solution.
+    #[error("the API key \"{key}\" may not send events of solution \"{solution}\"")]
+    Forbidden {
+        /// The key's name.
+        key: String,
+        /// The event's solution.
+        solution: String,
+    },
+    /// The parameters are not a JSON object.
+    #[error("the request body must be a JSON object of the event's parameters")]
+    NotAnObject,
+    /// Parameters are wrong.
+    #[error("{} parameter(s) of {event} are invalid", problems.len())]
+    Invalid {
+        /// The event.
+        event: String,
+        /// Each problem.
+        problems: Vec<ParamProblem>,
+    },
+    /// The idempotency key is not usable.
+    #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
+    BadIdempotencyKey,
+}
+
+/// One event as a caller sent it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The event's unique name.
+    pub name: String,
+    /// Its parameters (should be a JSON object).
+    pub params: Value,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The caller's correlation id.
+    pub correlation_id: Option<String>,
+}
+
+/// Validates, routes and stores events.
+pub struct Ingestor {
+    catalog: Catalog,
+    routing: Routing,
+    store: Arc<dyn Store>,
+    waker: Waker,
+}
+
+impl Ingestor {
+    /// An ingestor over these parts.
+    pub fn new(catalog: Catalog, routing: Routing, store: Arc<dyn Store>, waker: Waker) -> Self {
+        Self {
+            catalog,
+            routing,
+            store,
+            waker,
+        }
+    }
+
+    /// Checks one submission and builds what to store.
+    pub fn prepare(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
+        let definition = self
+            .catalog
+            .cataloged(&s.name)
+            .ok_or_else(|| IngestError::UnknownEvent(s.name.clone()))?;
+        if !caller.may_use(&definition.solution) {
+            return Err(IngestError::Forbidden {
+                key: caller.name.clone(),
+                solution: definition.solution.clone(),
+            });
+        }
+        if let Some(key) = &s.idempotency_key {
+            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(IngestError::BadIdempotencyKey);
+            }
+        }
+        let Value::Object(params) = s.params else {
+            return Err(IngestError::NotAnObject);
+        };
+        validate(definition, &params).map_err(|problems| IngestError::Invalid {
+            event: s.name.clone(),
+            problems,
+        })?;
+        let subscriptions = self.routing.matching(definition, &params);
+        let idempotency = s
+            .idempotency_key
+            .map(|key| (key, fingerprint(&s.name, &params)));
+        let event = EventRecord {
+            id: EventId::new(),
+            name: s.name,
+            solution: definition.solution.clone(),
+            params,
+            correlation_id: s
+                .correlation_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            caller: caller.name.clone(),
+            received_at: OffsetDateTime::now_utc(),
+        };
+        let deliveries = subscriptions
+            .iter()
+            .map(|sub| NewDelivery {
+                id: DeliveryId::new(),
+                subscription_id: sub.id,
+                endpoint_id: sub.endpoint_id,
+            })
+            .collect();
+        Ok(NewEvent {
+            event,
+            idempotency,
+            deliveries,
+        })
+    }
+
+    /// Stores events durably (one transaction, shared fsync) and wakes the dispatcher.
+    pub async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = self.store.ingest(events).await?;
+        let created = outcomes
+            .iter()
+            .filter(|o| matches!(o, IngestOutcome::Created { .. }))
+            .count();
+        metrics::counter!("herald_events_accepted_total").increment(created as u64);
+        if created > 0 {
+            self.waker.wake();
+        }
+        Ok(outcomes)
+    }
+
+    /// Wakes the dispatcher (after a retry or replay).
+    pub fn wake(&self) {
+        self.waker.wake();
+    }
+}
+
+/// What makes two requests "the same" for an idempotency key: the event name and the
+/// parameters (serde_json's map is sorted, so key order does not matter).
+fn fingerprint(name: &str, params: &Map<String, Value>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(params).expect("JSON values always serialize"));
+    hasher.finalize().into()
+}

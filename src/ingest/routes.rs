@@ -1,0 +1,248 @@
+//! The ingestion routes.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{read_json, IngestError, Submission};
+use crate::api::{ApiError, AppState, Caller, ErrorBody};
+use crate::ids::EventId;
+use crate::store::IngestOutcome;
+
+/// Events in one batch request, at most.
+pub const MAX_BATCH: usize = 1000;
+
+/// The routes of this module, with their OpenAPI descriptions.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send_one))
+        .routes(routes!(send_batch))
+}
+
+/// The answer to an accepted event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// The event's id.
+    pub id: EventId,
+    /// How many deliveries it fans out to.
+    pub deliveries: u32,
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::UnknownEvent(_) => ApiError::NotFound(e.to_string()),
+            IngestError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            IngestError::Invalid { ref problems, .. } => ApiError::Invalid {
+                code: "invalid_parameters",
+                message: e.to_string(),
+                details: problems.clone(),
+            },
+            IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
+                code: "invalid_request",
+                message: e.to_string(),
+                details: vec![],
+            },
+        }
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Sends one event: validated, stored durably, then delivered asynchronously.
+#[utoipa::path(post, path = "/v1/events/{event}", tag = "events",
+    params(
+        ("event" = String, Path, description = "The cataloged event's unique name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key with the same body returns the first answer"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Carried to subscribers"),
+    ),
+    request_body(content = Object, description = "The event's request parameters", content_type = "application/json"),
+    responses(
+        (status = 202, body = Accepted, description = "Stored; deliveries will follow"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Idempotency key reused with another body"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+async fn send_one(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // Unknown events are 404 before the body is even read.
+    if state.catalog.cataloged(&name).is_none() {
+        return Err(IngestError::UnknownEvent(name).into());
+    }
+    let params: Value = read_json(&headers, body, state.max_body_bytes).await?;
+    let submission = Submission {
+        name,
+        params,
+        idempotency_key: header(&headers, "idempotency-key"),
+        correlation_id: header(&headers, "x-correlation-id"),
+    };
+    let event = state.ingestor.prepare(&caller, submission)?;
+    let outcome = state
+        .ingestor
+        .store(vec![event])
+        .await?
+        .pop()
+        .ok_or(ApiError::Internal(crate::store::StoreError::Closed))?;
+    Ok(match outcome {
+        IngestOutcome::Created { id, deliveries } => {
+            (StatusCode::ACCEPTED, Json(Accepted { id, deliveries })).into_response()
+        }
+        IngestOutcome::Replayed { id, deliveries } => {
+            let mut r = (StatusCode::ACCEPTED, Json(Accepted { id, deliveries })).into_response();
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r
+        }
+        IngestOutcome::KeyReused { id } => {
+            return Err(ApiError::Conflict(format!(
+                "this Idempotency-Key was used for event {id} with a different request"
+            )))
+        }
+    })
+}
+
+/// One event of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    /// The cataloged event's unique name.
+    pub event: String,
+    /// Its parameters.
+    #[schema(value_type = Object)]
+    pub params: Value,
+    /// Idempotency key for this item.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Correlation id for this item.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+/// A batch of events.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Up to 1,000 events.
+    pub events: Vec<BatchItem>,
+}
+
+/// What happened to one item of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// Position in the request.
+    pub index: usize,
+    /// The status this item would have had alone (202, 400, 403, 404, 409).
+    pub status: u16,
+    /// The event id, when accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<EventId>,
+    /// Deliveries, when accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<u32>,
+    /// The error, when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+}
+
+/// Sends up to 1,000 events; valid ones are stored in one transaction, and the answer says
+/// per item what happened.
+#[utoipa::path(post, path = "/v1/events:batch", tag = "events",
+    request_body = Batch,
+    responses(
+        (status = 200, body = Vec<BatchResult>, description = "Per item: 202 stored, or the item's error"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+async fn send_batch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Vec<BatchResult>>, ApiError> {
+    // A batch may be as large as its items allow, up to 1,000 bodies of the single limit.
+    let limit = state.max_body_bytes.saturating_mul(16);
+    let batch: Batch = read_json(&headers, body, limit).await?;
+    if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "events",
+            format!(
+                "must hold 1 to {MAX_BATCH} events, not {}",
+                batch.events.len()
+            ),
+        ));
+    }
+    let mut results: Vec<BatchResult> = Vec::with_capacity(batch.events.len());
+    let mut prepared = Vec::new();
+    for (index, item) in batch.events.into_iter().enumerate() {
+        let submission = Submission {
+            name: item.event,
+            params: item.params,
+            idempotency_key: item.idempotency_key,
+            correlation_id: item.correlation_id,
+        };
+        match state.ingestor.prepare(&caller, submission) {
+            Ok(event) => {
+                prepared.push((index, event));
+                results.push(BatchResult {
+                    index,
+                    status: 0,
+                    id: None,
+                    deliveries: None,
+                    error: None,
+                });
+            }
+            Err(e) => results.push(item_error(index, e.into())),
+        }
+    }
+    let (indexes, events): (Vec<usize>, Vec<_>) = prepared.into_iter().unzip();
+    let outcomes = state.ingestor.store(events).await?;
+    for (index, outcome) in indexes.into_iter().zip(outcomes) {
+        results[index] = match outcome {
+            IngestOutcome::Created { id, deliveries }
+            | IngestOutcome::Replayed { id, deliveries } => BatchResult {
+                index,
+                status: 202,
+                id: Some(id),
+                deliveries: Some(deliveries),
+                error: None,
+            },
+            IngestOutcome::KeyReused { id } => item_error(
+                index,
+                ApiError::Conflict(format!(
+                    "this idempotency key was used for event {id} with a different request"
+                )),
+            ),
+        };
+    }
+    Ok(Json(results))
+}
+
+fn item_error(index: usize, e: ApiError) -> BatchResult {
+    let (status, detail) = e.parts();
+    let error = serde_json::to_value(detail).ok();
+    BatchResult {
+        index,
+        status: status.as_u16(),
+        id: None,
+        deliveries: None,
+        error,
+    }
+}

@@ -1,0 +1,118 @@
+//! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
+//! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
+
+mod records;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
+pub use records::*;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database answered with an error or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied (or the schema is newer than this build).
+    #[error("schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column could not be read back.
+    #[error("corrupt stored value in {what}: {source}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The group-commit writer stopped (the store is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+    /// A unique name is already taken.
+    #[error("{0} is already taken")]
+    Conflict(String),
+    /// The URL names no supported database.
+    #[error("unsupported store url `{0}`: expected sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+/// What the store needs to do, whatever the database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores events with their deliveries durably (on disk before returning), honouring
+    /// idempotency keys. Results are in the order of `events`.
+    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
+
+    /// An event and its deliveries.
+    async fn event(
+        &self,
+        id: EventId,
+    ) -> Result<Option<(EventRecord, Vec<DeliveryRecord>)>, StoreError>;
+
+    /// Creates or replaces an endpoint (by id). Fails with `Conflict` if the name is taken.
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+    /// One endpoint.
+    async fn endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError>;
+    /// One endpoint by name.
+    async fn endpoint_by_name(&self, name: &str) -> Result<Option<Endpoint>, StoreError>;
+    /// All endpoints, by name.
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// Deletes an endpoint and its subscriptions, cancelling their unfinished deliveries.
+    async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a subscription (by id). Fails with `Conflict` if the name is taken.
+    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;
+    /// One subscription.
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError>;
+    /// All subscriptions, by name.
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
+    /// Deletes a subscription, cancelling its unfinished deliveries.
+    async fn delete_subscription(&self, id: SubscriptionId) -> Result<bool, StoreError>;
+    /// Disables a subscription (a receiver answered 410 Gone) and cancels its pending deliveries.
+    async fn disable_subscription(
+        &self,
+        id: SubscriptionId,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` due deliveries (pending and due, or with an expired lease),
+    /// skipping the endpoints in `skip_endpoints`, until `lease_until`.
+    async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError>;
+    /// Records attempts and the resulting delivery states.
+    async fn record(&self, results: &[AttemptResult]) -> Result<(), StoreError>;
+    /// Gives back every lease held by `owner` (at start-up: work of a previous run).
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
+    /// The earliest time a pending delivery is due, if any.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Deliveries matching `query`, newest first.
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// One delivery with its attempts.
+    async fn delivery(
+        &self,
+        id: DeliveryId,
+    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError>;
+    /// Makes a dead-lettered (or pending) delivery due now. `None` if it does not exist;
+    /// `Some(false)` if it is in a state that cannot be retried.
+    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError>;
+    /// Makes the dead letters matching `filter` due now; returns how many.
+    async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Number of deliveries per status.
+    async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(path.as_ref()).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

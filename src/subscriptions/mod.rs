@@ -1,0 +1,192 @@
+//! Subscriptions route an event (or a whole category) to an endpoint, in a message format,
+//! optionally only when its parameters pass a filter. [`Routing`] is the in-memory snapshot
+//! ingestion matches events against.
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::catalog::EventDefinition;
+use crate::store::{Store, StoreError, Subscription};
+
+/// How deliveries of a subscription are written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageFormat {
+    /// CloudEvents 1.0: structured JSON for webhooks, binary mode on AMQP.
+    #[default]
+    Cloudevents,
+}
+
+impl MessageFormat {
+    /// The stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MessageFormat::Cloudevents => "cloudevents",
+        }
+    }
+
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cloudevents" => Some(MessageFormat::Cloudevents),
+            _ => None,
+        }
+    }
+}
+
+/// A comparison on one parameter.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Equal to `value`.
+    Eq,
+    /// Not equal to `value` (true when the parameter is absent).
+    Ne,
+    /// Equal to one of the items of `value` (an array).
+    In,
+    /// Greater than `value` (numbers, or strings such as dates).
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Present and not null (`value` is ignored).
+    Exists,
+}
+
+/// One condition of a filter.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The parameter's name.
+    pub parameter: String,
+    /// The comparison.
+    pub op: Op,
+    /// The value compared with.
+    #[serde(default)]
+    pub value: Value,
+}
+
+/// Conditions on parameter values; an event passes when all hold (an empty filter passes all).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(transparent)]
+pub struct Filter(pub Vec<Condition>);
+
+impl Filter {
+    /// Whether `params` pass.
+    pub fn matches(&self, params: &Map<String, Value>) -> bool {
+        self.0
+            .iter()
+            .all(|c| c.matches(params.get(&c.parameter).filter(|v| !v.is_null())))
+    }
+}
+
+impl Condition {
+    fn matches(&self, actual: Option<&Value>) -> bool {
+        use std::cmp::Ordering::*;
+        match (self.op, actual) {
+            (Op::Exists, a) => a.is_some(),
+            (Op::Ne, a) => a != Some(&self.value),
+            (_, None) => false,
+            (Op::Eq, Some(a)) => *a == self.value,
+            (Op::In, Some(a)) => self.value.as_array().is_some_and(|items| items.contains(a)),
+            (Op::Gt, Some(a)) => compare(a, &self.value) == Some(Greater),
+            (Op::Gte, Some(a)) => matches!(compare(a, &self.value), Some(Greater | Equal)),
+            (Op::Lt, Some(a)) => compare(a, &self.value) == Some(Less),
+            (Op::Lte, Some(a)) => matches!(compare(a, &self.value), Some(Less | Equal)),
+        }
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// The enabled subscriptions, held in memory for matching at ingestion and reloaded from
+/// the store after every change.
+#[derive(Clone, Default)]
+pub struct Routing {
+    subscriptions: Arc<RwLock<Arc<Vec<Subscription>>>>,
+}
+
+impl Routing {
+    /// Reloads the snapshot from the store.
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let mut subs: Vec<Subscription> = store
+            .subscriptions()
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled)
+            .collect();
+        subs.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.name.cmp(&b.name)));
+        *self
+            .subscriptions
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(subs);
+        Ok(())
+    }
+
+    /// The enabled subscriptions an occurrence of `event` with `params` goes to, by rank.
+    pub fn matching(
+        &self,
+        event: &EventDefinition,
+        params: &Map<String, Value>,
+    ) -> Vec<Subscription> {
+        let subs = self
+            .subscriptions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        subs.iter()
+            .filter(|s| s.solution == event.solution)
+            .filter(|s| match (&s.event, &s.category) {
+                (Some(name), _) => *name == event.unique_name,
+                (None, Some(category)) => event.category.as_ref() == Some(category),
+                (None, None) => false,
+            })
+            .filter(|s| s.filter.matches(params))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn filter(v: Value) -> Filter {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_filter_passes_only_when_every_condition_holds() {
+        let f = filter(json!([
+            {"parameter": "Currency", "op": "eq", "value": "EUR"},
+            {"parameter": "Total", "op": "gte", "value": 100}
+        ]));
+        let params = |v: Value| v.as_object().unwrap().clone();
+        assert!(f.matches(&params(json!({"Currency": "EUR", "Total": 100}))));
+        assert!(!f.matches(&params(json!({"Currency": "EUR", "Total": 99.99}))));
+        assert!(!f.matches(&params(json!({"Total": 500}))));
+    }
+
+    #[test]
+    fn ne_and_exists_treat_null_as_absent() {
+        let params = json!({"A": null}).as_object().unwrap().clone();
+        assert!(!filter(json!([{"parameter": "A", "op": "exists"}])).matches(&params));
+        assert!(filter(json!([{"parameter": "A", "op": "ne", "value": 1}])).matches(&params));
+        assert!(
+            filter(json!([{"parameter": "B", "op": "in", "value": [1]}])).matches(&params) == false
+        );
+    }
+}
