@@ -244,6 +244,8 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config.as_deref(), Config::env())?;
     let catalog = crate::server::load_catalog(&config)?;
     let running = crate::server::start(config, catalog, None).await?;
+    // On standard output, for scripts and supervisors that started Herald on port 0.
+    println!("listening on http://{}", running.addr);
     let stop = running.shutdown_token();
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),

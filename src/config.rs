@@ -158,6 +158,19 @@ impl Config {
         Ok(config)
     }
 
+    /// Loads defaults, then each TOML text of `layers` in turn (no file, no environment):
+    /// for embedding and tests.
+    pub fn from_toml(layers: &[&str]) -> Result<Self, ConfigError> {
+        let figment = layers
+            .iter()
+            .fold(Figment::from(Toml::string(EXAMPLE)), |f, layer| {
+                f.merge(Toml::string(layer))
+            });
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
     /// The process's `HERALD_*` environment, as [`Config::load`] takes it.
     pub fn env() -> Env {
         Env::prefixed("HERALD_").split("__")

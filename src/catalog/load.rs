@@ -186,17 +186,24 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
         }
     }
 
-    let mut events: BTreeMap<String, (PathBuf, EventDefinition)> = BTreeMap::new();
+    // Every defined name (valid or not) with its file and solution, so duplicates and
+    // category assignments are judged even for definitions that have problems of their own.
+    let mut defined: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+    let mut events: BTreeMap<String, EventDefinition> = BTreeMap::new();
     for (path, raw) in &parsed {
         for raw_event in &raw.events {
             let item = Some(format!("event \"{}\"", raw_event.unique_name));
-            if let Some((first, _)) = events.get(&raw_event.unique_name) {
+            if let Some((first, _)) = defined.get(&raw_event.unique_name) {
                 let msg = format!("duplicate event name; first defined in {}", first.display());
                 problems.push(path, item, Some("unique_name"), msg);
                 continue;
             }
+            defined.insert(
+                raw_event.unique_name.clone(),
+                (path.clone(), raw_event.solution.clone()),
+            );
             if let Some(event) = check_event(path, raw_event, &solutions, &mut problems) {
-                events.insert(event.unique_name.clone(), (path.clone(), event));
+                events.insert(event.unique_name.clone(), event);
             }
         }
     }
@@ -223,19 +230,19 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
             }
             for (i, name) in c.events.iter().enumerate() {
                 let field = format!("events[{i}]");
-                match events.get_mut(name) {
+                match defined.get(name) {
                     None => {
                         let msg = format!("no event called \"{name}\" is defined");
                         problems.push(path, item.clone(), Some(&field), msg);
                     }
-                    Some((_, e)) if e.solution != c.solution => {
+                    Some((_, solution)) if *solution != c.solution => {
                         let msg = format!(
-                            "event \"{name}\" belongs to solution \"{}\", not \"{}\"",
-                            e.solution, c.solution
+                            "event \"{name}\" belongs to solution \"{solution}\", not \"{}\"",
+                            c.solution
                         );
                         problems.push(path, item.clone(), Some(&field), msg);
                     }
-                    Some((_, e)) => {
+                    Some(_) => {
                         if let Some((first_path, first)) = cataloged.get(name) {
                             let msg = format!(
                                 "event \"{name}\" is cataloged twice: already in category \"{first}\" ({})",
@@ -243,7 +250,9 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
                             );
                             problems.push(path, item.clone(), Some(&field), msg);
                         } else {
-                            e.category = Some(c.name.clone());
+                            if let Some(e) = events.get_mut(name) {
+                                e.category = Some(c.name.clone());
+                            }
                             cataloged.insert(name.clone(), (path.clone(), c.name.clone()));
                         }
                     }
@@ -259,7 +268,7 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
     Ok(Catalog::new(
         solutions.into_values().map(|(_, s)| s).collect(),
         categories,
-        events.into_values().map(|(_, e)| e).collect(),
+        events.into_values().collect(),
     ))
 }
 

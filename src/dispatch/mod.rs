@@ -124,8 +124,10 @@ impl Dispatcher {
             }
         }
         drop(record_tx);
-        // In-flight sends hold senders of the recorder; give them the lease time at most.
-        let _ = tokio::time::timeout(this.config.lease, recorder).await;
+        // In-flight sends hold senders of the recorder: let them finish for a while. What is
+        // still unfinished after that is sent again after a restart (its lease is released).
+        let _ =
+            tokio::time::timeout(this.config.lease.min(Duration::from_secs(10)), recorder).await;
     }
 
     /// How long to sleep when nothing was leased: until the next due delivery, at most the poll interval.

@@ -1,0 +1,10 @@
+//! Herald's end-to-end tests: real sockets, real SQLite, real HTTP, and the Python
+//! `standardwebhooks` verifier for interoperability.
+
+mod catalog;
+mod crash;
+mod ingest;
+mod resilience;
+mod security;
+mod support;
+mod webhooks;
