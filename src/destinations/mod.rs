@@ -89,8 +89,11 @@ pub trait Destination: Send + Sync {
 /// the endpoint does not change.
 pub struct Destinations {
     webhooks: webhook::WebhookClient,
-    cache: Mutex<HashMap<EndpointId, (time::OffsetDateTime, Arc<dyn Destination>)>>,
+    cache: Mutex<HashMap<EndpointId, Versioned>>,
 }
+
+/// A destination with the endpoint version (`updated_at`) it was built from.
+type Versioned = (time::OffsetDateTime, Arc<dyn Destination>);
 
 impl Destinations {
     /// Destinations sending webhooks through `webhooks`.

@@ -186,7 +186,7 @@ mod tests {
         assert!(!filter(json!([{"parameter": "A", "op": "exists"}])).matches(&params));
         assert!(filter(json!([{"parameter": "A", "op": "ne", "value": 1}])).matches(&params));
         assert!(
-            filter(json!([{"parameter": "B", "op": "in", "value": [1]}])).matches(&params) == false
+            !filter(json!([{"parameter": "B", "op": "in", "value": [1]}])).matches(&params)
         );
     }
 }

@@ -181,7 +181,7 @@ impl Store for SqliteStore {
         immediate!(conn, {
             let id = id.to_string();
             cancel_where(
-                &mut *conn,
+                &mut conn,
                 "endpoint_id = ?",
                 &id,
                 now,
@@ -252,7 +252,7 @@ impl Store for SqliteStore {
         immediate!(conn, {
             let id = id.to_string();
             cancel_where(
-                &mut *conn,
+                &mut conn,
                 "subscription_id = ?",
                 &id,
                 now,
@@ -283,7 +283,7 @@ impl Store for SqliteStore {
                 .execute(&mut *conn)
                 .await?;
             cancel_where(
-                &mut *conn,
+                &mut conn,
                 "subscription_id = ? AND status = 'pending'",
                 &id,
                 now,
