@@ -19,7 +19,10 @@ const KEY: &str = "hk_bench_key_0123456789";
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let requests: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
     println!("herald throughput benchmark: {requests} requests at concurrency {concurrency}\n");
@@ -27,10 +30,20 @@ async fn main() {
     // Baseline 1: a bare axum handler that parses JSON and answers 202.
     let bare = serve(axum::Router::new().route(
         "/v1/events/{name}",
-        axum::routing::post(|axum::Json(_): axum::Json<Value>| async { (StatusCode::ACCEPTED, axum::Json(json!({"id": "x", "deliveries": 1}))) }),
+        axum::routing::post(|axum::Json(_): axum::Json<Value>| async {
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"id": "x", "deliveries": 1})),
+            )
+        }),
     ))
     .await;
-    let bare_run = load(&format!("http://{bare}/v1/events/contoso_CustomerPurchase"), requests, concurrency).await;
+    let bare_run = load(
+        &format!("http://{bare}/v1/events/contoso_CustomerPurchase"),
+        requests,
+        concurrency,
+    )
+    .await;
     report("bare axum handler (baseline)", &bare_run);
 
     // The receiver: counts signed webhooks.
@@ -69,20 +82,41 @@ endpoint_concurrency = 64
     )])
     .expect("bench configuration");
     let catalog = herald::server::load_catalog(&config).expect("catalog");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = herald::server::start(config, catalog, Some(listener)).await.expect("Herald starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let running = herald::server::start(config, catalog, Some(listener))
+        .await
+        .expect("Herald starts");
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let secret = herald::destinations::webhook::Secret::generate().expose();
     let endpoint = json!({"name": "bench", "kind": "webhook", "url": format!("http://{receiver}/hook"), "secret": secret});
-    let r = http.post(format!("{base}/v1/endpoints")).bearer_auth(KEY).json(&endpoint).send().await.expect("endpoint");
+    let r = http
+        .post(format!("{base}/v1/endpoints"))
+        .bearer_auth(KEY)
+        .json(&endpoint)
+        .send()
+        .await
+        .expect("endpoint");
     assert_eq!(r.status(), 201);
     let sub = json!({"event": "contoso_CustomerPurchase", "endpoint": "bench"});
-    let r = http.post(format!("{base}/v1/subscriptions")).bearer_auth(KEY).json(&sub).send().await.expect("subscription");
+    let r = http
+        .post(format!("{base}/v1/subscriptions"))
+        .bearer_auth(KEY)
+        .json(&sub)
+        .send()
+        .await
+        .expect("subscription");
     assert_eq!(r.status(), 201);
 
     let started = Instant::now();
-    let herald_run = load(&format!("{base}/v1/events/contoso_CustomerPurchase"), requests, concurrency).await;
+    let herald_run = load(
+        &format!("{base}/v1/events/contoso_CustomerPurchase"),
+        requests,
+        concurrency,
+    )
+    .await;
     report("Herald ingest (durable SQLite, group commit)", &herald_run);
     let deadline = Instant::now() + Duration::from_secs(300);
     while received.load(Ordering::Relaxed) < requests as u64 && Instant::now() < deadline {
@@ -91,12 +125,25 @@ endpoint_concurrency = 64
     let delivered = received.load(Ordering::Relaxed);
     let e2e = started.elapsed();
     let e2e_rate = delivered as f64 / e2e.as_secs_f64();
-    println!("{:<48} {delivered} webhooks in {:.2} s = {e2e_rate:.0} deliveries/s (signed, recorded)", "Herald end-to-end delivery", e2e.as_secs_f64());
+    println!(
+        "{:<48} {delivered} webhooks in {:.2} s = {e2e_rate:.0} deliveries/s (signed, recorded)",
+        "Herald end-to-end delivery",
+        e2e.as_secs_f64()
+    );
 
     println!("\nratios");
-    println!("  ingest throughput / bare axum:            {:.2}", herald_run.rate / bare_run.rate);
-    println!("  ingest p50 latency / bare axum p50:       {:.1}x", herald_run.p50.as_secs_f64() / bare_run.p50.as_secs_f64());
-    println!("  delivery throughput / direct posts:       {:.2}", e2e_rate / direct.rate);
+    println!(
+        "  ingest throughput / bare axum:            {:.2}",
+        herald_run.rate / bare_run.rate
+    );
+    println!(
+        "  ingest p50 latency / bare axum p50:       {:.1}x",
+        herald_run.p50.as_secs_f64() / bare_run.p50.as_secs_f64()
+    );
+    println!(
+        "  delivery throughput / direct posts:       {:.2}",
+        e2e_rate / direct.rate
+    );
     running.stop().await;
 }
 
@@ -118,7 +165,9 @@ fn report(name: &str, run: &Run) {
 }
 
 async fn serve(app: axum::Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     addr
@@ -158,6 +207,16 @@ async fn load(url: &str, requests: usize, concurrency: usize) -> Run {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
-    Run { rate: latencies.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.5), p99: pct(0.99), errors }
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Run {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+        errors,
+    }
 }

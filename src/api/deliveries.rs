@@ -1,7 +1,7 @@
 //! `/v1/deliveries` and `/v1/dead-letters`: what happened to each delivery, manual retry,
 //! and replay of dead letters; `/v1/events/{id}` (GET) shows an event with its deliveries.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::JsonBody;
+use super::error::{JsonBody, QueryParams};
 use super::{Admin, ApiError, AppState, ErrorBody};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::store::{
@@ -68,7 +68,7 @@ struct Replayed {
 async fn list(
     State(state): State<AppState>,
     _: Admin,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
     let query = DeliveryQuery {
         status: q.status,

@@ -69,6 +69,7 @@ pub async fn create_or_replace(
                 updated_at: now,
             };
             state.store.put_endpoint(&endpoint).await?;
+            state.routing.changed();
             Ok((endpoint, generated))
         }
     }
@@ -104,6 +105,7 @@ async fn update(
         ..existing
     };
     state.store.put_endpoint(&endpoint).await?;
+    state.routing.changed();
     Ok(endpoint)
 }
 
@@ -254,6 +256,7 @@ async fn add_secret(
     });
     endpoint.updated_at = now;
     state.store.put_endpoint(&endpoint).await?;
+    state.routing.changed();
     Ok((
         StatusCode::CREATED,
         Json(EndpointCreated {
@@ -288,5 +291,6 @@ async fn retire_secret(
     }
     endpoint.updated_at = OffsetDateTime::now_utc();
     state.store.put_endpoint(&endpoint).await?;
+    state.routing.changed();
     Ok(Json((&endpoint).into()))
 }

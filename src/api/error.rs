@@ -153,6 +153,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `axum::extract::Query` whose rejections answer in the API's error shape.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct QueryParams<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::Invalid {
+            code: "invalid_query",
+            message: rejection.body_text(),
+            details: vec![],
+        }
+    }
+}
+
 /// `axum::Json` whose rejections answer in the API's error shape.
 #[derive(Debug, axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]

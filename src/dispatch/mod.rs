@@ -2,6 +2,7 @@
 //! with bounded concurrency per endpoint, records every attempt and decides what comes
 //! next (success, retry with backoff, dead letter, or disabling a gone subscription).
 
+mod lookup;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -58,6 +59,7 @@ pub struct Dispatcher {
     waker: Waker,
     gates: Arc<Mutex<HashMap<EndpointId, Gate>>>,
     in_flight: Arc<Semaphore>,
+    lookups: lookup::Lookups,
 }
 
 /// Per-endpoint bookkeeping: deliveries held (leased, not finished) and the semaphore that
@@ -86,6 +88,7 @@ impl Dispatcher {
             waker,
             gates: Default::default(),
             in_flight,
+            lookups: lookup::Lookups::default(),
         }
     }
 
@@ -219,7 +222,7 @@ impl Dispatcher {
             Err(reason) => {
                 return AttemptResult {
                     delivery_id: d.id,
-                    attempt: d.attempts,
+                    attempt,
                     started_at,
                     duration_ms: 0,
                     outcome: AttemptOutcome::Permanent,
@@ -314,7 +317,12 @@ impl Dispatcher {
 
     /// Finds the endpoint and subscription and sends; `Err` when either is gone.
     async fn send(&self, d: &LeasedDelivery) -> Result<(Outcome, &'static str), String> {
-        let endpoint = match self.store.endpoint(d.endpoint_id).await {
+        let version = self.routing.version();
+        let endpoint = match self
+            .lookups
+            .endpoint(self.store.as_ref(), version, d.endpoint_id)
+            .await
+        {
             Ok(Some(e)) => e,
             Ok(None) => return Err("the endpoint no longer exists".into()),
             Err(e) => {
@@ -328,7 +336,11 @@ impl Dispatcher {
                 ))
             }
         };
-        let subscription = match self.store.subscription(d.subscription_id).await {
+        let subscription = match self
+            .lookups
+            .subscription(self.store.as_ref(), version, d.subscription_id)
+            .await
+        {
             Ok(Some(s)) => s,
             Ok(None) => return Err("the subscription no longer exists".into()),
             Err(e) => {

@@ -28,6 +28,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The group commit this write was part of failed (the cause is shared by its batch).
+    #[error("the group commit failed: {0}")]
+    GroupCommit(#[source] std::sync::Arc<StoreError>),
     /// The group-commit writer stopped (the store is shutting down).
     #[error("the store is shutting down")]
     Closed,

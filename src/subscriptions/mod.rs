@@ -116,9 +116,22 @@ fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 #[derive(Clone, Default)]
 pub struct Routing {
     subscriptions: Arc<RwLock<Arc<Vec<Subscription>>>>,
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Routing {
+    /// Records that endpoints or subscriptions changed in this process, so cached copies
+    /// (the dispatcher's) are read again.
+    pub fn changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Increases with every change made in this process.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Reloads the snapshot from the store.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let mut subs: Vec<Subscription> = store
@@ -185,8 +198,6 @@ mod tests {
         let params = json!({"A": null}).as_object().unwrap().clone();
         assert!(!filter(json!([{"parameter": "A", "op": "exists"}])).matches(&params));
         assert!(filter(json!([{"parameter": "A", "op": "ne", "value": 1}])).matches(&params));
-        assert!(
-            !filter(json!([{"parameter": "B", "op": "in", "value": [1]}])).matches(&params)
-        );
+        assert!(!filter(json!([{"parameter": "B", "op": "in", "value": [1]}])).matches(&params));
     }
 }

@@ -326,20 +326,38 @@ impl Store for SqliteStore {
         .bind(req.per_endpoint)
         .fetch_all(&self.bookkeeping)
         .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The leased deliveries' events, in one query.
+        let event_ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("event_id"))
+            .collect::<Result<_, _>>()?;
+        let ids_json = serde_json::to_string(&event_ids).map_err(|source| StoreError::Corrupt {
+            what: "lease request",
+            source,
+        })?;
+        let events: std::collections::HashMap<String, EventRecord> =
+            sqlx::query("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(ids_json)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>("id")?, event_from_row(row)?)))
+                .collect::<Result<_, StoreError>>()?;
         let mut leased = Vec::with_capacity(rows.len());
-        for row in rows {
-            let event_id: String = row.try_get("event_id")?;
-            let event_row = sqlx::query("SELECT * FROM events WHERE id = ?")
-                .bind(&event_id)
-                .fetch_one(&self.pool)
-                .await?;
+        for (row, event_id) in rows.iter().zip(event_ids) {
+            let Some(event) = events.get(&event_id) else {
+                continue;
+            };
             leased.push(LeasedDelivery {
-                id: rows::parse_id(&row, "id")?,
+                id: rows::parse_id(row, "id")?,
                 attempts: row.try_get::<i64, _>("attempts")? as u32,
-                created_at: rows::time_col(&row, "created_at")?,
-                subscription_id: rows::parse_id(&row, "subscription_id")?,
-                endpoint_id: rows::parse_id(&row, "endpoint_id")?,
-                event: event_from_row(&event_row)?,
+                created_at: rows::time_col(row, "created_at")?,
+                subscription_id: rows::parse_id(row, "subscription_id")?,
+                endpoint_id: rows::parse_id(row, "endpoint_id")?,
+                event: event.clone(),
             });
         }
         Ok(leased)
