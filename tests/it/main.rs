@@ -4,6 +4,7 @@
 mod catalog;
 mod crash;
 mod ingest;
+mod ops;
 mod resilience;
 mod security;
 mod support;
