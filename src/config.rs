@@ -171,9 +171,28 @@ impl Config {
         Ok(config)
     }
 
-    /// The process's `HERALD_*` environment, as [`Config::load`] takes it.
+    /// The process's `HERALD_*` environment, as [`Config::load`] takes it. Only variables
+    /// naming a configuration section or key are read, so `HERALD_URL` (a CLI option) and
+    /// other tools' `HERALD_*` variables are not mistaken for unknown settings.
     pub fn env() -> Env {
-        Env::prefixed("HERALD_").split("__")
+        const TOP: &[&str] = &[
+            "server",
+            "store",
+            "catalog",
+            "delivery",
+            "webhooks",
+            "api_key",
+            "api_keys",
+            "endpoints",
+            "subscriptions",
+        ];
+        Env::prefixed("HERALD_")
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                TOP.iter()
+                    .any(|t| key == *t || key.starts_with(&format!("{t}__")))
+            })
+            .split("__")
     }
 
     fn check(&self) -> Result<(), ConfigError> {

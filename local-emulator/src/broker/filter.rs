@@ -1,0 +1,469 @@
+//! Subscription filters: the Service Bus SQL filter subset (comparisons, AND/OR/NOT, IS NULL,
+//! IN, LIKE, EXISTS over `sys.` and user properties) and correlation filters.
+
+use super::message::{Message, PropValue};
+use std::collections::BTreeMap;
+
+/// A rule's filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Matches everything (`1=1`).
+    True,
+    /// Matches nothing.
+    False,
+    /// A parsed SQL expression.
+    Sql(Expr),
+    /// Every set field must be equal.
+    Correlation(Correlation),
+}
+
+/// A correlation filter: each field set must match exactly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Correlation {
+    /// `sys.CorrelationId`.
+    pub correlation_id: Option<String>,
+    /// `sys.MessageId`.
+    pub message_id: Option<String>,
+    /// `sys.To`.
+    pub to: Option<String>,
+    /// `sys.ReplyTo`.
+    pub reply_to: Option<String>,
+    /// `sys.Label` (subject).
+    pub label: Option<String>,
+    /// `sys.SessionId`.
+    pub session_id: Option<String>,
+    /// `sys.ContentType`.
+    pub content_type: Option<String>,
+    /// User properties.
+    pub properties: BTreeMap<String, PropValue>,
+}
+
+/// A SQL filter expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A literal.
+    Lit(PropValue),
+    /// A property reference.
+    Prop(String),
+    /// Comparison with an operator (`=`, `<>`, `<`, `>`, `<=`, `>=`).
+    Cmp(Box<Expr>, String, Box<Expr>),
+    /// `AND`.
+    And(Box<Expr>, Box<Expr>),
+    /// `OR`.
+    Or(Box<Expr>, Box<Expr>),
+    /// `NOT`.
+    Not(Box<Expr>),
+    /// `IS NULL` (negated for `IS NOT NULL`).
+    IsNull(Box<Expr>, bool),
+    /// `IN (…)` (negated for `NOT IN`).
+    In(Box<Expr>, Vec<PropValue>, bool),
+    /// `LIKE 'pattern'` (negated for `NOT LIKE`).
+    Like(Box<Expr>, String, bool),
+    /// `EXISTS(prop)`.
+    Exists(String),
+}
+
+/// A SQL filter that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("SQL filter error at {pos}: {message}")]
+pub struct SqlError {
+    /// Character position.
+    pub pos: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Filter {
+    /// Parses a SQL filter expression.
+    pub fn sql(text: &str) -> Result<Filter, SqlError> {
+        let toks = lex(text)?;
+        let mut p = Parser { toks, i: 0 };
+        let e = p.or()?;
+        if p.i != p.toks.len() {
+            return Err(p.err("unexpected text after the expression"));
+        }
+        Ok(match &e {
+            Expr::Cmp(a, op, b) if op == "=" && a == b && matches!(**a, Expr::Lit(_)) => Filter::True,
+            _ => Filter::Sql(e),
+        })
+    }
+
+    /// Whether a message passes this filter.
+    pub fn matches(&self, m: &Message) -> bool {
+        match self {
+            Filter::True => true,
+            Filter::False => false,
+            Filter::Sql(e) => truth(&eval(e, m)) == Some(true),
+            Filter::Correlation(c) => {
+                let s = &m.system;
+                let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+                eq(&c.correlation_id, &s.correlation_id)
+                    && eq(&c.message_id, &s.message_id)
+                    && eq(&c.to, &s.to)
+                    && eq(&c.reply_to, &s.reply_to)
+                    && eq(&c.label, &s.subject)
+                    && eq(&c.session_id, &s.session_id)
+                    && eq(&c.content_type, &s.content_type)
+                    && c.properties.iter().all(|(k, v)| m.app.get(k).is_some_and(|h| loose_eq(h, v)))
+            }
+        }
+    }
+}
+
+fn lookup(name: &str, m: &Message) -> PropValue {
+    let lower = name.to_ascii_lowercase();
+    let s = &m.system;
+    let sys = |v: &Option<String>| v.clone().map_or(PropValue::Null, PropValue::Str);
+    if let Some(rest) = lower.strip_prefix("sys.") {
+        return match rest {
+            "label" | "subject" => sys(&s.subject),
+            "messageid" => sys(&s.message_id),
+            "correlationid" => sys(&s.correlation_id),
+            "to" => sys(&s.to),
+            "replyto" => sys(&s.reply_to),
+            "contenttype" => sys(&s.content_type),
+            "sessionid" => sys(&s.session_id),
+            _ => PropValue::Null,
+        };
+    }
+    let key = name.strip_prefix("user.").unwrap_or(name);
+    m.app
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map_or(PropValue::Null, |(_, v)| v.clone())
+}
+
+fn truth(v: &PropValue) -> Option<bool> {
+    match v {
+        PropValue::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+fn num(v: &PropValue) -> Option<f64> {
+    match v {
+        PropValue::Int(i) => Some(*i as f64),
+        PropValue::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn loose_eq(a: &PropValue, b: &PropValue) -> bool {
+    compare(a, b) == Some(std::cmp::Ordering::Equal)
+}
+
+fn compare(a: &PropValue, b: &PropValue) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (PropValue::Str(x), PropValue::Str(y)) => Some(x.cmp(y)),
+        (PropValue::Bool(x), PropValue::Bool(y)) => Some(x.cmp(y)),
+        _ => num(a)?.partial_cmp(&num(b)?),
+    }
+}
+
+fn like(text: &str, pat: &str) -> bool {
+    fn go(t: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('%') => (0..=t.len()).any(|i| go(&t[i..], &p[1..])),
+            Some('_') => !t.is_empty() && go(&t[1..], &p[1..]),
+            Some(c) => t.first() == Some(c) && go(&t[1..], &p[1..]),
+        }
+    }
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pat.chars().collect();
+    go(&t, &p)
+}
+
+fn eval(e: &Expr, m: &Message) -> PropValue {
+    use PropValue::{Bool, Null};
+    let tri = |v: Option<bool>| v.map_or(Null, Bool);
+    match e {
+        Expr::Lit(v) => v.clone(),
+        Expr::Prop(n) => lookup(n, m),
+        Expr::Exists(n) => Bool(lookup(n, m) != Null),
+        Expr::IsNull(x, neg) => Bool((eval(x, m) == Null) != *neg),
+        Expr::Not(x) => tri(truth(&eval(x, m)).map(|b| !b)),
+        Expr::And(a, b) => match (truth(&eval(a, m)), truth(&eval(b, m))) {
+            (Some(false), _) | (_, Some(false)) => Bool(false),
+            (Some(true), Some(true)) => Bool(true),
+            _ => Null,
+        },
+        Expr::Or(a, b) => match (truth(&eval(a, m)), truth(&eval(b, m))) {
+            (Some(true), _) | (_, Some(true)) => Bool(true),
+            (Some(false), Some(false)) => Bool(false),
+            _ => Null,
+        },
+        Expr::Cmp(a, op, b) => {
+            use std::cmp::Ordering::*;
+            let o = compare(&eval(a, m), &eval(b, m));
+            tri(o.map(|o| match op.as_str() {
+                "=" => o == Equal,
+                "<>" | "!=" => o != Equal,
+                "<" => o == Less,
+                ">" => o == Greater,
+                "<=" => o != Greater,
+                _ => o != Less,
+            }))
+        }
+        Expr::In(x, list, neg) => match eval(x, m) {
+            Null => Null,
+            v => Bool(list.iter().any(|l| loose_eq(&v, l)) != *neg),
+        },
+        Expr::Like(x, pat, neg) => match eval(x, m) {
+            PropValue::Str(s) => Bool(like(&s, pat) != *neg),
+            _ => Null,
+        },
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Word(String),
+    Str(String),
+    Num(PropValue),
+    Sym(String),
+}
+
+fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let err = |pos, m: &str| SqlError { pos, message: m.to_owned() };
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '\'' {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(err(start, "unterminated string")),
+                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                        s.push('\'');
+                        i += 2
+                    }
+                    Some('\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(ch) => {
+                        s.push(*ch);
+                        i += 1
+                    }
+                }
+            }
+            out.push((start, Tok::Str(s)));
+        } else if c == '[' {
+            let end = chars[i..].iter().position(|&ch| ch == ']').ok_or_else(|| err(start, "unclosed ["))?;
+            out.push((start, Tok::Word(chars[i + 1..i + end].iter().collect())));
+            i += end + 1;
+        } else if c.is_ascii_digit() {
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let s: String = chars[start..i].iter().collect();
+            let v = match s.parse::<i64>() {
+                Ok(n) => PropValue::Int(n),
+                Err(_) => PropValue::Float(s.parse().map_err(|_| err(start, "bad number"))?),
+            };
+            out.push((start, Tok::Num(v)));
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.' | '$' | '-')) {
+                i += 1;
+            }
+            out.push((start, Tok::Word(chars[start..i].iter().collect())));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let op = if ["<>", "!=", "<=", ">="].contains(&two.as_str()) { two } else { c.to_string() };
+            if !["<>", "!=", "<=", ">=", "=", "<", ">", "(", ")", ",", "-"].contains(&op.as_str()) {
+                return Err(err(start, "unexpected character"));
+            }
+            i += op.len();
+            out.push((start, Tok::Sym(op)));
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<(usize, Tok)>,
+    i: usize,
+}
+
+impl Parser {
+    fn err(&self, m: &str) -> SqlError {
+        let pos = self.toks.get(self.i).map_or(usize::MAX, |t| t.0);
+        SqlError { pos, message: m.to_owned() }
+    }
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.i).map(|t| &t.1)
+    }
+    fn kw(&mut self, k: &str) -> bool {
+        if matches!(self.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(k)) {
+            self.i += 1;
+            return true;
+        }
+        false
+    }
+    fn sym(&mut self, s: &str) -> bool {
+        if matches!(self.peek(), Some(Tok::Sym(x)) if x == s) {
+            self.i += 1;
+            return true;
+        }
+        false
+    }
+    fn or(&mut self) -> Result<Expr, SqlError> {
+        let mut l = self.and()?;
+        while self.kw("OR") {
+            l = Expr::Or(Box::new(l), Box::new(self.and()?));
+        }
+        Ok(l)
+    }
+    fn and(&mut self) -> Result<Expr, SqlError> {
+        let mut l = self.not()?;
+        while self.kw("AND") {
+            l = Expr::And(Box::new(l), Box::new(self.not()?));
+        }
+        Ok(l)
+    }
+    fn not(&mut self) -> Result<Expr, SqlError> {
+        if self.kw("NOT") {
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        self.cmp()
+    }
+    fn cmp(&mut self) -> Result<Expr, SqlError> {
+        let l = self.primary()?;
+        if self.kw("IS") {
+            let neg = self.kw("NOT");
+            if !self.kw("NULL") {
+                return Err(self.err("expected NULL"));
+            }
+            return Ok(Expr::IsNull(Box::new(l), neg));
+        }
+        let neg = self.kw("NOT");
+        if self.kw("IN") {
+            if !self.sym("(") {
+                return Err(self.err("expected ("));
+            }
+            let mut list = Vec::new();
+            loop {
+                match self.primary()? {
+                    Expr::Lit(v) => list.push(v),
+                    _ => return Err(self.err("IN takes literals")),
+                }
+                if self.sym(")") {
+                    break;
+                }
+                if !self.sym(",") {
+                    return Err(self.err("expected , or )"));
+                }
+            }
+            return Ok(Expr::In(Box::new(l), list, neg));
+        }
+        if self.kw("LIKE") {
+            return match self.primary()? {
+                Expr::Lit(PropValue::Str(p)) => Ok(Expr::Like(Box::new(l), p, neg)),
+                _ => Err(self.err("LIKE takes a string")),
+            };
+        }
+        if neg {
+            return Err(self.err("expected IN or LIKE after NOT"));
+        }
+        for op in ["=", "<>", "!=", "<=", ">=", "<", ">"] {
+            if self.sym(op) {
+                return Ok(Expr::Cmp(Box::new(l), op.to_owned(), Box::new(self.primary()?)));
+            }
+        }
+        Ok(l)
+    }
+    fn primary(&mut self) -> Result<Expr, SqlError> {
+        if self.sym("(") {
+            let e = self.or()?;
+            if !self.sym(")") {
+                return Err(self.err("expected )"));
+            }
+            return Ok(e);
+        }
+        if self.sym("-") {
+            return match self.primary()? {
+                Expr::Lit(PropValue::Int(n)) => Ok(Expr::Lit(PropValue::Int(-n))),
+                Expr::Lit(PropValue::Float(f)) => Ok(Expr::Lit(PropValue::Float(-f))),
+                _ => Err(self.err("expected a number after -")),
+            };
+        }
+        let tok = self.peek().cloned().ok_or_else(|| self.err("unexpected end of filter"))?;
+        self.i += 1;
+        Ok(match tok {
+            Tok::Str(s) => Expr::Lit(PropValue::Str(s)),
+            Tok::Num(n) => Expr::Lit(n),
+            Tok::Word(w) if w.eq_ignore_ascii_case("TRUE") => Expr::Lit(PropValue::Bool(true)),
+            Tok::Word(w) if w.eq_ignore_ascii_case("FALSE") => Expr::Lit(PropValue::Bool(false)),
+            Tok::Word(w) if w.eq_ignore_ascii_case("NULL") => Expr::Lit(PropValue::Null),
+            Tok::Word(w) if w.eq_ignore_ascii_case("EXISTS") => {
+                let ok = self.sym("(");
+                let name = match self.peek().cloned() {
+                    Some(Tok::Word(n)) if ok => n,
+                    _ => return Err(self.err("EXISTS takes a property")),
+                };
+                self.i += 1;
+                if !self.sym(")") {
+                    return Err(self.err("expected )"));
+                }
+                Expr::Exists(name)
+            }
+            Tok::Word(w) => Expr::Prop(w),
+            Tok::Sym(_) => return Err(SqlError { pos: self.toks[self.i - 1].0, message: "unexpected symbol".into() }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(props: &[(&str, PropValue)]) -> Message {
+        Message {
+            annotations: Vec::new(),
+            bare: Vec::new(),
+            system: crate::broker::message::SystemProps { subject: Some("red".into()), ..Default::default() },
+            app: props.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            ttl_ms: None,
+            scheduled_ms: None,
+            partition_key: None,
+        }
+    }
+
+    #[test]
+    fn sql_filter_compares_user_and_system_properties() {
+        let msg = m(&[("color", PropValue::Str("blue".into())), ("n", PropValue::Int(5))]);
+        let yes = ["color = 'blue'", "n > 3 AND sys.Label = 'red'", "user.n IN (1, 5)", "color LIKE 'bl%'",
+            "EXISTS(n)", "missing IS NULL", "NOT (n < 2)", "1=1", "n >= 4.5"];
+        for f in yes {
+            assert!(Filter::sql(f).expect(f).matches(&msg), "{f}");
+        }
+        let no = ["color = 'red'", "missing = 1", "n <> 5", "color NOT LIKE 'b%'", "1=0"];
+        for f in no {
+            assert!(!Filter::sql(f).expect(f).matches(&msg), "{f}");
+        }
+    }
+
+    #[test]
+    fn bad_sql_is_reported_with_its_position() {
+        let e = Filter::sql("color = ").expect_err("incomplete");
+        assert!(e.message.contains("end"));
+        assert!(Filter::sql("a = 'x").is_err());
+    }
+
+    #[test]
+    fn correlation_filter_matches_every_set_field() {
+        let msg = m(&[("k", PropValue::Int(1))]);
+        let mut c = Correlation { label: Some("red".into()), ..Default::default() };
+        c.properties.insert("k".into(), PropValue::Int(1));
+        assert!(Filter::Correlation(c.clone()).matches(&msg));
+        c.properties.insert("k".into(), PropValue::Int(2));
+        assert!(!Filter::Correlation(c).matches(&msg));
+    }
+}
