@@ -80,6 +80,26 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     /// `sqlite://path/to/herald.db` (the default) or `postgres://…`.
     pub url: String,
+    /// PostgreSQL: most connections of the pool.
+    pub max_connections: NonZeroU32,
+    /// PostgreSQL: how long a request waits for a connection before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// PostgreSQL: schema for Herald's tables (created if missing).
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+impl StoreConfig {
+    /// The settings the store opens with.
+    pub fn settings(&self) -> crate::store::StoreSettings {
+        crate::store::StoreSettings {
+            url: self.url.clone(),
+            max_connections: self.max_connections.get(),
+            acquire_timeout: self.acquire_timeout,
+            schema: self.schema.clone(),
+        }
+    }
 }
 
 /// The catalog.
@@ -187,6 +207,14 @@ impl Config {
             "subscriptions",
         ];
         Env::prefixed("HERALD_")
+            // `HERALD_STORE_URL` is the documented short form of `HERALD_STORE__URL`.
+            .map(|key| {
+                if key.as_str().eq_ignore_ascii_case("store_url") {
+                    "store__url".into()
+                } else {
+                    key.into()
+                }
+            })
             .filter(|key| {
                 let key = key.as_str().to_ascii_lowercase();
                 TOP.iter()

@@ -71,7 +71,7 @@ pub async fn start(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let store = crate::store::open(&config.store.url)
+    let store = crate::store::open(&config.store.settings())
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
     let webhooks = WebhookClient::new(
@@ -81,6 +81,8 @@ pub async fn start(
     let routing = Routing::default();
     routing.reload(store.as_ref()).await?;
     let waker = Waker::default();
+    let wake = waker.clone();
+    store.watch(Arc::new(move || wake.wake()));
     let ingestor = Arc::new(Ingestor::new(
         catalog.clone(),
         routing.clone(),
@@ -101,13 +103,14 @@ pub async fn start(
     apply_declared(&state, &config).await?;
 
     let shutdown = CancellationToken::new();
+    let owner = store.lease_owner();
     let d = &config.delivery;
     let dispatcher = Dispatcher::new(
         store,
         Arc::new(Destinations::new(webhooks)),
         routing,
         DispatchConfig {
-            owner: "sqlite-local".into(),
+            owner,
             retry: RetryPolicy {
                 schedule: d.retry_schedule.iter().map(|h| h.0).collect(),
                 max_attempts: d.max_attempts.get(),

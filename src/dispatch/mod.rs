@@ -105,7 +105,11 @@ impl Dispatcher {
             }
         }
         let (record_tx, record_rx) = mpsc::channel(1024);
-        let recorder = tokio::spawn(record_loop(self.store.clone(), record_rx));
+        let recorder = tokio::spawn(record_loop(
+            self.store.clone(),
+            self.config.owner.clone(),
+            record_rx,
+        ));
         let this = Arc::new(self);
         loop {
             let wait = match this.lease_and_start(&record_tx).await {
@@ -397,12 +401,12 @@ impl Gate {
 }
 
 /// Records attempt results in batches (one transaction for all results waiting).
-async fn record_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptResult>) {
+async fn record_loop(store: Arc<dyn Store>, owner: String, mut rx: mpsc::Receiver<AttemptResult>) {
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match store.record(&batch).await {
+            match store.record(&owner, &batch).await {
                 Ok(()) => break,
                 Err(e) => {
                     // Unrecorded results are safe: the leases expire and the deliveries are sent again.

@@ -1,7 +1,9 @@
 //! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
+pub mod postgres;
 mod records;
+pub(crate) mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -84,8 +86,9 @@ pub trait Store: Send + Sync + 'static {
     /// Leases up to `limit` due deliveries (pending and due, or with an expired lease),
     /// skipping the endpoints in `skip_endpoints`, until `lease_until`.
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError>;
-    /// Records attempts and the resulting delivery states.
-    async fn record(&self, results: &[AttemptResult]) -> Result<(), StoreError>;
+    /// Records attempts and the resulting delivery states; a result only changes a delivery
+    /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError>;
     /// Gives back every lease held by `owner` (at start-up: work of a previous run).
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
     /// The earliest time a pending delivery is due, if any.
@@ -107,15 +110,42 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The lease owner name this process uses: fixed for an embedded store (a restart
+    /// releases the leases of the previous run at once), unique per process for a shared one
+    /// (leases of a dead instance are taken over when they expire).
+    fn lease_owner(&self) -> String;
+
+    /// Calls `on_work` whenever another instance stores work (a no-op for embedded stores,
+    /// where ingestion wakes the dispatcher directly).
+    fn watch(&self, on_work: std::sync::Arc<dyn Fn() + Send + Sync>);
 }
 
 /// Opens the store named by `url`.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+pub async fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let url = settings.url.as_str();
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(path.as_ref()).await?,
         ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::open(settings).await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// How to reach the store.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL: most connections the pool opens.
+    pub max_connections: u32,
+    /// PostgreSQL: how long to wait for a connection before failing (then `503`).
+    pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL: the schema to use (created if missing); the server's default when `None`.
+    pub schema: Option<String>,
 }

@@ -41,11 +41,15 @@ impl Address {
             ["$cbs"] => Address::Cbs,
             ["$management"] => Address::Management(None),
             [e, "$management"] => Address::Management(Some(o(e))),
-            [e, "subscriptions", s, "$management"] => Address::Management(Some(format!("{e}/subscriptions/{s}"))),
+            [e, "subscriptions", s, "$management"] => {
+                Address::Management(Some(format!("{e}/subscriptions/{s}")))
+            }
             [e] => Address::Entity(o(e)),
             [e, "$deadletterqueue"] => Address::DeadLetter(o(e)),
             [t, "subscriptions", s] => Address::Subscription(o(t), o(s)),
-            [t, "subscriptions", s, "$deadletterqueue"] => Address::SubscriptionDeadLetter(o(t), o(s)),
+            [t, "subscriptions", s, "$deadletterqueue"] => {
+                Address::SubscriptionDeadLetter(o(t), o(s))
+            }
             [h, "partitions", p] => Address::Partition(o(h), p.parse().map_err(|_| bad())?),
             [h, "consumergroups", cg, "partitions", p] => {
                 Address::Consumer(o(h), o(cg), p.parse().map_err(|_| bad())?)
@@ -57,7 +61,9 @@ impl Address {
     /// The path a token must cover to use this node (`None`: any valid token will do).
     pub fn auth_path(&self) -> Option<String> {
         match self {
-            Address::Entity(e) | Address::DeadLetter(e) | Address::Partition(e, _) => Some(e.clone()),
+            Address::Entity(e) | Address::DeadLetter(e) | Address::Partition(e, _) => {
+                Some(e.clone())
+            }
             Address::Subscription(t, _) | Address::SubscriptionDeadLetter(t, _) => Some(t.clone()),
             Address::Consumer(h, _, _) => Some(h.clone()),
             Address::Management(Some(e)) => Some(e.split('/').next().unwrap_or(e).to_owned()),
@@ -70,7 +76,9 @@ impl Address {
 pub fn valid_entity_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 260
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '$'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '$'))
 }
 
 #[cfg(test)]
@@ -79,8 +87,14 @@ mod tests {
 
     #[test]
     fn addresses_of_every_node_kind_parse() {
-        assert_eq!(Address::parse("Queue1"), Ok(Address::Entity("queue1".into())));
-        assert_eq!(Address::parse("q/$DeadLetterQueue"), Ok(Address::DeadLetter("q".into())));
+        assert_eq!(
+            Address::parse("Queue1"),
+            Ok(Address::Entity("queue1".into()))
+        );
+        assert_eq!(
+            Address::parse("q/$DeadLetterQueue"),
+            Ok(Address::DeadLetter("q".into()))
+        );
         assert_eq!(
             Address::parse("t/Subscriptions/s"),
             Ok(Address::Subscription("t".into(), "s".into()))
@@ -89,7 +103,10 @@ mod tests {
             Address::parse("eh1/ConsumerGroups/$Default/Partitions/1"),
             Ok(Address::Consumer("eh1".into(), "$default".into(), 1))
         );
-        assert_eq!(Address::parse("q/$management"), Ok(Address::Management(Some("q".into()))));
+        assert_eq!(
+            Address::parse("q/$management"),
+            Ok(Address::Management(Some("q".into())))
+        );
         assert!(Address::parse("a//b").is_err());
         assert!(Address::parse("eh/Partitions/x").is_err());
     }

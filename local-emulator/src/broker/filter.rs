@@ -83,7 +83,9 @@ impl Filter {
             return Err(p.err("unexpected text after the expression"));
         }
         Ok(match &e {
-            Expr::Cmp(a, op, b) if op == "=" && a == b && matches!(**a, Expr::Lit(_)) => Filter::True,
+            Expr::Cmp(a, op, b) if op == "=" && a == b && matches!(**a, Expr::Lit(_)) => {
+                Filter::True
+            }
             _ => Filter::Sql(e),
         })
     }
@@ -96,7 +98,8 @@ impl Filter {
             Filter::Sql(e) => truth(&eval(e, m)) == Some(true),
             Filter::Correlation(c) => {
                 let s = &m.system;
-                let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+                let eq =
+                    |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
                 eq(&c.correlation_id, &s.correlation_id)
                     && eq(&c.message_id, &s.message_id)
                     && eq(&c.to, &s.to)
@@ -104,7 +107,9 @@ impl Filter {
                     && eq(&c.label, &s.subject)
                     && eq(&c.session_id, &s.session_id)
                     && eq(&c.content_type, &s.content_type)
-                    && c.properties.iter().all(|(k, v)| m.app.get(k).is_some_and(|h| loose_eq(h, v)))
+                    && c.properties
+                        .iter()
+                        .all(|(k, v)| m.app.get(k).is_some_and(|h| loose_eq(h, v)))
             }
         }
     }
@@ -228,7 +233,10 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let err = |pos, m: &str| SqlError { pos, message: m.to_owned() };
+    let err = |pos, m: &str| SqlError {
+        pos,
+        message: m.to_owned(),
+    };
     while i < chars.len() {
         let c = chars[i];
         let start = i;
@@ -256,7 +264,10 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
             }
             out.push((start, Tok::Str(s)));
         } else if c == '[' {
-            let end = chars[i..].iter().position(|&ch| ch == ']').ok_or_else(|| err(start, "unclosed ["))?;
+            let end = chars[i..]
+                .iter()
+                .position(|&ch| ch == ']')
+                .ok_or_else(|| err(start, "unclosed ["))?;
             out.push((start, Tok::Word(chars[i + 1..i + end].iter().collect())));
             i += end + 1;
         } else if c.is_ascii_digit() {
@@ -270,13 +281,19 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
             };
             out.push((start, Tok::Num(v)));
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
-            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.' | '$' | '-')) {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.' | '$' | '-'))
+            {
                 i += 1;
             }
             out.push((start, Tok::Word(chars[start..i].iter().collect())));
         } else {
             let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-            let op = if ["<>", "!=", "<=", ">="].contains(&two.as_str()) { two } else { c.to_string() };
+            let op = if ["<>", "!=", "<=", ">="].contains(&two.as_str()) {
+                two
+            } else {
+                c.to_string()
+            };
             if !["<>", "!=", "<=", ">=", "=", "<", ">", "(", ")", ",", "-"].contains(&op.as_str()) {
                 return Err(err(start, "unexpected character"));
             }
@@ -295,7 +312,10 @@ struct Parser {
 impl Parser {
     fn err(&self, m: &str) -> SqlError {
         let pos = self.toks.get(self.i).map_or(usize::MAX, |t| t.0);
-        SqlError { pos, message: m.to_owned() }
+        SqlError {
+            pos,
+            message: m.to_owned(),
+        }
     }
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.i).map(|t| &t.1)
@@ -374,7 +394,11 @@ impl Parser {
         }
         for op in ["=", "<>", "!=", "<=", ">=", "<", ">"] {
             if self.sym(op) {
-                return Ok(Expr::Cmp(Box::new(l), op.to_owned(), Box::new(self.primary()?)));
+                return Ok(Expr::Cmp(
+                    Box::new(l),
+                    op.to_owned(),
+                    Box::new(self.primary()?),
+                ));
             }
         }
         Ok(l)
@@ -394,7 +418,10 @@ impl Parser {
                 _ => Err(self.err("expected a number after -")),
             };
         }
-        let tok = self.peek().cloned().ok_or_else(|| self.err("unexpected end of filter"))?;
+        let tok = self
+            .peek()
+            .cloned()
+            .ok_or_else(|| self.err("unexpected end of filter"))?;
         self.i += 1;
         Ok(match tok {
             Tok::Str(s) => Expr::Lit(PropValue::Str(s)),
@@ -415,7 +442,12 @@ impl Parser {
                 Expr::Exists(name)
             }
             Tok::Word(w) => Expr::Prop(w),
-            Tok::Sym(_) => return Err(SqlError { pos: self.toks[self.i - 1].0, message: "unexpected symbol".into() }),
+            Tok::Sym(_) => {
+                return Err(SqlError {
+                    pos: self.toks[self.i - 1].0,
+                    message: "unexpected symbol".into(),
+                })
+            }
         })
     }
 }
@@ -428,8 +460,14 @@ mod tests {
         Message {
             annotations: Vec::new(),
             bare: Vec::new(),
-            system: crate::broker::message::SystemProps { subject: Some("red".into()), ..Default::default() },
-            app: props.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            system: crate::broker::message::SystemProps {
+                subject: Some("red".into()),
+                ..Default::default()
+            },
+            app: props
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
             ttl_ms: None,
             scheduled_ms: None,
             partition_key: None,
@@ -438,13 +476,31 @@ mod tests {
 
     #[test]
     fn sql_filter_compares_user_and_system_properties() {
-        let msg = m(&[("color", PropValue::Str("blue".into())), ("n", PropValue::Int(5))]);
-        let yes = ["color = 'blue'", "n > 3 AND sys.Label = 'red'", "user.n IN (1, 5)", "color LIKE 'bl%'",
-            "EXISTS(n)", "missing IS NULL", "NOT (n < 2)", "1=1", "n >= 4.5"];
+        let msg = m(&[
+            ("color", PropValue::Str("blue".into())),
+            ("n", PropValue::Int(5)),
+        ]);
+        let yes = [
+            "color = 'blue'",
+            "n > 3 AND sys.Label = 'red'",
+            "user.n IN (1, 5)",
+            "color LIKE 'bl%'",
+            "EXISTS(n)",
+            "missing IS NULL",
+            "NOT (n < 2)",
+            "1=1",
+            "n >= 4.5",
+        ];
         for f in yes {
             assert!(Filter::sql(f).expect(f).matches(&msg), "{f}");
         }
-        let no = ["color = 'red'", "missing = 1", "n <> 5", "color NOT LIKE 'b%'", "1=0"];
+        let no = [
+            "color = 'red'",
+            "missing = 1",
+            "n <> 5",
+            "color NOT LIKE 'b%'",
+            "1=0",
+        ];
         for f in no {
             assert!(!Filter::sql(f).expect(f).matches(&msg), "{f}");
         }
@@ -460,7 +516,10 @@ mod tests {
     #[test]
     fn correlation_filter_matches_every_set_field() {
         let msg = m(&[("k", PropValue::Int(1))]);
-        let mut c = Correlation { label: Some("red".into()), ..Default::default() };
+        let mut c = Correlation {
+            label: Some("red".into()),
+            ..Default::default()
+        };
         c.properties.insert("k".into(), PropValue::Int(1));
         assert!(Filter::Correlation(c.clone()).matches(&msg));
         c.properties.insert("k".into(), PropValue::Int(2));

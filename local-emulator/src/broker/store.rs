@@ -97,7 +97,8 @@ impl MessageStore {
         let lock = lock_ms.map(|ms| {
             let token = Uuid::new_v4();
             let until = now_ms + ms;
-            self.locked.insert(stored.seq, (stored.clone(), token, until));
+            self.locked
+                .insert(stored.seq, (stored.clone(), token, until));
             (token, until)
         });
         Taken::Message(Box::new(Delivered { stored, lock }))
@@ -125,6 +126,13 @@ impl MessageStore {
         }
     }
 
+    /// Removes a message in whatever state it is (journal replay, dead-lettering).
+    pub fn remove_any(&mut self, seq: i64) {
+        self.available.remove(&seq);
+        self.locked.remove(&seq);
+        self.scheduled.remove(&seq);
+    }
+
     /// Extends a lock; returns the new expiry.
     pub fn renew(&mut self, seq: i64, token: Uuid, now_ms: i64, lock_ms: i64) -> Option<i64> {
         match self.locked.get_mut(&seq) {
@@ -139,8 +147,12 @@ impl MessageStore {
     /// Releases expired locks and makes due scheduled messages visible. Returns the messages
     /// whose lock expired (their delivery count already raised) and whether anything changed.
     pub fn tick(&mut self, now_ms: i64) -> (Vec<(i64, Uuid)>, bool) {
-        let expired: Vec<i64> =
-            self.locked.iter().filter(|(_, (_, _, u))| *u <= now_ms).map(|(s, _)| *s).collect();
+        let expired: Vec<i64> = self
+            .locked
+            .iter()
+            .filter(|(_, (_, _, u))| *u <= now_ms)
+            .map(|(s, _)| *s)
+            .collect();
         let mut lost = Vec::new();
         for seq in &expired {
             if let Some((mut s, token, _)) = self.locked.remove(seq) {
@@ -149,8 +161,12 @@ impl MessageStore {
                 self.available.insert(*seq, s);
             }
         }
-        let due: Vec<i64> =
-            self.scheduled.iter().filter(|(_, (v, _))| *v <= now_ms).map(|(s, _)| *s).collect();
+        let due: Vec<i64> = self
+            .scheduled
+            .iter()
+            .filter(|(_, (v, _))| *v <= now_ms)
+            .map(|(s, _)| *s)
+            .collect();
         for seq in &due {
             if let Some((_, s)) = self.scheduled.remove(seq) {
                 self.available.insert(*seq, s);
@@ -203,11 +219,16 @@ mod tests {
     fn abandoned_message_comes_back_with_a_higher_delivery_count() {
         let mut s = MessageStore::default();
         s.enqueue(msg(), 0, None);
-        let Taken::Message(d) = s.take(0, Some(1000)) else { panic!("expected message") };
+        let Taken::Message(d) = s.take(0, Some(1000)) else {
+            panic!("expected message")
+        };
         let (token, _) = d.lock.expect("locked");
         assert!(matches!(s.take(0, Some(1000)), Taken::Empty));
-        s.settle(d.stored.seq, token, Settle::Abandon).expect("settles");
-        let Taken::Message(again) = s.take(0, Some(1000)) else { panic!("redelivered") };
+        s.settle(d.stored.seq, token, Settle::Abandon)
+            .expect("settles");
+        let Taken::Message(again) = s.take(0, Some(1000)) else {
+            panic!("redelivered")
+        };
         assert_eq!(again.stored.delivery_count, 1);
     }
 

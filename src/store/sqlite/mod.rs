@@ -1,7 +1,6 @@
 //! The embedded SQLite store: WAL mode, `synchronous=FULL` for anything a caller is told is
 //! stored, and one group-commit writer so concurrent requests share fsyncs.
 
-mod rows;
 mod writer;
 
 use std::path::Path;
@@ -363,7 +362,7 @@ impl Store for SqliteStore {
         Ok(leased)
     }
 
-    async fn record(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
         let mut conn = self.bookkeeping.acquire().await?;
         let now = millis(OffsetDateTime::now_utc());
         immediate!(conn, {
@@ -394,7 +393,7 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, finished_at = ?,
                        lease_owner = NULL, lease_until = NULL, updated_at = ?
-                     WHERE id = ? AND status = 'in_flight'",
+                     WHERE id = ? AND status = 'in_flight' AND lease_owner = ?",
                 )
                 .bind(status)
                 .bind(r.attempt)
@@ -403,6 +402,7 @@ impl Store for SqliteStore {
                 .bind(finished)
                 .bind(now)
                 .bind(&id)
+                .bind(owner)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -520,6 +520,13 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    fn lease_owner(&self) -> String {
+        // One process owns an SQLite file, so the leases of a previous run are its own.
+        "local".to_owned()
+    }
+
+    fn watch(&self, _on_work: std::sync::Arc<dyn Fn() + Send + Sync>) {}
 }
 
 /// Cancels the unfinished deliveries matching `condition` (one `?` bound to `value`).

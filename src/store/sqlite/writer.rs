@@ -6,7 +6,7 @@
 use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::millis;
+use crate::store::rows::millis;
 use crate::store::{IngestOutcome, NewEvent, StoreError};
 
 /// Jobs taken into one transaction at most (bounds the transaction's size and latency).
@@ -77,7 +77,7 @@ async fn insert_all(
                 .fetch_optional(&mut *conn)
                 .await?;
             if let Some(row) = seen {
-                let id = super::rows::parse_id(&row, "id")?;
+                let id = crate::store::rows::parse_id(&row, "id")?;
                 let same: Vec<u8> = row.try_get("fingerprint")?;
                 outcomes.push(if same == fingerprint.as_slice() {
                     IngestOutcome::Replayed {

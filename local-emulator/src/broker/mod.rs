@@ -1,0 +1,616 @@
+//! Broker state: queues, topics with subscriptions and rules, dead-letter sub-queues, locks
+//! and event hubs. Pure state driven by method calls; no protocol types and no I/O.
+//! [`handle::BrokerHandle`] shares it between connections and journals it to disk.
+
+pub mod address;
+pub mod eventhub;
+pub mod filter;
+pub mod handle;
+pub mod message;
+pub mod store;
+mod topology;
+
+pub use address::Address;
+pub use topology::{
+    HubSpec, QueueSpec, RuleSpec, StoreSettings, SubscriptionSpec, TopicSpec, Topology,
+};
+
+use eventhub::{Event, EventHub, Position};
+use message::{Delivered, Message, Stored};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use store::{MessageStore, Settle, Taken};
+use uuid::Uuid;
+
+/// Why the broker refused an operation.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BrokerError {
+    /// No such entity.
+    #[error("the messaging entity '{0}' could not be found")]
+    NotFound(String),
+    /// The operation does not apply to this kind of node.
+    #[error("operation not supported on '{0}'")]
+    NotSupported(String),
+    /// The lock token is unknown or its lock was lost.
+    #[error(
+        "the lock supplied is invalid: either the lock expired or the message was already settled"
+    )]
+    LockLost,
+}
+
+/// Identifies one queue-like store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StoreKey {
+    /// A queue.
+    Queue(String),
+    /// A queue's dead-letter sub-queue.
+    QueueDlq(String),
+    /// A subscription.
+    Sub(String, String),
+    /// A subscription's dead-letter sub-queue.
+    SubDlq(String, String),
+}
+
+/// A change to durable state, for the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// A message entered a store.
+    Put(StoreKey, Stored),
+    /// A message left a store.
+    Remove(StoreKey, i64),
+    /// An event was appended to a partition.
+    Append(String, usize, Event),
+}
+
+/// What kind of node an address names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A queue-like store that can be received from and maybe sent to.
+    Queue,
+    /// A topic (send only).
+    Topic,
+    /// An event hub or one of its partitions (send).
+    Hub,
+    /// An event hub partition reader.
+    Consumer,
+}
+
+struct Settings {
+    lock_ms: i64,
+    max_delivery: u32,
+    ttl_ms: Option<i64>,
+    dlq_on_expiry: bool,
+    forward_to: Option<String>,
+}
+
+struct Subscription {
+    rules: Vec<RuleSpec>,
+}
+
+/// All broker state.
+pub struct Broker {
+    stores: BTreeMap<StoreKey, MessageStore>,
+    settings: HashMap<StoreKey, Settings>,
+    topics: BTreeMap<String, BTreeMap<String, Subscription>>,
+    hubs: BTreeMap<String, EventHub>,
+    locks: HashMap<Uuid, (StoreKey, i64)>,
+    names: HashMap<String, String>,
+    journal: Vec<Op>,
+}
+
+/// A row of the entity overview.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityCount {
+    /// Entity path.
+    pub path: String,
+    /// `queue`, `subscription`, `deadletter`, `topic`, `partition`.
+    pub kind: &'static str,
+    /// Messages or events held.
+    pub count: usize,
+}
+
+/// Event hub runtime information.
+#[derive(Debug, Clone)]
+pub struct HubInfo {
+    /// Hub name.
+    pub name: String,
+    /// Creation time (unix ms).
+    pub created_ms: i64,
+    /// Partition count.
+    pub partitions: usize,
+}
+
+/// Partition runtime information.
+#[derive(Debug, Clone)]
+pub struct PartitionInfo {
+    /// First sequence number kept.
+    pub begin_seq: i64,
+    /// Last sequence number, -1 when empty.
+    pub last_seq: i64,
+    /// Last offset, -1 when empty.
+    pub last_offset: i64,
+    /// Last enqueue time (unix ms).
+    pub last_enqueued_ms: i64,
+    /// Whether the partition is empty.
+    pub empty: bool,
+}
+
+impl Broker {
+    /// A broker serving `t`.
+    pub fn new(t: &Topology, now_ms: i64) -> Broker {
+        let mut b = Broker {
+            stores: BTreeMap::new(),
+            settings: HashMap::new(),
+            topics: BTreeMap::new(),
+            hubs: BTreeMap::new(),
+            locks: HashMap::new(),
+            names: HashMap::new(),
+            journal: Vec::new(),
+        };
+        for q in &t.queues {
+            let n = q.name.to_ascii_lowercase();
+            b.names.insert(n.clone(), q.name.clone());
+            b.add_store(
+                StoreKey::Queue(n.clone()),
+                StoreKey::QueueDlq(n),
+                &q.settings(),
+            );
+        }
+        for topic in &t.topics {
+            let tn = topic.name.to_ascii_lowercase();
+            b.names.insert(tn.clone(), topic.name.clone());
+            let mut subs = BTreeMap::new();
+            for s in &topic.subscriptions {
+                let sn = s.name.to_ascii_lowercase();
+                let main = StoreKey::Sub(tn.clone(), sn.clone());
+                b.add_store(
+                    main,
+                    StoreKey::SubDlq(tn.clone(), sn.clone()),
+                    &s.settings(),
+                );
+                subs.insert(
+                    sn,
+                    Subscription {
+                        rules: s.rules.clone(),
+                    },
+                );
+            }
+            b.topics.insert(tn, subs);
+        }
+        for h in &t.hubs {
+            let hn = h.name.to_ascii_lowercase();
+            b.names.insert(hn.clone(), h.name.clone());
+            b.hubs.insert(
+                hn,
+                EventHub::new(&h.name, h.partitions, &h.consumer_groups, now_ms),
+            );
+        }
+        b
+    }
+
+    fn add_store(&mut self, main: StoreKey, dlq: StoreKey, s: &topology::StoreSettings) {
+        self.settings.insert(
+            main.clone(),
+            Settings {
+                lock_ms: s.lock_ms,
+                max_delivery: s.max_delivery,
+                ttl_ms: s.ttl_ms,
+                dlq_on_expiry: s.dlq_on_expiry,
+                forward_to: s.forward_to.clone(),
+            },
+        );
+        self.settings.insert(
+            dlq.clone(),
+            Settings {
+                lock_ms: s.lock_ms,
+                max_delivery: u32::MAX,
+                ttl_ms: None,
+                dlq_on_expiry: false,
+                forward_to: None,
+            },
+        );
+        self.stores.insert(main, MessageStore::default());
+        self.stores.insert(dlq, MessageStore::default());
+    }
+
+    /// Changes since the last call, for the journal.
+    pub fn drain_journal(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.journal)
+    }
+
+    /// Re-applies a journaled change (start-up replay).
+    pub fn replay(&mut self, op: Op, now_ms: i64) {
+        match op {
+            Op::Put(k, s) => {
+                if let Some(st) = self.stores.get_mut(&k) {
+                    st.restore(s, now_ms)
+                }
+            }
+            Op::Remove(k, seq) => {
+                if let Some(st) = self.stores.get_mut(&k) {
+                    st.remove_any(seq)
+                }
+            }
+            Op::Append(h, p, e) => {
+                if let Some(part) = self.hubs.get_mut(&h).and_then(|h| h.partitions.get_mut(p)) {
+                    part.restore(e)
+                }
+            }
+        }
+    }
+
+    /// The store an address names.
+    pub fn store_key(&self, a: &Address) -> Result<StoreKey, BrokerError> {
+        let k = match a {
+            Address::Entity(e) => StoreKey::Queue(e.clone()),
+            Address::DeadLetter(e) => StoreKey::QueueDlq(e.clone()),
+            Address::Subscription(t, s) => StoreKey::Sub(t.clone(), s.clone()),
+            Address::SubscriptionDeadLetter(t, s) => StoreKey::SubDlq(t.clone(), s.clone()),
+            Address::Management(Some(e)) => {
+                return self
+                    .store_key(&Address::parse(e).map_err(|_| BrokerError::NotFound(e.clone()))?)
+            }
+            other => return Err(BrokerError::NotSupported(format!("{other:?}"))),
+        };
+        if self.stores.contains_key(&k) {
+            Ok(k)
+        } else {
+            Err(BrokerError::NotFound(format!("{a:?}")))
+        }
+    }
+
+    /// What kind of node an address names, or `NotFound`.
+    pub fn kind(&self, a: &Address) -> Result<NodeKind, BrokerError> {
+        match a {
+            Address::Entity(e) if self.topics.contains_key(e) => Ok(NodeKind::Topic),
+            Address::Entity(e) if self.hubs.contains_key(e) => Ok(NodeKind::Hub),
+            Address::Partition(h, p)
+                if self
+                    .hubs
+                    .get(h)
+                    .is_some_and(|x| (*p as usize) < x.partitions.len()) =>
+            {
+                Ok(NodeKind::Hub)
+            }
+            Address::Consumer(h, cg, p)
+                if self.hubs.get(h).is_some_and(|x| {
+                    (*p as usize) < x.partitions.len() && x.consumer_groups.contains(cg)
+                }) =>
+            {
+                Ok(NodeKind::Consumer)
+            }
+            Address::Partition(h, _) | Address::Consumer(h, _, _) => {
+                Err(BrokerError::NotFound(h.clone()))
+            }
+            other => self.store_key(other).map(|_| NodeKind::Queue),
+        }
+    }
+
+    /// Sends a message to a queue, topic, hub or partition. Returns the sequence numbers given.
+    pub fn send(
+        &mut self,
+        a: &Address,
+        msg: Message,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, BrokerError> {
+        match (self.kind(a)?, a) {
+            (NodeKind::Topic, Address::Entity(t)) => {
+                let subs: Vec<String> = self.topics[t]
+                    .iter()
+                    .filter(|(_, s)| s.rules.iter().any(|r| r.filter.matches(&msg)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let mut seqs = Vec::new();
+                for s in subs {
+                    seqs.push(self.enqueue(StoreKey::Sub(t.clone(), s), msg.clone(), now_ms, 0));
+                }
+                Ok(seqs)
+            }
+            (NodeKind::Hub, Address::Entity(h) | Address::Partition(h, _)) => {
+                let hub = self
+                    .hubs
+                    .get_mut(h)
+                    .ok_or_else(|| BrokerError::NotFound(h.clone()))?;
+                let p = match a {
+                    Address::Partition(_, p) => *p as usize,
+                    _ => hub.choose(msg.partition_key.as_deref()),
+                };
+                let e = hub.partitions[p].append(msg, now_ms);
+                let seq = e.seq;
+                self.journal.push(Op::Append(h.clone(), p, e));
+                Ok(vec![seq])
+            }
+            (NodeKind::Queue, _) => {
+                let k = self.store_key(a)?;
+                Ok(vec![self.enqueue(k, msg, now_ms, 0)])
+            }
+            _ => Err(BrokerError::NotSupported(format!("{a:?}"))),
+        }
+    }
+
+    fn enqueue(&mut self, k: StoreKey, msg: Message, now_ms: i64, depth: u8) -> i64 {
+        let fwd = self.settings.get(&k).and_then(|s| s.forward_to.clone());
+        if let (Some(f), true) = (fwd, depth < 4) {
+            if let Ok(a) = Address::parse(&f) {
+                if let Ok(NodeKind::Topic | NodeKind::Queue) = self.kind(&a) {
+                    return self
+                        .send(&a, msg, now_ms)
+                        .ok()
+                        .and_then(|v| v.first().copied())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        let ttl = self.settings.get(&k).and_then(|s| s.ttl_ms);
+        let Some(store) = self.stores.get_mut(&k) else {
+            return 0;
+        };
+        let seq = store.enqueue(msg, now_ms, ttl);
+        if let Some(s) = store.peek(seq, 1).into_iter().next() {
+            self.journal.push(Op::Put(k, s));
+        }
+        seq
+    }
+
+    /// Receives one message from a queue-like node; peek-lock when `lock` is true.
+    pub fn receive(&mut self, k: &StoreKey, now_ms: i64, lock: bool) -> Option<Delivered> {
+        let (lock_ms, dlq_on_expiry) =
+            self.settings.get(k).map(|s| (s.lock_ms, s.dlq_on_expiry))?;
+        loop {
+            let taken = self
+                .stores
+                .get_mut(k)?
+                .take(now_ms, lock.then_some(lock_ms));
+            match taken {
+                Taken::Empty => return None,
+                Taken::Expired(s) => {
+                    self.journal.push(Op::Remove(k.clone(), s.seq));
+                    if dlq_on_expiry {
+                        self.to_dead_letter(
+                            k,
+                            *s,
+                            "TTLExpiredException",
+                            "The message expired",
+                            now_ms,
+                        );
+                    }
+                }
+                Taken::Message(d) => {
+                    match d.lock {
+                        Some((token, _)) => {
+                            self.locks.insert(token, (k.clone(), d.stored.seq));
+                        }
+                        None => self.journal.push(Op::Remove(k.clone(), d.stored.seq)),
+                    }
+                    return Some(*d);
+                }
+            }
+        }
+    }
+
+    fn to_dead_letter(
+        &mut self,
+        k: &StoreKey,
+        mut s: Stored,
+        reason: &str,
+        desc: &str,
+        now_ms: i64,
+    ) {
+        let dlq = match k {
+            StoreKey::Queue(q) => StoreKey::QueueDlq(q.clone()),
+            StoreKey::Sub(t, n) => StoreKey::SubDlq(t.clone(), n.clone()),
+            _ => return,
+        };
+        s.dead_letter = Some((reason.to_owned(), desc.to_owned()));
+        s.expires_ms = None;
+        if let Some(st) = self.stores.get_mut(&dlq) {
+            st.restore(s.clone(), now_ms);
+            self.journal.push(Op::Put(dlq, s));
+        }
+    }
+
+    /// Completes (removes) a locked message.
+    pub fn complete(&mut self, token: Uuid) -> Result<(), BrokerError> {
+        let (k, seq) = self.locks.remove(&token).ok_or(BrokerError::LockLost)?;
+        let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
+        st.settle(seq, token, Settle::Complete)
+            .ok_or(BrokerError::LockLost)?;
+        self.journal.push(Op::Remove(k, seq));
+        Ok(())
+    }
+
+    /// Abandons a locked message: redelivered later, dead-lettered past the max delivery count.
+    pub fn abandon(&mut self, token: Uuid, now_ms: i64) -> Result<(), BrokerError> {
+        let (k, seq) = self.locks.remove(&token).ok_or(BrokerError::LockLost)?;
+        let max = self.settings.get(&k).map_or(u32::MAX, |s| s.max_delivery);
+        let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
+        let s = st
+            .settle(seq, token, Settle::Abandon)
+            .ok_or(BrokerError::LockLost)?;
+        if s.delivery_count >= max {
+            st.remove_any(seq);
+            self.journal.push(Op::Remove(k.clone(), seq));
+            self.to_dead_letter(
+                &k,
+                s,
+                "MaxDeliveryCountExceeded",
+                "Message could not be consumed after maximum delivery attempts",
+                now_ms,
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves a locked message to its dead-letter sub-queue.
+    pub fn dead_letter(
+        &mut self,
+        token: Uuid,
+        reason: &str,
+        desc: &str,
+        now_ms: i64,
+    ) -> Result<(), BrokerError> {
+        let (k, seq) = self.locks.remove(&token).ok_or(BrokerError::LockLost)?;
+        let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
+        let s = st.remove_locked(seq, token).ok_or(BrokerError::LockLost)?;
+        self.journal.push(Op::Remove(k.clone(), seq));
+        self.to_dead_letter(&k, s, reason, desc, now_ms);
+        Ok(())
+    }
+
+    /// Renews a lock; returns the new expiry (unix ms).
+    pub fn renew(&mut self, token: Uuid, now_ms: i64) -> Result<i64, BrokerError> {
+        let (k, seq) = self
+            .locks
+            .get(&token)
+            .cloned()
+            .ok_or(BrokerError::LockLost)?;
+        let lock_ms = self.settings.get(&k).map_or(60_000, |s| s.lock_ms);
+        let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
+        st.renew(seq, token, now_ms, lock_ms)
+            .ok_or(BrokerError::LockLost)
+    }
+
+    /// Peeks messages of a queue-like node.
+    pub fn peek(&self, k: &StoreKey, from: i64, count: usize) -> Vec<Stored> {
+        self.stores
+            .get(k)
+            .map(|s| s.peek(from, count))
+            .unwrap_or_default()
+    }
+
+    /// Cancels scheduled messages by sequence number.
+    pub fn cancel_scheduled(&mut self, k: &StoreKey, seqs: &[i64]) {
+        for seq in seqs {
+            if self
+                .stores
+                .get_mut(k)
+                .is_some_and(|st| st.cancel_scheduled(*seq))
+            {
+                self.journal.push(Op::Remove(k.clone(), *seq));
+            }
+        }
+    }
+
+    /// Lock expiry, scheduled visibility. Returns whether receivers may have work.
+    pub fn tick(&mut self, now_ms: i64) -> bool {
+        let mut any = false;
+        let keys: Vec<StoreKey> = self.stores.keys().cloned().collect();
+        for k in keys {
+            let (lost, changed) = match self.stores.get_mut(&k) {
+                Some(st) => st.tick(now_ms),
+                None => continue,
+            };
+            any |= changed;
+            for (_, token) in lost {
+                self.locks.remove(&token);
+            }
+        }
+        any
+    }
+
+    /// Empties a store; returns how many messages went.
+    pub fn purge(&mut self, k: &StoreKey) -> usize {
+        let Some(st) = self.stores.get_mut(k) else {
+            return 0;
+        };
+        let seqs: Vec<i64> = st.peek(0, usize::MAX).iter().map(|s| s.seq).collect();
+        let n = st.purge();
+        self.locks.retain(|_, (key, _)| key != k);
+        self.journal
+            .extend(seqs.into_iter().map(|s| Op::Remove(k.clone(), s)));
+        n
+    }
+
+    /// Hub information.
+    pub fn hub_info(&self, hub: &str) -> Option<HubInfo> {
+        let h = self.hubs.get(&hub.to_ascii_lowercase())?;
+        Some(HubInfo {
+            name: h.name.clone(),
+            created_ms: h.created_ms,
+            partitions: h.partitions.len(),
+        })
+    }
+
+    /// Partition information.
+    pub fn partition_info(&self, hub: &str, p: usize) -> Option<PartitionInfo> {
+        let part = self
+            .hubs
+            .get(&hub.to_ascii_lowercase())?
+            .partitions
+            .get(p)?;
+        let last = part.events.last();
+        Some(PartitionInfo {
+            begin_seq: part.events.first().map_or(0, |e| e.seq),
+            last_seq: last.map_or(-1, |e| e.seq),
+            last_offset: last.map_or(-1, |e| e.offset),
+            last_enqueued_ms: last.map_or(0, |e| e.enqueued_ms),
+            empty: last.is_none(),
+        })
+    }
+
+    /// Index where a reader starting at `pos` begins.
+    pub fn hub_index(&self, hub: &str, p: usize, pos: Position) -> usize {
+        self.hubs
+            .get(hub)
+            .and_then(|h| h.partitions.get(p))
+            .map_or(0, |x| x.index_of(pos))
+    }
+
+    /// Up to `max` events from index `from`.
+    pub fn hub_read(&self, hub: &str, p: usize, from: usize, max: usize) -> Vec<Event> {
+        self.hubs
+            .get(hub)
+            .and_then(|h| h.partitions.get(p))
+            .map(|x| x.events.iter().skip(from).take(max).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every entity with its message count.
+    pub fn overview(&self) -> Vec<EntityCount> {
+        let name = |n: &String| self.names.get(n).cloned().unwrap_or_else(|| n.clone());
+        let mut out: Vec<EntityCount> = self
+            .stores
+            .iter()
+            .map(|(k, st)| {
+                let (path, kind) = match k {
+                    StoreKey::Queue(q) => (name(q), "queue"),
+                    StoreKey::QueueDlq(q) => {
+                        (format!("{}/$DeadLetterQueue", name(q)), "deadletter")
+                    }
+                    StoreKey::Sub(t, s) => {
+                        (format!("{}/Subscriptions/{s}", name(t)), "subscription")
+                    }
+                    StoreKey::SubDlq(t, s) => (
+                        format!("{}/Subscriptions/{s}/$DeadLetterQueue", name(t)),
+                        "deadletter",
+                    ),
+                };
+                EntityCount {
+                    path,
+                    kind,
+                    count: st.len(),
+                }
+            })
+            .collect();
+        for t in self.topics.keys() {
+            out.push(EntityCount {
+                path: name(t),
+                kind: "topic",
+                count: 0,
+            });
+        }
+        for h in self.hubs.values() {
+            for (i, p) in h.partitions.iter().enumerate() {
+                out.push(EntityCount {
+                    path: format!("{}/Partitions/{i}", h.name),
+                    kind: "partition",
+                    count: p.events.len(),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! Where the official SDKs differ from each other or from the letter of AMQP, in one place.
+//! Each quirk has a test named after it.
+
+use super::codec::Value;
+
+/// Clients send `amqps://localhost/eh1`, `amqps://127.0.0.1:PORT/queue1` or bare `queue1`:
+/// strip the scheme and host and keep the path.
+pub fn strip_scheme_and_host(address: &str) -> &str {
+    match address.find("://") {
+        Some(i) => {
+            let rest = &address[i + 3..];
+            rest.find('/').map_or("", |j| &rest[j + 1..])
+        }
+        None => address.trim_start_matches('/'),
+    }
+}
+
+/// Python Service Bus sends `type=jwt` even for a SAS token: the token's prefix decides.
+pub fn is_sas_token(token: &str) -> bool {
+    token.starts_with("SharedAccessSignature ")
+}
+
+/// Python, .NET and Node read the lock token from the 16-byte delivery tag as a little-endian
+/// (.NET layout) GUID; management bodies carry the same token as an RFC-order AMQP uuid.
+pub fn delivery_tag_for_lock(token: uuid::Uuid) -> [u8; 16] {
+    token.to_bytes_le()
+}
+
+/// Reads a lock token from a management body (an RFC-order uuid; some clients send binary in
+/// the little-endian layout).
+pub fn lock_token_from_value(v: &Value) -> Option<uuid::Uuid> {
+    match v.inner() {
+        Value::Uuid(u) => Some(uuid::Uuid::from_bytes(*u)),
+        Value::Binary(b) if b.len() == 16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            Some(uuid::Uuid::from_bytes_le(a))
+        }
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Python omits reply-to on CBS requests: answer on the link the client attached with source
+/// `$cbs` (or the requests's node) when no link's target matches the reply-to address.
+pub fn reply_link_matches(reply_to: Option<&str>, link_target: &str, link_source: &str, node: &str) -> (bool, bool) {
+    let exact = reply_to.is_some_and(|r| !r.is_empty() && r == link_target);
+    let fallback = strip_scheme_and_host(link_source).eq_ignore_ascii_case(node);
+    (exact, fallback)
+}
+
+/// Event Hubs position filters come as `apache.org:selector-filter:string`, keyed by that name
+/// or any other, with the descriptor as a symbol or the numeric code `0x468C00000004`.
+pub fn selector_filter(filter_set: &Value) -> Option<String> {
+    filter_set.as_map()?.iter().find_map(|(_, v)| match v {
+        Value::Described(_, inner) if v.descriptor_code() == Some(0x0000_468C_0000_0004) => {
+            inner.as_str().map(str::to_owned)
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_with_scheme_host_and_port_are_reduced_to_their_path() {
+        assert_eq!(strip_scheme_and_host("amqps://localhost/eh1"), "eh1");
+        assert_eq!(strip_scheme_and_host("amqps://127.0.0.1:5672/queue1/$management"), "queue1/$management");
+        assert_eq!(strip_scheme_and_host("sb://host"), "");
+        assert_eq!(strip_scheme_and_host("queue1"), "queue1");
+    }
+
+    #[test]
+    fn python_service_bus_sends_sas_tokens_typed_as_jwt() {
+        assert!(is_sas_token("SharedAccessSignature sr=a&sig=b&se=1&skn=k"));
+        assert!(!is_sas_token("eyJhbGciOi"));
+    }
+
+    #[test]
+    fn lock_token_travels_little_endian_in_the_tag_and_rfc_order_in_management() {
+        let t: uuid::Uuid = "00112233-4455-6677-8899-aabbccddeeff".parse().expect("uuid");
+        let tag = delivery_tag_for_lock(t);
+        assert_eq!(&tag[..4], &[0x33, 0x22, 0x11, 0x00]);
+        assert_eq!(lock_token_from_value(&Value::Uuid(*t.as_bytes())), Some(t));
+        assert_eq!(lock_token_from_value(&Value::Binary(tag.to_vec())), Some(t));
+    }
+
+    #[test]
+    fn python_cbs_request_without_reply_to_is_answered_on_the_cbs_receiver() {
+        assert_eq!(reply_link_matches(None, "x", "$cbs", "$cbs"), (false, true));
+        assert_eq!(reply_link_matches(Some("rust_amqp_cbs"), "rust_amqp_cbs", "$cbs", "$cbs"), (true, true));
+    }
+
+    #[test]
+    fn selector_filter_is_found_by_numeric_or_symbolic_descriptor() {
+        let f = |d: Value| {
+            Value::Map(vec![(
+                Value::sym("com.microsoft:session-filter-any-name"),
+                Value::Described(Box::new(d), Box::new(Value::str("amqp.annotation.x-opt-offset > '-1'"))),
+            )])
+        };
+        assert!(selector_filter(&f(Value::Ulong(0x0000_468C_0000_0004))).is_some());
+        assert!(selector_filter(&f(Value::sym("apache.org:selector-filter:string"))).is_some());
+    }
+}

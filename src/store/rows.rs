@@ -1,0 +1,162 @@
+//! Reading database rows into records, for every backend: [`Columns`] is the small set of
+//! typed reads the records need, implemented for SQLite and PostgreSQL rows.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::store::{
+    Attempt, DeliveryRecord, DeliveryStatus, Endpoint, EventRecord, StoreError, Subscription,
+};
+use crate::subscriptions::MessageFormat;
+
+/// Unix milliseconds of a time.
+pub fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The time of unix milliseconds.
+pub fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Typed column reads shared by the backends.
+pub trait Columns {
+    /// A text column.
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    /// An integer column.
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    /// A nullable integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// A boolean column.
+    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+        }
+    };
+}
+columns_for!(SqliteRow);
+columns_for!(PgRow);
+
+pub fn time_col(row: &impl Columns, col: &str) -> Result<OffsetDateTime, StoreError> {
+    Ok(from_millis(row.int(col)?))
+}
+
+fn corrupt(what: &'static str, msg: String) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        source: serde::de::Error::custom(msg),
+    }
+}
+
+pub fn parse_id<T: FromStr>(row: &impl Columns, col: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = row.text(col)?;
+    text.parse()
+        .map_err(|e: T::Err| corrupt("id", e.to_string()))
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(
+    row: &impl Columns,
+    col: &str,
+    what: &'static str,
+) -> Result<T, StoreError> {
+    let text = row.text(col)?;
+    serde_json::from_str(&text).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+pub fn event_from_row(row: &impl Columns) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        id: parse_id(row, "id")?,
+        name: row.text("name")?,
+        solution: row.text("solution")?,
+        params: json_col(row, "params", "event params")?,
+        correlation_id: row.opt_text("correlation_id")?.unwrap_or_default(),
+        caller: row.text("caller")?,
+        received_at: time_col(row, "received_at")?,
+    })
+}
+
+pub fn delivery_from_row(row: &impl Columns) -> Result<DeliveryRecord, StoreError> {
+    let status = row.text("status")?;
+    Ok(DeliveryRecord {
+        id: parse_id(row, "id")?,
+        event_id: parse_id(row, "event_id")?,
+        subscription_id: parse_id(row, "subscription_id")?,
+        endpoint_id: parse_id(row, "endpoint_id")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", status))?,
+        attempts: row.int("attempts")? as u32,
+        next_attempt_at: time_col(row, "next_attempt_at")?,
+        last_error: row.opt_text("last_error")?,
+        created_at: time_col(row, "created_at")?,
+        finished_at: row.opt_int("finished_at")?.map(from_millis),
+    })
+}
+
+pub fn attempt_from_row(row: &impl Columns) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        attempt: row.int("attempt")? as u32,
+        started_at: time_col(row, "started_at")?,
+        duration_ms: row.int("duration_ms")? as u64,
+        outcome: row.text("outcome")?,
+        http_status: row.opt_int("http_status")?.map(|s| s as u16),
+        error: row.opt_text("error")?,
+    })
+}
+
+pub fn endpoint_from_row(row: &impl Columns) -> Result<Endpoint, StoreError> {
+    Ok(Endpoint {
+        id: parse_id(row, "id")?,
+        name: row.text("name")?,
+        settings: json_col(row, "settings", "endpoint settings")?,
+        max_concurrency: row.opt_int("max_concurrency")?.map(|n| n as u32),
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreError> {
+    let format = row.text("format")?;
+    Ok(Subscription {
+        id: parse_id(row, "id")?,
+        name: row.text("name")?,
+        solution: row.text("solution")?,
+        event: row.opt_text("event_name")?,
+        category: row.opt_text("category")?,
+        endpoint_id: parse_id(row, "endpoint_id")?,
+        format: MessageFormat::parse(&format)
+            .ok_or_else(|| corrupt("subscription format", format))?,
+        filter: json_col(row, "filter", "subscription filter")?,
+        enabled: row.boolean("enabled")?,
+        rank: row.int("rank")? as i32,
+        disabled_reason: row.opt_text("disabled_reason")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
