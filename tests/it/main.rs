@@ -7,5 +7,6 @@ mod ingest;
 mod ops;
 mod resilience;
 mod security;
+mod store_contract;
 mod support;
 mod webhooks;

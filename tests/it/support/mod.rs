@@ -200,3 +200,9 @@ pub fn python_script(name: &str) -> PathBuf {
         .join("tests/python")
         .join(name)
 }
+
+/// The PostgreSQL server the tests use.
+pub fn pg_url() -> String {
+    std::env::var("HERALD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}

@@ -1,0 +1,408 @@
+//! The store contract: one suite, run against SQLite and PostgreSQL, so neither backend
+//! drifts. PostgreSQL tests use this machine's server (`HERALD_TEST_PG`, by default
+//! `postgres://postgres@127.0.0.1:5432/test`), each in a schema of its own; they fail, never
+//! skip, when it is not reachable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::destinations::webhook::{Secret, SigningSecret, WebhookSettings};
+use herald::destinations::DestinationSettings;
+use herald::ids::{DeliveryId, EndpointId, EventId, SecretId, SubscriptionId};
+use herald::store::*;
+use time::OffsetDateTime;
+
+use crate::support::pg_url;
+
+/// A store for one test, and what removes it.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings {
+        url: format!("sqlite://{}", dir.path().join("herald.db").display()),
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(5),
+        schema: None,
+    };
+    TestStore {
+        store: open(&settings).await.expect("SQLite store opens"),
+        _dir: Some(dir),
+    }
+}
+
+pub async fn postgres() -> TestStore {
+    let settings = StoreSettings {
+        url: pg_url(),
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(5),
+        schema: Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
+    };
+    let store = open(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed by the store contract tests (scripts/test.sh starts it): {e}", settings.url));
+    TestStore { store, _dir: None }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
+    let e = Endpoint {
+        id: EndpointId::new(),
+        name: name.into(),
+        settings: DestinationSettings::Webhook(WebhookSettings {
+            url: "https://example.com/hook".into(),
+            secrets: vec![SigningSecret {
+                id: SecretId::new(),
+                secret: Secret::generate(),
+                created_at: now(),
+            }],
+            timeout: None,
+        }),
+        max_concurrency: Some(3),
+        created_at: now(),
+        updated_at: now(),
+    };
+    store.put_endpoint(&e).await.unwrap();
+    e
+}
+
+async fn subscription(store: &dyn Store, endpoint: EndpointId, name: &str) -> Subscription {
+    let s = Subscription {
+        id: SubscriptionId::new(),
+        name: name.into(),
+        solution: "contoso".into(),
+        event: Some("contoso_CustomerPurchase".into()),
+        category: None,
+        endpoint_id: endpoint,
+        format: Default::default(),
+        filter: Default::default(),
+        enabled: true,
+        rank: 1,
+        disabled_reason: None,
+        created_at: now(),
+        updated_at: now(),
+    };
+    store.put_subscription(&s).await.unwrap();
+    s
+}
+
+fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
+    let mut params = serde_json::Map::new();
+    params.insert("Total".into(), 12.5.into());
+    NewEvent {
+        event: EventRecord {
+            id: EventId::new(),
+            name: "contoso_CustomerPurchase".into(),
+            solution: "contoso".into(),
+            params,
+            correlation_id: "corr-1".into(),
+            caller: "test".into(),
+            received_at: now(),
+        },
+        idempotency: key.map(|(k, f)| (k.to_owned(), [f; 32])),
+        deliveries: vec![NewDelivery {
+            id: DeliveryId::new(),
+            subscription_id: sub.id,
+            endpoint_id: sub.endpoint_id,
+        }],
+    }
+}
+
+fn lease_req<'a>(
+    owner: &'a str,
+    skip: &'a [EndpointId],
+    limit: u32,
+    per_endpoint: u32,
+) -> LeaseRequest<'a> {
+    LeaseRequest {
+        owner,
+        now: now(),
+        until: now() + Duration::from_secs(60),
+        limit,
+        per_endpoint,
+        skip_endpoints: skip,
+    }
+}
+
+fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
+    AttemptResult {
+        delivery_id: d.id,
+        attempt: d.attempts + 1,
+        started_at: now(),
+        duration_ms: 3,
+        outcome: if next == NextState::Succeeded {
+            AttemptOutcome::Success
+        } else {
+            AttemptOutcome::Retry
+        },
+        http_status: Some(503),
+        error: Some("receiver answered 503".into()),
+        next,
+    }
+}
+
+pub async fn stored_events_come_back_with_their_deliveries(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let new = new_event(&sub, None);
+    let out = s.ingest(vec![new.clone()]).await.unwrap();
+    assert_eq!(
+        out,
+        vec![IngestOutcome::Created {
+            id: new.event.id,
+            deliveries: 1
+        }]
+    );
+    let (event, deliveries) = s.event(new.event.id).await.unwrap().unwrap();
+    assert_eq!(event.params, new.event.params);
+    assert_eq!(event.correlation_id, "corr-1");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
+    assert!(s.event(EventId::new()).await.unwrap().is_none());
+}
+
+pub async fn an_idempotency_key_returns_the_first_event_or_reports_reuse(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let first = new_event(&sub, Some(("k1", 1)));
+    s.ingest(vec![first.clone()]).await.unwrap();
+    let same = s
+        .ingest(vec![new_event(&sub, Some(("k1", 1)))])
+        .await
+        .unwrap();
+    assert_eq!(
+        same,
+        vec![IngestOutcome::Replayed {
+            id: first.event.id,
+            deliveries: 1
+        }]
+    );
+    let other = s
+        .ingest(vec![new_event(&sub, Some(("k1", 2)))])
+        .await
+        .unwrap();
+    assert_eq!(other, vec![IngestOutcome::KeyReused { id: first.event.id }]);
+    // Concurrent requests with one key create one event.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = t.store.clone();
+            let ev = new_event(&sub, Some(("k2", 3)));
+            tokio::spawn(async move { store.ingest(vec![ev]).await.unwrap().remove(0) })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), IngestOutcome::Created { .. }) {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+pub async fn leases_respect_the_limits_and_skip_busy_endpoints(t: TestStore) {
+    let s = t.store.as_ref();
+    let a = endpoint(s, "a").await;
+    let b = endpoint(s, "b").await;
+    let sa = subscription(s, a.id, "sa").await;
+    let sb = subscription(s, b.id, "sb").await;
+    let events: Vec<NewEvent> = (0..5)
+        .map(|_| new_event(&sa, None))
+        .chain((0..5).map(|_| new_event(&sb, None)))
+        .collect();
+    s.ingest(events).await.unwrap();
+    let leased = s.lease(lease_req("one", &[], 100, 2)).await.unwrap();
+    assert_eq!(leased.len(), 4, "two per endpoint");
+    let skip = [a.id];
+    let more = s.lease(lease_req("one", &skip, 100, 10)).await.unwrap();
+    assert!(more.iter().all(|d| d.endpoint_id == b.id));
+    assert_eq!(more.len(), 3);
+    let rest = s.lease(lease_req("two", &[], 1, 10)).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event.name, "contoso_CustomerPurchase");
+}
+
+pub async fn an_expired_lease_is_taken_over_and_the_old_owner_result_is_ignored(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest(vec![new_event(&sub, None)]).await.unwrap();
+    let mut req = lease_req("dead", &[], 10, 10);
+    req.until = now() - Duration::from_secs(1);
+    let first = s.lease(req).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let second = s.lease(lease_req("alive", &[], 10, 10)).await.unwrap();
+    assert_eq!(second.len(), 1, "the expired lease is taken over");
+    s.record("dead", &[result(&first[0], NextState::RetryAt(now()))])
+        .await
+        .unwrap();
+    s.record("alive", &[result(&second[0], NextState::Succeeded)])
+        .await
+        .unwrap();
+    let (d, attempts) = s.delivery(second[0].id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert!(d.finished_at.is_some());
+    assert_eq!(attempts.len(), 1);
+}
+
+pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest(vec![new_event(&sub, None), new_event(&sub, None)])
+        .await
+        .unwrap();
+    let leased = s.lease(lease_req("me", &[], 10, 10)).await.unwrap();
+    let later = now() + Duration::from_secs(3600);
+    s.record(
+        "me",
+        &[
+            result(&leased[0], NextState::RetryAt(later)),
+            result(
+                &leased[1],
+                NextState::DeadLettered("receiver answered 400".into()),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.lease(lease_req("me", &[], 10, 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due"
+    );
+    let next = s.next_due().await.unwrap().unwrap();
+    assert!((next - later).abs() < time::Duration::seconds(1));
+    let dead = s
+        .deliveries(&DeliveryQuery {
+            status: Some(DeliveryStatus::DeadLettered),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("receiver answered 400"));
+    assert_eq!(
+        s.replay(
+            &ReplayFilter {
+                event: Some("other".into()),
+                ..Default::default()
+            },
+            now()
+        )
+        .await
+        .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.replay(
+            &ReplayFilter {
+                endpoint_id: Some(ep.id),
+                ..Default::default()
+            },
+            now()
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    let again = s.lease(lease_req("me", &[], 10, 10)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    s.record("me", &[result(&again[0], NextState::Succeeded)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.retry(again[0].id, now()).await.unwrap(),
+        Some(false),
+        "a succeeded delivery is not retried"
+    );
+    assert_eq!(s.retry(leased[0].id, now()).await.unwrap(), Some(true));
+    assert_eq!(s.retry(DeliveryId::new(), now()).await.unwrap(), None);
+    let counts = s.counts().await.unwrap();
+    assert!(
+        counts.contains(&(DeliveryStatus::Succeeded, 1))
+            && counts.contains(&(DeliveryStatus::Pending, 1))
+    );
+}
+
+pub async fn endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let mut twin = ep.clone();
+    twin.id = EndpointId::new();
+    assert!(matches!(
+        s.put_endpoint(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.endpoint_by_name("ep").await.unwrap().unwrap().id, ep.id);
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest(vec![new_event(&sub, None)]).await.unwrap();
+    s.disable_subscription(sub.id, "receiver answered 410")
+        .await
+        .unwrap();
+    let disabled = s.subscription(sub.id).await.unwrap().unwrap();
+    assert!(!disabled.enabled);
+    assert_eq!(
+        disabled.disabled_reason.as_deref(),
+        Some("receiver answered 410")
+    );
+    let cancelled = s
+        .deliveries(&DeliveryQuery {
+            status: Some(DeliveryStatus::Cancelled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert!(s.delete_endpoint(ep.id).await.unwrap());
+    assert!(s.subscriptions().await.unwrap().is_empty());
+    assert!(s.endpoints().await.unwrap().is_empty());
+}
+
+pub async fn released_leases_are_due_again_at_once(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest(vec![new_event(&sub, None)]).await.unwrap();
+    assert_eq!(
+        s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
+        1
+    );
+    assert_eq!(s.release_leases("someone-else").await.unwrap(), 0);
+    assert_eq!(s.release_leases("me").await.unwrap(), 1);
+    assert_eq!(
+        s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
+        1
+    );
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::postgres().await).await })*
+        }
+    };
+}
+
+contract!(
+    stored_events_come_back_with_their_deliveries,
+    an_idempotency_key_returns_the_first_event_or_reports_reuse,
+    leases_respect_the_limits_and_skip_busy_endpoints,
+    an_expired_lease_is_taken_over_and_the_old_owner_result_is_ignored,
+    retries_dead_letters_and_replay_move_deliveries_as_asked,
+    endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete,
+    released_leases_are_due_again_at_once,
+);
