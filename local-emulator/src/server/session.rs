@@ -1,0 +1,562 @@
+//! Sessions and links of one connection: `begin`/`end`, `attach`/`detach`, flow control,
+//! incoming transfers and dispositions, and outgoing deliveries pumped from the broker.
+
+use super::cbs::{self, Grant};
+use super::codec::Value;
+use super::connection::Context;
+use super::frame::{self, code, AttachReply, Frame, LinkFlow, AMQP};
+use super::{management, message, quirks};
+use crate::broker::eventhub::Position;
+use crate::broker::{Address, NodeKind, StoreKey};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+const SESSION_WINDOW: u32 = 65_536;
+const LINK_CREDIT: u32 = 1_000;
+const PUMP_BATCH: u32 = 256;
+
+/// What a link is attached to.
+#[derive(Debug, Clone)]
+enum Node {
+    Cbs,
+    Management(Option<String>),
+    Send(Address),
+    Store(StoreKey),
+    Consumer { hub: String, partition: usize, cursor: usize },
+}
+
+struct Partial {
+    delivery_id: u32,
+    settled: bool,
+    format: u32,
+    data: Vec<u8>,
+}
+
+struct Link {
+    name: String,
+    we_send: bool,
+    node: Node,
+    source: String,
+    target: String,
+    snd_settle: u8,
+    credit: u32,
+    delivery_count: u32,
+    drain: bool,
+    partial: Option<Partial>,
+    pending: VecDeque<Vec<u8>>,
+    max_message_size: u64,
+}
+
+struct Session {
+    next_outgoing_id: u32,
+    next_delivery_id: u32,
+    next_incoming_id: u32,
+    incoming_left: u32,
+    links: BTreeMap<u32, Link>,
+    unsettled: HashMap<u32, Option<uuid::Uuid>>,
+}
+
+/// The state of one connection above the frame layer.
+pub struct Engine {
+    ctx: Arc<Context>,
+    grants: Vec<Grant>,
+    sessions: BTreeMap<u16, Session>,
+    peer_max_frame: u32,
+    /// Bytes to write to the socket.
+    pub out: Vec<u8>,
+    /// Set once `close` has been sent.
+    pub closed: bool,
+}
+
+fn now_s() -> i64 {
+    crate::broker::handle::now_ms() / 1000
+}
+
+impl Engine {
+    /// A fresh connection with the grants SASL gave.
+    pub fn new(ctx: Arc<Context>, grants: Vec<Grant>, peer_max_frame: u32) -> Engine {
+        Engine { ctx, grants, sessions: BTreeMap::new(), peer_max_frame, out: Vec::new(), closed: false }
+    }
+
+    fn send(&mut self, channel: u16, body: &Value) {
+        frame::write_frame(&mut self.out, AMQP, channel, body, &[]);
+    }
+
+    /// Sends `close` (with an error, if any) and stops.
+    pub fn close(&mut self, err: Option<Value>) {
+        if !self.closed {
+            self.send(0, &frame::close(err));
+            self.closed = true;
+        }
+    }
+
+    /// Handles one frame from the peer.
+    pub fn on_frame(&mut self, f: Frame) {
+        let Some(body) = f.body else { return };
+        let ch = f.channel;
+        let known = self.sessions.contains_key(&ch);
+        match body.descriptor_code() {
+            Some(code::BEGIN) if !known => {
+                let next_in = body.field(1).as_u64().unwrap_or(0) as u32;
+                self.sessions.insert(
+                    ch,
+                    Session {
+                        next_outgoing_id: 0,
+                        next_delivery_id: 0,
+                        next_incoming_id: next_in,
+                        incoming_left: SESSION_WINDOW,
+                        links: BTreeMap::new(),
+                        unsettled: HashMap::new(),
+                    },
+                );
+                self.send(ch, &frame::begin(ch, 0, SESSION_WINDOW));
+            }
+            Some(code::ATTACH) if known => self.on_attach(ch, &body),
+            Some(code::FLOW) if known => self.on_flow(ch, &body),
+            Some(code::TRANSFER) if known => self.on_transfer(ch, &body, f.payload),
+            Some(code::DISPOSITION) if known => self.on_disposition(ch, &body),
+            Some(code::DETACH) if known => {
+                let handle = body.field(0).as_u64().unwrap_or(0) as u32;
+                if let Some(s) = self.sessions.get_mut(&ch) {
+                    s.links.remove(&handle);
+                }
+                self.send(ch, &frame::detach(handle, body.field(1).as_bool().unwrap_or(false), None));
+            }
+            Some(code::END) if known => {
+                self.sessions.remove(&ch);
+                self.send(ch, &frame::end(None));
+            }
+            Some(code::CLOSE) => self.close(None),
+            Some(c) => {
+                let msg = format!("unexpected performative 0x{c:02x} on channel {ch}");
+                self.close(Some(frame::error("amqp:connection:framing-error", &msg)));
+            }
+            None => self.close(Some(frame::error("amqp:decode-error", "frame body is not a performative"))),
+        }
+    }
+
+    fn refuse(&mut self, ch: u16, name: &str, handle: u32, client_receives: bool, cond: &str, desc: &str) {
+        tracing::debug!(name, cond, desc, "attach refused");
+        self.send(
+            ch,
+            &frame::attach(AttachReply {
+                name,
+                handle,
+                role_receiver: !client_receives,
+                snd_settle_mode: 0,
+                rcv_settle_mode: 0,
+                source: Value::Null,
+                target: Value::Null,
+                max_message_size: 0,
+            }),
+        );
+        self.send(ch, &frame::detach(handle, true, Some(frame::error(cond, desc))));
+    }
+
+    fn on_attach(&mut self, ch: u16, a: &Value) {
+        let name = a.field(0).as_str().unwrap_or_default().to_owned();
+        let handle = a.field(1).as_u64().unwrap_or(0) as u32;
+        let client_receives = a.field(2).as_bool().unwrap_or(false);
+        let (source, target) = (a.field(5), a.field(6));
+        let raw = if client_receives { source.field(0) } else { target.field(0) };
+        let raw = raw.as_str().unwrap_or_default().to_owned();
+        let path = quirks::strip_scheme_and_host(&raw).to_owned();
+        let addr = match Address::parse(&path) {
+            Ok(a) => a,
+            Err(e) => return self.refuse(ch, &name, handle, client_receives, "amqp:not-found", &e.to_string()),
+        };
+        let authorized = match &addr {
+            Address::Cbs => true,
+            Address::Management(None) => self.grants.iter().any(|g| g.expires_s > now_s()),
+            _ => cbs::covers(&self.grants, &cbs::normalize(&path), now_s()),
+        };
+        if !authorized {
+            let desc = format!("Unauthorized access. A valid token for '{path}' is required; send one to $cbs first.");
+            return self.refuse(ch, &name, handle, client_receives, "amqp:unauthorized-access", &desc);
+        }
+        let node = match self.node_for(&addr, client_receives, source) {
+            Ok(n) => n,
+            Err((cond, desc)) => return self.refuse(ch, &name, handle, client_receives, cond, &desc),
+        };
+        let hub = matches!(node, Node::Consumer { .. })
+            || matches!(&node, Node::Send(ad) if self.ctx.broker.with(|b, _| b.kind(ad)) == Ok(NodeKind::Hub));
+        let max_message_size = match node {
+            Node::Cbs | Node::Management(_) => self.ctx.hub_max_message_size,
+            _ if hub => self.ctx.hub_max_message_size,
+            _ => self.ctx.max_message_size,
+        };
+        let snd_settle = a.field(3).as_u64().unwrap_or(2) as u8;
+        self.send(
+            ch,
+            &frame::attach(AttachReply {
+                name: &name,
+                handle,
+                role_receiver: !client_receives,
+                snd_settle_mode: snd_settle,
+                rcv_settle_mode: a.field(4).as_u64().unwrap_or(0) as u8,
+                source: frame::full_terminus(source, 11),
+                target: frame::full_terminus(target, 7),
+                max_message_size,
+            }),
+        );
+        let initial = a.field(9).as_u64().unwrap_or(0) as u32;
+        let link = Link {
+            name,
+            we_send: client_receives,
+            node,
+            source: source.field(0).as_str().unwrap_or_default().to_owned(),
+            target: target.field(0).as_str().unwrap_or_default().to_owned(),
+            snd_settle,
+            credit: if client_receives { 0 } else { LINK_CREDIT },
+            delivery_count: if client_receives { 0 } else { initial },
+            drain: false,
+            partial: None,
+            pending: VecDeque::new(),
+            max_message_size,
+        };
+        let grant = (!client_receives).then(|| (link.delivery_count, link.credit));
+        if let Some(s) = self.sessions.get_mut(&ch) {
+            s.links.insert(handle, link);
+        }
+        if let Some((dc, credit)) = grant {
+            self.link_flow(ch, handle, dc, credit, false);
+        }
+    }
+
+    fn node_for(&self, addr: &Address, client_receives: bool, source: &Value) -> Result<Node, (&'static str, String)> {
+        let not_allowed = |what: &str| ("amqp:not-allowed", format!("cannot {what} '{addr:?}'"));
+        match addr {
+            Address::Cbs => return Ok(Node::Cbs),
+            Address::Management(e) => return Ok(Node::Management(e.clone())),
+            _ => {}
+        }
+        let kind = self.ctx.broker.with(|b, _| b.kind(addr)).map_err(|e| ("amqp:not-found", e.to_string()))?;
+        match (kind, client_receives, addr) {
+            (NodeKind::Queue, true, _) => {
+                Ok(Node::Store(self.ctx.broker.with(|b, _| b.store_key(addr)).map_err(|e| ("amqp:not-found", e.to_string()))?))
+            }
+            (NodeKind::Queue, false, Address::Entity(_)) | (NodeKind::Topic | NodeKind::Hub, false, _) => {
+                Ok(Node::Send(addr.clone()))
+            }
+            (NodeKind::Consumer, true, Address::Consumer(h, _, p)) => {
+                let pos = quirks::selector_filter(source.field(7)).map_or(Position::Latest, |s| position(&s));
+                let partition = *p as usize;
+                let cursor = self.ctx.broker.with(|b, _| b.hub_index(h, partition, pos));
+                Ok(Node::Consumer { hub: h.clone(), partition, cursor })
+            }
+            (_, true, _) => Err(not_allowed("receive from")),
+            (_, false, _) => Err(not_allowed("send to")),
+        }
+    }
+
+    fn link_flow(&mut self, ch: u16, handle: u32, delivery_count: u32, link_credit: u32, drain: bool) {
+        let Some(s) = self.sessions.get(&ch) else { return };
+        let f = frame::flow(
+            s.next_incoming_id,
+            s.incoming_left,
+            s.next_outgoing_id,
+            Some(LinkFlow { handle, delivery_count, link_credit, available: 0, drain }),
+        );
+        self.send(ch, &f);
+    }
+
+    fn on_flow(&mut self, ch: u16, f: &Value) {
+        let Some(handle) = f.field(4).as_u64().map(|h| h as u32) else {
+            if f.field(9).as_bool() == Some(true) {
+                if let Some(s) = self.sessions.get(&ch) {
+                    let body = frame::flow(s.next_incoming_id, s.incoming_left, s.next_outgoing_id, None);
+                    self.send(ch, &body);
+                }
+            }
+            return;
+        };
+        let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&handle)) else { return };
+        if link.we_send {
+            let their_dc = f.field(5).as_u64().map_or(link.delivery_count, |v| v as u32);
+            let credit = f.field(6).as_u64().unwrap_or(0) as u32;
+            link.credit = their_dc.wrapping_add(credit).wrapping_sub(link.delivery_count);
+            link.drain = f.field(8).as_bool().unwrap_or(false);
+        }
+        if f.field(9).as_bool() == Some(true) {
+            let (dc, cr) = (link.delivery_count, link.credit);
+            self.link_flow(ch, handle, dc, cr, false);
+        }
+    }
+
+    fn on_transfer(&mut self, ch: u16, t: &Value, payload: Vec<u8>) {
+        let handle = t.field(0).as_u64().unwrap_or(0) as u32;
+        let Some(s) = self.sessions.get_mut(&ch) else { return };
+        s.next_incoming_id = s.next_incoming_id.wrapping_add(1);
+        s.incoming_left = s.incoming_left.saturating_sub(1);
+        let refill = s.incoming_left < SESSION_WINDOW / 2;
+        if refill {
+            s.incoming_left = SESSION_WINDOW;
+        }
+        let Some(link) = s.links.get_mut(&handle) else {
+            let msg = format!("transfer on unattached handle {handle}");
+            return self.close(Some(frame::error("amqp:session:unattached-handle", &msg)));
+        };
+        let more = t.field(5).as_bool().unwrap_or(false);
+        let mut p = link.partial.take().unwrap_or_else(|| Partial {
+            delivery_id: t.field(1).as_u64().unwrap_or(0) as u32,
+            settled: t.field(4).as_bool().unwrap_or(false),
+            format: t.field(3).as_u64().unwrap_or(0) as u32,
+            data: Vec::new(),
+        });
+        p.settled |= t.field(4).as_bool().unwrap_or(false);
+        p.data.extend(payload);
+        if t.field(9).as_bool() == Some(true) {
+            return;
+        }
+        let limit = link.max_message_size;
+        if p.data.len() as u64 > limit + 65_536 {
+            s.links.remove(&handle);
+            let desc = format!("the message exceeds the link's maximum message size of {limit} bytes");
+            return self.send(ch, &frame::detach(handle, true, Some(frame::error("amqp:link:message-size-exceeded", &desc))));
+        }
+        if more {
+            link.partial = Some(p);
+            return;
+        }
+        link.delivery_count = link.delivery_count.wrapping_add(1);
+        link.credit = link.credit.saturating_sub(1);
+        let low = link.credit < LINK_CREDIT / 2;
+        if low {
+            link.credit = LINK_CREDIT;
+        }
+        let (dc, node, link_target) = (link.delivery_count, link.node.clone(), link.target.clone());
+        if refill {
+            let s = &self.sessions[&ch];
+            let body = frame::flow(s.next_incoming_id, s.incoming_left, s.next_outgoing_id, None);
+            self.send(ch, &body);
+        }
+        if low {
+            self.link_flow(ch, handle, dc, LINK_CREDIT, false);
+        }
+        let state = self.deliver_in(node, &link_target, &p, limit);
+        if !p.settled {
+            self.send(ch, &frame::disposition(true, p.delivery_id, p.delivery_id, true, state));
+        }
+    }
+
+    fn deliver_in(&mut self, node: Node, _target: &str, p: &Partial, limit: u64) -> Value {
+        match node {
+            Node::Cbs => {
+                let now = now_s();
+                let (reply, reply_to, grant) = management::cbs(&self.ctx, &p.data, now);
+                self.grants.extend(grant);
+                self.route_reply(reply, reply_to.as_deref(), "$cbs");
+                frame::accepted()
+            }
+            Node::Management(entity) => {
+                let (reply, reply_to) = management::handle(&self.ctx, entity.as_deref(), &p.data);
+                let node = entity.map_or("$management".to_owned(), |e| format!("{e}/$management"));
+                self.route_reply(reply, reply_to.as_deref(), &node);
+                frame::accepted()
+            }
+            Node::Send(addr) => {
+                if p.data.len() as u64 > limit {
+                    let desc = format!("the message of {} bytes exceeds the limit of {limit} bytes", p.data.len());
+                    return frame::rejected(frame::error("amqp:link:message-size-exceeded", &desc));
+                }
+                let msgs = match message::messages(&p.data, p.format) {
+                    Ok(m) => m,
+                    Err(e) => return frame::rejected(frame::error("amqp:decode-error", &e.to_string())),
+                };
+                let r = self.ctx.broker.with(|b, now| msgs.into_iter().try_for_each(|m| b.send(&addr, m, now).map(drop)));
+                match r {
+                    Ok(()) => frame::accepted(),
+                    Err(e) => frame::rejected(frame::error("amqp:not-found", &e.to_string())),
+                }
+            }
+            Node::Store(_) | Node::Consumer { .. } => {
+                frame::rejected(frame::error("amqp:not-allowed", "this link only delivers messages"))
+            }
+        }
+    }
+
+    fn route_reply(&mut self, reply: Vec<u8>, reply_to: Option<&str>, node: &str) {
+        let mut fallback = None;
+        for (ch, s) in &self.sessions {
+            for (h, l) in &s.links {
+                if !l.we_send {
+                    continue;
+                }
+                let (exact, fb) = quirks::reply_link_matches(reply_to, &l.target, &l.source, node);
+                if exact {
+                    fallback = Some((*ch, *h));
+                    break;
+                }
+                if fb && fallback.is_none() {
+                    fallback = Some((*ch, *h));
+                }
+            }
+        }
+        if let Some(link) = fallback.and_then(|(c, h)| self.sessions.get_mut(&c)?.links.get_mut(&h)) {
+            link.pending.push_back(reply);
+        } else {
+            tracing::debug!(node, ?reply_to, "no link to answer on; reply dropped");
+        }
+    }
+
+    fn on_disposition(&mut self, ch: u16, d: &Value) {
+        if d.field(0).as_bool() != Some(true) {
+            return;
+        }
+        let first = d.field(1).as_u64().unwrap_or(0) as u32;
+        let last = d.field(2).as_u64().map_or(first, |v| v as u32);
+        let settled = d.field(3).as_bool().unwrap_or(false);
+        let state = d.field(4).clone();
+        let Some(s) = self.sessions.get_mut(&ch) else { return };
+        let ids: Vec<u32> = (0..=last.wrapping_sub(first).min(100_000)).map(|i| first.wrapping_add(i)).collect();
+        let tokens: Vec<(u32, Option<uuid::Uuid>)> =
+            ids.iter().filter_map(|id| s.unsettled.remove(id).map(|t| (*id, t))).collect();
+        let mut echoes = Vec::new();
+        for (id, token) in tokens {
+            let Some(token) = token else { continue };
+            let r = self.ctx.broker.with(|b, now| match state.descriptor_code() {
+                Some(code::ACCEPTED) => b.complete(token),
+                Some(code::REJECTED) => {
+                    let err = state.field(0);
+                    let info = err.field(2);
+                    let reason = info.get("DeadLetterReason").and_then(Value::as_str).or(err.field(0).as_str());
+                    let desc = info.get("DeadLetterErrorDescription").and_then(Value::as_str).or(err.field(1).as_str());
+                    b.dead_letter(token, reason.unwrap_or_default(), desc.unwrap_or_default(), now)
+                }
+                Some(code::RELEASED | code::MODIFIED) => b.abandon(token, now),
+                _ => Ok(()),
+            });
+            if let Err(e) = r {
+                echoes.push((id, frame::rejected(frame::error("com.microsoft:message-lock-lost", &e.to_string()))));
+            }
+        }
+        if !settled {
+            if echoes.is_empty() {
+                self.send(ch, &frame::disposition(false, first, last, true, state));
+            } else {
+                for id in ids {
+                    let st = echoes.iter().find(|(i, _)| *i == id).map_or(state.clone(), |(_, v)| v.clone());
+                    self.send(ch, &frame::disposition(false, id, id, true, st));
+                }
+            }
+        }
+    }
+
+    /// Sends what links with credit can take. Returns `true` if more may be waiting.
+    pub fn pump(&mut self) -> bool {
+        let mut busy = false;
+        let channels: Vec<u16> = self.sessions.keys().copied().collect();
+        for ch in channels {
+            let handles: Vec<u32> = self.sessions[&ch].links.keys().copied().collect();
+            for h in handles {
+                busy |= self.pump_link(ch, h);
+            }
+        }
+        busy
+    }
+
+    fn pump_link(&mut self, ch: u16, h: u32) -> bool {
+        let mut sent = 0;
+        loop {
+            let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&h)) else { return false };
+            if !link.we_send {
+                return false;
+            }
+            if link.credit == 0 || sent >= PUMP_BATCH {
+                return link.credit > 0 && sent >= PUMP_BATCH;
+            }
+            let settled_mode = link.snd_settle == 1;
+            let next: Option<(Vec<u8>, Vec<u8>, bool, Option<uuid::Uuid>)> = match &mut link.node {
+                Node::Cbs | Node::Management(_) | Node::Send(_) => {
+                    link.pending.pop_front().map(|m| (m, vec![0; 4], true, None))
+                }
+                Node::Store(k) => {
+                    let k = k.clone();
+                    self.ctx.broker.with(|b, now| b.receive(&k, now, !settled_mode)).map(|d| {
+                        let lock = d.lock;
+                        let body = message::service_bus(&d.stored, lock.map(|l| l.1));
+                        let token = lock.map_or_else(uuid::Uuid::new_v4, |l| l.0);
+                        (body, quirks::delivery_tag_for_lock(token).to_vec(), settled_mode, lock.map(|l| l.0))
+                    })
+                }
+                Node::Consumer { hub, partition, cursor } => {
+                    let ev = self.ctx.broker.with(|b, _| b.hub_read(hub, *partition, *cursor, 1));
+                    ev.into_iter().next().map(|e| {
+                        *cursor += 1;
+                        (message::event_hubs(&e), e.seq.to_be_bytes().to_vec(), link.snd_settle != 0, None)
+                    })
+                }
+            };
+            let Some((payload, tag, settled, token)) = next else {
+                if link.drain {
+                    link.delivery_count = link.delivery_count.wrapping_add(link.credit);
+                    link.credit = 0;
+                    link.drain = false;
+                    let dc = link.delivery_count;
+                    self.link_flow(ch, h, dc, 0, true);
+                }
+                return false;
+            };
+            link.credit -= 1;
+            link.delivery_count = link.delivery_count.wrapping_add(1);
+            self.write_delivery(ch, h, &tag, settled, token, &payload);
+            sent += 1;
+        }
+    }
+
+    fn write_delivery(&mut self, ch: u16, h: u32, tag: &[u8], settled: bool, token: Option<uuid::Uuid>, payload: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&ch) else { return };
+        let did = s.next_delivery_id;
+        s.next_delivery_id = did.wrapping_add(1);
+        if !settled {
+            s.unsettled.insert(did, token);
+        }
+        let room = (self.peer_max_frame as usize).saturating_sub(8 + 96 + tag.len()).max(256);
+        let chunks: Vec<&[u8]> = if payload.is_empty() { vec![payload] } else { payload.chunks(room).collect() };
+        let n = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
+            let t = frame::transfer(h, did, tag, settled, i + 1 < n);
+            frame::write_frame(&mut self.out, AMQP, ch, &t, chunk);
+        }
+    }
+}
+
+/// Reads an Event Hubs selector such as `amqp.annotation.x-opt-offset > '-1'`.
+pub fn position(selector: &str) -> Position {
+    let s = selector.replace(' ', "");
+    let (field, rest) = match s.split_once("x-opt-") {
+        Some((_, r)) => {
+            let end = r.find(['>', '=', '<']).unwrap_or(r.len());
+            (&r[..end], &r[end..])
+        }
+        None => return Position::Latest,
+    };
+    let incl = rest.starts_with(">=") || rest.starts_with('=');
+    let value = rest.trim_start_matches(['>', '=']).trim_matches('\'');
+    if value == "@latest" {
+        return Position::Latest;
+    }
+    let n: i64 = value.parse().unwrap_or(-1);
+    match field {
+        "offset" if n < 0 => Position::Earliest,
+        "offset" => Position::Offset(n, incl),
+        "sequence-number" => Position::Sequence(n, incl),
+        "enqueued-time" => Position::Enqueued(n, incl),
+        _ => Position::Latest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_positions_cover_offset_sequence_time_and_latest() {
+        assert_eq!(position("amqp.annotation.x-opt-offset > '-1'"), Position::Earliest);
+        assert_eq!(position("amqp.annotation.x-opt-offset > '@latest'"), Position::Latest);
+        assert_eq!(position("amqp.annotation.x-opt-offset >= '42'"), Position::Offset(42, true));
+        assert_eq!(position("amqp.annotation.x-opt-sequence-number > '3'"), Position::Sequence(3, false));
+        assert_eq!(position("amqp.annotation.x-opt-enqueued-time > '1700000000000'"), Position::Enqueued(1_700_000_000_000, false));
+    }
+}
