@@ -259,6 +259,17 @@ impl Broker {
         }
     }
 
+    /// Every store a send to `a` can land in (a queue, or each subscription of a topic).
+    pub fn store_keys_for(&self, a: &Address) -> Vec<StoreKey> {
+        match a {
+            Address::Entity(t) if self.topics.contains_key(t) => self.topics[t]
+                .keys()
+                .map(|s| StoreKey::Sub(t.clone(), s.clone()))
+                .collect(),
+            _ => self.store_key(a).into_iter().collect(),
+        }
+    }
+
     /// What kind of node an address names, or `NotFound`.
     pub fn kind(&self, a: &Address) -> Result<NodeKind, BrokerError> {
         match a {

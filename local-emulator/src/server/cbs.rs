@@ -46,36 +46,65 @@ pub enum TokenError {
 
 /// Normalizes an audience or address to the path grants compare against.
 pub fn normalize(audience: &str) -> String {
-    quirks::strip_scheme_and_host(audience).trim_matches('/').to_ascii_lowercase()
+    quirks::strip_scheme_and_host(audience)
+        .trim_matches('/')
+        .to_ascii_lowercase()
 }
 
 /// Verifies a token; returns the grant it gives.
-pub fn verify(token: &str, audience: &str, policies: &[Policy], allow_jwt: bool, now_s: i64) -> Result<Grant, TokenError> {
+pub fn verify(
+    token: &str,
+    audience: &str,
+    policies: &[Policy],
+    allow_jwt: bool,
+    now_s: i64,
+) -> Result<Grant, TokenError> {
     if !quirks::is_sas_token(token) {
         return if allow_jwt {
-            Ok(Grant { path: normalize(audience), expires_s: now_s + 3600 })
+            Ok(Grant {
+                path: normalize(audience),
+                expires_s: now_s + 3600,
+            })
         } else {
             Err(TokenError::Unsupported)
         };
     }
     let fields = token.trim_start_matches("SharedAccessSignature ");
-    let get = |name: &str| fields.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='));
+    let get = |name: &str| {
+        fields
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
     let sr = get("sr").ok_or(TokenError::Malformed("sr"))?;
     let sig = get("sig").ok_or(TokenError::Malformed("sig"))?;
     let se = get("se").ok_or(TokenError::Malformed("se"))?;
     let skn = get("skn").ok_or(TokenError::Malformed("skn"))?;
-    let policy = policies.iter().find(|p| p.name == skn).ok_or_else(|| TokenError::UnknownKey(skn.to_owned()))?;
-    let sig = percent_encoding::percent_decode_str(sig).decode_utf8_lossy().replace(' ', "+");
-    let sig = base64::engine::general_purpose::STANDARD.decode(sig.as_bytes()).map_err(|_| TokenError::BadSignature)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(policy.key.as_bytes()).map_err(|_| TokenError::BadSignature)?;
+    let policy = policies
+        .iter()
+        .find(|p| p.name == skn)
+        .ok_or_else(|| TokenError::UnknownKey(skn.to_owned()))?;
+    let sig = percent_encoding::percent_decode_str(sig)
+        .decode_utf8_lossy()
+        .replace(' ', "+");
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(sig.as_bytes())
+        .map_err(|_| TokenError::BadSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(policy.key.as_bytes())
+        .map_err(|_| TokenError::BadSignature)?;
     mac.update(format!("{sr}\n{se}").as_bytes());
-    mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+    mac.verify_slice(&sig)
+        .map_err(|_| TokenError::BadSignature)?;
     let expires_s: i64 = se.parse().map_err(|_| TokenError::Malformed("se"))?;
     if expires_s <= now_s {
         return Err(TokenError::Expired);
     }
-    let resource = percent_encoding::percent_decode_str(&sr.replace('+', " ")).decode_utf8_lossy().into_owned();
-    Ok(Grant { path: normalize(&resource), expires_s })
+    let resource = percent_encoding::percent_decode_str(&sr.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned();
+    Ok(Grant {
+        path: normalize(&resource),
+        expires_s,
+    })
 }
 
 /// Whether any live grant covers `path` (a grant covers itself and everything under it).
@@ -91,7 +120,8 @@ pub fn covers(grants: &[Grant], path: &str, now_s: i64) -> bool {
 pub fn sas_token(resource: &str, key_name: &str, key: &str, expires_s: i64) -> String {
     use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
     let sr = utf8_percent_encode(resource, NON_ALPHANUMERIC).to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(format!("{sr}\n{expires_s}").as_bytes());
     let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     let sig = utf8_percent_encode(&sig, NON_ALPHANUMERIC);
@@ -103,12 +133,20 @@ mod tests {
     use super::*;
 
     fn policies() -> Vec<Policy> {
-        vec![Policy { name: "RootManageSharedAccessKey".into(), key: "SAS_KEY_VALUE".into() }]
+        vec![Policy {
+            name: "RootManageSharedAccessKey".into(),
+            key: "SAS_KEY_VALUE".into(),
+        }]
     }
 
     #[test]
     fn valid_sas_token_grants_its_resource_path() {
-        let t = sas_token("sb://127.0.0.1:5672/Queue1", "RootManageSharedAccessKey", "SAS_KEY_VALUE", 2000);
+        let t = sas_token(
+            "sb://127.0.0.1:5672/Queue1",
+            "RootManageSharedAccessKey",
+            "SAS_KEY_VALUE",
+            2000,
+        );
         let g = verify(&t, "ignored", &policies(), false, 1000).expect("valid");
         assert_eq!(g.path, "queue1");
         assert!(covers(&[g.clone()], "queue1/$deadletterqueue", 1000));
@@ -118,10 +156,24 @@ mod tests {
     #[test]
     fn wrong_key_expired_token_and_jwt_are_refused() {
         let wrong = sas_token("sb://h/q", "RootManageSharedAccessKey", "nope", 2000);
-        assert_eq!(verify(&wrong, "", &policies(), false, 1000), Err(TokenError::BadSignature));
-        let old = sas_token("sb://h/q", "RootManageSharedAccessKey", "SAS_KEY_VALUE", 999);
-        assert_eq!(verify(&old, "", &policies(), false, 1000), Err(TokenError::Expired));
-        assert_eq!(verify("eyJ", "sb://h/q", &policies(), false, 0), Err(TokenError::Unsupported));
+        assert_eq!(
+            verify(&wrong, "", &policies(), false, 1000),
+            Err(TokenError::BadSignature)
+        );
+        let old = sas_token(
+            "sb://h/q",
+            "RootManageSharedAccessKey",
+            "SAS_KEY_VALUE",
+            999,
+        );
+        assert_eq!(
+            verify(&old, "", &policies(), false, 1000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify("eyJ", "sb://h/q", &policies(), false, 0),
+            Err(TokenError::Unsupported)
+        );
         assert!(verify("eyJ", "sb://h/q", &policies(), true, 0).is_ok());
     }
 }

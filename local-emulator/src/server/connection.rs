@@ -74,7 +74,9 @@ async fn handshake(s: &mut TcpStream, ctx: &Context) -> Result<Vec<Grant>, Conne
         frame::write_frame(&mut out, SASL, 0, &frame::sasl_mechanisms(), &[]);
         s.write_all(&out).await?;
         let init = read_frame(s, 65_536).await?;
-        let body = init.body.ok_or_else(|| ConnectionError::Protocol("empty SASL frame".into()))?;
+        let body = init
+            .body
+            .ok_or_else(|| ConnectionError::Protocol("empty SASL frame".into()))?;
         let mechanism = body.field(0).as_str().unwrap_or_default().to_owned();
         let mut ok = mechanism == "ANONYMOUS" || mechanism == "PLAIN";
         if mechanism == "PLAIN" {
@@ -84,28 +86,48 @@ async fn handshake(s: &mut TcpStream, ctx: &Context) -> Result<Vec<Grant>, Conne
                 [_, u, p] => (*u, *p),
                 _ => (&b""[..], &b""[..]),
             };
-            ok = ctx.policies.iter().any(|p| p.name.as_bytes() == user && p.key.as_bytes() == pass);
+            ok = ctx
+                .policies
+                .iter()
+                .any(|p| p.name.as_bytes() == user && p.key.as_bytes() == pass);
             if ok {
-                grants.push(Grant { path: String::new(), expires_s: i64::MAX });
+                grants.push(Grant {
+                    path: String::new(),
+                    expires_s: i64::MAX,
+                });
             }
         }
         let mut out = Vec::new();
-        frame::write_frame(&mut out, SASL, 0, &frame::sasl_outcome(if ok { 0 } else { 1 }), &[]);
+        frame::write_frame(
+            &mut out,
+            SASL,
+            0,
+            &frame::sasl_outcome(if ok { 0 } else { 1 }),
+            &[],
+        );
         s.write_all(&out).await?;
         if !ok {
-            return Err(ConnectionError::Protocol(format!("SASL {mechanism} refused")));
+            return Err(ConnectionError::Protocol(format!(
+                "SASL {mechanism} refused"
+            )));
         }
         s.read_exact(&mut head).await?;
     }
     if &head != AMQP_HEADER {
         s.write_all(AMQP_HEADER).await?;
-        return Err(ConnectionError::Protocol(format!("unsupported protocol header {head:?}")));
+        return Err(ConnectionError::Protocol(format!(
+            "unsupported protocol header {head:?}"
+        )));
     }
     s.write_all(AMQP_HEADER).await?;
     Ok(grants)
 }
 
-async fn run(mut stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) -> Result<(), ConnectionError> {
+async fn run(
+    mut stream: TcpStream,
+    ctx: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
     let grants = handshake(&mut stream, &ctx).await?;
     let (mut rd, mut wr) = stream.into_split();
     let max_frame = ctx.max_frame;
@@ -133,19 +155,34 @@ async fn frames(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let open = match rx.recv().await {
-        Some(Ok(f)) => f.body.filter(|b| b.descriptor_code() == Some(frame::code::OPEN)),
+        Some(Ok(f)) => f
+            .body
+            .filter(|b| b.descriptor_code() == Some(frame::code::OPEN)),
         Some(Err(e)) => return Err(e.into()),
         None => return Ok(()),
     }
     .ok_or_else(|| ConnectionError::Protocol("expected open".into()))?;
-    let peer_max_frame = open.field(2).as_u64().map_or(u32::MAX, |v| v.clamp(512, u32::MAX.into()) as u32);
+    let peer_max_frame = open
+        .field(2)
+        .as_u64()
+        .map_or(u32::MAX, |v| v.clamp(512, u32::MAX.into()) as u32);
     let idle_ms = open.field(4).as_u64().unwrap_or(0);
     let mut wake = ctx.broker.subscribe();
     let mut engine = Engine::new(ctx.clone(), grants, peer_max_frame);
     let mut out = Vec::new();
-    frame::write_frame(&mut out, AMQP, 0, &frame::open("local-emulator", ctx.max_frame, 65_535), &[]);
+    frame::write_frame(
+        &mut out,
+        AMQP,
+        0,
+        &frame::open("local-emulator", ctx.max_frame, 65_535),
+        &[],
+    );
     wr.write_all(&out).await?;
-    let beat = Duration::from_millis(if idle_ms > 0 { (idle_ms / 2).max(100) } else { 3_600_000 });
+    let beat = Duration::from_millis(if idle_ms > 0 {
+        (idle_ms / 2).max(100)
+    } else {
+        3_600_000
+    });
     let mut heartbeat = tokio::time::interval(beat);
     heartbeat.tick().await;
     loop {

@@ -47,7 +47,10 @@ pub fn sections(payload: &[u8]) -> Result<Sections, DecodeError> {
         parts.push((code, v));
         pos += used;
     }
-    Ok(Sections { parts, bare_start: bare_start.unwrap_or(payload.len()) })
+    Ok(Sections {
+        parts,
+        bare_start: bare_start.unwrap_or(payload.len()),
+    })
 }
 
 /// The messages carried by one delivery (several for a batch).
@@ -86,8 +89,13 @@ pub fn to_message(payload: &[u8]) -> Result<Message, DecodeError> {
             Some(HEADER) => m.ttl_ms = v.field(2).as_i64().filter(|t| *t > 0),
             Some(MESSAGE_ANNOTATIONS) => {
                 let entries = v.inner().as_map().unwrap_or_default();
-                m.partition_key = v.get("x-opt-partition-key").and_then(Value::as_str).map(str::to_owned);
-                m.scheduled_ms = v.get("x-opt-scheduled-enqueue-time").and_then(Value::as_i64);
+                m.partition_key = v
+                    .get("x-opt-partition-key")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                m.scheduled_ms = v
+                    .get("x-opt-scheduled-enqueue-time")
+                    .and_then(Value::as_i64);
                 let kept: Vec<(Value, Value)> = entries
                     .iter()
                     .filter(|(k, _)| !k.as_str().is_some_and(|k| BROKER_ANNOTATIONS.contains(&k)))
@@ -172,10 +180,18 @@ impl WithMap for Value {
 /// message; dead letters get `DeadLetterReason`/`DeadLetterErrorDescription` properties.
 pub fn service_bus(s: &Stored, locked_until: Option<i64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.msg.size() + 128);
-    let ttl = s.msg.ttl_ms.map_or(Value::Null, |t| Value::Uint(t.clamp(0, u32::MAX.into()) as u32));
+    let ttl = s.msg.ttl_ms.map_or(Value::Null, |t| {
+        Value::Uint(t.clamp(0, u32::MAX.into()) as u32)
+    });
     Value::described_list(
         HEADER,
-        vec![Value::Bool(true), Value::Ubyte(4), ttl, Value::Bool(s.delivery_count == 0), Value::Uint(s.delivery_count)],
+        vec![
+            Value::Bool(true),
+            Value::Ubyte(4),
+            ttl,
+            Value::Bool(s.delivery_count == 0),
+            Value::Uint(s.delivery_count),
+        ],
     )
     .encode(&mut out);
     let mut extra = vec![
@@ -198,8 +214,13 @@ pub fn service_bus(s: &Stored, locked_until: Option<i64>) -> Vec<u8> {
 }
 
 fn with_dead_letter_properties(bare: &[u8], reason: &str, desc: &str) -> Vec<u8> {
-    let Ok(s) = sections(bare) else { return bare.to_vec() };
-    let extra = [("DeadLetterReason", reason), ("DeadLetterErrorDescription", desc)];
+    let Ok(s) = sections(bare) else {
+        return bare.to_vec();
+    };
+    let extra = [
+        ("DeadLetterReason", reason),
+        ("DeadLetterErrorDescription", desc),
+    ];
     let mut out = Vec::with_capacity(bare.len() + 96);
     let mut done = false;
     let app = |mut entries: Vec<(Value, Value)>| {
@@ -240,7 +261,12 @@ pub fn event_hubs(e: &Event) -> Vec<u8> {
 }
 
 /// Encodes a reply message: properties with correlation id, application properties, body.
-pub fn reply(correlation: Value, to: Option<&str>, app: Vec<(&str, Value)>, body: Value) -> Vec<u8> {
+pub fn reply(
+    correlation: Value,
+    to: Option<&str>,
+    app: Vec<(&str, Value)>,
+    body: Value,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mut props = vec![Value::Null; 13];
     props[0] = Value::str(&uuid::Uuid::new_v4().to_string());
@@ -248,7 +274,9 @@ pub fn reply(correlation: Value, to: Option<&str>, app: Vec<(&str, Value)>, body
     props[5] = correlation;
     Value::described_list(PROPERTIES, props).encode(&mut out);
     let entries = app.into_iter().map(|(k, v)| (Value::str(k), v)).collect();
-    Value::described_list(APPLICATION_PROPERTIES, Vec::new()).with_map(entries).encode(&mut out);
+    Value::described_list(APPLICATION_PROPERTIES, Vec::new())
+        .with_map(entries)
+        .encode(&mut out);
     Value::Described(Box::new(Value::Ulong(0x77)), Box::new(body)).encode(&mut out);
     out
 }
@@ -262,7 +290,10 @@ mod tests {
         if let Some(pk) = pk {
             Value::Described(
                 Box::new(Value::Ulong(MESSAGE_ANNOTATIONS)),
-                Box::new(Value::Map(vec![(Value::sym("x-opt-partition-key"), Value::str(pk))])),
+                Box::new(Value::Map(vec![(
+                    Value::sym("x-opt-partition-key"),
+                    Value::str(pk),
+                )])),
             )
             .encode(&mut out);
         }
@@ -270,8 +301,16 @@ mod tests {
         props[0] = Value::str("m1");
         props[3] = Value::str("subj");
         Value::described_list(PROPERTIES, props).encode(&mut out);
-        Value::Described(Box::new(Value::Ulong(APPLICATION_PROPERTIES)), Box::new(Value::Map(app))).encode(&mut out);
-        Value::Described(Box::new(Value::Ulong(DATA)), Box::new(Value::Binary(b"hi".to_vec()))).encode(&mut out);
+        Value::Described(
+            Box::new(Value::Ulong(APPLICATION_PROPERTIES)),
+            Box::new(Value::Map(app)),
+        )
+        .encode(&mut out);
+        Value::Described(
+            Box::new(Value::Ulong(DATA)),
+            Box::new(Value::Binary(b"hi".to_vec())),
+        )
+        .encode(&mut out);
         out
     }
 
@@ -281,11 +320,18 @@ mod tests {
         let mut env = Vec::new();
         Value::Described(
             Box::new(Value::Ulong(MESSAGE_ANNOTATIONS)),
-            Box::new(Value::Map(vec![(Value::sym("x-opt-partition-key"), Value::str("k"))])),
+            Box::new(Value::Map(vec![(
+                Value::sym("x-opt-partition-key"),
+                Value::str("k"),
+            )])),
         )
         .encode(&mut env);
         for _ in 0..3 {
-            Value::Described(Box::new(Value::Ulong(DATA)), Box::new(Value::Binary(inner.clone()))).encode(&mut env);
+            Value::Described(
+                Box::new(Value::Ulong(DATA)),
+                Box::new(Value::Binary(inner.clone())),
+            )
+            .encode(&mut env);
         }
         let ms = messages(&env, BATCH_FORMAT).expect("batch");
         assert_eq!(ms.len(), 3);
@@ -307,9 +353,16 @@ mod tests {
         };
         let bytes = service_bus(&stored, None);
         let back = to_message(&bytes).expect("decodes");
-        assert_eq!(back.app.get("DeadLetterReason"), Some(&PropValue::Str("why".into())));
+        assert_eq!(
+            back.app.get("DeadLetterReason"),
+            Some(&PropValue::Str("why".into()))
+        );
         let s = sections(&bytes).expect("sections");
-        let ann = s.parts.iter().find(|(c, _)| *c == Some(MESSAGE_ANNOTATIONS)).expect("annotations");
+        let ann = s
+            .parts
+            .iter()
+            .find(|(c, _)| *c == Some(MESSAGE_ANNOTATIONS))
+            .expect("annotations");
         assert_eq!(ann.1.get("x-opt-sequence-number"), Some(&Value::Long(7)));
     }
 }

@@ -43,7 +43,12 @@ pub fn lock_token_from_value(v: &Value) -> Option<uuid::Uuid> {
 
 /// Python omits reply-to on CBS requests: answer on the link the client attached with source
 /// `$cbs` (or the requests's node) when no link's target matches the reply-to address.
-pub fn reply_link_matches(reply_to: Option<&str>, link_target: &str, link_source: &str, node: &str) -> (bool, bool) {
+pub fn reply_link_matches(
+    reply_to: Option<&str>,
+    link_target: &str,
+    link_source: &str,
+    node: &str,
+) -> (bool, bool) {
     let exact = reply_to.is_some_and(|r| !r.is_empty() && r == link_target);
     let fallback = strip_scheme_and_host(link_source).eq_ignore_ascii_case(node);
     (exact, fallback)
@@ -60,14 +65,37 @@ pub fn selector_filter(filter_set: &Value) -> Option<String> {
     })
 }
 
+/// The settled echo of a successful settlement repeats the client's outcome, but a
+/// `rejected` (dead-letter) echo carries no error: Python reads an error there as failure.
+pub fn settled_echo(state: &Value) -> Value {
+    if state.descriptor_code() == Some(super::frame::code::REJECTED) {
+        return super::frame::rejected(Value::Null);
+    }
+    state.clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn python_reads_an_error_in_a_rejected_echo_as_a_failed_dead_letter() {
+        let sent = super::super::frame::rejected(super::super::frame::error(
+            "com.microsoft:dead-letter",
+            "x",
+        ));
+        assert_eq!(settled_echo(&sent).field(0), &Value::Null);
+        let acc = super::super::frame::accepted();
+        assert_eq!(settled_echo(&acc), acc);
+    }
+
+    #[test]
     fn addresses_with_scheme_host_and_port_are_reduced_to_their_path() {
         assert_eq!(strip_scheme_and_host("amqps://localhost/eh1"), "eh1");
-        assert_eq!(strip_scheme_and_host("amqps://127.0.0.1:5672/queue1/$management"), "queue1/$management");
+        assert_eq!(
+            strip_scheme_and_host("amqps://127.0.0.1:5672/queue1/$management"),
+            "queue1/$management"
+        );
         assert_eq!(strip_scheme_and_host("sb://host"), "");
         assert_eq!(strip_scheme_and_host("queue1"), "queue1");
     }
@@ -80,7 +108,9 @@ mod tests {
 
     #[test]
     fn lock_token_travels_little_endian_in_the_tag_and_rfc_order_in_management() {
-        let t: uuid::Uuid = "00112233-4455-6677-8899-aabbccddeeff".parse().expect("uuid");
+        let t: uuid::Uuid = "00112233-4455-6677-8899-aabbccddeeff"
+            .parse()
+            .expect("uuid");
         let tag = delivery_tag_for_lock(t);
         assert_eq!(&tag[..4], &[0x33, 0x22, 0x11, 0x00]);
         assert_eq!(lock_token_from_value(&Value::Uuid(*t.as_bytes())), Some(t));
@@ -90,7 +120,10 @@ mod tests {
     #[test]
     fn python_cbs_request_without_reply_to_is_answered_on_the_cbs_receiver() {
         assert_eq!(reply_link_matches(None, "x", "$cbs", "$cbs"), (false, true));
-        assert_eq!(reply_link_matches(Some("rust_amqp_cbs"), "rust_amqp_cbs", "$cbs", "$cbs"), (true, true));
+        assert_eq!(
+            reply_link_matches(Some("rust_amqp_cbs"), "rust_amqp_cbs", "$cbs", "$cbs"),
+            (true, true)
+        );
     }
 
     #[test]
@@ -98,7 +131,10 @@ mod tests {
         let f = |d: Value| {
             Value::Map(vec![(
                 Value::sym("com.microsoft:session-filter-any-name"),
-                Value::Described(Box::new(d), Box::new(Value::str("amqp.annotation.x-opt-offset > '-1'"))),
+                Value::Described(
+                    Box::new(d),
+                    Box::new(Value::str("amqp.annotation.x-opt-offset > '-1'")),
+                ),
             )])
         };
         assert!(selector_filter(&f(Value::Ulong(0x0000_468C_0000_0004))).is_some());

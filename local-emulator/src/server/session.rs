@@ -22,7 +22,11 @@ enum Node {
     Management(Option<String>),
     Send(Address),
     Store(StoreKey),
-    Consumer { hub: String, partition: usize, cursor: usize },
+    Consumer {
+        hub: String,
+        partition: usize,
+        cursor: usize,
+    },
 }
 
 struct Partial {
@@ -33,7 +37,6 @@ struct Partial {
 }
 
 struct Link {
-    name: String,
     we_send: bool,
     node: Node,
     source: String,
@@ -75,7 +78,14 @@ fn now_s() -> i64 {
 impl Engine {
     /// A fresh connection with the grants SASL gave.
     pub fn new(ctx: Arc<Context>, grants: Vec<Grant>, peer_max_frame: u32) -> Engine {
-        Engine { ctx, grants, sessions: BTreeMap::new(), peer_max_frame, out: Vec::new(), closed: false }
+        Engine {
+            ctx,
+            grants,
+            sessions: BTreeMap::new(),
+            peer_max_frame,
+            out: Vec::new(),
+            closed: false,
+        }
     }
 
     fn send(&mut self, channel: u16, body: &Value) {
@@ -120,7 +130,10 @@ impl Engine {
                 if let Some(s) = self.sessions.get_mut(&ch) {
                     s.links.remove(&handle);
                 }
-                self.send(ch, &frame::detach(handle, body.field(1).as_bool().unwrap_or(false), None));
+                self.send(
+                    ch,
+                    &frame::detach(handle, body.field(1).as_bool().unwrap_or(false), None),
+                );
             }
             Some(code::END) if known => {
                 self.sessions.remove(&ch);
@@ -131,11 +144,22 @@ impl Engine {
                 let msg = format!("unexpected performative 0x{c:02x} on channel {ch}");
                 self.close(Some(frame::error("amqp:connection:framing-error", &msg)));
             }
-            None => self.close(Some(frame::error("amqp:decode-error", "frame body is not a performative"))),
+            None => self.close(Some(frame::error(
+                "amqp:decode-error",
+                "frame body is not a performative",
+            ))),
         }
     }
 
-    fn refuse(&mut self, ch: u16, name: &str, handle: u32, client_receives: bool, cond: &str, desc: &str) {
+    fn refuse(
+        &mut self,
+        ch: u16,
+        name: &str,
+        handle: u32,
+        client_receives: bool,
+        cond: &str,
+        desc: &str,
+    ) {
         tracing::debug!(name, cond, desc, "attach refused");
         self.send(
             ch,
@@ -150,7 +174,10 @@ impl Engine {
                 max_message_size: 0,
             }),
         );
-        self.send(ch, &frame::detach(handle, true, Some(frame::error(cond, desc))));
+        self.send(
+            ch,
+            &frame::detach(handle, true, Some(frame::error(cond, desc))),
+        );
     }
 
     fn on_attach(&mut self, ch: u16, a: &Value) {
@@ -158,12 +185,25 @@ impl Engine {
         let handle = a.field(1).as_u64().unwrap_or(0) as u32;
         let client_receives = a.field(2).as_bool().unwrap_or(false);
         let (source, target) = (a.field(5), a.field(6));
-        let raw = if client_receives { source.field(0) } else { target.field(0) };
+        let raw = if client_receives {
+            source.field(0)
+        } else {
+            target.field(0)
+        };
         let raw = raw.as_str().unwrap_or_default().to_owned();
         let path = quirks::strip_scheme_and_host(&raw).to_owned();
         let addr = match Address::parse(&path) {
             Ok(a) => a,
-            Err(e) => return self.refuse(ch, &name, handle, client_receives, "amqp:not-found", &e.to_string()),
+            Err(e) => {
+                return self.refuse(
+                    ch,
+                    &name,
+                    handle,
+                    client_receives,
+                    "amqp:not-found",
+                    &e.to_string(),
+                )
+            }
         };
         let authorized = match &addr {
             Address::Cbs => true,
@@ -172,11 +212,20 @@ impl Engine {
         };
         if !authorized {
             let desc = format!("Unauthorized access. A valid token for '{path}' is required; send one to $cbs first.");
-            return self.refuse(ch, &name, handle, client_receives, "amqp:unauthorized-access", &desc);
+            return self.refuse(
+                ch,
+                &name,
+                handle,
+                client_receives,
+                "amqp:unauthorized-access",
+                &desc,
+            );
         }
         let node = match self.node_for(&addr, client_receives, source) {
             Ok(n) => n,
-            Err((cond, desc)) => return self.refuse(ch, &name, handle, client_receives, cond, &desc),
+            Err((cond, desc)) => {
+                return self.refuse(ch, &name, handle, client_receives, cond, &desc)
+            }
         };
         let hub = matches!(node, Node::Consumer { .. })
             || matches!(&node, Node::Send(ad) if self.ctx.broker.with(|b, _| b.kind(ad)) == Ok(NodeKind::Hub));
@@ -201,7 +250,6 @@ impl Engine {
         );
         let initial = a.field(9).as_u64().unwrap_or(0) as u32;
         let link = Link {
-            name,
             we_send: client_receives,
             node,
             source: source.field(0).as_str().unwrap_or_default().to_owned(),
@@ -223,39 +271,70 @@ impl Engine {
         }
     }
 
-    fn node_for(&self, addr: &Address, client_receives: bool, source: &Value) -> Result<Node, (&'static str, String)> {
+    fn node_for(
+        &self,
+        addr: &Address,
+        client_receives: bool,
+        source: &Value,
+    ) -> Result<Node, (&'static str, String)> {
         let not_allowed = |what: &str| ("amqp:not-allowed", format!("cannot {what} '{addr:?}'"));
         match addr {
             Address::Cbs => return Ok(Node::Cbs),
             Address::Management(e) => return Ok(Node::Management(e.clone())),
             _ => {}
         }
-        let kind = self.ctx.broker.with(|b, _| b.kind(addr)).map_err(|e| ("amqp:not-found", e.to_string()))?;
+        let kind = self
+            .ctx
+            .broker
+            .with(|b, _| b.kind(addr))
+            .map_err(|e| ("amqp:not-found", e.to_string()))?;
         match (kind, client_receives, addr) {
-            (NodeKind::Queue, true, _) => {
-                Ok(Node::Store(self.ctx.broker.with(|b, _| b.store_key(addr)).map_err(|e| ("amqp:not-found", e.to_string()))?))
-            }
-            (NodeKind::Queue, false, Address::Entity(_)) | (NodeKind::Topic | NodeKind::Hub, false, _) => {
-                Ok(Node::Send(addr.clone()))
-            }
+            (NodeKind::Queue, true, _) => Ok(Node::Store(
+                self.ctx
+                    .broker
+                    .with(|b, _| b.store_key(addr))
+                    .map_err(|e| ("amqp:not-found", e.to_string()))?,
+            )),
+            (NodeKind::Queue, false, Address::Entity(_))
+            | (NodeKind::Topic | NodeKind::Hub, false, _) => Ok(Node::Send(addr.clone())),
             (NodeKind::Consumer, true, Address::Consumer(h, _, p)) => {
-                let pos = quirks::selector_filter(source.field(7)).map_or(Position::Latest, |s| position(&s));
+                let pos = quirks::selector_filter(source.field(7))
+                    .map_or(Position::Latest, |s| position(&s));
                 let partition = *p as usize;
                 let cursor = self.ctx.broker.with(|b, _| b.hub_index(h, partition, pos));
-                Ok(Node::Consumer { hub: h.clone(), partition, cursor })
+                Ok(Node::Consumer {
+                    hub: h.clone(),
+                    partition,
+                    cursor,
+                })
             }
             (_, true, _) => Err(not_allowed("receive from")),
             (_, false, _) => Err(not_allowed("send to")),
         }
     }
 
-    fn link_flow(&mut self, ch: u16, handle: u32, delivery_count: u32, link_credit: u32, drain: bool) {
-        let Some(s) = self.sessions.get(&ch) else { return };
+    fn link_flow(
+        &mut self,
+        ch: u16,
+        handle: u32,
+        delivery_count: u32,
+        link_credit: u32,
+        drain: bool,
+    ) {
+        let Some(s) = self.sessions.get(&ch) else {
+            return;
+        };
         let f = frame::flow(
             s.next_incoming_id,
             s.incoming_left,
             s.next_outgoing_id,
-            Some(LinkFlow { handle, delivery_count, link_credit, available: 0, drain }),
+            Some(LinkFlow {
+                handle,
+                delivery_count,
+                link_credit,
+                available: 0,
+                drain,
+            }),
         );
         self.send(ch, &f);
     }
@@ -264,17 +343,33 @@ impl Engine {
         let Some(handle) = f.field(4).as_u64().map(|h| h as u32) else {
             if f.field(9).as_bool() == Some(true) {
                 if let Some(s) = self.sessions.get(&ch) {
-                    let body = frame::flow(s.next_incoming_id, s.incoming_left, s.next_outgoing_id, None);
+                    let body = frame::flow(
+                        s.next_incoming_id,
+                        s.incoming_left,
+                        s.next_outgoing_id,
+                        None,
+                    );
                     self.send(ch, &body);
                 }
             }
             return;
         };
-        let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&handle)) else { return };
+        let Some(link) = self
+            .sessions
+            .get_mut(&ch)
+            .and_then(|s| s.links.get_mut(&handle))
+        else {
+            return;
+        };
         if link.we_send {
-            let their_dc = f.field(5).as_u64().map_or(link.delivery_count, |v| v as u32);
+            let their_dc = f
+                .field(5)
+                .as_u64()
+                .map_or(link.delivery_count, |v| v as u32);
             let credit = f.field(6).as_u64().unwrap_or(0) as u32;
-            link.credit = their_dc.wrapping_add(credit).wrapping_sub(link.delivery_count);
+            link.credit = their_dc
+                .wrapping_add(credit)
+                .wrapping_sub(link.delivery_count);
             link.drain = f.field(8).as_bool().unwrap_or(false);
         }
         if f.field(9).as_bool() == Some(true) {
@@ -285,7 +380,9 @@ impl Engine {
 
     fn on_transfer(&mut self, ch: u16, t: &Value, payload: Vec<u8>) {
         let handle = t.field(0).as_u64().unwrap_or(0) as u32;
-        let Some(s) = self.sessions.get_mut(&ch) else { return };
+        let Some(s) = self.sessions.get_mut(&ch) else {
+            return;
+        };
         s.next_incoming_id = s.next_incoming_id.wrapping_add(1);
         s.incoming_left = s.incoming_left.saturating_sub(1);
         let refill = s.incoming_left < SESSION_WINDOW / 2;
@@ -311,8 +408,16 @@ impl Engine {
         let limit = link.max_message_size;
         if p.data.len() as u64 > limit + 65_536 {
             s.links.remove(&handle);
-            let desc = format!("the message exceeds the link's maximum message size of {limit} bytes");
-            return self.send(ch, &frame::detach(handle, true, Some(frame::error("amqp:link:message-size-exceeded", &desc))));
+            let desc =
+                format!("the message exceeds the link's maximum message size of {limit} bytes");
+            return self.send(
+                ch,
+                &frame::detach(
+                    handle,
+                    true,
+                    Some(frame::error("amqp:link:message-size-exceeded", &desc)),
+                ),
+            );
         }
         if more {
             link.partial = Some(p);
@@ -327,7 +432,12 @@ impl Engine {
         let (dc, node, link_target) = (link.delivery_count, link.node.clone(), link.target.clone());
         if refill {
             let s = &self.sessions[&ch];
-            let body = frame::flow(s.next_incoming_id, s.incoming_left, s.next_outgoing_id, None);
+            let body = frame::flow(
+                s.next_incoming_id,
+                s.incoming_left,
+                s.next_outgoing_id,
+                None,
+            );
             self.send(ch, &body);
         }
         if low {
@@ -335,7 +445,10 @@ impl Engine {
         }
         let state = self.deliver_in(node, &link_target, &p, limit);
         if !p.settled {
-            self.send(ch, &frame::disposition(true, p.delivery_id, p.delivery_id, true, state));
+            self.send(
+                ch,
+                &frame::disposition(true, p.delivery_id, p.delivery_id, true, state),
+            );
         }
     }
 
@@ -356,22 +469,31 @@ impl Engine {
             }
             Node::Send(addr) => {
                 if p.data.len() as u64 > limit {
-                    let desc = format!("the message of {} bytes exceeds the limit of {limit} bytes", p.data.len());
+                    let desc = format!(
+                        "the message of {} bytes exceeds the limit of {limit} bytes",
+                        p.data.len()
+                    );
                     return frame::rejected(frame::error("amqp:link:message-size-exceeded", &desc));
                 }
                 let msgs = match message::messages(&p.data, p.format) {
                     Ok(m) => m,
-                    Err(e) => return frame::rejected(frame::error("amqp:decode-error", &e.to_string())),
+                    Err(e) => {
+                        return frame::rejected(frame::error("amqp:decode-error", &e.to_string()))
+                    }
                 };
-                let r = self.ctx.broker.with(|b, now| msgs.into_iter().try_for_each(|m| b.send(&addr, m, now).map(drop)));
+                let r = self.ctx.broker.with(|b, now| {
+                    msgs.into_iter()
+                        .try_for_each(|m| b.send(&addr, m, now).map(drop))
+                });
                 match r {
                     Ok(()) => frame::accepted(),
                     Err(e) => frame::rejected(frame::error("amqp:not-found", &e.to_string())),
                 }
             }
-            Node::Store(_) | Node::Consumer { .. } => {
-                frame::rejected(frame::error("amqp:not-allowed", "this link only delivers messages"))
-            }
+            Node::Store(_) | Node::Consumer { .. } => frame::rejected(frame::error(
+                "amqp:not-allowed",
+                "this link only delivers messages",
+            )),
         }
     }
 
@@ -392,7 +514,8 @@ impl Engine {
                 }
             }
         }
-        if let Some(link) = fallback.and_then(|(c, h)| self.sessions.get_mut(&c)?.links.get_mut(&h)) {
+        if let Some(link) = fallback.and_then(|(c, h)| self.sessions.get_mut(&c)?.links.get_mut(&h))
+        {
             link.pending.push_back(reply);
         } else {
             tracing::debug!(node, ?reply_to, "no link to answer on; reply dropped");
@@ -407,35 +530,65 @@ impl Engine {
         let last = d.field(2).as_u64().map_or(first, |v| v as u32);
         let settled = d.field(3).as_bool().unwrap_or(false);
         let state = d.field(4).clone();
-        let Some(s) = self.sessions.get_mut(&ch) else { return };
-        let ids: Vec<u32> = (0..=last.wrapping_sub(first).min(100_000)).map(|i| first.wrapping_add(i)).collect();
-        let tokens: Vec<(u32, Option<uuid::Uuid>)> =
-            ids.iter().filter_map(|id| s.unsettled.remove(id).map(|t| (*id, t))).collect();
+        let echo = quirks::settled_echo(&state);
+        let Some(s) = self.sessions.get_mut(&ch) else {
+            return;
+        };
+        let ids: Vec<u32> = (0..=last.wrapping_sub(first).min(100_000))
+            .map(|i| first.wrapping_add(i))
+            .collect();
+        let tokens: Vec<(u32, Option<uuid::Uuid>)> = ids
+            .iter()
+            .filter_map(|id| s.unsettled.remove(id).map(|t| (*id, t)))
+            .collect();
         let mut echoes = Vec::new();
         for (id, token) in tokens {
             let Some(token) = token else { continue };
-            let r = self.ctx.broker.with(|b, now| match state.descriptor_code() {
-                Some(code::ACCEPTED) => b.complete(token),
-                Some(code::REJECTED) => {
-                    let err = state.field(0);
-                    let info = err.field(2);
-                    let reason = info.get("DeadLetterReason").and_then(Value::as_str).or(err.field(0).as_str());
-                    let desc = info.get("DeadLetterErrorDescription").and_then(Value::as_str).or(err.field(1).as_str());
-                    b.dead_letter(token, reason.unwrap_or_default(), desc.unwrap_or_default(), now)
-                }
-                Some(code::RELEASED | code::MODIFIED) => b.abandon(token, now),
-                _ => Ok(()),
-            });
+            let r = self
+                .ctx
+                .broker
+                .with(|b, now| match state.descriptor_code() {
+                    Some(code::ACCEPTED) => b.complete(token),
+                    Some(code::REJECTED) => {
+                        let err = state.field(0);
+                        let info = err.field(2);
+                        let reason = info
+                            .get("DeadLetterReason")
+                            .and_then(Value::as_str)
+                            .or(err.field(0).as_str());
+                        let desc = info
+                            .get("DeadLetterErrorDescription")
+                            .and_then(Value::as_str)
+                            .or(err.field(1).as_str());
+                        b.dead_letter(
+                            token,
+                            reason.unwrap_or_default(),
+                            desc.unwrap_or_default(),
+                            now,
+                        )
+                    }
+                    Some(code::RELEASED | code::MODIFIED) => b.abandon(token, now),
+                    _ => Ok(()),
+                });
             if let Err(e) = r {
-                echoes.push((id, frame::rejected(frame::error("com.microsoft:message-lock-lost", &e.to_string()))));
+                echoes.push((
+                    id,
+                    frame::rejected(frame::error(
+                        "com.microsoft:message-lock-lost",
+                        &e.to_string(),
+                    )),
+                ));
             }
         }
         if !settled {
             if echoes.is_empty() {
-                self.send(ch, &frame::disposition(false, first, last, true, state));
+                self.send(ch, &frame::disposition(false, first, last, true, echo));
             } else {
                 for id in ids {
-                    let st = echoes.iter().find(|(i, _)| *i == id).map_or(state.clone(), |(_, v)| v.clone());
+                    let st = echoes
+                        .iter()
+                        .find(|(i, _)| *i == id)
+                        .map_or(echo.clone(), |(_, v)| v.clone());
                     self.send(ch, &frame::disposition(false, id, id, true, st));
                 }
             }
@@ -458,7 +611,9 @@ impl Engine {
     fn pump_link(&mut self, ch: u16, h: u32) -> bool {
         let mut sent = 0;
         loop {
-            let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&h)) else { return false };
+            let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&h)) else {
+                return false;
+            };
             if !link.we_send {
                 return false;
             }
@@ -467,23 +622,44 @@ impl Engine {
             }
             let settled_mode = link.snd_settle == 1;
             let next: Option<(Vec<u8>, Vec<u8>, bool, Option<uuid::Uuid>)> = match &mut link.node {
-                Node::Cbs | Node::Management(_) | Node::Send(_) => {
-                    link.pending.pop_front().map(|m| (m, vec![0; 4], true, None))
-                }
+                Node::Cbs | Node::Management(_) | Node::Send(_) => link
+                    .pending
+                    .pop_front()
+                    .map(|m| (m, vec![0; 4], true, None)),
                 Node::Store(k) => {
                     let k = k.clone();
-                    self.ctx.broker.with(|b, now| b.receive(&k, now, !settled_mode)).map(|d| {
-                        let lock = d.lock;
-                        let body = message::service_bus(&d.stored, lock.map(|l| l.1));
-                        let token = lock.map_or_else(uuid::Uuid::new_v4, |l| l.0);
-                        (body, quirks::delivery_tag_for_lock(token).to_vec(), settled_mode, lock.map(|l| l.0))
-                    })
+                    self.ctx
+                        .broker
+                        .with(|b, now| b.receive(&k, now, !settled_mode))
+                        .map(|d| {
+                            let lock = d.lock;
+                            let body = message::service_bus(&d.stored, lock.map(|l| l.1));
+                            let token = lock.map_or_else(uuid::Uuid::new_v4, |l| l.0);
+                            (
+                                body,
+                                quirks::delivery_tag_for_lock(token).to_vec(),
+                                settled_mode,
+                                lock.map(|l| l.0),
+                            )
+                        })
                 }
-                Node::Consumer { hub, partition, cursor } => {
-                    let ev = self.ctx.broker.with(|b, _| b.hub_read(hub, *partition, *cursor, 1));
+                Node::Consumer {
+                    hub,
+                    partition,
+                    cursor,
+                } => {
+                    let ev = self
+                        .ctx
+                        .broker
+                        .with(|b, _| b.hub_read(hub, *partition, *cursor, 1));
                     ev.into_iter().next().map(|e| {
                         *cursor += 1;
-                        (message::event_hubs(&e), e.seq.to_be_bytes().to_vec(), link.snd_settle != 0, None)
+                        (
+                            message::event_hubs(&e),
+                            e.seq.to_be_bytes().to_vec(),
+                            link.snd_settle != 0,
+                            None,
+                        )
                     })
                 }
             };
@@ -504,15 +680,31 @@ impl Engine {
         }
     }
 
-    fn write_delivery(&mut self, ch: u16, h: u32, tag: &[u8], settled: bool, token: Option<uuid::Uuid>, payload: &[u8]) {
-        let Some(s) = self.sessions.get_mut(&ch) else { return };
+    fn write_delivery(
+        &mut self,
+        ch: u16,
+        h: u32,
+        tag: &[u8],
+        settled: bool,
+        token: Option<uuid::Uuid>,
+        payload: &[u8],
+    ) {
+        let Some(s) = self.sessions.get_mut(&ch) else {
+            return;
+        };
         let did = s.next_delivery_id;
         s.next_delivery_id = did.wrapping_add(1);
         if !settled {
             s.unsettled.insert(did, token);
         }
-        let room = (self.peer_max_frame as usize).saturating_sub(8 + 96 + tag.len()).max(256);
-        let chunks: Vec<&[u8]> = if payload.is_empty() { vec![payload] } else { payload.chunks(room).collect() };
+        let room = (self.peer_max_frame as usize)
+            .saturating_sub(8 + 96 + tag.len())
+            .max(256);
+        let chunks: Vec<&[u8]> = if payload.is_empty() {
+            vec![payload]
+        } else {
+            payload.chunks(room).collect()
+        };
         let n = chunks.len();
         for (i, chunk) in chunks.into_iter().enumerate() {
             s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
@@ -553,10 +745,25 @@ mod tests {
 
     #[test]
     fn selector_positions_cover_offset_sequence_time_and_latest() {
-        assert_eq!(position("amqp.annotation.x-opt-offset > '-1'"), Position::Earliest);
-        assert_eq!(position("amqp.annotation.x-opt-offset > '@latest'"), Position::Latest);
-        assert_eq!(position("amqp.annotation.x-opt-offset >= '42'"), Position::Offset(42, true));
-        assert_eq!(position("amqp.annotation.x-opt-sequence-number > '3'"), Position::Sequence(3, false));
-        assert_eq!(position("amqp.annotation.x-opt-enqueued-time > '1700000000000'"), Position::Enqueued(1_700_000_000_000, false));
+        assert_eq!(
+            position("amqp.annotation.x-opt-offset > '-1'"),
+            Position::Earliest
+        );
+        assert_eq!(
+            position("amqp.annotation.x-opt-offset > '@latest'"),
+            Position::Latest
+        );
+        assert_eq!(
+            position("amqp.annotation.x-opt-offset >= '42'"),
+            Position::Offset(42, true)
+        );
+        assert_eq!(
+            position("amqp.annotation.x-opt-sequence-number > '3'"),
+            Position::Sequence(3, false)
+        );
+        assert_eq!(
+            position("amqp.annotation.x-opt-enqueued-time > '1700000000000'"),
+            Position::Enqueued(1_700_000_000_000, false)
+        );
     }
 }
