@@ -82,7 +82,19 @@ pub async fn start(
     routing.reload(store.as_ref()).await?;
     let waker = Waker::default();
     let wake = waker.clone();
-    store.watch(Arc::new(move || wake.wake()));
+    let (reload_routing, store_for_reload) = (routing.clone(), store.clone());
+    store.watch(
+        Arc::new(move || wake.wake()),
+        Arc::new(move || {
+            // Another instance changed endpoints or subscriptions.
+            let (routing, store) = (reload_routing.clone(), store_for_reload.clone());
+            tokio::spawn(async move {
+                if let Err(e) = routing.reload(store.as_ref()).await {
+                    tracing::warn!(error = %e, "reloading subscriptions failed; the next change or poll retries");
+                }
+            });
+        }),
+    );
     let ingestor = Arc::new(Ingestor::new(
         catalog.clone(),
         routing.clone(),

@@ -18,9 +18,12 @@ pub enum StoreError {
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// Migrations could not be applied (or the schema is newer than this build).
+    /// Migrations could not be applied.
     #[error("schema migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer Herald: this one refuses to run against it.
+    #[error("the database schema is newer than this Herald (it has migration {0}, which this build does not know); run a Herald at least as new as the one that migrated it")]
+    SchemaTooNew(i64),
     /// A stored JSON column could not be read back.
     #[error("corrupt stored value in {what}: {source}")]
     Corrupt {
@@ -42,6 +45,15 @@ pub enum StoreError {
     /// The URL names no supported database.
     #[error("unsupported store url `{0}`: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::SchemaTooNew(v),
+            other => StoreError::Migrate(other),
+        }
+    }
 }
 
 /// What the store needs to do, whatever the database.
@@ -116,9 +128,10 @@ pub trait Store: Send + Sync + 'static {
     /// (leases of a dead instance are taken over when they expire).
     fn lease_owner(&self) -> String;
 
-    /// Calls `on_work` whenever another instance stores work (a no-op for embedded stores,
-    /// where ingestion wakes the dispatcher directly).
-    fn watch(&self, on_work: std::sync::Arc<dyn Fn() + Send + Sync>);
+    /// Calls `on_work` whenever any instance stores due work, and `on_change` whenever one
+    /// changes endpoints or subscriptions (a no-op for embedded stores, where this process is
+    /// the only writer and wakes itself).
+    fn watch(&self, on_work: Callback, on_change: Callback);
 }
 
 /// Opens the store named by `url`.
@@ -136,6 +149,9 @@ pub async fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn Store>,
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
 }
+
+/// A notification handler.
+pub type Callback = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// How to reach the store.
 #[derive(Debug, Clone)]

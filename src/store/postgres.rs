@@ -3,7 +3,6 @@
 //! idle dispatchers, idempotency enforced by a unique index the whole cluster shares.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +21,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 /// The channel new work is announced on.
 const CHANNEL: &str = "herald_work";
+/// The channel changes of endpoints and subscriptions are announced on.
+const CHANGES: &str = "herald_changes";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -193,7 +194,7 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("endpoint name \"{}\"", e.name)))?;
-        Ok(())
+        self.announce_change().await
     }
 
     async fn endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
@@ -239,6 +240,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.announce_change().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -266,7 +268,7 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;
-        Ok(())
+        self.announce_change().await
     }
 
     async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
@@ -300,6 +302,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.announce_change().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -325,7 +328,7 @@ impl Store for PgStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        self.announce_change().await
     }
 
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
@@ -553,18 +556,17 @@ impl Store for PgStore {
         self.owner.clone()
     }
 
-    fn watch(&self, on_work: Arc<dyn Fn() + Send + Sync>) {
+    fn watch(&self, on_work: Callback, on_change: Callback) {
         let options = self.options.clone();
         tokio::spawn(async move {
             // Reconnects after the database goes away; polling covers the gaps.
             loop {
-                match listen(&options, &on_work).await {
-                    Ok(()) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting (polling meanwhile)")
-                    }
+                if let Err(e) = listen(&options, &on_work, &on_change).await {
+                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting (polling meanwhile)");
                 }
+                // Anything may have happened while nobody listened.
                 on_work();
+                on_change();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
@@ -579,21 +581,35 @@ impl PgStore {
             .await?;
         Ok(())
     }
+
+    /// Tells every instance that endpoints or subscriptions changed.
+    async fn announce_change(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGES)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 async fn listen(
     options: &PgConnectOptions,
-    on_work: &Arc<dyn Fn() + Send + Sync>,
+    on_work: &Callback,
+    on_change: &Callback,
 ) -> Result<(), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(options.clone())
         .await?;
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, CHANGES]).await?;
     loop {
-        listener.recv().await?;
-        on_work();
+        let notification = listener.recv().await?;
+        if notification.channel() == CHANGES {
+            on_change();
+        } else {
+            on_work();
+        }
     }
 }
 

@@ -2,9 +2,7 @@
 //! same data. Every event that got a 202 must reach the receiver. Also checks that the debug
 //! logs of both runs hold neither the API key nor the webhook secret.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,40 +10,17 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 
+use crate::support::process::{post, HeraldProcess};
 use crate::support::{purchase, wait_for, Receiver, ADMIN_KEY};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-struct Herald {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-fn start_herald(dir: &Path, run: u32) -> Herald {
-    let log = dir.join(format!("herald-{run}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--config"])
-        .arg(dir.join("herald.toml"))
-        .env("RUST_LOG", "debug")
-        .env("HERALD_API_KEY", ADMIN_KEY)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("herald starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("Herald prints where it listens");
-    Herald { child, url, log }
+fn start_herald(dir: &Path, run: u32) -> HeraldProcess {
+    HeraldProcess::start(
+        &dir.join("herald.toml"),
+        dir.join(format!("herald-{run}.log")),
+        &[],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +99,7 @@ poll_interval = "100ms"
     }
     let wait_ms = rand::rng().random_range(300..900);
     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-    herald.child.kill().expect("SIGKILL");
-    herald.child.wait().unwrap();
+    herald.kill();
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         s.await.unwrap();
@@ -157,8 +131,7 @@ poll_interval = "100ms"
         deliveries.len(),
         deliveries.len() - unique.len()
     );
-    restarted.child.kill().unwrap();
-    restarted.child.wait().unwrap();
+    restarted.kill();
 
     for log in [&herald.log, &restarted.log] {
         let text = std::fs::read_to_string(log).unwrap();
@@ -173,26 +146,5 @@ poll_interval = "100ms"
             "the webhook secret is in {}",
             log.display()
         );
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    match http
-        .post(format!("{base}{path}"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-    {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or_default())
-        }
-        Err(_) => (0, serde_json::Value::Null),
     }
 }

@@ -2,6 +2,7 @@
 //! `standardwebhooks` verifier for interoperability.
 
 mod catalog;
+mod cluster;
 mod crash;
 mod ingest;
 mod ops;

@@ -1,1 +1,9 @@
-//! placeholder
+//! The emulator's integration tests: official SDKs (Python and Rust) and raw frames against
+//! the emulator started in-process on free ports.
+
+mod python_sdks;
+mod rust_sdks;
+mod security;
+mod state;
+mod support;
+mod wire;

@@ -526,7 +526,7 @@ impl Store for SqliteStore {
         "local".to_owned()
     }
 
-    fn watch(&self, _on_work: std::sync::Arc<dyn Fn() + Send + Sync>) {}
+    fn watch(&self, _on_work: Callback, _on_change: Callback) {}
 }
 
 /// Cancels the unfinished deliveries matching `condition` (one `?` bound to `value`).

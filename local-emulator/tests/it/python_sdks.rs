@@ -1,0 +1,43 @@
+//! The official Python SDKs (`azure-servicebus`, `azure-eventhub`) against the emulator.
+
+use crate::support::{assert_steps, run_python, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_service_bus_queue_peek_lock_dead_letter_schedule_and_topic_filters() {
+    let emu = start().await;
+    let run = run_python("servicebus_flow.py", &emu.connection_string(), &[]).await;
+    assert_steps(
+        &run,
+        &[
+            "send",
+            "peek-lock complete",
+            "abandon redelivers with a higher delivery count",
+            "renew lock",
+            "dead-letter and read the dead-letter queue",
+            "peek",
+            "schedule",
+            "topic with two subscriptions, one filtered",
+            "receive and delete",
+        ],
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_event_hubs_batch_properties_and_positions() {
+    let emu = start().await;
+    let run = run_python("eventhubs_flow.py", &emu.connection_string(), &[("EMULATOR_HUB", "eh1")]).await;
+    assert_steps(
+        &run,
+        &[
+            "hub properties",
+            "send batch with a partition key",
+            "partition properties",
+            "receive from the earliest position",
+            "receive from a sequence number",
+            "partition key delivered",
+        ],
+    );
+    assert_eq!(emu.partition_len("eh1", 0) + emu.partition_len("eh1", 1), 8);
+    emu.shutdown().await;
+}
