@@ -6,7 +6,11 @@
 //! - delivery: events accepted → signed webhooks received, against the same client posting
 //!   straight to the bare receiver.
 //!
-//! Run with `cargo bench --bench throughput` (optionally `-- REQUESTS CONCURRENCY`).
+//! - stores: the same for SQLite, PostgreSQL with one instance and with three instances on one
+//!   database (in this one process), beside a bare loop of durable single-row INSERTs.
+//!
+//! Run with `cargo bench --bench throughput` (optionally `-- REQUESTS CONCURRENCY`); the
+//! PostgreSQL runs use `HERALD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,35 +69,123 @@ async fn main() {
     report("bare HTTP receiver, direct posts (baseline)", &direct);
     received.store(0, Ordering::Relaxed);
 
-    // Herald: SQLite on disk, synchronous=FULL, one webhook subscription.
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = herald::config::Config::from_toml(&[&format!(
+    let sqlite_url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let pg = std::env::var("HERALD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+
+    let mut table = Vec::new();
+    let bare_sqlite = bare_inserts(
+        &format!("sqlite://{}", dir.path().join("bare.db").display()),
+        None,
+        requests,
+        concurrency,
+    )
+    .await;
+    report("bare INSERT loop, SQLite (baseline)", &bare_sqlite);
+    let bare_pg = bare_inserts(&pg, Some(&format!("{schema}_bare")), requests, concurrency).await;
+    report("bare INSERT loop, PostgreSQL (baseline)", &bare_pg);
+
+    for (label, url, schema, instances, bare) in [
+        ("SQLite", sqlite_url.as_str(), None, 1, &bare_sqlite),
+        (
+            "PostgreSQL x1",
+            pg.as_str(),
+            Some(format!("{schema}_1")),
+            1,
+            &bare_pg,
+        ),
+        (
+            "PostgreSQL x3",
+            pg.as_str(),
+            Some(format!("{schema}_3")),
+            3,
+            &bare_pg,
+        ),
+    ] {
+        received.store(0, Ordering::Relaxed);
+        let (ingest, e2e) = herald_run(
+            url,
+            schema,
+            instances,
+            receiver,
+            &received,
+            requests,
+            concurrency,
+        )
+        .await;
+        report(&format!("Herald ingest, {label}"), &ingest);
+        println!(
+            "{:<48} {e2e:>8.0} deliveries/s (accept → sign → deliver → record)",
+            format!("Herald end-to-end, {label}")
+        );
+        table.push((
+            label,
+            ingest.rate / bare.rate,
+            ingest.rate / bare_run.rate,
+            e2e / direct.rate,
+        ));
+    }
+
+    println!("\nratios (same run)");
+    for (label, vs_insert, vs_axum, vs_direct) in table {
+        println!("  {label:<14} ingest / bare INSERT loop {vs_insert:>5.2}   ingest / bare axum {vs_axum:>5.2}   delivery / direct posts {vs_direct:>5.2}");
+    }
+}
+
+/// Starts `instances` Herald instances on one store, subscribes a webhook to `receiver`,
+/// sends the load round-robin over them, and waits for every delivery. Returns the ingest
+/// figures and the end-to-end delivery rate.
+async fn herald_run(
+    url: &str,
+    schema: Option<String>,
+    instances: usize,
+    receiver: std::net::SocketAddr,
+    received: &AtomicU64,
+    requests: usize,
+    concurrency: usize,
+) -> (Run, f64) {
+    let schema_line = schema
+        .map(|s| format!("schema = \"{s}\""))
+        .unwrap_or_default();
+    let config_text = format!(
         r#"
 api_key = "{KEY}"
 [store]
-url = "sqlite://{}"
+url = "{url}"
+{schema_line}
+max_connections = 32
 [webhooks]
 allow_networks = ["127.0.0.0/8"]
 [delivery]
 max_in_flight = 256
 endpoint_concurrency = 64
-"#,
-        dir.path().join("herald.db").display()
-    )])
-    .expect("bench configuration");
-    let catalog = herald::server::load_catalog(&config).expect("catalog");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let running = herald::server::start(config, catalog, Some(listener))
-        .await
-        .expect("Herald starts");
-    let base = format!("http://{}", running.addr);
+"#
+    );
+    let mut running = Vec::new();
+    for _ in 0..instances {
+        let config =
+            herald::config::Config::from_toml(&[&config_text]).expect("bench configuration");
+        let catalog = herald::server::load_catalog(&config).expect("catalog");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        running.push(
+            herald::server::start(config, catalog, Some(listener))
+                .await
+                .expect("Herald starts"),
+        );
+    }
+    let bases: Vec<String> = running
+        .iter()
+        .map(|r| format!("http://{}", r.addr))
+        .collect();
     let http = reqwest::Client::new();
     let secret = herald::destinations::webhook::Secret::generate().expose();
     let endpoint = json!({"name": "bench", "kind": "webhook", "url": format!("http://{receiver}/hook"), "secret": secret});
     let r = http
-        .post(format!("{base}/v1/endpoints"))
+        .post(format!("{}/v1/endpoints", bases[0]))
         .bearer_auth(KEY)
         .json(&endpoint)
         .send()
@@ -102,52 +194,133 @@ endpoint_concurrency = 64
     assert_eq!(r.status(), 201);
     let sub = json!({"event": "contoso_CustomerPurchase", "endpoint": "bench"});
     let r = http
-        .post(format!("{base}/v1/subscriptions"))
+        .post(format!("{}/v1/subscriptions", bases[0]))
         .bearer_auth(KEY)
         .json(&sub)
         .send()
         .await
         .expect("subscription");
     assert_eq!(r.status(), 201);
+    // Let the other instances hear of the subscription (LISTEN/NOTIFY).
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
-    let herald_run = load(
-        &format!("{base}/v1/events/contoso_CustomerPurchase"),
-        requests,
-        concurrency,
-    )
-    .await;
-    report("Herald ingest (durable SQLite, group commit)", &herald_run);
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{b}/v1/events/contoso_CustomerPurchase"))
+        .collect();
+    let ingest = load_many(&urls, requests, concurrency).await;
     let deadline = Instant::now() + Duration::from_secs(300);
-    while received.load(Ordering::Relaxed) < requests as u64 && Instant::now() < deadline {
+    while received.load(Ordering::Relaxed) < ingest.ok as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let delivered = received.load(Ordering::Relaxed);
-    let e2e = started.elapsed();
-    let e2e_rate = delivered as f64 / e2e.as_secs_f64();
-    println!(
-        "{:<48} {delivered} webhooks in {:.2} s = {e2e_rate:.0} deliveries/s (signed, recorded)",
-        "Herald end-to-end delivery",
-        e2e.as_secs_f64()
-    );
+    let e2e = received.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    for r in running {
+        r.stop().await;
+    }
+    (ingest, e2e)
+}
 
-    println!("\nratios");
-    println!(
-        "  ingest throughput / bare axum:            {:.2}",
-        herald_run.rate / bare_run.rate
-    );
-    println!(
-        "  ingest p50 latency / bare axum p50:       {:.1}x",
-        herald_run.p50.as_secs_f64() / bare_run.p50.as_secs_f64()
-    );
-    println!(
-        "  delivery throughput / direct posts:       {:.2}",
-        e2e_rate / direct.rate
-    );
-    running.stop().await;
+/// One durable single-row INSERT per event, from `concurrency` tasks: what storing events
+/// costs without Herald (and without group commit).
+async fn bare_inserts(url: &str, schema: Option<&str>, requests: usize, concurrency: usize) -> Run {
+    let body = serde_json::to_string(
+        &json!({"CustomerId": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10", "Total": 42.5}),
+    )
+    .expect("json");
+    let next = Arc::new(AtomicU64::new(0));
+    let started;
+    let mut latencies = Vec::new();
+    if let Some(schema) = schema {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(concurrency as u32)
+            .connect(url)
+            .await
+            .expect("PostgreSQL for the bench");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+            .expect("schema");
+        sqlx::query(&format!(
+            "CREATE TABLE {schema}.events (id TEXT PRIMARY KEY, params TEXT NOT NULL)"
+        ))
+        .execute(&pool)
+        .await
+        .expect("table");
+        let sql = format!("INSERT INTO {schema}.events (id, params) VALUES ($1, $2)");
+        started = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (pool, next, sql, body) =
+                    (pool.clone(), next.clone(), sql.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut l = Vec::new();
+                    while (next.fetch_add(1, Ordering::Relaxed) as usize) < requests {
+                        let t = Instant::now();
+                        sqlx::query(&sql)
+                            .bind(uuid::Uuid::now_v7().to_string())
+                            .bind(&body)
+                            .execute(&pool)
+                            .await
+                            .expect("insert");
+                        l.push(t.elapsed());
+                    }
+                    l
+                })
+            })
+            .collect();
+        for t in tasks {
+            latencies.extend(t.await.expect("task"));
+        }
+    } else {
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        let options = url
+            .parse::<SqliteConnectOptions>()
+            .expect("sqlite url")
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(concurrency as u32)
+            .connect_with(options)
+            .await
+            .expect("sqlite");
+        sqlx::query("CREATE TABLE events (id TEXT PRIMARY KEY, params TEXT NOT NULL)")
+            .execute(&pool)
+            .await
+            .expect("table");
+        started = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (pool, next, body) = (pool.clone(), next.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut l = Vec::new();
+                    while (next.fetch_add(1, Ordering::Relaxed) as usize) < requests {
+                        let t = Instant::now();
+                        sqlx::query("INSERT INTO events (id, params) VALUES (?, ?)")
+                            .bind(uuid::Uuid::now_v7().to_string())
+                            .bind(&body)
+                            .execute(&pool)
+                            .await
+                            .expect("insert");
+                        l.push(t.elapsed());
+                    }
+                    l
+                })
+            })
+            .collect();
+        for t in tasks {
+            latencies.extend(t.await.expect("task"));
+        }
+    }
+    summarize(latencies, started.elapsed(), 0)
 }
 
 struct Run {
+    ok: usize,
     rate: f64,
     p50: Duration,
     p99: Duration,
@@ -175,12 +348,17 @@ async fn serve(app: axum::Router) -> std::net::SocketAddr {
 
 /// Posts `requests` valid purchases to `url` from `concurrency` workers; latency per request.
 async fn load(url: &str, requests: usize, concurrency: usize) -> Run {
+    load_many(&[url.to_owned()], requests, concurrency).await
+}
+
+/// As [`load`], worker `w` posting to `urls[w % urls.len()]`.
+async fn load_many(urls: &[String], requests: usize, concurrency: usize) -> Run {
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, url, next) = (http.clone(), url.to_owned(), next.clone());
+    for w in 0..concurrency {
+        let (http, url, next) = (http.clone(), urls[w % urls.len()].clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0;
@@ -205,7 +383,10 @@ async fn load(url: &str, requests: usize, concurrency: usize) -> Run {
         latencies.extend(l);
         errors += e;
     }
-    let elapsed = started.elapsed();
+    summarize(latencies, started.elapsed(), errors)
+}
+
+fn summarize(mut latencies: Vec<Duration>, elapsed: Duration, errors: usize) -> Run {
     latencies.sort();
     let pct = |p: f64| {
         latencies
@@ -214,6 +395,7 @@ async fn load(url: &str, requests: usize, concurrency: usize) -> Run {
             .unwrap_or_default()
     };
     Run {
+        ok: latencies.len(),
         rate: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: pct(0.5),
         p99: pct(0.99),

@@ -26,7 +26,12 @@ async fn python_service_bus_queue_peek_lock_dead_letter_schedule_and_topic_filte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_event_hubs_batch_properties_and_positions() {
     let emu = start().await;
-    let run = run_python("eventhubs_flow.py", &emu.connection_string(), &[("EMULATOR_HUB", "eh1")]).await;
+    let run = run_python(
+        "eventhubs_flow.py",
+        &emu.connection_string(),
+        &[("EMULATOR_HUB", "eh1")],
+    )
+    .await;
     assert_steps(
         &run,
         &[

@@ -2,7 +2,10 @@
 //! `azure_core_amqp` sender.
 
 use crate::support::{amqp, start};
-use azure_messaging_eventhubs::{ConsumerClient, OpenReceiverOptions, ProducerClient, SendEventOptions, StartLocation, StartPosition};
+use azure_messaging_eventhubs::{
+    ConsumerClient, OpenReceiverOptions, ProducerClient, SendEventOptions, StartLocation,
+    StartPosition,
+};
 use futures::StreamExt;
 use std::time::Duration;
 
@@ -16,14 +19,25 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
         .open_with_connection_string(&conn, Some("eh1"))
         .await
         .expect("producer opens");
-    let props = producer.get_eventhub_properties().await.expect("hub properties");
+    let props = producer
+        .get_eventhub_properties()
+        .await
+        .expect("hub properties");
     assert_eq!(props.partition_ids, vec!["0".to_owned(), "1".to_owned()]);
     let marker = uuid::Uuid::new_v4().to_string();
     producer
-        .send_event(marker.clone(), Some(SendEventOptions { partition_id: Some("1".into()) }))
+        .send_event(
+            marker.clone(),
+            Some(SendEventOptions {
+                partition_id: Some("1".into()),
+            }),
+        )
         .await
         .expect("event sent");
-    let part = producer.get_partition_properties("1").await.expect("partition properties");
+    let part = producer
+        .get_partition_properties("1")
+        .await
+        .expect("partition properties");
     assert_eq!(part.last_enqueued_sequence_number, 0);
 
     let consumer = ConsumerClient::builder()
@@ -35,7 +49,10 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
         .open_receiver_on_partition(
             "1".into(),
             Some(OpenReceiverOptions {
-                start_position: Some(StartPosition { location: StartLocation::Earliest, inclusive: false }),
+                start_position: Some(StartPosition {
+                    location: StartLocation::Earliest,
+                    inclusive: false,
+                }),
                 ..Default::default()
             }),
         )
@@ -61,7 +78,9 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_azure_core_amqp_sender_enqueues_to_a_queue() {
     let emu = start().await;
-    amqp::send(&emu, "queue1", &["one", "two"]).await.expect("sent");
+    amqp::send(&emu, "queue1", &["one", "two"])
+        .await
+        .expect("sent");
     let msgs = emu.peek("queue1", 10);
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].seq, 1);

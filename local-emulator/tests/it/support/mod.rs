@@ -47,9 +47,13 @@ pub struct PyRun {
 
 /// Runs `tests/python/<script>` with `EMULATOR_CONNECTION_STRING` and extra variables.
 pub async fn run_python(script: &str, conn: &str, env: &[(&str, &str)]) -> PyRun {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(&path).env("EMULATOR_CONNECTION_STRING", conn).kill_on_drop(true);
+    cmd.arg(&path)
+        .env("EMULATOR_CONNECTION_STRING", conn)
+        .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -66,8 +70,16 @@ pub async fn run_python(script: &str, conn: &str, env: &[(&str, &str)]) -> PyRun
 
 /// Asserts a script succeeded and printed each `OK <step>`.
 pub fn assert_steps(run: &PyRun, steps: &[&str]) {
-    assert!(run.success, "script failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(
+        run.success,
+        "script failed\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     for s in steps {
-        assert!(run.stdout.contains(&format!("OK {s}")), "step '{s}' missing\nstdout:\n{}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("OK {s}")),
+            "step '{s}' missing\nstdout:\n{}",
+            run.stdout
+        );
     }
 }
