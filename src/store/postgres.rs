@@ -3,6 +3,7 @@
 //! idle dispatchers, idempotency enforced by a unique index the whole cluster shares.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +30,8 @@ pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
     owner: String,
+    /// Signals the announcer task that new work was committed.
+    announce: Arc<tokio::sync::Notify>,
 }
 
 impl PgStore {
@@ -57,10 +60,13 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let announce = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(announce_work(pool.clone(), announce.clone()));
         Ok(Self {
             pool,
             options,
             owner,
+            announce,
         })
     }
 }
@@ -146,14 +152,10 @@ impl Store for PgStore {
                 deliveries: new.deliveries.len() as u32,
             });
         }
-        if work {
-            // Delivered to listeners when (and only if) the transaction commits.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
+        if work {
+            self.announce.notify_one();
+        }
         Ok(outcomes)
     }
 
@@ -334,15 +336,26 @@ impl Store for PgStore {
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
         let skip: Vec<String> = req.skip_endpoints.iter().map(|e| e.to_string()).collect();
         let rows = sqlx::query(
-            "WITH due AS (
+            // The earliest due candidates (bounded, so a large backlog does not make every
+            // lease scan it all), at most $6 per endpoint, then locked. The locking SELECT
+            // repeats the due condition: PostgreSQL re-checks it on rows another instance
+            // leased meanwhile, so a delivery is never leased twice.
+            "WITH candidates AS (
+               (SELECT id, endpoint_id, next_attempt_at FROM deliveries
+                WHERE status = 'pending' AND next_attempt_at <= $3 AND NOT (endpoint_id = ANY($4))
+                ORDER BY next_attempt_at LIMIT $7)
+               UNION ALL
+               (SELECT id, endpoint_id, next_attempt_at FROM deliveries
+                WHERE status = 'in_flight' AND lease_until <= $3 AND NOT (endpoint_id = ANY($4))
+                ORDER BY lease_until LIMIT $7)),
+             due AS (
                SELECT id FROM deliveries
                WHERE id IN (
                  SELECT id FROM (
                    SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS rank_in_endpoint
-                   FROM deliveries
-                   WHERE ((status = 'pending' AND next_attempt_at <= $3) OR (status = 'in_flight' AND lease_until <= $3))
-                     AND NOT (endpoint_id = ANY($4))) ranked
+                   FROM candidates) ranked
                  WHERE rank_in_endpoint <= $6)
+                 AND ((status = 'pending' AND next_attempt_at <= $3) OR (status = 'in_flight' AND lease_until <= $3))
                ORDER BY next_attempt_at LIMIT $5
                FOR UPDATE SKIP LOCKED)
              UPDATE deliveries d SET status = 'in_flight', lease_owner = $1, lease_until = $2, updated_at = $3
@@ -355,6 +368,7 @@ impl Store for PgStore {
         .bind(&skip)
         .bind(i64::from(req.limit))
         .bind(i64::from(req.per_endpoint))
+        .bind(i64::from(req.limit) * 4)
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
@@ -575,10 +589,7 @@ impl Store for PgStore {
 
 impl PgStore {
     async fn notify(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&self.pool)
-            .await?;
+        self.announce.notify_one();
         Ok(())
     }
 
@@ -589,6 +600,23 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// Announces new work to the other instances, one `NOTIFY` for however many commits happened
+/// while the previous one was sent. A `NOTIFY` inside each ingest transaction would take
+/// PostgreSQL's global notification lock at every commit and serialize them.
+async fn announce_work(pool: PgPool, signal: Arc<tokio::sync::Notify>) {
+    loop {
+        signal.notified().await;
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            // The other instances' polling picks the work up.
+            tracing::debug!(error = %e, "could not announce new work");
+        }
     }
 }
 

@@ -386,6 +386,38 @@ pub async fn released_leases_are_due_again_at_once(t: TestStore) {
     );
 }
 
+pub async fn concurrent_leases_never_hand_out_a_delivery_twice(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest((0..60).map(|_| new_event(&sub, None)).collect())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let store = t.store.clone();
+            tokio::spawn(async move {
+                let owner = format!("owner-{i}");
+                let mut got = Vec::new();
+                loop {
+                    let leased = store.lease(lease_req(&owner, &[], 5, 100)).await.unwrap();
+                    if leased.is_empty() {
+                        return got;
+                    }
+                    got.extend(leased.into_iter().map(|d| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 60, "every delivery leased once");
+    assert_eq!(unique.len(), 60, "no delivery leased twice");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -405,4 +437,5 @@ contract!(
     retries_dead_letters_and_replay_move_deliveries_as_asked,
     endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete,
     released_leases_are_due_again_at_once,
+    concurrent_leases_never_hand_out_a_delivery_twice,
 );

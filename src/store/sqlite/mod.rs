@@ -310,9 +310,16 @@ impl Store for SqliteStore {
                SELECT id FROM (
                  SELECT id, next_attempt_at,
                    ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS rank_in_endpoint
-                 FROM deliveries
-                 WHERE ((status = 'pending' AND next_attempt_at <= ?3) OR (status = 'in_flight' AND lease_until <= ?3))
-                   AND endpoint_id NOT IN (SELECT value FROM json_each(?4)))
+                 FROM (
+                   SELECT * FROM (SELECT id, endpoint_id, next_attempt_at FROM deliveries
+                     WHERE status = 'pending' AND next_attempt_at <= ?3
+                       AND endpoint_id NOT IN (SELECT value FROM json_each(?4))
+                     ORDER BY next_attempt_at LIMIT ?7)
+                   UNION ALL
+                   SELECT * FROM (SELECT id, endpoint_id, next_attempt_at FROM deliveries
+                     WHERE status = 'in_flight' AND lease_until <= ?3
+                       AND endpoint_id NOT IN (SELECT value FROM json_each(?4))
+                     ORDER BY lease_until LIMIT ?7)))
                WHERE rank_in_endpoint <= ?6
                ORDER BY next_attempt_at LIMIT ?5)
              RETURNING id, attempts, created_at, subscription_id, endpoint_id, event_id",
@@ -323,6 +330,8 @@ impl Store for SqliteStore {
         .bind(skip)
         .bind(req.limit)
         .bind(req.per_endpoint)
+        // Only the earliest due candidates are ranked, so a large backlog is not scanned whole.
+        .bind(i64::from(req.limit) * 4)
         .fetch_all(&self.bookkeeping)
         .await?;
         if rows.is_empty() {
