@@ -155,7 +155,7 @@ api_key = "{KEY}"
 [store]
 url = "{url}"
 {schema_line}
-max_connections = 32
+max_connections = 16
 [webhooks]
 allow_networks = ["127.0.0.0/8"]
 [delivery]

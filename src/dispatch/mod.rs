@@ -62,6 +62,16 @@ pub struct Dispatcher {
     lookups: lookup::Lookups,
 }
 
+/// What one lease round did.
+enum Leased {
+    /// Took as much as capacity allowed: more may be due at once.
+    Full,
+    /// Took less than capacity allowed: nothing more is due now.
+    Partly,
+    /// Did not look: too little capacity is free.
+    Busy,
+}
+
 /// Per-endpoint bookkeeping: deliveries held (leased, not finished) and the semaphore that
 /// bounds how many are sent at once.
 struct Gate {
@@ -113,8 +123,10 @@ impl Dispatcher {
         let this = Arc::new(self);
         loop {
             let wait = match this.lease_and_start(&record_tx).await {
-                Ok(true) => Duration::ZERO,
-                Ok(false) => this.idle_wait().await,
+                Ok(Leased::Full) => Duration::ZERO,
+                Ok(Leased::Partly) => this.idle_wait().await,
+                // Completions wake the loop; the poll interval bounds the wait.
+                Ok(Leased::Busy) => this.config.poll_interval,
                 Err(e) => {
                     tracing::warn!(error = %e, "leasing deliveries failed; trying again");
                     this.config.poll_interval
@@ -155,10 +167,14 @@ impl Dispatcher {
     async fn lease_and_start(
         self: &Arc<Self>,
         record_tx: &mpsc::Sender<AttemptResult>,
-    ) -> Result<bool, crate::store::StoreError> {
+    ) -> Result<Leased, crate::store::StoreError> {
         let capacity = self.in_flight.available_permits() as u32;
-        if capacity == 0 {
-            return Ok(false);
+        // While deliveries are in flight, lease again only once an eighth of the capacity is
+        // free: one lease query per batch of completions rather than one per completion, which
+        // matters when several instances share one database.
+        let low_water = (self.config.max_in_flight / 8).max(1);
+        if capacity == 0 || (capacity < low_water && capacity < self.config.max_in_flight) {
+            return Ok(Leased::Busy);
         }
         // An endpoint holding as many deliveries as it may send at once gets no more, so a
         // slow or dead endpoint never takes the capacity the others need.
@@ -182,7 +198,11 @@ impl Dispatcher {
                 skip_endpoints: &skip,
             })
             .await?;
-        let full = leased.len() as u32 == capacity;
+        let full = if leased.len() as u32 == capacity {
+            Leased::Full
+        } else {
+            Leased::Partly
+        };
         for delivery in leased {
             let permit = self
                 .in_flight

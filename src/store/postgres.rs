@@ -85,75 +85,25 @@ fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, St
 #[async_trait]
 impl Store for PgStore {
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
-        // PostgreSQL shares WAL flushes between concurrent commits itself (group commit), so
-        // each request commits in its own transaction.
-        let mut tx = self.pool.begin().await?;
+        // PostgreSQL shares WAL flushes between concurrent commits itself (group commit). One
+        // event is one statement in its own implicit transaction (one round trip); a batch
+        // is one transaction.
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut work = false;
-        for new in &events {
-            let e = &new.event;
-            let params = json(&e.params, "event params")?;
-            let inserted = sqlx::query(
-                "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-            )
-            .bind(e.id.to_string())
-            .bind(&e.name)
-            .bind(&e.solution)
-            .bind(params)
-            .bind(&e.correlation_id)
-            .bind(&e.caller)
-            .bind(millis(e.received_at))
-            .bind(new.idempotency.as_ref().map(|(k, _)| k.as_str()))
-            .bind(new.idempotency.as_ref().map(|(_, f)| f.to_vec()))
-            .bind(new.deliveries.len() as i64)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                // The key was used before (on any instance): answer as the first time did.
-                let (key, fingerprint) = new
-                    .idempotency
-                    .as_ref()
-                    .expect("only keyed inserts can conflict");
-                let row = sqlx::query("SELECT id, fingerprint, delivery_count FROM events WHERE solution = $1 AND idempotency_key = $2")
-                    .bind(&e.solution)
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let id = rows::parse_id(&row, "id")?;
-                let same: Vec<u8> = row.try_get("fingerprint")?;
-                outcomes.push(if same == fingerprint.as_slice() {
-                    IngestOutcome::Replayed {
-                        id,
-                        deliveries: row.try_get::<i64, _>("delivery_count")? as u32,
-                    }
-                } else {
-                    IngestOutcome::KeyReused { id }
-                });
-                continue;
+        if let [one] = events.as_slice() {
+            let mut conn = self.pool.acquire().await?;
+            outcomes.push(insert_event(&mut conn, one).await?);
+        } else {
+            let mut tx = self.pool.begin().await?;
+            for new in &events {
+                outcomes.push(insert_event(&mut tx, new).await?);
             }
-            for d in &new.deliveries {
-                sqlx::query(
-                    "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
-                )
-                .bind(d.id.to_string())
-                .bind(e.id.to_string())
-                .bind(d.subscription_id.to_string())
-                .bind(d.endpoint_id.to_string())
-                .bind(millis(e.received_at))
-                .execute(&mut *tx)
-                .await?;
-            }
-            work |= !new.deliveries.is_empty();
-            outcomes.push(IngestOutcome::Created {
-                id: e.id,
-                deliveries: new.deliveries.len() as u32,
-            });
+            tx.commit().await?;
         }
-        tx.commit().await?;
-        if work {
+        if events
+            .iter()
+            .zip(&outcomes)
+            .any(|(e, o)| !e.deliveries.is_empty() && matches!(o, IngestOutcome::Created { .. }))
+        {
             self.announce.notify_one();
         }
         Ok(outcomes)
@@ -601,6 +551,79 @@ impl PgStore {
             .await?;
         Ok(())
     }
+}
+
+/// Inserts one event with its deliveries in one statement, or reports the earlier event of
+/// its idempotency key.
+async fn insert_event(
+    conn: &mut sqlx::PgConnection,
+    new: &NewEvent,
+) -> Result<IngestOutcome, StoreError> {
+    let e = &new.event;
+    let ids: Vec<String> = new.deliveries.iter().map(|d| d.id.to_string()).collect();
+    let subs: Vec<String> = new
+        .deliveries
+        .iter()
+        .map(|d| d.subscription_id.to_string())
+        .collect();
+    let eps: Vec<String> = new
+        .deliveries
+        .iter()
+        .map(|d| d.endpoint_id.to_string())
+        .collect();
+    let row = sqlx::query(
+        "WITH ev AS (
+           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           RETURNING id),
+         d AS (
+           INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
+           SELECT u.id, ev.id, u.sub, u.ep, 'pending', 0, $7, $7, $7
+           FROM ev, unnest($11::text[], $12::text[], $13::text[]) AS u(id, sub, ep))
+         SELECT COUNT(*) AS inserted FROM ev",
+    )
+    .bind(e.id.to_string())
+    .bind(&e.name)
+    .bind(&e.solution)
+    .bind(json(&e.params, "event params")?)
+    .bind(&e.correlation_id)
+    .bind(&e.caller)
+    .bind(millis(e.received_at))
+    .bind(new.idempotency.as_ref().map(|(k, _)| k.as_str()))
+    .bind(new.idempotency.as_ref().map(|(_, f)| f.to_vec()))
+    .bind(new.deliveries.len() as i64)
+    .bind(&ids)
+    .bind(&subs)
+    .bind(&eps)
+    .fetch_one(&mut *conn)
+    .await?;
+    if row.try_get::<i64, _>("inserted")? == 1 {
+        return Ok(IngestOutcome::Created {
+            id: e.id,
+            deliveries: new.deliveries.len() as u32,
+        });
+    }
+    // The key was used before (on any instance): answer as the first time did.
+    let (key, fingerprint) = new
+        .idempotency
+        .as_ref()
+        .expect("only keyed inserts can conflict");
+    let row = sqlx::query("SELECT id, fingerprint, delivery_count FROM events WHERE solution = $1 AND idempotency_key = $2")
+        .bind(&e.solution)
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?;
+    let id = rows::parse_id(&row, "id")?;
+    let same: Vec<u8> = row.try_get("fingerprint")?;
+    Ok(if same == fingerprint.as_slice() {
+        IngestOutcome::Replayed {
+            id,
+            deliveries: row.try_get::<i64, _>("delivery_count")? as u32,
+        }
+    } else {
+        IngestOutcome::KeyReused { id }
+    })
 }
 
 /// Announces new work to the other instances, one `NOTIFY` for however many commits happened
