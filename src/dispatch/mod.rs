@@ -342,40 +342,27 @@ impl Dispatcher {
     /// Finds the endpoint and subscription and sends; `Err` when either is gone.
     async fn send(&self, d: &LeasedDelivery) -> Result<(Outcome, &'static str), String> {
         let version = self.routing.version();
-        let endpoint = match self
-            .lookups
-            .endpoint(self.store.as_ref(), version, d.endpoint_id)
-            .await
-        {
-            Ok(Some(e)) => e,
-            Ok(None) => return Err("the endpoint no longer exists".into()),
-            Err(e) => {
-                return Ok((
-                    Outcome::Retry {
-                        error: format!("store: {e}"),
-                        status: None,
-                        retry_after: None,
-                    },
-                    "store",
-                ))
-            }
+        let store = self.store.as_ref();
+        let found = async {
+            let endpoint = self.lookups.endpoint(store, version, d.endpoint_id).await?;
+            let subscription = self
+                .lookups
+                .subscription(store, version, d.subscription_id)
+                .await?;
+            Ok::<_, crate::store::StoreError>((endpoint, subscription))
         };
-        let subscription = match self
-            .lookups
-            .subscription(self.store.as_ref(), version, d.subscription_id)
-            .await
-        {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err("the subscription no longer exists".into()),
+        let (endpoint, subscription) = match found.await {
+            Ok((Some(e), Some(s))) => (e, s),
+            Ok((None, _)) => return Err("the endpoint no longer exists".into()),
+            Ok((_, None)) => return Err("the subscription no longer exists".into()),
             Err(e) => {
-                return Ok((
-                    Outcome::Retry {
-                        error: format!("store: {e}"),
-                        status: None,
-                        retry_after: None,
-                    },
-                    "store",
-                ))
+                // The store hiccupped: try again later like any transient failure.
+                let retry = Outcome::Retry {
+                    error: format!("store: {e}"),
+                    status: None,
+                    retry_after: None,
+                };
+                return Ok((retry, "store"));
             }
         };
         let message = Outbound {
