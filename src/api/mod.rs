@@ -2,9 +2,11 @@
 //! route annotations (served at `/openapi.json`, so it cannot drift from the code).
 
 mod catalog;
+mod connector;
 mod deliveries;
 pub mod endpoints;
 mod error;
+mod flows;
 pub mod model;
 mod ops;
 pub mod subscriptions;
@@ -118,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .merge(endpoints::router())
         .merge(subscriptions::router())
         .merge(deliveries::router())
+        .merge(flows::router())
         .merge(ops::router())
         .split_for_parts();
     let doc = Arc::new(doc);

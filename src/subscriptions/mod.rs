@@ -18,6 +18,8 @@ pub enum MessageFormat {
     /// CloudEvents 1.0: structured JSON for webhooks, binary mode on AMQP.
     #[default]
     Cloudevents,
+    /// The event's parameters alone as a JSON object: what a flow's trigger receives.
+    Params,
 }
 
 impl MessageFormat {
@@ -25,6 +27,7 @@ impl MessageFormat {
     pub fn as_str(&self) -> &'static str {
         match self {
             MessageFormat::Cloudevents => "cloudevents",
+            MessageFormat::Params => "params",
         }
     }
 
@@ -32,6 +35,7 @@ impl MessageFormat {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "cloudevents" => Some(MessageFormat::Cloudevents),
+            "params" => Some(MessageFormat::Params),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@ use super::ssrf::{BlockedAddress, NetworkPolicy};
 use super::{classify, sign};
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::formats::cloudevents;
+use crate::subscriptions::MessageFormat;
 
 /// The shared HTTP client for webhooks.
 #[derive(Clone)]
@@ -75,7 +76,16 @@ impl Destination for WebhookDestination {
                 status: None,
             };
         }
-        let body = cloudevents::structured_json(message.event, &message.schema_url);
+        let (body, content_type) = match message.format {
+            MessageFormat::Cloudevents => (
+                cloudevents::structured_json(message.event, &message.schema_url),
+                cloudevents::STRUCTURED_CONTENT_TYPE,
+            ),
+            MessageFormat::Params => (
+                serde_json::to_vec(&message.event.params).expect("JSON values always serialize"),
+                "application/json",
+            ),
+        };
         let id = message.delivery_id.to_string();
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = sign(
@@ -89,10 +99,7 @@ impl Destination for WebhookDestination {
             .http
             .post(url)
             .timeout(self.settings.timeout.unwrap_or(self.client.default_timeout))
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static(cloudevents::STRUCTURED_CONTENT_TYPE),
-            )
+            .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
             .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
