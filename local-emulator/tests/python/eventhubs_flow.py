@@ -92,7 +92,11 @@ def main():
 
     consumer = EventHubConsumerClient.from_connection_string(CONN, consumer_group="$Default", eventhub_name=HUB)
     keyed = receive(consumer, pid, "-1", 5)
-    assert all(e.partition_key == "pk-" + run for e in keyed if e.body_as_str().startswith(run)), [e.partition_key for e in keyed]
+    def text(k):
+        return k.decode() if isinstance(k, bytes) else k
+
+    mine = [e for e in keyed if e.body_as_str().startswith(run)]
+    assert mine and all(text(e.partition_key) == "pk-" + run for e in mine), [e.partition_key for e in keyed]
     ok("partition key delivered")
     print("DONE", flush=True)
 
