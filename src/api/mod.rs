@@ -3,6 +3,7 @@
 
 mod catalog;
 mod connector;
+mod dataverse;
 mod deliveries;
 pub mod endpoints;
 mod error;
@@ -121,6 +122,7 @@ pub fn app(state: AppState) -> Router {
         .merge(subscriptions::router())
         .merge(deliveries::router())
         .merge(flows::router())
+        .merge(dataverse::router())
         .merge(ops::router())
         .split_for_parts();
     let doc = Arc::new(doc);

@@ -87,6 +87,14 @@ struct RawEvent {
     parameters: Vec<RawParameter>,
     #[serde(default)]
     response_properties: Vec<ResponseProperty>,
+    #[serde(default)]
+    is_function: bool,
+    #[serde(default)]
+    is_private: bool,
+    #[serde(default)]
+    plugin_type: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
 }
 
 fn global() -> String {
@@ -242,6 +250,17 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
                         );
                         problems.push(path, item.clone(), Some(&field), msg);
                     }
+                    Some(_) if events.get(name).is_some_and(|e| e.is_function) => {
+                        let msg =
+                            format!("\"{name}\" is a function; only actions can be cataloged");
+                        problems.push(path, item.clone(), Some(&field), msg);
+                    }
+                    Some(_) if events.get(name).is_some_and(|e| e.is_private) => {
+                        let msg = format!(
+                            "\"{name}\" is a private Custom API; private APIs cannot be cataloged"
+                        );
+                        problems.push(path, item.clone(), Some(&field), msg);
+                    }
                     Some(_) => {
                         if let Some((first_path, first)) = cataloged.get(name) {
                             let msg = format!(
@@ -302,6 +321,25 @@ fn check_event(
         let msg = "must be `global` or the logical name of a table (lower case), e.g. `account`";
         problems.push(path, item.clone(), Some("binding"), msg.to_owned());
     }
+    if raw.external && raw.plugin_type.is_some() {
+        let msg =
+            "an external event already happened elsewhere, so it has no main-operation plug-in";
+        problems.push(path, item.clone(), Some("plugin_type"), msg.to_owned());
+    }
+    match raw.kind {
+        EventKind::CustomProcessAction => {
+            if raw.allowed_steps != AllowedSteps::SyncAndAsync {
+                let msg = "a custom process action cannot prevent synchronous steps: it must be `sync_and_async` (use a Custom API to forbid them)";
+                problems.push(path, item.clone(), Some("allowed_steps"), msg.to_owned());
+            }
+        }
+        EventKind::CustomApi => {
+            if raw.enabled.is_some() {
+                let msg = "only a custom process action can be enabled or disabled";
+                problems.push(path, item.clone(), Some("enabled"), msg.to_owned());
+            }
+        }
+    }
     if raw.external {
         if raw.allowed_steps != AllowedSteps::AsyncOnly {
             let msg = "an external event already happened elsewhere, so it must be `async_only`";
@@ -350,6 +388,10 @@ fn check_event(
         kind: raw.kind,
         parameters,
         response_properties: raw.response_properties.clone(),
+        is_function: raw.is_function,
+        is_private: raw.is_private,
+        plugin_type: raw.plugin_type.clone(),
+        enabled: raw.enabled.unwrap_or(true),
         category: None,
     })
 }

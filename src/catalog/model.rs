@@ -204,6 +204,15 @@ pub struct EventDefinition {
     /// Response properties (never on external events).
     #[serde(default)]
     pub response_properties: Vec<ResponseProperty>,
+    /// A function rather than an action (only actions can be cataloged).
+    pub is_function: bool,
+    /// A private Custom API (cannot be cataloged).
+    pub is_private: bool,
+    /// The plug-in type of the main operation, if any (never on external events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_type: Option<String>,
+    /// Whether a custom process action is activated; a disabled one cannot be invoked.
+    pub enabled: bool,
     /// The category the event is cataloged under; `None` for an uncataloged definition,
     /// which can be neither invoked nor subscribed to.
     pub category: Option<String>,

@@ -27,6 +27,9 @@ pub enum IngestError {
     /// No cataloged event of that name.
     #[error("no cataloged event called \"{0}\"")]
     UnknownEvent(String),
+    /// A custom process action that is deactivated.
+    #[error("\"{0}\" is a custom process action that is deactivated; activate it to invoke it")]
+    Disabled(String),
     /// The key may not send events of that solution.
     #[error("the API key \"{key}\" may not send events of solution \"{solution}\"")]
     Forbidden {
@@ -89,6 +92,9 @@ impl Ingestor {
             .catalog
             .cataloged(&s.name)
             .ok_or_else(|| IngestError::UnknownEvent(s.name.clone()))?;
+        if !definition.enabled {
+            return Err(IngestError::Disabled(s.name));
+        }
         if !caller.may_use(&definition.solution) {
             return Err(IngestError::Forbidden {
                 key: caller.name.clone(),

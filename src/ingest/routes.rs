@@ -38,7 +38,9 @@ pub struct Accepted {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::UnknownEvent(_) => ApiError::NotFound(e.to_string()),
+            IngestError::UnknownEvent(_) | IngestError::Disabled(_) => {
+                ApiError::NotFound(e.to_string())
+            }
             IngestError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
             IngestError::Invalid { ref problems, .. } => ApiError::Invalid {
                 code: "invalid_parameters",

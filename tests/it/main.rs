@@ -4,6 +4,7 @@
 mod catalog;
 mod cluster;
 mod crash;
+mod dataverse;
 mod flows;
 mod ingest;
 mod ops;

@@ -1,0 +1,268 @@
+//! Dataverse compatibility: invocation as Dataverse does it, its errors, and the Custom API
+//! rules enforced when the catalog loads.
+
+use serde_json::{json, Value};
+
+use crate::support::{purchase, TestApp};
+
+const CATALOG: &str = r#"
+[[solutions]]
+unique_name = "contoso"
+publisher_prefix = "contoso"
+
+[[categories]]
+solution = "contoso"
+name = "Sales"
+events = ["contoso_CustomerPurchase", "contoso_VendorPaymentPosted", "contoso_OrderShipped", "contoso_LegacyRefund"]
+
+[[events]]
+unique_name = "contoso_CustomerPurchase"
+solution = "contoso"
+allowed_steps = "async_only"
+external = true
+parameters = [
+  { name = "CustomerId", type = "Guid", required = true },
+  { name = "Total", type = "Money", required = true },
+  { name = "Currency", type = "String", max_length = 3 },
+  { name = "PurchasedOn", type = "DateTime", required = true },
+  { name = "Items", type = "StringArray" },
+]
+
+[[events]]
+unique_name = "contoso_VendorPaymentPosted"
+solution = "contoso"
+allowed_steps = "async_only"
+external = true
+parameters = [
+  { name = "VendorId", type = "Guid", required = true },
+  { name = "Amount", type = "Money", required = true },
+  { name = "PaymentReference", type = "String", required = true },
+  { name = "PostedOn", type = "DateTime", required = true },
+]
+
+[[events]]
+unique_name = "contoso_OrderShipped"
+solution = "contoso"
+binding = "salesorder"
+allowed_steps = "async_only"
+external = true
+parameters = [
+  { name = "Customer", type = "EntityReference", entity = "account", required = true },
+  { name = "ShippedOn", type = "DateTime", required = true },
+]
+
+[[events]]
+unique_name = "contoso_LegacyRefund"
+solution = "contoso"
+kind = "custom_process_action"
+allowed_steps = "sync_and_async"
+enabled = false
+"#;
+
+async fn app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalog.toml"), CATALOG).unwrap();
+    let path = dir.keep();
+    TestApp::builder()
+        .config(&format!("[catalog]\ndir = \"{}\"", path.display()))
+        .build()
+        .await
+}
+
+async fn invoke(
+    app: &TestApp,
+    name: &str,
+    body: &Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = app
+        .req(reqwest::Method::POST, &format!("/api/data/v9.2/{name}"))
+        .header("OData-Version", "4.0")
+        .header("OData-MaxVersion", "4.0")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn both_demo_events_and_an_entity_reference_are_invoked_as_in_dataverse() {
+    let app = app().await;
+    let (status, headers, _) = invoke(&app, "contoso_CustomerPurchase", &purchase(42.5)).await;
+    assert_eq!(status, 204);
+    assert_eq!(headers["odata-version"], "4.0");
+    let payment = json!({"VendorId": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10", "Amount": 1250.75, "PaymentReference": "PAY-9", "PostedOn": "2026-11-22T10:30:00Z"});
+    assert_eq!(
+        invoke(&app, "contoso_VendorPaymentPosted", &payment)
+            .await
+            .0,
+        204
+    );
+    let shipped = json!({
+        "Customer": {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10"},
+        "ShippedOn": "2026-11-22T10:30:00Z",
+    });
+    assert_eq!(invoke(&app, "contoso_OrderShipped", &shipped).await.0, 204);
+    let (_, deliveries) = app.get("/v1/deliveries").await;
+    assert!(
+        deliveries.as_array().unwrap().is_empty(),
+        "no subscriptions, no deliveries"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dataverse_style_errors_carry_dataverse_codes_and_statuses() {
+    let app = app().await;
+    let (status, _, body) = invoke(&app, "contoso_Nope", &json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "0x8006088a", "message": "Resource not found for the segment 'contoso_Nope'."}})
+    );
+
+    let (status, _, body) = invoke(&app, "contoso_LegacyRefund", &json!({})).await;
+    assert_eq!(
+        status, 404,
+        "a deactivated custom process action is not found, as in Dataverse"
+    );
+    assert_eq!(body["error"]["code"], "0x8006088a");
+
+    let wrong_account = json!({
+        "Customer": {"@odata.type": "Microsoft.Dynamics.CRM.contact", "contactid": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10"},
+    });
+    let (status, _, body) = invoke(&app, "contoso_OrderShipped", &wrong_account).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "0x80040203");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Customer: refers to a \"contact\" row; expected \"account\""),
+        "{message}"
+    );
+    assert!(message.contains("ShippedOn: is required"), "{message}");
+
+    let r = app
+        .req(
+            reqwest::Method::POST,
+            "/api/data/v9.2/contoso_CustomerPurchase",
+        )
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "0x80048d19"
+    );
+
+    let r = app
+        .req(
+            reqwest::Method::POST,
+            "/api/data/v9.2/contoso_CustomerPurchase",
+        )
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/data/v9.2/contoso_CustomerPurchase",
+            app.url
+        ))
+        .json(&purchase(1.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "0x8005F101"
+    );
+
+    let r = app
+        .req(
+            reqwest::Method::POST,
+            "/api/data/v9.2/contoso_CustomerPurchase",
+        )
+        .header("OData-Version", "3.0")
+        .json(&purchase(1.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The same disabled action on Herald's own route.
+    let (status, body) = app
+        .post("/v1/events/contoso_LegacyRefund", &json!({}))
+        .await;
+    assert_eq!(status, 404);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("deactivated"));
+    app.stop().await;
+}
+
+#[test]
+fn custom_api_rules_are_enforced_when_the_catalog_loads() {
+    let broken = r#"
+[[solutions]]
+unique_name = "contoso"
+publisher_prefix = "contoso"
+
+[[categories]]
+solution = "contoso"
+name = "Misc"
+events = ["contoso_GetImage", "contoso_Internal", "contoso_Sync"]
+
+[[events]]
+unique_name = "contoso_GetImage"
+solution = "contoso"
+allowed_steps = "async_only"
+is_function = true
+
+[[events]]
+unique_name = "contoso_Internal"
+solution = "contoso"
+allowed_steps = "async_only"
+is_private = true
+
+[[events]]
+unique_name = "contoso_Sync"
+solution = "contoso"
+allowed_steps = "async_only"
+external = true
+plugin_type = "Contoso.Plugins.Sync"
+
+[[events]]
+unique_name = "contoso_OldAction"
+solution = "contoso"
+kind = "custom_process_action"
+allowed_steps = "async_only"
+
+[[events]]
+unique_name = "contoso_Toggle"
+solution = "contoso"
+allowed_steps = "async_only"
+enabled = false
+"#;
+    let err = herald::catalog::load_texts(&[("rules.toml".into(), broken.to_owned())])
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "\"contoso_GetImage\" is a function; only actions can be cataloged",
+        "\"contoso_Internal\" is a private Custom API; private APIs cannot be cataloged",
+        "event \"contoso_Sync\": field `plugin_type`: an external event already happened elsewhere, so it has no main-operation plug-in",
+        "event \"contoso_OldAction\": field `allowed_steps`: a custom process action cannot prevent synchronous steps",
+        "event \"contoso_Toggle\": field `enabled`: only a custom process action can be enabled or disabled",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
