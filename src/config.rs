@@ -47,6 +47,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Webhook sending.
     pub webhooks: WebhookConfig,
+    /// Dataverse compatibility.
+    pub dataverse: DataverseConfig,
     /// A full-access API key (usually from `HERALD_API_KEY`); stored only as its hash.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -149,6 +151,14 @@ pub struct WebhookConfig {
     /// (loopback, private, link-local…). Empty by default: only public addresses.
     #[serde(default)]
     pub allow_networks: Vec<IpNet>,
+}
+
+/// Dataverse compatibility.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataverseConfig {
+    /// `OrganizationName` of Dataverse-format messages and the `x-ms-dynamics-organization` header.
+    pub organization: String,
 }
 
 /// One API key.

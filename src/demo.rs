@@ -67,6 +67,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         secret: Some(secret),
         timeout: Some(Duration::from_secs(10)),
         max_concurrency: None,
+        auth: None,
     });
     for (name, event) in [
         ("demo-purchases", "contoso_CustomerPurchase"),

@@ -133,6 +133,8 @@ pub async fn start(
             endpoint_concurrency: d.endpoint_concurrency.get(),
             poll_interval: d.poll_interval,
             public_url,
+            catalog: state.catalog.clone(),
+            organization: config.dataverse.organization.clone(),
         },
         waker,
     );

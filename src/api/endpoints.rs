@@ -12,7 +12,9 @@ use utoipa_axum::routes;
 
 use super::model::{EndpointCreated, EndpointInput, EndpointKind, EndpointView, SecretInput};
 use super::{Admin, ApiError, AppState, ErrorBody};
-use crate::destinations::webhook::{ssrf::UrlError, Secret, SigningSecret, WebhookSettings};
+use crate::destinations::webhook::{
+    ssrf::UrlError, Secret, SigningSecret, WebhookAuth, WebhookSettings,
+};
 use crate::destinations::DestinationSettings;
 use crate::ids::{EndpointId, SecretId};
 use crate::store::Endpoint;
@@ -58,6 +60,7 @@ pub async fn create_or_replace(
                     secret,
                     created_at: now,
                 }],
+                input.auth.clone(),
             )
             .await?;
             let endpoint = Endpoint {
@@ -96,7 +99,9 @@ async fn update(
         }
         None => old.secrets.clone(),
     };
-    let settings = webhook_settings(state, &input, secrets).await?;
+    // Like secrets, authentication values are write-only: absent means "keep".
+    let auth = input.auth.clone().or_else(|| old.auth.clone());
+    let settings = webhook_settings(state, &input, secrets, auth).await?;
     let endpoint = Endpoint {
         name: input.name,
         settings,
@@ -113,7 +118,26 @@ async fn webhook_settings(
     state: &AppState,
     input: &EndpointInput,
     secrets: Vec<SigningSecret>,
+    auth: Option<WebhookAuth>,
 ) -> Result<DestinationSettings, ApiError> {
+    if let Some(WebhookAuth::HttpHeader { values }) = &auth {
+        for (name, value) in values {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || name.to_ascii_lowercase().starts_with("webhook-")
+            {
+                return Err(ApiError::field(
+                    "auth",
+                    format!("\"{name}\" cannot be used as a header name"),
+                ));
+            }
+            if reqwest::header::HeaderValue::from_str(value).is_err() {
+                return Err(ApiError::field(
+                    "auth",
+                    format!("the value of \"{name}\" is not a valid header value"),
+                ));
+            }
+        }
+    }
     if input.name.trim().is_empty() || input.name.len() > 100 {
         return Err(ApiError::field("name", "must be 1 to 100 characters"));
     }
@@ -135,6 +159,7 @@ async fn webhook_settings(
         url: url.to_owned(),
         secrets,
         timeout: input.timeout,
+        auth,
     }))
 }
 

@@ -107,6 +107,7 @@ async fn create(
         secret: None,
         timeout: None,
         max_concurrency: None,
+        auth: None,
     };
     let (endpoint, _) = super::endpoints::create_or_replace(state, endpoint, false)
         .await

@@ -44,6 +44,12 @@ pub struct EndpointInput {
     #[serde(default)]
     #[schema(value_type = Option<u32>, minimum = 1)]
     pub max_concurrency: Option<NonZeroU32>,
+    /// Dataverse's webhook authentication, sent besides the signature:
+    /// `{"type": "HttpHeader", "values": {…}}`, `{"type": "WebhookKey", "key": "…"}` or
+    /// `{"type": "HttpQueryString", "values": {…}}`. Write-only; kept when absent on update.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub auth: Option<crate::destinations::webhook::WebhookAuth>,
 }
 
 /// One signing secret, without its value.
@@ -74,6 +80,8 @@ pub struct EndpointView {
     pub timeout: Option<String>,
     /// Deliveries in flight at once.
     pub max_concurrency: Option<u32>,
+    /// The authentication type and the header or parameter names it sets (never values).
+    pub auth: Option<AuthView>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -100,10 +108,24 @@ impl From<&Endpoint> for EndpointView {
                 .collect(),
             timeout: w.timeout.map(|t| humantime::format_duration(t).to_string()),
             max_concurrency: e.max_concurrency,
+            auth: w.auth.as_ref().map(|a| {
+                let (kind, names) = a.describe();
+                AuthView { kind, names }
+            }),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
     }
+}
+
+/// An endpoint's authentication without its values.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuthView {
+    /// `HttpHeader`, `WebhookKey` or `HttpQueryString`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The header or query parameter names it sets.
+    pub names: Vec<String>,
 }
 
 /// The answer to creating an endpoint or adding a secret.

@@ -45,6 +45,10 @@ pub struct Outbound<'a> {
     pub event: &'a EventRecord,
     /// URL of the event's JSON Schema (CloudEvents `dataschema`).
     pub schema_url: String,
+    /// The event's definition (types of its parameters, binding), if it is still cataloged.
+    pub definition: Option<&'a crate::catalog::EventDefinition>,
+    /// The organization name Dataverse-format messages carry.
+    pub organization: &'a str,
 }
 
 /// How one send ended, as the destination sees it.

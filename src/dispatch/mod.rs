@@ -37,6 +37,10 @@ pub struct DispatchConfig {
     pub poll_interval: Duration,
     /// Base URL of the API, for `dataschema` links.
     pub public_url: String,
+    /// The catalog (parameter types and bindings for message formats).
+    pub catalog: crate::catalog::Catalog,
+    /// Organization name in Dataverse-format messages.
+    pub organization: String,
 }
 
 /// Handle to wake the dispatcher when new work is stored.
@@ -371,6 +375,8 @@ impl Dispatcher {
             format: subscription.format,
             event: &d.event,
             schema_url: crate::catalog::schema_url(&self.config.public_url, &d.event.name),
+            definition: self.config.catalog.cataloged(&d.event.name),
+            organization: &self.config.organization,
         };
         let destination = self.destinations.get(&endpoint);
         let limit = endpoint

@@ -1,3 +1,4 @@
 //! Message formats: how an event is written for a destination.
 
 pub mod cloudevents;
+pub mod dataverse;

@@ -20,6 +20,8 @@ pub enum MessageFormat {
     Cloudevents,
     /// The event's parameters alone as a JSON object: what a flow's trigger receives.
     Params,
+    /// A Dataverse `RemoteExecutionContext`, for subscribers written against Dataverse.
+    Dataverse,
 }
 
 impl MessageFormat {
@@ -28,6 +30,7 @@ impl MessageFormat {
         match self {
             MessageFormat::Cloudevents => "cloudevents",
             MessageFormat::Params => "params",
+            MessageFormat::Dataverse => "dataverse",
         }
     }
 
@@ -36,6 +39,7 @@ impl MessageFormat {
         match s {
             "cloudevents" => Some(MessageFormat::Cloudevents),
             "params" => Some(MessageFormat::Params),
+            "dataverse" => Some(MessageFormat::Dataverse),
             _ => None,
         }
     }

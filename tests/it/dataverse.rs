@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{purchase, TestApp};
+use std::time::Duration;
+
+use crate::support::{purchase, wait_for, Receiver, TestApp};
 
 const CATALOG: &str = r#"
 [[solutions]]
@@ -265,4 +267,132 @@ enabled = false
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
+}
+
+#[tokio::test]
+async fn a_dataverse_format_delivery_parses_back_and_dataverse_auth_reaches_the_receiver() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    let (status, ep) = app
+        .post(
+            "/v1/endpoints",
+            &json!({"name": "dv", "kind": "webhook", "url": receiver.url(), "auth": {"type": "HttpHeader", "values": {"x-api-key": "s3cret-header"}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    assert_eq!(
+        ep["endpoint"]["auth"],
+        json!({"type": "HttpHeader", "names": ["x-api-key"]}),
+        "names shown, values never"
+    );
+    assert!(!ep.to_string().contains("s3cret-header"));
+    let (status, _) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"event": "contoso_OrderShipped", "endpoint": "dv", "format": "dataverse"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, keyed) = app
+        .post("/v1/endpoints", &json!({"name": "fn", "kind": "webhook", "url": receiver.url(), "auth": {"type": "WebhookKey", "key": "fn-key-123"}}))
+        .await;
+    assert_eq!(status, 201, "{keyed}");
+    let (status, _) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"event": "contoso_OrderShipped", "endpoint": "fn", "format": "dataverse"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let shipped = json!({
+        "Customer": {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10"},
+        "ShippedOn": "2026-11-22T10:30:00Z",
+    });
+    let r = app
+        .req(reqwest::Method::POST, "/api/data/v9.2/contoso_OrderShipped")
+        .header(
+            "x-ms-correlation-request-id",
+            "0d3c5f0e-8a44-4c2b-9d7e-1a2b3c4d5e6f",
+        )
+        .json(&shipped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let got = wait_for(Duration::from_secs(10), "two deliveries", || async {
+        let r = receiver.received();
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    let by_header = got
+        .iter()
+        .find(|r| r.header("x-api-key") == "s3cret-header")
+        .expect("HttpHeader auth sent");
+    let by_key = got
+        .iter()
+        .find(|r| r.uri.query() == Some("code=fn-key-123"))
+        .expect("WebhookKey sent as ?code=");
+    assert!(by_key.header("x-api-key").is_empty());
+    for r in [by_header, by_key] {
+        assert_eq!(r.header("x-ms-dynamics-organization"), "herald");
+        assert_eq!(r.header("x-ms-dynamics-entity-name"), "salesorder");
+        assert_eq!(
+            r.header("x-ms-dynamics-request-name"),
+            "contoso_OrderShipped"
+        );
+        assert_eq!(
+            r.header("x-ms-correlation-request-id"),
+            "0d3c5f0e-8a44-4c2b-9d7e-1a2b3c4d5e6f"
+        );
+        assert!(
+            !r.header("webhook-signature").is_empty(),
+            "signing stays on"
+        );
+    }
+    // Parsed back as a RemoteExecutionContext.
+    let context = by_header.json();
+    assert_eq!(context["MessageName"], "contoso_OrderShipped");
+    assert_eq!(context["PrimaryEntityName"], "salesorder");
+    assert_eq!(context["OrganizationName"], "herald");
+    assert_eq!(
+        context["CorrelationId"],
+        "0d3c5f0e-8a44-4c2b-9d7e-1a2b3c4d5e6f"
+    );
+    assert_eq!(context["Mode"], 1);
+    assert_eq!(context["Stage"], 40);
+    assert_eq!(context["Depth"], 1);
+    assert_eq!(context["OutputParameters"], json!([]));
+    assert!(context["OperationCreatedOn"]
+        .as_str()
+        .unwrap()
+        .starts_with("/Date("));
+    let inputs = context["InputParameters"].as_array().unwrap();
+    let input = |k: &str| inputs.iter().find(|p| p["key"] == k).unwrap()["value"].clone();
+    let customer = input("Customer");
+    assert_eq!(
+        customer["__type"],
+        "EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts"
+    );
+    assert_eq!(customer["LogicalName"], "account");
+    assert_eq!(customer["Id"], "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10");
+    let raw = String::from_utf8(by_header.body.to_vec()).unwrap();
+    assert!(
+        raw.contains(r#"{"__type":"EntityReference:"#),
+        "__type comes first, as WCF requires"
+    );
+    assert_eq!(
+        input("ShippedOn"),
+        json!(format!("/Date({})/", 1_795_343_400_000i64))
+    );
+    // The request id is the delivery id's UUID, stable across retries.
+    let (_, deliveries) = app.get("/v1/deliveries").await;
+    let ids: Vec<String> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap()[4..].to_owned())
+        .collect();
+    assert!(ids.contains(&context["RequestId"].as_str().unwrap().replace('-', "")));
+    app.stop().await;
 }

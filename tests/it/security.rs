@@ -155,6 +155,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             url,
             secrets: vec![secret.clone()],
             timeout: None,
+            auth: None,
         });
         let event = EventRecord {
             id: EventId::new(),
@@ -171,6 +172,8 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             format: Default::default(),
             event: &event,
             schema_url: String::new(),
+            definition: None,
+            organization: "herald",
         };
         let outcome = Arc::new(destination).send(&message).await;
         assert!(

@@ -63,6 +63,7 @@ async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
                 created_at: now(),
             }],
             timeout: None,
+            auth: None,
         }),
         max_concurrency: Some(3),
         created_at: now(),

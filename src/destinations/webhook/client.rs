@@ -9,10 +9,8 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
 use super::settings::WebhookSettings;
 use super::ssrf::{BlockedAddress, NetworkPolicy};
-use super::{classify, sign};
+use super::{classify, request_builder, sign};
 use crate::destinations::{Destination, Outbound, Outcome};
-use crate::formats::cloudevents;
-use crate::subscriptions::MessageFormat;
 
 /// The shared HTTP client for webhooks.
 #[derive(Clone)]
@@ -61,31 +59,22 @@ pub struct WebhookDestination {
 #[async_trait]
 impl Destination for WebhookDestination {
     async fn send(&self, message: &Outbound<'_>) -> Outcome {
-        let url = match reqwest::Url::parse(&self.settings.url) {
-            Ok(url) => url,
-            Err(e) => {
+        let built = match request_builder::build(&self.settings, message) {
+            Ok(b) => b,
+            Err(error) => {
                 return Outcome::Permanent {
-                    error: format!("invalid URL: {e}"),
+                    error,
                     status: None,
                 }
             }
         };
-        if let Err(blocked) = self.client.policy.check_literal(&url) {
+        if let Err(blocked) = self.client.policy.check_literal(&built.url) {
             return Outcome::Permanent {
                 error: blocked.to_string(),
                 status: None,
             };
         }
-        let (body, content_type) = match message.format {
-            MessageFormat::Cloudevents => (
-                cloudevents::structured_json(message.event, &message.schema_url),
-                cloudevents::STRUCTURED_CONTENT_TYPE,
-            ),
-            MessageFormat::Params => (
-                serde_json::to_vec(&message.event.params).expect("JSON values always serialize"),
-                "application/json",
-            ),
-        };
+        let body = built.body;
         let id = message.delivery_id.to_string();
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = sign(
@@ -94,17 +83,20 @@ impl Destination for WebhookDestination {
             timestamp,
             &body,
         );
-        let request = self
+        let mut request = self
             .client
             .http
-            .post(url)
+            .post(built.url)
             .timeout(self.settings.timeout.unwrap_or(self.client.default_timeout))
-            .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+            .header(CONTENT_TYPE, HeaderValue::from_static(built.content_type))
             .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body);
+            .header("webhook-signature", signature);
+        for (name, value) in &built.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request.body(body);
         match request.send().await {
             Ok(response) => {
                 let retry_after = response

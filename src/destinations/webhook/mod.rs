@@ -3,12 +3,13 @@
 
 mod classify;
 mod client;
+mod request_builder;
 mod settings;
 pub mod signing;
 pub mod ssrf;
 
 pub use classify::classify;
 pub use client::{WebhookClient, WebhookDestination};
-pub use settings::{SigningSecret, WebhookSettings};
+pub use settings::{SigningSecret, WebhookAuth, WebhookSettings};
 pub use signing::{sign, verify, Secret, VerifyError};
 pub use ssrf::{BlockedAddress, NetworkPolicy};

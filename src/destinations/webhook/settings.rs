@@ -18,6 +18,45 @@ pub struct WebhookSettings {
     /// Time the receiver has to answer; the configured default when `None`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Dataverse's webhook authentication, sent as well as the signature.
+    #[serde(default)]
+    pub auth: Option<WebhookAuth>,
+}
+
+/// Dataverse's webhook authentication types. Values are secrets: stored, sent, never shown.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum WebhookAuth {
+    /// Named headers with values.
+    HttpHeader {
+        /// Header names and values.
+        values: std::collections::BTreeMap<String, String>,
+    },
+    /// A key sent as the `code` query parameter (as Azure Functions expect).
+    WebhookKey {
+        /// The key.
+        key: String,
+    },
+    /// Query string parameters with values.
+    HttpQueryString {
+        /// Parameter names and values.
+        values: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl WebhookAuth {
+    /// The type name and the names it sets (never the values), for views.
+    pub fn describe(&self) -> (String, Vec<String>) {
+        match self {
+            WebhookAuth::HttpHeader { values } => {
+                ("HttpHeader".into(), values.keys().cloned().collect())
+            }
+            WebhookAuth::WebhookKey { .. } => ("WebhookKey".into(), vec!["code".into()]),
+            WebhookAuth::HttpQueryString { values } => {
+                ("HttpQueryString".into(), values.keys().cloned().collect())
+            }
+        }
+    }
 }
 
 /// One signing secret of an endpoint.

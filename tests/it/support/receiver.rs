@@ -12,6 +12,7 @@ use serde_json::Value;
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub uri: axum::http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -102,11 +103,12 @@ impl Receiver {
 
 async fn record(
     State(inner): State<Arc<Mutex<Inner>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
     let mut inner = inner.lock().unwrap();
-    inner.received.push(Received { headers, body });
+    inner.received.push(Received { uri, headers, body });
     let status = inner.default_status;
     StatusCode::from_u16(status).unwrap()
 }

@@ -1,0 +1,96 @@
+//! Builds a webhook request for one delivery: the URL (with Dataverse's query-string
+//! authentication), the body in the subscription's format, and the headers that go with it.
+//! Signing is added by the client over the body built here.
+
+use reqwest::Url;
+use serde_json::Value;
+
+use super::settings::{WebhookAuth, WebhookSettings};
+use crate::destinations::Outbound;
+use crate::formats::{cloudevents, dataverse};
+use crate::subscriptions::MessageFormat;
+
+/// A request ready to sign and send.
+pub struct Built {
+    /// Where to send it.
+    pub url: Url,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// Headers besides content type and signature.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Builds the request; `Err` with a reason when the endpoint's URL is unusable.
+pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built, String> {
+    let mut url = Url::parse(&settings.url).map_err(|e| format!("invalid URL: {e}"))?;
+    let mut headers = Vec::new();
+    match &settings.auth {
+        Some(WebhookAuth::HttpHeader { values }) => {
+            headers.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())))
+        }
+        Some(WebhookAuth::WebhookKey { key }) => {
+            url.query_pairs_mut().append_pair("code", key);
+        }
+        Some(WebhookAuth::HttpQueryString { values }) => {
+            url.query_pairs_mut().extend_pairs(values.iter());
+        }
+        None => {}
+    }
+    let (body, content_type) = match message.format {
+        MessageFormat::Cloudevents => (
+            cloudevents::structured_json(message.event, &message.schema_url),
+            cloudevents::STRUCTURED_CONTENT_TYPE,
+        ),
+        MessageFormat::Params => (
+            to_vec(&Value::Object(message.event.params.clone())),
+            "application/json",
+        ),
+        MessageFormat::Dataverse => {
+            let origin = dataverse::Origin {
+                organization: message.organization,
+            };
+            let mut context = dataverse::remote_execution_context(
+                message.event,
+                message.delivery_id,
+                message.definition,
+                &origin,
+            );
+            let mut body = to_vec(&context);
+            if body.len() > dataverse::WEBHOOK_LIMIT {
+                // As Dataverse: drop the parameters and images, and say so.
+                dataverse::strip_for_size(&mut context);
+                body = to_vec(&context);
+                headers.push(("x-ms-dynamics-msg-size-exceeded".into(), "true".into()));
+            }
+            headers.push((
+                "x-ms-dynamics-organization".into(),
+                message.organization.to_owned(),
+            ));
+            headers.push((
+                "x-ms-dynamics-entity-name".into(),
+                dataverse::primary_entity(message.definition),
+            ));
+            headers.push((
+                "x-ms-dynamics-request-name".into(),
+                message.event.name.clone(),
+            ));
+            headers.push((
+                "x-ms-correlation-request-id".into(),
+                message.event.correlation_id.clone(),
+            ));
+            (body, "application/json")
+        }
+    };
+    Ok(Built {
+        url,
+        body,
+        content_type,
+        headers,
+    })
+}
+
+fn to_vec(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("JSON values always serialize")
+}

@@ -1,0 +1,237 @@
+//! The JSON of a Dataverse `RemoteExecutionContext`, as Dataverse posts it to service
+//! endpoints (webhooks, Service Bus, Event Hubs), so subscribers written against Dataverse
+//! parse Herald's messages unchanged. It uses the WCF data-contract JSON conventions that
+//! Dataverse's serializer writes: dates as `/Date(ms)/`, parameters as `[{"key", "value"}]`
+//! lists, typed values tagged with `__type`.
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::catalog::{EventDefinition, ParamType};
+use crate::ids::DeliveryId;
+use crate::store::EventRecord;
+
+const CONTRACTS: &str = "http://schemas.microsoft.com/xrm/2011/Contracts";
+/// `Mode`: asynchronous.
+const MODE_ASYNC: i64 = 1;
+/// `Stage`: post-operation, where asynchronous steps run.
+const STAGE_POST_OPERATION: i64 = 40;
+
+/// Webhook bodies above this size drop their parameters and images (Dataverse's limit).
+pub const WEBHOOK_LIMIT: usize = 256 * 1024;
+
+/// The parts of the context that come from where Herald runs, not from the event.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// `OrganizationName` (and the `x-ms-dynamics-organization` header).
+    pub organization: &'a str,
+}
+
+/// The `RemoteExecutionContext` of one delivery of `event`.
+pub fn remote_execution_context(
+    event: &EventRecord,
+    delivery: DeliveryId,
+    definition: Option<&EventDefinition>,
+    origin: &Origin<'_>,
+) -> Value {
+    let entity = primary_entity(definition);
+    let inputs: Vec<Value> = event
+        .params
+        .iter()
+        .map(|(key, value)| {
+            let ty = definition.and_then(|d| d.parameter(key)).map(|p| &p.ty);
+            json!({"key": key, "value": typed(ty, value)})
+        })
+        .collect();
+    let nil = Uuid::nil().to_string();
+    let correlation = Uuid::parse_str(&event.correlation_id)
+        .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, event.correlation_id.as_bytes()));
+    json!({
+        "BusinessUnitId": nil,
+        "CorrelationId": correlation.to_string(),
+        "Depth": 1,
+        "InitiatingUserAzureActiveDirectoryObjectId": nil,
+        "InitiatingUserId": nil,
+        "InputParameters": inputs,
+        "IsExecutingOffline": false,
+        "IsInTransaction": false,
+        "IsOfflinePlayback": false,
+        "IsolationMode": 1,
+        "MessageName": event.name,
+        "Mode": MODE_ASYNC,
+        "OperationCreatedOn": wcf_date(event.received_at),
+        "OperationId": event.id.uuid().to_string(),
+        "OrganizationId": Uuid::new_v5(&Uuid::NAMESPACE_DNS, origin.organization.as_bytes()).to_string(),
+        "OrganizationName": origin.organization,
+        "OutputParameters": [],
+        "OwningExtension": {
+            "Id": nil, "KeyAttributes": [], "LogicalName": "sdkmessageprocessingstep", "Name": null, "RowVersion": null,
+        },
+        "ParentContext": null,
+        "PostEntityImages": [],
+        "PreEntityImages": [],
+        "PrimaryEntityId": nil,
+        "PrimaryEntityName": entity,
+        "RequestId": delivery.uuid().to_string(),
+        "SecondaryEntityName": "none",
+        "SharedVariables": [],
+        "Stage": STAGE_POST_OPERATION,
+        "UserAzureActiveDirectoryObjectId": nil,
+        "UserId": nil,
+    })
+}
+
+/// `PrimaryEntityName`: the bound table, or `none` for a global event.
+pub fn primary_entity(definition: Option<&EventDefinition>) -> String {
+    match definition.map(|d| d.binding.as_str()) {
+        Some("global") | None => "none".to_owned(),
+        Some(table) => table.to_owned(),
+    }
+}
+
+/// Strips what Dataverse strips from a message over its size limit; `true` if it did.
+pub fn strip_for_size(context: &mut Value) -> bool {
+    let Some(obj) = context.as_object_mut() else {
+        return false;
+    };
+    obj.insert("ParentContext".into(), Value::Null);
+    for key in ["InputParameters", "PreEntityImages", "PostEntityImages"] {
+        obj.insert(key.into(), json!([]));
+    }
+    true
+}
+
+/// `/Date(milliseconds)/`, the WCF JSON form of a date.
+fn wcf_date(t: time::OffsetDateTime) -> String {
+    format!("/Date({})/", t.unix_timestamp_nanos() / 1_000_000)
+}
+
+/// A typed value: `__type` first, as the WCF deserializer requires (serde_json keeps
+/// insertion order in this build).
+fn contract(name: &str, fields: Map<String, Value>) -> Value {
+    let mut ordered = Map::new();
+    ordered.insert("__type".into(), json!(format!("{name}:{CONTRACTS}")));
+    ordered.extend(fields);
+    Value::Object(ordered)
+}
+
+/// A parameter value in Dataverse's typed JSON form.
+fn typed(ty: Option<&ParamType>, value: &Value) -> Value {
+    match (ty, value) {
+        (Some(ParamType::Money { .. }), Value::Number(_)) => {
+            contract("Money", Map::from_iter([("Value".into(), value.clone())]))
+        }
+        (Some(ParamType::Picklist { .. }), Value::Number(_)) => contract(
+            "OptionSetValue",
+            Map::from_iter([("Value".into(), value.clone())]),
+        ),
+        (Some(ParamType::DateTime), Value::String(s)) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map(|t| json!(wcf_date(t)))
+                .unwrap_or_else(|_| value.clone())
+        }
+        (Some(ParamType::EntityReference { .. }), Value::Object(obj)) => {
+            let (table, id) = reference_parts(obj);
+            contract(
+                "EntityReference",
+                Map::from_iter([
+                    ("Id".into(), json!(id)),
+                    ("KeyAttributes".into(), json!([])),
+                    ("LogicalName".into(), json!(table)),
+                    ("Name".into(), Value::Null),
+                    ("RowVersion".into(), Value::Null),
+                ]),
+            )
+        }
+        (Some(ParamType::Entity { .. }), Value::Object(obj)) => entity(obj),
+        (Some(ParamType::EntityCollection { .. }), Value::Array(items)) => contract(
+            "EntityCollection",
+            Map::from_iter([
+                (
+                    "Entities".into(),
+                    Value::Array(
+                        items
+                            .iter()
+                            .map(|i| i.as_object().map_or(Value::Null, entity))
+                            .collect(),
+                    ),
+                ),
+                ("EntityName".into(), Value::Null),
+                ("MoreRecords".into(), json!(false)),
+            ]),
+        ),
+        _ => value.clone(),
+    }
+}
+
+fn reference_parts(obj: &Map<String, Value>) -> (String, String) {
+    let odata = obj
+        .get("@odata.type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix("Microsoft.Dynamics.CRM."));
+    let table = odata
+        .or_else(|| obj.get("logical_name").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned();
+    let id = obj
+        .get(&format!("{table}id"))
+        .or_else(|| obj.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    (table, id)
+}
+
+fn entity(obj: &Map<String, Value>) -> Value {
+    let table = obj
+        .get("@odata.type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix("Microsoft.Dynamics.CRM."))
+        .unwrap_or_default();
+    let attributes: Vec<Value> = obj
+        .iter()
+        .filter(|(k, _)| !k.starts_with('@'))
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    contract(
+        "Entity",
+        Map::from_iter([
+            ("Attributes".into(), Value::Array(attributes)),
+            ("EntityState".into(), Value::Null),
+            ("FormattedValues".into(), json!([])),
+            (
+                "Id".into(),
+                json!(obj
+                    .get(&format!("{table}id"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("00000000-0000-0000-0000-000000000000")),
+            ),
+            ("KeyAttributes".into(), json!([])),
+            ("LogicalName".into(), json!(table)),
+            ("RelatedEntities".into(), json!([])),
+            ("RowVersion".into(), Value::Null),
+        ]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_use_dataverse_contracts() {
+        let money = typed(Some(&ParamType::Money { precision: None }), &json!(42.5));
+        assert_eq!(
+            serde_json::to_string(&money).unwrap(),
+            format!(r#"{{"__type":"Money:{CONTRACTS}","Value":42.5}}"#)
+        );
+        let when = typed(Some(&ParamType::DateTime), &json!("1970-01-01T00:00:01Z"));
+        assert_eq!(when, json!("/Date(1000)/"));
+        let r = typed(
+            Some(&ParamType::EntityReference { entity: None }),
+            &json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10"}),
+        );
+        assert_eq!(r["LogicalName"], "account");
+        assert_eq!(r["Id"], "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10");
+    }
+}
