@@ -377,7 +377,7 @@ impl Broker {
                 Taken::Expired(s) => {
                     self.journal.push(Op::Remove(k.clone(), s.seq));
                     if dlq_on_expiry {
-                        self.to_dead_letter(
+                        self.move_to_dead_letter(
                             k,
                             *s,
                             "TTLExpiredException",
@@ -399,7 +399,7 @@ impl Broker {
         }
     }
 
-    fn to_dead_letter(
+    fn move_to_dead_letter(
         &mut self,
         k: &StoreKey,
         mut s: Stored,
@@ -441,7 +441,7 @@ impl Broker {
         if s.delivery_count >= max {
             st.remove_any(seq);
             self.journal.push(Op::Remove(k.clone(), seq));
-            self.to_dead_letter(
+            self.move_to_dead_letter(
                 &k,
                 s,
                 "MaxDeliveryCountExceeded",
@@ -464,7 +464,7 @@ impl Broker {
         let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
         let s = st.remove_locked(seq, token).ok_or(BrokerError::LockLost)?;
         self.journal.push(Op::Remove(k.clone(), seq));
-        self.to_dead_letter(&k, s, reason, desc, now_ms);
+        self.move_to_dead_letter(&k, s, reason, desc, now_ms);
         Ok(())
     }
 

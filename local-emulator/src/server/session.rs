@@ -5,11 +5,14 @@ use super::cbs::{self, Grant};
 use super::codec::Value;
 use super::connection::Context;
 use super::frame::{self, code, AttachReply, Frame, LinkFlow, AMQP};
-use super::{management, message, quirks};
+use super::quirks;
 use crate::broker::eventhub::Position;
 use crate::broker::{Address, NodeKind, StoreKey};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+
+mod incoming;
+mod outgoing;
 
 const SESSION_WINDOW: u32 = 65_536;
 const LINK_CREDIT: u32 = 1_000;
@@ -95,6 +98,9 @@ impl Engine {
     /// Sends `close` (with an error, if any) and stops.
     pub fn close(&mut self, err: Option<Value>) {
         if !self.closed {
+            if let Some(e) = &err {
+                tracing::debug!(error = ?e, "closing connection with an error");
+            }
             self.send(0, &frame::close(err));
             self.closed = true;
         }
@@ -104,6 +110,7 @@ impl Engine {
     pub fn on_frame(&mut self, f: Frame) {
         let Some(body) = f.body else { return };
         let ch = f.channel;
+        tracing::trace!(ch, code = ?body.descriptor_code(), fields = ?body.inner().as_seq().map(|s| s.iter().take(7).collect::<Vec<_>>()), "frame in");
         let known = self.sessions.contains_key(&ch);
         match body.descriptor_code() {
             Some(code::BEGIN) if !known => {
@@ -262,7 +269,7 @@ impl Engine {
             pending: VecDeque::new(),
             max_message_size,
         };
-        let grant = (!client_receives).then(|| (link.delivery_count, link.credit));
+        let grant = (!client_receives).then_some((link.delivery_count, link.credit));
         if let Some(s) = self.sessions.get_mut(&ch) {
             s.links.insert(handle, link);
         }
@@ -375,341 +382,6 @@ impl Engine {
         if f.field(9).as_bool() == Some(true) {
             let (dc, cr) = (link.delivery_count, link.credit);
             self.link_flow(ch, handle, dc, cr, false);
-        }
-    }
-
-    fn on_transfer(&mut self, ch: u16, t: &Value, payload: Vec<u8>) {
-        let handle = t.field(0).as_u64().unwrap_or(0) as u32;
-        let Some(s) = self.sessions.get_mut(&ch) else {
-            return;
-        };
-        s.next_incoming_id = s.next_incoming_id.wrapping_add(1);
-        s.incoming_left = s.incoming_left.saturating_sub(1);
-        let refill = s.incoming_left < SESSION_WINDOW / 2;
-        if refill {
-            s.incoming_left = SESSION_WINDOW;
-        }
-        let Some(link) = s.links.get_mut(&handle) else {
-            let msg = format!("transfer on unattached handle {handle}");
-            return self.close(Some(frame::error("amqp:session:unattached-handle", &msg)));
-        };
-        let more = t.field(5).as_bool().unwrap_or(false);
-        let mut p = link.partial.take().unwrap_or_else(|| Partial {
-            delivery_id: t.field(1).as_u64().unwrap_or(0) as u32,
-            settled: t.field(4).as_bool().unwrap_or(false),
-            format: t.field(3).as_u64().unwrap_or(0) as u32,
-            data: Vec::new(),
-        });
-        p.settled |= t.field(4).as_bool().unwrap_or(false);
-        p.data.extend(payload);
-        if t.field(9).as_bool() == Some(true) {
-            return;
-        }
-        let limit = link.max_message_size;
-        if p.data.len() as u64 > limit + 65_536 {
-            s.links.remove(&handle);
-            let desc =
-                format!("the message exceeds the link's maximum message size of {limit} bytes");
-            return self.send(
-                ch,
-                &frame::detach(
-                    handle,
-                    true,
-                    Some(frame::error("amqp:link:message-size-exceeded", &desc)),
-                ),
-            );
-        }
-        if more {
-            link.partial = Some(p);
-            return;
-        }
-        link.delivery_count = link.delivery_count.wrapping_add(1);
-        link.credit = link.credit.saturating_sub(1);
-        let low = link.credit < LINK_CREDIT / 2;
-        if low {
-            link.credit = LINK_CREDIT;
-        }
-        let (dc, node, link_target) = (link.delivery_count, link.node.clone(), link.target.clone());
-        if refill {
-            let s = &self.sessions[&ch];
-            let body = frame::flow(
-                s.next_incoming_id,
-                s.incoming_left,
-                s.next_outgoing_id,
-                None,
-            );
-            self.send(ch, &body);
-        }
-        if low {
-            self.link_flow(ch, handle, dc, LINK_CREDIT, false);
-        }
-        let state = self.deliver_in(node, &link_target, &p, limit);
-        if !p.settled {
-            self.send(
-                ch,
-                &frame::disposition(true, p.delivery_id, p.delivery_id, true, state),
-            );
-        }
-    }
-
-    fn deliver_in(&mut self, node: Node, _target: &str, p: &Partial, limit: u64) -> Value {
-        match node {
-            Node::Cbs => {
-                let now = now_s();
-                let (reply, reply_to, grant) = management::cbs(&self.ctx, &p.data, now);
-                self.grants.extend(grant);
-                self.route_reply(reply, reply_to.as_deref(), "$cbs");
-                frame::accepted()
-            }
-            Node::Management(entity) => {
-                let (reply, reply_to) = management::handle(&self.ctx, entity.as_deref(), &p.data);
-                let node = entity.map_or("$management".to_owned(), |e| format!("{e}/$management"));
-                self.route_reply(reply, reply_to.as_deref(), &node);
-                frame::accepted()
-            }
-            Node::Send(addr) => {
-                if p.data.len() as u64 > limit {
-                    let desc = format!(
-                        "the message of {} bytes exceeds the limit of {limit} bytes",
-                        p.data.len()
-                    );
-                    return frame::rejected(frame::error("amqp:link:message-size-exceeded", &desc));
-                }
-                let msgs = match message::messages(&p.data, p.format) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return frame::rejected(frame::error("amqp:decode-error", &e.to_string()))
-                    }
-                };
-                let r = self.ctx.broker.with(|b, now| {
-                    msgs.into_iter()
-                        .try_for_each(|m| b.send(&addr, m, now).map(drop))
-                });
-                match r {
-                    Ok(()) => frame::accepted(),
-                    Err(e) => frame::rejected(frame::error("amqp:not-found", &e.to_string())),
-                }
-            }
-            Node::Store(_) | Node::Consumer { .. } => frame::rejected(frame::error(
-                "amqp:not-allowed",
-                "this link only delivers messages",
-            )),
-        }
-    }
-
-    fn route_reply(&mut self, reply: Vec<u8>, reply_to: Option<&str>, node: &str) {
-        let mut fallback = None;
-        for (ch, s) in &self.sessions {
-            for (h, l) in &s.links {
-                if !l.we_send {
-                    continue;
-                }
-                let (exact, fb) = quirks::reply_link_matches(reply_to, &l.target, &l.source, node);
-                if exact {
-                    fallback = Some((*ch, *h));
-                    break;
-                }
-                if fb && fallback.is_none() {
-                    fallback = Some((*ch, *h));
-                }
-            }
-        }
-        if let Some(link) = fallback.and_then(|(c, h)| self.sessions.get_mut(&c)?.links.get_mut(&h))
-        {
-            link.pending.push_back(reply);
-        } else {
-            tracing::debug!(node, ?reply_to, "no link to answer on; reply dropped");
-        }
-    }
-
-    fn on_disposition(&mut self, ch: u16, d: &Value) {
-        if d.field(0).as_bool() != Some(true) {
-            return;
-        }
-        let first = d.field(1).as_u64().unwrap_or(0) as u32;
-        let last = d.field(2).as_u64().map_or(first, |v| v as u32);
-        let settled = d.field(3).as_bool().unwrap_or(false);
-        let state = d.field(4).clone();
-        let echo = quirks::settled_echo(&state);
-        let Some(s) = self.sessions.get_mut(&ch) else {
-            return;
-        };
-        let ids: Vec<u32> = (0..=last.wrapping_sub(first).min(100_000))
-            .map(|i| first.wrapping_add(i))
-            .collect();
-        let tokens: Vec<(u32, Option<uuid::Uuid>)> = ids
-            .iter()
-            .filter_map(|id| s.unsettled.remove(id).map(|t| (*id, t)))
-            .collect();
-        let mut echoes = Vec::new();
-        for (id, token) in tokens {
-            let Some(token) = token else { continue };
-            let r = self
-                .ctx
-                .broker
-                .with(|b, now| match state.descriptor_code() {
-                    Some(code::ACCEPTED) => b.complete(token),
-                    Some(code::REJECTED) => {
-                        let err = state.field(0);
-                        let info = err.field(2);
-                        let reason = info
-                            .get("DeadLetterReason")
-                            .and_then(Value::as_str)
-                            .or(err.field(0).as_str());
-                        let desc = info
-                            .get("DeadLetterErrorDescription")
-                            .and_then(Value::as_str)
-                            .or(err.field(1).as_str());
-                        b.dead_letter(
-                            token,
-                            reason.unwrap_or_default(),
-                            desc.unwrap_or_default(),
-                            now,
-                        )
-                    }
-                    Some(code::RELEASED | code::MODIFIED) => b.abandon(token, now),
-                    _ => Ok(()),
-                });
-            if let Err(e) = r {
-                echoes.push((
-                    id,
-                    frame::rejected(frame::error(
-                        "com.microsoft:message-lock-lost",
-                        &e.to_string(),
-                    )),
-                ));
-            }
-        }
-        if !settled {
-            if echoes.is_empty() {
-                self.send(ch, &frame::disposition(false, first, last, true, echo));
-            } else {
-                for id in ids {
-                    let st = echoes
-                        .iter()
-                        .find(|(i, _)| *i == id)
-                        .map_or(echo.clone(), |(_, v)| v.clone());
-                    self.send(ch, &frame::disposition(false, id, id, true, st));
-                }
-            }
-        }
-    }
-
-    /// Sends what links with credit can take. Returns `true` if more may be waiting.
-    pub fn pump(&mut self) -> bool {
-        let mut busy = false;
-        let channels: Vec<u16> = self.sessions.keys().copied().collect();
-        for ch in channels {
-            let handles: Vec<u32> = self.sessions[&ch].links.keys().copied().collect();
-            for h in handles {
-                busy |= self.pump_link(ch, h);
-            }
-        }
-        busy
-    }
-
-    fn pump_link(&mut self, ch: u16, h: u32) -> bool {
-        let mut sent = 0;
-        loop {
-            let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&h)) else {
-                return false;
-            };
-            if !link.we_send {
-                return false;
-            }
-            if link.credit == 0 || sent >= PUMP_BATCH {
-                return link.credit > 0 && sent >= PUMP_BATCH;
-            }
-            let settled_mode = link.snd_settle == 1;
-            let next: Option<(Vec<u8>, Vec<u8>, bool, Option<uuid::Uuid>)> = match &mut link.node {
-                Node::Cbs | Node::Management(_) | Node::Send(_) => link
-                    .pending
-                    .pop_front()
-                    .map(|m| (m, vec![0; 4], true, None)),
-                Node::Store(k) => {
-                    let k = k.clone();
-                    self.ctx
-                        .broker
-                        .with(|b, now| b.receive(&k, now, !settled_mode))
-                        .map(|d| {
-                            let lock = d.lock;
-                            let body = message::service_bus(&d.stored, lock.map(|l| l.1));
-                            let token = lock.map_or_else(uuid::Uuid::new_v4, |l| l.0);
-                            (
-                                body,
-                                quirks::delivery_tag_for_lock(token).to_vec(),
-                                settled_mode,
-                                lock.map(|l| l.0),
-                            )
-                        })
-                }
-                Node::Consumer {
-                    hub,
-                    partition,
-                    cursor,
-                } => {
-                    let ev = self
-                        .ctx
-                        .broker
-                        .with(|b, _| b.hub_read(hub, *partition, *cursor, 1));
-                    ev.into_iter().next().map(|e| {
-                        *cursor += 1;
-                        (
-                            message::event_hubs(&e),
-                            e.seq.to_be_bytes().to_vec(),
-                            link.snd_settle != 0,
-                            None,
-                        )
-                    })
-                }
-            };
-            let Some((payload, tag, settled, token)) = next else {
-                if link.drain {
-                    link.delivery_count = link.delivery_count.wrapping_add(link.credit);
-                    link.credit = 0;
-                    link.drain = false;
-                    let dc = link.delivery_count;
-                    self.link_flow(ch, h, dc, 0, true);
-                }
-                return false;
-            };
-            link.credit -= 1;
-            link.delivery_count = link.delivery_count.wrapping_add(1);
-            self.write_delivery(ch, h, &tag, settled, token, &payload);
-            sent += 1;
-        }
-    }
-
-    fn write_delivery(
-        &mut self,
-        ch: u16,
-        h: u32,
-        tag: &[u8],
-        settled: bool,
-        token: Option<uuid::Uuid>,
-        payload: &[u8],
-    ) {
-        let Some(s) = self.sessions.get_mut(&ch) else {
-            return;
-        };
-        let did = s.next_delivery_id;
-        s.next_delivery_id = did.wrapping_add(1);
-        if !settled {
-            s.unsettled.insert(did, token);
-        }
-        let room = (self.peer_max_frame as usize)
-            .saturating_sub(8 + 96 + tag.len())
-            .max(256);
-        let chunks: Vec<&[u8]> = if payload.is_empty() {
-            vec![payload]
-        } else {
-            payload.chunks(room).collect()
-        };
-        let n = chunks.len();
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
-            let t = frame::transfer(h, did, tag, settled, i + 1 < n);
-            frame::write_frame(&mut self.out, AMQP, ch, &t, chunk);
         }
     }
 }

@@ -14,11 +14,15 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
     let emu = start().await;
     let endpoint = format!("amqp://127.0.0.1:{}", emu.amqp_addr().port());
     let conn = emu.connection_string();
-    let producer = ProducerClient::builder()
-        .with_custom_endpoint(endpoint.clone())
-        .open_with_connection_string(&conn, Some("eh1"))
-        .await
-        .expect("producer opens");
+    let producer = tokio::time::timeout(
+        Duration::from_secs(30),
+        ProducerClient::builder()
+            .with_custom_endpoint(endpoint.clone())
+            .open_with_connection_string(&conn, Some("eh1")),
+    )
+    .await
+    .expect("producer opens within 30s")
+    .expect("producer opens");
     let props = producer
         .get_eventhub_properties()
         .await
@@ -40,13 +44,18 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
         .expect("partition properties");
     assert_eq!(part.last_enqueued_sequence_number, 0);
 
-    let consumer = ConsumerClient::builder()
-        .with_custom_endpoint(endpoint)
-        .open_with_connection_string(&conn, Some("eh1"))
-        .await
-        .expect("consumer opens");
-    let receiver = consumer
-        .open_receiver_on_partition(
+    let consumer = tokio::time::timeout(
+        Duration::from_secs(30),
+        ConsumerClient::builder()
+            .with_custom_endpoint(endpoint)
+            .open_with_connection_string(&conn, Some("eh1")),
+    )
+    .await
+    .expect("consumer opens within 30s")
+    .expect("consumer opens");
+    let receiver = tokio::time::timeout(
+        Duration::from_secs(30),
+        consumer.open_receiver_on_partition(
             "1".into(),
             Some(OpenReceiverOptions {
                 start_position: Some(StartPosition {
@@ -55,9 +64,11 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
                 }),
                 ..Default::default()
             }),
-        )
-        .await
-        .expect("receiver opens");
+        ),
+    )
+    .await
+    .expect("receiver opens within 30s")
+    .expect("receiver opens");
     let found = tokio::time::timeout(Duration::from_secs(20), async {
         let mut stream = receiver.stream_events();
         while let Some(ev) = stream.next().await {

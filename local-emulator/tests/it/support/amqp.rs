@@ -15,7 +15,12 @@ pub async fn send(emu: &RunningEmulator, entity: &str, bodies: &[&str]) -> azure
         &format!("amqp://127.0.0.1:{}/{entity}", emu.amqp_addr().port()),
         Duration::from_secs(600),
     );
-    send_with_token(emu, entity, &token, bodies).await
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        send_with_token(emu, entity, &token, bodies),
+    )
+    .await
+    .expect("bare AMQP send finishes within 30s")
 }
 
 /// Like [`send`] with a given token.

@@ -14,6 +14,10 @@ pub async fn start() -> RunningEmulator {
 
 /// An emulator on free ports from a builder.
 pub async fn start_with(b: EmulatorBuilder) -> RunningEmulator {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     tokio::time::timeout(Duration::from_secs(10), b.amqp_port(0).http_port(0).start())
         .await
         .expect("emulator starts within 10s")
