@@ -83,6 +83,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             filter: Default::default(),
             enabled: None,
             rank: None,
+            mode: Default::default(),
+            stage: None,
         });
     }
     let catalog = crate::server::load_catalog(&config)?;

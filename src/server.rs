@@ -95,11 +95,19 @@ pub async fn start(
             });
         }),
     );
+    let steps = crate::ingest::steps::SyncSteps {
+        store: store.clone(),
+        webhooks: webhooks.clone(),
+        catalog: catalog.clone(),
+        public_url: public_url.clone(),
+        organization: config.dataverse.organization.clone(),
+    };
     let ingestor = Arc::new(Ingestor::new(
         catalog.clone(),
         routing.clone(),
         store.clone(),
         waker.clone(),
+        steps,
     ));
     let state = AppState {
         catalog,

@@ -33,6 +33,8 @@ mod code {
     pub const PRIVILEGE_DENIED: &str = "0x80040220";
     /// DuplicateRecord (an idempotency key reused with another request).
     pub const DUPLICATE: &str = "0x80040237";
+    /// ISVAborted: a synchronous step (plug-in or webhook) cancelled the operation.
+    pub const PLUGIN_ABORTED: &str = "0x80040265";
     /// Unexpected (the store is unavailable).
     pub const UNEXPECTED: &str = "0x80040216";
 }
@@ -178,8 +180,15 @@ async fn run(
     };
     let event = state
         .ingestor
-        .prepare(&caller, submission)
+        .admit(&caller, submission)
+        .await
         .map_err(|e| match e {
+            // As Dataverse answers when a synchronous plug-in or webhook cancels the operation.
+            IngestError::Vetoed { message, .. } => DataverseError {
+                status: StatusCode::BAD_REQUEST,
+                code: code::PLUGIN_ABORTED,
+                message,
+            },
             IngestError::Disabled(_) => DataverseError {
                 status: StatusCode::NOT_FOUND,
                 code: code::RESOURCE_NOT_FOUND,

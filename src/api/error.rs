@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 415.
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// 502: a synchronous step could not be called, so the event was not accepted.
+    #[error("{0}")]
+    StepUnavailable(String),
     /// 503: the store cannot take writes right now.
     #[error("the store is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::StepUnavailable(_) => (StatusCode::BAD_GATEWAY, "step_unavailable"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };

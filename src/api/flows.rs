@@ -141,6 +141,8 @@ async fn create(
         filter: Default::default(),
         enabled: None,
         rank: None,
+        mode: Default::default(),
+        stage: None,
     };
     let subscription = match super::subscriptions::create_or_replace(state, input, false).await {
         Ok(s) => s,

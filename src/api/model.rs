@@ -177,4 +177,12 @@ pub struct SubscriptionInput {
     /// Order among the subscriptions of one event, lower first (default 1).
     #[serde(default)]
     pub rank: Option<i32>,
+    /// `async` (default): a delivery after the event is stored. `sync`: a webhook called in
+    /// the request path before the event is stored, whose refusal cancels the event; only on
+    /// events that allow `sync_and_async` steps.
+    #[serde(default)]
+    pub mode: crate::subscriptions::Mode,
+    /// Stage of a synchronous step: `pre_validation` or `pre_operation` (default).
+    #[serde(default)]
+    pub stage: Option<crate::subscriptions::Stage>,
 }

@@ -13,6 +13,7 @@ use super::{Admin, ApiError, AppState, ErrorBody};
 use crate::catalog::AllowedSteps;
 use crate::ids::{EndpointId, SubscriptionId};
 use crate::store::Subscription;
+use crate::subscriptions::{Mode, Stage};
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -98,6 +99,36 @@ async fn build(
     if name.trim().is_empty() || name.len() > 100 {
         return Err(ApiError::field("name", "must be 1 to 100 characters"));
     }
+    let stage = match (input.mode, input.stage) {
+        (Mode::Async, Some(_)) => {
+            return Err(ApiError::field(
+                "stage",
+                "only a synchronous step has a stage",
+            ))
+        }
+        (Mode::Async, None) => None,
+        (Mode::Sync, stage) => {
+            let names: Vec<&str> = match (&event, &category) {
+                (Some(e), _) => vec![e.as_str()],
+                (None, Some(c)) => catalog
+                    .events_in(&solution, c)
+                    .iter()
+                    .map(|e| e.unique_name.as_str())
+                    .collect(),
+                (None, None) => vec![],
+            };
+            for name in names {
+                let def = catalog.cataloged(name).expect("checked above");
+                if def.allowed_steps != AllowedSteps::SyncAndAsync {
+                    return Err(ApiError::field(
+                        "mode",
+                        format!("\"{name}\" allows only asynchronous steps (allowed_steps = {:?}); a synchronous step cannot be registered on it", def.allowed_steps),
+                    ));
+                }
+            }
+            Some(stage.unwrap_or(Stage::PreOperation))
+        }
+    };
     Ok(Subscription {
         id,
         name,
@@ -109,6 +140,8 @@ async fn build(
         filter: input.filter,
         enabled: input.enabled.unwrap_or(true),
         rank: input.rank.unwrap_or(1),
+        mode: input.mode,
+        stage,
         disabled_reason: None,
         created_at: existing.map_or(now, |s| s.created_at),
         updated_at: now,

@@ -4,6 +4,7 @@
 
 mod body;
 mod routes;
+pub mod steps;
 
 use std::sync::Arc;
 
@@ -49,6 +50,24 @@ pub enum IngestError {
         /// Each problem.
         problems: Vec<ParamProblem>,
     },
+    /// A synchronous step refused the event: nothing was stored.
+    #[error("{message}")]
+    Vetoed {
+        /// The step's subscription name.
+        step: String,
+        /// The status it answered.
+        status: u16,
+        /// Its message, passed on to the caller.
+        message: String,
+    },
+    /// A synchronous step could not be called: nothing was stored.
+    #[error("the synchronous step \"{step}\" could not be called: {message}")]
+    StepFailed {
+        /// The step's subscription name.
+        step: String,
+        /// Why.
+        message: String,
+    },
     /// The idempotency key is not usable.
     #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
     BadIdempotencyKey,
@@ -67,27 +86,53 @@ pub struct Submission {
     pub correlation_id: Option<String>,
 }
 
+/// An event checked and routed, not yet stored.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// What to store.
+    pub event: NewEvent,
+    /// Synchronous steps to run first.
+    pub steps: Vec<crate::store::Subscription>,
+}
+
 /// Validates, routes and stores events.
 pub struct Ingestor {
     catalog: Catalog,
     routing: Routing,
     store: Arc<dyn Store>,
     waker: Waker,
+    steps: steps::SyncSteps,
 }
 
 impl Ingestor {
     /// An ingestor over these parts.
-    pub fn new(catalog: Catalog, routing: Routing, store: Arc<dyn Store>, waker: Waker) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        routing: Routing,
+        store: Arc<dyn Store>,
+        waker: Waker,
+        steps: steps::SyncSteps,
+    ) -> Self {
         Self {
             catalog,
             routing,
             store,
             waker,
+            steps,
         }
     }
 
+    /// Checks, routes, and runs the synchronous steps of one submission: what to store.
+    pub async fn admit(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
+        let prepared = self.prepare(caller, s)?;
+        if !prepared.steps.is_empty() {
+            self.steps.run(&prepared.event, prepared.steps).await?;
+        }
+        Ok(prepared.event)
+    }
+
     /// Checks one submission and builds what to store.
-    pub fn prepare(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
+    pub fn prepare(&self, caller: &Principal, s: Submission) -> Result<Prepared, IngestError> {
         let definition = self
             .catalog
             .cataloged(&s.name)
@@ -128,7 +173,10 @@ impl Ingestor {
             caller: caller.name.clone(),
             received_at: OffsetDateTime::now_utc(),
         };
-        let deliveries = subscriptions
+        let (steps, asynchronous): (Vec<_>, Vec<_>) = subscriptions
+            .into_iter()
+            .partition(|sub| sub.mode == crate::subscriptions::Mode::Sync);
+        let deliveries = asynchronous
             .iter()
             .map(|sub| NewDelivery {
                 id: DeliveryId::new(),
@@ -136,10 +184,13 @@ impl Ingestor {
                 endpoint_id: sub.endpoint_id,
             })
             .collect();
-        Ok(NewEvent {
-            event,
-            idempotency,
-            deliveries,
+        Ok(Prepared {
+            event: NewEvent {
+                event,
+                idempotency,
+                deliveries,
+            },
+            steps,
         })
     }
 

@@ -47,6 +47,12 @@ impl From<IngestError> for ApiError {
                 message: e.to_string(),
                 details: problems.clone(),
             },
+            IngestError::Vetoed { .. } => ApiError::Invalid {
+                code: "cancelled_by_step",
+                message: e.to_string(),
+                details: vec![],
+            },
+            IngestError::StepFailed { .. } => ApiError::StepUnavailable(e.to_string()),
             IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
                 code: "invalid_request",
                 message: e.to_string(),
@@ -95,7 +101,7 @@ async fn send_one(
         idempotency_key: header(&headers, "idempotency-key"),
         correlation_id: header(&headers, "x-correlation-id"),
     };
-    let event = state.ingestor.prepare(&caller, submission)?;
+    let event = state.ingestor.admit(&caller, submission).await?;
     let outcome = state
         .ingestor
         .store(vec![event])
@@ -200,7 +206,7 @@ async fn send_batch(
             idempotency_key: item.idempotency_key,
             correlation_id: item.correlation_id,
         };
-        match state.ingestor.prepare(&caller, submission) {
+        match state.ingestor.admit(&caller, submission).await {
             Ok(event) => {
                 prepared.push((index, event));
                 results.push(BatchResult {

@@ -235,6 +235,10 @@ pub struct Subscription {
     pub enabled: bool,
     /// Order among subscriptions of one event (lower first).
     pub rank: i32,
+    /// Asynchronous (a delivery) or synchronous (in the request path).
+    pub mode: crate::subscriptions::Mode,
+    /// The stage of a synchronous step.
+    pub stage: Option<crate::subscriptions::Stage>,
     /// Why it was disabled by Herald (a receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
     /// When it was created.

@@ -155,6 +155,18 @@ pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreEr
         filter: json_col(row, "filter", "subscription filter")?,
         enabled: row.boolean("enabled")?,
         rank: row.int("rank")? as i32,
+        mode: {
+            let mode = row.text("mode")?;
+            crate::subscriptions::Mode::parse(&mode)
+                .ok_or_else(|| corrupt("subscription mode", mode))?
+        },
+        stage: match row.opt_text("stage")? {
+            Some(stage) => Some(
+                crate::subscriptions::Stage::parse(&stage)
+                    .ok_or_else(|| corrupt("subscription stage", stage))?,
+            ),
+            None => None,
+        },
         disabled_reason: row.opt_text("disabled_reason")?,
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,

@@ -45,6 +45,66 @@ impl MessageFormat {
     }
 }
 
+/// When a subscription runs.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// After the event is stored, through the delivery engine (retries, dead letters).
+    #[default]
+    Async,
+    /// In the request path, before the event is stored; a refusal cancels the event.
+    /// Only on events whose `allowed_steps` is `sync_and_async`.
+    Sync,
+}
+
+/// Where in the pipeline a synchronous step runs (Dataverse's stages).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Stage 10: before the main operation, outside the transaction.
+    PreValidation,
+    /// Stage 20: before the main operation, inside the transaction.
+    PreOperation,
+}
+
+impl Mode {
+    /// The stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Async => "async",
+            Mode::Sync => "sync",
+        }
+    }
+
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "async" => Some(Mode::Async),
+            "sync" => Some(Mode::Sync),
+            _ => None,
+        }
+    }
+}
+
+impl Stage {
+    /// The stored text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stage::PreValidation => "pre_validation",
+            Stage::PreOperation => "pre_operation",
+        }
+    }
+
+    /// Parses the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pre_validation" => Some(Stage::PreValidation),
+            "pre_operation" => Some(Stage::PreOperation),
+            _ => None,
+        }
+    }
+}
+
 /// A comparison on one parameter.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -15,7 +15,7 @@ publisher_prefix = "contoso"
 [[categories]]
 solution = "contoso"
 name = "Sales"
-events = ["contoso_CustomerPurchase", "contoso_VendorPaymentPosted", "contoso_OrderShipped", "contoso_LegacyRefund"]
+events = ["contoso_CustomerPurchase", "contoso_VendorPaymentPosted", "contoso_OrderShipped", "contoso_LegacyRefund", "contoso_ApproveOrder"]
 
 [[events]]
 unique_name = "contoso_CustomerPurchase"
@@ -52,6 +52,12 @@ parameters = [
   { name = "Customer", type = "EntityReference", entity = "account", required = true },
   { name = "ShippedOn", type = "DateTime", required = true },
 ]
+
+[[events]]
+unique_name = "contoso_ApproveOrder"
+solution = "contoso"
+allowed_steps = "sync_and_async"
+parameters = [{ name = "OrderId", type = "Guid", required = true }, { name = "Amount", type = "Money", required = true }]
 
 [[events]]
 unique_name = "contoso_LegacyRefund"
@@ -394,5 +400,130 @@ async fn a_dataverse_format_delivery_parses_back_and_dataverse_auth_reaches_the_
         .map(|d| d["id"].as_str().unwrap()[4..].to_owned())
         .collect();
     assert!(ids.contains(&context["RequestId"].as_str().unwrap().replace('-', "")));
+    app.stop().await;
+}
+
+async fn step(app: &TestApp, name: &str, url: &str, rank: i32, stage: &str) {
+    let (status, body) = app
+        .post(
+            "/v1/endpoints",
+            &json!({"name": name, "kind": "webhook", "url": url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let sub = json!({"name": name, "event": "contoso_ApproveOrder", "endpoint": name, "mode": "sync", "stage": stage, "rank": rank, "format": "dataverse"});
+    let (status, body) = app.post("/v1/subscriptions", &sub).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn a_synchronous_step_vetoes_an_event_and_nothing_is_stored_or_delivered() {
+    let app = app().await;
+    let steps = Receiver::start().await;
+    let later = Receiver::start().await;
+    let base = format!("http://{}", steps.addr);
+    step(
+        &app,
+        "credit-check",
+        &format!("{base}/credit"),
+        2,
+        "pre_operation",
+    )
+    .await;
+    step(
+        &app,
+        "fraud-check",
+        &format!("{base}/fraud"),
+        1,
+        "pre_validation",
+    )
+    .await;
+    app.subscribe_webhook(
+        "erp",
+        &later.url(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "contoso_ApproveOrder",
+    )
+    .await;
+    let order = json!({"OrderId": "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10", "Amount": 5000});
+
+    // The fraud check (pre-validation) passes, the credit check (pre-operation) refuses.
+    steps.script(&[(204, ""), (400, "Credit limit exceeded for this customer")]);
+    let (status, body) = app.post("/v1/events/contoso_ApproveOrder", &order).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "cancelled_by_step");
+    assert_eq!(
+        body["error"]["message"],
+        "Credit limit exceeded for this customer"
+    );
+    let paths: Vec<String> = steps
+        .received()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/fraud", "/credit"], "stage first, then rank");
+    let (_, deliveries) = app.get("/v1/deliveries").await;
+    assert!(
+        deliveries.as_array().unwrap().is_empty(),
+        "a vetoed event is not stored and makes no delivery"
+    );
+
+    // The same through Dataverse's route: Dataverse's error for a cancelled operation.
+    steps.script(&[(204, ""), (400, "Credit limit exceeded for this customer")]);
+    let (status, _, body) = invoke(&app, "contoso_ApproveOrder", &order).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "0x80040265");
+    assert_eq!(
+        body["error"]["message"],
+        "Credit limit exceeded for this customer"
+    );
+
+    // One more attempt after a 503; then both pass and the event is stored and delivered.
+    steps.script(&[(503, "busy"), (204, ""), (200, "")]);
+    let (status, body) = app.post("/v1/events/contoso_ApproveOrder", &order).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["deliveries"], 1,
+        "only the asynchronous subscription makes a delivery"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the asynchronous delivery",
+        || async { later.received().first().cloned() },
+    )
+    .await;
+    let context = steps.received().last().unwrap().json();
+    assert_eq!(context["MessageName"], "contoso_ApproveOrder");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_synchronous_step_cannot_be_registered_on_an_async_only_event() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    let (status, _) = app
+        .post(
+            "/v1/endpoints",
+            &json!({"name": "s", "kind": "webhook", "url": receiver.url()}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"event": "contoso_CustomerPurchase", "endpoint": "s", "mode": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["details"][0]["parameter"], "mode");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allows only asynchronous steps"),
+        "{body}"
+    );
+    let (status, body) = app.post("/v1/subscriptions", &json!({"event": "contoso_CustomerPurchase", "endpoint": "s", "stage": "pre_operation"})).await;
+    assert_eq!(status, 400, "{body}");
     app.stop().await;
 }

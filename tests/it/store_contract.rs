@@ -85,6 +85,8 @@ async fn subscription(store: &dyn Store, endpoint: EndpointId, name: &str) -> Su
         filter: Default::default(),
         enabled: true,
         rank: 1,
+        mode: Default::default(),
+        stage: None,
         disabled_reason: None,
         created_at: now(),
         updated_at: now(),

@@ -59,8 +59,11 @@ pub struct WebhookDestination {
 #[async_trait]
 impl Destination for WebhookDestination {
     async fn send(&self, message: &Outbound<'_>) -> Outcome {
-        let built = match request_builder::build(&self.settings, message) {
-            Ok(b) => b,
+        let request = match self.request(
+            message,
+            self.settings.timeout.unwrap_or(self.client.default_timeout),
+        ) {
+            Ok(r) => r,
             Err(error) => {
                 return Outcome::Permanent {
                     error,
@@ -68,35 +71,6 @@ impl Destination for WebhookDestination {
                 }
             }
         };
-        if let Err(blocked) = self.client.policy.check_literal(&built.url) {
-            return Outcome::Permanent {
-                error: blocked.to_string(),
-                status: None,
-            };
-        }
-        let body = built.body;
-        let id = message.delivery_id.to_string();
-        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signature = sign(
-            self.settings.secrets.iter().map(|s| &s.secret),
-            &id,
-            timestamp,
-            &body,
-        );
-        let mut request = self
-            .client
-            .http
-            .post(built.url)
-            .timeout(self.settings.timeout.unwrap_or(self.client.default_timeout))
-            .header(CONTENT_TYPE, HeaderValue::from_static(built.content_type))
-            .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature);
-        for (name, value) in &built.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let request = request.body(body);
         match request.send().await {
             Ok(response) => {
                 let retry_after = response
@@ -112,6 +86,100 @@ impl Destination for WebhookDestination {
             }
             Err(e) => transport_outcome(&e),
         }
+    }
+}
+
+/// How a synchronous step answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepAnswer {
+    /// 2xx: the event may go on.
+    Accepted,
+    /// Any other status: the event is cancelled; the receiver's message is the caller's error.
+    Refused {
+        /// The status.
+        status: u16,
+        /// The receiver's answer body (trimmed), or a description when it had none.
+        message: String,
+    },
+    /// No answer (connection refused, timeout, blocked address).
+    Unreachable(String),
+}
+
+impl WebhookDestination {
+    /// Builds the signed request of a delivery, with `timeout`; `Err` when the URL is unusable.
+    fn request(
+        &self,
+        message: &Outbound<'_>,
+        timeout: std::time::Duration,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let built = request_builder::build(&self.settings, message)?;
+        self.client
+            .policy
+            .check_literal(&built.url)
+            .map_err(|b| b.to_string())?;
+        let id = message.delivery_id.to_string();
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = sign(
+            self.settings.secrets.iter().map(|s| &s.secret),
+            &id,
+            timestamp,
+            &built.body,
+        );
+        let mut request = self
+            .client
+            .http
+            .post(built.url)
+            .timeout(timeout)
+            .header(CONTENT_TYPE, HeaderValue::from_static(built.content_type))
+            .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature);
+        for (name, value) in &built.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        Ok(request.body(built.body))
+    }
+
+    /// Calls the endpoint as a synchronous step (Dataverse's synchronous webhooks): one more
+    /// attempt only after 502, 503 or 504.
+    pub async fn call_step(
+        &self,
+        message: &Outbound<'_>,
+        timeout: std::time::Duration,
+    ) -> StepAnswer {
+        let mut answer = StepAnswer::Unreachable(String::new());
+        for _attempt in 0..2 {
+            let request = match self.request(message, timeout) {
+                Ok(r) => r,
+                Err(error) => return StepAnswer::Unreachable(error),
+            };
+            answer = match request.send().await {
+                Ok(response) if response.status().is_success() => return StepAnswer::Accepted,
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    let text = text.trim();
+                    let message = if text.is_empty() {
+                        format!("the step answered {status}")
+                    } else {
+                        text.chars().take(2000).collect()
+                    };
+                    StepAnswer::Refused { status, message }
+                }
+                Err(e) => return StepAnswer::Unreachable(error_chain(&e)),
+            };
+            if !matches!(
+                answer,
+                StepAnswer::Refused {
+                    status: 502..=504,
+                    ..
+                }
+            ) {
+                break;
+            }
+        }
+        answer
     }
 }
 

@@ -9,7 +9,7 @@ pub mod signing;
 pub mod ssrf;
 
 pub use classify::classify;
-pub use client::{WebhookClient, WebhookDestination};
+pub use client::{StepAnswer, WebhookClient, WebhookDestination};
 pub use settings::{SigningSecret, WebhookAuth, WebhookSettings};
 pub use signing::{sign, verify, Secret, VerifyError};
 pub use ssrf::{BlockedAddress, NetworkPolicy};

@@ -206,10 +206,11 @@ impl Store for SqliteStore {
         })?;
         sqlx::query(
             "INSERT INTO subscriptions (id, name, solution, event_name, category, endpoint_id, format, filter, enabled, rank,
-                disabled_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                disabled_reason, created_at, updated_at, mode, stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, solution = excluded.solution, event_name = excluded.event_name,
                category = excluded.category, endpoint_id = excluded.endpoint_id, format = excluded.format, filter = excluded.filter,
-               enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at",
+               enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at,
+               mode = excluded.mode, stage = excluded.stage",
         )
         .bind(s.id.to_string())
         .bind(&s.name)
@@ -224,6 +225,8 @@ impl Store for SqliteStore {
         .bind(&s.disabled_reason)
         .bind(millis(s.created_at))
         .bind(millis(s.updated_at))
+        .bind(s.mode.as_str())
+        .bind(s.stage.map(|st| st.as_str()))
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;

@@ -34,6 +34,8 @@ impl Received {
 #[derive(Default)]
 struct Inner {
     received: Vec<Received>,
+    /// Statuses (and bodies) for the next requests, in order; then `default_status`.
+    script: std::collections::VecDeque<(u16, String)>,
     default_status: u16,
 }
 
@@ -84,6 +86,15 @@ impl Receiver {
         self.inner.lock().unwrap().default_status = status;
     }
 
+    /// Answers these statuses and bodies to the next requests, then the default.
+    pub fn script(&self, answers: &[(u16, &str)]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .script
+            .extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
@@ -106,9 +117,12 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, String) {
     let mut inner = inner.lock().unwrap();
     inner.received.push(Received { uri, headers, body });
-    let status = inner.default_status;
-    StatusCode::from_u16(status).unwrap()
+    let (status, body) = inner
+        .script
+        .pop_front()
+        .unwrap_or((inner.default_status, String::new()));
+    (StatusCode::from_u16(status).unwrap(), body)
 }
