@@ -41,7 +41,10 @@ mod code {
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(invoke))
+    OpenApiRouter::new()
+        .routes(routes!(invoke))
+        .routes(routes!(system_jobs))
+        .routes(routes!(system_job_by_id))
 }
 
 /// An error in Dataverse's shape.
@@ -207,5 +210,134 @@ async fn run(
         ))
         .into()),
         _ => Ok(()),
+    }
+}
+
+/// Delivery states in Dataverse's system-job (`asyncoperation`) terms, so monitoring queries
+/// written against Dataverse translate: `(statecode, statuscode)`.
+pub fn system_job_status(status: crate::store::DeliveryStatus) -> (i64, i64) {
+    use crate::store::DeliveryStatus::*;
+    match status {
+        Pending => (0, 10),      // Ready / Waiting
+        InFlight => (2, 20),     // Locked / In Progress
+        Succeeded => (3, 30),    // Completed / Succeeded
+        DeadLettered => (3, 31), // Completed / Failed
+        Cancelled => (3, 32),    // Completed / Canceled
+    }
+}
+
+fn system_job(d: &crate::store::DeliveryRecord) -> Value {
+    let (statecode, statuscode) = system_job_status(d.status);
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    };
+    json!({
+        "asyncoperationid": d.id.uuid().to_string(),
+        "name": d.id.to_string(),
+        "operationtype": 1,
+        "statecode": statecode,
+        "statuscode": statuscode,
+        "retrycount": d.attempts,
+        "message": d.last_error,
+        "createdon": rfc3339(d.created_at),
+        "completedon": d.finished_at.and_then(rfc3339),
+        "postponeuntil": (d.status == crate::store::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)).flatten(),
+        "correlationid": d.event_id.uuid().to_string(),
+    })
+}
+
+/// Query options of the system-job list: `$top`, and `$filter=statuscode eq N`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct JobQuery {
+    /// At most this many (default 100, at most 1000).
+    #[serde(rename = "$top")]
+    top: Option<u32>,
+    /// `statuscode eq 10|20|30|31|32`.
+    #[serde(rename = "$filter")]
+    filter: Option<String>,
+}
+
+/// Deliveries as Dataverse system jobs (`asyncoperations`), newest first.
+#[utoipa::path(get, path = "/api/data/v9.2/asyncoperations", tag = "dataverse", params(JobQuery),
+    responses((status = 200, description = "OData collection of system jobs"), (status = 400, description = "Dataverse error")))]
+async fn system_jobs(
+    State(state): State<AppState>,
+    _: super::Admin,
+    axum::extract::Query(q): axum::extract::Query<JobQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.filter.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(f) => {
+            let code = f
+                .strip_prefix("statuscode eq ")
+                .and_then(|n| n.trim().parse::<i64>().ok());
+            let status = crate::store::DeliveryStatus::ALL
+                .into_iter()
+                .find(|s| Some(system_job_status(*s).1) == code);
+            Some(status.ok_or_else(|| {
+                ApiError::field(
+                    "$filter",
+                    "only `statuscode eq 10|20|30|31|32` is supported",
+                )
+            })?)
+        }
+    };
+    let query = crate::store::DeliveryQuery {
+        status,
+        limit: q.top,
+        ..Default::default()
+    };
+    let jobs: Vec<Value> = state
+        .store
+        .deliveries(&query)
+        .await?
+        .iter()
+        .map(system_job)
+        .collect();
+    Ok(Json(
+        json!({"@odata.context": format!("{}/api/data/v9.2/$metadata#asyncoperations", state.public_url), "value": jobs}),
+    ))
+}
+
+/// One delivery as a Dataverse system job: `GET /api/data/v9.2/asyncoperations(<id>)`.
+/// (The router takes one parameter per path segment, so the segment is parsed here.)
+#[utoipa::path(get, path = "/api/data/v9.2/{unique_name}", tag = "dataverse",
+    params(("unique_name" = String, Path, description = "`asyncoperations(<guid>)`")),
+    responses((status = 200, description = "A system job"), (status = 404, description = "Dataverse error")))]
+async fn system_job_by_id(
+    State(state): State<AppState>,
+    _: super::Admin,
+    Path(segment): Path<String>,
+) -> Response {
+    let Some(id) = segment
+        .strip_prefix("asyncoperations(")
+        .and_then(|s| s.strip_suffix(')'))
+        .map(str::to_owned)
+    else {
+        return DataverseError {
+            status: StatusCode::NOT_FOUND,
+            code: code::RESOURCE_NOT_FOUND,
+            message: format!("Resource not found for the segment '{segment}'."),
+        }
+        .into_response();
+    };
+    let not_found = || DataverseError {
+        status: StatusCode::NOT_FOUND,
+        code: "0x80040217",
+        message: format!("asyncoperation With Id = {id} Does Not Exist"),
+    };
+    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
+        return not_found().into_response();
+    };
+    match state
+        .store
+        .delivery(crate::ids::DeliveryId::from_uuid(uuid))
+        .await
+    {
+        Ok(Some((d, _))) => Json(system_job(&d)).into_response(),
+        Ok(None) => not_found().into_response(),
+        Err(e) => DataverseError::from(ApiError::from(e)).into_response(),
     }
 }

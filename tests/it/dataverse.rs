@@ -527,3 +527,57 @@ async fn a_synchronous_step_cannot_be_registered_on_an_async_only_event() {
     assert_eq!(status, 400, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deliveries_are_reported_as_dataverse_system_jobs() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    app.subscribe_webhook(
+        "jobs",
+        &receiver.url(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "contoso_CustomerPurchase",
+    )
+    .await;
+    receiver.answer(400);
+    let r = app
+        .req(
+            reqwest::Method::POST,
+            "/api/data/v9.2/contoso_CustomerPurchase",
+        )
+        .header("Prefer", "return=representation")
+        .json(&purchase(3.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        204,
+        "an action without response properties answers 204 whatever Prefer asks"
+    );
+    let failed = wait_for(Duration::from_secs(10), "a failed system job", || async {
+        let (_, jobs) = app
+            .get("/api/data/v9.2/asyncoperations?$filter=statuscode%20eq%2031")
+            .await;
+        jobs["value"].as_array().and_then(|v| v.first().cloned())
+    })
+    .await;
+    assert_eq!(failed["statecode"], 3);
+    assert_eq!(failed["statuscode"], 31);
+    assert_eq!(failed["message"], "receiver answered 400");
+    let id = failed["asyncoperationid"].as_str().unwrap();
+    let (status, one) = app
+        .get(&format!("/api/data/v9.2/asyncoperations({id})"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(one["statuscode"], 31);
+    let (status, body) = app
+        .get("/api/data/v9.2/asyncoperations?$filter=name%20eq%20'x'")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = app
+        .get("/api/data/v9.2/asyncoperations(6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10)")
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}

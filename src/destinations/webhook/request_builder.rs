@@ -94,3 +94,48 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
 fn to_vec(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("JSON values always serialize")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeliveryId, EventId, SubscriptionId};
+    use crate::store::EventRecord;
+
+    #[test]
+    fn a_dataverse_message_over_256_kb_drops_its_parameters_and_says_so() {
+        let mut params = serde_json::Map::new();
+        params.insert("Notes".into(), Value::String("x".repeat(300 * 1024)));
+        let event = EventRecord {
+            id: EventId::new(),
+            name: "contoso_Big".into(),
+            solution: "contoso".into(),
+            params,
+            correlation_id: "c".into(),
+            caller: "t".into(),
+            received_at: time::OffsetDateTime::now_utc(),
+        };
+        let settings = WebhookSettings {
+            url: "https://example.com/h".into(),
+            secrets: vec![],
+            timeout: None,
+            auth: None,
+        };
+        let message = Outbound {
+            delivery_id: DeliveryId::new(),
+            subscription_id: SubscriptionId::new(),
+            format: MessageFormat::Dataverse,
+            event: &event,
+            schema_url: String::new(),
+            definition: None,
+            organization: "org",
+        };
+        let built = build(&settings, &message).unwrap();
+        assert!(built.body.len() < dataverse::WEBHOOK_LIMIT);
+        assert!(built
+            .headers
+            .contains(&("x-ms-dynamics-msg-size-exceeded".into(), "true".into())));
+        let context: Value = serde_json::from_slice(&built.body).unwrap();
+        assert_eq!(context["InputParameters"], serde_json::json!([]));
+        assert_eq!(context["MessageName"], "contoso_Big");
+    }
+}
