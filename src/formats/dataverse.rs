@@ -89,6 +89,37 @@ pub fn primary_entity(definition: Option<&EventDefinition>) -> String {
     }
 }
 
+/// Service Bus messages above this size are stripped like oversized webhooks (Dataverse's limit).
+pub const SERVICE_BUS_LIMIT: usize = 192 * 1024;
+
+/// A Dataverse-format body for an AMQP destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpBody {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// Whether it was stripped: set the `MessageMaxSizeExceeded` application property.
+    pub size_exceeded: bool,
+}
+
+/// The body of a Dataverse-format Service Bus (or Event Hubs) message: stripped as Dataverse
+/// strips it past `limit`; `None` when even the stripped message is too large, which
+/// Dataverse does not send either (a permanent failure).
+pub fn amqp_body(mut context: Value, limit: usize) -> Option<AmqpBody> {
+    let body = serde_json::to_vec(&context).expect("JSON values always serialize");
+    if body.len() <= limit {
+        return Some(AmqpBody {
+            body,
+            size_exceeded: false,
+        });
+    }
+    strip_for_size(&mut context);
+    let body = serde_json::to_vec(&context).expect("JSON values always serialize");
+    (body.len() <= limit).then_some(AmqpBody {
+        body,
+        size_exceeded: true,
+    })
+}
+
 /// Strips what Dataverse strips from a message over its size limit; `true` if it did.
 pub fn strip_for_size(context: &mut Value) -> bool {
     let Some(obj) = context.as_object_mut() else {
@@ -217,6 +248,17 @@ fn entity(obj: &Map<String, Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_bus_body_over_192_kb_is_stripped_and_marked_or_refused() {
+        let small = json!({"MessageName": "m", "InputParameters": [{"key": "a", "value": 1}]});
+        assert!(!amqp_body(small, SERVICE_BUS_LIMIT).unwrap().size_exceeded);
+        let big = json!({"MessageName": "m", "InputParameters": [{"key": "a", "value": "x".repeat(200 * 1024)}]});
+        let stripped = amqp_body(big, SERVICE_BUS_LIMIT).unwrap();
+        assert!(stripped.size_exceeded && stripped.body.len() < SERVICE_BUS_LIMIT);
+        let still_big = json!({"MessageName": "x".repeat(200 * 1024)});
+        assert_eq!(amqp_body(still_big, SERVICE_BUS_LIMIT), None);
+    }
 
     #[test]
     fn typed_values_use_dataverse_contracts() {
