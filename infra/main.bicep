@@ -1,0 +1,285 @@
+// Deploys Herald on Azure: Service Bus (queue, topic, subscription), Event Hubs (hub), a
+// user-assigned managed identity with the data-sender roles on both (no keys), Key Vault for
+// the API key and webhook secrets, PostgreSQL for the store (several replicas share it),
+// Log Analytics, and an Azure Container Apps environment running Herald's image.
+targetScope = 'resourceGroup'
+
+@description('Prefix of every resource name (3-11 lower-case letters and digits).')
+@minLength(3)
+@maxLength(11)
+param name string = 'herald'
+
+@description('Azure region.')
+param location string = resourceGroup().location
+
+@description('Herald container image, e.g. myregistry.azurecr.io/herald:1.0.0.')
+param image string
+
+@description('Service Bus SKU (Standard is needed for topics; Premium for private networking).')
+@allowed(['Standard', 'Premium'])
+param serviceBusSku string = 'Standard'
+
+@description('Event Hubs SKU.')
+@allowed(['Standard', 'Premium'])
+param eventHubsSku string = 'Standard'
+
+@description('Replicas of Herald (they share the PostgreSQL store).')
+@minValue(1)
+@maxValue(10)
+param replicas int = 2
+
+@description('API key Herald accepts (full access). Stored in Key Vault only.')
+@secure()
+param heraldApiKey string
+
+@description('Administrator password of the PostgreSQL server. Stored in Key Vault only.')
+@secure()
+param postgresPassword string
+
+@description('Object id of a user or group allowed to manage Key Vault secrets (optional).')
+param keyVaultAdminObjectId string = ''
+
+var suffix = uniqueString(resourceGroup().id, name)
+var roles = {
+  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2552ae39'
+  eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+}
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${name}-logs-${suffix}'
+  location: location
+  properties: {
+    sku: { name: 'PerGB2018' }
+    retentionInDays: 30
+  }
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${name}-id-${suffix}'
+  location: location
+}
+
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+  name: '${name}-sb-${suffix}'
+  location: location
+  sku: { name: serviceBusSku, tier: serviceBusSku }
+  properties: {
+    disableLocalAuth: true // Entra ID only: no SAS keys to leak
+    minimumTlsVersion: '1.2'
+  }
+}
+
+resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: serviceBus
+  name: 'herald-events'
+  properties: {
+    requiresDuplicateDetection: true // message-id = delivery id: retries are dropped
+    duplicateDetectionHistoryTimeWindow: 'PT1H'
+    deadLetteringOnMessageExpiration: true
+    maxDeliveryCount: 10
+  }
+}
+
+resource topic 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' = {
+  parent: serviceBus
+  name: 'herald-topic'
+  properties: {
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'PT1H'
+  }
+}
+
+resource subscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10-01-preview' = {
+  parent: topic
+  name: 'all'
+  properties: {
+    deadLetteringOnMessageExpiration: true
+    maxDeliveryCount: 10
+  }
+}
+
+resource eventHubs 'Microsoft.EventHub/namespaces@2024-01-01' = {
+  name: '${name}-eh-${suffix}'
+  location: location
+  sku: { name: eventHubsSku, tier: eventHubsSku, capacity: 1 }
+  properties: {
+    disableLocalAuth: true
+    minimumTlsVersion: '1.2'
+  }
+}
+
+resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+  parent: eventHubs
+  name: 'herald-hub'
+  properties: {
+    partitionCount: 2
+    messageRetentionInDays: 1
+  }
+}
+
+resource sbSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(serviceBus.id, identity.id, roles.serviceBusDataSender)
+  scope: serviceBus
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
+  }
+}
+
+resource ehSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventHubs.id, identity.id, roles.eventHubsDataSender)
+  scope: eventHubs
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataSender)
+  }
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: '${name}kv${suffix}'
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+  }
+}
+
+resource apiKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'herald-api-key'
+  properties: {
+    value: heraldApiKey
+    contentType: 'text/plain'
+    attributes: { exp: dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y')) }
+  }
+}
+
+resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2023-12-01-preview' = {
+  name: '${name}-pg-${suffix}'
+  location: location
+  sku: { name: 'Standard_B1ms', tier: 'Burstable' }
+  properties: {
+    version: '16'
+    administratorLogin: 'herald'
+    administratorLoginPassword: postgresPassword
+    storage: { storageSizeGB: 32 }
+    backup: { backupRetentionDays: 7, geoRedundantBackup: 'Disabled' }
+    highAvailability: { mode: 'Disabled' }
+  }
+}
+
+resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2023-12-01-preview' = {
+  parent: postgres
+  name: 'herald'
+}
+
+resource postgresAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2023-12-01-preview' = {
+  parent: postgres
+  name: 'AllowAzureServices'
+  properties: { startIpAddress: '0.0.0.0', endIpAddress: '0.0.0.0' }
+}
+
+resource storeUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'herald-store-url'
+  properties: {
+    value: 'postgres://herald:${uriComponent(postgresPassword)}@${postgres.properties.fullyQualifiedDomainName}:5432/herald?sslmode=require'
+    contentType: 'text/plain'
+    attributes: { exp: dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y')) }
+  }
+}
+
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, identity.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+  }
+}
+
+resource secretsAdmin 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(keyVaultAdminObjectId)) {
+  name: guid(vault.id, keyVaultAdminObjectId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    principalId: keyVaultAdminObjectId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+resource environment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+  name: '${name}-env-${suffix}'
+  location: location
+  properties: {
+    appLogsConfiguration: {
+      destination: 'log-analytics'
+      logAnalyticsConfiguration: {
+        customerId: logs.properties.customerId
+        sharedKey: logs.listKeys().primarySharedKey
+      }
+    }
+  }
+}
+
+resource app 'Microsoft.App/containerApps@2024-03-01' = {
+  name: '${name}-app'
+  location: location
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identity.id}': {} }
+  }
+  dependsOn: [secretsUser, sbSender, ehSender, database, postgresAzureServices]
+  properties: {
+    managedEnvironmentId: environment.id
+    configuration: {
+      ingress: {
+        external: true
+        targetPort: 8080
+        transport: 'http'
+        allowInsecure: false
+      }
+      secrets: [
+        { name: 'api-key', keyVaultUrl: apiKeySecret.properties.secretUri, identity: identity.id }
+        { name: 'store-url', keyVaultUrl: storeUrlSecret.properties.secretUri, identity: identity.id }
+      ]
+    }
+    template: {
+      containers: [
+        {
+          name: 'herald'
+          image: image
+          args: ['serve']
+          resources: { cpu: json('0.5'), memory: '1Gi' }
+          env: [
+            { name: 'HERALD_API_KEY', secretRef: 'api-key' }
+            { name: 'HERALD_STORE_URL', secretRef: 'store-url' }
+            { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
+          ]
+          probes: [
+            { type: 'Liveness', httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 10 }
+            { type: 'Readiness', httpGet: { path: '/readyz', port: 8080 }, periodSeconds: 5 }
+          ]
+        }
+      ]
+      scale: { minReplicas: replicas, maxReplicas: replicas }
+    }
+  }
+}
+
+@description('Herald\'s URL.')
+output heraldUrl string = 'https://${app.properties.configuration.ingress.fqdn}'
+@description('Service Bus namespace host (for Herald endpoints).')
+output serviceBusHost string = '${serviceBus.name}.servicebus.windows.net'
+@description('Event Hubs namespace host (for Herald endpoints).')
+output eventHubsHost string = '${eventHubs.name}.servicebus.windows.net'
+@description('Client id of Herald\'s managed identity.')
+output identityClientId string = identity.properties.clientId
