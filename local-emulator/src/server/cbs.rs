@@ -149,7 +149,11 @@ mod tests {
         );
         let g = verify(&t, "ignored", &policies(), false, 1000).expect("valid");
         assert_eq!(g.path, "queue1");
-        assert!(covers(std::slice::from_ref(&g), "queue1/$deadletterqueue", 1000));
+        assert!(covers(
+            std::slice::from_ref(&g),
+            "queue1/$deadletterqueue",
+            1000
+        ));
         assert!(!covers(&[g], "queue2", 1000));
     }
 

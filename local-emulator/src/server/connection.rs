@@ -185,10 +185,21 @@ async fn frames(
     });
     let mut heartbeat = tokio::time::interval(beat);
     heartbeat.tick().await;
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
         let mut busy = false;
+        let flush = async {
+            match flush_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
+            _ = flush => {
+                engine.flush_deferred();
+                flush_at = None;
+            }
             f = rx.recv() => match f {
                 None => return Ok(()),
                 Some(Err(FrameError::Io(e))) => return Err(e.into()),
@@ -208,8 +219,13 @@ async fn frames(
         if !engine.closed {
             busy = engine.pump();
         }
+        if engine.has_deferred() && flush_at.is_none() {
+            flush_at = Some(tokio::time::Instant::now() + super::quirks::DISPOSITION_DELAY);
+        }
         if !engine.out.is_empty() {
+            tracing::trace!(bytes = engine.out.len(), "writing");
             wr.write_all(&engine.out).await?;
+            tracing::trace!("written");
             engine.out.clear();
         }
         if engine.closed {

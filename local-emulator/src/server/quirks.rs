@@ -65,6 +65,11 @@ pub fn selector_filter(filter_set: &Value) -> Option<String> {
     })
 }
 
+/// fe2o3-amqp 0.16's sender (under `azure_core_amqp`) records an unsettled delivery only after
+/// writing its transfer; a disposition that arrives sooner is lost and `send` waits forever.
+/// Dispositions for incoming transfers are therefore held back this long (and coalesced).
+pub const DISPOSITION_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The settled echo of a successful settlement repeats the client's outcome, but a
 /// `rejected` (dead-letter) echo carries no error: Python reads an error there as failure.
 pub fn settled_echo(state: &Value) -> Value {

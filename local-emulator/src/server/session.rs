@@ -72,6 +72,8 @@ pub struct Engine {
     pub out: Vec<u8>,
     /// Set once `close` has been sent.
     pub closed: bool,
+    /// Dispositions for incoming transfers, held back briefly (see [`quirks::DISPOSITION_DELAY`]).
+    deferred: Vec<(u16, u32, Value)>,
 }
 
 fn now_s() -> i64 {
@@ -88,6 +90,7 @@ impl Engine {
             peer_max_frame,
             out: Vec::new(),
             closed: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -95,8 +98,36 @@ impl Engine {
         frame::write_frame(&mut self.out, AMQP, channel, body, &[]);
     }
 
+    /// Whether dispositions are waiting for [`Engine::flush_deferred`].
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Sends held-back dispositions, one frame per run of consecutive ids with the same state.
+    pub fn flush_deferred(&mut self) {
+        let items = std::mem::take(&mut self.deferred);
+        let mut i = 0;
+        while i < items.len() {
+            let (ch, first, state) = &items[i];
+            let mut last = *first;
+            let mut j = i + 1;
+            while j < items.len()
+                && items[j].0 == *ch
+                && items[j].1 == last.wrapping_add(1)
+                && items[j].2 == *state
+            {
+                last = items[j].1;
+                j += 1;
+            }
+            let body = frame::disposition(true, *first, last, true, state.clone());
+            self.send(*ch, &body);
+            i = j;
+        }
+    }
+
     /// Sends `close` (with an error, if any) and stops.
     pub fn close(&mut self, err: Option<Value>) {
+        self.flush_deferred();
         if !self.closed {
             if let Some(e) = &err {
                 tracing::debug!(error = ?e, "closing connection with an error");
@@ -110,6 +141,9 @@ impl Engine {
     pub fn on_frame(&mut self, f: Frame) {
         let Some(body) = f.body else { return };
         let ch = f.channel;
+        if body.descriptor_code() != Some(code::TRANSFER) {
+            self.flush_deferred();
+        }
         tracing::trace!(ch, code = ?body.descriptor_code(), fields = ?body.inner().as_seq().map(|s| s.iter().take(7).collect::<Vec<_>>()), "frame in");
         let known = self.sessions.contains_key(&ch);
         match body.descriptor_code() {

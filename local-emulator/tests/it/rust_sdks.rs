@@ -89,11 +89,11 @@ async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_azure_core_amqp_sender_enqueues_to_a_queue() {
     let emu = start().await;
-    amqp::send(&emu, "queue1", &["one", "two"])
-        .await
-        .expect("sent");
-    let msgs = emu.peek("queue1", 10);
-    assert_eq!(msgs.len(), 2);
+    let bodies: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    amqp::send(&emu, "queue1", &refs).await.expect("sent");
+    let msgs = emu.peek("queue1", 500);
+    assert_eq!(msgs.len(), 200);
     assert_eq!(msgs[0].seq, 1);
     emu.shutdown().await;
 }

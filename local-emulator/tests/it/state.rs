@@ -152,3 +152,17 @@ async fn webhook_sink_verifies_signatures_and_answers_the_status_it_is_told() {
     assert_eq!(emu.sink_records().len(), 3);
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_amqp_port_is_reported_with_how_to_pick_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let err = match Emulator::builder().amqp_port(port).start().await {
+        Ok(_) => panic!("started on a busy port"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains(&format!("port {port}")) && err.contains("--port"),
+        "{err}"
+    );
+}

@@ -74,10 +74,7 @@ impl Engine {
         }
         let state = self.deliver_in(ch, node, &p, limit);
         if !p.settled {
-            self.send(
-                ch,
-                &frame::disposition(true, p.delivery_id, p.delivery_id, true, state),
-            );
+            self.deferred.push((ch, p.delivery_id, state));
         }
     }
 
