@@ -119,8 +119,12 @@ impl Engine {
                 last = items[j].1;
                 j += 1;
             }
-            let body = frame::disposition(true, *first, last, true, state.clone());
-            self.send(*ch, &body);
+            // Only on sessions still open: a frame on a channel the peer ended makes fe2o3
+            // drop the whole connection ("Session is not found").
+            if self.sessions.contains_key(ch) {
+                let body = frame::disposition(true, *first, last, true, state.clone());
+                self.send(*ch, &body);
+            }
             i = j;
         }
     }
@@ -177,6 +181,8 @@ impl Engine {
                 );
             }
             Some(code::END) if known => {
+                // Nothing more may be sent on a session its peer ended.
+                self.deferred.retain(|(c, _, _)| *c != ch);
                 self.sessions.remove(&ch);
                 self.send(ch, &frame::end(None));
             }
