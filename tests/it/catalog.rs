@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{python, python_script, TestApp};
+use crate::support::{run_python, TestApp};
 
 fn herald() -> Command {
     Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -161,19 +161,6 @@ async fn the_catalog_lists_solutions_categories_and_events_with_schemas() {
         "valid": [crate::support::purchase(12.5)],
         "invalid": [{"CustomerId": "x", "Total": 1, "PurchasedOn": "2026-11-22T10:30:00Z"}, {"Total": 1}],
     });
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("schema.json");
-    std::fs::write(&file, input.to_string()).unwrap();
-    let out = std::process::Command::new(python())
-        .arg(python_script("check_schema.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python("check_schema.py", &input);
     app.stop().await;
 }

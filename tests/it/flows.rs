@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{purchase, python, python_script, wait_for, Receiver, TestApp};
+use crate::support::{purchase, run_python, wait_for, Receiver, TestApp};
 
 #[tokio::test]
 async fn a_flow_subscribes_receives_the_parameters_unsubscribes_and_receives_no_more() {
@@ -135,21 +135,7 @@ async fn the_connector_definition_validates_and_discovery_follows_the_catalog() 
         .await
         .unwrap();
     assert_eq!(spec["swagger"], "2.0");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("connector.json");
-    std::fs::write(&file, spec.to_string()).unwrap();
-    let out = std::process::Command::new(python())
-        .arg(python_script("validate_connector.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("3 webhook triggers"));
+    assert!(run_python("validate_connector.py", &spec).contains("3 webhook triggers"));
 
     let (_, events) = app.get("/v1/flows/events").await;
     let names: Vec<&str> = events

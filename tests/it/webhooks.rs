@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald::destinations::webhook::{verify, Secret};
 use serde_json::{json, Value};
 
-use crate::support::{python, python_script, wait_for, Receiver, TestApp};
+use crate::support::{run_python, wait_for, Receiver, TestApp};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -81,28 +81,10 @@ async fn posted_events_reach_the_receiver_signed_and_verifiable_by_standardwebho
 
 /// Runs tests/python/verify_webhooks.py; panics unless every request verifies and a tampered one fails.
 fn run_python_verifier(secret: &str, requests: &[Value]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("requests.json");
-    std::fs::write(
-        &file,
-        json!({"secret": secret, "requests": requests}).to_string(),
+    run_python(
+        "verify_webhooks.py",
+        &json!({"secret": secret, "requests": requests}),
     )
-    .unwrap();
-    let out = Command::new(python())
-        .arg(python_script("verify_webhooks.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "the standardwebhooks verifier refused Herald's requests:\n{text}"
-    );
-    text
 }
 
 #[tokio::test]

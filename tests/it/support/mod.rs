@@ -195,11 +195,28 @@ pub fn python() -> PathBuf {
     venv
 }
 
-/// Path of a script under tests/python.
-pub fn python_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name)
+/// Runs tests/python/`script` on `input` (written to a JSON file given as its argument);
+/// panics with its output unless it succeeds; returns its standard output.
+pub fn run_python(script: &str, input: &Value) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("input.json");
+    std::fs::write(&file, input.to_string()).expect("input written");
+    let out = std::process::Command::new(python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/python")
+                .join(script),
+        )
+        .arg(&file)
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// The PostgreSQL server the tests use.
