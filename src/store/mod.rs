@@ -150,6 +150,14 @@ pub async fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn Store>,
     }
 }
 
+/// A unique-index violation as `Conflict(what)`, any other error as a database error.
+pub(crate) fn conflict_on_unique(e: sqlx::Error, what: String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(e),
+    }
+}
+
 /// A notification handler.
 pub type Callback = std::sync::Arc<dyn Fn() + Send + Sync>;
 

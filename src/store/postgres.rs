@@ -71,13 +71,6 @@ impl PgStore {
     }
 }
 
-fn conflict_on_unique(e: sqlx::Error, what: String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Database(e),
-    }
-}
-
 fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
 }
@@ -331,29 +324,11 @@ impl Store for PgStore {
             .iter()
             .map(|r| r.try_get("event_id"))
             .collect::<Result<_, _>>()?;
-        let events: std::collections::HashMap<String, EventRecord> =
-            sqlx::query("SELECT * FROM events WHERE id = ANY($1)")
-                .bind(&event_ids)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get::<String, _>("id")?, event_from_row(row)?)))
-                .collect::<Result<_, StoreError>>()?;
-        let mut leased = Vec::with_capacity(rows.len());
-        for (row, event_id) in rows.iter().zip(event_ids) {
-            let Some(event) = events.get(&event_id) else {
-                continue;
-            };
-            leased.push(LeasedDelivery {
-                id: rows::parse_id(row, "id")?,
-                attempts: row.try_get::<i64, _>("attempts")? as u32,
-                created_at: rows::time_col(row, "created_at")?,
-                subscription_id: rows::parse_id(row, "subscription_id")?,
-                endpoint_id: rows::parse_id(row, "endpoint_id")?,
-                event: event.clone(),
-            });
-        }
-        Ok(leased)
+        let events = sqlx::query("SELECT * FROM events WHERE id = ANY($1)")
+            .bind(&event_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows::leased_deliveries(&rows, &events)
     }
 
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {

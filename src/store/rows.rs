@@ -9,7 +9,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::store::{
-    Attempt, DeliveryRecord, DeliveryStatus, Endpoint, EventRecord, StoreError, Subscription,
+    Attempt, DeliveryRecord, DeliveryStatus, Endpoint, EventRecord, LeasedDelivery, StoreError,
+    Subscription,
 };
 use crate::subscriptions::MessageFormat;
 
@@ -171,4 +172,35 @@ pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreEr
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,
     })
+}
+
+/// The leased deliveries of `leased` rows (`RETURNING id, attempts, created_at,
+/// subscription_id, endpoint_id, event_id`), each with its event from `events` (read in one
+/// query by the caller).
+pub fn leased_deliveries(
+    leased: &[impl Columns],
+    events: &[impl Columns],
+) -> Result<Vec<LeasedDelivery>, StoreError> {
+    let events: std::collections::HashMap<String, EventRecord> = events
+        .iter()
+        .map(|row| Ok((row.text("id")?, event_from_row(row)?)))
+        .collect::<Result<_, StoreError>>()?;
+    leased
+        .iter()
+        .map(|row| {
+            let event_id = row.text("event_id")?;
+            // The foreign key guarantees the event exists.
+            let event = events.get(&event_id).cloned().ok_or_else(|| {
+                corrupt("leased delivery", format!("event {event_id} is missing"))
+            })?;
+            Ok(LeasedDelivery {
+                id: parse_id(row, "id")?,
+                attempts: row.int("attempts")? as u32,
+                created_at: time_col(row, "created_at")?,
+                subscription_id: parse_id(row, "subscription_id")?,
+                endpoint_id: parse_id(row, "endpoint_id")?,
+                event,
+            })
+        })
+        .collect()
 }

@@ -87,13 +87,6 @@ macro_rules! immediate {
     }};
 }
 
-fn conflict_on_unique(e: sqlx::Error, what: String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Database(e),
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
@@ -345,33 +338,17 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| r.try_get("event_id"))
             .collect::<Result<_, _>>()?;
-        let ids_json = serde_json::to_string(&event_ids).map_err(|source| StoreError::Corrupt {
-            what: "lease request",
-            source,
-        })?;
-        let events: std::collections::HashMap<String, EventRecord> =
+        let events =
             sqlx::query("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(ids_json)
+                .bind(
+                    serde_json::to_string(&event_ids).map_err(|source| StoreError::Corrupt {
+                        what: "lease request",
+                        source,
+                    })?,
+                )
                 .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get::<String, _>("id")?, event_from_row(row)?)))
-                .collect::<Result<_, StoreError>>()?;
-        let mut leased = Vec::with_capacity(rows.len());
-        for (row, event_id) in rows.iter().zip(event_ids) {
-            let Some(event) = events.get(&event_id) else {
-                continue;
-            };
-            leased.push(LeasedDelivery {
-                id: rows::parse_id(row, "id")?,
-                attempts: row.try_get::<i64, _>("attempts")? as u32,
-                created_at: rows::time_col(row, "created_at")?,
-                subscription_id: rows::parse_id(row, "subscription_id")?,
-                endpoint_id: rows::parse_id(row, "endpoint_id")?,
-                event: event.clone(),
-            });
-        }
-        Ok(leased)
+                .await?;
+        rows::leased_deliveries(&rows, &events)
     }
 
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
