@@ -68,6 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         timeout: Some(Duration::from_secs(10)),
         max_concurrency: None,
         auth: None,
+        ..Default::default()
     });
     for (name, event) in [
         ("demo-purchases", "contoso_CustomerPurchase"),
@@ -84,6 +85,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             enabled: None,
             rank: None,
             mode: Default::default(),
+            amqp: Default::default(),
             stage: None,
         });
     }

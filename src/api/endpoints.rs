@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::model::{EndpointCreated, EndpointInput, EndpointKind, EndpointView, SecretInput};
 use super::{Admin, ApiError, AppState, ErrorBody};
+use crate::destinations::azure::{AzureInput, AzureSettings};
 use crate::destinations::webhook::{
     ssrf::UrlError, Secret, SigningSecret, WebhookAuth, WebhookSettings,
 };
@@ -37,32 +38,14 @@ pub async fn create_or_replace(
 ) -> Result<(Endpoint, Option<String>), ApiError> {
     let existing = state.store.endpoint_by_name(&input.name).await?;
     match existing {
-        Some(existing) if upsert => update(state, existing, input).await.map(|e| (e, None)),
+        Some(existing) if upsert => update(state, existing, input).await,
         Some(_) => Err(ApiError::Conflict(format!(
             "an endpoint called \"{}\" already exists",
             input.name
         ))),
         None => {
             let now = OffsetDateTime::now_utc();
-            let (secret, generated) = match &input.secret {
-                Some(text) => (parse_secret(text)?, None),
-                None => {
-                    let s = Secret::generate();
-                    let shown = s.expose();
-                    (s, Some(shown))
-                }
-            };
-            let settings = webhook_settings(
-                state,
-                &input,
-                vec![SigningSecret {
-                    id: SecretId::new(),
-                    secret,
-                    created_at: now,
-                }],
-                input.auth.clone(),
-            )
-            .await?;
+            let (settings, generated) = settings(state, &input, None).await?;
             let endpoint = Endpoint {
                 id: EndpointId::new(),
                 name: input.name,
@@ -82,26 +65,9 @@ async fn update(
     state: &AppState,
     existing: Endpoint,
     input: EndpointInput,
-) -> Result<Endpoint, ApiError> {
-    let DestinationSettings::Webhook(old) = &existing.settings;
+) -> Result<(Endpoint, Option<String>), ApiError> {
     let now = OffsetDateTime::now_utc();
-    let secrets = match &input.secret {
-        Some(text) => {
-            let secret = parse_secret(text)?;
-            match old.secrets.iter().find(|s| s.secret == secret) {
-                Some(kept) => vec![kept.clone()],
-                None => vec![SigningSecret {
-                    id: SecretId::new(),
-                    secret,
-                    created_at: now,
-                }],
-            }
-        }
-        None => old.secrets.clone(),
-    };
-    // Like secrets, authentication values are write-only: absent means "keep".
-    let auth = input.auth.clone().or_else(|| old.auth.clone());
-    let settings = webhook_settings(state, &input, secrets, auth).await?;
+    let (settings, generated) = settings(state, &input, Some(&existing.settings)).await?;
     let endpoint = Endpoint {
         name: input.name,
         settings,
@@ -111,7 +77,127 @@ async fn update(
     };
     state.store.put_endpoint(&endpoint).await?;
     state.routing.changed();
-    Ok(endpoint)
+    Ok((endpoint, generated))
+}
+
+/// The settings of `input`; `old` (an update) supplies the write-only values it leaves out.
+/// Returns a signing secret Herald generated, to show once.
+async fn settings(
+    state: &AppState,
+    input: &EndpointInput,
+    old: Option<&DestinationSettings>,
+) -> Result<(DestinationSettings, Option<String>), ApiError> {
+    if input.name.trim().is_empty() || input.name.len() > 100 {
+        return Err(ApiError::field("name", "must be 1 to 100 characters"));
+    }
+    let only =
+        |kind: &str, fields: &[(&'static str, bool)]| match fields.iter().find(|(_, given)| *given)
+        {
+            Some((field, _)) => Err(ApiError::field(
+                field,
+                format!("does not apply to a {kind} endpoint"),
+            )),
+            None => Ok(()),
+        };
+    match input.kind {
+        EndpointKind::Webhook => {
+            only(
+                "webhook",
+                &[
+                    ("connection_string", input.connection_string.is_some()),
+                    ("namespace", input.namespace.is_some()),
+                    ("entity", input.entity.is_some()),
+                    ("credential", input.credential.is_some()),
+                    ("partition_id", input.partition_id.is_some()),
+                ],
+            )?;
+            let old = match old {
+                Some(DestinationSettings::Webhook(w)) => Some(w),
+                _ => None,
+            };
+            let now = OffsetDateTime::now_utc();
+            let (secrets, generated) = match (&input.secret, old) {
+                (Some(text), old) => {
+                    let secret = parse_secret(text)?;
+                    let kept = old.and_then(|o| o.secrets.iter().find(|s| s.secret == secret));
+                    let s = kept.cloned().unwrap_or(SigningSecret {
+                        id: SecretId::new(),
+                        secret,
+                        created_at: now,
+                    });
+                    (vec![s], None)
+                }
+                (None, Some(old)) => (old.secrets.clone(), None),
+                (None, None) => {
+                    let s = Secret::generate();
+                    let shown = s.expose();
+                    let secret = SigningSecret {
+                        id: SecretId::new(),
+                        secret: s,
+                        created_at: now,
+                    };
+                    (vec![secret], Some(shown))
+                }
+            };
+            // Like secrets, authentication values are write-only: absent means "keep".
+            let auth = input
+                .auth
+                .clone()
+                .or_else(|| old.and_then(|o| o.auth.clone()));
+            Ok((
+                webhook_settings(state, input, secrets, auth).await?,
+                generated,
+            ))
+        }
+        EndpointKind::ServiceBus | EndpointKind::EventHubs => {
+            let service_bus = input.kind == EndpointKind::ServiceBus;
+            let kind = if service_bus {
+                "Service Bus"
+            } else {
+                "Event Hubs"
+            };
+            only(
+                kind,
+                &[
+                    ("url", input.url.is_some()),
+                    ("secret", input.secret.is_some()),
+                    ("timeout", input.timeout.is_some()),
+                    ("auth", input.auth.is_some()),
+                    ("partition_id", service_bus && input.partition_id.is_some()),
+                ],
+            )?;
+            let old = match old {
+                Some(DestinationSettings::ServiceBus(a)) if service_bus => Some(a),
+                Some(DestinationSettings::EventHubs(a)) if !service_bus => Some(a),
+                _ => None,
+            };
+            // Write-only credentials: an update that gives neither keeps the old one.
+            let keep = input.connection_string.is_none() && input.credential.is_none();
+            let azure = match (keep, old) {
+                (true, Some(old)) => AzureSettings::from_input(AzureInput {
+                    namespace: Some(input.namespace.as_deref().unwrap_or(&old.namespace())),
+                    entity: Some(input.entity.as_deref().unwrap_or(&old.entity)),
+                    credential: Some(old.credential.clone()),
+                    partition_id: input.partition_id.as_deref(),
+                    connection_string: None,
+                }),
+                _ => AzureSettings::from_input(AzureInput {
+                    connection_string: input.connection_string.as_deref(),
+                    namespace: input.namespace.as_deref(),
+                    entity: input.entity.as_deref(),
+                    credential: input.credential.clone(),
+                    partition_id: input.partition_id.as_deref(),
+                }),
+            }
+            .map_err(|e| ApiError::field(e.field, e.message))?;
+            let settings = if service_bus {
+                DestinationSettings::ServiceBus(azure)
+            } else {
+                DestinationSettings::EventHubs(azure)
+            };
+            Ok((settings, None))
+        }
+    }
 }
 
 async fn webhook_settings(
@@ -138,10 +224,6 @@ async fn webhook_settings(
             }
         }
     }
-    if input.name.trim().is_empty() || input.name.len() > 100 {
-        return Err(ApiError::field("name", "must be 1 to 100 characters"));
-    }
-    let EndpointKind::Webhook = input.kind;
     let url = input
         .url
         .as_deref()
@@ -161,6 +243,12 @@ async fn webhook_settings(
         timeout: input.timeout,
         auth,
     }))
+}
+
+fn not_a_webhook(name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "endpoint \"{name}\" is not a webhook endpoint; only webhooks have signing secrets"
+    ))
 }
 
 fn parse_secret(text: &str) -> Result<Secret, ApiError> {
@@ -230,7 +318,15 @@ async fn replace(
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let existing = find(&state, &id).await?;
-    let endpoint = update(&state, existing, input).await?;
+    let becomes_webhook = input.kind == EndpointKind::Webhook
+        && !matches!(existing.settings, DestinationSettings::Webhook(_));
+    if becomes_webhook && input.secret.is_none() {
+        return Err(ApiError::field(
+            "secret",
+            "is required when an endpoint becomes a webhook endpoint (or add one later with POST /v1/endpoints/{id}/secrets)",
+        ));
+    }
+    let (endpoint, _) = update(&state, existing, input).await?;
     Ok(Json((&endpoint).into()))
 }
 
@@ -266,7 +362,9 @@ async fn add_secret(
             (s, Some(shown))
         }
     };
-    let DestinationSettings::Webhook(w) = &mut endpoint.settings;
+    let DestinationSettings::Webhook(w) = &mut endpoint.settings else {
+        return Err(not_a_webhook(&endpoint.name));
+    };
     if w.secrets.len() >= 5 {
         return Err(ApiError::field(
             "secret",
@@ -301,7 +399,9 @@ async fn retire_secret(
     Path((id, secret_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let mut endpoint = find(&state, &id).await?;
-    let DestinationSettings::Webhook(w) = &mut endpoint.settings;
+    let DestinationSettings::Webhook(w) = &mut endpoint.settings else {
+        return Err(not_a_webhook(&endpoint.name));
+    };
     let before = w.secrets.len();
     w.secrets.retain(|s| s.id.to_string() != secret_id);
     if w.secrets.len() == before {

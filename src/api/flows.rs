@@ -108,6 +108,7 @@ async fn create(
         timeout: None,
         max_concurrency: None,
         auth: None,
+        ..Default::default()
     };
     let (endpoint, _) = super::endpoints::create_or_replace(state, endpoint, false)
         .await
@@ -142,6 +143,7 @@ async fn create(
         enabled: None,
         rank: None,
         mode: Default::default(),
+        amqp: Default::default(),
         stage: None,
     };
     let subscription = match super::subscriptions::create_or_replace(state, input, false).await {

@@ -14,15 +14,20 @@ use crate::store::Endpoint;
 use crate::subscriptions::{Filter, MessageFormat};
 
 /// The kinds of endpoint.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     /// An HTTP receiver, signed per Standard Webhooks.
+    #[default]
     Webhook,
+    /// An Azure Service Bus queue or topic, over AMQP 1.0.
+    ServiceBus,
+    /// An Azure event hub, over AMQP 1.0.
+    EventHubs,
 }
 
 /// An endpoint to create or replace.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointInput {
     /// Unique name.
@@ -50,6 +55,29 @@ pub struct EndpointInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub auth: Option<crate::destinations::webhook::WebhookAuth>,
+    /// Service Bus and Event Hubs: a connection string as the Azure portal or an emulator
+    /// prints it (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…]
+    /// [;UseDevelopmentEmulator=true]`). Write-only; kept when absent on update. Or give
+    /// `namespace` and `credential`.
+    #[serde(default)]
+    pub connection_string: Option<String>,
+    /// Service Bus and Event Hubs: the namespace, `contoso.servicebus.windows.net`
+    /// (`sb://` or `amqps://` with a port are accepted; `amqp://host:port` is a local emulator).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Service Bus: the queue or topic; Event Hubs: the event hub.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// Service Bus and Event Hubs: how to authenticate: `{"type": "sas_key", "key_name", "key"}`,
+    /// `{"type": "sas_token", "token"}`, `{"type": "managed_identity", "client_id"?}`,
+    /// `{"type": "workload_identity"}`, `{"type": "client_secret", "tenant_id", "client_id",
+    /// "client_secret"}`, `{"type": "azure_cli"}` or `{"type": "default"}`. Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<crate::destinations::azure::AzureCredential>,
+    /// Event Hubs: send every event to this partition.
+    #[serde(default)]
+    pub partition_id: Option<String>,
 }
 
 /// One signing secret, without its value.
@@ -82,6 +110,18 @@ pub struct EndpointView {
     pub max_concurrency: Option<u32>,
     /// The authentication type and the header or parameter names it sets (never values).
     pub auth: Option<AuthView>,
+    /// Service Bus and Event Hubs: the AMQP address of the namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Service Bus and Event Hubs: the queue, topic or hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// Service Bus and Event Hubs: the credential's type and its key name or client id (never secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialView>,
+    /// Event Hubs: the fixed partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_id: Option<String>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -92,30 +132,66 @@ pub struct EndpointView {
 
 impl From<&Endpoint> for EndpointView {
     fn from(e: &Endpoint) -> Self {
-        let DestinationSettings::Webhook(w) = &e.settings;
-        EndpointView {
+        let mut view = EndpointView {
             id: e.id,
             name: e.name.clone(),
             kind: EndpointKind::Webhook,
-            url: Some(w.url.clone()),
-            secrets: w
-                .secrets
-                .iter()
-                .map(|s| SecretView {
-                    id: s.id,
-                    created_at: s.created_at,
-                })
-                .collect(),
-            timeout: w.timeout.map(|t| humantime::format_duration(t).to_string()),
+            url: None,
+            secrets: Vec::new(),
+            timeout: None,
             max_concurrency: e.max_concurrency,
-            auth: w.auth.as_ref().map(|a| {
-                let (kind, names) = a.describe();
-                AuthView { kind, names }
-            }),
+            auth: None,
+            namespace: None,
+            entity: None,
+            credential: None,
+            partition_id: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
+        };
+        match &e.settings {
+            DestinationSettings::Webhook(w) => {
+                view.url = Some(w.url.clone());
+                view.secrets = w
+                    .secrets
+                    .iter()
+                    .map(|s| SecretView {
+                        id: s.id,
+                        created_at: s.created_at,
+                    })
+                    .collect();
+                view.timeout = w.timeout.map(|t| humantime::format_duration(t).to_string());
+                view.auth = w.auth.as_ref().map(|a| {
+                    let (kind, names) = a.describe();
+                    AuthView { kind, names }
+                });
+            }
+            DestinationSettings::ServiceBus(a) | DestinationSettings::EventHubs(a) => {
+                view.kind = if matches!(e.settings, DestinationSettings::ServiceBus(_)) {
+                    EndpointKind::ServiceBus
+                } else {
+                    EndpointKind::EventHubs
+                };
+                view.namespace = Some(a.amqp_url());
+                view.entity = Some(a.entity.clone());
+                let (kind, id) = a.credential.describe();
+                view.credential = Some(CredentialView { kind, id });
+                view.partition_id = a.partition_id.clone();
+            }
         }
+        view
     }
+}
+
+/// A Service Bus or Event Hubs credential without its secrets.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// `sas_key`, `sas_token`, `managed_identity`, `workload_identity`, `client_secret`,
+    /// `azure_cli` or `default`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The key name (SAS key) or client id (Entra ID), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// An endpoint's authentication without its values.
@@ -185,4 +261,8 @@ pub struct SubscriptionInput {
     /// Stage of a synchronous step: `pre_validation` or `pre_operation` (default).
     #[serde(default)]
     pub stage: Option<crate::subscriptions::Stage>,
+    /// Service Bus and Event Hubs endpoints: parameters promoted to application properties,
+    /// session id and partition key parameters, time to live.
+    #[serde(default)]
+    pub amqp: crate::subscriptions::AmqpOptions,
 }

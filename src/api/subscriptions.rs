@@ -95,7 +95,7 @@ async fn build(
     })?;
     let now = OffsetDateTime::now_utc();
     let id = existing.map_or_else(SubscriptionId::new, |s| s.id);
-    let name = input.name.unwrap_or_else(|| id.to_string());
+    let name = input.name.clone().unwrap_or_else(|| id.to_string());
     if name.trim().is_empty() || name.len() > 100 {
         return Err(ApiError::field("name", "must be 1 to 100 characters"));
     }
@@ -129,6 +129,14 @@ async fn build(
             Some(stage.unwrap_or(Stage::PreOperation))
         }
     };
+    check_amqp(
+        catalog,
+        &solution,
+        event.as_deref(),
+        category.as_deref(),
+        &input,
+        &endpoint,
+    )?;
     Ok(Subscription {
         id,
         name,
@@ -142,10 +150,80 @@ async fn build(
         rank: input.rank.unwrap_or(1),
         mode: input.mode,
         stage,
+        amqp: input.amqp,
         disabled_reason: None,
         created_at: existing.map_or(now, |s| s.created_at),
         updated_at: now,
     })
+}
+
+/// Checks what only some endpoint kinds support: synchronous steps call webhooks; AMQP
+/// options need a Service Bus or Event Hubs endpoint and parameters every subscribed event has.
+fn check_amqp(
+    catalog: &crate::catalog::Catalog,
+    solution: &str,
+    event: Option<&str>,
+    category: Option<&str>,
+    input: &SubscriptionInput,
+    endpoint: &crate::store::Endpoint,
+) -> Result<(), ApiError> {
+    let kind = endpoint.settings.kind();
+    if input.mode == Mode::Sync && kind != "webhook" {
+        return Err(ApiError::field(
+            "mode",
+            format!(
+                "a synchronous step calls a webhook; endpoint \"{}\" is a {kind} endpoint",
+                endpoint.name
+            ),
+        ));
+    }
+    let amqp = &input.amqp;
+    if amqp.is_empty() {
+        return Ok(());
+    }
+    if kind == "webhook" {
+        return Err(ApiError::field(
+            "amqp",
+            format!(
+                "applies to Service Bus and Event Hubs endpoints; \"{}\" is a webhook endpoint",
+                endpoint.name
+            ),
+        ));
+    }
+    if amqp.session_id.is_some() && kind != "service_bus" {
+        return Err(ApiError::field(
+            "amqp.session_id",
+            "applies to Service Bus endpoints only",
+        ));
+    }
+    if amqp.partition_key.is_some() && kind != "event_hubs" {
+        return Err(ApiError::field(
+            "amqp.partition_key",
+            "applies to Event Hubs endpoints only",
+        ));
+    }
+    if amqp.time_to_live.is_some_and(|t| t.is_zero()) {
+        return Err(ApiError::field(
+            "amqp.time_to_live",
+            "must be more than zero",
+        ));
+    }
+    let events: Vec<&crate::catalog::EventDefinition> = match (event, category) {
+        (Some(e), _) => catalog.cataloged(e).into_iter().collect(),
+        (None, Some(c)) => catalog.events_in(solution, c),
+        (None, None) => vec![],
+    };
+    for (field, parameter) in amqp.parameters() {
+        for def in &events {
+            if def.parameter(parameter).is_none() {
+                return Err(ApiError::field(
+                    field,
+                    format!("\"{parameter}\" is not a parameter of {}", def.unique_name),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates a subscription, or replaces the one of the same name when `upsert` (configuration files).

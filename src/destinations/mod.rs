@@ -1,6 +1,7 @@
 //! Destinations: where deliveries go. A destination sends one message and classifies the
 //! outcome; the dispatcher alone decides what happens next (retry, dead letter, disable).
 
+pub mod azure;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -21,6 +22,10 @@ use crate::subscriptions::MessageFormat;
 pub enum DestinationSettings {
     /// An HTTPS (or HTTP) receiver, signed per Standard Webhooks.
     Webhook(webhook::WebhookSettings),
+    /// An Azure Service Bus queue or topic.
+    ServiceBus(azure::AzureSettings),
+    /// An Azure event hub.
+    EventHubs(azure::AzureSettings),
 }
 
 impl DestinationSettings {
@@ -28,6 +33,8 @@ impl DestinationSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             DestinationSettings::Webhook(_) => "webhook",
+            DestinationSettings::ServiceBus(_) => "service_bus",
+            DestinationSettings::EventHubs(_) => "event_hubs",
         }
     }
 }
@@ -49,6 +56,8 @@ pub struct Outbound<'a> {
     pub definition: Option<&'a crate::catalog::EventDefinition>,
     /// The organization name Dataverse-format messages carry.
     pub organization: &'a str,
+    /// The subscription's AMQP options (Service Bus, Event Hubs).
+    pub amqp: &'a crate::subscriptions::AmqpOptions,
 }
 
 /// How one send ended, as the destination sees it.
@@ -93,6 +102,7 @@ pub trait Destination: Send + Sync {
 /// the endpoint does not change.
 pub struct Destinations {
     webhooks: webhook::WebhookClient,
+    service_bus: azure::servicebus::ServiceBusClient,
     cache: Mutex<HashMap<EndpointId, Versioned>>,
 }
 
@@ -104,6 +114,7 @@ impl Destinations {
     pub fn new(webhooks: webhook::WebhookClient) -> Self {
         Self {
             webhooks,
+            service_bus: Default::default(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -116,10 +127,34 @@ impl Destinations {
                 return d.clone();
             }
         }
-        let destination: Arc<dyn Destination> = match &endpoint.settings {
-            DestinationSettings::Webhook(s) => Arc::new(self.webhooks.destination(s.clone())),
+        let built: Result<Arc<dyn Destination>, String> = match &endpoint.settings {
+            DestinationSettings::Webhook(s) => Ok(Arc::new(self.webhooks.destination(s.clone()))),
+            DestinationSettings::ServiceBus(s) => self
+                .service_bus
+                .destination(s)
+                .map(|d| Arc::new(d) as Arc<dyn Destination>),
+            DestinationSettings::EventHubs(s) => azure::eventhubs::EventHubsDestination::new(s)
+                .map(|d| Arc::new(d) as Arc<dyn Destination>),
         };
+        let destination = built.unwrap_or_else(|error| {
+            tracing::error!(endpoint = %endpoint.name, error = %error, "the endpoint cannot be used");
+            Arc::new(Unusable(error))
+        });
         cache.insert(endpoint.id, (endpoint.updated_at, destination.clone()));
         destination
+    }
+}
+
+/// An endpoint whose settings cannot be used on this host (say, an identity it does not
+/// have): every delivery fails permanently with the reason.
+struct Unusable(String);
+
+#[async_trait]
+impl Destination for Unusable {
+    async fn send(&self, _: &Outbound<'_>) -> Outcome {
+        Outcome::Permanent {
+            error: format!("the endpoint cannot be used: {}", self.0),
+            status: None,
+        }
     }
 }

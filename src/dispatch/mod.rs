@@ -377,6 +377,7 @@ impl Dispatcher {
             schema_url: crate::catalog::schema_url(&self.config.public_url, &d.event.name),
             definition: self.config.catalog.cataloged(&d.event.name),
             organization: &self.config.organization,
+            amqp: &subscription.amqp,
         };
         let destination = self.destinations.get(&endpoint);
         let limit = endpoint

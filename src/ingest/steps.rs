@@ -54,7 +54,13 @@ impl SyncSteps {
                     })
                 }
             };
-            let DestinationSettings::Webhook(settings) = endpoint.settings;
+            let DestinationSettings::Webhook(settings) = endpoint.settings else {
+                // Subscriptions refuse synchronous steps on other kinds; one changed since.
+                return Err(IngestError::StepFailed {
+                    step: step.name,
+                    message: "a synchronous step must call a webhook endpoint".into(),
+                });
+            };
             let destination = self.webhooks.destination(settings);
             let message = Outbound {
                 // A step is not a delivery; its id still identifies this call for the receiver.
@@ -65,6 +71,7 @@ impl SyncSteps {
                 schema_url: crate::catalog::schema_url(&self.public_url, &event.event.name),
                 definition: self.catalog.cataloged(&event.event.name),
                 organization: &self.organization,
+                amqp: &step.amqp,
             };
             match destination.call_step(&message, STEP_TIMEOUT).await {
                 StepAnswer::Accepted => {}

@@ -239,6 +239,8 @@ pub struct Subscription {
     pub mode: crate::subscriptions::Mode,
     /// The stage of a synchronous step.
     pub stage: Option<crate::subscriptions::Stage>,
+    /// How events become AMQP messages (Service Bus and Event Hubs endpoints).
+    pub amqp: crate::subscriptions::AmqpOptions,
     /// Why it was disabled by Herald (a receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
     /// When it was created.

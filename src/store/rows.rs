@@ -168,6 +168,7 @@ pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreEr
             ),
             None => None,
         },
+        amqp: json_col(row, "amqp", "subscription AMQP options")?,
         disabled_reason: row.opt_text("disabled_reason")?,
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,

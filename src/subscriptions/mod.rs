@@ -105,6 +105,55 @@ impl Stage {
     }
 }
 
+/// How a subscription's events become AMQP messages (Service Bus and Event Hubs endpoints).
+/// Each field names a parameter of the event; see the README's message mapping.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpOptions {
+    /// Parameters copied into application properties, under their own names, so topic
+    /// subscriptions can filter on them (SQL and correlation filters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<String>,
+    /// The parameter whose value becomes the Service Bus `session-id` (ordered processing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The parameter whose value becomes the Event Hubs partition key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
+    /// The messages' time to live, e.g. `"1h"` (Service Bus; the entity's default when absent).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, example = "1h")]
+    pub time_to_live: Option<std::time::Duration>,
+}
+
+impl AmqpOptions {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The parameter names these options refer to, with the field naming each.
+    pub fn parameters(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.properties
+            .iter()
+            .map(|p| ("amqp.properties", p.as_str()))
+            .chain(
+                self.session_id
+                    .iter()
+                    .map(|p| ("amqp.session_id", p.as_str())),
+            )
+            .chain(
+                self.partition_key
+                    .iter()
+                    .map(|p| ("amqp.partition_key", p.as_str())),
+            )
+    }
+}
+
 /// A comparison on one parameter.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

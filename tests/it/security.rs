@@ -174,6 +174,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             schema_url: String::new(),
             definition: None,
             organization: "herald",
+            amqp: &Default::default(),
         };
         let outcome = Arc::new(destination).send(&message).await;
         assert!(

@@ -87,6 +87,7 @@ async fn subscription(store: &dyn Store, endpoint: EndpointId, name: &str) -> Su
         rank: 1,
         mode: Default::default(),
         stage: None,
+        amqp: Default::default(),
         disabled_reason: None,
         created_at: now(),
         updated_at: now(),

@@ -128,6 +128,7 @@ mod tests {
             schema_url: String::new(),
             definition: None,
             organization: "org",
+            amqp: &Default::default(),
         };
         let built = build(&settings, &message).unwrap();
         assert!(built.body.len() < dataverse::WEBHOOK_LIMIT);

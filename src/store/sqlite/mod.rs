@@ -197,13 +197,17 @@ impl Store for SqliteStore {
             what: "subscription filter",
             source,
         })?;
+        let amqp = serde_json::to_string(&s.amqp).map_err(|source| StoreError::Corrupt {
+            what: "subscription AMQP options",
+            source,
+        })?;
         sqlx::query(
             "INSERT INTO subscriptions (id, name, solution, event_name, category, endpoint_id, format, filter, enabled, rank,
-                disabled_reason, created_at, updated_at, mode, stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                disabled_reason, created_at, updated_at, mode, stage, amqp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, solution = excluded.solution, event_name = excluded.event_name,
                category = excluded.category, endpoint_id = excluded.endpoint_id, format = excluded.format, filter = excluded.filter,
                enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at,
-               mode = excluded.mode, stage = excluded.stage",
+               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp",
         )
         .bind(s.id.to_string())
         .bind(&s.name)
@@ -220,6 +224,7 @@ impl Store for SqliteStore {
         .bind(millis(s.updated_at))
         .bind(s.mode.as_str())
         .bind(s.stage.map(|st| st.as_str()))
+        .bind(amqp)
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;

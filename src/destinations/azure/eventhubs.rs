@@ -1,0 +1,269 @@
+//! Event Hubs with `azure_messaging_eventhubs`: one `ProducerClient` per endpoint's hub, kept
+//! open. Like Service Bus, each hub has a task that takes every delivery waiting and sends
+//! them as `EventDataBatch`es, one per partition key (or to the endpoint's fixed partition).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core_amqp::AmqpMessage;
+use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient};
+use tokio::sync::{mpsc, oneshot};
+
+use super::classify;
+use super::credential::TokenSource;
+use super::message;
+use super::settings::AzureSettings;
+use crate::destinations::{Destination, Outbound, Outcome};
+
+/// Events taken at once at most.
+const MAX_TAKE: usize = 256;
+/// Time for opening the producer.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time for one batch (the SDK retries inside it).
+const SEND_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// An event hub.
+pub struct EventHubsDestination {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    message: AmqpMessage,
+    partition_key: Option<String>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl EventHubsDestination {
+    /// The destination of an endpoint's settings; `Err` when the credential cannot be used here.
+    pub fn new(settings: &AzureSettings) -> Result<Self, String> {
+        let tokens = TokenSource::new(&settings.credential)?;
+        let (tx, rx) = mpsc::channel(MAX_TAKE * 4);
+        let hub = Hub {
+            settings: settings.clone(),
+            tokens,
+            producer: None,
+            where_: settings.describe(),
+        };
+        tokio::spawn(hub.run(rx));
+        Ok(Self { jobs: tx })
+    }
+}
+
+#[async_trait]
+impl Destination for EventHubsDestination {
+    async fn send(&self, out: &Outbound<'_>) -> Outcome {
+        let built = match message::build(out) {
+            Ok(b) => b,
+            Err(error) => {
+                return Outcome::Permanent {
+                    error,
+                    status: None,
+                }
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            message: built.message,
+            partition_key: built.partition_key,
+            reply,
+        };
+        if self.jobs.send(job).await.is_err() {
+            return retry(
+                "the Event Hubs sender stopped (the endpoint changed); sending again".into(),
+            );
+        }
+        answer.await.unwrap_or_else(|_| {
+            retry("the Event Hubs sender stopped before answering; sending again".into())
+        })
+    }
+}
+
+fn retry(error: String) -> Outcome {
+    Outcome::Retry {
+        error,
+        status: None,
+        retry_after: None,
+    }
+}
+
+/// The hub task's state.
+struct Hub {
+    settings: AzureSettings,
+    tokens: TokenSource,
+    producer: Option<ProducerClient>,
+    where_: String,
+}
+
+impl Hub {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(MAX_TAKE);
+        while rx.recv_many(&mut jobs, MAX_TAKE).await > 0 {
+            // One batch per partition key, in the order the keys first appear.
+            let mut groups: Vec<(Option<String>, Vec<Job>)> = Vec::new();
+            for job in jobs.drain(..) {
+                let key = job.partition_key.clone();
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, g)) => g.push(job),
+                    None => groups.push((key, vec![job])),
+                }
+            }
+            for (key, group) in groups {
+                self.send_group(key, group).await;
+            }
+        }
+        self.reset().await;
+    }
+
+    /// Sends one partition key's jobs in as many batches as their size needs; a failed send
+    /// is tried once more on a new producer.
+    async fn send_group(&mut self, key: Option<String>, mut rest: Vec<Job>) {
+        while !rest.is_empty() {
+            let (mut outcome, mut sent) = self.send_some(&key, &mut rest).await;
+            if matches!(outcome, Outcome::Retry { .. }) {
+                // The producer may be broken: open a new one and try once more at once.
+                self.reset().await;
+                sent.append(&mut rest);
+                rest = sent;
+                (outcome, sent) = self.send_some(&key, &mut rest).await;
+            }
+            if !matches!(outcome, Outcome::Delivered { .. }) {
+                self.reset().await;
+            }
+            for job in sent {
+                let _ = job.reply.send(outcome.clone());
+            }
+        }
+    }
+
+    async fn reset(&mut self) {
+        if let Some(p) = self.producer.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p.close()).await;
+        }
+    }
+
+    /// Fills one batch from the front of `rest` and sends it; returns its outcome and its jobs.
+    async fn send_some(
+        &mut self,
+        key: &Option<String>,
+        rest: &mut Vec<Job>,
+    ) -> (Outcome, Vec<Job>) {
+        if self.producer.is_none() {
+            match self.open().await {
+                Ok(p) => self.producer = Some(p),
+                Err(o) => return (o, std::mem::take(rest)),
+            }
+        }
+        let producer = self.producer.as_ref().expect("opened above");
+        let options = EventDataBatchOptions {
+            partition_id: self.settings.partition_id.clone(),
+            partition_key: if self.settings.partition_id.is_some() {
+                None
+            } else {
+                key.clone()
+            },
+            max_size_in_bytes: None,
+        };
+        let batch = match tokio::time::timeout(OPEN_TIMEOUT, producer.create_batch(Some(options)))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                let o = classify::error(&format!("opening a sender to {}", self.where_), &e.into());
+                return (o, std::mem::take(rest));
+            }
+            Err(_) => {
+                return (
+                    retry(format!("opening a sender to {} timed out", self.where_)),
+                    std::mem::take(rest),
+                )
+            }
+        };
+        let mut taken = Vec::new();
+        while let Some(job) = rest.first() {
+            match batch.try_add_amqp_message(job.message.clone(), None) {
+                Ok(true) => taken.push(rest.remove(0)),
+                Ok(false) if taken.is_empty() => {
+                    let job = rest.remove(0);
+                    let o = Outcome::Permanent {
+                        error: format!(
+                            "the event is larger than {} accepts in one message",
+                            self.where_
+                        ),
+                        status: None,
+                    };
+                    return (o, vec![job]);
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    let job = rest.remove(0);
+                    let o = Outcome::Permanent {
+                        error: format!("the message cannot be encoded: {e}"),
+                        status: None,
+                    };
+                    return (o, vec![job]);
+                }
+            }
+        }
+        let sent = tokio::time::timeout(SEND_TIMEOUT, producer.send_batch(batch, None)).await;
+        let outcome = match sent {
+            Ok(Ok(())) => Outcome::Delivered { status: None },
+            Ok(Err(e)) => classify::error(&format!("sending to {}", self.where_), &e.into()),
+            Err(_) => retry(format!(
+                "{} did not accept the batch within {SEND_TIMEOUT:?}",
+                self.where_
+            )),
+        };
+        (outcome, taken)
+    }
+
+    /// Opens the producer with the endpoint's credential.
+    async fn open(&self) -> Result<ProducerClient, Outcome> {
+        let s = &self.settings;
+        let mut builder = ProducerClient::builder().with_application_id("herald".into());
+        if s.emulator || s.port.is_some() {
+            builder = builder.with_custom_endpoint(s.amqp_url());
+        }
+        let opening = async {
+            // The SDK signs and renews SAS tokens itself from a connection string.
+            match &self.tokens {
+                TokenSource::Entra(credential) => {
+                    builder.open(&s.host, &s.entity, credential.clone()).await
+                }
+                TokenSource::Key { name, key } => {
+                    let cs = format!(
+                        "Endpoint=sb://{}/;SharedAccessKeyName={name};SharedAccessKey={}",
+                        s.host,
+                        key.secret()
+                    );
+                    builder
+                        .open_with_connection_string(&cs, Some(&s.entity))
+                        .await
+                }
+                TokenSource::Fixed { token, .. } => {
+                    let cs = format!(
+                        "Endpoint=sb://{}/;SharedAccessSignature={}",
+                        s.host,
+                        token.secret()
+                    );
+                    builder
+                        .open_with_connection_string(&cs, Some(&s.entity))
+                        .await
+                }
+            }
+        };
+        match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
+            Ok(Ok(p)) => {
+                tracing::info!(hub = %self.where_, "connected to Event Hubs");
+                Ok(p)
+            }
+            Ok(Err(e)) => Err(classify::error(
+                &format!("connecting to {}", self.where_),
+                &e.into(),
+            )),
+            Err(_) => Err(retry(format!(
+                "connecting to {} timed out after {OPEN_TIMEOUT:?}",
+                self.where_
+            ))),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! One delivery as an AMQP message, the same for Service Bus and Event Hubs (the mapping is
+//! written down in the README):
+//!
+//! - properties: `message-id` = delivery id (stable across retries), `subject` = event name,
+//!   `content-type`, `correlation-id` = the event's correlation id, `creation-time`;
+//! - header: durable, and the subscription's time to live;
+//! - application properties: in the CloudEvents format, the attributes in the AMQP binding's
+//!   binary mode (`cloudEvents:id`, `cloudEvents:type`, …); in the Dataverse format, the
+//!   properties Dataverse's Service Bus messages carry; in every format, the parameters the
+//!   subscription promotes, under their own names;
+//! - body: one data section (JSON).
+
+use std::time::{Duration, SystemTime};
+
+use azure_core_amqp::message::{
+    AmqpApplicationProperties, AmqpMessageBody, AmqpMessageHeader, AmqpMessageId,
+    AmqpMessageProperties,
+};
+use azure_core_amqp::{AmqpMessage, AmqpSimpleValue, AmqpTimestamp};
+use serde_json::Value;
+
+use crate::destinations::Outbound;
+use crate::formats::{cloudevents, dataverse};
+use crate::subscriptions::MessageFormat;
+
+/// The application property prefix of CloudEvents attributes in binary mode.
+pub const CLOUDEVENTS_PREFIX: &str = "cloudEvents:";
+/// Dataverse's application property namespace.
+const XRM: &str = "http://schemas.microsoft.com/xrm/2011/Claims/";
+
+/// A message ready to send, with what routes it.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The message.
+    pub message: AmqpMessage,
+    /// Event Hubs partition key, from the subscription's parameter.
+    pub partition_key: Option<String>,
+}
+
+/// Builds the message of `out`; `Err` is a permanent failure (a message that can never be sent).
+pub fn build(out: &Outbound<'_>) -> Result<Built, String> {
+    let event = out.event;
+    let options = out.amqp;
+    let mut props = AmqpApplicationProperties::new();
+    let body = match out.format {
+        MessageFormat::Cloudevents => {
+            let ce = |name: &str| format!("{CLOUDEVENTS_PREFIX}{name}");
+            props.insert(ce("specversion"), "1.0");
+            props.insert(ce("id"), event.id.to_string());
+            props.insert(ce("source"), cloudevents::source(&event.solution));
+            props.insert(ce("type"), event.name.clone());
+            props.insert(
+                ce("time"),
+                AmqpSimpleValue::TimeStamp(AmqpTimestamp(Some(event.received_at.into()))),
+            );
+            props.insert(ce("dataschema"), out.schema_url.clone());
+            props.insert(ce("correlationid"), event.correlation_id.clone());
+            json(&Value::Object(event.params.clone()))
+        }
+        MessageFormat::Params => json(&Value::Object(event.params.clone())),
+        MessageFormat::Dataverse => {
+            let origin = dataverse::Origin {
+                organization: out.organization,
+            };
+            let context = dataverse::remote_execution_context(
+                event,
+                out.delivery_id,
+                out.definition,
+                &origin,
+            );
+            let body = dataverse::amqp_body(context, dataverse::SERVICE_BUS_LIMIT).ok_or_else(|| {
+                format!(
+                    "the Dataverse message is over {} KiB even without its parameters; it cannot be sent",
+                    dataverse::SERVICE_BUS_LIMIT / 1024
+                )
+            })?;
+            props.insert(format!("{XRM}Organization"), out.organization.to_owned());
+            props.insert(
+                format!("{XRM}EntityLogicalName"),
+                dataverse::primary_entity(out.definition),
+            );
+            props.insert(format!("{XRM}RequestName"), event.name.clone());
+            props.insert(format!("{XRM}InitiatingUserAgent"), "Herald".to_owned());
+            if body.size_exceeded {
+                props.insert("MessageMaxSizeExceeded".to_owned(), true);
+            }
+            body.body
+        }
+    };
+    for name in &options.properties {
+        if let Some(v) = event.params.get(name).and_then(simple) {
+            props.insert(name.clone(), v);
+        }
+    }
+    let session_id = param_text(out, options.session_id.as_deref())?;
+    if session_id.as_ref().is_some_and(|s| s.len() > 128) {
+        return Err("the session id is over 128 characters; Service Bus refuses it".into());
+    }
+    let partition_key = param_text(out, options.partition_key.as_deref())?;
+    if partition_key.as_ref().is_some_and(|s| s.len() > 128) {
+        return Err("the partition key is over 128 characters; Event Hubs refuses it".into());
+    }
+    let message = AmqpMessage {
+        body: AmqpMessageBody::Binary(vec![body]),
+        header: Some(AmqpMessageHeader {
+            durable: true,
+            time_to_live: options.time_to_live.map(ttl),
+            ..Default::default()
+        }),
+        application_properties: Some(props),
+        properties: Some(AmqpMessageProperties {
+            message_id: Some(AmqpMessageId::String(out.delivery_id.to_string())),
+            subject: Some(event.name.clone()),
+            content_type: Some("application/json".into()),
+            correlation_id: Some(AmqpMessageId::String(event.correlation_id.clone())),
+            creation_time: Some(AmqpTimestamp(Some(SystemTime::from(event.received_at)))),
+            group_id: session_id,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(Built {
+        message,
+        partition_key,
+    })
+}
+
+fn json(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("JSON values always serialize")
+}
+
+fn ttl(d: Duration) -> azure_core::time::Duration {
+    azure_core::time::Duration::milliseconds(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+/// A parameter as an application property value: strings, booleans, integers (long) and
+/// other numbers (double) as themselves; objects and arrays as their JSON text; null dropped.
+fn simple(v: &Value) -> Option<AmqpSimpleValue> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => AmqpSimpleValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AmqpSimpleValue::Long(i),
+            None => AmqpSimpleValue::Double(n.as_f64()?),
+        },
+        Value::String(s) => AmqpSimpleValue::String(s.clone()),
+        other => AmqpSimpleValue::String(other.to_string()),
+    })
+}
+
+/// The text of the parameter `name` names (session id, partition key); `None` when the
+/// event does not have it.
+fn param_text(out: &Outbound<'_>, name: Option<&str>) -> Result<Option<String>, String> {
+    let Some(name) = name else { return Ok(None) };
+    Ok(match out.event.params.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        Some(_) => {
+            return Err(format!(
+                "parameter \"{name}\" is not a text or number, so it cannot be a session id or partition key"
+            ))
+        }
+    })
+}
