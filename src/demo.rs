@@ -1,6 +1,7 @@
 //! `herald demo`: Herald on embedded defaults (SQLite in a data folder, the demo catalog),
-//! a built-in webhook receiver that verifies every signature, and subscriptions of both
-//! demo events to it, so a first `curl` shows the whole path.
+//! the local emulator in-process (Service Bus queue and topic, an event hub), a built-in
+//! webhook receiver that verifies every signature, and subscriptions of both demo events to
+//! all four, so a first `curl` shows the whole path.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,9 +23,12 @@ pub struct DemoArgs {
     /// Address of the API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Folder for the SQLite store and the demo's key and secret.
+    /// Folder for the SQLite store, the emulator's messages and the demo's key and secret.
     #[arg(long, default_value = "herald-data")]
     data_dir: PathBuf,
+    /// AMQP port of the local emulator; when it is taken (say, by RabbitMQ), a free one is used.
+    #[arg(long, default_value_t = 5672)]
+    emulator_port: u16,
 }
 
 /// Runs the demo until Ctrl-C.
@@ -54,6 +58,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = axum::serve(sink, app).await;
     });
 
+    let emulator = start_emulator(&args).await?;
+    let conn = emulator.connection_string();
+
     let mut config = Config::load(None, Config::env())?;
     config.server.listen = args.listen;
     config.store.url = format!("sqlite://{}", args.data_dir.join("herald.db").display());
@@ -70,24 +77,46 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         auth: None,
         ..Default::default()
     });
-    for (name, event) in [
-        ("demo-purchases", "contoso_CustomerPurchase"),
-        ("demo-payments", "contoso_VendorPaymentPosted"),
+    for (name, kind, entity) in [
+        ("demo-queue", EndpointKind::ServiceBus, QUEUE),
+        ("demo-topic", EndpointKind::ServiceBus, TOPIC),
+        ("demo-hub", EndpointKind::EventHubs, HUB),
     ] {
-        config.subscriptions.push(SubscriptionInput {
-            name: Some(name.into()),
-            event: Some(event.into()),
-            category: None,
-            solution: None,
-            endpoint: "demo-receiver".into(),
-            format: Default::default(),
-            filter: Default::default(),
-            enabled: None,
-            rank: None,
-            mode: Default::default(),
-            amqp: Default::default(),
-            stage: None,
+        config.endpoints.push(EndpointInput {
+            name: name.into(),
+            kind,
+            connection_string: Some(conn.clone()),
+            entity: Some(entity.into()),
+            ..Default::default()
         });
+    }
+    for (event, promoted) in [
+        ("contoso_CustomerPurchase", ["Total", "Currency"]),
+        ("contoso_VendorPaymentPosted", ["Amount", "VendorId"]),
+    ] {
+        for endpoint in ["demo-receiver", "demo-queue", "demo-topic", "demo-hub"] {
+            let amqp = match endpoint {
+                "demo-receiver" => Default::default(),
+                _ => crate::subscriptions::AmqpOptions {
+                    properties: promoted.iter().map(|p| p.to_string()).collect(),
+                    ..Default::default()
+                },
+            };
+            config.subscriptions.push(SubscriptionInput {
+                name: Some(format!("{endpoint}-{event}")),
+                event: Some(event.into()),
+                category: None,
+                solution: None,
+                endpoint: endpoint.into(),
+                format: Default::default(),
+                filter: Default::default(),
+                enabled: None,
+                rank: None,
+                mode: Default::default(),
+                amqp,
+                stage: None,
+            });
+        }
     }
     let catalog = crate::server::load_catalog(&config)?;
     let running = crate::server::start(config, catalog, None).await?;
@@ -100,6 +129,9 @@ Herald demo is running.
   API key        {api_key}
   Store          {store}
   Webhook sink   http://{sink_addr}/webhook (verifies every signature and prints what it gets)
+  Emulator       {conn}
+                 Service Bus queue "{QUEUE}", topic "{TOPIC}" (subscription "all"), event hub "{HUB}"
+                 look inside: curl -sS http://{emulator_http}/entities
 
 Send a purchase:
 
@@ -108,13 +140,64 @@ Send a purchase:
     -d '{{"CustomerId":"6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10","Total":42.50,"Currency":"EUR","PurchasedOn":"2026-11-22T10:30:00Z","Items":["SKU-1","SKU-2"]}}'
 
 Then see it and its deliveries:  curl -sS {url}/v1/events/<id> -H "Authorization: Bearer {api_key}"
+
+Read the queue, the topic subscription and the event hub with the official Azure SDKs
+(pip install azure-servicebus azure-eventhub):
+
+python3 - <<'PY'
+import threading
+from azure.servicebus import ServiceBusClient
+from azure.eventhub import EventHubConsumerClient
+CONN = "{conn}"
+with ServiceBusClient.from_connection_string(CONN) as sb:
+    for name, receiver in [("queue", sb.get_queue_receiver("{QUEUE}", max_wait_time=3)),
+                           ("topic", sb.get_subscription_receiver("{TOPIC}", "all", max_wait_time=3))]:
+        with receiver:
+            for m in receiver.receive_messages(max_message_count=20):
+                print(name, m.subject, m.message_id, dict(m.application_properties), str(m))
+                receiver.complete_message(m)
+hub = EventHubConsumerClient.from_connection_string(CONN, consumer_group="$Default", eventhub_name="{HUB}")
+def on_event(ctx, e):
+    if e: print("hub", ctx.partition_id, e.message_id, e.body_as_str())
+threading.Timer(5, hub.close).start()  # read for five seconds
+hub.receive(on_event=on_event, starting_position="-1")
+PY
+
 Press Ctrl-C to stop.
 "#,
         store = args.data_dir.join("herald.db").display(),
+        emulator_http = emulator.http_addr(),
     );
     crate::cli::shutdown_signal().await;
     running.stop().await;
+    emulator.shutdown().await;
     Ok(())
+}
+
+/// The demo's Service Bus queue, topic and event hub (built into the emulator).
+const QUEUE: &str = "herald-events";
+const TOPIC: &str = "herald-topic";
+const HUB: &str = "herald-hub";
+
+/// Starts the local emulator in-process, keeping its messages in the data folder: on
+/// `--emulator-port` (5672, like Microsoft's emulators), or on a free port when that is taken.
+async fn start_emulator(args: &DemoArgs) -> anyhow::Result<local_emulator::RunningEmulator> {
+    let builder = local_emulator::Emulator::builder()
+        .amqp_port(args.emulator_port)
+        .http_port(0)
+        .data_dir(args.data_dir.join("emulator"));
+    match builder.clone().start().await {
+        Ok(e) => Ok(e),
+        Err(local_emulator::StartError::PortInUse { port, .. }) if port == args.emulator_port => {
+            let e = builder.amqp_port(0).start().await?;
+            println!(
+                "AMQP port {port} is taken (RabbitMQ?); the emulator listens on {} instead.",
+                e.amqp_addr().port()
+            );
+            Ok(e)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A value kept in a file of the data folder, made by `make` the first time.

@@ -168,7 +168,8 @@ pub async fn start(
 /// Creates or updates the endpoints and subscriptions declared in the configuration.
 async fn apply_declared(state: &AppState, config: &Config) -> anyhow::Result<()> {
     for endpoint in &config.endpoints {
-        if endpoint.secret.is_none() {
+        let webhook = endpoint.kind == crate::api::model::EndpointKind::Webhook;
+        if webhook && endpoint.secret.is_none() {
             anyhow::bail!("endpoint \"{}\" of the configuration needs a `secret` (whsec_…) that its receiver knows; print one with `herald webhook secret`", endpoint.name);
         }
         api::endpoints::create_or_replace(state, endpoint.clone(), true)

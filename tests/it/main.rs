@@ -6,6 +6,7 @@ mod catalog;
 mod cluster;
 mod crash;
 mod dataverse;
+mod demo;
 mod flows;
 mod ingest;
 mod ops;
