@@ -163,3 +163,134 @@ fn param_text(out: &Outbound<'_>, name: Option<&str>) -> Result<Option<String>, 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeliveryId, EventId, SubscriptionId};
+    use crate::store::EventRecord;
+    use crate::subscriptions::AmqpOptions;
+
+    fn event(params: Value) -> EventRecord {
+        EventRecord {
+            id: EventId::new(),
+            name: "contoso_CustomerPurchase".into(),
+            solution: "contoso".into(),
+            params: params.as_object().cloned().unwrap_or_default(),
+            correlation_id: "corr-1".into(),
+            caller: "t".into(),
+            received_at: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn build_with(
+        format: MessageFormat,
+        e: &EventRecord,
+        amqp: &AmqpOptions,
+    ) -> Result<Built, String> {
+        build(&Outbound {
+            delivery_id: DeliveryId::new(),
+            subscription_id: SubscriptionId::new(),
+            format,
+            event: e,
+            schema_url: "https://h/schema".into(),
+            definition: None,
+            organization: "org",
+            amqp,
+        })
+    }
+
+    fn prop<'a>(b: &'a Built, name: &str) -> Option<&'a AmqpSimpleValue> {
+        b.message.application_properties.as_ref()?.0.get(name)
+    }
+
+    #[test]
+    fn cloudevents_attributes_and_promoted_parameters_become_application_properties() {
+        let e = event(
+            serde_json::json!({"Total": 250.5, "Count": 3, "Currency": "EUR", "Items": ["a"], "Gone": null, "Customer": "c-1"}),
+        );
+        let amqp = AmqpOptions {
+            properties: vec![
+                "Total".into(),
+                "Count".into(),
+                "Items".into(),
+                "Gone".into(),
+            ],
+            session_id: Some("Customer".into()),
+            time_to_live: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let b = build_with(MessageFormat::Cloudevents, &e, &amqp).unwrap();
+        assert_eq!(
+            prop(&b, "cloudEvents:type"),
+            Some(&AmqpSimpleValue::String("contoso_CustomerPurchase".into()))
+        );
+        assert_eq!(
+            prop(&b, "cloudEvents:id"),
+            Some(&AmqpSimpleValue::String(e.id.to_string()))
+        );
+        assert_eq!(prop(&b, "Total"), Some(&AmqpSimpleValue::Double(250.5)));
+        assert_eq!(prop(&b, "Count"), Some(&AmqpSimpleValue::Long(3)));
+        assert_eq!(
+            prop(&b, "Items"),
+            Some(&AmqpSimpleValue::String("[\"a\"]".into()))
+        );
+        assert_eq!(prop(&b, "Gone"), None);
+        let p = b.message.properties.as_ref().unwrap();
+        assert_eq!(p.subject.as_deref(), Some("contoso_CustomerPurchase"));
+        assert_eq!(p.group_id.as_deref(), Some("c-1"));
+        assert_eq!(
+            p.correlation_id,
+            Some(AmqpMessageId::String("corr-1".into()))
+        );
+        let h = b.message.header.as_ref().unwrap();
+        assert_eq!(
+            h.time_to_live,
+            Some(azure_core::time::Duration::seconds(60))
+        );
+        assert!(h.durable);
+    }
+
+    #[test]
+    fn the_dataverse_format_carries_dataverse_properties_and_is_stripped_when_too_large() {
+        let e = event(serde_json::json!({"Notes": "x".repeat(200 * 1024)}));
+        let b = build_with(MessageFormat::Dataverse, &e, &AmqpOptions::default()).unwrap();
+        assert_eq!(
+            prop(
+                &b,
+                "http://schemas.microsoft.com/xrm/2011/Claims/RequestName"
+            ),
+            Some(&AmqpSimpleValue::String("contoso_CustomerPurchase".into()))
+        );
+        assert_eq!(
+            prop(&b, "MessageMaxSizeExceeded"),
+            Some(&AmqpSimpleValue::Boolean(true))
+        );
+        let AmqpMessageBody::Binary(body) = &b.message.body else {
+            panic!("a data section")
+        };
+        assert!(body[0].len() < dataverse::SERVICE_BUS_LIMIT);
+        assert_eq!(prop(&b, "cloudEvents:type"), None);
+    }
+
+    #[test]
+    fn partition_keys_come_from_parameters_and_must_be_text_or_numbers() {
+        let e = event(serde_json::json!({"Customer": 42, "Items": ["a"]}));
+        let amqp = AmqpOptions {
+            partition_key: Some("Customer".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            build_with(MessageFormat::Params, &e, &amqp)
+                .unwrap()
+                .partition_key
+                .as_deref(),
+            Some("42")
+        );
+        let amqp = AmqpOptions {
+            partition_key: Some("Items".into()),
+            ..Default::default()
+        };
+        assert!(build_with(MessageFormat::Params, &e, &amqp).is_err());
+    }
+}
