@@ -74,6 +74,14 @@ pub struct Engine {
     pub closed: bool,
     /// Dispositions for incoming transfers, held back briefly (see [`quirks::DISPOSITION_DELAY`]).
     deferred: Vec<(u16, u32, Value)>,
+    /// Replies to the peer's detaches, held back like dispositions. The Rust SDKs drop a link
+    /// and then its session right after authorizing it: fe2o3 sends `detach` and `end` back to
+    /// back and may forget the link's handle before the reply comes. A reply for a forgotten
+    /// handle makes fe2o3 end the session with an error, and the `end` reply then reaches a
+    /// session that is gone, which fe2o3 treats as fatal for the whole connection ("Session is
+    /// not found"). Replies still held when the session's `end` arrives are not sent: the `end`
+    /// reply alone completes the exchange.
+    detach_replies: Vec<(u16, Value)>,
 }
 
 fn now_s() -> i64 {
@@ -91,6 +99,7 @@ impl Engine {
             out: Vec::new(),
             closed: false,
             deferred: Vec::new(),
+            detach_replies: Vec::new(),
         }
     }
 
@@ -100,11 +109,16 @@ impl Engine {
 
     /// Whether dispositions are waiting for [`Engine::flush_deferred`].
     pub fn has_deferred(&self) -> bool {
-        !self.deferred.is_empty()
+        !self.deferred.is_empty() || !self.detach_replies.is_empty()
     }
 
     /// Sends held-back dispositions, one frame per run of consecutive ids with the same state.
     pub fn flush_deferred(&mut self) {
+        for (ch, body) in std::mem::take(&mut self.detach_replies) {
+            if self.sessions.contains_key(&ch) {
+                self.send(ch, &body);
+            }
+        }
         let items = std::mem::take(&mut self.deferred);
         let mut i = 0;
         while i < items.len() {
@@ -145,6 +159,12 @@ impl Engine {
     pub fn on_frame(&mut self, f: Frame) {
         let Some(body) = f.body else { return };
         let ch = f.channel;
+        if body.descriptor_code() == Some(code::END) {
+            // The peer ends the session: what it is still owed on it would reach a session it
+            // may already have dropped, which fe2o3 answers by closing the connection.
+            self.detach_replies.retain(|(c, _)| *c != ch);
+            self.deferred.retain(|(c, _, _)| *c != ch);
+        }
         if body.descriptor_code() != Some(code::TRANSFER) {
             self.flush_deferred();
         }
@@ -175,14 +195,13 @@ impl Engine {
                 if let Some(s) = self.sessions.get_mut(&ch) {
                     s.links.remove(&handle);
                 }
-                self.send(
+                // Held back (see `detach_replies`): dropped if the session ends meanwhile.
+                self.detach_replies.push((
                     ch,
-                    &frame::detach(handle, body.field(1).as_bool().unwrap_or(false), None),
-                );
+                    frame::detach(handle, body.field(1).as_bool().unwrap_or(false), None),
+                ));
             }
             Some(code::END) if known => {
-                // Nothing more may be sent on a session its peer ended.
-                self.deferred.retain(|(c, _, _)| *c != ch);
                 self.sessions.remove(&ch);
                 self.send(ch, &frame::end(None));
             }

@@ -10,9 +10,6 @@ use futures::StreamExt;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky (about 1 run in 3): the Rust Event Hubs SDK's connection drops with \"Connection must have been closed\" \
-            after its per-link CBS session ends; open bug of the emulator, see local-emulator/README.md. \
-            Run with `cargo test -p local-emulator -- --ignored`."]
 async fn rust_event_hubs_producer_and_consumer_send_and_receive() {
     let emu = start().await;
     let endpoint = format!("amqp://127.0.0.1:{}", emu.amqp_addr().port());
