@@ -88,8 +88,8 @@ async fn send_purchase(app: Api<'_>, total: f64) -> String {
 
 /// The deliveries of `event_id`, once all have finished.
 async fn finished_deliveries(app: Api<'_>, event_id: &str) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    wait_for(Duration::from_secs(45), "deliveries to finish", || async {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(75);
+    wait_for(Duration::from_secs(80), "deliveries to finish", || async {
         let (_, ev) = app.get(&format!("/v1/events/{event_id}")).await;
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -39,7 +39,7 @@ const BATCH_OVERHEAD: usize = 512;
 /// Time for connecting, attaching or authorizing.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time for the broker to settle a transfer.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shares connections between the Service Bus endpoints of a namespace.
 #[derive(Default)]
