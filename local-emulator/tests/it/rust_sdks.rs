@@ -97,3 +97,23 @@ async fn bare_azure_core_amqp_sender_enqueues_to_a_queue() {
     assert_eq!(msgs[0].seq, 1);
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_256_kib_is_refused_with_message_size_exceeded_and_others_still_flow() {
+    let emu = start().await;
+    let big = "x".repeat(300 * 1024);
+    let err = amqp::send(&emu, "queue1", &[big.as_str()])
+        .await
+        .expect_err("a 300 KiB message is refused");
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("LinkPayloadSizeExceeded")
+            && text.contains("exceeds the limit of 262144 bytes"),
+        "{text}"
+    );
+    // The emulator keeps serving: a normal message on a new connection is stored.
+    amqp::send(&emu, "queue1", &["small"]).await.expect("sent");
+    let stored = emu.peek("queue1", 10);
+    assert_eq!(stored.len(), 1, "only the small message is stored");
+    emu.shutdown().await;
+}

@@ -60,7 +60,21 @@ pub async fn send_with_token(
         .attach(&session, "bare-sender".into(), entity.to_owned(), None)
         .await?;
     for b in bodies {
-        sender.send(b.as_bytes().to_vec(), None).await?;
+        match sender.send(b.as_bytes().to_vec(), None).await? {
+            azure_core_amqp::AmqpSendOutcome::Accepted => {}
+            azure_core_amqp::AmqpSendOutcome::Rejected(e) => {
+                return Err(azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Other,
+                    format!("rejected: {e:?}"),
+                ))
+            }
+            _ => {
+                return Err(azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Other,
+                    "not accepted",
+                ))
+            }
+        }
     }
     sender.detach().await?;
     conn.close().await?;
