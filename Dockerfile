@@ -19,7 +19,9 @@ ENV HERALD_SERVER__LISTEN=0.0.0.0:8080 \
     HERALD_CATALOG__DIR=/etc/herald/catalog \
     HERALD_LOG_FORMAT=json
 EXPOSE 8080
-# No HEALTHCHECK: the image has no HTTP client; Azure Container Apps probes /healthz and
-# /readyz itself (infra/main.bicep).
+# `herald health` asks the running service's /readyz (Azure Container Apps uses its own probes,
+# set in infra/main.bicep; this serves `docker run` and other runtimes).
+HEALTHCHECK --interval=30s --timeout=6s --start-period=10s --retries=3 \
+  CMD ["herald", "health", "--url", "http://127.0.0.1:8080"]
 ENTRYPOINT ["herald"]
 CMD ["serve"]

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/setup-test-env.sh
 export HERALD_TEST_PYTHON="$PWD/.venv/bin/python"
 
+# Static security scan of infra/ and the Dockerfile (checkov, from PyPI).
+scripts/check-infra.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --exclude local-emulator

@@ -45,6 +45,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Asks a running Herald whether it is ready (`GET /readyz`); exits non-zero if not. Used
+    /// by the container image's HEALTHCHECK.
+    Health {
+        /// Herald's base URL.
+        #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
     /// Sends events to a running Herald.
     Events {
         #[command(subcommand)]
@@ -212,6 +219,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Keys { command } => keys(command),
         Command::Events { command } => events(command).await,
+        Command::Health { url } => health(&url).await,
         Command::Deliveries { command } => deliveries(command).await,
         Command::Webhook {
             command: WebhookCommand::Secret,
@@ -481,4 +489,21 @@ async fn deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
             call(&remote, Method::POST, "/v1/dead-letters/replay", Some(body)).await
         }
     }
+}
+
+/// `herald health`: `GET /readyz` of a running Herald.
+async fn health(url: &str) -> anyhow::Result<()> {
+    let answer = reqwest::Client::new()
+        .get(format!("{}/readyz", url.trim_end_matches('/')))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Herald at {url}"))?;
+    anyhow::ensure!(
+        answer.status().is_success(),
+        "Herald at {url} is not ready: {}",
+        answer.status()
+    );
+    println!("ready");
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod crash;
 mod dataverse;
 mod demo;
 mod flows;
+mod infra;
 mod ingest;
 mod ops;
 mod resilience;
