@@ -23,8 +23,9 @@ pub struct WebhookSettings {
     pub auth: Option<WebhookAuth>,
 }
 
-/// Dataverse's webhook authentication types. Values are secrets: stored, sent, never shown.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// Dataverse's webhook authentication types. Values are secrets: stored, sent, never shown
+/// (`Debug` prints the type and names only).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum WebhookAuth {
     /// Named headers with values.
@@ -42,6 +43,13 @@ pub enum WebhookAuth {
         /// Parameter names and values.
         values: std::collections::BTreeMap<String, String>,
     },
+}
+
+impl std::fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, names) = self.describe();
+        write!(f, "{kind}({}: [redacted])", names.join(", "))
+    }
 }
 
 impl WebhookAuth {
@@ -69,4 +77,25 @@ pub struct SigningSecret {
     /// When it was added.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_names_never_values() {
+        let auth = WebhookAuth::HttpHeader {
+            values: [("x-api-key".to_owned(), "s3cr3t".to_owned())].into(),
+        };
+        let text = format!("{auth:?}");
+        assert!(
+            text.contains("x-api-key") && !text.contains("s3cr3t"),
+            "{text}"
+        );
+        let key = WebhookAuth::WebhookKey {
+            key: "s3cr3t".into(),
+        };
+        assert!(!format!("{key:?}").contains("s3cr3t"));
+    }
 }
