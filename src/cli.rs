@@ -256,30 +256,11 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     println!("listening on http://{}", running.addr);
     let stop = running.shutdown_token();
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = crate::server::shutdown_signal() => tracing::info!("shutting down"),
         _ = stop.cancelled() => {}
     }
     running.stop().await;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 fn validate(dir: &std::path::Path) -> ExitCode {

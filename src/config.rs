@@ -7,12 +7,18 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use ipnet::IpNet;
 use serde::Deserialize;
+use url::Url;
 
-use crate::api::model::{EndpointInput, SubscriptionInput};
+use crate::registry::{EndpointInput, SubscriptionInput};
+use crate::store::StoreUrl;
+
+mod env;
+
+pub use env::EnvVars;
 
 /// The commented example configuration; also the embedded defaults.
 pub const EXAMPLE: &str = include_str!("../herald.example.toml");
@@ -72,8 +78,32 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes (larger bodies get `413`).
     pub max_body_bytes: usize,
     /// Base URL that links in answers (schema URLs) are built from; defaults to `http://{listen}`.
-    #[serde(default)]
-    pub public_url: Option<String>,
+    #[serde(default, deserialize_with = "public_url")]
+    pub public_url: Option<Url>,
+}
+
+impl ServerConfig {
+    /// The base URL of links, without a trailing slash: `public_url`, or `http://{addr}` of
+    /// the address actually listened on.
+    pub fn base_url(&self, addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{addr}"),
+        }
+    }
+}
+
+fn public_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let url = Url::parse(&text).map_err(serde::de::Error::custom)?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+        return Err(serde::de::Error::custom(
+            "must be an http:// or https:// URL without a query, e.g. https://herald.example.com",
+        ));
+    }
+    Ok(Some(url))
 }
 
 /// The store.
@@ -81,7 +111,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://path/to/herald.db` (the default) or `postgres://…`.
-    pub url: String,
+    pub url: StoreUrl,
     /// PostgreSQL: most connections of the pool.
     pub max_connections: NonZeroU32,
     /// PostgreSQL: how long a request waits for a connection before answering 503.
@@ -168,7 +198,7 @@ pub struct ApiKeyConfig {
     /// A name for logs and audit.
     pub name: String,
     /// SHA-256 of the key, in hex (`herald keys hash` prints it). Never the key itself.
-    pub sha256: String,
+    pub sha256: KeyHash,
     /// Solutions the key may send events for; `["*"]` for all.
     pub solutions: Vec<String>,
     /// Whether the key may manage endpoints, subscriptions and deliveries.
@@ -176,14 +206,40 @@ pub struct ApiKeyConfig {
     pub admin: bool,
 }
 
+/// The SHA-256 of an API key, decoded from the 64 hex digits the configuration holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl std::fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyHash({})", hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| {
+            serde::de::Error::custom(
+                "expected the 64 hex digits of the key's SHA-256 (run `herald keys hash`), never the key itself",
+            )
+        })?;
+        Ok(KeyHash(digest))
+    }
+}
+
 impl Config {
-    /// Loads defaults, then `file` (if any), then `HERALD_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+    /// Loads defaults, then `file` (if any), then the `HERALD_*` variables of `env`.
+    pub fn load(file: Option<&Path>, env: EnvVars) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Toml::string(EXAMPLE));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        for (path, value) in env.settings() {
+            figment = figment.merge(Serialized::default(&path, value));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
         config.check()?;
         Ok(config)
     }
@@ -201,36 +257,9 @@ impl Config {
         Ok(config)
     }
 
-    /// The process's `HERALD_*` environment, as [`Config::load`] takes it. Only variables
-    /// naming a configuration section or key are read, so `HERALD_URL` (a CLI option) and
-    /// other tools' `HERALD_*` variables are not mistaken for unknown settings.
-    pub fn env() -> Env {
-        const TOP: &[&str] = &[
-            "server",
-            "store",
-            "catalog",
-            "delivery",
-            "webhooks",
-            "api_key",
-            "api_keys",
-            "endpoints",
-            "subscriptions",
-        ];
-        Env::prefixed("HERALD_")
-            // `HERALD_STORE_URL` is the documented short form of `HERALD_STORE__URL`.
-            .map(|key| {
-                if key.as_str().eq_ignore_ascii_case("store_url") {
-                    "store__url".into()
-                } else {
-                    key.into()
-                }
-            })
-            .filter(|key| {
-                let key = key.as_str().to_ascii_lowercase();
-                TOP.iter()
-                    .any(|t| key == *t || key.starts_with(&format!("{t}__")))
-            })
-            .split("__")
+    /// The process's `HERALD_*` environment, as [`Config::load`] takes it.
+    pub fn env() -> EnvVars {
+        EnvVars::from_process()
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -239,17 +268,6 @@ impl Config {
                 field: "delivery.retry_schedule",
                 message: "needs at least one delay".into(),
             });
-        }
-        for key in &self.api_keys {
-            if key.sha256.len() != 64 || hex::decode(&key.sha256).is_err() {
-                return Err(ConfigError::Value {
-                    field: "api_keys.sha256",
-                    message: format!(
-                        "key \"{}\": expected 64 hex digits (run `herald keys hash`)",
-                        key.name
-                    ),
-                });
-            }
         }
         Ok(())
     }

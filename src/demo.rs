@@ -13,9 +13,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use clap::Args;
 
-use crate::api::model::{EndpointInput, EndpointKind, SubscriptionInput};
 use crate::config::Config;
 use crate::destinations::webhook::{verify, Secret};
+use crate::model::EndpointKind;
+use crate::registry::{EndpointInput, SubscriptionInput};
 
 /// Options of `herald demo`.
 #[derive(Debug, Args)]
@@ -63,7 +64,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut config = Config::load(None, Config::env())?;
     config.server.listen = args.listen;
-    config.store.url = format!("sqlite://{}", args.data_dir.join("herald.db").display());
+    config.store.url = crate::store::StoreUrl::Sqlite(args.data_dir.join("herald.db"));
     config.api_key = Some(api_key.clone());
     // The demo's receiver runs on this machine.
     config.webhooks.allow_networks = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
@@ -97,7 +98,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         for endpoint in ["demo-receiver", "demo-queue", "demo-topic", "demo-hub"] {
             let amqp = match endpoint {
                 "demo-receiver" => Default::default(),
-                _ => crate::subscriptions::AmqpOptions {
+                _ => crate::model::AmqpOptions {
                     properties: promoted.iter().map(|p| p.to_string()).collect(),
                     ..Default::default()
                 },
@@ -168,7 +169,7 @@ Press Ctrl-C to stop.
         store = args.data_dir.join("herald.db").display(),
         emulator_http = emulator.http_addr(),
     );
-    crate::cli::shutdown_signal().await;
+    crate::server::shutdown_signal().await;
     running.stop().await;
     emulator.shutdown().await;
     Ok(())

@@ -1,8 +1,10 @@
 //! Herald: cataloged business events, stored durably and delivered to subscribers.
 //!
-//! The path of one event: [`ingest`] (HTTP) → [`catalog`] validation → [`store`] (one durable
-//! transaction with its deliveries) → [`dispatch`] (leases, retries, dead letters) →
-//! [`destinations`] (webhooks) in a [`formats`] message format.
+//! The path of one event: [`api`] (HTTP) → [`ingest`] ([`catalog`] validation, synchronous
+//! steps) → [`store`] (one durable transaction with its deliveries) → [`dispatch`] (leases,
+//! retries, dead letters) → [`destinations`] (webhooks, Service Bus, Event Hubs) in a
+//! [`formats`] message format. [`model`] is the data they all share; [`registry`] owns the
+//! rules for endpoints and subscriptions.
 #![deny(missing_docs)]
 
 pub mod api;
@@ -14,9 +16,9 @@ mod demo;
 pub mod destinations;
 pub mod dispatch;
 pub mod formats;
-pub mod ids;
 pub mod ingest;
+pub mod model;
+pub mod registry;
 pub mod server;
 pub mod store;
-pub mod subscriptions;
 pub mod telemetry;

@@ -10,14 +10,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::auth::ApiKeys;
+use crate::auth::{ApiKeys, Principal};
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
 use crate::destinations::webhook::{NetworkPolicy, WebhookClient};
-use crate::destinations::Destinations;
+use crate::destinations::{Destinations, Origin};
 use crate::dispatch::{DispatchConfig, Dispatcher, RetryPolicy, Waker};
 use crate::ingest::Ingestor;
-use crate::subscriptions::Routing;
+use crate::registry::{Registry, Routing};
 
 /// A running Herald.
 pub struct Running {
@@ -66,61 +66,58 @@ pub async fn start(
         })?,
     };
     let addr = listener.local_addr()?;
-    let public_url = config
-        .server
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = config.server.base_url(addr);
     let store = crate::store::open(&config.store.settings())
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
-    let webhooks = WebhookClient::new(
-        NetworkPolicy::new(config.webhooks.allow_networks.clone()),
-        config.webhooks.timeout,
-    )?;
-    let routing = Routing::default();
-    routing.reload(store.as_ref()).await?;
+    let policy = NetworkPolicy::new(config.webhooks.allow_networks.clone());
+    let webhooks = WebhookClient::new(policy.clone(), config.webhooks.timeout)?;
+    let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default());
+    registry.reload().await?;
     let waker = Waker::default();
     let wake = waker.clone();
-    let (reload_routing, store_for_reload) = (routing.clone(), store.clone());
+    let reload = registry.clone();
     store.watch(
         Arc::new(move || wake.wake()),
         Arc::new(move || {
             // Another instance changed endpoints or subscriptions.
-            let (routing, store) = (reload_routing.clone(), store_for_reload.clone());
+            let registry = reload.clone();
             tokio::spawn(async move {
-                if let Err(e) = routing.reload(store.as_ref()).await {
+                if let Err(e) = registry.reload().await {
                     tracing::warn!(error = %e, "reloading subscriptions failed; the next change or poll retries");
                 }
             });
         }),
     );
+    let origin = Origin {
+        public_url: public_url.clone(),
+        organization: config.dataverse.organization.clone(),
+    };
     let steps = crate::ingest::steps::SyncSteps {
         store: store.clone(),
         webhooks: webhooks.clone(),
         catalog: catalog.clone(),
-        public_url: public_url.clone(),
-        organization: config.dataverse.organization.clone(),
+        origin: origin.clone(),
     };
+    let wake = waker.clone();
     let ingestor = Arc::new(Ingestor::new(
         catalog.clone(),
-        routing.clone(),
+        registry.routing().clone(),
         store.clone(),
-        waker.clone(),
+        Arc::new(move || wake.wake()),
         steps,
     ));
     let state = AppState {
         catalog,
         store: store.clone(),
-        routing: routing.clone(),
+        registry: registry.clone(),
         ingestor,
-        keys: ApiKeys::from_config(&config),
-        webhooks: webhooks.clone(),
-        public_url: public_url.clone(),
+        keys: api_keys(&config),
+        public_url,
         max_body_bytes: config.server.max_body_bytes,
         metrics: crate::telemetry::metrics(),
     };
-    apply_declared(&state, &config).await?;
+    declare(&registry, &config).await?;
 
     let shutdown = CancellationToken::new();
     let owner = store.lease_owner();
@@ -128,7 +125,7 @@ pub async fn start(
     let dispatcher = Dispatcher::new(
         store,
         Arc::new(Destinations::new(webhooks)),
-        routing,
+        registry,
         DispatchConfig {
             owner,
             retry: RetryPolicy {
@@ -140,9 +137,8 @@ pub async fn start(
             max_in_flight: d.max_in_flight.get(),
             endpoint_concurrency: d.endpoint_concurrency.get(),
             poll_interval: d.poll_interval,
-            public_url,
+            origin,
             catalog: state.catalog.clone(),
-            organization: config.dataverse.organization.clone(),
         },
         waker,
     );
@@ -165,31 +161,60 @@ pub async fn start(
     })
 }
 
+/// The API keys of the configuration: `api_key` (full access) and `api_keys`.
+fn api_keys(config: &Config) -> ApiKeys {
+    let full = config.api_key.iter().map(|key| {
+        let principal = Principal {
+            name: "default".into(),
+            solutions: None,
+            admin: true,
+        };
+        (crate::auth::hash(key), principal)
+    });
+    let scoped = config.api_keys.iter().map(|k| {
+        let principal = Principal {
+            name: k.name.clone(),
+            solutions: (!k.solutions.iter().any(|s| s == "*")).then(|| k.solutions.clone()),
+            admin: k.admin,
+        };
+        (k.sha256.0, principal)
+    });
+    ApiKeys::new(full.chain(scoped))
+}
+
 /// Creates or updates the endpoints and subscriptions declared in the configuration.
-async fn apply_declared(state: &AppState, config: &Config) -> anyhow::Result<()> {
+async fn declare(registry: &Registry, config: &Config) -> anyhow::Result<()> {
     for endpoint in &config.endpoints {
-        let webhook = endpoint.kind == crate::api::model::EndpointKind::Webhook;
-        if webhook && endpoint.secret.is_none() {
-            anyhow::bail!("endpoint \"{}\" of the configuration needs a `secret` (whsec_…) that its receiver knows; print one with `herald webhook secret`", endpoint.name);
-        }
-        api::endpoints::create_or_replace(state, endpoint.clone(), true)
+        registry
+            .declare_endpoint(endpoint.clone())
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("endpoint \"{}\" of the configuration: {e}", endpoint.name)
-            })?;
+            .with_context(|| format!("endpoint \"{}\" of the configuration", endpoint.name))?;
     }
     for subscription in &config.subscriptions {
-        if subscription.name.is_none() {
-            anyhow::bail!("every subscription of the configuration needs a `name`");
-        }
-        api::subscriptions::create_or_replace(state, subscription.clone(), true)
+        let name = subscription.name.as_deref().unwrap_or("(unnamed)");
+        registry
+            .declare_subscription(subscription.clone())
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "subscription \"{}\" of the configuration: {e}",
-                    subscription.name.as_deref().unwrap_or("")
-                )
-            })?;
+            .with_context(|| format!("subscription \"{name}\" of the configuration"))?;
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

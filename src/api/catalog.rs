@@ -10,7 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState, Caller, ErrorBody};
-use crate::catalog::{event_schema, schema_url, EventDefinition};
+use crate::catalog::{event_schema, schema_url};
+use crate::model::EventDefinition;
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {

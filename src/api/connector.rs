@@ -19,7 +19,7 @@ pub fn definition(state: &AppState) -> Value {
     let mut paths = Map::new();
     for category in state.catalog.categories() {
         for event in state.catalog.events_in(&category.solution, &category.name) {
-            if event.allowed_steps == crate::catalog::AllowedSteps::None {
+            if event.allowed_steps == crate::model::AllowedSteps::None {
                 continue;
             }
             let title = event.display_name.as_deref().unwrap_or(&event.unique_name);

@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::read_json;
 use super::{ApiError, AppState};
-use crate::ingest::{read_json, IngestError, Submission};
-use crate::store::IngestOutcome;
+use crate::ingest::{IngestError, Submission};
+use crate::model::IngestOutcome;
 
 /// Dataverse's error codes for the mistakes Herald can report (from Dataverse's web service
 /// error code list).
@@ -215,8 +216,8 @@ async fn run(
 
 /// Delivery states in Dataverse's system-job (`asyncoperation`) terms, so monitoring queries
 /// written against Dataverse translate: `(statecode, statuscode)`.
-pub fn system_job_status(status: crate::store::DeliveryStatus) -> (i64, i64) {
-    use crate::store::DeliveryStatus::*;
+pub fn system_job_status(status: crate::model::DeliveryStatus) -> (i64, i64) {
+    use crate::model::DeliveryStatus::*;
     match status {
         Pending => (0, 10),      // Ready / Waiting
         InFlight => (2, 20),     // Locked / In Progress
@@ -226,7 +227,7 @@ pub fn system_job_status(status: crate::store::DeliveryStatus) -> (i64, i64) {
     }
 }
 
-fn system_job(d: &crate::store::DeliveryRecord) -> Value {
+fn system_job(d: &crate::model::Delivery) -> Value {
     let (statecode, statuscode) = system_job_status(d.status);
     let rfc3339 = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -242,7 +243,7 @@ fn system_job(d: &crate::store::DeliveryRecord) -> Value {
         "message": d.last_error,
         "createdon": rfc3339(d.created_at),
         "completedon": d.finished_at.and_then(rfc3339),
-        "postponeuntil": (d.status == crate::store::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)).flatten(),
+        "postponeuntil": (d.status == crate::model::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)).flatten(),
         "correlationid": d.event_id.uuid().to_string(),
     })
 }
@@ -273,7 +274,7 @@ async fn system_jobs(
             let code = f
                 .strip_prefix("statuscode eq ")
                 .and_then(|n| n.trim().parse::<i64>().ok());
-            let status = crate::store::DeliveryStatus::ALL
+            let status = crate::model::DeliveryStatus::ALL
                 .into_iter()
                 .find(|s| Some(system_job_status(*s).1) == code);
             Some(status.ok_or_else(|| {
@@ -284,7 +285,7 @@ async fn system_jobs(
             })?)
         }
     };
-    let query = crate::store::DeliveryQuery {
+    let query = crate::model::DeliveryQuery {
         status,
         limit: q.top,
         ..Default::default()
@@ -333,7 +334,7 @@ async fn system_job_by_id(
     };
     match state
         .store
-        .delivery(crate::ids::DeliveryId::from_uuid(uuid))
+        .delivery(crate::model::DeliveryId::from_uuid(uuid))
         .await
     {
         Ok(Some((d, _))) => Json(system_job(&d)).into_response(),

@@ -1,5 +1,5 @@
 //! `/v1/deliveries` and `/v1/dead-letters`: what happened to each delivery, manual retry,
-//! and replay of dead letters; `/v1/events/{id}` (GET) shows an event with its deliveries.
+//! and replay of dead letters.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -9,11 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{JsonBody, QueryParams};
-use super::{Admin, ApiError, AppState, ErrorBody};
-use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::store::{
-    Attempt, DeliveryQuery, DeliveryRecord, DeliveryStatus, EventRecord, ReplayFilter,
+use super::error::QueryParams;
+use super::views::{AttemptView, DeliveryDetail, DeliveryView};
+use super::{Admin, ApiError, AppState, ErrorBody, JsonBody};
+use crate::model::{
+    Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter,
 };
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -23,7 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one))
         .routes(routes!(retry))
         .routes(routes!(replay))
-        .routes(routes!(event))
 }
 
 /// Filters for listing deliveries.
@@ -40,20 +39,29 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-/// A delivery with its attempts.
-#[derive(Serialize, ToSchema)]
-struct DeliveryDetail {
-    #[serde(flatten)]
-    delivery: DeliveryRecord,
-    attempts: Vec<Attempt>,
+/// Which dead letters to replay; every field narrows the set.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    /// Only deliveries to this endpoint.
+    #[serde(default)]
+    endpoint_id: Option<EndpointId>,
+    /// Only deliveries of events with this unique name.
+    #[serde(default)]
+    event: Option<String>,
+    /// Only events accepted at or after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    from: Option<OffsetDateTime>,
+    /// Only events accepted before this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    to: Option<OffsetDateTime>,
 }
 
-/// An event with its deliveries.
-#[derive(Serialize, ToSchema)]
-struct EventDetail {
-    #[serde(flatten)]
-    event: EventRecord,
-    deliveries: Vec<DeliveryRecord>,
+fn detail(delivery: &Delivery, attempts: &[Attempt]) -> DeliveryDetail {
+    DeliveryDetail {
+        delivery: delivery.into(),
+        attempts: attempts.iter().map(AttemptView::from).collect(),
+    }
 }
 
 /// How many dead letters were made due again.
@@ -64,19 +72,20 @@ struct Replayed {
 
 /// Lists deliveries, newest first.
 #[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(ListQuery),
-    responses((status = 200, body = Vec<DeliveryRecord>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     _: Admin,
     QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
+) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     let query = DeliveryQuery {
         status: q.status,
         endpoint_id: q.endpoint_id,
         event_id: q.event_id,
         limit: q.limit,
     };
-    Ok(Json(state.store.deliveries(&query).await?))
+    let deliveries = state.store.deliveries(&query).await?;
+    Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
 }
 
 fn parse<T: std::str::FromStr>(id: &str, what: &str) -> Result<T, ApiError> {
@@ -97,7 +106,7 @@ async fn get_one(
         .delivery(parse::<DeliveryId>(&id, "delivery")?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no delivery with id \"{id}\"")))?;
-    Ok(Json(DeliveryDetail { delivery, attempts }))
+    Ok(Json(detail(&delivery, &attempts)))
 }
 
 /// Sends a dead-lettered (or waiting) delivery again now.
@@ -129,18 +138,24 @@ async fn retry(
         .ok_or_else(|| ApiError::NotFound(id))?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(DeliveryDetail { delivery, attempts }),
+        Json(detail(&delivery, &attempts)),
     ))
 }
 
 /// Replays dead letters, by endpoint, event name and time range (of the event's acceptance).
-#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "deliveries", request_body = ReplayFilter,
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "deliveries", request_body = ReplayRequest,
     responses((status = 200, body = Replayed), (status = 400, body = ErrorBody)))]
 async fn replay(
     State(state): State<AppState>,
     _: Admin,
-    JsonBody(filter): JsonBody<ReplayFilter>,
+    JsonBody(request): JsonBody<ReplayRequest>,
 ) -> Result<Json<Replayed>, ApiError> {
+    let filter = ReplayFilter {
+        endpoint_id: request.endpoint_id,
+        event: request.event,
+        from: request.from,
+        to: request.to,
+    };
     let replayed = state
         .store
         .replay(&filter, OffsetDateTime::now_utc())
@@ -150,20 +165,4 @@ async fn replay(
     }
     tracing::info!(replayed, "dead letters replayed");
     Ok(Json(Replayed { replayed }))
-}
-
-/// An event with its deliveries.
-#[utoipa::path(get, path = "/v1/events/{event}", tag = "events", params(("event" = String, Path, description = "The event id (evt_…)")),
-    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
-async fn event(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(id): Path<String>,
-) -> Result<Json<EventDetail>, ApiError> {
-    let (event, deliveries) = state
-        .store
-        .event(parse::<EventId>(&id, "event")?)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no event with id \"{id}\"")))?;
-    Ok(Json(EventDetail { event, deliveries }))
 }

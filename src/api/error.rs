@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::catalog::ParamProblem;
+use crate::ingest::IngestError;
+use crate::registry::RegistryError;
 use crate::store::StoreError;
 
 /// The body of every error answer.
@@ -92,11 +94,54 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ApiError::Conflict(what),
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            )
-            | StoreError::Closed => ApiError::Unavailable(e),
+            e if e.is_transient() => ApiError::Unavailable(e),
             other => ApiError::Internal(other),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Invalid { field, problem } => ApiError::Invalid {
+                code: "invalid_request",
+                message: format!("`{field}` {problem}"),
+                details: vec![ParamProblem {
+                    parameter: field,
+                    problem,
+                }],
+            },
+            RegistryError::NotFound(what) => ApiError::NotFound(what),
+            RegistryError::Conflict(what) => ApiError::Conflict(what),
+            RegistryError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::UnknownEvent(_) | IngestError::Disabled(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            IngestError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            IngestError::Invalid { ref problems, .. } => ApiError::Invalid {
+                code: "invalid_parameters",
+                message: e.to_string(),
+                details: problems.clone(),
+            },
+            IngestError::Vetoed { .. } => ApiError::Invalid {
+                code: "cancelled_by_step",
+                message: e.to_string(),
+                details: vec![],
+            },
+            IngestError::StepFailed { .. } => ApiError::StepUnavailable(e.to_string()),
+            IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
+                code: "invalid_request",
+                message: e.to_string(),
+                details: vec![],
+            },
+            IngestError::Store(e) => e.into(),
         }
     }
 }
@@ -168,36 +213,6 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
             code: "invalid_query",
             message: rejection.body_text(),
             details: vec![],
-        }
-    }
-}
-
-/// `axum::Json` whose rejections answer in the API's error shape.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct JsonBody<T>(pub T);
-
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        use axum::extract::rejection::JsonRejection::*;
-        match rejection {
-            MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-            JsonDataError(e) => ApiError::Invalid {
-                code: "invalid_request",
-                message: e.body_text(),
-                details: vec![],
-            },
-            JsonSyntaxError(e) => ApiError::Invalid {
-                code: "invalid_json",
-                message: e.body_text(),
-                details: vec![],
-            },
-            BytesRejection(_) => ApiError::TooLarge(2 * 1024 * 1024),
-            other => ApiError::Invalid {
-                code: "invalid_request",
-                message: other.body_text(),
-                details: vec![],
-            },
         }
     }
 }

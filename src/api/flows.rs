@@ -15,12 +15,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::JsonBody;
-use super::model::{EndpointInput, EndpointKind, SubscriptionInput};
-use super::{ApiError, AppState, Caller, ErrorBody};
-use crate::catalog::{event_schema, schema_url, AllowedSteps, EventDefinition};
-use crate::ids::SubscriptionId;
-use crate::subscriptions::MessageFormat;
+use super::{ApiError, AppState, Caller, ErrorBody, JsonBody};
+use crate::catalog::{event_schema, schema_url};
+use crate::model::{AllowedSteps, EndpointKind, EventDefinition, MessageFormat, SubscriptionId};
+use crate::registry::{EndpointInput, RegistryError, SubscriptionInput};
 
 /// Names of the endpoints and subscriptions made for flows start with this.
 const FLOW_PREFIX: &str = "flow-";
@@ -110,26 +108,15 @@ async fn create(
         auth: None,
         ..Default::default()
     };
-    let (endpoint, _) = super::endpoints::create_or_replace(state, endpoint, false)
+    // The flow's callback is `notificationUrl` to the caller, `url` to the registry.
+    let (endpoint, _) = state
+        .registry
+        .create_endpoint(endpoint)
         .await
         .map_err(|e| match e {
-            ApiError::Invalid {
-                code,
-                message,
-                details,
-            } => ApiError::Invalid {
-                code,
-                message: message.replace("`url`", "`notificationUrl`"),
-                details: details
-                    .into_iter()
-                    .map(|mut d| {
-                        if d.parameter == "url" {
-                            d.parameter = "notificationUrl".into();
-                        }
-                        d
-                    })
-                    .collect(),
-            },
+            RegistryError::Invalid { field, problem } if field == "url" => {
+                RegistryError::invalid("notificationUrl", problem)
+            }
             other => other,
         })?;
     let input = SubscriptionInput {
@@ -146,12 +133,12 @@ async fn create(
         amqp: Default::default(),
         stage: None,
     };
-    let subscription = match super::subscriptions::create_or_replace(state, input, false).await {
+    let subscription = match state.registry.create_subscription(input).await {
         Ok(s) => s,
         Err(e) => {
             // Do not leave the endpoint behind.
-            let _ = state.store.delete_endpoint(endpoint.id).await;
-            return Err(e);
+            let _ = state.registry.delete_endpoint(endpoint.id).await;
+            return Err(e.into());
         }
     };
     let location = format!("/v1/flows/subscriptions/{}", subscription.id);
@@ -209,21 +196,19 @@ async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::NotFound(format!("no flow subscription with id \"{id}\""));
     let sub_id: SubscriptionId = id.parse().map_err(|_| not_found())?;
-    let subscription = state
-        .store
-        .subscription(sub_id)
-        .await?
-        .filter(|s| s.name.starts_with(FLOW_PREFIX))
-        .ok_or_else(not_found)?;
+    let subscription = match state.registry.subscription(&sub_id.to_string()).await {
+        Ok(s) if s.name.starts_with(FLOW_PREFIX) => s,
+        Ok(_) | Err(RegistryError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
     if !caller.may_use(&subscription.solution) {
         return Err(not_found());
     }
     // The endpoint was made for this subscription alone; deleting it removes both.
     state
-        .store
+        .registry
         .delete_endpoint(subscription.endpoint_id)
         .await?;
-    state.routing.reload(state.store.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

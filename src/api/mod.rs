@@ -1,16 +1,20 @@
-//! The HTTP API: state, router, authentication, and the OpenAPI document generated from the
-//! route annotations (served at `/openapi.json`, so it cannot drift from the code).
+//! The HTTP edge, every route of it: state, router, authentication, request bodies, views,
+//! errors, and the OpenAPI document generated from the route annotations (served at
+//! `/openapi.json`, so it cannot drift from the code). Handlers parse, call the ingestor, the
+//! registry or the store, and map errors; the rules live in those.
 
+mod body;
 mod catalog;
 mod connector;
 mod dataverse;
 mod deliveries;
-pub mod endpoints;
+mod endpoints;
 mod error;
+mod events;
 mod flows;
-pub mod model;
 mod ops;
-pub mod subscriptions;
+mod subscriptions;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -22,30 +26,29 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use body::{read_json, JsonBody};
 pub use error::{ApiError, ErrorBody};
+pub use events::{Accepted, MAX_BATCH};
 
 use crate::auth::{ApiKeys, Principal};
 use crate::catalog::Catalog;
-use crate::destinations::webhook::WebhookClient;
 use crate::ingest::Ingestor;
+use crate::registry::Registry;
 use crate::store::Store;
-use crate::subscriptions::Routing;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The catalog.
     pub catalog: Catalog,
-    /// The store.
+    /// The store (reads of events and deliveries, retries and replays).
     pub store: Arc<dyn Store>,
-    /// Subscriptions in memory.
-    pub routing: Routing,
+    /// Endpoints and subscriptions.
+    pub registry: Registry,
     /// Ingestion.
     pub ingestor: Arc<Ingestor>,
     /// API keys.
     pub keys: ApiKeys,
-    /// The webhook client (its network policy checks URLs at registration).
-    pub webhooks: WebhookClient,
     /// Base URL for links.
     pub public_url: String,
     /// Largest body accepted.
@@ -116,7 +119,7 @@ impl Modify for BearerAuth {
 /// The whole API as a router, plus its OpenAPI document.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(crate::ingest::router())
+        .merge(events::router())
         .merge(catalog::router())
         .merge(endpoints::router())
         .merge(subscriptions::router())

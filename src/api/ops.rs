@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::store::DeliveryStatus;
+use crate::model::DeliveryStatus;
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,15 +23,20 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The store answers, so events can be accepted.
+/// The store takes durable writes, so events can be accepted.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()), responses(
-    (status = 200, description = "Ready"), (status = 503, description = "The store does not answer")))]
+    (status = 200, description = "Ready"), (status = 503, description = "The store does not answer or refuses writes")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
+    match state.store.ready().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: the store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+            tracing::warn!(error = %e, "not ready: the store does not take writes");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "5")],
+                "store unavailable",
+            )
+                .into_response()
         }
     }
 }

@@ -13,8 +13,6 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
-
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -53,37 +51,10 @@ pub struct ApiKeys {
 }
 
 impl ApiKeys {
-    /// The keys of the configuration (`api_key` and `api_keys`).
-    pub fn from_config(config: &Config) -> Self {
-        let mut by_hash = HashMap::new();
-        if let Some(key) = &config.api_key {
-            by_hash.insert(
-                hash(key),
-                Principal {
-                    name: "default".into(),
-                    solutions: None,
-                    admin: true,
-                },
-            );
-        }
-        for k in &config.api_keys {
-            let mut digest = [0u8; 32];
-            // Checked when the configuration was loaded.
-            if hex::decode_to_slice(&k.sha256, &mut digest).is_ok() {
-                let solutions =
-                    (!k.solutions.iter().any(|s| s == "*")).then(|| k.solutions.clone());
-                by_hash.insert(
-                    digest,
-                    Principal {
-                        name: k.name.clone(),
-                        solutions,
-                        admin: k.admin,
-                    },
-                );
-            }
-        }
+    /// These keys, each given by its SHA-256 hash.
+    pub fn new(keys: impl IntoIterator<Item = ([u8; 32], Principal)>) -> Self {
         Self {
-            by_hash: Arc::new(by_hash),
+            by_hash: Arc::new(keys.into_iter().collect()),
         }
     }
 
@@ -121,18 +92,14 @@ mod tests {
     #[test]
     fn a_key_is_recognised_by_its_hash_only() {
         let key = generate_key();
-        let mut by_hash = HashMap::new();
-        by_hash.insert(
+        let keys = ApiKeys::new([(
             hash(&key),
             Principal {
                 name: "pos".into(),
                 solutions: Some(vec!["contoso".into()]),
                 admin: false,
             },
-        );
-        let keys = ApiKeys {
-            by_hash: Arc::new(by_hash),
-        };
+        )]);
         let p = keys.authenticate(Some(&format!("Bearer {key}"))).unwrap();
         assert!(p.may_use("contoso") && !p.may_use("fabrikam"));
         assert_eq!(

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::model::{
+use super::Catalog;
+use crate::model::definition::{
     AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, PicklistOption,
     ResponseProperty, Solution,
 };
-use super::Catalog;
 
 /// One problem found in a catalog, located by file, event (if any) and field.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,24 +2,17 @@
 //! TOML files ("catalog as code"), checked, and queried by ingestion and subscriptions.
 
 mod load;
-pub mod model;
 mod params;
 mod schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use crate::model::definition::schema_url;
+use crate::model::{Category, EventDefinition, Solution};
 pub use load::{load_dir, load_texts, CatalogError, CatalogProblem};
-pub use model::{
-    AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, Solution,
-};
 pub use params::{validate, ParamProblem};
 pub use schema::{event_schema, DIALECT};
-
-/// The URL an event's JSON Schema is served at (CloudEvents `dataschema`).
-pub fn schema_url(public_url: &str, unique_name: &str) -> String {
-    format!("{public_url}/v1/catalog/events/{unique_name}/schema")
-}
 
 /// A checked catalog. Cheap to clone.
 #[derive(Debug, Clone, Default)]

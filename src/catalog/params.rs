@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::model::{EventDefinition, ParamType};
+use crate::model::definition::{EventDefinition, ParamType};
 
 /// One parameter that is wrong, and why.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::model::{EventDefinition, ParamType};
+use crate::model::definition::{EventDefinition, ParamType};
 
 /// The draft this generator writes.
 pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";

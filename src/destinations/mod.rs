@@ -9,35 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeliveryId, EndpointId, SubscriptionId};
-use crate::store::{Endpoint, EventRecord};
-use crate::subscriptions::MessageFormat;
-
-/// Where and how an endpoint sends, secrets included. Stored as JSON; never returned by
-/// the API as it is (see `api::model::EndpointView`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum DestinationSettings {
-    /// An HTTPS (or HTTP) receiver, signed per Standard Webhooks.
-    Webhook(webhook::WebhookSettings),
-    /// An Azure Service Bus queue or topic.
-    ServiceBus(azure::AzureSettings),
-    /// An Azure event hub.
-    EventHubs(azure::AzureSettings),
-}
-
-impl DestinationSettings {
-    /// The kind's name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DestinationSettings::Webhook(_) => "webhook",
-            DestinationSettings::ServiceBus(_) => "service_bus",
-            DestinationSettings::EventHubs(_) => "event_hubs",
-        }
-    }
-}
+use crate::model::definition::schema_url;
+use crate::model::{
+    AmqpOptions, DeliveryId, DestinationSettings, Endpoint, EndpointId, Event, EventDefinition,
+    MessageFormat, Subscription, SubscriptionId,
+};
 
 /// One message to send: a delivery of an event.
 #[derive(Debug, Clone)]
@@ -49,15 +26,48 @@ pub struct Outbound<'a> {
     /// The format to write.
     pub format: MessageFormat,
     /// The event.
-    pub event: &'a EventRecord,
+    pub event: &'a Event,
     /// URL of the event's JSON Schema (CloudEvents `dataschema`).
     pub schema_url: String,
     /// The event's definition (types of its parameters, binding), if it is still cataloged.
-    pub definition: Option<&'a crate::catalog::EventDefinition>,
+    pub definition: Option<&'a crate::model::EventDefinition>,
     /// The organization name Dataverse-format messages carry.
     pub organization: &'a str,
     /// The subscription's AMQP options (Service Bus, Event Hubs).
-    pub amqp: &'a crate::subscriptions::AmqpOptions,
+    pub amqp: &'a AmqpOptions,
+}
+
+/// What every outbound message says about where it comes from. The one place an
+/// [`Outbound`] is built, for deliveries and synchronous steps alike.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Base URL of the API, for `dataschema` links.
+    pub public_url: String,
+    /// The organization name Dataverse-format messages carry.
+    pub organization: String,
+}
+
+impl Origin {
+    /// The message of `event` for `subscription`, under `delivery_id`; `definition` is the
+    /// event's catalog entry, if it is still cataloged.
+    pub fn outbound<'a>(
+        &'a self,
+        delivery_id: DeliveryId,
+        subscription: &'a Subscription,
+        event: &'a Event,
+        definition: Option<&'a EventDefinition>,
+    ) -> Outbound<'a> {
+        Outbound {
+            delivery_id,
+            subscription_id: subscription.id,
+            format: subscription.format,
+            event,
+            schema_url: schema_url(&self.public_url, &event.name),
+            definition,
+            organization: &self.organization,
+            amqp: &subscription.amqp,
+        }
+    }
 }
 
 /// How one send ended, as the destination sees it.

@@ -7,8 +7,8 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::ids::{EndpointId, SubscriptionId};
-use crate::store::{Endpoint, Store, StoreError, Subscription};
+use crate::model::{Endpoint, EndpointId, Subscription, SubscriptionId};
+use crate::store::{Store, StoreError};
 
 /// How long a record read from the store is reused.
 const FRESH_FOR: Duration = Duration::from_secs(1);

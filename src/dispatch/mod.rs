@@ -1,8 +1,11 @@
 //! The dispatcher: leases due deliveries, sends them through their endpoint's destination
-//! with bounded concurrency per endpoint, records every attempt and decides what comes
-//! next (success, retry with backoff, dead letter, or disabling a gone subscription).
+//! with bounded concurrency per endpoint, and records every attempt. Each delivery goes
+//! lookup → send → decide ([`decide`], a pure function) → record.
 
+pub mod decide;
+mod gate;
 mod lookup;
+mod recorder;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -14,10 +17,13 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::destinations::{Destinations, Outbound, Outcome};
-use crate::ids::EndpointId;
-use crate::store::{AttemptOutcome, AttemptResult, LeaseRequest, LeasedDelivery, NextState, Store};
-use crate::subscriptions::Routing;
+use crate::catalog::Catalog;
+use crate::destinations::{Destinations, Origin};
+use crate::model::{Attempt, AttemptResult, EndpointId, LeasedDelivery};
+use crate::registry::Registry;
+use crate::store::{LeaseRequest, Store, StoreError};
+use decide::{decide, Attempted};
+use gate::Gate;
 pub use retry::{Decision, RetryPolicy};
 
 /// Dispatcher settings.
@@ -35,12 +41,10 @@ pub struct DispatchConfig {
     pub endpoint_concurrency: u32,
     /// Look for due work at least this often.
     pub poll_interval: Duration,
-    /// Base URL of the API, for `dataschema` links.
-    pub public_url: String,
+    /// Schema links and the organization name of messages.
+    pub origin: Origin,
     /// The catalog (parameter types and bindings for message formats).
-    pub catalog: crate::catalog::Catalog,
-    /// Organization name in Dataverse-format messages.
-    pub organization: String,
+    pub catalog: Catalog,
 }
 
 /// Handle to wake the dispatcher when new work is stored.
@@ -58,7 +62,7 @@ impl Waker {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     destinations: Arc<Destinations>,
-    routing: Routing,
+    registry: Registry,
     config: DispatchConfig,
     waker: Waker,
     gates: Arc<Mutex<HashMap<EndpointId, Gate>>>,
@@ -76,20 +80,12 @@ enum Leased {
     Busy,
 }
 
-/// Per-endpoint bookkeeping: deliveries held (leased, not finished) and the semaphore that
-/// bounds how many are sent at once.
-struct Gate {
-    held: u32,
-    limit: u32,
-    sending: Arc<Semaphore>,
-}
-
 impl Dispatcher {
     /// A dispatcher; `waker` is the handle ingestion wakes it with.
     pub fn new(
         store: Arc<dyn Store>,
         destinations: Arc<Destinations>,
-        routing: Routing,
+        registry: Registry,
         config: DispatchConfig,
         waker: Waker,
     ) -> Self {
@@ -97,7 +93,7 @@ impl Dispatcher {
         Self {
             store,
             destinations,
-            routing,
+            registry,
             config,
             waker,
             gates: Default::default(),
@@ -119,7 +115,7 @@ impl Dispatcher {
             }
         }
         let (record_tx, record_rx) = mpsc::channel(1024);
-        let recorder = tokio::spawn(record_loop(
+        let recorder = tokio::spawn(recorder::run(
             self.store.clone(),
             self.config.owner.clone(),
             record_rx,
@@ -171,7 +167,7 @@ impl Dispatcher {
     async fn lease_and_start(
         self: &Arc<Self>,
         record_tx: &mpsc::Sender<AttemptResult>,
-    ) -> Result<Leased, crate::store::StoreError> {
+    ) -> Result<Leased, StoreError> {
         let capacity = self.in_flight.available_permits() as u32;
         // While deliveries are in flight, lease again only once an eighth of the capacity is
         // free: one lease query per batch of completions rather than one per completion, which
@@ -240,112 +236,55 @@ impl Dispatcher {
         Ok(full)
     }
 
-    /// Sends one delivery and decides its next state.
+    /// Sends one delivery and decides its next state: lookup → send → decide → record.
     async fn deliver(&self, d: LeasedDelivery) -> AttemptResult {
         let attempt = d.attempts + 1;
         let started_at = OffsetDateTime::now_utc();
         let clock = Instant::now();
-        let (outcome, kind) = match self.send(&d).await {
-            Ok((outcome, kind)) => (outcome, kind),
-            Err(reason) => {
-                return AttemptResult {
-                    delivery_id: d.id,
-                    attempt,
-                    started_at,
-                    duration_ms: 0,
-                    outcome: AttemptOutcome::Permanent,
-                    http_status: None,
-                    error: Some(reason.clone()),
-                    next: NextState::Cancelled(reason),
-                }
-            }
-        };
+        let (attempted, kind) = self.send(&d).await;
         let elapsed = clock.elapsed();
-        metrics::histogram!("herald_attempt_duration_seconds", "kind" => kind)
-            .record(elapsed.as_secs_f64());
-        let now = OffsetDateTime::now_utc();
-        let (kind_outcome, http_status, error, next) = match outcome {
-            Outcome::Delivered { status } => {
-                (AttemptOutcome::Success, status, None, NextState::Succeeded)
+        if let Some(kind) = kind {
+            metrics::histogram!("herald_attempt_duration_seconds", "kind" => kind)
+                .record(elapsed.as_secs_f64());
+        }
+        let jitter = rand::rng().random::<f64>();
+        let verdict = decide(
+            attempted,
+            attempt,
+            d.created_at,
+            OffsetDateTime::now_utc(),
+            &self.config.retry,
+            jitter,
+        );
+        if let Some(reason) = &verdict.disable_subscription {
+            tracing::warn!(subscription = %d.subscription_id, "receiver answered 410 Gone: disabling the subscription");
+            if let Err(e) = self
+                .registry
+                .disable_subscription(d.subscription_id, reason)
+                .await
+            {
+                tracing::error!(error = %e, subscription = %d.subscription_id, "could not disable the subscription");
             }
-            Outcome::Permanent { error, status } => (
-                AttemptOutcome::Permanent,
-                status,
-                Some(error.clone()),
-                NextState::DeadLettered(error),
-            ),
-            Outcome::Gone { status } => {
-                let reason =
-                    "the receiver answered 410 Gone; the subscription was disabled".to_owned();
-                if let Err(e) = self
-                    .store
-                    .disable_subscription(d.subscription_id, &reason)
-                    .await
-                {
-                    tracing::error!(error = %e, subscription = %d.subscription_id, "could not disable the subscription");
-                }
-                let _ = self.routing.reload(self.store.as_ref()).await;
-                tracing::warn!(subscription = %d.subscription_id, "receiver answered 410 Gone: subscription disabled");
-                (
-                    AttemptOutcome::Permanent,
-                    status,
-                    Some(reason.clone()),
-                    NextState::Cancelled(reason),
-                )
-            }
-            Outcome::Retry {
-                error,
-                status,
-                retry_after,
-            } => {
-                let jitter = rand::rng().random::<f64>();
-                match self.config.retry.after_failure(
-                    attempt,
-                    d.created_at,
-                    now,
-                    retry_after,
-                    jitter,
-                ) {
-                    Decision::RetryAt(at) => (
-                        AttemptOutcome::Retry,
-                        status,
-                        Some(error),
-                        NextState::RetryAt(at),
-                    ),
-                    Decision::GiveUp(why) => {
-                        let reason = format!("{why}; last error: {error}");
-                        (
-                            AttemptOutcome::Retry,
-                            status,
-                            Some(error),
-                            NextState::DeadLettered(reason),
-                        )
-                    }
-                }
-            }
-        };
-        let label = match &next {
-            NextState::Succeeded => "succeeded",
-            NextState::RetryAt(_) => "retry",
-            NextState::DeadLettered(_) => "dead_lettered",
-            NextState::Cancelled(_) => "cancelled",
-        };
-        metrics::counter!("herald_deliveries_total", "outcome" => label).increment(1);
+        }
+        metrics::counter!("herald_deliveries_total", "outcome" => verdict.next.label())
+            .increment(1);
         AttemptResult {
             delivery_id: d.id,
-            attempt,
-            started_at,
-            duration_ms: elapsed.as_millis() as u64,
-            outcome: kind_outcome,
-            http_status,
-            error,
-            next,
+            attempt: Attempt {
+                attempt,
+                started_at,
+                duration_ms: elapsed.as_millis() as u64,
+                outcome: verdict.outcome,
+                http_status: verdict.http_status,
+                error: verdict.error,
+            },
+            next: verdict.next,
         }
     }
 
-    /// Finds the endpoint and subscription and sends; `Err` when either is gone.
-    async fn send(&self, d: &LeasedDelivery) -> Result<(Outcome, &'static str), String> {
-        let version = self.routing.version();
+    /// Finds the endpoint and subscription and sends; the endpoint kind, when it got as far.
+    async fn send(&self, d: &LeasedDelivery) -> (Attempted, Option<&'static str>) {
+        let version = self.registry.routing().version();
         let store = self.store.as_ref();
         let found = async {
             let endpoint = self.lookups.endpoint(store, version, d.endpoint_id).await?;
@@ -353,32 +292,20 @@ impl Dispatcher {
                 .lookups
                 .subscription(store, version, d.subscription_id)
                 .await?;
-            Ok::<_, crate::store::StoreError>((endpoint, subscription))
+            Ok::<_, StoreError>((endpoint, subscription))
         };
         let (endpoint, subscription) = match found.await {
             Ok((Some(e), Some(s))) => (e, s),
-            Ok((None, _)) => return Err("the endpoint no longer exists".into()),
-            Ok((_, None)) => return Err("the subscription no longer exists".into()),
-            Err(e) => {
-                // The store hiccupped: try again later like any transient failure.
-                let retry = Outcome::Retry {
-                    error: format!("store: {e}"),
-                    status: None,
-                    retry_after: None,
-                };
-                return Ok((retry, "store"));
-            }
+            Ok((None, _)) => return (Attempted::Orphaned("endpoint"), None),
+            Ok((_, None)) => return (Attempted::Orphaned("subscription"), None),
+            Err(e) => return (Attempted::LookupFailed(e.to_string()), None),
         };
-        let message = Outbound {
-            delivery_id: d.id,
-            subscription_id: d.subscription_id,
-            format: subscription.format,
-            event: &d.event,
-            schema_url: crate::catalog::schema_url(&self.config.public_url, &d.event.name),
-            definition: self.config.catalog.cataloged(&d.event.name),
-            organization: &self.config.organization,
-            amqp: &subscription.amqp,
-        };
+        let message = self.config.origin.outbound(
+            d.id,
+            &subscription,
+            &d.event,
+            self.config.catalog.cataloged(&d.event.name),
+        );
         let destination = self.destinations.get(&endpoint);
         let limit = endpoint
             .max_concurrency
@@ -389,7 +316,11 @@ impl Dispatcher {
             .acquire_owned()
             .await
             .expect("gate semaphores are never closed");
-        Ok((destination.send(&message).await, endpoint.settings.kind()))
+        let outcome = destination.send(&message).await;
+        (
+            Attempted::Sent(outcome),
+            Some(endpoint.settings.kind().as_str()),
+        )
     }
 
     /// The semaphore bounding sends to one endpoint, resized when its limit changed.
@@ -401,38 +332,5 @@ impl Dispatcher {
             gate.sending = Arc::new(Semaphore::new(limit as usize));
         }
         gate.sending.clone()
-    }
-}
-
-impl Gate {
-    fn new(limit: u32) -> Self {
-        Self {
-            held: 0,
-            limit,
-            sending: Arc::new(Semaphore::new(limit as usize)),
-        }
-    }
-}
-
-/// Records attempt results in batches (one transaction for all results waiting).
-async fn record_loop(store: Arc<dyn Store>, owner: String, mut rx: mpsc::Receiver<AttemptResult>) {
-    let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match store.record(&owner, &batch).await {
-                Ok(()) => break,
-                Err(e) => {
-                    // Unrecorded results are safe: the leases expire and the deliveries are sent again.
-                    tracing::warn!(error = %e, results = batch.len(), "recording attempts failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    if rx.is_closed() && backoff >= Duration::from_secs(10) {
-                        break;
-                    }
-                }
-            }
-        }
-        batch.clear();
     }
 }

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::store::EventRecord;
+use crate::model::Event;
 
 /// The media type of structured-mode JSON.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -16,7 +16,7 @@ pub fn source(solution: &str) -> String {
 }
 
 /// The structured-mode JSON of `event`.
-pub fn structured_json(event: &EventRecord, schema_url: &str) -> Vec<u8> {
+pub fn structured_json(event: &Event, schema_url: &str) -> Vec<u8> {
     let time = event
         .received_at
         .format(&time::format_description::well_known::Rfc3339)

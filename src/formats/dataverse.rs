@@ -7,9 +7,9 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::catalog::{EventDefinition, ParamType};
-use crate::ids::DeliveryId;
-use crate::store::EventRecord;
+use crate::model::DeliveryId;
+use crate::model::Event;
+use crate::model::{EventDefinition, ParamType};
 
 const CONTRACTS: &str = "http://schemas.microsoft.com/xrm/2011/Contracts";
 /// `Mode`: asynchronous.
@@ -29,7 +29,7 @@ pub struct Origin<'a> {
 
 /// The `RemoteExecutionContext` of one delivery of `event`.
 pub fn remote_execution_context(
-    event: &EventRecord,
+    event: &Event,
     delivery: DeliveryId,
     definition: Option<&EventDefinition>,
     origin: &Origin<'_>,

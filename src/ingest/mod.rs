@@ -1,26 +1,24 @@
-//! Ingestion: `POST /v1/events/{unique_name}` and `POST /v1/events:batch`. An event is
-//! authenticated, validated against the catalog, matched to subscriptions and stored with
-//! its deliveries in one durable transaction before the answer; the dispatcher is then woken.
+//! Ingestion, without HTTP: a submitted event is checked against the catalog and the
+//! caller's rights, matched to subscriptions, passed through its synchronous steps, and stored
+//! with its deliveries in one durable transaction; the dispatcher is then woken. The routes
+//! that call it are in `api/events.rs` and `api/dataverse.rs`.
 
-mod body;
-mod routes;
+mod fingerprint;
 pub mod steps;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use time::OffsetDateTime;
-
-pub use body::read_json;
-pub use routes::router;
 
 use crate::auth::Principal;
 use crate::catalog::{validate, Catalog, ParamProblem};
-use crate::dispatch::Waker;
-use crate::ids::{DeliveryId, EventId};
-use crate::store::{EventRecord, IngestOutcome, NewDelivery, NewEvent, Store, StoreError};
-use crate::subscriptions::Routing;
+use crate::model::{
+    DeliveryId, Event, EventId, IngestOutcome, Mode, NewDelivery, NewEvent, Subscription,
+};
+use crate::registry::Routing;
+use crate::store::{Store, StoreError};
+use fingerprint::fingerprint;
 
 /// Why an event was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +69,9 @@ pub enum IngestError {
     /// The idempotency key is not usable.
     #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
     BadIdempotencyKey,
+    /// The store failed (nothing was stored).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// One event as a caller sent it.
@@ -92,25 +93,28 @@ pub struct Prepared {
     /// What to store.
     pub event: NewEvent,
     /// Synchronous steps to run first.
-    pub steps: Vec<crate::store::Subscription>,
+    pub steps: Vec<Subscription>,
 }
+
+/// Called when new deliveries were stored (wakes the dispatcher).
+pub type OnStored = Arc<dyn Fn() + Send + Sync>;
 
 /// Validates, routes and stores events.
 pub struct Ingestor {
     catalog: Catalog,
     routing: Routing,
     store: Arc<dyn Store>,
-    waker: Waker,
+    waker: OnStored,
     steps: steps::SyncSteps,
 }
 
 impl Ingestor {
-    /// An ingestor over these parts.
+    /// An ingestor over these parts; `waker` is called after deliveries were stored.
     pub fn new(
         catalog: Catalog,
         routing: Routing,
         store: Arc<dyn Store>,
-        waker: Waker,
+        waker: OnStored,
         steps: steps::SyncSteps,
     ) -> Self {
         Self {
@@ -162,7 +166,7 @@ impl Ingestor {
         let idempotency = s
             .idempotency_key
             .map(|key| (key, fingerprint(&s.name, &params)));
-        let event = EventRecord {
+        let event = Event {
             id: EventId::new(),
             name: s.name,
             solution: definition.solution.clone(),
@@ -175,7 +179,7 @@ impl Ingestor {
         };
         let (steps, asynchronous): (Vec<_>, Vec<_>) = subscriptions
             .into_iter()
-            .partition(|sub| sub.mode == crate::subscriptions::Mode::Sync);
+            .partition(|sub| sub.mode == Mode::Sync);
         let deliveries = asynchronous
             .iter()
             .map(|sub| NewDelivery {
@@ -195,7 +199,7 @@ impl Ingestor {
     }
 
     /// Stores events durably (one transaction, shared fsync) and wakes the dispatcher.
-    pub async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+    pub async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -206,72 +210,13 @@ impl Ingestor {
             .count();
         metrics::counter!("herald_events_accepted_total").increment(created as u64);
         if created > 0 {
-            self.waker.wake();
+            (self.waker)();
         }
         Ok(outcomes)
     }
 
     /// Wakes the dispatcher (after a retry or replay).
     pub fn wake(&self) {
-        self.waker.wake();
-    }
-}
-
-/// What makes two requests "the same" for an idempotency key: the event name and the
-/// parameters, with object keys sorted so their order does not matter.
-fn fingerprint(name: &str, params: &Map<String, Value>) -> [u8; 32] {
-    fn canonical(v: &Value, out: &mut Vec<u8>) {
-        match v {
-            Value::Object(obj) => {
-                let mut keys: Vec<&String> = obj.keys().collect();
-                keys.sort();
-                out.push(b'{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend(serde_json::to_vec(k).expect("strings serialize"));
-                    out.push(b':');
-                    canonical(&obj[k], out);
-                }
-                out.push(b'}');
-            }
-            Value::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    canonical(item, out);
-                }
-                out.push(b']');
-            }
-            scalar => out.extend(serde_json::to_vec(scalar).expect("JSON values always serialize")),
-        }
-    }
-    let mut bytes = Vec::new();
-    canonical(&Value::Object(params.clone()), &mut bytes);
-    let mut hasher = Sha256::new();
-    hasher.update(name.as_bytes());
-    hasher.update([0]);
-    hasher.update(bytes);
-    hasher.finalize().into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fingerprint_ignores_key_order_but_not_values() {
-        let a: Map<String, Value> =
-            serde_json::from_str(r#"{"A": 1, "B": {"X": [1, 2], "Y": "z"}}"#).unwrap();
-        let b: Map<String, Value> =
-            serde_json::from_str(r#"{"B": {"Y": "z", "X": [1, 2]}, "A": 1}"#).unwrap();
-        let c: Map<String, Value> =
-            serde_json::from_str(r#"{"A": 1, "B": {"X": [2, 1], "Y": "z"}}"#).unwrap();
-        assert_eq!(fingerprint("e", &a), fingerprint("e", &b));
-        assert_ne!(fingerprint("e", &a), fingerprint("e", &c));
-        assert_ne!(fingerprint("e", &a), fingerprint("f", &a));
+        (self.waker)();
     }
 }

@@ -1,20 +1,25 @@
 //! Synchronous steps: webhooks called in the request path, by stage then rank, before the
 //! event is stored, as Dataverse calls synchronous webhooks. A refusal cancels the event and
-//! the caller gets the receiver's message; 60 s timeout, one more attempt only after 502, 503
-//! or 504. Only events whose `allowed_steps` is `sync_and_async` can have them.
+//! the caller gets the receiver's message; 60 s timeout; one more attempt only after 502, 503
+//! or 504 (decided here, not by the webhook client). Only events whose `allowed_steps` is
+//! `sync_and_async` can have them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::destinations::webhook::{StepAnswer, WebhookClient};
-use crate::destinations::{DestinationSettings, Outbound};
-use crate::store::{NewEvent, Store, Subscription};
+use crate::destinations::Origin;
+use crate::model::{DeliveryId, DestinationSettings, NewEvent, Subscription};
+use crate::store::Store;
 
 use super::IngestError;
 
 /// Time a synchronous step has to answer, as Dataverse allows.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Attempts of one step at most: the second only after a gateway answer (502, 503, 504).
+const MAX_STEP_ATTEMPTS: u32 = 2;
 
 /// What synchronous steps need.
 pub struct SyncSteps {
@@ -24,10 +29,20 @@ pub struct SyncSteps {
     pub webhooks: WebhookClient,
     /// The catalog, for message formats.
     pub catalog: Catalog,
-    /// Base URL for schema links.
-    pub public_url: String,
-    /// Organization name for Dataverse-format messages.
-    pub organization: String,
+    /// Schema links and the organization name of messages.
+    pub origin: Origin,
+}
+
+/// Whether a step's answer is worth one more attempt: a gateway in front of the receiver
+/// failed, not the receiver's own decision.
+fn try_again(answer: &StepAnswer) -> bool {
+    matches!(
+        answer,
+        StepAnswer::Refused {
+            status: 502..=504,
+            ..
+        }
+    )
 }
 
 impl SyncSteps {
@@ -47,12 +62,7 @@ impl SyncSteps {
             let endpoint = match self.store.endpoint(step.endpoint_id).await {
                 Ok(Some(e)) => e,
                 Ok(None) => continue, // deleted meanwhile: nothing to call
-                Err(e) => {
-                    return Err(IngestError::StepFailed {
-                        step: step.name,
-                        message: format!("the store failed: {e}"),
-                    })
-                }
+                Err(e) => return Err(IngestError::Store(e)),
             };
             let DestinationSettings::Webhook(settings) = endpoint.settings else {
                 // Subscriptions refuse synchronous steps on other kinds; one changed since.
@@ -62,18 +72,21 @@ impl SyncSteps {
                 });
             };
             let destination = self.webhooks.destination(settings);
-            let message = Outbound {
-                // A step is not a delivery; its id still identifies this call for the receiver.
-                delivery_id: crate::ids::DeliveryId::new(),
-                subscription_id: step.id,
-                format: step.format,
-                event: &event.event,
-                schema_url: crate::catalog::schema_url(&self.public_url, &event.event.name),
-                definition: self.catalog.cataloged(&event.event.name),
-                organization: &self.organization,
-                amqp: &step.amqp,
-            };
-            match destination.call_step(&message, STEP_TIMEOUT).await {
+            // A step is not a delivery; its id still identifies this call for the receiver.
+            let message = self.origin.outbound(
+                DeliveryId::new(),
+                &step,
+                &event.event,
+                self.catalog.cataloged(&event.event.name),
+            );
+            let mut answer = destination.call_step(&message, STEP_TIMEOUT).await;
+            for _ in 1..MAX_STEP_ATTEMPTS {
+                if !try_again(&answer) {
+                    break;
+                }
+                answer = destination.call_step(&message, STEP_TIMEOUT).await;
+            }
+            match answer {
                 StepAnswer::Accepted => {}
                 StepAnswer::Refused { status, message } => {
                     tracing::info!(step = %step.name, status, "a synchronous step cancelled the event");

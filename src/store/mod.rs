@@ -2,15 +2,37 @@
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
 pub mod postgres;
-mod records;
 pub(crate) mod rows;
 pub mod sqlite;
+mod url;
+
+pub use url::{StoreUrl, StoreUrlError};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
-pub use records::*;
+use crate::model::{
+    Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
+    EndpointId, Event, EventId, IngestOutcome, LeasedDelivery, NewEvent, ReplayFilter,
+    Subscription, SubscriptionId,
+};
+
+/// What to lease.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest<'a> {
+    /// Who leases (an instance id).
+    pub owner: &'a str,
+    /// The time now.
+    pub now: OffsetDateTime,
+    /// Until when.
+    pub until: OffsetDateTime,
+    /// At most this many.
+    pub limit: u32,
+    /// At most this many per endpoint.
+    pub per_endpoint: u32,
+    /// Endpoints that are busy: leave their deliveries.
+    pub skip_endpoints: &'a [EndpointId],
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +64,6 @@ pub enum StoreError {
     /// A unique name is already taken.
     #[error("{0} is already taken")]
     Conflict(String),
-    /// The URL names no supported database.
-    #[error("unsupported store url `{0}`: expected sqlite://PATH or postgres://…")]
-    UnsupportedUrl(String),
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -56,6 +75,50 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the failure may pass by itself (the database is busy, full, unreachable, or
+    /// shutting down), so a caller should try again later (`503` + `Retry-After`), rather
+    /// than a fault of Herald's or of the request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => transient_sqlx(e),
+            StoreError::GroupCommit(cause) => cause.is_transient(),
+            StoreError::Closed => true,
+            StoreError::Migrate(_)
+            | StoreError::SchemaTooNew(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Conflict(_) => false,
+        }
+    }
+}
+
+/// SQLite result codes (the primary code, the low byte of an extended code) and PostgreSQL
+/// SQLSTATE classes that mean "not now" rather than "never".
+fn transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if let Ok(sqlite) = code.parse::<i32>() {
+                // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_NOMEM 7, SQLITE_IOERR 10,
+                // SQLITE_FULL 13, SQLITE_CANTOPEN 14, SQLITE_PROTOCOL 15.
+                matches!(sqlite & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15)
+            } else {
+                // 08: connection exception; 53: insufficient resources (disk full, out of
+                // memory, too many connections); 57P01-57P03: the server is shutting down or
+                // starting; 40001/40P01: serialization failure, deadlock (try again).
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(&*code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+            }
+        }
+        _ => false,
+    }
+}
+
 /// What the store needs to do, whatever the database.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -64,10 +127,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
 
     /// An event and its deliveries.
-    async fn event(
-        &self,
-        id: EventId,
-    ) -> Result<Option<(EventRecord, Vec<DeliveryRecord>)>, StoreError>;
+    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError>;
 
     /// Creates or replaces an endpoint (by id). Fails with `Conflict` if the name is taken.
     async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
@@ -107,12 +167,12 @@ pub trait Store: Send + Sync + 'static {
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
 
     /// Deliveries matching `query`, newest first.
-    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
     /// One delivery with its attempts.
     async fn delivery(
         &self,
         id: DeliveryId,
-    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError>;
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError>;
     /// Makes a dead-lettered (or pending) delivery due now. `None` if it does not exist;
     /// `Some(false)` if it is in a state that cannot be retried.
     async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError>;
@@ -122,6 +182,8 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the store takes durable writes now (readiness: events can be accepted).
+    async fn ready(&self) -> Result<(), StoreError>;
 
     /// The lease owner name this process uses: fixed for an embedded store (a restart
     /// releases the leases of the previous run at once), unique per process for a shared one
@@ -134,20 +196,14 @@ pub trait Store: Send + Sync + 'static {
     fn watch(&self, on_work: Callback, on_change: Callback);
 }
 
-/// Opens the store named by `url`.
+/// Opens the store named by `settings.url`.
 pub async fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    let url = settings.url.as_str();
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(path.as_ref()).await?,
-        ))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(
-            postgres::PgStore::open(settings).await?,
-        ))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
-    }
+    Ok(match &settings.url {
+        StoreUrl::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open(path).await?),
+        StoreUrl::Postgres(url) => {
+            std::sync::Arc::new(postgres::PgStore::open(url, settings).await?)
+        }
+    })
 }
 
 /// A unique-index violation as `Conflict(what)`, any other error as a database error.
@@ -164,8 +220,8 @@ pub type Callback = std::sync::Arc<dyn Fn() + Send + Sync>;
 /// How to reach the store.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    /// `sqlite://PATH` or `postgres://…`.
-    pub url: String,
+    /// Which database.
+    pub url: StoreUrl,
     /// PostgreSQL: most connections the pool opens.
     pub max_connections: u32,
     /// PostgreSQL: how long to wait for a connection before failing (then `503`).

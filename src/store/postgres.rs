@@ -15,8 +15,12 @@ use super::rows::{
     self, attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, millis,
     subscription_from_row,
 };
-use super::*;
-use crate::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
+use super::{conflict_on_unique, Callback, LeaseRequest, Store, StoreError, StoreSettings};
+use crate::model::{
+    Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
+    EndpointId, Event, EventId, IngestOutcome, LeasedDelivery, NewEvent, NextState, ReplayFilter,
+    Subscription, SubscriptionId,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -37,8 +41,9 @@ pub struct PgStore {
 impl PgStore {
     /// Connects, creates the schema if needed and applies migrations. Refuses a database whose
     /// schema has migrations this build does not know (a newer Herald migrated it).
-    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        let mut options = PgConnectOptions::from_str(&settings.url)?;
+    /// `url` is the connection URL; the pool's limits and the schema come from `settings`.
+    pub async fn open(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)?;
         if let Some(schema) = &settings.schema {
             let admin = PgPoolOptions::new()
                 .max_connections(1)
@@ -102,10 +107,7 @@ impl Store for PgStore {
         Ok(outcomes)
     }
 
-    async fn event(
-        &self,
-        id: EventId,
-    ) -> Result<Option<(EventRecord, Vec<DeliveryRecord>)>, StoreError> {
+    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
         let Some(row) = sqlx::query("SELECT * FROM events WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -131,7 +133,7 @@ impl Store for PgStore {
         )
         .bind(e.id.to_string())
         .bind(&e.name)
-        .bind(e.settings.kind())
+        .bind(e.settings.kind().as_str())
         .bind(json(&e.settings, "endpoint settings")?)
         .bind(e.max_concurrency.map(i64::from))
         .bind(millis(e.created_at))
@@ -344,17 +346,17 @@ impl Store for PgStore {
                    outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
             )
             .bind(&id)
-            .bind(i64::from(r.attempt))
-            .bind(millis(r.started_at))
-            .bind(r.duration_ms as i64)
-            .bind(r.outcome.as_str())
-            .bind(r.http_status.map(i64::from))
-            .bind(&r.error)
+            .bind(i64::from(r.attempt.attempt))
+            .bind(millis(r.attempt.started_at))
+            .bind(r.attempt.duration_ms as i64)
+            .bind(r.attempt.outcome.as_str())
+            .bind(r.attempt.http_status.map(i64::from))
+            .bind(&r.attempt.error)
             .execute(&mut *tx)
             .await?;
             let (status, next_at, error, finished) = match &r.next {
                 NextState::Succeeded => ("succeeded", now, None, Some(now)),
-                NextState::RetryAt(at) => ("pending", millis(*at), r.error.clone(), None),
+                NextState::RetryAt(at) => ("pending", millis(*at), r.attempt.error.clone(), None),
                 NextState::DeadLettered(why) => {
                     ("dead_lettered", now, Some(why.clone()), Some(now))
                 }
@@ -366,7 +368,7 @@ impl Store for PgStore {
                  WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8",
             )
             .bind(status)
-            .bind(i64::from(r.attempt))
+            .bind(i64::from(r.attempt.attempt))
             .bind(next_at)
             .bind(error)
             .bind(finished)
@@ -400,7 +402,7 @@ impl Store for PgStore {
         Ok(row.try_get::<Option<i64>, _>("t")?.map(rows::from_millis))
     }
 
-    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM deliveries WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR endpoint_id = $2)
                AND ($3::text IS NULL OR event_id = $3) ORDER BY id DESC LIMIT $4",
@@ -417,7 +419,7 @@ impl Store for PgStore {
     async fn delivery(
         &self,
         id: DeliveryId,
-    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError> {
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
         let Some(row) = sqlx::query("SELECT * FROM deliveries WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -492,6 +494,16 @@ impl Store for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        // A write, so a database that answers but refuses writes (a full disk, a read-only
+        // standby after a failover) is not ready.
+        sqlx::query("INSERT INTO store_probe (id, written_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at")
+            .bind(millis(OffsetDateTime::now_utc()))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -8,11 +8,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::store::{
-    Attempt, DeliveryRecord, DeliveryStatus, Endpoint, EventRecord, LeasedDelivery, StoreError,
-    Subscription,
+use crate::model::{
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, LeasedDelivery,
+    MessageFormat, Mode, Stage, Subscription,
 };
-use crate::subscriptions::MessageFormat;
+use crate::store::StoreError;
 
 /// Unix milliseconds of a time.
 pub fn millis(t: OffsetDateTime) -> i64 {
@@ -92,8 +92,8 @@ fn json_col<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&text).map_err(|source| StoreError::Corrupt { what, source })
 }
 
-pub fn event_from_row(row: &impl Columns) -> Result<EventRecord, StoreError> {
-    Ok(EventRecord {
+pub fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
+    Ok(Event {
         id: parse_id(row, "id")?,
         name: row.text("name")?,
         solution: row.text("solution")?,
@@ -104,9 +104,9 @@ pub fn event_from_row(row: &impl Columns) -> Result<EventRecord, StoreError> {
     })
 }
 
-pub fn delivery_from_row(row: &impl Columns) -> Result<DeliveryRecord, StoreError> {
+pub fn delivery_from_row(row: &impl Columns) -> Result<Delivery, StoreError> {
     let status = row.text("status")?;
-    Ok(DeliveryRecord {
+    Ok(Delivery {
         id: parse_id(row, "id")?,
         event_id: parse_id(row, "event_id")?,
         subscription_id: parse_id(row, "subscription_id")?,
@@ -125,7 +125,10 @@ pub fn attempt_from_row(row: &impl Columns) -> Result<Attempt, StoreError> {
         attempt: row.int("attempt")? as u32,
         started_at: time_col(row, "started_at")?,
         duration_ms: row.int("duration_ms")? as u64,
-        outcome: row.text("outcome")?,
+        outcome: {
+            let outcome = row.text("outcome")?;
+            AttemptOutcome::parse(&outcome).ok_or_else(|| corrupt("attempt outcome", outcome))?
+        },
         http_status: row.opt_int("http_status")?.map(|s| s as u16),
         error: row.opt_text("error")?,
     })
@@ -158,14 +161,12 @@ pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreEr
         rank: row.int("rank")? as i32,
         mode: {
             let mode = row.text("mode")?;
-            crate::subscriptions::Mode::parse(&mode)
-                .ok_or_else(|| corrupt("subscription mode", mode))?
+            Mode::parse(&mode).ok_or_else(|| corrupt("subscription mode", mode))?
         },
         stage: match row.opt_text("stage")? {
-            Some(stage) => Some(
-                crate::subscriptions::Stage::parse(&stage)
-                    .ok_or_else(|| corrupt("subscription stage", stage))?,
-            ),
+            Some(stage) => {
+                Some(Stage::parse(&stage).ok_or_else(|| corrupt("subscription stage", stage))?)
+            }
             None => None,
         },
         amqp: json_col(row, "amqp", "subscription AMQP options")?,
@@ -182,7 +183,7 @@ pub fn leased_deliveries(
     leased: &[impl Columns],
     events: &[impl Columns],
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
-    let events: std::collections::HashMap<String, EventRecord> = events
+    let events: std::collections::HashMap<String, Event> = events
         .iter()
         .map(|row| Ok((row.text("id")?, event_from_row(row)?)))
         .collect::<Result<_, StoreError>>()?;

@@ -27,7 +27,7 @@ async fn an_instance_refuses_a_schema_newer_than_it_knows() {
     // PostgreSQL
     let s = schema();
     let settings = StoreSettings {
-        url: pg_url(),
+        url: pg_url().parse().expect("a postgres:// URL"),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         schema: Some(s.clone()),
@@ -52,7 +52,7 @@ async fn an_instance_refuses_a_schema_newer_than_it_knows() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("h.db").display());
     let settings = StoreSettings {
-        url: url.clone(),
+        url: url.parse().expect("an sqlite:// URL"),
         ..settings
     };
     drop(open(&settings).await.expect("first start migrates"));

@@ -1,6 +1,7 @@
 //! Herald's end-to-end tests: real sockets, real SQLite, real HTTP, and the Python
 //! `standardwebhooks` verifier for interoperability.
 
+mod architecture;
 mod azure;
 mod catalog;
 mod cluster;

@@ -1,5 +1,7 @@
 //! The OpenAPI document, health, readiness and metrics.
 
+use std::time::Duration;
+
 use crate::support::TestApp;
 
 #[tokio::test]
@@ -62,4 +64,160 @@ async fn the_openapi_document_describes_every_route_and_ops_routes_answer() {
         );
     }
     app.stop().await;
+}
+
+/// A full disk: SQLite on a 3 MiB tmpfs in a mount namespace of Herald's own (`unshare`),
+/// filled with events until the group commit fails. Every request is then answered 503 with
+/// `Retry-After` (not 500) and `/readyz` says 503; once the file system grows (a remount from
+/// inside the namespace, `nsenter`), Herald is ready again and accepts events, and every
+/// event it accepted before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_with_retry_after_and_readyz_503_until_space_returns() {
+    use crate::support::process::{get, post, HeraldProcess};
+    use crate::support::purchase;
+    use serde_json::{json, Value};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("store");
+    std::fs::create_dir(&mount).unwrap();
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite://{}\"\n",
+            mount.join("herald.db").display()
+        ),
+    )
+    .unwrap();
+    let mount_text = mount.to_str().unwrap();
+    let script = format!("mount -t tmpfs -o size=3m herald-full-disk {mount_text} && exec \"$@\"");
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ];
+    let herald = HeraldProcess::start_under(
+        &wrapper,
+        &dir.path().join("herald.toml"),
+        dir.path().join("herald.log"),
+        &[],
+    );
+    let http = reqwest::Client::new();
+    let events: Vec<Value> = (0..500)
+        .map(|i| {
+            let mut params = purchase(f64::from(i));
+            params["Items"] = json!(vec![format!("SKU-{i:0>200}"); 4]);
+            json!({"event": "contoso_CustomerPurchase", "params": params})
+        })
+        .collect();
+    let batch = json!({ "events": events });
+    let mut accepted: Vec<String> = Vec::new();
+    let mut refused = None;
+    // 3 MiB holds a few thousand such events: a bounded number of batches fills it.
+    for _ in 0..100 {
+        let r = http
+            .post(format!("{}/v1/events:batch", herald.url))
+            .bearer_auth(crate::support::ADMIN_KEY)
+            .json(&batch)
+            .send()
+            .await
+            .expect("Herald answers");
+        if r.status() != 200 {
+            refused = Some(r);
+            break;
+        }
+        let items: Vec<Value> = r.json().await.unwrap();
+        accepted.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+    }
+    let refused = refused.expect("the 3 MiB file system filled up");
+    assert_eq!(refused.status(), 503, "a full disk is not Herald's fault");
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(
+        !accepted.is_empty(),
+        "some events fit before the disk filled"
+    );
+    // What little room is left takes a few single events; then they are refused the same way.
+    let mut single = None;
+    for i in 0..5000 {
+        let r = http
+            .post(format!("{}/v1/events/contoso_CustomerPurchase", herald.url))
+            .bearer_auth(crate::support::ADMIN_KEY)
+            .json(&purchase(f64::from(i)))
+            .send()
+            .await
+            .expect("Herald answers");
+        if r.status() != 202 {
+            single = Some(r);
+            break;
+        }
+        let body: Value = r.json().await.unwrap();
+        accepted.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let single = single.expect("single events filled the rest");
+    assert_eq!(single.status(), 503);
+    assert!(single.headers().contains_key("retry-after"));
+    // Readiness says so too.
+    let ready = http
+        .get(format!("{}/readyz", herald.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.headers().contains_key("retry-after"));
+
+    // More room, from inside Herald's mount namespace.
+    let grown = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &herald.child.id().to_string(),
+            "-m",
+            "mount",
+            "-o",
+            "remount,size=64m",
+        ])
+        .arg(&mount)
+        .status()
+        .expect("nsenter runs");
+    assert!(grown.success(), "the tmpfs was remounted larger");
+    crate::support::wait_for(
+        Duration::from_secs(10),
+        "readiness after the disk grew",
+        || async {
+            let r = http
+                .get(format!("{}/readyz", herald.url))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
+    let (status, body) = post(
+        &http,
+        &herald.url,
+        "/v1/events/contoso_CustomerPurchase",
+        purchase(2.0),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    for id in accepted.iter().step_by(97).chain(accepted.last()) {
+        let (status, body) = get(&http, &herald.url, &format!("/v1/events/{id}")).await;
+        assert_eq!(status, 200, "accepted event {id} is still stored: {body}");
+    }
+    println!(
+        "full disk: {} events accepted before the disk filled, then 503 until it grew",
+        accepted.len()
+    );
 }

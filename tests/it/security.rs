@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald::destinations::webhook::{
-    NetworkPolicy, Secret, SigningSecret, WebhookClient, WebhookSettings,
-};
+use herald::destinations::webhook::{NetworkPolicy, WebhookClient};
 use herald::destinations::{Destination, Outbound, Outcome};
-use herald::ids::{DeliveryId, EventId, SecretId, SubscriptionId};
-use herald::store::EventRecord;
+use herald::model::{
+    DeliveryId, Event, EventId, Secret, SecretId, SigningSecret, SubscriptionId, WebhookSettings,
+};
 use serde_json::{json, Value};
 
 use crate::support::{purchase, Receiver, TestApp};
@@ -157,7 +156,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             timeout: None,
             auth: None,
         });
-        let event = EventRecord {
+        let event = Event {
             id: EventId::new(),
             name: "contoso_CustomerPurchase".into(),
             solution: "contoso".into(),

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald::destinations::webhook::{Secret, SigningSecret, WebhookSettings};
-use herald::destinations::DestinationSettings;
-use herald::ids::{DeliveryId, EndpointId, EventId, SecretId, SubscriptionId};
+use herald::model::*;
 use herald::store::*;
 use time::OffsetDateTime;
 
@@ -23,7 +21,7 @@ pub struct TestStore {
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let settings = StoreSettings {
-        url: format!("sqlite://{}", dir.path().join("herald.db").display()),
+        url: StoreUrl::Sqlite(dir.path().join("herald.db")),
         max_connections: 4,
         acquire_timeout: Duration::from_secs(5),
         schema: None,
@@ -36,7 +34,7 @@ pub async fn sqlite() -> TestStore {
 
 pub async fn postgres() -> TestStore {
     let settings = StoreSettings {
-        url: pg_url(),
+        url: pg_url().parse().expect("a postgres:// URL"),
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
         schema: Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
@@ -100,7 +98,7 @@ fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
     let mut params = serde_json::Map::new();
     params.insert("Total".into(), 12.5.into());
     NewEvent {
-        event: EventRecord {
+        event: Event {
             id: EventId::new(),
             name: "contoso_CustomerPurchase".into(),
             solution: "contoso".into(),
@@ -137,16 +135,18 @@ fn lease_req<'a>(
 fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
     AttemptResult {
         delivery_id: d.id,
-        attempt: d.attempts + 1,
-        started_at: now(),
-        duration_ms: 3,
-        outcome: if next == NextState::Succeeded {
-            AttemptOutcome::Success
-        } else {
-            AttemptOutcome::Retry
+        attempt: Attempt {
+            attempt: d.attempts + 1,
+            started_at: now(),
+            duration_ms: 3,
+            outcome: if next == NextState::Succeeded {
+                AttemptOutcome::Success
+            } else {
+                AttemptOutcome::Retry
+            },
+            http_status: Some(503),
+            error: Some("receiver answered 503".into()),
         },
-        http_status: Some(503),
-        error: Some("receiver answered 503".into()),
         next,
     }
 }

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::settings::AzureCredential;
+use crate::model::AzureCredential;
 
 /// The CBS token type of SAS tokens.
 pub const SAS_TOKEN_TYPE: &str = "servicebus.windows.net:sastoken";

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::classify;
 use super::credential::TokenSource;
 use super::message;
-use super::settings::AzureSettings;
 use crate::destinations::{Destination, Outbound, Outcome};
+use crate::model::AzureSettings;
 
 /// Events taken at once at most.
 const MAX_TAKE: usize = 256;

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::destinations::Outbound;
 use crate::formats::{cloudevents, dataverse};
-use crate::subscriptions::MessageFormat;
+use crate::model::MessageFormat;
 
 /// The application property prefix of CloudEvents attributes in binary mode.
 pub const CLOUDEVENTS_PREFIX: &str = "cloudEvents:";
@@ -167,12 +167,12 @@ fn param_text(out: &Outbound<'_>, name: Option<&str>) -> Result<Option<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{DeliveryId, EventId, SubscriptionId};
-    use crate::store::EventRecord;
-    use crate::subscriptions::AmqpOptions;
+    use crate::model::AmqpOptions;
+    use crate::model::Event;
+    use crate::model::{DeliveryId, EventId, SubscriptionId};
 
-    fn event(params: Value) -> EventRecord {
-        EventRecord {
+    fn event(params: Value) -> Event {
+        Event {
             id: EventId::new(),
             name: "contoso_CustomerPurchase".into(),
             solution: "contoso".into(),
@@ -183,11 +183,7 @@ mod tests {
         }
     }
 
-    fn build_with(
-        format: MessageFormat,
-        e: &EventRecord,
-        amqp: &AmqpOptions,
-    ) -> Result<Built, String> {
+    fn build_with(format: MessageFormat, e: &Event, amqp: &AmqpOptions) -> Result<Built, String> {
         build(&Outbound {
             delivery_id: DeliveryId::new(),
             subscription_id: SubscriptionId::new(),

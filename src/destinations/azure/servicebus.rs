@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::classify;
 use super::credential::{renew_at, TokenError, TokenSource, SERVICE_BUS_SCOPE};
 use super::message;
-use super::settings::AzureSettings;
 use crate::destinations::{Destination, Outbound, Outcome};
+use crate::model::AzureSettings;
 
 /// The message format of a batch: each data section is a whole encoded message.
 pub const BATCH_FORMAT: u32 = 0x8001_3700;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
-use super::settings::WebhookSettings;
 use super::ssrf::{BlockedAddress, NetworkPolicy};
 use super::{classify, request_builder, sign};
 use crate::destinations::{Destination, Outbound, Outcome};
+use crate::model::WebhookSettings;
 
 /// The shared HTTP client for webhooks.
 #[derive(Clone)]
@@ -141,45 +141,32 @@ impl WebhookDestination {
         Ok(request.body(built.body))
     }
 
-    /// Calls the endpoint as a synchronous step (Dataverse's synchronous webhooks): one more
-    /// attempt only after 502, 503 or 504.
+    /// Calls the endpoint once as a synchronous step (Dataverse's synchronous webhooks); the
+    /// caller decides whether an answer is worth another call.
     pub async fn call_step(
         &self,
         message: &Outbound<'_>,
         timeout: std::time::Duration,
     ) -> StepAnswer {
-        let mut answer = StepAnswer::Unreachable(String::new());
-        for _attempt in 0..2 {
-            let request = match self.request(message, timeout) {
-                Ok(r) => r,
-                Err(error) => return StepAnswer::Unreachable(error),
-            };
-            answer = match request.send().await {
-                Ok(response) if response.status().is_success() => return StepAnswer::Accepted,
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let text = response.text().await.unwrap_or_default();
-                    let text = text.trim();
-                    let message = if text.is_empty() {
-                        format!("the step answered {status}")
-                    } else {
-                        text.chars().take(2000).collect()
-                    };
-                    StepAnswer::Refused { status, message }
-                }
-                Err(e) => return StepAnswer::Unreachable(error_chain(&e)),
-            };
-            if !matches!(
-                answer,
-                StepAnswer::Refused {
-                    status: 502..=504,
-                    ..
-                }
-            ) {
-                break;
+        let request = match self.request(message, timeout) {
+            Ok(r) => r,
+            Err(error) => return StepAnswer::Unreachable(error),
+        };
+        match request.send().await {
+            Ok(response) if response.status().is_success() => StepAnswer::Accepted,
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                let text = text.trim();
+                let message = if text.is_empty() {
+                    format!("the step answered {status}")
+                } else {
+                    text.chars().take(2000).collect()
+                };
+                StepAnswer::Refused { status, message }
             }
+            Err(e) => StepAnswer::Unreachable(error_chain(&e)),
         }
-        answer
     }
 }
 

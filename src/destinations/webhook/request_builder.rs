@@ -5,10 +5,10 @@
 use reqwest::Url;
 use serde_json::Value;
 
-use super::settings::{WebhookAuth, WebhookSettings};
 use crate::destinations::Outbound;
 use crate::formats::{cloudevents, dataverse};
-use crate::subscriptions::MessageFormat;
+use crate::model::MessageFormat;
+use crate::model::{WebhookAuth, WebhookSettings};
 
 /// A request ready to sign and send.
 pub struct Built {
@@ -98,14 +98,14 @@ fn to_vec(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{DeliveryId, EventId, SubscriptionId};
-    use crate::store::EventRecord;
+    use crate::model::Event;
+    use crate::model::{DeliveryId, EventId, SubscriptionId};
 
     #[test]
     fn a_dataverse_message_over_256_kb_drops_its_parameters_and_says_so() {
         let mut params = serde_json::Map::new();
         params.insert("Notes".into(), Value::String("x".repeat(300 * 1024)));
-        let event = EventRecord {
+        let event = Event {
             id: EventId::new(),
             name: "contoso_Big".into(),
             solution: "contoso".into(),

@@ -3,83 +3,19 @@
 //! the secret after `whsec_`. [`verify`] is what a receiver runs; it compares in constant
 //! time and refuses timestamps outside the tolerance (replay protection).
 
-use std::fmt;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Sha256;
+
+pub use crate::model::{Secret, SecretError};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Prefix of a signing secret's text form.
-const PREFIX: &str = "whsec_";
-
-/// A signing secret. Its `Debug` form never shows the key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-/// A secret's text could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SecretError {
-    /// No `whsec_` prefix.
-    #[error("a signing secret starts with `whsec_`")]
-    Prefix,
-    /// The part after the prefix is not base64.
-    #[error("the part after `whsec_` must be base64")]
-    Base64,
-    /// Too short or too long.
-    #[error("a signing secret holds 24 to 64 bytes, this one {0}")]
-    Length(usize),
-}
-
-impl Secret {
-    /// A new random secret of 32 bytes.
-    pub fn generate() -> Self {
-        let mut key = vec![0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        Self(key)
-    }
-
-    /// Parses `whsec_<base64>`.
-    pub fn parse(text: &str) -> Result<Self, SecretError> {
-        let b64 = text.strip_prefix(PREFIX).ok_or(SecretError::Prefix)?;
-        let key = B64.decode(b64).map_err(|_| SecretError::Base64)?;
-        if !(24..=64).contains(&key.len()) {
-            return Err(SecretError::Length(key.len()));
-        }
-        Ok(Self(key))
-    }
-
-    /// The text form, `whsec_<base64>`: only for storing it or showing it once to its owner.
-    pub fn expose(&self) -> String {
-        format!("{PREFIX}{}", B64.encode(&self.0))
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(whsec_***)")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.expose())
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Secret::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
+fn mac(secret: &Secret) -> HmacSha256 {
+    HmacSha256::new_from_slice(secret.key()).expect("HMAC accepts keys of any length")
 }
 
 /// The `webhook-signature` header value for a message signed with every secret.
@@ -92,7 +28,7 @@ pub fn sign<'a>(
     secrets
         .into_iter()
         .map(|secret| {
-            let mut mac = secret.mac();
+            let mut mac = mac(secret);
             mac.update(format!("{id}.{timestamp}.").as_bytes());
             mac.update(body);
             format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
@@ -139,7 +75,7 @@ pub fn verify(
             continue;
         };
         let Ok(sig) = B64.decode(b64) else { continue };
-        let mut mac = secret.mac();
+        let mut mac = mac(secret);
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(body);
         // `verify_slice` compares in constant time.

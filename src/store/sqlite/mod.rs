@@ -13,11 +13,15 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::*;
-use crate::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
-use rows::{
-    attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, millis,
+use super::rows::{
+    self, attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, millis,
     subscription_from_row,
+};
+use super::{conflict_on_unique, Callback, LeaseRequest, Store, StoreError};
+use crate::model::{
+    Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
+    EndpointId, Event, EventId, IngestOutcome, LeasedDelivery, NewEvent, NextState, ReplayFilter,
+    Subscription, SubscriptionId,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -31,6 +35,8 @@ pub struct SqliteStore {
     bookkeeping: SqlitePool,
     /// The group-commit writer for ingestion.
     writer: mpsc::Sender<writer::Job>,
+    /// Whether the writer's last commit failed.
+    failing: writer::Failing,
 }
 
 impl SqliteStore {
@@ -57,12 +63,34 @@ impl SqliteStore {
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(writer::run(conn, rx));
+        let failing = writer::Failing::default();
+        tokio::spawn(writer::run(conn, rx, failing.clone()));
         Ok(Self {
             pool,
             bookkeeping,
             writer: tx,
+            failing,
         })
+    }
+}
+
+impl SqliteStore {
+    /// Hands `events` (and a probe row, if `probe`) to the group-commit writer.
+    async fn write(
+        &self,
+        events: Vec<NewEvent>,
+        probe: bool,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(writer::Job {
+                events,
+                probe,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -90,18 +118,10 @@ macro_rules! immediate {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(writer::Job { events, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.write(events, false).await
     }
 
-    async fn event(
-        &self,
-        id: EventId,
-    ) -> Result<Option<(EventRecord, Vec<DeliveryRecord>)>, StoreError> {
+    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
         let Some(row) = sqlx::query("SELECT * FROM events WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -133,7 +153,7 @@ impl Store for SqliteStore {
         )
         .bind(e.id.to_string())
         .bind(&e.name)
-        .bind(e.settings.kind())
+        .bind(e.settings.kind().as_str())
         .bind(settings)
         .bind(e.max_concurrency)
         .bind(millis(e.created_at))
@@ -367,17 +387,19 @@ impl Store for SqliteStore {
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(&id)
-                .bind(r.attempt)
-                .bind(millis(r.started_at))
-                .bind(r.duration_ms as i64)
-                .bind(r.outcome.as_str())
-                .bind(r.http_status)
-                .bind(&r.error)
+                .bind(r.attempt.attempt)
+                .bind(millis(r.attempt.started_at))
+                .bind(r.attempt.duration_ms as i64)
+                .bind(r.attempt.outcome.as_str())
+                .bind(r.attempt.http_status)
+                .bind(&r.attempt.error)
                 .execute(&mut *conn)
                 .await?;
                 let (status, next_at, error, finished) = match &r.next {
                     NextState::Succeeded => ("succeeded", now, None, Some(now)),
-                    NextState::RetryAt(at) => ("pending", millis(*at), r.error.clone(), None),
+                    NextState::RetryAt(at) => {
+                        ("pending", millis(*at), r.attempt.error.clone(), None)
+                    }
                     NextState::DeadLettered(why) => {
                         ("dead_lettered", now, Some(why.clone()), Some(now))
                     }
@@ -390,7 +412,7 @@ impl Store for SqliteStore {
                      WHERE id = ? AND status = 'in_flight' AND lease_owner = ?",
                 )
                 .bind(status)
-                .bind(r.attempt)
+                .bind(r.attempt.attempt)
                 .bind(next_at)
                 .bind(error)
                 .bind(finished)
@@ -424,7 +446,7 @@ impl Store for SqliteStore {
         Ok(row.try_get::<Option<i64>, _>("t")?.map(rows::from_millis))
     }
 
-    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM deliveries WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR endpoint_id = ?2)
                AND (?3 IS NULL OR event_id = ?3) ORDER BY id DESC LIMIT ?4",
@@ -441,7 +463,7 @@ impl Store for SqliteStore {
     async fn delivery(
         &self,
         id: DeliveryId,
-    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError> {
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
         let Some(row) = sqlx::query("SELECT * FROM deliveries WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -512,6 +534,16 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.ping().await?;
+        // After a failed group commit (a full disk, say), ready again only once a durable
+        // write succeeds; otherwise every readiness check would cost an fsync.
+        if self.failing.probe_bytes().is_some() {
+            self.write(Vec::new(), true).await?;
+        }
         Ok(())
     }
 

@@ -18,7 +18,26 @@ impl HeraldProcess {
     /// Starts `herald serve --config CONFIG` with debug logs to `log`, and waits until it
     /// prints where it listens.
     pub fn start(config: &Path, log: PathBuf, env: &[(&str, String)]) -> HeraldProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        Self::start_under(&[], config, log, env)
+    }
+
+    /// Like [`HeraldProcess::start`], with `wrapper` (a program and its arguments) running
+    /// `herald` as its last arguments, e.g. in a mount namespace of its own.
+    pub fn start_under(
+        wrapper: &[&str],
+        config: &Path,
+        log: PathBuf,
+        env: &[(&str, String)],
+    ) -> HeraldProcess {
+        let herald = env!("CARGO_BIN_EXE_herald");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(herald);
+                c
+            }
+            None => Command::new(herald),
+        };
         command
             .args(["serve", "--config"])
             .arg(config)

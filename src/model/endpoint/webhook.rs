@@ -1,12 +1,83 @@
-//! A webhook endpoint's settings.
+//! A webhook endpoint's settings: URL, signing secrets, timeout and Dataverse authentication.
 
+use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
-use super::signing::Secret;
-use crate::ids::SecretId;
+use crate::model::ids::SecretId;
+
+/// Prefix of a signing secret's text form.
+const PREFIX: &str = "whsec_";
+
+/// A signing secret. Its `Debug` form never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+/// A secret's text could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    /// No `whsec_` prefix.
+    #[error("a signing secret starts with `whsec_`")]
+    Prefix,
+    /// The part after the prefix is not base64.
+    #[error("the part after `whsec_` must be base64")]
+    Base64,
+    /// Too short or too long.
+    #[error("a signing secret holds 24 to 64 bytes, this one {0}")]
+    Length(usize),
+}
+
+impl Secret {
+    /// A new random secret of 32 bytes.
+    pub fn generate() -> Self {
+        let mut key = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self(key)
+    }
+
+    /// Parses `whsec_<base64>`.
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
+        let b64 = text.strip_prefix(PREFIX).ok_or(SecretError::Prefix)?;
+        let key = B64.decode(b64).map_err(|_| SecretError::Base64)?;
+        if !(24..=64).contains(&key.len()) {
+            return Err(SecretError::Length(key.len()));
+        }
+        Ok(Self(key))
+    }
+
+    /// The text form, `whsec_<base64>`: only for storing it or showing it once to its owner.
+    pub fn expose(&self) -> String {
+        format!("{PREFIX}{}", B64.encode(&self.0))
+    }
+
+    /// The key bytes, to sign with.
+    pub fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(whsec_***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Secret::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Where a webhook goes and how it is signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! The ingestion routes.
+//! `/v1/events`: send one event, send a batch, and read one event with its deliveries.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,10 +11,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{read_json, IngestError, Submission};
-use crate::api::{ApiError, AppState, Caller, ErrorBody};
-use crate::ids::EventId;
-use crate::store::IngestOutcome;
+use super::views::{DeliveryView, EventDetail, EventView};
+use super::{read_json, Admin, ApiError, AppState, Caller, ErrorBody};
+use crate::ingest::{IngestError, Submission};
+use crate::model::{EventId, IngestOutcome};
 
 /// Events in one batch request, at most.
 pub const MAX_BATCH: usize = 1000;
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send_one))
         .routes(routes!(send_batch))
+        .routes(routes!(get_one))
 }
 
 /// The answer to an accepted event.
@@ -33,33 +34,6 @@ pub struct Accepted {
     pub id: EventId,
     /// How many deliveries it fans out to.
     pub deliveries: u32,
-}
-
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::UnknownEvent(_) | IngestError::Disabled(_) => {
-                ApiError::NotFound(e.to_string())
-            }
-            IngestError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
-            IngestError::Invalid { ref problems, .. } => ApiError::Invalid {
-                code: "invalid_parameters",
-                message: e.to_string(),
-                details: problems.clone(),
-            },
-            IngestError::Vetoed { .. } => ApiError::Invalid {
-                code: "cancelled_by_step",
-                message: e.to_string(),
-                details: vec![],
-            },
-            IngestError::StepFailed { .. } => ApiError::StepUnavailable(e.to_string()),
-            IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
-                code: "invalid_request",
-                message: e.to_string(),
-                details: vec![],
-            },
-        }
-    }
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -107,7 +81,7 @@ async fn send_one(
         .store(vec![event])
         .await?
         .pop()
-        .ok_or(ApiError::Internal(crate::store::StoreError::Closed))?;
+        .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
     Ok(match outcome {
         IngestOutcome::Created { id, deliveries } => {
             (StatusCode::ACCEPTED, Json(Accepted { id, deliveries })).into_response()
@@ -253,4 +227,21 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
         deliveries: None,
         error,
     }
+}
+
+/// An event with its deliveries.
+#[utoipa::path(get, path = "/v1/events/{event}", tag = "events", params(("event" = String, Path, description = "The event id (evt_…)")),
+    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
+async fn get_one(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<EventDetail>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no event with id \"{id}\""));
+    let event_id: EventId = id.parse().map_err(|_| not_found())?;
+    let (event, deliveries) = state.store.event(event_id).await?.ok_or_else(not_found)?;
+    Ok(Json(EventDetail {
+        event: EventView::from(&event),
+        deliveries: deliveries.iter().map(DeliveryView::from).collect(),
+    }))
 }

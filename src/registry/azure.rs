@@ -1,165 +1,8 @@
-//! Where a Service Bus or Event Hubs endpoint sends, and as whom: the namespace, the entity
-//! and the credential, read from the endpoint's fields or from a connection string in the
-//! form Microsoft prints (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…`,
-//! optionally `EntityPath=…` and `UseDevelopmentEmulator=true`).
+//! Service Bus and Event Hubs endpoint settings from what a user gives: the endpoint's fields or
+//! a connection string in the form Microsoft prints (`Endpoint=sb://…;SharedAccessKeyName=…;
+//! SharedAccessKey=…`, optionally `EntityPath=…` and `UseDevelopmentEmulator=true`).
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-/// A secret value: kept and sent, never shown (`Debug` and views redact it).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, to sign or send with.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// How Herald authenticates to a namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AzureCredential {
-    /// A shared access policy's key: Herald signs its own SAS tokens and renews them.
-    SasKey {
-        /// The policy's name, e.g. `RootManageSharedAccessKey`.
-        key_name: String,
-        /// The policy's key.
-        key: SecretString,
-    },
-    /// A ready-made `SharedAccessSignature sr=…&sig=…&se=…&skn=…` token; used until it expires.
-    SasToken {
-        /// The token.
-        token: SecretString,
-    },
-    /// Microsoft Entra ID through a managed identity (system-assigned, or the user-assigned
-    /// one with `client_id`).
-    ManagedIdentity {
-        /// Client id of a user-assigned identity.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
-    },
-    /// Microsoft Entra ID through workload identity federation (AKS); ids default to
-    /// `AZURE_CLIENT_ID` and `AZURE_TENANT_ID`, the token file to `AZURE_FEDERATED_TOKEN_FILE`.
-    WorkloadIdentity {
-        /// The application's client id.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
-        /// The tenant id.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tenant_id: Option<String>,
-    },
-    /// Microsoft Entra ID through an application's client secret.
-    ClientSecret {
-        /// The tenant id.
-        tenant_id: String,
-        /// The application's client id.
-        client_id: String,
-        /// The client secret.
-        client_secret: SecretString,
-    },
-    /// Microsoft Entra ID through the signed-in Azure CLI (`az login`), for development.
-    AzureCli,
-    /// Microsoft Entra ID through whatever identity this host has: workload identity when
-    /// `AZURE_FEDERATED_TOKEN_FILE` is set, a client secret when `AZURE_CLIENT_SECRET` is, a
-    /// managed identity when the platform announces one (`IDENTITY_ENDPOINT`, `MSI_ENDPOINT`),
-    /// otherwise the developer tools (Azure CLI, Azure Developer CLI).
-    Default,
-}
-
-impl AzureCredential {
-    /// The type name and its non-secret details, for views.
-    pub fn describe(&self) -> (String, Option<String>) {
-        match self {
-            AzureCredential::SasKey { key_name, .. } => ("sas_key".into(), Some(key_name.clone())),
-            AzureCredential::SasToken { .. } => ("sas_token".into(), None),
-            AzureCredential::ManagedIdentity { client_id } => {
-                ("managed_identity".into(), client_id.clone())
-            }
-            AzureCredential::WorkloadIdentity { client_id, .. } => {
-                ("workload_identity".into(), client_id.clone())
-            }
-            AzureCredential::ClientSecret { client_id, .. } => {
-                ("client_secret".into(), Some(client_id.clone()))
-            }
-            AzureCredential::AzureCli => ("azure_cli".into(), None),
-            AzureCredential::Default => ("default".into(), None),
-        }
-    }
-}
-
-/// A Service Bus or Event Hubs endpoint's settings (secrets included).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AzureSettings {
-    /// The namespace's host name, e.g. `contoso.servicebus.windows.net` or `localhost`.
-    pub host: String,
-    /// The AMQP port, when not the standard one (5671 with TLS, 5672 for an emulator).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// Plain AMQP without TLS, as with `UseDevelopmentEmulator=true` (local emulators only).
-    #[serde(default)]
-    pub emulator: bool,
-    /// The queue, topic or event hub.
-    pub entity: String,
-    /// How to authenticate.
-    pub credential: AzureCredential,
-    /// Event Hubs: send every message to this partition (otherwise by partition key, or
-    /// spread by the service).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_id: Option<String>,
-}
-
-impl AzureSettings {
-    /// The AMQP URL to connect to: `amqps://host:5671` or, for an emulator, `amqp://host:5672`.
-    pub fn amqp_url(&self) -> String {
-        let (scheme, default_port) = if self.emulator {
-            ("amqp", 5672)
-        } else {
-            ("amqps", 5671)
-        };
-        format!(
-            "{scheme}://{}:{}",
-            self.host,
-            self.port.unwrap_or(default_port)
-        )
-    }
-
-    /// The entity's claims-based-security audience (and SAS resource): `sb://host[:port]/entity`.
-    pub fn audience(&self) -> String {
-        match self.port {
-            Some(port) => format!("sb://{}:{port}/{}", self.host, self.entity),
-            None => format!("sb://{}/{}", self.host, self.entity),
-        }
-    }
-
-    /// The namespace as `from_input` reads it back (`sb://host[:port]`, or `amqp://…` for an emulator).
-    pub fn namespace(&self) -> String {
-        let scheme = if self.emulator { "amqp" } else { "sb" };
-        match self.port {
-            Some(port) => format!("{scheme}://{}:{port}", self.host),
-            None => format!("{scheme}://{}", self.host),
-        }
-    }
-
-    /// Where the entity lives, for messages and logs (no secrets).
-    pub fn describe(&self) -> String {
-        format!("{}/{}", self.amqp_url(), self.entity)
-    }
-}
+use crate::model::{AzureCredential, AzureSettings, SecretString};
 
 /// What an endpoint's input gives to build [`AzureSettings`] from.
 #[derive(Debug, Default)]
@@ -193,52 +36,50 @@ fn wrong(field: &'static str, message: impl Into<String>) -> FieldError {
     }
 }
 
-impl AzureSettings {
-    /// Builds and checks settings from an endpoint's input.
-    pub fn from_input(input: AzureInput<'_>) -> Result<Self, FieldError> {
-        let (host, port, emulator, path, conn_credential) =
-            match (input.connection_string, input.namespace) {
-                (Some(_), Some(_)) => {
-                    return Err(wrong(
-                        "namespace",
-                        "give either `connection_string` or `namespace`, not both",
-                    ))
-                }
-                (Some(cs), None) => {
-                    let cs =
-                        ConnectionString::parse(cs).map_err(|m| wrong("connection_string", m))?;
-                    (cs.host, cs.port, cs.emulator, cs.entity_path, cs.credential)
-                }
-                (None, Some(ns)) => {
-                    let (host, port, emulator) =
-                        parse_namespace(ns).map_err(|m| wrong("namespace", m))?;
-                    (host, port, emulator, None, None)
-                }
-                (None, None) => {
-                    return Err(wrong(
-                        "namespace",
-                        "is required (or give a `connection_string`)",
-                    ))
-                }
-            };
-        let entity = match (input.entity, path) {
-            (Some(e), Some(p)) if !e.eq_ignore_ascii_case(&p) => {
+/// Builds and checks settings from an endpoint's input.
+pub fn settings_from(input: AzureInput<'_>) -> Result<AzureSettings, FieldError> {
+    let (host, port, emulator, path, conn_credential) =
+        match (input.connection_string, input.namespace) {
+            (Some(_), Some(_)) => {
                 return Err(wrong(
-                    "entity",
-                    format!("is \"{e}\" but the connection string's EntityPath is \"{p}\""),
+                    "namespace",
+                    "give either `connection_string` or `namespace`, not both",
                 ))
             }
-            (Some(e), _) => e.to_owned(),
-            (None, Some(p)) => p,
+            (Some(cs), None) => {
+                let cs = ConnectionString::parse(cs).map_err(|m| wrong("connection_string", m))?;
+                (cs.host, cs.port, cs.emulator, cs.entity_path, cs.credential)
+            }
+            (None, Some(ns)) => {
+                let (host, port, emulator) =
+                    parse_namespace(ns).map_err(|m| wrong("namespace", m))?;
+                (host, port, emulator, None, None)
+            }
             (None, None) => {
                 return Err(wrong(
-                    "entity",
-                    "is required: the queue, topic or event hub to send to",
+                    "namespace",
+                    "is required (or give a `connection_string`)",
                 ))
             }
         };
-        check_entity_name(&entity).map_err(|m| wrong("entity", m))?;
-        let credential = match (input.credential, conn_credential) {
+    let entity = match (input.entity, path) {
+        (Some(e), Some(p)) if !e.eq_ignore_ascii_case(&p) => {
+            return Err(wrong(
+                "entity",
+                format!("is \"{e}\" but the connection string's EntityPath is \"{p}\""),
+            ))
+        }
+        (Some(e), _) => e.to_owned(),
+        (None, Some(p)) => p,
+        (None, None) => {
+            return Err(wrong(
+                "entity",
+                "is required: the queue, topic or event hub to send to",
+            ))
+        }
+    };
+    check_entity_name(&entity).map_err(|m| wrong("entity", m))?;
+    let credential = match (input.credential, conn_credential) {
             (Some(_), Some(_)) => {
                 return Err(wrong(
                     "credential",
@@ -253,24 +94,23 @@ impl AzureSettings {
                 ))
             }
         };
-        check_credential(&credential)?;
-        if let Some(p) = input.partition_id {
-            if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) {
-                return Err(wrong(
-                    "partition_id",
-                    "must be a partition number such as \"0\"",
-                ));
-            }
+    check_credential(&credential)?;
+    if let Some(p) = input.partition_id {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) {
+            return Err(wrong(
+                "partition_id",
+                "must be a partition number such as \"0\"",
+            ));
         }
-        Ok(AzureSettings {
-            host,
-            port,
-            emulator,
-            entity,
-            credential,
-            partition_id: input.partition_id.map(str::to_owned),
-        })
     }
+    Ok(AzureSettings {
+        host,
+        port,
+        emulator,
+        entity,
+        credential,
+        partition_id: input.partition_id.map(str::to_owned),
+    })
 }
 
 fn check_credential(c: &AzureCredential) -> Result<(), FieldError> {
@@ -465,7 +305,7 @@ mod tests {
 
     #[test]
     fn emulator_connection_strings_mean_plain_amqp_to_the_given_port() {
-        let s = AzureSettings::from_input(AzureInput {
+        let s = settings_from(AzureInput {
             connection_string: Some("Endpoint=sb://localhost:5673;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"),
             entity: Some("queue1"),
             ..Default::default()
@@ -481,7 +321,7 @@ mod tests {
 
     #[test]
     fn cloud_connection_strings_use_tls_and_entity_path() {
-        let s = AzureSettings::from_input(AzureInput {
+        let s = settings_from(AzureInput {
             connection_string: Some("Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessSignature=SharedAccessSignature sr=x&sig=y&se=1&skn=z;EntityPath=orders"),
             ..Default::default()
         })
@@ -494,7 +334,7 @@ mod tests {
     #[test]
     fn namespaces_and_mistakes() {
         let ok = |ns: &str| {
-            AzureSettings::from_input(AzureInput {
+            settings_from(AzureInput {
                 namespace: Some(ns),
                 entity: Some("q"),
                 credential: Some(AzureCredential::Default),
@@ -511,7 +351,7 @@ mod tests {
         );
         assert_eq!(ok("http://x").unwrap_err().field, "namespace");
         assert_eq!(ok("sb://x:notaport").unwrap_err().field, "namespace");
-        let err = AzureSettings::from_input(AzureInput {
+        let err = settings_from(AzureInput {
             namespace: Some("x"),
             entity: Some("-bad"),
             credential: Some(AzureCredential::Default),

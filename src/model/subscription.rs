@@ -1,15 +1,50 @@
 //! Subscriptions route an event (or a whole category) to an endpoint, in a message format,
-//! optionally only when its parameters pass a filter. [`Routing`] is the in-memory snapshot
-//! ingestion matches events against.
-
-use std::sync::{Arc, RwLock};
+//! optionally only when its parameters pass a filter; the vocabulary of modes, stages,
+//! formats, filters and AMQP options.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::catalog::EventDefinition;
-use crate::store::{Store, StoreError, Subscription};
+use super::ids::{EndpointId, SubscriptionId};
+
+/// A subscription: an event or a whole category routed to an endpoint.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Its id.
+    pub id: SubscriptionId,
+    /// Its unique name.
+    pub name: String,
+    /// The solution of the event or category.
+    pub solution: String,
+    /// The event subscribed to (or `None` with a category).
+    pub event: Option<String>,
+    /// The category subscribed to (or `None` with an event).
+    pub category: Option<String>,
+    /// Where deliveries go.
+    pub endpoint_id: EndpointId,
+    /// The message format.
+    pub format: MessageFormat,
+    /// Conditions on parameter values; all must hold.
+    pub filter: Filter,
+    /// Whether new events create deliveries.
+    pub enabled: bool,
+    /// Order among subscriptions of one event (lower first).
+    pub rank: i32,
+    /// Asynchronous (a delivery) or synchronous (in the request path).
+    pub mode: Mode,
+    /// The stage of a synchronous step.
+    pub stage: Option<Stage>,
+    /// How events become AMQP messages (Service Bus and Event Hubs endpoints).
+    pub amqp: AmqpOptions,
+    /// Why it was disabled by Herald (a receiver answered 410 Gone).
+    pub disabled_reason: Option<String>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    pub updated_at: OffsetDateTime,
+}
 
 /// How deliveries of a subscription are written.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -225,67 +260,6 @@ fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         _ => None,
-    }
-}
-
-/// The enabled subscriptions, held in memory for matching at ingestion and reloaded from
-/// the store after every change.
-#[derive(Clone, Default)]
-pub struct Routing {
-    subscriptions: Arc<RwLock<Arc<Vec<Subscription>>>>,
-    version: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Routing {
-    /// Records that endpoints or subscriptions changed in this process, so cached copies
-    /// (the dispatcher's) are read again.
-    pub fn changed(&self) {
-        self.version
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Increases with every change made in this process.
-    pub fn version(&self) -> u64 {
-        self.version.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Reloads the snapshot from the store.
-    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let mut subs: Vec<Subscription> = store
-            .subscriptions()
-            .await?
-            .into_iter()
-            .filter(|s| s.enabled)
-            .collect();
-        subs.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.name.cmp(&b.name)));
-        *self
-            .subscriptions
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(subs);
-        Ok(())
-    }
-
-    /// The enabled subscriptions an occurrence of `event` with `params` goes to, by rank.
-    pub fn matching(
-        &self,
-        event: &EventDefinition,
-        params: &Map<String, Value>,
-    ) -> Vec<Subscription> {
-        let subs = self
-            .subscriptions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        subs.iter()
-            .filter(|s| s.solution == event.solution)
-            .filter(|s| match (&s.event, &s.category) {
-                (Some(name), _) => *name == event.unique_name,
-                (None, Some(category)) => event.category.as_ref() == Some(category),
-                (None, None) => false,
-            })
-            .filter(|s| s.filter.matches(params))
-            .cloned()
-            .collect()
     }
 }
 

@@ -4,6 +4,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The URL an event's JSON Schema is served at (CloudEvents `dataschema`).
+pub fn schema_url(public_url: &str, unique_name: &str) -> String {
+    format!("{public_url}/v1/catalog/events/{unique_name}/schema")
+}
+
 /// A solution: owns events; its publisher prefix starts every event name.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]

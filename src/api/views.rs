@@ -1,0 +1,345 @@
+//! What the API answers with: views of the model's records, apart from the records
+//! themselves so the stored shape and the HTTP contract can change independently. Views never
+//! carry secrets.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::model::{
+    AmqpOptions, Attempt, Delivery, DeliveryId, DeliveryStatus, DestinationSettings, Endpoint,
+    EndpointId, EndpointKind, Event, EventId, Filter, MessageFormat, Mode, SecretId, Stage,
+    Subscription, SubscriptionId,
+};
+
+/// One signing secret, without its value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecretView {
+    /// Its id (to retire it).
+    pub id: SecretId,
+    /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An endpoint as the API shows it: no secret values.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndpointView {
+    /// Its id.
+    pub id: EndpointId,
+    /// Its name.
+    pub name: String,
+    /// Kind of destination.
+    pub kind: EndpointKind,
+    /// The receiver's URL.
+    pub url: Option<String>,
+    /// Active signing secrets (ids only).
+    pub secrets: Vec<SecretView>,
+    /// Time the receiver has to answer.
+    #[schema(value_type = Option<String>)]
+    pub timeout: Option<String>,
+    /// Deliveries in flight at once.
+    pub max_concurrency: Option<u32>,
+    /// The authentication type and the header or parameter names it sets (never values).
+    pub auth: Option<AuthView>,
+    /// Service Bus and Event Hubs: the AMQP address of the namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Service Bus and Event Hubs: the queue, topic or hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// Service Bus and Event Hubs: the credential's type and its key name or client id (never secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialView>,
+    /// Event Hubs: the fixed partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_id: Option<String>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Endpoint> for EndpointView {
+    fn from(e: &Endpoint) -> Self {
+        let mut view = EndpointView {
+            id: e.id,
+            name: e.name.clone(),
+            kind: e.settings.kind(),
+            url: None,
+            secrets: Vec::new(),
+            timeout: None,
+            max_concurrency: e.max_concurrency,
+            auth: None,
+            namespace: None,
+            entity: None,
+            credential: None,
+            partition_id: None,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        };
+        match &e.settings {
+            DestinationSettings::Webhook(w) => {
+                view.url = Some(w.url.clone());
+                view.secrets = w
+                    .secrets
+                    .iter()
+                    .map(|s| SecretView {
+                        id: s.id,
+                        created_at: s.created_at,
+                    })
+                    .collect();
+                view.timeout = w.timeout.map(|t| humantime::format_duration(t).to_string());
+                view.auth = w.auth.as_ref().map(|a| {
+                    let (kind, names) = a.describe();
+                    AuthView { kind, names }
+                });
+            }
+            DestinationSettings::ServiceBus(a) | DestinationSettings::EventHubs(a) => {
+                view.namespace = Some(a.amqp_url());
+                view.entity = Some(a.entity.clone());
+                let (kind, id) = a.credential.describe();
+                view.credential = Some(CredentialView { kind, id });
+                view.partition_id = a.partition_id.clone();
+            }
+        }
+        view
+    }
+}
+
+/// A Service Bus or Event Hubs credential without its secrets.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// `sas_key`, `sas_token`, `managed_identity`, `workload_identity`, `client_secret`,
+    /// `azure_cli` or `default`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The key name (SAS key) or client id (Entra ID), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// An endpoint's authentication without its values.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuthView {
+    /// `HttpHeader`, `WebhookKey` or `HttpQueryString`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The header or query parameter names it sets.
+    pub names: Vec<String>,
+}
+
+/// The answer to creating an endpoint or adding a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointCreated {
+    /// The endpoint.
+    pub endpoint: EndpointView,
+    /// A secret Herald generated: shown this once, never again. Absent when you gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_secret: Option<String>,
+}
+
+/// A secret to add to an endpoint (rotation).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretInput {
+    /// `whsec_…`; generated (and shown once) when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// A subscription as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionView {
+    /// Its id.
+    pub id: SubscriptionId,
+    /// Its unique name.
+    pub name: String,
+    /// The solution of the event or category.
+    pub solution: String,
+    /// The event subscribed to (or `null` with a category).
+    pub event: Option<String>,
+    /// The category subscribed to (or `null` with an event).
+    pub category: Option<String>,
+    /// Where deliveries go.
+    pub endpoint_id: EndpointId,
+    /// The message format.
+    pub format: MessageFormat,
+    /// Conditions on parameter values; all must hold.
+    pub filter: Filter,
+    /// Whether new events create deliveries.
+    pub enabled: bool,
+    /// Order among subscriptions of one event (lower first).
+    pub rank: i32,
+    /// `async` (a delivery) or `sync` (in the request path).
+    pub mode: Mode,
+    /// The stage of a synchronous step.
+    pub stage: Option<Stage>,
+    /// How events become AMQP messages (Service Bus and Event Hubs endpoints).
+    pub amqp: AmqpOptions,
+    /// Why Herald disabled it (a receiver answered 410 Gone).
+    pub disabled_reason: Option<String>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Subscription> for SubscriptionView {
+    fn from(s: &Subscription) -> Self {
+        Self {
+            id: s.id,
+            name: s.name.clone(),
+            solution: s.solution.clone(),
+            event: s.event.clone(),
+            category: s.category.clone(),
+            endpoint_id: s.endpoint_id,
+            format: s.format,
+            filter: s.filter.clone(),
+            enabled: s.enabled,
+            rank: s.rank,
+            mode: s.mode,
+            stage: s.stage,
+            amqp: s.amqp.clone(),
+            disabled_reason: s.disabled_reason.clone(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    /// Its id.
+    pub id: EventId,
+    /// The event definition's unique name.
+    pub name: String,
+    /// The solution that owns the definition.
+    pub solution: String,
+    /// The request parameters, as validated.
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+    /// Correlation id given by the caller, or generated.
+    pub correlation_id: String,
+    /// The API key name that sent it.
+    pub caller: String,
+    /// When Herald accepted it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        Self {
+            id: e.id,
+            name: e.name.clone(),
+            solution: e.solution.clone(),
+            params: e.params.clone(),
+            correlation_id: e.correlation_id.clone(),
+            caller: e.caller.clone(),
+            received_at: e.received_at,
+        }
+    }
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Its id (the `webhook-id` / `message-id` receivers see).
+    pub id: DeliveryId,
+    /// The event delivered.
+    pub event_id: EventId,
+    /// The subscription that asked for it.
+    pub subscription_id: SubscriptionId,
+    /// Where it goes.
+    pub endpoint_id: EndpointId,
+    /// Where it is.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (pending deliveries).
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    /// The last error, or why it was dead-lettered or cancelled.
+    pub last_error: Option<String>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            subscription_id: d.subscription_id,
+            endpoint_id: d.endpoint_id,
+            status: d.status,
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_error: d.last_error.clone(),
+            created_at: d.created_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// `success`, `retry` or `permanent`.
+    pub outcome: String,
+    /// The HTTP status the receiver answered with, for webhooks.
+    pub http_status: Option<u16>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+impl From<&Attempt> for AttemptView {
+    fn from(a: &Attempt) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            outcome: a.outcome.as_str().to_owned(),
+            http_status: a.http_status,
+            error: a.error.clone(),
+        }
+    }
+}
+
+/// A delivery with its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    /// The delivery.
+    #[serde(flatten)]
+    pub delivery: DeliveryView,
+    /// Every attempt, first first.
+    pub attempts: Vec<AttemptView>,
+}
+
+/// An event with its deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDetail {
+    /// The event.
+    #[serde(flatten)]
+    pub event: EventView,
+    /// Its deliveries.
+    pub deliveries: Vec<DeliveryView>,
+}

@@ -1,0 +1,86 @@
+//! Endpoints: where deliveries go, with their settings (secrets included; views leave them out).
+
+pub mod azure;
+pub mod webhook;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ids::EndpointId;
+pub use azure::{AzureCredential, AzureSettings, SecretString};
+pub use webhook::{Secret, SecretError, SigningSecret, WebhookAuth, WebhookSettings};
+
+/// The kinds of endpoint, one vocabulary for the API, the store and the destinations.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// An HTTP receiver, signed per Standard Webhooks.
+    #[default]
+    Webhook,
+    /// An Azure Service Bus queue or topic, over AMQP 1.0.
+    ServiceBus,
+    /// An Azure event hub, over AMQP 1.0.
+    EventHubs,
+}
+
+impl EndpointKind {
+    /// The stored text form (the `kind` column and the settings' tag).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndpointKind::Webhook => "webhook",
+            EndpointKind::ServiceBus => "service_bus",
+            EndpointKind::EventHubs => "event_hubs",
+        }
+    }
+
+    /// What people call it, in messages.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            EndpointKind::Webhook => "webhook",
+            EndpointKind::ServiceBus => "Service Bus",
+            EndpointKind::EventHubs => "Event Hubs",
+        }
+    }
+}
+
+/// Where and how an endpoint sends, secrets included. Stored as JSON tagged with the kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DestinationSettings {
+    /// An HTTPS (or HTTP) receiver, signed per Standard Webhooks.
+    Webhook(WebhookSettings),
+    /// An Azure Service Bus queue or topic.
+    ServiceBus(AzureSettings),
+    /// An Azure event hub.
+    EventHubs(AzureSettings),
+}
+
+impl DestinationSettings {
+    /// The kind.
+    pub fn kind(&self) -> EndpointKind {
+        match self {
+            DestinationSettings::Webhook(_) => EndpointKind::Webhook,
+            DestinationSettings::ServiceBus(_) => EndpointKind::ServiceBus,
+            DestinationSettings::EventHubs(_) => EndpointKind::EventHubs,
+        }
+    }
+}
+
+/// An endpoint: a destination with its settings.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Its id.
+    pub id: EndpointId,
+    /// Its unique name.
+    pub name: String,
+    /// Where and how to send (secrets included).
+    pub settings: DestinationSettings,
+    /// Deliveries in flight at once to it; the configured default when `None`.
+    pub max_concurrency: Option<u32>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    pub updated_at: OffsetDateTime,
+}

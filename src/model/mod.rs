@@ -1,0 +1,28 @@
+//! The ground floor: the data every stage shares — ids, catalog definitions, events,
+//! deliveries and attempts, endpoints, subscriptions. Plain data and pure functions over it,
+//! no I/O; every other module imports it and none of them is imported by it.
+
+pub mod definition;
+pub mod delivery;
+pub mod endpoint;
+pub mod event;
+pub mod ids;
+pub mod subscription;
+
+pub use definition::{
+    AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, PicklistOption,
+    ResponseProperty, Solution,
+};
+pub use delivery::{
+    Attempt, AttemptOutcome, AttemptResult, Delivery, DeliveryQuery, DeliveryStatus,
+    LeasedDelivery, NextState, ReplayFilter,
+};
+pub use endpoint::{
+    AzureCredential, AzureSettings, DestinationSettings, Endpoint, EndpointKind, Secret,
+    SecretError, SecretString, SigningSecret, WebhookAuth, WebhookSettings,
+};
+pub use event::{Event, IngestOutcome, NewDelivery, NewEvent};
+pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
+pub use subscription::{
+    AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,
+};

@@ -1,0 +1,389 @@
+//! Endpoint rules: which fields apply to which kind, write-only values (secrets, credentials,
+//! authentication) kept when an update leaves them out, header names and values, the network
+//! policy for webhook URLs, and signing-secret rotation.
+
+use time::OffsetDateTime;
+
+use super::azure::{settings_from, AzureInput};
+use super::{EndpointInput, Registry, RegistryError};
+use crate::destinations::webhook::ssrf::UrlError;
+use crate::model::{
+    AzureSettings, DestinationSettings, Endpoint, EndpointId, EndpointKind, Secret, SecretId,
+    SigningSecret, WebhookAuth, WebhookSettings,
+};
+
+/// Active signing secrets an endpoint may have at once.
+pub const MAX_SECRETS: usize = 5;
+
+/// An endpoint and the signing secret Herald generated for it, if it did: shown once.
+pub type WithSecret = (Endpoint, Option<String>);
+
+impl Registry {
+    /// Every endpoint, by name.
+    pub async fn endpoints(&self) -> Result<Vec<Endpoint>, RegistryError> {
+        Ok(self.store.endpoints().await?)
+    }
+
+    /// The endpoint with id `id` (as text, from a URL).
+    pub async fn endpoint(&self, id: &str) -> Result<Endpoint, RegistryError> {
+        let not_found = || RegistryError::NotFound(format!("no endpoint with id \"{id}\""));
+        let id: EndpointId = id.parse().map_err(|_| not_found())?;
+        self.store.endpoint(id).await?.ok_or_else(not_found)
+    }
+
+    /// The endpoint with this id or, failing that, this name.
+    pub async fn endpoint_by_id_or_name(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<Endpoint>, RegistryError> {
+        Ok(match id_or_name.parse::<EndpointId>() {
+            Ok(id) => self.store.endpoint(id).await?,
+            Err(_) => self.store.endpoint_by_name(id_or_name).await?,
+        })
+    }
+
+    /// Creates an endpoint; its name must be free.
+    pub async fn create_endpoint(&self, input: EndpointInput) -> Result<WithSecret, RegistryError> {
+        if self.store.endpoint_by_name(&input.name).await?.is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "an endpoint called \"{}\" already exists",
+                input.name
+            )));
+        }
+        let now = OffsetDateTime::now_utc();
+        let (settings, generated) = self.settings(&input, None).await?;
+        let endpoint = Endpoint {
+            id: EndpointId::new(),
+            name: input.name,
+            settings,
+            max_concurrency: input.max_concurrency.map(|n| n.get()),
+            created_at: now,
+            updated_at: now,
+        };
+        self.put_endpoint(&endpoint).await?;
+        tracing::info!(endpoint = %endpoint.id, name = %endpoint.name, "endpoint created");
+        Ok((endpoint, generated))
+    }
+
+    /// Creates the endpoint called `input.name`, or updates it if it exists (configuration
+    /// files and the demo, which declare endpoints by name at every start).
+    pub async fn declare_endpoint(
+        &self,
+        input: EndpointInput,
+    ) -> Result<WithSecret, RegistryError> {
+        if input.kind == EndpointKind::Webhook && input.secret.is_none() {
+            return Err(RegistryError::invalid(
+                "secret",
+                "is required for a declared webhook endpoint: its receiver must know it in advance (print one with `herald webhook secret`)",
+            ));
+        }
+        match self.store.endpoint_by_name(&input.name).await? {
+            Some(existing) => self.update_endpoint(existing, input).await,
+            None => self.create_endpoint(input).await,
+        }
+    }
+
+    /// Replaces the settings of endpoint `id`; write-only values it leaves out are kept.
+    pub async fn replace_endpoint(
+        &self,
+        id: &str,
+        input: EndpointInput,
+    ) -> Result<Endpoint, RegistryError> {
+        let existing = self.endpoint(id).await?;
+        let becomes_webhook = input.kind == EndpointKind::Webhook
+            && existing.settings.kind() != EndpointKind::Webhook;
+        if becomes_webhook && input.secret.is_none() {
+            return Err(RegistryError::invalid(
+                "secret",
+                "is required when an endpoint becomes a webhook endpoint (or add one later with POST /v1/endpoints/{id}/secrets)",
+            ));
+        }
+        Ok(self.update_endpoint(existing, input).await?.0)
+    }
+
+    async fn update_endpoint(
+        &self,
+        existing: Endpoint,
+        input: EndpointInput,
+    ) -> Result<WithSecret, RegistryError> {
+        let (settings, generated) = self.settings(&input, Some(&existing.settings)).await?;
+        let endpoint = Endpoint {
+            name: input.name,
+            settings,
+            max_concurrency: input.max_concurrency.map(|n| n.get()),
+            updated_at: OffsetDateTime::now_utc(),
+            ..existing
+        };
+        self.put_endpoint(&endpoint).await?;
+        Ok((endpoint, generated))
+    }
+
+    /// Deletes endpoint `id` and its subscriptions, cancelling their unfinished deliveries.
+    pub async fn delete_endpoint(&self, id: EndpointId) -> Result<(), RegistryError> {
+        if !self.store.delete_endpoint(id).await? {
+            return Err(RegistryError::NotFound(format!(
+                "no endpoint with id \"{id}\""
+            )));
+        }
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// Adds a signing secret to webhook endpoint `id` (rotation: both sign until the old one
+    /// is retired); generated when `secret` is `None`.
+    pub async fn add_secret(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+    ) -> Result<WithSecret, RegistryError> {
+        let mut endpoint = self.endpoint(id).await?;
+        let (secret, generated) = match secret {
+            Some(text) => (parse_secret(text)?, None),
+            None => {
+                let s = Secret::generate();
+                let shown = s.expose();
+                (s, Some(shown))
+            }
+        };
+        let name = endpoint.name.clone();
+        let DestinationSettings::Webhook(w) = &mut endpoint.settings else {
+            return Err(not_a_webhook(&name));
+        };
+        if w.secrets.len() >= MAX_SECRETS {
+            return Err(RegistryError::invalid(
+                "secret",
+                format!("an endpoint has at most {MAX_SECRETS} active secrets; retire one first"),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        w.secrets.push(SigningSecret {
+            id: SecretId::new(),
+            secret,
+            created_at: now,
+        });
+        endpoint.updated_at = now;
+        self.put_endpoint(&endpoint).await?;
+        Ok((endpoint, generated))
+    }
+
+    /// Retires signing secret `secret_id` of webhook endpoint `id`; the last one stays.
+    pub async fn retire_secret(
+        &self,
+        id: &str,
+        secret_id: &str,
+    ) -> Result<Endpoint, RegistryError> {
+        let mut endpoint = self.endpoint(id).await?;
+        let name = endpoint.name.clone();
+        let DestinationSettings::Webhook(w) = &mut endpoint.settings else {
+            return Err(not_a_webhook(&name));
+        };
+        let before = w.secrets.len();
+        w.secrets.retain(|s| s.id.to_string() != secret_id);
+        if w.secrets.len() == before {
+            return Err(RegistryError::NotFound(format!(
+                "endpoint has no secret \"{secret_id}\""
+            )));
+        }
+        if w.secrets.is_empty() {
+            return Err(RegistryError::Conflict(
+                "the last secret cannot be retired; add a new one first".into(),
+            ));
+        }
+        endpoint.updated_at = OffsetDateTime::now_utc();
+        self.put_endpoint(&endpoint).await?;
+        Ok(endpoint)
+    }
+
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), RegistryError> {
+        self.store.put_endpoint(endpoint).await?;
+        // Subscriptions did not change, but the dispatcher's cached copy of the endpoint did.
+        self.routing.changed();
+        Ok(())
+    }
+
+    /// The settings of `input`; `old` (an update) supplies the write-only values it leaves
+    /// out. Returns a signing secret Herald generated, to show once.
+    async fn settings(
+        &self,
+        input: &EndpointInput,
+        old: Option<&DestinationSettings>,
+    ) -> Result<(DestinationSettings, Option<String>), RegistryError> {
+        if input.name.trim().is_empty() || input.name.len() > 100 {
+            return Err(RegistryError::invalid(
+                "name",
+                "must be 1 to 100 characters",
+            ));
+        }
+        match input.kind {
+            EndpointKind::Webhook => {
+                let old = match old {
+                    Some(DestinationSettings::Webhook(w)) => Some(w),
+                    _ => None,
+                };
+                let (settings, generated) = self.webhook_settings(input, old).await?;
+                Ok((DestinationSettings::Webhook(settings), generated))
+            }
+            EndpointKind::ServiceBus => Ok((
+                DestinationSettings::ServiceBus(azure_settings(input, old)?),
+                None,
+            )),
+            EndpointKind::EventHubs => Ok((
+                DestinationSettings::EventHubs(azure_settings(input, old)?),
+                None,
+            )),
+        }
+    }
+
+    async fn webhook_settings(
+        &self,
+        input: &EndpointInput,
+        old: Option<&WebhookSettings>,
+    ) -> Result<(WebhookSettings, Option<String>), RegistryError> {
+        only(
+            input.kind,
+            &[
+                ("connection_string", input.connection_string.is_some()),
+                ("namespace", input.namespace.is_some()),
+                ("entity", input.entity.is_some()),
+                ("credential", input.credential.is_some()),
+                ("partition_id", input.partition_id.is_some()),
+            ],
+        )?;
+        let now = OffsetDateTime::now_utc();
+        let (secrets, generated) = match (&input.secret, old) {
+            (Some(text), old) => {
+                let secret = parse_secret(text)?;
+                // The same secret keeps its id and age.
+                let kept = old.and_then(|o| o.secrets.iter().find(|s| s.secret == secret));
+                let s = kept.cloned().unwrap_or(SigningSecret {
+                    id: SecretId::new(),
+                    secret,
+                    created_at: now,
+                });
+                (vec![s], None)
+            }
+            (None, Some(old)) => (old.secrets.clone(), None),
+            (None, None) => {
+                let s = Secret::generate();
+                let shown = s.expose();
+                let secret = SigningSecret {
+                    id: SecretId::new(),
+                    secret: s,
+                    created_at: now,
+                };
+                (vec![secret], Some(shown))
+            }
+        };
+        // Like secrets, authentication values are write-only: absent means "keep".
+        let auth = input
+            .auth
+            .clone()
+            .or_else(|| old.and_then(|o| o.auth.clone()));
+        if let Some(auth) = &auth {
+            check_auth(auth)?;
+        }
+        let url = input
+            .url
+            .as_deref()
+            .ok_or_else(|| RegistryError::invalid("url", "is required for a webhook endpoint"))?;
+        self.policy.check_url(url).await.map_err(|e| match e {
+            UrlError::Blocked(blocked) => {
+                RegistryError::invalid("url", format!("is refused: {blocked}"))
+            }
+            other => RegistryError::invalid("url", other.to_string()),
+        })?;
+        let settings = WebhookSettings {
+            url: url.to_owned(),
+            secrets,
+            timeout: input.timeout,
+            auth,
+        };
+        Ok((settings, generated))
+    }
+}
+
+/// Refuses the first given field that does not apply to `kind`.
+fn only(kind: EndpointKind, fields: &[(&'static str, bool)]) -> Result<(), RegistryError> {
+    match fields.iter().find(|(_, given)| *given) {
+        Some((field, _)) => Err(RegistryError::invalid(
+            *field,
+            format!("does not apply to a {} endpoint", kind.display_name()),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn azure_settings(
+    input: &EndpointInput,
+    old: Option<&DestinationSettings>,
+) -> Result<AzureSettings, RegistryError> {
+    let service_bus = input.kind == EndpointKind::ServiceBus;
+    only(
+        input.kind,
+        &[
+            ("url", input.url.is_some()),
+            ("secret", input.secret.is_some()),
+            ("timeout", input.timeout.is_some()),
+            ("auth", input.auth.is_some()),
+            ("partition_id", service_bus && input.partition_id.is_some()),
+        ],
+    )?;
+    let old = match old {
+        Some(DestinationSettings::ServiceBus(a)) if service_bus => Some(a),
+        Some(DestinationSettings::EventHubs(a)) if !service_bus => Some(a),
+        _ => None,
+    };
+    // Write-only credentials: an update that gives neither keeps the old one.
+    let keep = input.connection_string.is_none() && input.credential.is_none();
+    match (keep, old) {
+        (true, Some(old)) => settings_from(AzureInput {
+            namespace: Some(input.namespace.as_deref().unwrap_or(&old.namespace())),
+            entity: Some(input.entity.as_deref().unwrap_or(&old.entity)),
+            credential: Some(old.credential.clone()),
+            partition_id: input.partition_id.as_deref(),
+            connection_string: None,
+        }),
+        _ => settings_from(AzureInput {
+            connection_string: input.connection_string.as_deref(),
+            namespace: input.namespace.as_deref(),
+            entity: input.entity.as_deref(),
+            credential: input.credential.clone(),
+            partition_id: input.partition_id.as_deref(),
+        }),
+    }
+    .map_err(|e| RegistryError::invalid(e.field, e.message))
+}
+
+/// Header authentication must be sendable and must not impersonate Standard Webhooks' headers.
+fn check_auth(auth: &WebhookAuth) -> Result<(), RegistryError> {
+    let WebhookAuth::HttpHeader { values } = auth else {
+        return Ok(());
+    };
+    for (name, value) in values {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || name.to_ascii_lowercase().starts_with("webhook-")
+        {
+            return Err(RegistryError::invalid(
+                "auth",
+                format!("\"{name}\" cannot be used as a header name"),
+            ));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(RegistryError::invalid(
+                "auth",
+                format!("the value of \"{name}\" is not a valid header value"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn not_a_webhook(name: &str) -> RegistryError {
+    RegistryError::Conflict(format!(
+        "endpoint \"{name}\" is not a webhook endpoint; only webhooks have signing secrets"
+    ))
+}
+
+fn parse_secret(text: &str) -> Result<Secret, RegistryError> {
+    Secret::parse(text).map_err(|e| RegistryError::invalid("secret", e.to_string()))
+}

@@ -1,0 +1,59 @@
+//! The registry: endpoints and subscriptions. It creates, replaces and deletes them, checks
+//! them against the catalog and the network policy, and refreshes the routing snapshot itself
+//! after every change, so no caller has to remember to. The HTTP API, the flows API, the
+//! configuration loader and the demo all go through it.
+
+mod azure;
+mod endpoints;
+mod error;
+mod routing;
+mod spec;
+mod subscriptions;
+
+use std::sync::Arc;
+
+pub use azure::{settings_from, AzureInput, ConnectionString, FieldError};
+pub use error::RegistryError;
+pub use routing::Routing;
+pub use spec::{EndpointInput, SubscriptionInput};
+
+use crate::catalog::Catalog;
+use crate::destinations::webhook::NetworkPolicy;
+use crate::store::{Store, StoreError};
+
+/// Endpoints and subscriptions, with their rules. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+    catalog: Catalog,
+    policy: NetworkPolicy,
+    routing: Routing,
+}
+
+impl Registry {
+    /// A registry over `store`, checking subscriptions against `catalog` and webhook URLs
+    /// against `policy`, keeping `routing` current.
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        policy: NetworkPolicy,
+        routing: Routing,
+    ) -> Self {
+        Self {
+            store,
+            catalog,
+            policy,
+            routing,
+        }
+    }
+
+    /// The routing snapshot this registry keeps current.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// Reads the subscriptions again (another instance changed them).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        self.routing.reload(self.store.as_ref()).await
+    }
+}

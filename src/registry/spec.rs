@@ -1,0 +1,110 @@
+//! What a user declares for an endpoint or a subscription, in the admin API's bodies and in
+//! the configuration file alike; the registry checks it and turns it into the model's records.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::model::{
+    AmqpOptions, AzureCredential, EndpointKind, Filter, MessageFormat, Mode, Stage, WebhookAuth,
+};
+
+/// An endpoint to create or replace.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointInput {
+    /// Unique name.
+    pub name: String,
+    /// Kind of destination.
+    pub kind: EndpointKind,
+    /// The receiver's URL (webhooks).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A signing secret `whsec_<base64 of 24 to 64 bytes>`. Generated when absent at creation
+    /// (and shown once in the answer); when absent at update, the secrets stay as they are.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Time the receiver has to answer, e.g. `"10s"`.
+    #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "30s")]
+    pub timeout: Option<Duration>,
+    /// Deliveries in flight at once to this endpoint.
+    #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub max_concurrency: Option<NonZeroU32>,
+    /// Dataverse's webhook authentication, sent besides the signature:
+    /// `{"type": "HttpHeader", "values": {…}}`, `{"type": "WebhookKey", "key": "…"}` or
+    /// `{"type": "HttpQueryString", "values": {…}}`. Write-only; kept when absent on update.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub auth: Option<WebhookAuth>,
+    /// Service Bus and Event Hubs: a connection string as the Azure portal or an emulator
+    /// prints it (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…]
+    /// [;UseDevelopmentEmulator=true]`). Write-only; kept when absent on update. Or give
+    /// `namespace` and `credential`.
+    #[serde(default)]
+    pub connection_string: Option<String>,
+    /// Service Bus and Event Hubs: the namespace, `contoso.servicebus.windows.net`
+    /// (`sb://` or `amqps://` with a port are accepted; `amqp://host:port` is a local emulator).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Service Bus: the queue or topic; Event Hubs: the event hub.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// Service Bus and Event Hubs: how to authenticate: `{"type": "sas_key", "key_name", "key"}`,
+    /// `{"type": "sas_token", "token"}`, `{"type": "managed_identity", "client_id"?}`,
+    /// `{"type": "workload_identity"}`, `{"type": "client_secret", "tenant_id", "client_id",
+    /// "client_secret"}`, `{"type": "azure_cli"}` or `{"type": "default"}`. Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<AzureCredential>,
+    /// Event Hubs: send every event to this partition.
+    #[serde(default)]
+    pub partition_id: Option<String>,
+}
+
+/// A subscription to create or replace.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionInput {
+    /// Unique name; generated when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A cataloged event's unique name (or give `category`).
+    #[serde(default)]
+    pub event: Option<String>,
+    /// A category: every event cataloged in it (with `solution`).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// The solution of `category` (optional when only one solution has such a category).
+    #[serde(default)]
+    pub solution: Option<String>,
+    /// The endpoint, by id or name.
+    pub endpoint: String,
+    /// Message format.
+    #[serde(default)]
+    pub format: MessageFormat,
+    /// Conditions on parameter values; all must hold.
+    #[serde(default)]
+    pub filter: Filter,
+    /// Whether it is active (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Order among the subscriptions of one event, lower first (default 1).
+    #[serde(default)]
+    pub rank: Option<i32>,
+    /// `async` (default): a delivery after the event is stored. `sync`: a webhook called in
+    /// the request path before the event is stored, whose refusal cancels the event; only on
+    /// events that allow `sync_and_async` steps.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Stage of a synchronous step: `pre_validation` or `pre_operation` (default).
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// Service Bus and Event Hubs endpoints: parameters promoted to application properties,
+    /// session id and partition key parameters, time to live.
+    #[serde(default)]
+    pub amqp: AmqpOptions,
+}

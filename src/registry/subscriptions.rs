@@ -1,0 +1,324 @@
+//! Subscription rules against the catalog: an event or a category (of one solution), filters
+//! on real parameters, synchronous steps only where the event allows them and only to
+//! webhooks, AMQP options only to Service Bus and Event Hubs and on parameters every
+//! subscribed event has.
+
+use time::OffsetDateTime;
+
+use super::{Registry, RegistryError, SubscriptionInput};
+use crate::catalog::Catalog;
+use crate::model::{
+    AllowedSteps, Endpoint, EndpointKind, EventDefinition, Mode, Stage, Subscription,
+    SubscriptionId,
+};
+
+impl Registry {
+    /// Every subscription, by name.
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, RegistryError> {
+        Ok(self.store.subscriptions().await?)
+    }
+
+    /// The subscription with id `id` (as text, from a URL).
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, RegistryError> {
+        let not_found = || RegistryError::NotFound(format!("no subscription with id \"{id}\""));
+        let id: SubscriptionId = id.parse().map_err(|_| not_found())?;
+        self.store.subscription(id).await?.ok_or_else(not_found)
+    }
+
+    /// Creates a subscription; its name, if given, must be free.
+    pub async fn create_subscription(
+        &self,
+        input: SubscriptionInput,
+    ) -> Result<Subscription, RegistryError> {
+        if let Some(name) = &input.name {
+            if self.subscription_by_name(name).await?.is_some() {
+                return Err(RegistryError::Conflict(format!(
+                    "a subscription called \"{name}\" already exists"
+                )));
+            }
+        }
+        let subscription = self.build(input, None).await?;
+        self.put_subscription(&subscription).await?;
+        Ok(subscription)
+    }
+
+    /// Creates the subscription called `input.name`, or replaces it if it exists
+    /// (configuration files and the demo).
+    pub async fn declare_subscription(
+        &self,
+        input: SubscriptionInput,
+    ) -> Result<Subscription, RegistryError> {
+        let Some(name) = &input.name else {
+            return Err(RegistryError::invalid(
+                "name",
+                "is required for a declared subscription (it is how a restart finds it again)",
+            ));
+        };
+        let existing = self.subscription_by_name(name).await?;
+        let subscription = self.build(input, existing.as_ref()).await?;
+        self.put_subscription(&subscription).await?;
+        Ok(subscription)
+    }
+
+    /// Replaces subscription `id` (re-enabling one Herald disabled, for instance).
+    pub async fn replace_subscription(
+        &self,
+        id: &str,
+        input: SubscriptionInput,
+    ) -> Result<Subscription, RegistryError> {
+        let existing = self.subscription(id).await?;
+        let subscription = self.build(input, Some(&existing)).await?;
+        self.put_subscription(&subscription).await?;
+        Ok(subscription)
+    }
+
+    /// Deletes subscription `id`, cancelling its unfinished deliveries.
+    pub async fn delete_subscription(&self, id: SubscriptionId) -> Result<(), RegistryError> {
+        if !self.store.delete_subscription(id).await? {
+            return Err(RegistryError::NotFound(format!(
+                "no subscription with id \"{id}\""
+            )));
+        }
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// Disables subscription `id` (its receiver is gone) and cancels its pending deliveries.
+    pub async fn disable_subscription(
+        &self,
+        id: SubscriptionId,
+        reason: &str,
+    ) -> Result<(), RegistryError> {
+        self.store.disable_subscription(id, reason).await?;
+        self.reload().await?;
+        Ok(())
+    }
+
+    async fn subscription_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Subscription>, RegistryError> {
+        Ok(self
+            .store
+            .subscriptions()
+            .await?
+            .into_iter()
+            .find(|s| s.name == name))
+    }
+
+    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), RegistryError> {
+        self.store.put_subscription(subscription).await?;
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// Checks `input` against the catalog and the endpoints, and builds the subscription
+    /// (`existing` keeps its id and creation time).
+    async fn build(
+        &self,
+        input: SubscriptionInput,
+        existing: Option<&Subscription>,
+    ) -> Result<Subscription, RegistryError> {
+        let catalog = &self.catalog;
+        let (solution, event, category) = match (&input.event, &input.category) {
+            (Some(name), None) => {
+                let def = catalog.cataloged(name).ok_or_else(|| {
+                    RegistryError::invalid("event", format!("\"{name}\" is not a cataloged event"))
+                })?;
+                if def.allowed_steps == AllowedSteps::None {
+                    return Err(RegistryError::invalid(
+                        "event",
+                        format!(
+                            "\"{name}\" allows no processing steps, so it cannot be subscribed to"
+                        ),
+                    ));
+                }
+                for c in &input.filter.0 {
+                    if def.parameter(&c.parameter).is_none() {
+                        return Err(RegistryError::invalid(
+                            "filter",
+                            format!("\"{}\" is not a parameter of {name}", c.parameter),
+                        ));
+                    }
+                }
+                (def.solution.clone(), Some(name.clone()), None)
+            }
+            (None, Some(category)) => {
+                let candidates: Vec<&str> = catalog
+                    .categories()
+                    .iter()
+                    .filter(|c| {
+                        c.name == *category
+                            && input.solution.as_ref().is_none_or(|s| *s == c.solution)
+                    })
+                    .map(|c| c.solution.as_str())
+                    .collect();
+                match candidates.as_slice() {
+                    [solution] => (solution.to_string(), None, Some(category.clone())),
+                    [] => {
+                        return Err(RegistryError::invalid(
+                            "category",
+                            format!("\"{category}\" is not a category of the catalog"),
+                        ))
+                    }
+                    _ => {
+                        return Err(RegistryError::invalid(
+                            "solution",
+                            format!("several solutions have a category \"{category}\"; name one"),
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(RegistryError::invalid(
+                    "event",
+                    "give exactly one of `event` and `category`",
+                ))
+            }
+        };
+        let endpoint = self
+            .endpoint_by_id_or_name(&input.endpoint)
+            .await?
+            .ok_or_else(|| {
+                RegistryError::invalid(
+                    "endpoint",
+                    format!("no endpoint with id or name \"{}\"", input.endpoint),
+                )
+            })?;
+        let now = OffsetDateTime::now_utc();
+        let id = existing.map_or_else(SubscriptionId::new, |s| s.id);
+        let name = input.name.clone().unwrap_or_else(|| id.to_string());
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(RegistryError::invalid(
+                "name",
+                "must be 1 to 100 characters",
+            ));
+        }
+        let stage = match (input.mode, input.stage) {
+            (Mode::Async, Some(_)) => {
+                return Err(RegistryError::invalid(
+                    "stage",
+                    "only a synchronous step has a stage",
+                ))
+            }
+            (Mode::Async, None) => None,
+            (Mode::Sync, stage) => {
+                let names: Vec<&str> = match (&event, &category) {
+                    (Some(e), _) => vec![e.as_str()],
+                    (None, Some(c)) => catalog
+                        .events_in(&solution, c)
+                        .iter()
+                        .map(|e| e.unique_name.as_str())
+                        .collect(),
+                    (None, None) => vec![],
+                };
+                for name in names {
+                    let def = catalog.cataloged(name).expect("checked above");
+                    if def.allowed_steps != AllowedSteps::SyncAndAsync {
+                        return Err(RegistryError::invalid(
+                            "mode",
+                            format!("\"{name}\" allows only asynchronous steps (allowed_steps = {:?}); a synchronous step cannot be registered on it", def.allowed_steps),
+                        ));
+                    }
+                }
+                Some(stage.unwrap_or(Stage::PreOperation))
+            }
+        };
+        check_amqp(
+            catalog,
+            &solution,
+            event.as_deref(),
+            category.as_deref(),
+            &input,
+            &endpoint,
+        )?;
+        Ok(Subscription {
+            id,
+            name,
+            solution,
+            event,
+            category,
+            endpoint_id: endpoint.id,
+            format: input.format,
+            filter: input.filter,
+            enabled: input.enabled.unwrap_or(true),
+            rank: input.rank.unwrap_or(1),
+            mode: input.mode,
+            stage,
+            amqp: input.amqp,
+            disabled_reason: None,
+            created_at: existing.map_or(now, |s| s.created_at),
+            updated_at: now,
+        })
+    }
+}
+
+/// Checks what only some endpoint kinds support: synchronous steps call webhooks; AMQP
+/// options need a Service Bus or Event Hubs endpoint and parameters every subscribed event has.
+fn check_amqp(
+    catalog: &Catalog,
+    solution: &str,
+    event: Option<&str>,
+    category: Option<&str>,
+    input: &SubscriptionInput,
+    endpoint: &Endpoint,
+) -> Result<(), RegistryError> {
+    let kind = endpoint.settings.kind();
+    if input.mode == Mode::Sync && kind != EndpointKind::Webhook {
+        return Err(RegistryError::invalid(
+            "mode",
+            format!(
+                "a synchronous step calls a webhook; endpoint \"{}\" is a {} endpoint",
+                endpoint.name,
+                kind.as_str()
+            ),
+        ));
+    }
+    let amqp = &input.amqp;
+    if amqp.is_empty() {
+        return Ok(());
+    }
+    if kind == EndpointKind::Webhook {
+        return Err(RegistryError::invalid(
+            "amqp",
+            format!(
+                "applies to Service Bus and Event Hubs endpoints; \"{}\" is a webhook endpoint",
+                endpoint.name
+            ),
+        ));
+    }
+    if amqp.session_id.is_some() && kind != EndpointKind::ServiceBus {
+        return Err(RegistryError::invalid(
+            "amqp.session_id",
+            "applies to Service Bus endpoints only",
+        ));
+    }
+    if amqp.partition_key.is_some() && kind != EndpointKind::EventHubs {
+        return Err(RegistryError::invalid(
+            "amqp.partition_key",
+            "applies to Event Hubs endpoints only",
+        ));
+    }
+    if amqp.time_to_live.is_some_and(|t| t.is_zero()) {
+        return Err(RegistryError::invalid(
+            "amqp.time_to_live",
+            "must be more than zero",
+        ));
+    }
+    let events: Vec<&EventDefinition> = match (event, category) {
+        (Some(e), _) => catalog.cataloged(e).into_iter().collect(),
+        (None, Some(c)) => catalog.events_in(solution, c),
+        (None, None) => vec![],
+    };
+    for (field, parameter) in amqp.parameters() {
+        for def in &events {
+            if def.parameter(parameter).is_none() {
+                return Err(RegistryError::invalid(
+                    field,
+                    format!("\"{parameter}\" is not a parameter of {}", def.unique_name),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
