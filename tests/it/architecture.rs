@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Stands for every module listed before.
+const BELOW: &str = "*";
+
 /// Each top-level module of `src/` and the modules it may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
@@ -45,60 +48,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
-    (
-        "server",
-        &[
-            "model",
-            "catalog",
-            "store",
-            "registry",
-            "ingest",
-            "auth",
-            "destinations",
-            "formats",
-            "dispatch",
-            "api",
-            "config",
-            "telemetry",
-        ],
-    ),
-    (
-        "demo",
-        &[
-            "model",
-            "catalog",
-            "store",
-            "registry",
-            "ingest",
-            "auth",
-            "destinations",
-            "formats",
-            "dispatch",
-            "api",
-            "config",
-            "telemetry",
-            "server",
-        ],
-    ),
-    (
-        "cli",
-        &[
-            "model",
-            "catalog",
-            "store",
-            "registry",
-            "ingest",
-            "auth",
-            "destinations",
-            "formats",
-            "dispatch",
-            "api",
-            "config",
-            "telemetry",
-            "server",
-            "demo",
-        ],
-    ),
+    // The assembly, the demo and the command line may use everything below them.
+    ("server", &[BELOW]),
+    ("demo", &[BELOW]),
+    ("cli", &[BELOW]),
 ];
 
 /// The top-level module each file of `src/` belongs to, and the `crate::` modules it names.
@@ -151,7 +104,14 @@ fn uses(src: &Path) -> BTreeMap<String, BTreeSet<(String, String)>> {
 #[test]
 fn every_module_uses_only_the_layers_below_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let allowed: BTreeMap<&str, Vec<&str>> = ALLOWED
+        .iter()
+        .enumerate()
+        .map(|(i, (module, may))| match *may {
+            [BELOW] => (*module, ALLOWED[..i].iter().map(|(m, _)| *m).collect()),
+            _ => (*module, may.to_vec()),
+        })
+        .collect();
     let mut wrong = Vec::new();
     for (module, used) in uses(&src) {
         let Some(may) = allowed.get(module.as_str()) else {
@@ -176,7 +136,7 @@ fn the_allowed_layering_has_no_cycles() {
     // Each module may use only modules listed before it.
     for (i, (module, may)) in ALLOWED.iter().enumerate() {
         let below: Vec<&str> = ALLOWED[..i].iter().map(|(m, _)| *m).collect();
-        for m in *may {
+        for m in may.iter().filter(|m| **m != BELOW) {
             assert!(
                 below.contains(m),
                 "{module} may use {m}, which is not below it"
