@@ -135,7 +135,9 @@ impl From<IngestError> for ApiError {
                 message: e.to_string(),
                 details: vec![],
             },
-            IngestError::StepFailed { .. } => ApiError::StepUnavailable(e.to_string()),
+            IngestError::StepFailed { .. } | IngestError::StepUnreachable { .. } => {
+                ApiError::StepUnavailable(e.to_string())
+            }
             IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
                 code: "invalid_request",
                 message: e.to_string(),

@@ -2,7 +2,10 @@
 //! outcome; the dispatcher alone decides what happens next (retry, dead letter, disable).
 
 pub mod azure;
+mod error;
 pub mod webhook;
+
+pub use error::{error_chain, SendError};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,7 +74,7 @@ impl Origin {
 }
 
 /// How one send ended, as the destination sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// The destination accepted the message.
     Delivered {
@@ -81,7 +84,7 @@ pub enum Outcome {
     /// A failure that may pass: try again later (no sooner than `retry_after` if given).
     Retry {
         /// What went wrong.
-        error: String,
+        error: SendError,
         /// HTTP status, for webhooks.
         status: Option<u16>,
         /// The destination's own wish for the delay.
@@ -90,7 +93,7 @@ pub enum Outcome {
     /// A failure that will not pass by retrying.
     Permanent {
         /// What went wrong.
-        error: String,
+        error: SendError,
         /// HTTP status, for webhooks.
         status: Option<u16>,
     },
@@ -137,7 +140,7 @@ impl Destinations {
                 return d.clone();
             }
         }
-        let built: Result<Arc<dyn Destination>, String> = match &endpoint.settings {
+        let built: Result<Arc<dyn Destination>, azure::SetupError> = match &endpoint.settings {
             DestinationSettings::Webhook(s) => Ok(Arc::new(self.webhooks.destination(s.clone()))),
             DestinationSettings::ServiceBus(s) => self
                 .service_bus
@@ -147,8 +150,8 @@ impl Destinations {
                 .map(|d| Arc::new(d) as Arc<dyn Destination>),
         };
         let destination = built.unwrap_or_else(|error| {
-            tracing::error!(endpoint = %endpoint.name, error = %error, "the endpoint cannot be used");
-            Arc::new(Unusable(error))
+            tracing::error!(endpoint = %endpoint.name, error = %error_chain(&error), "the endpoint cannot be used");
+            Arc::new(Unusable(Arc::new(error)))
         });
         cache.insert(endpoint.id, (endpoint.updated_at, destination.clone()));
         destination
@@ -157,13 +160,13 @@ impl Destinations {
 
 /// An endpoint whose settings cannot be used on this host (say, an identity it does not
 /// have): every delivery fails permanently with the reason.
-struct Unusable(String);
+struct Unusable(Arc<azure::SetupError>);
 
 #[async_trait]
 impl Destination for Unusable {
     async fn send(&self, _: &Outbound<'_>) -> Outcome {
         Outcome::Permanent {
-            error: format!("the endpoint cannot be used: {}", self.0),
+            error: SendError::Unusable(self.0.clone()),
             status: None,
         }
     }

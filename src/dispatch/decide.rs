@@ -6,8 +6,9 @@
 use time::OffsetDateTime;
 
 use super::retry::{Decision, RetryPolicy};
-use crate::destinations::Outcome;
+use crate::destinations::{error_chain, Outcome};
 use crate::model::{AttemptOutcome, NextState};
+use crate::store::StoreError;
 
 /// How an attempt went, before any decision.
 #[derive(Debug)]
@@ -17,7 +18,7 @@ pub enum Attempted {
     /// Nothing was sent: the endpoint or the subscription no longer exists.
     Orphaned(&'static str),
     /// Nothing was sent: reading the endpoint or subscription failed (it may pass).
-    LookupFailed(String),
+    LookupFailed(StoreError),
 }
 
 /// What the dispatcher records and does after an attempt.
@@ -82,12 +83,15 @@ pub fn decide(
         Attempted::Sent(Outcome::Delivered { status }) => {
             verdict(AttemptOutcome::Success, status, None, NextState::Succeeded)
         }
-        Attempted::Sent(Outcome::Permanent { error, status }) => verdict(
-            AttemptOutcome::Permanent,
-            status,
-            Some(error.clone()),
-            NextState::DeadLettered(error),
-        ),
+        Attempted::Sent(Outcome::Permanent { error, status }) => {
+            let error = error_chain(&error);
+            verdict(
+                AttemptOutcome::Permanent,
+                status,
+                Some(error.clone()),
+                NextState::DeadLettered(error),
+            )
+        }
         Attempted::Sent(Outcome::Gone { status }) => Verdict {
             disable_subscription: Some(GONE.to_owned()),
             ..verdict(
@@ -101,7 +105,7 @@ pub fn decide(
             error,
             status,
             retry_after,
-        }) => retry(status, error, retry_after),
+        }) => retry(status, error_chain(&error), retry_after),
         Attempted::Orphaned(what) => {
             let reason = format!("the {what} no longer exists");
             verdict(
@@ -112,13 +116,16 @@ pub fn decide(
             )
         }
         // Like any transient failure: the store hiccupped, try again later.
-        Attempted::LookupFailed(error) => retry(None, format!("store: {error}"), None),
+        Attempted::LookupFailed(error) => {
+            retry(None, format!("store: {}", error_chain(&error)), None)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destinations::webhook::WebhookError;
     use std::time::Duration;
     use time::macros::datetime;
 
@@ -130,7 +137,7 @@ mod tests {
 
     fn retry_outcome(status: Option<u16>, retry_after: Option<Duration>) -> Attempted {
         Attempted::Sent(Outcome::Retry {
-            error: "receiver answered 503".into(),
+            error: WebhookError::Status { status: 503 }.into(),
             status,
             retry_after,
         })
@@ -149,7 +156,7 @@ mod tests {
     fn a_permanent_failure_is_dead_lettered_without_retry() {
         let v = after(
             Attempted::Sent(Outcome::Permanent {
-                error: "receiver answered 400".into(),
+                error: WebhookError::Status { status: 400 }.into(),
                 status: Some(400),
             }),
             1,
@@ -210,9 +217,12 @@ mod tests {
 
     #[test]
     fn a_failed_lookup_is_retried_like_a_transient_failure() {
-        let v = after(Attempted::LookupFailed("pool timed out".into()), 1);
+        let v = after(Attempted::LookupFailed(StoreError::Closed), 1);
         assert_eq!(v.outcome, AttemptOutcome::Retry);
-        assert_eq!(v.error.as_deref(), Some("store: pool timed out"));
+        assert_eq!(
+            v.error.as_deref(),
+            Some("store: the store is shutting down")
+        );
         assert!(matches!(v.next, NextState::RetryAt(_)));
     }
 }

@@ -298,7 +298,7 @@ impl Dispatcher {
             Ok((Some(e), Some(s))) => (e, s),
             Ok((None, _)) => return (Attempted::Orphaned("endpoint"), None),
             Ok((_, None)) => return (Attempted::Orphaned("subscription"), None),
-            Err(e) => return (Attempted::LookupFailed(e.to_string()), None),
+            Err(e) => return (Attempted::LookupFailed(e), None),
         };
         let message = self.config.origin.outbound(
             d.id,

@@ -58,7 +58,18 @@ pub enum IngestError {
         /// Its message, passed on to the caller.
         message: String,
     },
-    /// A synchronous step could not be called: nothing was stored.
+    /// A synchronous step could not be reached: nothing was stored.
+    #[error(
+        "the synchronous step \"{step}\" could not be called: {}",
+        crate::destinations::error_chain(cause)
+    )]
+    StepUnreachable {
+        /// The step's subscription name.
+        step: String,
+        /// Why.
+        cause: crate::destinations::webhook::WebhookError,
+    },
+    /// A synchronous step cannot be called as registered: nothing was stored.
     #[error("the synchronous step \"{step}\" could not be called: {message}")]
     StepFailed {
         /// The step's subscription name.

@@ -96,10 +96,10 @@ impl SyncSteps {
                         message,
                     });
                 }
-                StepAnswer::Unreachable(reason) => {
-                    return Err(IngestError::StepFailed {
+                StepAnswer::Unreachable(cause) => {
+                    return Err(IngestError::StepUnreachable {
                         step: step.name,
-                        message: reason,
+                        cause,
                     });
                 }
             }

@@ -177,7 +177,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
         };
         let outcome = Arc::new(destination).send(&message).await;
         assert!(
-            matches!(&outcome, Outcome::Permanent { error, .. } if error.contains("not a public address")),
+            matches!(&outcome, Outcome::Permanent { error, .. } if error.to_string().contains("not a public address")),
             "{outcome:?}"
         );
     }

@@ -3,7 +3,7 @@
 
 use super::cbs::{Grant, Policy};
 use super::frame::{self, read_frame, FrameError, AMQP, EMPTY_FRAME, SASL};
-use super::session::Engine;
+use super::session::ConnectionState;
 use crate::broker::handle::BrokerHandle;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +168,7 @@ async fn frames(
         .map_or(u32::MAX, |v| v.clamp(512, u32::MAX.into()) as u32);
     let idle_ms = open.field(4).as_u64().unwrap_or(0);
     let mut wake = ctx.broker.subscribe();
-    let mut engine = Engine::new(ctx.clone(), grants, peer_max_frame);
+    let mut engine = ConnectionState::new(ctx.clone(), grants, peer_max_frame);
     let mut out = Vec::new();
     frame::write_frame(
         &mut out,

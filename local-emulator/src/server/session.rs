@@ -63,7 +63,7 @@ struct Session {
 }
 
 /// The state of one connection above the frame layer.
-pub struct Engine {
+pub struct ConnectionState {
     ctx: Arc<Context>,
     grants: Vec<Grant>,
     sessions: BTreeMap<u16, Session>,
@@ -88,10 +88,10 @@ fn now_s() -> i64 {
     crate::broker::handle::now_ms() / 1000
 }
 
-impl Engine {
+impl ConnectionState {
     /// A fresh connection with the grants SASL gave.
-    pub fn new(ctx: Arc<Context>, grants: Vec<Grant>, peer_max_frame: u32) -> Engine {
-        Engine {
+    pub fn new(ctx: Arc<Context>, grants: Vec<Grant>, peer_max_frame: u32) -> ConnectionState {
+        ConnectionState {
             ctx,
             grants,
             sessions: BTreeMap::new(),
@@ -107,7 +107,7 @@ impl Engine {
         frame::write_frame(&mut self.out, AMQP, channel, body, &[]);
     }
 
-    /// Whether dispositions are waiting for [`Engine::flush_deferred`].
+    /// Whether dispositions are waiting for [`ConnectionState::flush_deferred`].
     pub fn has_deferred(&self) -> bool {
         !self.deferred.is_empty() || !self.detach_replies.is_empty()
     }

@@ -1,10 +1,13 @@
-//! What a broker's answer means for a delivery: accepted → delivered; resource limits,
-//! server busy, timeouts and lost connections → retry; a missing entity, refused
-//! authorization or an oversized message → permanent. The broker's description is kept.
+//! What a broker's answer means for a delivery, as pure functions over [`BrokerError`]:
+//! accepted → delivered; resource limits, server busy, timeouts and lost connections → retry;
+//! a missing entity, refused authorization or an oversized message → permanent. The broker's
+//! condition and description are kept.
 
 use azure_core_amqp::{AmqpDescribedError, AmqpError, AmqpErrorKind, AmqpSendOutcome};
 
-use crate::destinations::Outcome;
+use super::credential::TokenError;
+use super::error::BrokerError;
+use crate::destinations::{error_chain, Outcome};
 
 /// Conditions that retrying will not cure.
 const PERMANENT: &[&str] = &[
@@ -21,89 +24,85 @@ const PERMANENT: &[&str] = &[
     "com.microsoft:argument-out-of-range",
 ];
 
-/// The outcome of a broker's disposition of one transfer.
-pub fn send_outcome(outcome: &AmqpSendOutcome) -> Outcome {
+/// The error of a broker's disposition of one transfer; `None` when it was accepted.
+pub fn disposition(outcome: &AmqpSendOutcome) -> Option<BrokerError> {
     match outcome {
-        AmqpSendOutcome::Accepted => Outcome::Delivered { status: None },
-        AmqpSendOutcome::Rejected(Some(e)) => described(e, "the broker rejected the message"),
-        AmqpSendOutcome::Rejected(None) => Outcome::Permanent {
-            error: "the broker rejected the message without saying why".into(),
-            status: None,
-        },
-        AmqpSendOutcome::Released => retry("the broker released the message (not stored)".into()),
-        AmqpSendOutcome::Modified(m) => retry(format!(
-            "the broker did not store the message (modified: delivery failed {:?}, undeliverable here {:?})",
-            m.delivery_failed, m.undeliverable_here
-        )),
+        AmqpSendOutcome::Accepted => None,
+        AmqpSendOutcome::Rejected(Some(e)) => {
+            Some(described(e, "the broker rejected the message".into()))
+        }
+        AmqpSendOutcome::Rejected(None) => Some(BrokerError::RejectedWithoutReason),
+        AmqpSendOutcome::Released => Some(BrokerError::Released),
+        AmqpSendOutcome::Modified(m) => Some(BrokerError::Modified {
+            delivery_failed: m.delivery_failed,
+            undeliverable_here: m.undeliverable_here,
+        }),
     }
 }
 
-/// The outcome of an error of `azure_core` or `azure_core_amqp` while `doing` something.
-pub fn error(doing: &str, err: &azure_core::Error) -> Outcome {
-    if let Some(amqp) = find_amqp(err) {
-        if let Some(outcome) = amqp_error(doing, amqp) {
-            return outcome;
+/// The error of `azure_core` or `azure_core_amqp` while `doing` something: the broker's own
+/// condition or status when it sent one, the client's error otherwise.
+pub fn client_error(doing: String, err: azure_core::Error) -> BrokerError {
+    if let Some(amqp) = find_amqp(&err) {
+        match amqp.kind() {
+            AmqpErrorKind::AmqpDescribedError(d) => return described(d, doing),
+            AmqpErrorKind::ManagementStatusCode(code, description) => {
+                return BrokerError::Status {
+                    doing,
+                    code: u16::from(*code),
+                    description: description.clone(),
+                }
+            }
+            _ => {}
         }
     }
-    // The text of the whole chain: fe2o3 reports some remote errors only as text.
-    let text = chain_text(err);
-    match PERMANENT.iter().find(|c| text.contains(*c)) {
-        Some(_) => Outcome::Permanent {
-            error: format!("{doing}: {text}"),
-            status: None,
-        },
-        None => retry(format!("{doing}: {text}")),
-    }
+    BrokerError::Client { doing, source: err }
 }
 
-fn amqp_error(doing: &str, e: &AmqpError) -> Option<Outcome> {
-    match e.kind() {
-        AmqpErrorKind::AmqpDescribedError(d) => Some(described(d, doing)),
-        AmqpErrorKind::ManagementStatusCode(code, description) => {
-            let code = u16::from(*code);
-            let text = format!(
-                "{doing}: the broker answered {code}{}",
-                description
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            );
-            Some(match code {
-                401 | 403 | 404 | 400 => Outcome::Permanent {
-                    error: text,
-                    status: None,
-                },
-                _ => retry(text),
-            })
+/// Whether retrying cannot cure `e`.
+pub fn is_permanent(e: &BrokerError) -> bool {
+    match e {
+        BrokerError::Refused { condition, .. } => PERMANENT.contains(&condition.as_str()),
+        BrokerError::Status { code, .. } => matches!(code, 400 | 401 | 403 | 404),
+        // fe2o3 reports some remote errors only as text: look for a condition in the chain.
+        BrokerError::Client { .. } => {
+            let text = error_chain(e);
+            PERMANENT.iter().any(|c| text.contains(c))
         }
-        _ => None,
+        BrokerError::Token(TokenError::Expired) => true,
+        BrokerError::Token(TokenError::Entra(_)) => false,
+        BrokerError::RejectedWithoutReason
+        | BrokerError::Message(_)
+        | BrokerError::TooLarge(_)
+        | BrokerError::Encode(_) => true,
+        BrokerError::Released
+        | BrokerError::Modified { .. }
+        | BrokerError::Timeout { .. }
+        | BrokerError::SenderStopped(_) => false,
     }
 }
 
-fn described(e: &AmqpDescribedError, doing: &str) -> Outcome {
-    let condition = e.condition.to_string();
-    let text = format!(
-        "{doing}: {condition}{}",
-        e.description
-            .as_deref()
-            .map(|d| format!(": {d}"))
-            .unwrap_or_default()
-    );
-    if PERMANENT.contains(&condition.as_str()) {
+/// The outcome of a failed send.
+pub fn outcome(e: BrokerError) -> Outcome {
+    if is_permanent(&e) {
         Outcome::Permanent {
-            error: text,
+            error: e.into(),
             status: None,
         }
     } else {
-        retry(text)
+        Outcome::Retry {
+            error: e.into(),
+            status: None,
+            retry_after: None,
+        }
     }
 }
 
-fn retry(error: String) -> Outcome {
-    Outcome::Retry {
-        error,
-        status: None,
-        retry_after: None,
+fn described(e: &AmqpDescribedError, doing: String) -> BrokerError {
+    BrokerError::Refused {
+        doing,
+        condition: e.condition.to_string(),
+        description: e.description.clone(),
     }
 }
 
@@ -119,16 +118,52 @@ fn find_amqp(err: &azure_core::Error) -> Option<&AmqpError> {
     None
 }
 
-/// Every message of the chain of `err`, joined.
-pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(condition: &str) -> BrokerError {
+        BrokerError::Refused {
+            doing: "sending to amqp://localhost:5672/orders".into(),
+            condition: condition.into(),
+            description: Some("why".into()),
         }
-        current = e.source();
     }
-    parts.join(": ")
+
+    #[test]
+    fn missing_entities_and_refused_authorization_are_permanent() {
+        assert!(is_permanent(&refused("amqp:not-found")));
+        assert!(is_permanent(&refused("amqp:unauthorized-access")));
+        assert!(is_permanent(&BrokerError::Status {
+            doing: "authorizing".into(),
+            code: 401,
+            description: None
+        }));
+        assert!(is_permanent(&BrokerError::Token(TokenError::Expired)));
+    }
+
+    #[test]
+    fn busy_brokers_timeouts_and_released_messages_are_retried() {
+        assert!(!is_permanent(&refused("com.microsoft:server-busy")));
+        assert!(!is_permanent(&refused("amqp:resource-limit-exceeded")));
+        assert!(!is_permanent(&BrokerError::Released));
+        assert!(!is_permanent(&BrokerError::Timeout {
+            doing: "connecting".into(),
+            after: std::time::Duration::from_secs(30)
+        }));
+        assert!(!is_permanent(&BrokerError::Status {
+            doing: "authorizing".into(),
+            code: 503,
+            description: None
+        }));
+    }
+
+    #[test]
+    fn the_error_text_carries_the_condition_and_description() {
+        assert_eq!(
+            refused("amqp:not-found").to_string(),
+            "sending to amqp://localhost:5672/orders: amqp:not-found: why"
+        );
+        assert!(disposition(&AmqpSendOutcome::Accepted).is_none());
+    }
 }

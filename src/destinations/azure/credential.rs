@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
+use super::error::SetupError;
 use crate::model::AzureCredential;
 
 /// The CBS token type of SAS tokens.
@@ -55,18 +56,30 @@ pub enum TokenSource {
 
 impl TokenSource {
     /// The source of `credential`; `Err` says why it cannot be used on this host.
-    pub fn new(credential: &AzureCredential) -> Result<Self, String> {
+    pub fn new(credential: &AzureCredential) -> Result<Self, SetupError> {
         Ok(match credential {
             AzureCredential::SasKey { key_name, key } => TokenSource::Key {
                 name: key_name.clone(),
                 key: Secret::new(key.expose().to_owned()),
             },
             AzureCredential::SasToken { token } => TokenSource::Fixed {
-                expires: sas_expiry(token.expose())
-                    .ok_or("the SAS token has no valid `se` expiry")?,
+                expires: sas_expiry(token.expose()).ok_or(SetupError::SasTokenExpiry)?,
                 token: Secret::new(token.expose().to_owned()),
             },
-            other => TokenSource::Entra(entra_credential(other)?),
+            AzureCredential::ManagedIdentity { client_id } => {
+                TokenSource::Entra(managed_identity(client_id.clone())?)
+            }
+            AzureCredential::WorkloadIdentity {
+                client_id,
+                tenant_id,
+            } => TokenSource::Entra(workload_identity(client_id.clone(), tenant_id.clone())?),
+            AzureCredential::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret: secret,
+            } => TokenSource::Entra(client_secret(tenant_id, client_id, secret.expose())?),
+            AzureCredential::AzureCli => TokenSource::Entra(developer_tools()?),
+            AzureCredential::Default => TokenSource::Entra(host_identity()?),
         })
     }
 
@@ -84,9 +97,7 @@ impl TokenSource {
             }
             TokenSource::Fixed { token, expires } => {
                 if *expires <= OffsetDateTime::now_utc() {
-                    return Err(TokenError::Permanent(
-                        "the configured SAS token has expired; give the endpoint a new one".into(),
-                    ));
+                    return Err(TokenError::Expired);
                 }
                 Ok(Token {
                     value: token.clone(),
@@ -99,7 +110,7 @@ impl TokenSource {
                 let t = credential
                     .get_token(&[scope], None)
                     .await
-                    .map_err(|e| TokenError::Transient(format!("Entra ID token: {e}")))?;
+                    .map_err(TokenError::Entra)?;
                 Ok(Token {
                     value: t.token,
                     kind: JWT_TOKEN_TYPE,
@@ -119,12 +130,14 @@ impl TokenSource {
 }
 
 /// Why no token could be had.
-#[derive(Debug, Clone)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// Retrying will not help.
-    Permanent(String),
-    /// Retrying may help.
-    Transient(String),
+    /// The configured SAS token has expired: retrying will not help.
+    #[error("the configured SAS token has expired; give the endpoint a new one")]
+    Expired,
+    /// Microsoft Entra ID gave no token (throttling, network, a misconfigured identity).
+    #[error("Entra ID token")]
+    Entra(#[source] azure_core::Error),
 }
 
 /// When a token should be renewed: a tenth of its life (at most ten minutes) before it ends.
@@ -134,75 +147,69 @@ pub fn renew_at(now: OffsetDateTime, expires: OffsetDateTime) -> OffsetDateTime 
     expires - margin
 }
 
-/// Builds the `azure_identity` credential of an Entra ID choice.
-fn entra_credential(credential: &AzureCredential) -> Result<Arc<dyn TokenCredential>, String> {
+fn identity(kind: &'static str) -> impl Fn(azure_core::Error) -> SetupError {
+    move |source| SetupError::Identity { kind, source }
+}
+
+fn managed_identity(client_id: Option<String>) -> Result<Arc<dyn TokenCredential>, SetupError> {
     use azure_identity::{
-        ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
-        ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
-        WorkloadIdentityCredentialOptions,
+        ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     };
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: client_id.map(UserAssignedId::ClientId),
+        ..Default::default()
+    };
+    Ok(ManagedIdentityCredential::new(Some(options)).map_err(identity("managed identity"))?)
+}
+
+fn workload_identity(
+    client_id: Option<String>,
+    tenant_id: Option<String>,
+) -> Result<Arc<dyn TokenCredential>, SetupError> {
+    use azure_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+    let options = WorkloadIdentityCredentialOptions {
+        client_id,
+        tenant_id,
+        ..Default::default()
+    };
+    Ok(WorkloadIdentityCredential::new(Some(options)).map_err(identity("workload identity"))?)
+}
+
+fn client_secret(
+    tenant: &str,
+    client: &str,
+    secret: &str,
+) -> Result<Arc<dyn TokenCredential>, SetupError> {
+    let credential = azure_identity::ClientSecretCredential::new(
+        tenant,
+        client.to_owned(),
+        Secret::new(secret.to_owned()),
+        None,
+    )
+    .map_err(identity("client secret"))?;
+    Ok(credential)
+}
+
+fn developer_tools() -> Result<Arc<dyn TokenCredential>, SetupError> {
+    Ok(azure_identity::DeveloperToolsCredential::new(None).map_err(identity("developer tools"))?)
+}
+
+/// The credential of `default`: chosen from what the host announces, not by trying each in
+/// turn, so a wrong guess fails clearly instead of falling through to a surprising identity.
+fn host_identity() -> Result<Arc<dyn TokenCredential>, SetupError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let managed = |client_id: Option<String>| -> Result<Arc<dyn TokenCredential>, String> {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(UserAssignedId::ClientId),
-            ..Default::default()
-        };
-        Ok(ManagedIdentityCredential::new(Some(options)).map_err(|e| e.to_string())?)
-    };
-    let workload = |client_id: Option<String>,
-                    tenant_id: Option<String>|
-     -> Result<Arc<dyn TokenCredential>, String> {
-        let options = WorkloadIdentityCredentialOptions {
-            client_id,
-            tenant_id,
-            ..Default::default()
-        };
-        Ok(WorkloadIdentityCredential::new(Some(options)).map_err(|e| e.to_string())?)
-    };
-    let secret =
-        |tenant: &str, client: &str, secret: &str| -> Result<Arc<dyn TokenCredential>, String> {
-            Ok(ClientSecretCredential::new(
-                tenant,
-                client.to_owned(),
-                Secret::new(secret.to_owned()),
-                None,
-            )
-            .map_err(|e| e.to_string())?)
-        };
-    match credential {
-        AzureCredential::ManagedIdentity { client_id } => managed(client_id.clone()),
-        AzureCredential::WorkloadIdentity {
-            client_id,
-            tenant_id,
-        } => workload(client_id.clone(), tenant_id.clone()),
-        AzureCredential::ClientSecret {
-            tenant_id,
-            client_id,
-            client_secret,
-        } => secret(tenant_id, client_id, client_secret.expose()),
-        AzureCredential::AzureCli => {
-            Ok(DeveloperToolsCredential::new(None).map_err(|e| e.to_string())?)
-        }
-        AzureCredential::Default => {
-            // Chosen from what the host announces, not by trying each in turn: a wrong guess
-            // then fails clearly instead of falling through to a surprising identity.
-            if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-                workload(None, None)
-            } else if let (Some(t), Some(c), Some(s)) = (
-                env("AZURE_TENANT_ID"),
-                env("AZURE_CLIENT_ID"),
-                env("AZURE_CLIENT_SECRET"),
-            ) {
-                secret(&t, &c, &s)
-            } else if env("IDENTITY_ENDPOINT").is_some() || env("MSI_ENDPOINT").is_some() {
-                managed(env("AZURE_CLIENT_ID"))
-            } else {
-                Ok(DeveloperToolsCredential::new(None).map_err(|e| e.to_string())?)
-            }
-        }
-        AzureCredential::SasKey { .. } | AzureCredential::SasToken { .. } => {
-            Err("not an Entra ID credential".into())
-        }
+    if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        workload_identity(None, None)
+    } else if let (Some(t), Some(c), Some(s)) = (
+        env("AZURE_TENANT_ID"),
+        env("AZURE_CLIENT_ID"),
+        env("AZURE_CLIENT_SECRET"),
+    ) {
+        client_secret(&t, &c, &s)
+    } else if env("IDENTITY_ENDPOINT").is_some() || env("MSI_ENDPOINT").is_some() {
+        managed_identity(env("AZURE_CLIENT_ID"))
+    } else {
+        developer_tools()
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::classify;
 use super::credential::TokenSource;
+use super::error::{BrokerError, SetupError};
 use super::message;
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::model::AzureSettings;
@@ -35,14 +36,14 @@ struct Job {
 
 impl EventHubsDestination {
     /// The destination of an endpoint's settings; `Err` when the credential cannot be used here.
-    pub fn new(settings: &AzureSettings) -> Result<Self, String> {
+    pub fn new(settings: &AzureSettings) -> Result<Self, SetupError> {
         let tokens = TokenSource::new(&settings.credential)?;
         let (tx, rx) = mpsc::channel(MAX_TAKE * 4);
         let hub = Hub {
             settings: settings.clone(),
             tokens,
             producer: None,
-            where_: settings.describe(),
+            location: settings.describe(),
         };
         tokio::spawn(hub.run(rx));
         Ok(Self { jobs: tx })
@@ -54,12 +55,7 @@ impl Destination for EventHubsDestination {
     async fn send(&self, out: &Outbound<'_>) -> Outcome {
         let built = match message::build(out) {
             Ok(b) => b,
-            Err(error) => {
-                return Outcome::Permanent {
-                    error,
-                    status: None,
-                }
-            }
+            Err(e) => return classify::outcome(e.into()),
         };
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -68,22 +64,16 @@ impl Destination for EventHubsDestination {
             reply,
         };
         if self.jobs.send(job).await.is_err() {
-            return retry(
-                "the Event Hubs sender stopped (the endpoint changed); sending again".into(),
-            );
+            return classify::outcome(BrokerError::SenderStopped("Event Hubs"));
         }
-        answer.await.unwrap_or_else(|_| {
-            retry("the Event Hubs sender stopped before answering; sending again".into())
-        })
+        answer
+            .await
+            .unwrap_or_else(|_| classify::outcome(BrokerError::SenderStopped("Event Hubs")))
     }
 }
 
-fn retry(error: String) -> Outcome {
-    Outcome::Retry {
-        error,
-        status: None,
-        retry_after: None,
-    }
+fn timeout(doing: String, after: Duration) -> Outcome {
+    classify::outcome(BrokerError::Timeout { doing, after })
 }
 
 /// The hub task's state.
@@ -91,7 +81,7 @@ struct Hub {
     settings: AzureSettings,
     tokens: TokenSource,
     producer: Option<ProducerClient>,
-    where_: String,
+    location: String,
 }
 
 impl Hub {
@@ -163,55 +153,53 @@ impl Hub {
             },
             max_size_in_bytes: None,
         };
-        let batch = match tokio::time::timeout(OPEN_TIMEOUT, producer.create_batch(Some(options)))
-            .await
-        {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                let o = classify::error(&format!("opening a sender to {}", self.where_), &e.into());
-                return (o, std::mem::take(rest));
-            }
-            Err(_) => {
-                return (
-                    retry(format!("opening a sender to {} timed out", self.where_)),
-                    std::mem::take(rest),
-                )
-            }
-        };
+        let batch =
+            match tokio::time::timeout(OPEN_TIMEOUT, producer.create_batch(Some(options))).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    let e = classify::client_error(
+                        format!("opening a sender to {}", self.location),
+                        e.into(),
+                    );
+                    return (classify::outcome(e), std::mem::take(rest));
+                }
+                Err(_) => {
+                    return (
+                        timeout(
+                            format!("opening a sender to {}", self.location),
+                            OPEN_TIMEOUT,
+                        ),
+                        std::mem::take(rest),
+                    )
+                }
+            };
         let mut taken = Vec::new();
         while let Some(job) = rest.first() {
             match batch.try_add_amqp_message(job.message.clone(), None) {
                 Ok(true) => taken.push(rest.remove(0)),
                 Ok(false) if taken.is_empty() => {
                     let job = rest.remove(0);
-                    let o = Outcome::Permanent {
-                        error: format!(
-                            "the event is larger than {} accepts in one message",
-                            self.where_
-                        ),
-                        status: None,
-                    };
+                    let o = classify::outcome(BrokerError::TooLarge(self.location.clone()));
                     return (o, vec![job]);
                 }
                 Ok(false) => break,
                 Err(e) => {
                     let job = rest.remove(0);
-                    let o = Outcome::Permanent {
-                        error: format!("the message cannot be encoded: {e}"),
-                        status: None,
-                    };
-                    return (o, vec![job]);
+                    return (classify::outcome(BrokerError::Encode(e.into())), vec![job]);
                 }
             }
         }
         let sent = tokio::time::timeout(SEND_TIMEOUT, producer.send_batch(batch, None)).await;
         let outcome = match sent {
             Ok(Ok(())) => Outcome::Delivered { status: None },
-            Ok(Err(e)) => classify::error(&format!("sending to {}", self.where_), &e.into()),
-            Err(_) => retry(format!(
-                "{} did not accept the batch within {SEND_TIMEOUT:?}",
-                self.where_
+            Ok(Err(e)) => classify::outcome(classify::client_error(
+                format!("sending to {}", self.location),
+                e.into(),
             )),
+            Err(_) => timeout(
+                format!("waiting for {} to accept the batch", self.location),
+                SEND_TIMEOUT,
+            ),
         };
         (outcome, taken)
     }
@@ -253,17 +241,17 @@ impl Hub {
         };
         match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
             Ok(Ok(p)) => {
-                tracing::info!(hub = %self.where_, "connected to Event Hubs");
+                tracing::info!(hub = %self.location, "connected to Event Hubs");
                 Ok(p)
             }
-            Ok(Err(e)) => Err(classify::error(
-                &format!("connecting to {}", self.where_),
-                &e.into(),
-            )),
-            Err(_) => Err(retry(format!(
-                "connecting to {} timed out after {OPEN_TIMEOUT:?}",
-                self.where_
+            Ok(Err(e)) => Err(classify::outcome(classify::client_error(
+                format!("connecting to {}", self.location),
+                e.into(),
             ))),
+            Err(_) => Err(timeout(
+                format!("connecting to {}", self.location),
+                OPEN_TIMEOUT,
+            )),
         }
     }
 }

@@ -37,8 +37,29 @@ pub struct Built {
     pub partition_key: Option<String>,
 }
 
+/// Why an event cannot become an AMQP message; never cured by retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// The Dataverse context is too large even without its parameters.
+    #[error(
+        "the Dataverse message is over {0} KiB even without its parameters; it cannot be sent"
+    )]
+    DataverseTooLarge(usize),
+    /// The session id parameter's value is too long.
+    #[error("the session id is over 128 characters; Service Bus refuses it")]
+    SessionIdTooLong,
+    /// The partition key parameter's value is too long.
+    #[error("the partition key is over 128 characters; Event Hubs refuses it")]
+    PartitionKeyTooLong,
+    /// The session id or partition key parameter is neither text nor a number.
+    #[error(
+        "parameter \"{0}\" is not a text or number, so it cannot be a session id or partition key"
+    )]
+    NotText(String),
+}
+
 /// Builds the message of `out`; `Err` is a permanent failure (a message that can never be sent).
-pub fn build(out: &Outbound<'_>) -> Result<Built, String> {
+pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
     let event = out.event;
     let options = out.amqp;
     let mut props = AmqpApplicationProperties::new();
@@ -68,12 +89,9 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, String> {
                 out.definition,
                 &origin,
             );
-            let body = dataverse::amqp_body(context, dataverse::SERVICE_BUS_LIMIT).ok_or_else(|| {
-                format!(
-                    "the Dataverse message is over {} KiB even without its parameters; it cannot be sent",
-                    dataverse::SERVICE_BUS_LIMIT / 1024
-                )
-            })?;
+            let body = dataverse::amqp_body(context, dataverse::SERVICE_BUS_LIMIT).ok_or(
+                MessageError::DataverseTooLarge(dataverse::SERVICE_BUS_LIMIT / 1024),
+            )?;
             props.insert(format!("{XRM}Organization"), out.organization.to_owned());
             props.insert(
                 format!("{XRM}EntityLogicalName"),
@@ -94,11 +112,11 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, String> {
     }
     let session_id = param_text(out, options.session_id.as_deref())?;
     if session_id.as_ref().is_some_and(|s| s.len() > 128) {
-        return Err("the session id is over 128 characters; Service Bus refuses it".into());
+        return Err(MessageError::SessionIdTooLong);
     }
     let partition_key = param_text(out, options.partition_key.as_deref())?;
     if partition_key.as_ref().is_some_and(|s| s.len() > 128) {
-        return Err("the partition key is over 128 characters; Event Hubs refuses it".into());
+        return Err(MessageError::PartitionKeyTooLong);
     }
     let message = AmqpMessage {
         body: AmqpMessageBody::Binary(vec![body]),
@@ -150,17 +168,13 @@ fn simple(v: &Value) -> Option<AmqpSimpleValue> {
 
 /// The text of the parameter `name` names (session id, partition key); `None` when the
 /// event does not have it.
-fn param_text(out: &Outbound<'_>, name: Option<&str>) -> Result<Option<String>, String> {
+fn param_text(out: &Outbound<'_>, name: Option<&str>) -> Result<Option<String>, MessageError> {
     let Some(name) = name else { return Ok(None) };
     Ok(match out.event.params.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
-        Some(_) => {
-            return Err(format!(
-                "parameter \"{name}\" is not a text or number, so it cannot be a session id or partition key"
-            ))
-        }
+        Some(_) => return Err(MessageError::NotText(name.to_owned())),
     })
 }
 
@@ -183,7 +197,11 @@ mod tests {
         }
     }
 
-    fn build_with(format: MessageFormat, e: &Event, amqp: &AmqpOptions) -> Result<Built, String> {
+    fn build_with(
+        format: MessageFormat,
+        e: &Event,
+        amqp: &AmqpOptions,
+    ) -> Result<Built, MessageError> {
         build(&Outbound {
             delivery_id: DeliveryId::new(),
             subscription_id: SubscriptionId::new(),

@@ -4,6 +4,9 @@
 
 pub mod classify;
 pub mod credential;
+mod error;
 pub mod eventhubs;
 pub mod message;
 pub mod servicebus;
+
+pub use error::{BrokerError, SetupError};

@@ -23,7 +23,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::classify;
-use super::credential::{renew_at, TokenError, TokenSource, SERVICE_BUS_SCOPE};
+use super::credential::{renew_at, TokenSource, SERVICE_BUS_SCOPE};
+use super::error::{BrokerError, SetupError};
 use super::message;
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::model::AzureSettings;
@@ -50,7 +51,10 @@ pub struct ServiceBusClient {
 impl ServiceBusClient {
     /// The destination of an endpoint's settings: its entity task, on the namespace's shared
     /// connection. `Err` when the credential cannot be used on this host.
-    pub fn destination(&self, settings: &AzureSettings) -> Result<ServiceBusDestination, String> {
+    pub fn destination(
+        &self,
+        settings: &AzureSettings,
+    ) -> Result<ServiceBusDestination, SetupError> {
         let tokens = TokenSource::new(&settings.credential)?;
         // One connection per namespace and credential: a connection carries the tokens of
         // the entities it sends to, and two credentials must not overwrite each other's.
@@ -65,8 +69,7 @@ impl ServiceBusClient {
             match map.get(&key).and_then(Weak::upgrade) {
                 Some(ns) => ns,
                 None => {
-                    let url = Url::parse(&settings.amqp_url())
-                        .map_err(|e| format!("invalid namespace URL: {e}"))?;
+                    let url = Url::parse(&settings.amqp_url()).map_err(SetupError::NamespaceUrl)?;
                     let ns = Arc::new(Namespace {
                         url,
                         tokens,
@@ -82,7 +85,7 @@ impl ServiceBusClient {
             namespace,
             name: settings.entity.clone(),
             audience: settings.audience(),
-            where_: settings.describe(),
+            location: settings.describe(),
             link: None,
         };
         tokio::spawn(entity.run(rx));
@@ -108,21 +111,11 @@ impl Destination for ServiceBusDestination {
     async fn send(&self, out: &Outbound<'_>) -> Outcome {
         let built = match message::build(out) {
             Ok(b) => b,
-            Err(error) => {
-                return Outcome::Permanent {
-                    error,
-                    status: None,
-                }
-            }
+            Err(e) => return classify::outcome(e.into()),
         };
         let encoded = match AmqpMessage::serialize(&built.message) {
             Ok(e) => e,
-            Err(e) => {
-                return Outcome::Permanent {
-                    error: format!("the message cannot be encoded: {e}"),
-                    status: None,
-                }
-            }
+            Err(e) => return classify::outcome(BrokerError::Encode(e.into())),
         };
         let session = built
             .message
@@ -137,38 +130,34 @@ impl Destination for ServiceBusDestination {
             reply,
         };
         if self.jobs.send(job).await.is_err() {
-            return retry("the Service Bus sender stopped (the endpoint changed); sending again");
+            return classify::outcome(BrokerError::SenderStopped("Service Bus"));
         }
-        answer.await.unwrap_or_else(|_| {
-            retry("the Service Bus sender stopped before answering; sending again")
-        })
+        answer
+            .await
+            .unwrap_or_else(|_| classify::outcome(BrokerError::SenderStopped("Service Bus")))
     }
 }
 
-fn retry(error: &str) -> Outcome {
-    Outcome::Retry {
-        error: error.to_owned(),
-        status: None,
-        retry_after: None,
-    }
+fn timeout(doing: String, after: Duration) -> BrokerError {
+    BrokerError::Timeout { doing, after }
 }
 
 /// A namespace: its URL, its tokens and its connection when open.
 struct Namespace {
     url: Url,
     tokens: TokenSource,
-    live: tokio::sync::Mutex<Option<Arc<Live>>>,
+    live: tokio::sync::Mutex<Option<Arc<OpenConnection>>>,
 }
 
 /// An open connection with its claims-based-security link.
-struct Live {
+struct OpenConnection {
     connection: AmqpConnection,
     cbs: AmqpClaimsBasedSecurity,
 }
 
 impl Namespace {
     /// The open connection, opened now if there is none.
-    async fn live(&self) -> Result<Arc<Live>, Outcome> {
+    async fn live(&self) -> Result<Arc<OpenConnection>, BrokerError> {
         let mut live = self.live.lock().await;
         if let Some(l) = live.as_ref() {
             return Ok(l.clone());
@@ -176,19 +165,16 @@ impl Namespace {
         let opened = tokio::time::timeout(OPEN_TIMEOUT, self.open())
             .await
             .unwrap_or_else(|_| {
-                Err(retry(&format!(
-                    "connecting to {} timed out after {OPEN_TIMEOUT:?}",
-                    self.url
-                )))
+                Err(timeout(format!("connecting to {}", self.url), OPEN_TIMEOUT))
             })?;
         let opened = Arc::new(opened);
         *live = Some(opened.clone());
         Ok(opened)
     }
 
-    async fn open(&self) -> Result<Live, Outcome> {
+    async fn open(&self) -> Result<OpenConnection, BrokerError> {
         let failed = |doing: &str, e: azure_core::Error| {
-            classify::error(&format!("{doing} {}", self.url), &e)
+            classify::client_error(format!("{doing} {}", self.url), e)
         };
         let connection = AmqpConnection::new();
         let name = format!("herald-{}", uuid::Uuid::new_v4());
@@ -214,11 +200,11 @@ impl Namespace {
             .await
             .map_err(|e| failed("opening claims-based security on", e.into()))?;
         tracing::info!(namespace = %self.url, "connected to Service Bus");
-        Ok(Live { connection, cbs })
+        Ok(OpenConnection { connection, cbs })
     }
 
     /// Forgets `broken` (if it is still the open connection) so the next use reconnects.
-    async fn forget(&self, broken: &Arc<Live>) {
+    async fn forget(&self, broken: &Arc<OpenConnection>) {
         let mut live = self.live.lock().await;
         if live.as_ref().is_some_and(|l| Arc::ptr_eq(l, broken)) {
             *live = None;
@@ -232,14 +218,14 @@ struct Entity {
     namespace: Arc<Namespace>,
     name: String,
     audience: String,
-    where_: String,
+    location: String,
     link: Option<Link>,
 }
 
 /// An attached sender link, on a session of its own: a broker refusing one entity's attach
 /// (say, a missing queue) then cannot disturb the links of other entities.
 struct Link {
-    live: Arc<Live>,
+    live: Arc<OpenConnection>,
     _session: AmqpSession,
     sender: AmqpSender,
     max_message: usize,
@@ -268,8 +254,8 @@ impl Entity {
                     if let Some(link) = self.link.take() {
                         match self.authorize(&link.live).await {
                             Ok(at) => self.link = Some(Link { renew_at: at, ..link }),
-                            Err(o) => {
-                                tracing::warn!(entity = %self.where_, error = ?o, "renewing the token failed; the link is re-opened with the next message");
+                            Err(e) => {
+                                tracing::warn!(entity = %self.location, error = %crate::destinations::error_chain(&e), "renewing the token failed; the link is re-opened with the next message");
                                 let _ = link.sender.detach().await;
                             }
                         }
@@ -313,7 +299,7 @@ impl Entity {
         let first = self.send_once(batch).await;
         match first {
             Outcome::Retry { ref error, .. } => {
-                tracing::info!(entity = %self.where_, error = %error, "re-opening the Service Bus link and sending again");
+                tracing::info!(entity = %self.location, error = %error, "re-opening the Service Bus link and sending again");
                 self.send_once(batch).await
             }
             other => other,
@@ -324,12 +310,12 @@ impl Entity {
         if self.link.is_none() {
             match self.attach().await {
                 Ok(link) => self.link = Some(link),
-                Err(o) => return o,
+                Err(e) => return classify::outcome(e),
             }
         }
         let link = self.link.as_ref().expect("attached above");
         let (envelope, format) = envelope(batch);
-        tracing::debug!(entity = %self.where_, messages = batch.len(), "sending");
+        tracing::debug!(entity = %self.location, messages = batch.len(), "sending");
         let sent = tokio::time::timeout(
             SEND_TIMEOUT,
             link.sender.send_ref(
@@ -343,17 +329,23 @@ impl Entity {
         .await;
         // A broker that refuses the message leaves the link usable; any other failure may
         // have broken the link, and the connection with it: re-open both.
-        tracing::debug!(entity = %self.where_, settled = sent.is_ok(), "sent");
+        tracing::debug!(entity = %self.location, settled = sent.is_ok(), "sent");
         let (outcome, broken) = match sent {
-            Ok(Ok(o)) => (classify::send_outcome(&o), false),
+            Ok(Ok(o)) => match classify::disposition(&o) {
+                None => (Outcome::Delivered { status: None }, false),
+                Some(e) => (classify::outcome(e), false),
+            },
             Ok(Err(e)) => (
-                classify::error(&format!("sending to {}", self.where_), &e.into()),
+                classify::outcome(classify::client_error(
+                    format!("sending to {}", self.location),
+                    e.into(),
+                )),
                 true,
             ),
             Err(_) => (
-                retry(&format!(
-                    "{} did not settle the message within {SEND_TIMEOUT:?}",
-                    self.where_
+                classify::outcome(timeout(
+                    format!("waiting for {} to settle the message", self.location),
+                    SEND_TIMEOUT,
                 )),
                 true,
             ),
@@ -367,16 +359,16 @@ impl Entity {
     }
 
     /// Attaches a sender link, authorizing the entity first.
-    async fn attach(&mut self) -> Result<Link, Outcome> {
+    async fn attach(&mut self) -> Result<Link, BrokerError> {
         let live = self.namespace.live().await?;
-        tracing::debug!(entity = %self.where_, "authorizing and attaching");
+        tracing::debug!(entity = %self.location, "authorizing and attaching");
         let renew_at = match self.authorize(&live).await {
             Ok(at) => at,
-            Err(o) => {
-                if matches!(o, Outcome::Retry { .. }) {
+            Err(e) => {
+                if !classify::is_permanent(&e) {
                     self.namespace.forget(&live).await;
                 }
-                return Err(o);
+                return Err(e);
             }
         };
         let session = AmqpSession::new();
@@ -390,21 +382,21 @@ impl Entity {
         match attached {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                let o = classify::error(&format!("attaching to {}", self.where_), &e.into());
-                if matches!(o, Outcome::Retry { .. }) {
+                let e = classify::client_error(format!("attaching to {}", self.location), e.into());
+                if !classify::is_permanent(&e) {
                     self.namespace.forget(&live).await;
                 }
-                return Err(o);
+                return Err(e);
             }
             Err(_) => {
                 self.namespace.forget(&live).await;
-                return Err(retry(&format!(
-                    "attaching to {} timed out after {OPEN_TIMEOUT:?}",
-                    self.where_
-                )));
+                return Err(timeout(
+                    format!("attaching to {}", self.location),
+                    OPEN_TIMEOUT,
+                ));
             }
         }
-        tracing::debug!(entity = %self.where_, "attached");
+        tracing::debug!(entity = %self.location, "attached");
         let max_message = sender
             .max_message_size()
             .await
@@ -423,19 +415,12 @@ impl Entity {
     }
 
     /// Puts a token for the entity on the connection; returns when to renew it.
-    async fn authorize(&self, live: &Live) -> Result<OffsetDateTime, Outcome> {
+    async fn authorize(&self, live: &OpenConnection) -> Result<OffsetDateTime, BrokerError> {
         let token = self
             .namespace
             .tokens
             .token(&self.audience, SERVICE_BUS_SCOPE)
-            .await
-            .map_err(|e| match e {
-                TokenError::Permanent(error) => Outcome::Permanent {
-                    error,
-                    status: None,
-                },
-                TokenError::Transient(error) => retry(&error),
-            })?;
+            .await?;
         let authorized = tokio::time::timeout(
             OPEN_TIMEOUT,
             live.cbs.authorize_path(
@@ -448,14 +433,14 @@ impl Entity {
         .await;
         match authorized {
             Ok(Ok(())) => Ok(renew_at(OffsetDateTime::now_utc(), token.expires)),
-            Ok(Err(e)) => Err(classify::error(
-                &format!("authorizing {}", self.where_),
-                &e.into(),
+            Ok(Err(e)) => Err(classify::client_error(
+                format!("authorizing {}", self.location),
+                e.into(),
             )),
-            Err(_) => Err(retry(&format!(
-                "authorizing {} timed out after {OPEN_TIMEOUT:?}",
-                self.where_
-            ))),
+            Err(_) => Err(timeout(
+                format!("authorizing {}", self.location),
+                OPEN_TIMEOUT,
+            )),
         }
     }
 }

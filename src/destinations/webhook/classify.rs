@@ -1,9 +1,12 @@
-//! What a webhook receiver's answer means for the delivery: 2xx success; 400, 401, 403,
-//! 413 and other 4xx permanent; 408, 429 and 5xx retried (honouring `Retry-After`);
-//! 410 Gone disables the subscription. Redirects are not followed, so they are permanent.
+//! What a webhook receiver's answer means for the delivery, as pure functions: 2xx success;
+//! 400, 401, 403, 413 and other 4xx permanent; 408, 429 and 5xx retried (honouring
+//! `Retry-After`); 410 Gone disables the subscription. Redirects are not followed, so they
+//! are permanent. Of the failures without an answer, a blocked address or a bad URL is
+//! permanent and the rest (timeouts, refused connections) are retried.
 
 use std::time::Duration;
 
+use super::WebhookError;
 use crate::destinations::Outcome;
 
 /// Longest `Retry-After` honoured; a receiver cannot park a delivery for days.
@@ -20,21 +23,38 @@ pub fn classify(status: u16, retry_after: Option<&str>, now: time::OffsetDateTim
             status: status_some,
         },
         408 | 429 | 500..=599 => Outcome::Retry {
-            error: format!("receiver answered {status}"),
+            error: WebhookError::Status { status }.into(),
             status: status_some,
             retry_after: retry_after
                 .and_then(|v| parse_retry_after(v, now))
                 .map(|d| d.min(MAX_RETRY_AFTER)),
         },
         300..=399 => Outcome::Permanent {
-            error: format!(
-                "receiver answered {status} (redirects are not followed; register the final URL)"
-            ),
+            error: WebhookError::Redirect { status }.into(),
             status: status_some,
         },
         _ => Outcome::Permanent {
-            error: format!("receiver answered {status}"),
+            error: WebhookError::Status { status }.into(),
             status: status_some,
+        },
+    }
+}
+
+/// Classifies a send that got no answer.
+pub fn failure(error: WebhookError) -> Outcome {
+    match error {
+        WebhookError::Blocked(_) | WebhookError::Url(_) => Outcome::Permanent {
+            error: error.into(),
+            status: None,
+        },
+        WebhookError::Timeout(_)
+        | WebhookError::Connect(_)
+        | WebhookError::Request(_)
+        | WebhookError::Status { .. }
+        | WebhookError::Redirect { .. } => Outcome::Retry {
+            error: error.into(),
+            status: None,
+            retry_after: None,
         },
     }
 }
@@ -92,5 +112,22 @@ mod tests {
         );
         assert_eq!(delay("999999"), Some(MAX_RETRY_AFTER));
         assert_eq!(delay("soon"), None);
+    }
+
+    #[test]
+    fn a_blocked_address_or_a_bad_url_is_permanent() {
+        let blocked = super::super::BlockedAddress {
+            host: "metadata".into(),
+            addr: "169.254.169.254".parse().unwrap(),
+        };
+        assert!(matches!(
+            failure(WebhookError::Blocked(blocked)),
+            Outcome::Permanent { .. }
+        ));
+        let bad = url::Url::parse("not a url").unwrap_err();
+        assert!(matches!(
+            failure(WebhookError::Url(bad)),
+            Outcome::Permanent { .. }
+        ));
     }
 }

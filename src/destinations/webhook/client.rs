@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
-use super::ssrf::{BlockedAddress, NetworkPolicy};
-use super::{classify, request_builder, sign};
+use super::ssrf::NetworkPolicy;
+use super::{classify, failure, request_builder, sign, WebhookError};
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::model::WebhookSettings;
 
@@ -64,12 +64,7 @@ impl Destination for WebhookDestination {
             self.settings.timeout.unwrap_or(self.client.default_timeout),
         ) {
             Ok(r) => r,
-            Err(error) => {
-                return Outcome::Permanent {
-                    error,
-                    status: None,
-                }
-            }
+            Err(error) => return failure(error),
         };
         match request.send().await {
             Ok(response) => {
@@ -84,13 +79,13 @@ impl Destination for WebhookDestination {
                     time::OffsetDateTime::now_utc(),
                 )
             }
-            Err(e) => transport_outcome(&e),
+            Err(e) => failure(WebhookError::from_transport(e)),
         }
     }
 }
 
 /// How a synchronous step answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum StepAnswer {
     /// 2xx: the event may go on.
     Accepted,
@@ -102,7 +97,7 @@ pub enum StepAnswer {
         message: String,
     },
     /// No answer (connection refused, timeout, blocked address).
-    Unreachable(String),
+    Unreachable(WebhookError),
 }
 
 impl WebhookDestination {
@@ -111,12 +106,9 @@ impl WebhookDestination {
         &self,
         message: &Outbound<'_>,
         timeout: std::time::Duration,
-    ) -> Result<reqwest::RequestBuilder, String> {
+    ) -> Result<reqwest::RequestBuilder, WebhookError> {
         let built = request_builder::build(&self.settings, message)?;
-        self.client
-            .policy
-            .check_literal(&built.url)
-            .map_err(|b| b.to_string())?;
+        self.client.policy.check_literal(&built.url)?;
         let id = message.delivery_id.to_string();
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = sign(
@@ -165,44 +157,7 @@ impl WebhookDestination {
                 };
                 StepAnswer::Refused { status, message }
             }
-            Err(e) => StepAnswer::Unreachable(error_chain(&e)),
+            Err(e) => StepAnswer::Unreachable(WebhookError::from_transport(e)),
         }
     }
-}
-
-/// A request that got no answer: blocked addresses are permanent, the rest is retried.
-fn transport_outcome(e: &reqwest::Error) -> Outcome {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(blocked) = err.downcast_ref::<BlockedAddress>() {
-            return Outcome::Permanent {
-                error: blocked.to_string(),
-                status: None,
-            };
-        }
-        source = err.source();
-    }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    Outcome::Retry {
-        error: format!("{what}: {}", error_chain(e)),
-        status: None,
-        retry_after: None,
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

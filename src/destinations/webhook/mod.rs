@@ -4,11 +4,13 @@
 
 mod classify;
 mod client;
+mod error;
 mod request_builder;
 pub mod signing;
 pub mod ssrf;
 
-pub use classify::classify;
+pub use classify::{classify, failure};
 pub use client::{StepAnswer, WebhookClient, WebhookDestination};
+pub use error::WebhookError;
 pub use signing::{sign, verify, Secret, VerifyError};
 pub use ssrf::{BlockedAddress, NetworkPolicy};

@@ -22,9 +22,9 @@ pub struct Built {
     pub headers: Vec<(String, String)>,
 }
 
-/// Builds the request; `Err` with a reason when the endpoint's URL is unusable.
-pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built, String> {
-    let mut url = Url::parse(&settings.url).map_err(|e| format!("invalid URL: {e}"))?;
+/// Builds the request; `Err` when the endpoint's URL is unusable.
+pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built, url::ParseError> {
+    let mut url = Url::parse(&settings.url)?;
     let mut headers = Vec::new();
     match &settings.auth {
         Some(WebhookAuth::HttpHeader { values }) => {

@@ -1,12 +1,12 @@
 //! Incoming transfers: reassembly, size limits, delivery to the broker or to the `$cbs` and
 //! `$management` nodes, and the routing of their replies.
 
-use super::{now_s, Engine, Node, Partial, LINK_CREDIT, SESSION_WINDOW};
+use super::{now_s, ConnectionState, Node, Partial, LINK_CREDIT, SESSION_WINDOW};
 use crate::server::codec::Value;
 use crate::server::frame;
 use crate::server::{management, message, quirks};
 
-impl Engine {
+impl ConnectionState {
     pub(super) fn on_transfer(&mut self, ch: u16, t: &Value, payload: Vec<u8>) {
         let handle = t.field(0).as_u64().unwrap_or(0) as u32;
         let Some(s) = self.sessions.get_mut(&ch) else {

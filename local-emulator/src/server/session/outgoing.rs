@@ -1,7 +1,7 @@
 //! Outgoing deliveries: dispositions from receivers (complete, abandon, dead-letter), and the
 //! pump that moves messages and events from the broker to links with credit.
 
-use super::{Engine, Node, PUMP_BATCH};
+use super::{ConnectionState, Node, PUMP_BATCH};
 use crate::server::codec::Value;
 use crate::server::frame::{self, code, AMQP};
 use crate::server::{message, quirks};
@@ -14,7 +14,7 @@ struct Outgoing {
     token: Option<uuid::Uuid>,
 }
 
-impl Engine {
+impl ConnectionState {
     pub(super) fn on_disposition(&mut self, ch: u16, d: &Value) {
         if d.field(0).as_bool() != Some(true) {
             return;
