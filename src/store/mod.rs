@@ -3,6 +3,7 @@
 
 pub mod postgres;
 pub(crate) mod rows;
+mod sql;
 pub mod sqlite;
 mod url;
 
@@ -119,13 +120,10 @@ fn transient_sqlx(e: &sqlx::Error) -> bool {
     }
 }
 
-/// What the store needs to do, whatever the database.
+/// The part of the store that is the same SQL on every backend ([`sql::Shared`]); [`Store`]'s
+/// defaults call it, and a backend overrides only what it adds (PostgreSQL announces changes).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Stores events with their deliveries durably (on disk before returning), honouring
-    /// idempotency keys. Results are in the order of `events`.
-    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
-
+pub trait Records: Send + Sync {
     /// An event and its deliveries.
     async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError>;
 
@@ -154,10 +152,6 @@ pub trait Store: Send + Sync + 'static {
         id: SubscriptionId,
         reason: &str,
     ) -> Result<(), StoreError>;
-
-    /// Leases up to `limit` due deliveries (pending and due, or with an expired lease),
-    /// skipping the endpoints in `skip_endpoints`, until `lease_until`.
-    async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError>;
     /// Records attempts and the resulting delivery states; a result only changes a delivery
     /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError>;
@@ -173,7 +167,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError>;
-    /// Makes a dead-lettered (or pending) delivery due now. `None` if it does not exist;
     /// `Some(false)` if it is in a state that cannot be retried.
     async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError>;
     /// Makes the dead letters matching `filter` due now; returns how many.
@@ -182,6 +175,114 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What the store needs to do, whatever the database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The statements both backends share (the defaults below call them).
+    fn records(&self) -> &dyn Records;
+
+    /// Stores events with their deliveries durably (on disk before returning), honouring
+    /// idempotency keys. Results are in the order of `events`.
+    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
+
+    /// An event and its deliveries.
+    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
+        self.records().event(id).await
+    }
+
+    /// Creates or replaces an endpoint (by id). Fails with `Conflict` if the name is taken.
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.records().put_endpoint(endpoint).await
+    }
+    /// One endpoint.
+    async fn endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        self.records().endpoint(id).await
+    }
+    /// One endpoint by name.
+    async fn endpoint_by_name(&self, name: &str) -> Result<Option<Endpoint>, StoreError> {
+        self.records().endpoint_by_name(name).await
+    }
+    /// All endpoints, by name.
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        self.records().endpoints().await
+    }
+    /// Deletes an endpoint and its subscriptions, cancelling their unfinished deliveries.
+    async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
+        self.records().delete_endpoint(id).await
+    }
+
+    /// Creates or replaces a subscription (by id). Fails with `Conflict` if the name is taken.
+    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        self.records().put_subscription(subscription).await
+    }
+    /// One subscription.
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        self.records().subscription(id).await
+    }
+    /// All subscriptions, by name.
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.records().subscriptions().await
+    }
+    /// Deletes a subscription, cancelling its unfinished deliveries.
+    async fn delete_subscription(&self, id: SubscriptionId) -> Result<bool, StoreError> {
+        self.records().delete_subscription(id).await
+    }
+    /// Disables a subscription (a receiver answered 410 Gone) and cancels its pending deliveries.
+    async fn disable_subscription(
+        &self,
+        id: SubscriptionId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.records().disable_subscription(id, reason).await
+    }
+
+    /// Leases up to `limit` due deliveries (pending and due, or with an expired lease),
+    /// skipping the endpoints in `skip_endpoints`, until `lease_until`.
+    async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError>;
+    /// Records attempts and the resulting delivery states; a result only changes a delivery
+    /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
+        self.records().record(owner, results).await
+    }
+    /// Gives back every lease held by `owner` (at start-up: work of a previous run).
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        self.records().release_leases(owner).await
+    }
+    /// The earliest time a pending delivery is due, if any.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.records().next_due().await
+    }
+
+    /// Deliveries matching `query`, newest first.
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        self.records().deliveries(query).await
+    }
+    /// One delivery with its attempts.
+    async fn delivery(
+        &self,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        self.records().delivery(id).await
+    }
+    /// Makes a dead-lettered (or pending) delivery due now. `None` if it does not exist;
+    /// `Some(false)` if it is in a state that cannot be retried.
+    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
+        self.records().retry(id, now).await
+    }
+    /// Makes the dead letters matching `filter` due now; returns how many.
+    async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.records().replay(filter, now).await
+    }
+    /// Number of deliveries per status.
+    async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+        self.records().counts().await
+    }
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.records().ping().await
+    }
     /// Whether the store takes durable writes now (readiness: events can be accepted).
     async fn ready(&self) -> Result<(), StoreError>;
 

@@ -8,17 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row};
 use time::OffsetDateTime;
 
-use super::rows::{
-    self, attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, millis,
-    subscription_from_row,
-};
-use super::{conflict_on_unique, Callback, LeaseRequest, Store, StoreError, StoreSettings};
+use super::rows::{self, millis};
+use super::sql::Shared;
+use super::{Callback, LeaseRequest, Records, Store, StoreError, StoreSettings};
 use crate::model::{
-    Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
-    EndpointId, Event, EventId, IngestOutcome, LeasedDelivery, NewEvent, NextState, ReplayFilter,
+    DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent, ReplayFilter,
     Subscription, SubscriptionId,
 };
 
@@ -31,6 +28,8 @@ const CHANGES: &str = "herald_changes";
 
 /// The PostgreSQL store.
 pub struct PgStore {
+    /// The shared statements (one pool serves reads, writes and bookkeeping).
+    sql: Shared<Postgres>,
     pool: PgPool,
     options: PgConnectOptions,
     owner: String,
@@ -68,6 +67,10 @@ impl PgStore {
         let announce = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(announce_work(pool.clone(), announce.clone()));
         Ok(Self {
+            sql: Shared {
+                pool: pool.clone(),
+                bookkeeping: pool.clone(),
+            },
             pool,
             options,
             owner,
@@ -82,6 +85,10 @@ fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, St
 
 #[async_trait]
 impl Store for PgStore {
+    fn records(&self) -> &dyn Records {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         // PostgreSQL shares WAL flushes between concurrent commits itself (group commit). One
         // event is one statement in its own implicit transaction (one round trip); a batch
@@ -107,154 +114,27 @@ impl Store for PgStore {
         Ok(outcomes)
     }
 
-    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM events WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let deliveries = sqlx::query("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(delivery_from_row)
-            .collect::<Result<_, _>>()?;
-        Ok(Some((event_from_row(&row)?, deliveries)))
-    }
-
-    async fn put_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO endpoints (id, name, kind, settings, max_concurrency, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, settings = excluded.settings,
-               max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at",
-        )
-        .bind(e.id.to_string())
-        .bind(&e.name)
-        .bind(e.settings.kind().as_str())
-        .bind(json(&e.settings, "endpoint settings")?)
-        .bind(e.max_concurrency.map(i64::from))
-        .bind(millis(e.created_at))
-        .bind(millis(e.updated_at))
-        .execute(&self.pool)
-        .await
-        .map_err(|err| conflict_on_unique(err, format!("endpoint name \"{}\"", e.name)))?;
+    // Changes to endpoints and subscriptions are announced to the other instances.
+    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.sql.put_endpoint(endpoint).await?;
         self.announce_change().await
-    }
-
-    async fn endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        let row = sqlx::query("SELECT * FROM endpoints WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(endpoint_from_row).transpose()
-    }
-
-    async fn endpoint_by_name(&self, name: &str) -> Result<Option<Endpoint>, StoreError> {
-        let row = sqlx::query("SELECT * FROM endpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(endpoint_from_row).transpose()
-    }
-
-    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM endpoints ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(endpoint_from_row).collect()
     }
 
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = millis(OffsetDateTime::now_utc());
-        cancel_where(
-            &mut tx,
-            "endpoint_id = $4",
-            &id.to_string(),
-            now,
-            "the endpoint was deleted",
-        )
-        .await?;
-        sqlx::query("DELETE FROM subscriptions WHERE endpoint_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM endpoints WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let deleted = self.sql.delete_endpoint(id).await?;
         self.announce_change().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(deleted)
     }
 
-    async fn put_subscription(&self, s: &Subscription) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO subscriptions (id, name, solution, event_name, category, endpoint_id, format, filter, enabled, rank,
-                disabled_reason, created_at, updated_at, mode, stage, amqp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, solution = excluded.solution, event_name = excluded.event_name,
-               category = excluded.category, endpoint_id = excluded.endpoint_id, format = excluded.format, filter = excluded.filter,
-               enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at,
-               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp",
-        )
-        .bind(s.id.to_string())
-        .bind(&s.name)
-        .bind(&s.solution)
-        .bind(&s.event)
-        .bind(&s.category)
-        .bind(s.endpoint_id.to_string())
-        .bind(s.format.as_str())
-        .bind(json(&s.filter, "subscription filter")?)
-        .bind(s.enabled)
-        .bind(i64::from(s.rank))
-        .bind(&s.disabled_reason)
-        .bind(millis(s.created_at))
-        .bind(millis(s.updated_at))
-        .bind(s.mode.as_str())
-        .bind(s.stage.map(|st| st.as_str()))
-        .bind(json(&s.amqp, "subscription AMQP options")?)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;
+    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        self.sql.put_subscription(subscription).await?;
         self.announce_change().await
     }
 
-    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        let row = sqlx::query("SELECT * FROM subscriptions WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(subscription_from_row).transpose()
-    }
-
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(subscription_from_row).collect()
-    }
-
     async fn delete_subscription(&self, id: SubscriptionId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = millis(OffsetDateTime::now_utc());
-        cancel_where(
-            &mut tx,
-            "subscription_id = $4",
-            &id.to_string(),
-            now,
-            "the subscription was deleted",
-        )
-        .await?;
-        let done = sqlx::query("DELETE FROM subscriptions WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let deleted = self.sql.delete_subscription(id).await?;
         self.announce_change().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(deleted)
     }
 
     async fn disable_subscription(
@@ -262,24 +142,25 @@ impl Store for PgStore {
         id: SubscriptionId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = millis(OffsetDateTime::now_utc());
-        sqlx::query("UPDATE subscriptions SET enabled = FALSE, disabled_reason = $1, updated_at = $2 WHERE id = $3")
-            .bind(reason)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        cancel_where(
-            &mut tx,
-            "subscription_id = $4 AND status = 'pending'",
-            &id.to_string(),
-            now,
-            reason,
-        )
-        .await?;
-        tx.commit().await?;
+        self.sql.disable_subscription(id, reason).await?;
         self.announce_change().await
+    }
+
+    // Work made due again wakes the other instances' dispatchers.
+    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
+        let retried = self.sql.retry(id, now).await?;
+        if retried == Some(true) {
+            self.announce.notify_one();
+        }
+        Ok(retried)
+    }
+
+    async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let replayed = self.sql.replay(filter, now).await?;
+        if replayed > 0 {
+            self.announce.notify_one();
+        }
+        Ok(replayed)
     }
 
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
@@ -334,169 +215,6 @@ impl Store for PgStore {
         rows::leased_deliveries(&rows, &events)
     }
 
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = millis(OffsetDateTime::now_utc());
-        for r in results {
-            let id = r.delivery_id.to_string();
-            sqlx::query(
-                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-                   outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
-            )
-            .bind(&id)
-            .bind(i64::from(r.attempt.attempt))
-            .bind(millis(r.attempt.started_at))
-            .bind(r.attempt.duration_ms as i64)
-            .bind(r.attempt.outcome.as_str())
-            .bind(r.attempt.http_status.map(i64::from))
-            .bind(&r.attempt.error)
-            .execute(&mut *tx)
-            .await?;
-            let (status, next_at, error, finished) = match &r.next {
-                NextState::Succeeded => ("succeeded", now, None, Some(now)),
-                NextState::RetryAt(at) => ("pending", millis(*at), r.attempt.error.clone(), None),
-                NextState::DeadLettered(why) => {
-                    ("dead_lettered", now, Some(why.clone()), Some(now))
-                }
-                NextState::Cancelled(why) => ("cancelled", now, Some(why.clone()), Some(now)),
-            };
-            sqlx::query(
-                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, finished_at = $5,
-                   lease_owner = NULL, lease_until = NULL, updated_at = $6
-                 WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8",
-            )
-            .bind(status)
-            .bind(i64::from(r.attempt.attempt))
-            .bind(next_at)
-            .bind(error)
-            .bind(finished)
-            .bind(now)
-            .bind(&id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL WHERE status = 'in_flight' AND lease_owner = $1",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        let row = sqlx::query(
-            "SELECT LEAST((SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'),
-                          (SELECT MIN(lease_until) FROM deliveries WHERE status = 'in_flight')) AS t",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<Option<i64>, _>("t")?.map(rows::from_millis))
-    }
-
-    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM deliveries WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR endpoint_id = $2)
-               AND ($3::text IS NULL OR event_id = $3) ORDER BY id DESC LIMIT $4",
-        )
-        .bind(q.status.map(|s| s.as_str()))
-        .bind(q.endpoint_id.map(|e| e.to_string()))
-        .bind(q.event_id.map(|e| e.to_string()))
-        .bind(i64::from(q.limit.unwrap_or(100).min(1000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(delivery_from_row).collect()
-    }
-
-    async fn delivery(
-        &self,
-        id: DeliveryId,
-    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM deliveries WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let attempts =
-            sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY attempt")
-                .bind(id.to_string())
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(attempt_from_row)
-                .collect::<Result<_, _>>()?;
-        Ok(Some((delivery_from_row(&row)?, attempts)))
-    }
-
-    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
-             WHERE id = $2 AND status IN ('pending', 'dead_lettered')",
-        )
-        .bind(millis(now))
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() > 0 {
-            self.notify().await?;
-            return Ok(Some(true));
-        }
-        let exists = sqlx::query("SELECT 1 FROM deliveries WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(exists.map(|_| false))
-    }
-
-    async fn replay(&self, f: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
-             WHERE status = 'dead_lettered' AND ($2::text IS NULL OR endpoint_id = $2)
-               AND event_id IN (SELECT id FROM events WHERE ($3::text IS NULL OR name = $3)
-                 AND ($4::bigint IS NULL OR received_at >= $4) AND ($5::bigint IS NULL OR received_at < $5))",
-        )
-        .bind(millis(now))
-        .bind(f.endpoint_id.map(|e| e.to_string()))
-        .bind(&f.event)
-        .bind(f.from.map(millis))
-        .bind(f.to.map(millis))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() > 0 {
-            self.notify().await?;
-        }
-        Ok(done.rows_affected())
-    }
-
-    async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut counts = Vec::new();
-        for row in rows {
-            let status: String = row.try_get("status")?;
-            if let Some(s) = DeliveryStatus::parse(&status) {
-                counts.push((s, row.try_get::<i64, _>("n")? as u64));
-            }
-        }
-        Ok(counts)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn ready(&self) -> Result<(), StoreError> {
         // A write, so a database that answers but refuses writes (a full disk, a read-only
         // standby after a failover) is not ready.
@@ -529,11 +247,6 @@ impl Store for PgStore {
 }
 
 impl PgStore {
-    async fn notify(&self) -> Result<(), StoreError> {
-        self.announce.notify_one();
-        Ok(())
-    }
-
     /// Tells every instance that endpoints or subscriptions changed.
     async fn announce_change(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, '')")
@@ -653,26 +366,4 @@ async fn listen(
             on_work();
         }
     }
-}
-
-/// Cancels the unfinished deliveries matching `condition` (which uses `$4` for `value`).
-async fn cancel_where(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    condition: &str,
-    value: &str,
-    now: i64,
-    reason: &str,
-) -> Result<(), StoreError> {
-    let sql = format!(
-        "UPDATE deliveries SET status = 'cancelled', last_error = $1, finished_at = $2, updated_at = $3
-         WHERE status IN ('pending', 'in_flight') AND {condition}"
-    );
-    sqlx::query(&sql)
-        .bind(reason)
-        .bind(now)
-        .bind(now)
-        .bind(value)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

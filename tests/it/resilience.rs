@@ -30,8 +30,16 @@ async fn every_event_arrives_after_the_receiver_answers_503_and_then_is_down_for
     .await;
     // Now the receiver is down altogether: connections are refused.
     receiver.stop();
-    let first = delivery_of(&app, &ids[0]).await;
-    assert_eq!(first["status"], "pending");
+    // The 503s are recorded in batches, a moment after the receiver saw them.
+    wait_for(
+        Duration::from_secs(5),
+        "the first failure to be recorded",
+        || async {
+            let first = delivery_of(&app, &ids[0]).await;
+            (first["status"] == "pending" && first["attempts"].as_u64() >= Some(1)).then_some(())
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let back = Receiver::start_on(addr).await;
     wait_for(

@@ -1,0 +1,439 @@
+//! The SQL both backends share: one body of statements (with `$N` placeholders, which SQLite
+//! reads as well as PostgreSQL) and the code around them, generic over the database. What
+//! differs — storing events (SQLite's group commit, PostgreSQL's one-statement insert),
+//! leasing, and LISTEN/NOTIFY — stays in `sqlite/` and `postgres.rs`.
+
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use time::OffsetDateTime;
+
+use super::rows::{
+    attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, from_millis, millis,
+    subscription_from_row, Columns,
+};
+use super::{conflict_on_unique, Records, StoreError};
+use crate::model::{
+    Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
+    EndpointId, Event, EventId, NextState, ReplayFilter, Subscription, SubscriptionId,
+};
+
+/// What the shared SQL needs to know of a backend beyond what `sqlx` says.
+pub trait Backend: Database {
+    /// How to begin a transaction that writes: SQLite takes the write lock up front, so the
+    /// busy timeout applies instead of a deferred transaction failing at its first write.
+    const BEGIN_WRITE: &'static str;
+
+    /// Rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+impl Backend for sqlx::Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+impl Backend for sqlx::Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+/// The shared statements over a backend's pools.
+pub struct Shared<DB: Database> {
+    /// Reads and administrative writes.
+    pub pool: Pool<DB>,
+    /// Dispatcher bookkeeping (attempts); SQLite gives it a pool with `synchronous=NORMAL`.
+    pub bookkeeping: Pool<DB>,
+}
+
+fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// Cancels the unfinished deliveries whose `column` is `value`.
+const CANCEL: &str =
+    "UPDATE deliveries SET status = 'cancelled', last_error = $1, finished_at = $2, updated_at = $2
+     WHERE status IN ('pending', 'in_flight') AND ";
+
+#[async_trait::async_trait]
+impl<DB> Records for Shared<DB>
+where
+    DB: Backend,
+    DB::Row: Columns,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    /// An event and its deliveries.
+    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
+        let Some(row) = sqlx::query::<DB>("SELECT * FROM events WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let deliveries =
+            sqlx::query::<DB>("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(delivery_from_row)
+                .collect::<Result<_, _>>()?;
+        Ok(Some((event_from_row(&row)?, deliveries)))
+    }
+
+    /// Creates or replaces an endpoint.
+    async fn put_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
+        sqlx::query::<DB>(
+            "INSERT INTO endpoints (id, name, kind, settings, max_concurrency, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, settings = excluded.settings,
+               max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at",
+        )
+        .bind(e.id.to_string())
+        .bind(e.name.clone())
+        .bind(e.settings.kind().as_str())
+        .bind(json(&e.settings, "endpoint settings")?)
+        .bind(e.max_concurrency.map(i64::from))
+        .bind(millis(e.created_at))
+        .bind(millis(e.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| conflict_on_unique(err, format!("endpoint name \"{}\"", e.name)))?;
+        Ok(())
+    }
+
+    /// One endpoint.
+    async fn endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let row = sqlx::query::<DB>("SELECT * FROM endpoints WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    /// One endpoint by name.
+    async fn endpoint_by_name(&self, name: &str) -> Result<Option<Endpoint>, StoreError> {
+        let row = sqlx::query::<DB>("SELECT * FROM endpoints WHERE name = $1")
+            .bind(name.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    /// Every endpoint, by name.
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        let rows = sqlx::query::<DB>("SELECT * FROM endpoints ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    /// Deletes an endpoint and its subscriptions, cancelling their unfinished deliveries.
+    async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
+        let now = millis(OffsetDateTime::now_utc());
+        let id = id.to_string();
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        sqlx::query::<DB>(&format!("{CANCEL}endpoint_id = $3"))
+            .bind("the endpoint was deleted")
+            .bind(now)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query::<DB>("DELETE FROM subscriptions WHERE endpoint_id = $1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query::<DB>("DELETE FROM endpoints WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// Creates or replaces a subscription.
+    async fn put_subscription(&self, s: &Subscription) -> Result<(), StoreError> {
+        sqlx::query::<DB>(
+            "INSERT INTO subscriptions (id, name, solution, event_name, category, endpoint_id, format, filter, enabled, rank,
+                disabled_reason, created_at, updated_at, mode, stage, amqp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, solution = excluded.solution, event_name = excluded.event_name,
+               category = excluded.category, endpoint_id = excluded.endpoint_id, format = excluded.format, filter = excluded.filter,
+               enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at,
+               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp",
+        )
+        .bind(s.id.to_string())
+        .bind(s.name.clone())
+        .bind(s.solution.clone())
+        .bind(s.event.clone())
+        .bind(s.category.clone())
+        .bind(s.endpoint_id.to_string())
+        .bind(s.format.as_str())
+        .bind(json(&s.filter, "subscription filter")?)
+        .bind(s.enabled)
+        .bind(i64::from(s.rank))
+        .bind(s.disabled_reason.clone())
+        .bind(millis(s.created_at))
+        .bind(millis(s.updated_at))
+        .bind(s.mode.as_str())
+        .bind(s.stage.map(|st| st.as_str()))
+        .bind(json(&s.amqp, "subscription AMQP options")?)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;
+        Ok(())
+    }
+
+    /// One subscription.
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        let row = sqlx::query::<DB>("SELECT * FROM subscriptions WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    /// Every subscription, by name.
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        let rows = sqlx::query::<DB>("SELECT * FROM subscriptions ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subscription_from_row).collect()
+    }
+
+    /// Deletes a subscription, cancelling its unfinished deliveries.
+    async fn delete_subscription(&self, id: SubscriptionId) -> Result<bool, StoreError> {
+        let now = millis(OffsetDateTime::now_utc());
+        let id = id.to_string();
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        sqlx::query::<DB>(&format!("{CANCEL}subscription_id = $3"))
+            .bind("the subscription was deleted")
+            .bind(now)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query::<DB>("DELETE FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// Disables a subscription and cancels its pending deliveries.
+    async fn disable_subscription(
+        &self,
+        id: SubscriptionId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let now = millis(OffsetDateTime::now_utc());
+        let id = id.to_string();
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        sqlx::query::<DB>(
+            "UPDATE subscriptions SET enabled = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(false)
+        .bind(reason.to_owned())
+        .bind(now)
+        .bind(id.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query::<DB>(&format!(
+            "{CANCEL}subscription_id = $3 AND status = 'pending'"
+        ))
+        .bind(reason.to_owned())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records attempts and the resulting delivery states, for deliveries `owner` still holds.
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
+        let now = millis(OffsetDateTime::now_utc());
+        let mut tx = self.bookkeeping.begin_with(DB::BEGIN_WRITE).await?;
+        for r in results {
+            let id = r.delivery_id.to_string();
+            let a = &r.attempt;
+            sqlx::query::<DB>(
+                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
+                   outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
+            )
+            .bind(id.clone())
+            .bind(i64::from(a.attempt))
+            .bind(millis(a.started_at))
+            .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
+            .bind(a.outcome.as_str())
+            .bind(a.http_status.map(i64::from))
+            .bind(a.error.clone())
+            .execute(&mut *tx)
+            .await?;
+            let (status, next_at, error, finished) = match &r.next {
+                NextState::Succeeded => ("succeeded", now, None, Some(now)),
+                NextState::RetryAt(at) => ("pending", millis(*at), a.error.clone(), None),
+                NextState::DeadLettered(why) => {
+                    ("dead_lettered", now, Some(why.clone()), Some(now))
+                }
+                NextState::Cancelled(why) => ("cancelled", now, Some(why.clone()), Some(now)),
+            };
+            // Only the lease holder's result counts: a delivery cancelled or taken over
+            // meanwhile is left as it is.
+            sqlx::query::<DB>(
+                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, finished_at = $5,
+                   lease_owner = NULL, lease_until = NULL, updated_at = $6
+                 WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8",
+            )
+            .bind(status)
+            .bind(i64::from(a.attempt))
+            .bind(next_at)
+            .bind(error)
+            .bind(finished)
+            .bind(now)
+            .bind(id)
+            .bind(owner.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives back every lease held by `owner`.
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query::<DB>(
+            "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL
+             WHERE status = 'in_flight' AND lease_owner = $1",
+        )
+        .bind(owner.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    /// The earliest time a pending delivery is due or a lease ends.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let row = sqlx::query::<DB>(
+            "SELECT MIN(t) AS t FROM (
+               SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'
+               UNION ALL SELECT MIN(lease_until) AS t FROM deliveries WHERE status = 'in_flight') AS due",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.opt_int("t")?.map(from_millis))
+    }
+
+    /// Deliveries matching `q`, newest first.
+    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query::<DB>(
+            "SELECT * FROM deliveries WHERE (CAST($1 AS TEXT) IS NULL OR status = $1)
+               AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
+               AND (CAST($3 AS TEXT) IS NULL OR event_id = $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(q.status.map(|s| s.as_str()))
+        .bind(q.endpoint_id.map(|e| e.to_string()))
+        .bind(q.event_id.map(|e| e.to_string()))
+        .bind(i64::from(q.limit.unwrap_or(100).min(1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// One delivery with its attempts.
+    async fn delivery(
+        &self,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        let Some(row) = sqlx::query::<DB>("SELECT * FROM deliveries WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let attempts =
+            sqlx::query::<DB>("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY attempt")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(attempt_from_row)
+                .collect::<Result<_, _>>()?;
+        Ok(Some((delivery_from_row(&row)?, attempts)))
+    }
+
+    /// Makes a dead-lettered or pending delivery due now: `None` if it does not exist,
+    /// `Some(false)` if it cannot be retried.
+    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
+        let done = sqlx::query::<DB>(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
+             WHERE id = $2 AND status IN ('pending', 'dead_lettered')",
+        )
+        .bind(millis(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if DB::rows_affected(&done) > 0 {
+            return Ok(Some(true));
+        }
+        let exists = sqlx::query::<DB>("SELECT 1 AS found FROM deliveries WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(exists.map(|_| false))
+    }
+
+    /// Makes the dead letters matching `f` due now; returns how many.
+    async fn replay(&self, f: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query::<DB>(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
+             WHERE status = 'dead_lettered' AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
+               AND event_id IN (SELECT id FROM events WHERE (CAST($3 AS TEXT) IS NULL OR name = $3)
+                 AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
+                 AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5))",
+        )
+        .bind(millis(now))
+        .bind(f.endpoint_id.map(|e| e.to_string()))
+        .bind(f.event.clone())
+        .bind(f.from.map(millis))
+        .bind(f.to.map(millis))
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    /// Deliveries per status.
+    async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+        let rows =
+            sqlx::query::<DB>("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut counts = Vec::new();
+        for row in rows {
+            if let Some(s) = DeliveryStatus::parse(&row.text("status")?) {
+                counts.push((s, u64::try_from(row.int("n")?).unwrap_or(0)));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query::<DB>("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
