@@ -75,20 +75,7 @@ pub async fn start(
     let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default());
     registry.reload().await?;
     let waker = Waker::default();
-    let wake = waker.clone();
-    let reload = registry.clone();
-    store.watch(
-        Arc::new(move || wake.wake()),
-        Arc::new(move || {
-            // Another instance changed endpoints or subscriptions.
-            let registry = reload.clone();
-            tokio::spawn(async move {
-                if let Err(e) = registry.reload().await {
-                    tracing::warn!(error = %e, "reloading subscriptions failed; the next change or poll retries");
-                }
-            });
-        }),
-    );
+    watch_other_instances(store.as_ref(), &waker, &registry);
     let origin = Origin {
         public_url: public_url.clone(),
         organization: config.dataverse.organization.clone(),
@@ -120,28 +107,9 @@ pub async fn start(
     declare(&registry, &config).await?;
 
     let shutdown = CancellationToken::new();
-    let owner = store.lease_owner();
-    let d = &config.delivery;
-    let dispatcher = Dispatcher::new(
-        store,
-        Arc::new(Destinations::new(webhooks)),
-        registry,
-        DispatchConfig {
-            owner,
-            retry: RetryPolicy {
-                schedule: d.retry_schedule.iter().map(|h| h.0).collect(),
-                max_attempts: d.max_attempts.get(),
-                ttl: d.ttl,
-            },
-            lease: d.lease,
-            max_in_flight: d.max_in_flight.get(),
-            endpoint_concurrency: d.endpoint_concurrency.get(),
-            poll_interval: d.poll_interval,
-            origin,
-            catalog: state.catalog.clone(),
-        },
-        waker,
-    );
+    let dispatch = dispatch_config(&config, store.lease_owner(), origin, state.catalog.clone());
+    let destinations = Arc::new(Destinations::new(webhooks));
+    let dispatcher = Dispatcher::new(store, destinations, registry, dispatch, waker);
     let mut tasks = vec![tokio::spawn(dispatcher.run(shutdown.clone()))];
     let app = api::app(state.clone());
     let stop = shutdown.clone();
@@ -159,6 +127,43 @@ pub async fn start(
         shutdown,
         tasks,
     })
+}
+
+/// Wakes the dispatcher when any instance stores due work, and reloads the subscriptions when
+/// another one changes them (a no-op for an embedded store).
+fn watch_other_instances(store: &dyn crate::store::Store, waker: &Waker, registry: &Registry) {
+    let wake = waker.clone();
+    let registry = registry.clone();
+    store.watch(
+        Arc::new(move || wake.wake()),
+        Arc::new(move || {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                if let Err(e) = registry.reload().await {
+                    tracing::warn!(error = %e, "reloading subscriptions failed; the next change or poll retries");
+                }
+            });
+        }),
+    );
+}
+
+/// The dispatcher's settings from the configuration.
+fn dispatch_config(config: &Config, owner: String, origin: Origin, catalog: Catalog) -> DispatchConfig {
+    let d = &config.delivery;
+    DispatchConfig {
+        owner,
+        retry: RetryPolicy {
+            schedule: d.retry_schedule.iter().map(|h| h.0).collect(),
+            max_attempts: d.max_attempts.get(),
+            ttl: d.ttl,
+        },
+        lease: d.lease,
+        max_in_flight: d.max_in_flight.get(),
+        endpoint_concurrency: d.endpoint_concurrency.get(),
+        poll_interval: d.poll_interval,
+        origin,
+        catalog,
+    }
 }
 
 /// The API keys of the configuration: `api_key` (full access) and `api_keys`.

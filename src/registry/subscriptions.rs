@@ -119,63 +119,7 @@ impl Registry {
         input: SubscriptionInput,
         existing: Option<&Subscription>,
     ) -> Result<Subscription, RegistryError> {
-        let catalog = &self.catalog;
-        let (solution, event, category) = match (&input.event, &input.category) {
-            (Some(name), None) => {
-                let def = catalog.cataloged(name).ok_or_else(|| {
-                    RegistryError::invalid("event", format!("\"{name}\" is not a cataloged event"))
-                })?;
-                if def.allowed_steps == AllowedSteps::None {
-                    return Err(RegistryError::invalid(
-                        "event",
-                        format!(
-                            "\"{name}\" allows no processing steps, so it cannot be subscribed to"
-                        ),
-                    ));
-                }
-                for c in &input.filter.0 {
-                    if def.parameter(&c.parameter).is_none() {
-                        return Err(RegistryError::invalid(
-                            "filter",
-                            format!("\"{}\" is not a parameter of {name}", c.parameter),
-                        ));
-                    }
-                }
-                (def.solution.clone(), Some(name.clone()), None)
-            }
-            (None, Some(category)) => {
-                let candidates: Vec<&str> = catalog
-                    .categories()
-                    .iter()
-                    .filter(|c| {
-                        c.name == *category
-                            && input.solution.as_ref().is_none_or(|s| *s == c.solution)
-                    })
-                    .map(|c| c.solution.as_str())
-                    .collect();
-                match candidates.as_slice() {
-                    [solution] => (solution.to_string(), None, Some(category.clone())),
-                    [] => {
-                        return Err(RegistryError::invalid(
-                            "category",
-                            format!("\"{category}\" is not a category of the catalog"),
-                        ))
-                    }
-                    _ => {
-                        return Err(RegistryError::invalid(
-                            "solution",
-                            format!("several solutions have a category \"{category}\"; name one"),
-                        ))
-                    }
-                }
-            }
-            _ => {
-                return Err(RegistryError::invalid(
-                    "event",
-                    "give exactly one of `event` and `category`",
-                ))
-            }
-        };
+        let target = Target::resolve(&self.catalog, &input)?;
         let endpoint = self
             .endpoint_by_id_or_name(&input.endpoint)
             .await?
@@ -194,50 +138,14 @@ impl Registry {
                 "must be 1 to 100 characters",
             ));
         }
-        let stage = match (input.mode, input.stage) {
-            (Mode::Async, Some(_)) => {
-                return Err(RegistryError::invalid(
-                    "stage",
-                    "only a synchronous step has a stage",
-                ))
-            }
-            (Mode::Async, None) => None,
-            (Mode::Sync, stage) => {
-                let names: Vec<&str> = match (&event, &category) {
-                    (Some(e), _) => vec![e.as_str()],
-                    (None, Some(c)) => catalog
-                        .events_in(&solution, c)
-                        .iter()
-                        .map(|e| e.unique_name.as_str())
-                        .collect(),
-                    (None, None) => vec![],
-                };
-                for name in names {
-                    let def = catalog.cataloged(name).expect("checked above");
-                    if def.allowed_steps != AllowedSteps::SyncAndAsync {
-                        return Err(RegistryError::invalid(
-                            "mode",
-                            format!("\"{name}\" allows only asynchronous steps (allowed_steps = {:?}); a synchronous step cannot be registered on it", def.allowed_steps),
-                        ));
-                    }
-                }
-                Some(stage.unwrap_or(Stage::PreOperation))
-            }
-        };
-        check_amqp(
-            catalog,
-            &solution,
-            event.as_deref(),
-            category.as_deref(),
-            &input,
-            &endpoint,
-        )?;
+        let stage = target.stage(&input)?;
+        check_endpoint_kind(&target, &input, &endpoint)?;
         Ok(Subscription {
             id,
             name,
-            solution,
-            event,
-            category,
+            solution: target.solution,
+            event: target.event,
+            category: target.category,
             endpoint_id: endpoint.id,
             format: input.format,
             filter: input.filter,
@@ -253,13 +161,115 @@ impl Registry {
     }
 }
 
+/// What a subscription subscribes to: one event, or every event of a category.
+struct Target<'a> {
+    solution: String,
+    event: Option<String>,
+    category: Option<String>,
+    /// The event definitions it covers.
+    events: Vec<&'a EventDefinition>,
+}
+
+impl<'a> Target<'a> {
+    /// The event or category `input` names, checked against the catalog.
+    fn resolve(catalog: &'a Catalog, input: &SubscriptionInput) -> Result<Self, RegistryError> {
+        match (&input.event, &input.category) {
+            (Some(name), None) => Self::event(catalog, name, input),
+            (None, Some(category)) => Self::category(catalog, category, input.solution.as_deref()),
+            _ => Err(RegistryError::invalid(
+                "event",
+                "give exactly one of `event` and `category`",
+            )),
+        }
+    }
+
+    fn event(
+        catalog: &'a Catalog,
+        name: &str,
+        input: &SubscriptionInput,
+    ) -> Result<Self, RegistryError> {
+        let def = catalog.cataloged(name).ok_or_else(|| {
+            RegistryError::invalid("event", format!("\"{name}\" is not a cataloged event"))
+        })?;
+        if def.allowed_steps == AllowedSteps::None {
+            return Err(RegistryError::invalid(
+                "event",
+                format!("\"{name}\" allows no processing steps, so it cannot be subscribed to"),
+            ));
+        }
+        if let Some(c) = input.filter.0.iter().find(|c| def.parameter(&c.parameter).is_none()) {
+            return Err(RegistryError::invalid(
+                "filter",
+                format!("\"{}\" is not a parameter of {name}", c.parameter),
+            ));
+        }
+        Ok(Target {
+            solution: def.solution.clone(),
+            event: Some(name.to_owned()),
+            category: None,
+            events: vec![def],
+        })
+    }
+
+    fn category(
+        catalog: &'a Catalog,
+        category: &str,
+        solution: Option<&str>,
+    ) -> Result<Self, RegistryError> {
+        let candidates: Vec<&str> = catalog
+            .categories()
+            .iter()
+            .filter(|c| c.name == category && solution.is_none_or(|s| s == c.solution))
+            .map(|c| c.solution.as_str())
+            .collect();
+        match candidates.as_slice() {
+            [solution] => Ok(Target {
+                solution: solution.to_string(),
+                event: None,
+                category: Some(category.to_owned()),
+                events: catalog.events_in(solution, category),
+            }),
+            [] => Err(RegistryError::invalid(
+                "category",
+                format!("\"{category}\" is not a category of the catalog"),
+            )),
+            _ => Err(RegistryError::invalid(
+                "solution",
+                format!("several solutions have a category \"{category}\"; name one"),
+            )),
+        }
+    }
+
+    /// The stage of a synchronous step (default `pre_operation`), which every covered event
+    /// must allow; an asynchronous subscription has none.
+    fn stage(&self, input: &SubscriptionInput) -> Result<Option<Stage>, RegistryError> {
+        match (input.mode, input.stage) {
+            (Mode::Async, Some(_)) => Err(RegistryError::invalid(
+                "stage",
+                "only a synchronous step has a stage",
+            )),
+            (Mode::Async, None) => Ok(None),
+            (Mode::Sync, stage) => {
+                if let Some(def) = self
+                    .events
+                    .iter()
+                    .find(|d| d.allowed_steps != AllowedSteps::SyncAndAsync)
+                {
+                    return Err(RegistryError::invalid(
+                        "mode",
+                        format!("\"{}\" allows only asynchronous steps (allowed_steps = {:?}); a synchronous step cannot be registered on it", def.unique_name, def.allowed_steps),
+                    ));
+                }
+                Ok(Some(stage.unwrap_or(Stage::PreOperation)))
+            }
+        }
+    }
+}
+
 /// Checks what only some endpoint kinds support: synchronous steps call webhooks; AMQP
 /// options need a Service Bus or Event Hubs endpoint and parameters every subscribed event has.
-fn check_amqp(
-    catalog: &Catalog,
-    solution: &str,
-    event: Option<&str>,
-    category: Option<&str>,
+fn check_endpoint_kind(
+    target: &Target<'_>,
     input: &SubscriptionInput,
     endpoint: &Endpoint,
 ) -> Result<(), RegistryError> {
@@ -305,13 +315,8 @@ fn check_amqp(
             "must be more than zero",
         ));
     }
-    let events: Vec<&EventDefinition> = match (event, category) {
-        (Some(e), _) => catalog.cataloged(e).into_iter().collect(),
-        (None, Some(c)) => catalog.events_in(solution, c),
-        (None, None) => vec![],
-    };
     for (field, parameter) in amqp.parameters() {
-        for def in &events {
+        for def in &target.events {
             if def.parameter(parameter).is_none() {
                 return Err(RegistryError::invalid(
                     field,

@@ -79,6 +79,51 @@ pub fn settled_echo(state: &Value) -> Value {
     state.clone()
 }
 
+/// Status properties of a management or CBS reply in both spellings: the AMQP management
+/// draft's `status-code`/`status-description`, which the Rust and Python SDKs read, and the
+/// camel-case `statusCode`/`statusDescription` that Service Bus also sends and that other
+/// clients (Node's `@azure/core-amqp` among them) look for.
+pub fn status_properties(code: i32, description: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("status-code", Value::Int(code)),
+        ("status-description", Value::str(description)),
+        ("statusCode", Value::Int(code)),
+        ("statusDescription", Value::str(description)),
+    ]
+}
+
+/// Replies to the peer's detaches, held back like dispositions (see [`DISPOSITION_DELAY`]).
+/// The Rust SDKs drop a link and then its session right after authorizing it: fe2o3 sends
+/// `detach` and `end` back to back and may forget the link's handle before the reply comes. A
+/// reply for a forgotten handle makes fe2o3 end the session with an error, and the `end`
+/// reply then reaches a session that is gone, which fe2o3 treats as fatal for the whole
+/// connection ("Session is not found"). Replies still held when the session's `end` arrives
+/// are dropped: the `end` reply alone completes the exchange.
+#[derive(Debug, Default)]
+pub struct HeldDetachReplies(Vec<(u16, Value)>);
+
+impl HeldDetachReplies {
+    /// Holds the reply to a detach on session `channel`.
+    pub fn hold(&mut self, channel: u16, reply: Value) {
+        self.0.push((channel, reply));
+    }
+
+    /// The peer ended session `channel`: its held replies are never sent.
+    pub fn session_ended(&mut self, channel: u16) {
+        self.0.retain(|(c, _)| *c != channel);
+    }
+
+    /// Whether replies are waiting.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The replies to send now, in order, with their channels.
+    pub fn take(&mut self) -> Vec<(u16, Value)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +189,34 @@ mod tests {
         };
         assert!(selector_filter(&f(Value::Ulong(0x0000_468C_0000_0004))).is_some());
         assert!(selector_filter(&f(Value::sym("apache.org:selector-filter:string"))).is_some());
+    }
+
+    #[test]
+    fn management_replies_carry_both_spellings_of_the_status() {
+        let props = status_properties(404, "gone");
+        let keys: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "status-code",
+                "status-description",
+                "statusCode",
+                "statusDescription"
+            ]
+        );
+        assert_eq!(props[0].1, Value::Int(404));
+        assert_eq!(props[2].1, Value::Int(404));
+    }
+
+    #[test]
+    fn rust_sdk_detach_then_end_gets_no_detach_reply_on_the_ended_session() {
+        let mut held = HeldDetachReplies::default();
+        held.hold(1, Value::str("detach of a CBS link"));
+        held.hold(2, Value::str("detach of a sender"));
+        held.session_ended(1);
+        let replies = held.take();
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].0, 2);
+        assert!(held.is_empty());
     }
 }

@@ -74,14 +74,8 @@ pub struct ConnectionState {
     pub closed: bool,
     /// Dispositions for incoming transfers, held back briefly (see [`quirks::DISPOSITION_DELAY`]).
     deferred: Vec<(u16, u32, Value)>,
-    /// Replies to the peer's detaches, held back like dispositions. The Rust SDKs drop a link
-    /// and then its session right after authorizing it: fe2o3 sends `detach` and `end` back to
-    /// back and may forget the link's handle before the reply comes. A reply for a forgotten
-    /// handle makes fe2o3 end the session with an error, and the `end` reply then reaches a
-    /// session that is gone, which fe2o3 treats as fatal for the whole connection ("Session is
-    /// not found"). Replies still held when the session's `end` arrives are not sent: the `end`
-    /// reply alone completes the exchange.
-    detach_replies: Vec<(u16, Value)>,
+    /// Replies to the peer's detaches, held back (see [`quirks::HeldDetachReplies`]).
+    detach_replies: quirks::HeldDetachReplies,
 }
 
 fn now_s() -> i64 {
@@ -99,7 +93,7 @@ impl ConnectionState {
             out: Vec::new(),
             closed: false,
             deferred: Vec::new(),
-            detach_replies: Vec::new(),
+            detach_replies: Default::default(),
         }
     }
 
@@ -114,7 +108,7 @@ impl ConnectionState {
 
     /// Sends held-back dispositions, one frame per run of consecutive ids with the same state.
     pub fn flush_deferred(&mut self) {
-        for (ch, body) in std::mem::take(&mut self.detach_replies) {
+        for (ch, body) in self.detach_replies.take() {
             if self.sessions.contains_key(&ch) {
                 self.send(ch, &body);
             }
@@ -162,7 +156,7 @@ impl ConnectionState {
         if body.descriptor_code() == Some(code::END) {
             // The peer ends the session: what it is still owed on it would reach a session it
             // may already have dropped, which fe2o3 answers by closing the connection.
-            self.detach_replies.retain(|(c, _)| *c != ch);
+            self.detach_replies.session_ended(ch);
             self.deferred.retain(|(c, _, _)| *c != ch);
         }
         if body.descriptor_code() != Some(code::TRANSFER) {
@@ -195,11 +189,11 @@ impl ConnectionState {
                 if let Some(s) = self.sessions.get_mut(&ch) {
                     s.links.remove(&handle);
                 }
-                // Held back (see `detach_replies`): dropped if the session ends meanwhile.
-                self.detach_replies.push((
+                // Held back: dropped if the session ends meanwhile.
+                self.detach_replies.hold(
                     ch,
                     frame::detach(handle, body.field(1).as_bool().unwrap_or(false), None),
-                ));
+                );
             }
             Some(code::END) if known => {
                 self.sessions.remove(&ch);

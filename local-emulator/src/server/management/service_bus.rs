@@ -1,0 +1,122 @@
+//! Service Bus management on `<entity>/$management`: lock renewal, settlement by lock token
+//! (Python's fallback when link settlement goes unconfirmed), peek, scheduling and cancelling
+//! scheduled messages.
+
+use super::{map, Answer, ManagementError, Request};
+use crate::broker::Address;
+use crate::server::codec::Value;
+use crate::server::connection::Context;
+use crate::server::{message, quirks};
+
+/// The lock tokens of a request body.
+fn tokens(body: &Value) -> Vec<uuid::Uuid> {
+    body.get("lock-tokens")
+        .and_then(Value::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(quirks::lock_token_from_value)
+        .collect()
+}
+
+/// `com.microsoft:renew-lock` `{lock-tokens}` → `{expirations}`.
+pub(super) fn renew_lock(ctx: &Context, r: &Request) -> Answer {
+    let ts = tokens(&r.body);
+    let expirations = ctx.broker.with(|b, now| {
+        ts.iter()
+            .map(|t| b.renew(*t, now).map(Value::Timestamp))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    Ok((200, map(vec![("expirations", Value::Array(expirations))])))
+}
+
+/// `com.microsoft:update-disposition` `{disposition-status, lock-tokens, deadletter-*}`.
+pub(super) fn update_disposition(ctx: &Context, r: &Request) -> Answer {
+    let ts = tokens(&r.body);
+    let status = r.body_text("disposition-status");
+    let reason = r.body_text("deadletter-reason");
+    let description = r.body_text("deadletter-description");
+    ctx.broker.with(|b, now| {
+        ts.iter().try_for_each(|t| match status {
+            "completed" => b.complete(*t),
+            "suspended" => b.dead_letter(*t, reason, description, now),
+            _ => b.abandon(*t, now),
+        })
+    })?;
+    Ok((200, map(Vec::new())))
+}
+
+/// `com.microsoft:peek-message` `{from-sequence-number, message-count}` → `{messages}` or 204.
+pub(super) fn peek(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let key = ctx.broker.with(|b, _| b.store_key(entity))?;
+    let from = r
+        .body
+        .get("from-sequence-number")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let count = r
+        .body
+        .get("message-count")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .clamp(1, 1000) as usize;
+    let msgs = ctx.broker.with(|b, _| b.peek(&key, from, count));
+    if msgs.is_empty() {
+        return Ok((204, map(Vec::new())));
+    }
+    let list = msgs
+        .iter()
+        .map(|s| {
+            map(vec![(
+                "message",
+                Value::Binary(message::service_bus(s, None)),
+            )])
+        })
+        .collect();
+    Ok((200, map(vec![("messages", Value::List(list))])))
+}
+
+/// `com.microsoft:schedule-message` `{messages: [{message}]}` → `{sequence-numbers}`.
+pub(super) fn schedule(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let items = r
+        .body
+        .get("messages")
+        .and_then(Value::as_seq)
+        .unwrap_or_default();
+    let mut msgs = Vec::new();
+    for item in items {
+        let bytes = item
+            .get("message")
+            .and_then(Value::as_bytes)
+            .unwrap_or_default();
+        msgs.push(message::to_message(bytes).map_err(|e| ManagementError::Decode(e.to_string()))?);
+    }
+    let seqs = ctx.broker.with(|b, now| {
+        msgs.into_iter()
+            .map(|m| {
+                b.send(entity, m, now)
+                    .map(|s| Value::Long(s.first().copied().unwrap_or(0)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    Ok((200, map(vec![("sequence-numbers", Value::Array(seqs))])))
+}
+
+/// `com.microsoft:cancel-scheduled-message` `{sequence-numbers}`.
+pub(super) fn cancel_scheduled(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let seqs: Vec<i64> = r
+        .body
+        .get("sequence-numbers")
+        .and_then(Value::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    ctx.broker.with(|b, _| {
+        let keys: Vec<_> = match entity {
+            Address::Entity(_) => b.store_keys_for(entity),
+            _ => b.store_key(entity).into_iter().collect(),
+        };
+        keys.iter().for_each(|k| b.cancel_scheduled(k, &seqs));
+    });
+    Ok((200, map(Vec::new())))
+}
