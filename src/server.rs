@@ -148,7 +148,12 @@ fn watch_other_instances(store: &dyn crate::store::Store, waker: &Waker, registr
 }
 
 /// The dispatcher's settings from the configuration.
-fn dispatch_config(config: &Config, owner: String, origin: Origin, catalog: Catalog) -> DispatchConfig {
+fn dispatch_config(
+    config: &Config,
+    owner: String,
+    origin: Origin,
+    catalog: Catalog,
+) -> DispatchConfig {
     let d = &config.delivery;
     DispatchConfig {
         owner,

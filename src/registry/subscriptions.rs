@@ -197,7 +197,12 @@ impl<'a> Target<'a> {
                 format!("\"{name}\" allows no processing steps, so it cannot be subscribed to"),
             ));
         }
-        if let Some(c) = input.filter.0.iter().find(|c| def.parameter(&c.parameter).is_none()) {
+        if let Some(c) = input
+            .filter
+            .0
+            .iter()
+            .find(|c| def.parameter(&c.parameter).is_none())
+        {
             return Err(RegistryError::invalid(
                 "filter",
                 format!("\"{}\" is not a parameter of {name}", c.parameter),
