@@ -48,17 +48,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Secret::generate().expose()
     })?;
 
-    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink_addr = sink.local_addr()?;
-    let sink_secret =
-        Secret::parse(&secret).context("the demo's saved webhook secret is damaged; delete it")?;
-    tokio::spawn(async move {
-        let app = axum::Router::new()
-            .route("/webhook", axum::routing::post(receive))
-            .with_state(sink_secret);
-        let _ = axum::serve(sink, app).await;
-    });
-
+    let sink_addr = start_receiver(&secret).await?;
     let emulator = start_emulator(&args).await?;
     let conn = emulator.connection_string();
 
@@ -68,6 +58,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.api_key = Some(api_key.clone());
     // The demo's receiver runs on this machine.
     config.webhooks.allow_networks = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
+    declare(&mut config, sink_addr, secret, &conn);
+    let catalog = crate::server::load_catalog(&config)?;
+    let running = crate::server::start(config, catalog, None).await?;
+    let url = format!("http://{}", running.addr);
+    print_instructions(
+        &url,
+        &api_key,
+        &args,
+        sink_addr,
+        &conn,
+        emulator.http_addr(),
+    );
+    crate::server::shutdown_signal().await;
+    running.stop().await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// Starts the demo's webhook receiver on a free loopback port; returns its address.
+async fn start_receiver(secret: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr = sink.local_addr()?;
+    let sink_secret =
+        Secret::parse(secret).context("the demo's saved webhook secret is damaged; delete it")?;
+    tokio::spawn(async move {
+        let app = axum::Router::new()
+            .route("/webhook", axum::routing::post(receive))
+            .with_state(sink_secret);
+        let _ = axum::serve(sink, app).await;
+    });
+    Ok(sink_addr)
+}
+
+/// The demo's endpoints (its receiver, a queue, a topic, an event hub) and a subscription of
+/// both demo events to each.
+fn declare(config: &mut Config, sink_addr: std::net::SocketAddr, secret: String, conn: &str) {
     config.endpoints.push(EndpointInput {
         name: "demo-receiver".into(),
         kind: EndpointKind::Webhook,
@@ -86,7 +112,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config.endpoints.push(EndpointInput {
             name: name.into(),
             kind,
-            connection_string: Some(conn.clone()),
+            connection_string: Some(conn.to_owned()),
             entity: Some(entity.into()),
             ..Default::default()
         });
@@ -119,9 +145,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let catalog = crate::server::load_catalog(&config)?;
-    let running = crate::server::start(config, catalog, None).await?;
-    let url = format!("http://{}", running.addr);
+}
+
+/// Prints where everything is and how to try it.
+fn print_instructions(
+    url: &str,
+    api_key: &str,
+    args: &DemoArgs,
+    sink_addr: std::net::SocketAddr,
+    conn: &str,
+    emulator_http: std::net::SocketAddr,
+) {
     println!(
         r#"
 Herald demo is running.
@@ -167,12 +201,7 @@ PY
 Press Ctrl-C to stop.
 "#,
         store = args.data_dir.join("herald.db").display(),
-        emulator_http = emulator.http_addr(),
     );
-    crate::server::shutdown_signal().await;
-    running.stop().await;
-    emulator.shutdown().await;
-    Ok(())
 }
 
 /// The demo's Service Bus queue, topic and event hub (built into the emulator).
