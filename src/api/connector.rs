@@ -17,6 +17,30 @@ pub fn definition(state: &AppState) -> Value {
     });
     let scheme = url.as_ref().map_or("https", |u| u.scheme());
     let mut paths = Map::new();
+    event_triggers(state, &mut paths);
+    dynamic_trigger(&mut paths);
+    json!({
+        "swagger": "2.0",
+        "info": {
+            "title": "Herald",
+            "description": "Triggers on cataloged business events sent to Herald.",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "host": host.unwrap_or_else(|| "localhost".into()),
+        "basePath": "/",
+        "schemes": [scheme],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "securityDefinitions": {
+            "api_key": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <API key>"},
+        },
+        "security": [{"api_key": []}],
+        "paths": paths,
+    })
+}
+
+/// One webhook trigger per subscribable cataloged event.
+fn event_triggers(state: &AppState, paths: &mut Map<String, Value>) {
     for category in state.catalog.categories() {
         for event in state.catalog.events_in(&category.solution, &category.name) {
             if event.allowed_steps == crate::model::AllowedSteps::None {
@@ -40,6 +64,11 @@ pub fn definition(state: &AppState) -> Value {
             );
         }
     }
+}
+
+/// The trigger over every event (the event chosen from a dynamic list, its schema fetched
+/// dynamically), and the internal operations it and the per-event triggers use.
+fn dynamic_trigger(paths: &mut Map<String, Value>) {
     paths.insert(
         "/v1/flows/subscriptions".into(),
         json!({"post": {
@@ -95,24 +124,6 @@ pub fn definition(state: &AppState) -> Value {
             "responses": {"200": {"description": "JSON Schema", "schema": {"type": "object"}}},
         }}),
     );
-    json!({
-        "swagger": "2.0",
-        "info": {
-            "title": "Herald",
-            "description": "Triggers on cataloged business events sent to Herald.",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-        "host": host.unwrap_or_else(|| "localhost".into()),
-        "basePath": "/",
-        "schemes": [scheme],
-        "consumes": ["application/json"],
-        "produces": ["application/json"],
-        "securityDefinitions": {
-            "api_key": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <API key>"},
-        },
-        "security": [{"api_key": []}],
-        "paths": paths,
-    })
 }
 
 /// The body parameter of a subscription: the flow's callback URL (filled in by Power
