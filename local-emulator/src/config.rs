@@ -59,7 +59,7 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, ConfigError> {
         file: file.into(),
         source,
     })?;
-    let c = Cx { file };
+    let c = ConfigReader { file };
     let user = c.obj(&json, "$", "UserConfig")?;
     let mut t = Topology::default();
     if let Some(ns) = user.get("Namespaces") {
@@ -120,11 +120,12 @@ pub fn parse(text: &str, file: &str) -> Result<Topology, ConfigError> {
     Ok(t)
 }
 
-struct Cx<'a> {
+/// Reads one Config.json, naming the file and the JSON path of whatever it finds wrong.
+struct ConfigReader<'a> {
     file: &'a str,
 }
 
-impl Cx<'_> {
+impl ConfigReader<'_> {
     fn bad(&self, path: &str, message: &str) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.into(),
