@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need, idempotently:
 # - ./.venv with the Python packages of tests/requirements.txt (official Azure SDKs,
-#   the Standard Webhooks verifier, jsonschema);
+#   the Standard Webhooks verifier, jsonschema, schemathesis);
 # - a PostgreSQL server on 127.0.0.1:5432 with database `test` (trust auth), started if it is
 #   installed but stopped, installed from Debian's packages if it is missing.
 set -euo pipefail

@@ -14,6 +14,8 @@ scripts/check-infra.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --exclude local-emulator
+# The HTTP contract against a live `herald serve` (the binary the tests just built).
+scripts/check-api.sh
 # The emulator's tests drive real SDK clients whose timing is sensitive to CPU contention on
 # small machines: one test at a time.
 cargo test --locked -p local-emulator -- --test-threads=1

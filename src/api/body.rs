@@ -1,6 +1,7 @@
 //! Reading JSON request bodies, the same way on every route and with the API's own errors:
 //! `415` for another content type, `413` past the configured `server.max_body_bytes`, `400`
-//! for bad JSON (with line and column) or a body of the wrong shape (naming the field).
+//! for bad JSON (with line and column), a body that is not a JSON object, or one of the
+//! wrong shape (naming the field).
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
@@ -33,6 +34,19 @@ pub async fn read_json<T: DeserializeOwned>(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(limit))?;
+    // Every body Herald takes is a JSON object; serde would also build a struct from an array
+    // (`[]` as "replay every dead letter"), so anything else is refused here.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::Invalid {
+            code: "invalid_request",
+            message: "the request body must be a JSON object".into(),
+            details: vec![ParamProblem {
+                parameter: "body".into(),
+                problem: "must be a JSON object".into(),
+            }],
+        });
+    }
     let syntax = |e: serde_json::Error| ApiError::Invalid {
         code: "invalid_json",
         message: format!("the request body is not valid JSON: {e}"),

@@ -44,7 +44,7 @@ struct CategoryView {
 
 /// An event definition with its JSON Schema.
 #[derive(Serialize, ToSchema)]
-struct EventView {
+struct CatalogEvent {
     #[serde(flatten)]
     definition: EventDefinition,
     /// JSON Schema (draft 2020-12) of the request parameters.
@@ -53,8 +53,8 @@ struct EventView {
 }
 
 /// Lists the catalog: solutions → categories → events.
-#[utoipa::path(get, path = "/v1/catalog", tag = "catalog", responses(
-    (status = 200, body = CatalogView), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/catalog", tag = "catalog", operation_id = "get_catalog", responses(
+    (status = 200, body = CatalogView)))]
 async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json<CatalogView> {
     let catalog = &state.catalog;
     let solutions = catalog
@@ -85,14 +85,14 @@ async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json<Cat
 }
 
 /// One cataloged event: its definition and JSON Schema.
-#[utoipa::path(get, path = "/v1/catalog/events/{unique_name}", tag = "catalog",
+#[utoipa::path(get, path = "/v1/catalog/events/{unique_name}", tag = "catalog", operation_id = "get_catalog_event",
     params(("unique_name" = String, Path, description = "The event's unique name")),
-    responses((status = 200, body = EventView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CatalogEvent), (status = 404, body = ErrorBody)))]
 async fn event(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-) -> Result<Json<EventView>, ApiError> {
+) -> Result<Json<CatalogEvent>, ApiError> {
     let definition = find(&state, &name)?;
     if !caller.may_use(&definition.solution) {
         return Err(ApiError::NotFound(format!(
@@ -100,14 +100,14 @@ async fn event(
         )));
     }
     let schema = event_schema(definition, &schema_url(&state.public_url, &name));
-    Ok(Json(EventView {
+    Ok(Json(CatalogEvent {
         definition: definition.clone(),
         schema,
     }))
 }
 
 /// The JSON Schema of an event's parameters (public: it is the CloudEvents `dataschema`).
-#[utoipa::path(get, path = "/v1/catalog/events/{unique_name}/schema", tag = "catalog", security(()),
+#[utoipa::path(get, path = "/v1/catalog/events/{unique_name}/schema", tag = "catalog", operation_id = "get_event_schema", security(()),
     params(("unique_name" = String, Path, description = "The event's unique name")),
     responses((status = 200, description = "JSON Schema draft 2020-12"), (status = 404, body = ErrorBody)))]
 async fn schema(

@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::QueryParams;
 use super::read_json;
-use super::{ApiError, AppState};
+use super::{AdminRefusals, ApiError, AppState, ErrorBody};
 use crate::ingest::{IngestError, Submission};
 use crate::model::IngestOutcome;
 
@@ -115,17 +116,21 @@ impl From<ApiError> for DataverseError {
 }
 
 /// Invokes a cataloged event as Dataverse invokes a Custom API action.
-#[utoipa::path(post, path = "/api/data/v9.2/{unique_name}", tag = "dataverse",
+#[utoipa::path(post, path = "/api/data/v9.2/{unique_name}", tag = "dataverse", operation_id = "invoke_custom_api",
     params(
         ("unique_name" = String, Path, description = "The Custom API (event) unique name"),
-        ("OData-Version" = Option<String>, Header, description = "4.0"),
+        ("OData-Version" = Option<String>, Header, pattern = r"^4\.0$", description = "4.0, the only version served"),
     ),
     request_body(content = Object, description = "The request parameters", content_type = "application/json"),
     responses(
         (status = 204, description = "Stored; deliveries will follow"),
-        (status = 400, description = "Dataverse error, code 0x80040203 or 0x80048d19"),
-        (status = 401, description = "Dataverse error 0x8005F101"),
-        (status = 404, description = "Dataverse error 0x8006088a: unknown or inactive action"),
+        (status = 400, body = ErrorBody, description = "Dataverse error, code 0x80040203 or 0x80048d19, or 0x80040265 when a synchronous step cancelled the event"),
+        (status = 401, body = ErrorBody, description = "Dataverse error 0x8005F101"),
+        (status = 403, body = ErrorBody, description = "Dataverse error 0x80040220: the API key may not send events of this solution"),
+        (status = 404, body = ErrorBody, description = "Dataverse error 0x8006088a: unknown or inactive action"),
+        (status = 409, body = ErrorBody, description = "Dataverse error 0x80040237: the idempotency key was used with another request"),
+        (status = 502, body = ErrorBody, description = "A synchronous step could not be called"),
+        (status = 503, body = ErrorBody, description = "Dataverse error 0x80040216: the store cannot take writes now"),
     ))]
 async fn invoke(
     State(state): State<AppState>,
@@ -254,26 +259,32 @@ fn system_job(d: &crate::model::Delivery) -> Value {
 struct JobQuery {
     /// At most this many (default 100, at most 1000).
     #[serde(rename = "$top")]
+    #[param(minimum = 1, maximum = 1000)]
     top: Option<u32>,
     /// `statuscode eq 10|20|30|31|32`.
     #[serde(rename = "$filter")]
+    #[param(pattern = r"^\s*(statuscode eq (10|20|30|31|32))?\s*$")]
     filter: Option<String>,
 }
 
 /// Deliveries as Dataverse system jobs (`asyncoperations`), newest first.
-#[utoipa::path(get, path = "/api/data/v9.2/asyncoperations", tag = "dataverse", params(JobQuery),
-    responses((status = 200, description = "OData collection of system jobs"), (status = 400, description = "Dataverse error")))]
+#[utoipa::path(get, path = "/api/data/v9.2/asyncoperations", tag = "dataverse", operation_id = "list_system_jobs", params(JobQuery),
+    responses((status = 200, description = "OData collection of system jobs"), (status = 400, body = ErrorBody), AdminRefusals))]
 async fn system_jobs(
     State(state): State<AppState>,
     _: super::Admin,
-    axum::extract::Query(q): axum::extract::Query<JobQuery>,
+    QueryParams(q): QueryParams<JobQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if q.top.is_some_and(|n| !(1..=1000).contains(&n)) {
+        return Err(ApiError::field("$top", "must be 1 to 1000"));
+    }
     let status = match q.filter.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(f) => {
             let code = f
                 .strip_prefix("statuscode eq ")
-                .and_then(|n| n.trim().parse::<i64>().ok());
+                .filter(|n| matches!(*n, "10" | "20" | "30" | "31" | "32"))
+                .and_then(|n| n.parse::<i64>().ok());
             let status = crate::model::DeliveryStatus::ALL
                 .into_iter()
                 .find(|s| Some(system_job_status(*s).1) == code);
@@ -304,9 +315,10 @@ async fn system_jobs(
 
 /// One delivery as a Dataverse system job: `GET /api/data/v9.2/asyncoperations(<id>)`.
 /// (The router takes one parameter per path segment, so the segment is parsed here.)
-#[utoipa::path(get, path = "/api/data/v9.2/{unique_name}", tag = "dataverse",
-    params(("unique_name" = String, Path, description = "`asyncoperations(<guid>)`")),
-    responses((status = 200, description = "A system job"), (status = 404, description = "Dataverse error")))]
+#[utoipa::path(get, path = "/api/data/v9.2/{unique_name}", tag = "dataverse", operation_id = "get_system_job",
+    params(("unique_name" = String, Path, pattern = r"^asyncoperations\([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\)$",
+        description = "`asyncoperations(<guid>)`")),
+    responses((status = 200, description = "A system job"), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn system_job_by_id(
     State(state): State<AppState>,
     _: super::Admin,

@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::QueryParams;
-use super::views::{AttemptView, DeliveryDetail, DeliveryView};
-use super::{Admin, ApiError, AppState, ErrorBody, JsonBody};
+use super::views::{DeliveryDetail, DeliveryView};
+use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter,
 };
@@ -36,6 +36,7 @@ struct ListQuery {
     /// Only deliveries of this event.
     event_id: Option<EventId>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -58,10 +59,7 @@ struct ReplayRequest {
 }
 
 fn detail(delivery: &Delivery, attempts: &[Attempt]) -> DeliveryDetail {
-    DeliveryDetail {
-        delivery: delivery.into(),
-        attempts: attempts.iter().map(AttemptView::from).collect(),
-    }
+    DeliveryDetail::new(delivery, attempts)
 }
 
 /// How many dead letters were made due again.
@@ -71,13 +69,21 @@ struct Replayed {
 }
 
 /// Lists deliveries, newest first.
-#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(ListQuery),
-    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", operation_id = "list_deliveries", params(ListQuery),
+    responses((status = 200, body = Vec<DeliveryView>, links(
+        ("GetDelivery" = (operation_id = "get_delivery", parameters(("id" = "$response.body#/0/id")))),
+        ("RetryDelivery" = (operation_id = "retry_delivery", parameters(("id" = "$response.body#/0/id")))),
+        ("GetEvent" = (operation_id = "get_event", parameters(("event" = "$response.body#/0/event_id")))),
+    )),
+    (status = 400, body = ErrorBody), AdminRefusals))]
 async fn list(
     State(state): State<AppState>,
     _: Admin,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
+    if q.limit.is_some_and(|n| !(1..=1000).contains(&n)) {
+        return Err(ApiError::field("limit", "must be 1 to 1000"));
+    }
     let query = DeliveryQuery {
         status: q.status,
         endpoint_id: q.endpoint_id,
@@ -94,8 +100,8 @@ fn parse<T: std::str::FromStr>(id: &str, what: &str) -> Result<T, ApiError> {
 }
 
 /// One delivery with every attempt.
-#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)),
-    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", operation_id = "get_delivery", params(("id" = DeliveryId, Path)),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     _: Admin,
@@ -110,8 +116,9 @@ async fn get_one(
 }
 
 /// Sends a dead-lettered (or waiting) delivery again now.
-#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", tag = "deliveries", params(("id" = String, Path)),
-    responses((status = 202, body = DeliveryDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", tag = "deliveries", operation_id = "retry_delivery", params(("id" = DeliveryId, Path)),
+    responses((status = 202, body = DeliveryDetail), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Neither dead-lettered nor waiting"), AdminRefusals))]
 async fn retry(
     State(state): State<AppState>,
     _: Admin,
@@ -143,8 +150,8 @@ async fn retry(
 }
 
 /// Replays dead letters, by endpoint, event name and time range (of the event's acceptance).
-#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "deliveries", request_body = ReplayRequest,
-    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "deliveries", operation_id = "replay_dead_letters", request_body = ReplayRequest,
+    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody), AdminRefusals))]
 async fn replay(
     State(state): State<AppState>,
     _: Admin,

@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::EndpointView;
-use super::{Admin, ApiError, AppState, ErrorBody, JsonBody};
+use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
+use crate::model::{EndpointId, SecretId};
 use crate::registry::EndpointInput;
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -39,12 +40,24 @@ pub struct EndpointCreated {
 pub struct SecretInput {
     /// `whsec_…`; generated (and shown once) when absent.
     #[serde(default)]
+    #[schema(
+        pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)$"
+    )]
     pub secret: Option<String>,
 }
 
 /// Creates an endpoint.
-#[utoipa::path(post, path = "/v1/endpoints", tag = "endpoints", request_body = EndpointInput, responses(
-    (status = 201, body = EndpointCreated), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/endpoints", tag = "endpoints", operation_id = "create_endpoint", request_body = EndpointInput, responses(
+    (status = 201, body = EndpointCreated, links(
+        ("GetEndpoint" = (operation_id = "get_endpoint", parameters(("id" = "$response.body#/endpoint/id")))),
+        ("ReplaceEndpoint" = (operation_id = "replace_endpoint", parameters(("id" = "$response.body#/endpoint/id")))),
+        ("DeleteEndpoint" = (operation_id = "delete_endpoint", parameters(("id" = "$response.body#/endpoint/id")))),
+        ("AddSecret" = (operation_id = "add_endpoint_secret", parameters(("id" = "$response.body#/endpoint/id")))),
+        ("RetireSecret" = (operation_id = "retire_endpoint_secret", parameters(
+            ("id" = "$response.body#/endpoint/id"), ("secret_id" = "$response.body#/endpoint/secrets/0/id")))),
+        ("Subscribe" = (operation_id = "create_subscription", request_body = json!({"endpoint": "$response.body#/endpoint/id", "event": "contoso_CustomerPurchase"}))),
+    )),
+    (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "The name is taken"), AdminRefusals))]
 async fn create(
     State(state): State<AppState>,
     _: Admin,
@@ -61,7 +74,11 @@ async fn create(
 }
 
 /// Lists endpoints.
-#[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", responses((status = 200, body = Vec<EndpointView>)))]
+#[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", operation_id = "list_endpoints", responses(
+    (status = 200, body = Vec<EndpointView>, links(
+        ("GetEndpoint" = (operation_id = "get_endpoint", parameters(("id" = "$response.body#/0/id")))),
+    )),
+    AdminRefusals))]
 async fn list(
     State(state): State<AppState>,
     _: Admin,
@@ -71,8 +88,8 @@ async fn list(
 }
 
 /// One endpoint.
-#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
-    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "endpoints", operation_id = "get_endpoint", params(("id" = EndpointId, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     _: Admin,
@@ -82,8 +99,9 @@ async fn get_one(
 }
 
 /// Replaces an endpoint's settings (secrets and credentials stay unless given).
-#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)), request_body = EndpointInput,
-    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "endpoints", operation_id = "replace_endpoint", params(("id" = EndpointId, Path)), request_body = EndpointInput,
+    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The new name is taken"), AdminRefusals))]
 async fn replace(
     State(state): State<AppState>,
     _: Admin,
@@ -96,8 +114,8 @@ async fn replace(
 }
 
 /// Deletes an endpoint, its subscriptions, and cancels their unfinished deliveries.
-#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "endpoints", operation_id = "delete_endpoint", params(("id" = EndpointId, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn delete(
     State(state): State<AppState>,
     _: Admin,
@@ -109,8 +127,13 @@ async fn delete(
 }
 
 /// Adds a signing secret (rotation: both sign until the old one is retired).
-#[utoipa::path(post, path = "/v1/endpoints/{id}/secrets", tag = "endpoints", params(("id" = String, Path)), request_body = SecretInput,
-    responses((status = 201, body = EndpointCreated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/endpoints/{id}/secrets", tag = "endpoints", operation_id = "add_endpoint_secret", params(("id" = EndpointId, Path)), request_body = SecretInput,
+    responses((status = 201, body = EndpointCreated, links(
+        ("RetireSecret" = (operation_id = "retire_endpoint_secret", parameters(
+            ("id" = "$response.body#/endpoint/id"), ("secret_id" = "$response.body#/endpoint/secrets/0/id")))),
+    )),
+    (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "Not a webhook endpoint, or it has as many secrets as it may"), AdminRefusals))]
 async fn add_secret(
     State(state): State<AppState>,
     _: Admin,
@@ -131,9 +154,10 @@ async fn add_secret(
 }
 
 /// Retires a signing secret.
-#[utoipa::path(delete, path = "/v1/endpoints/{id}/secrets/{secret_id}", tag = "endpoints",
-    params(("id" = String, Path), ("secret_id" = String, Path)),
-    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/endpoints/{id}/secrets/{secret_id}", tag = "endpoints", operation_id = "retire_endpoint_secret",
+    params(("id" = EndpointId, Path), ("secret_id" = SecretId, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Not a webhook endpoint, or its last secret"), AdminRefusals))]
 async fn retire_secret(
     State(state): State<AppState>,
     _: Admin,

@@ -33,6 +33,17 @@ pub struct ErrorDetail {
     pub details: Vec<ParamProblem>,
 }
 
+/// What every route that needs an admin key may answer besides its own answers.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminRefusals {
+    /// 401.
+    #[response(status = 401, description = "Missing or unknown API key")]
+    Unauthorized(ErrorBody),
+    /// 403.
+    #[response(status = 403, description = "The API key may not administer Herald")]
+    Forbidden(ErrorBody),
+}
+
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

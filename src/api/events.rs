@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::{DeliveryView, EventDetail, EventView};
-use super::{read_json, Admin, ApiError, AppState, Caller, ErrorBody};
+use super::{read_json, Admin, AdminRefusals, ApiError, AppState, Caller, ErrorBody};
 use crate::ingest::{IngestError, Submission};
 use crate::model::{EventId, IngestOutcome};
 
@@ -36,26 +36,31 @@ pub struct Accepted {
     pub deliveries: u32,
 }
 
+/// A header's value; one that is not text is kept (lossily) so it is refused, not ignored.
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Sends one event: validated, stored durably, then delivered asynchronously.
-#[utoipa::path(post, path = "/v1/events/{event}", tag = "events",
+#[utoipa::path(post, path = "/v1/events/{event}", tag = "events", operation_id = "send_event",
     params(
         ("event" = String, Path, description = "The cataloged event's unique name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "The same key with the same body returns the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
+            description = "1 to 255 visible ASCII characters; the same key with the same body returns the first answer"),
         ("X-Correlation-Id" = Option<String>, Header, description = "Carried to subscribers"),
     ),
-    request_body(content = Object, description = "The event's request parameters", content_type = "application/json"),
+    request_body(content = Object, description = "The event's request parameters: a JSON object valid against the event's JSON Schema (`GET /v1/catalog/events/{event}/schema`)", content_type = "application/json"),
     responses(
-        (status = 202, body = Accepted, description = "Stored; deliveries will follow"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Idempotency key reused with another body"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 202, body = Accepted, description = "Stored; deliveries will follow", links(
+            ("GetEvent" = (operation_id = "get_event", parameters(("event" = "$response.body#/id")))),
+            ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("event_id" = "$response.body#/id")))),
+        )),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not send events of this solution"),
+        (status = 404, body = ErrorBody, description = "No such cataloged event"), (status = 409, body = ErrorBody, description = "Idempotency key reused with another body"),
+        (status = 502, body = ErrorBody, description = "A synchronous step could not be called"),
+        (status = 503, body = ErrorBody, description = "The store cannot take writes now; try again after Retry-After"),
     ))]
 async fn send_one(
     State(state): State<AppState>,
@@ -106,9 +111,9 @@ async fn send_one(
 pub struct BatchItem {
     /// The cataloged event's unique name.
     pub event: String,
-    /// Its parameters.
+    /// Its parameters: a JSON object valid against the event's JSON Schema.
     #[schema(value_type = Object)]
-    pub params: Value,
+    pub params: serde_json::Map<String, Value>,
     /// Idempotency key for this item.
     #[serde(default)]
     pub idempotency_key: Option<String>,
@@ -121,7 +126,8 @@ pub struct BatchItem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
-    /// Up to 1,000 events.
+    /// 1 to 1,000 events.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<BatchItem>,
 }
 
@@ -146,12 +152,12 @@ pub struct BatchResult {
 
 /// Sends up to 1,000 events; valid ones are stored in one transaction, and the answer says
 /// per item what happened.
-#[utoipa::path(post, path = "/v1/events:batch", tag = "events",
+#[utoipa::path(post, path = "/v1/events:batch", tag = "events", operation_id = "send_events",
     request_body = Batch,
     responses(
         (status = 200, body = Vec<BatchResult>, description = "Per item: 202 stored, or the item's error"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "The store cannot take writes now; try again after Retry-After"),
     ))]
 async fn send_batch(
     State(state): State<AppState>,
@@ -176,7 +182,7 @@ async fn send_batch(
     for (index, item) in batch.events.into_iter().enumerate() {
         let submission = Submission {
             name: item.event,
-            params: item.params,
+            params: Value::Object(item.params),
             idempotency_key: item.idempotency_key,
             correlation_id: item.correlation_id,
         };
@@ -230,8 +236,8 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
 }
 
 /// An event with its deliveries.
-#[utoipa::path(get, path = "/v1/events/{event}", tag = "events", params(("event" = String, Path, description = "The event id (evt_…)")),
-    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/events/{event}", tag = "events", operation_id = "get_event", params(("event" = EventId, Path, description = "The event id (evt_…)")),
+    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     _: Admin,

@@ -49,6 +49,7 @@ pub struct FlowSubscribe {
     #[serde(default)]
     pub solution: Option<String>,
     /// The flow's callback URL.
+    #[schema(format = "uri")]
     pub notification_url: String,
 }
 
@@ -57,6 +58,7 @@ pub struct FlowSubscribe {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotificationUrl {
     /// The flow's callback URL.
+    #[schema(format = "uri")]
     pub notification_url: String,
 }
 
@@ -156,9 +158,11 @@ async fn create(
 }
 
 /// Subscribes a flow's callback to an event or a category (Power Automate webhook trigger).
-#[utoipa::path(post, path = "/v1/flows/subscriptions", tag = "flows", request_body = FlowSubscribe, responses(
-    (status = 201, body = FlowSubscription, headers(("Location" = String, description = "DELETE it to unsubscribe"))),
-    (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/flows/subscriptions", tag = "flows", operation_id = "flow_subscribe", request_body = FlowSubscribe, responses(
+    (status = 201, body = FlowSubscription, headers(("Location" = String, description = "DELETE it to unsubscribe")), links(
+        ("Unsubscribe" = (operation_id = "flow_unsubscribe", parameters(("id" = "$response.body#/id")))),
+    )),
+    (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not subscribe to this solution")))]
 async fn subscribe(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -168,15 +172,24 @@ async fn subscribe(
 }
 
 /// Subscribes a flow's callback to one event (the per-event trigger of the connector).
-#[utoipa::path(post, path = "/v1/flows/events/{unique_name}/subscriptions", tag = "flows", request_body = NotificationUrl,
+#[utoipa::path(post, path = "/v1/flows/events/{unique_name}/subscriptions", tag = "flows", operation_id = "flow_subscribe_to_event", request_body = NotificationUrl,
     params(("unique_name" = String, Path)),
-    responses((status = 201, body = FlowSubscription), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = FlowSubscription, headers(("Location" = String, description = "DELETE it to unsubscribe")), links(
+        ("Unsubscribe" = (operation_id = "flow_unsubscribe", parameters(("id" = "$response.body#/id")))),
+    )),
+    (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not subscribe to this solution"),
+    (status = 404, body = ErrorBody, description = "No such cataloged event")))]
 async fn subscribe_to_event(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(unique_name): Path<String>,
     JsonBody(req): JsonBody<NotificationUrl>,
 ) -> Result<Response, ApiError> {
+    if state.catalog.cataloged(&unique_name).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no cataloged event called \"{unique_name}\""
+        )));
+    }
     let req = FlowSubscribe {
         event: Some(unique_name),
         category: None,
@@ -187,8 +200,8 @@ async fn subscribe_to_event(
 }
 
 /// Ends a flow subscription: no more deliveries are made to its callback.
-#[utoipa::path(delete, path = "/v1/flows/subscriptions/{id}", tag = "flows", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/flows/subscriptions/{id}", tag = "flows", operation_id = "flow_unsubscribe", params(("id" = SubscriptionId, Path)),
+    responses((status = 204, description = "Unsubscribed"), (status = 404, body = ErrorBody)))]
 async fn unsubscribe(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -242,7 +255,10 @@ fn subscribable<'a>(
 }
 
 /// The events a flow can trigger on (the connector's dynamic list).
-#[utoipa::path(get, path = "/v1/flows/events", tag = "flows", responses((status = 200, body = Vec<FlowEvent>)))]
+#[utoipa::path(get, path = "/v1/flows/events", tag = "flows", operation_id = "flow_events", responses((status = 200, body = Vec<FlowEvent>, links(
+    ("Schema" = (operation_id = "flow_event_schema", parameters(("unique_name" = "$response.body#/0/unique_name")))),
+    ("Subscribe" = (operation_id = "flow_subscribe_to_event", parameters(("unique_name" = "$response.body#/0/unique_name")))),
+))))]
 async fn list_events(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -262,7 +278,7 @@ async fn list_events(
 }
 
 /// The JSON Schema of what a flow receives for an event (the connector's dynamic schema).
-#[utoipa::path(get, path = "/v1/flows/events/{unique_name}/schema", tag = "flows", params(("unique_name" = String, Path)),
+#[utoipa::path(get, path = "/v1/flows/events/{unique_name}/schema", tag = "flows", operation_id = "flow_event_schema", params(("unique_name" = String, Path)),
     responses((status = 200, description = "JSON Schema of the callback body"), (status = 404, body = ErrorBody)))]
 async fn event_params_schema(
     State(state): State<AppState>,
@@ -282,7 +298,7 @@ async fn event_params_schema(
 
 /// Catalog → category → table (`(none)` for unbound events) → action, as a flow designer
 /// offers them.
-#[utoipa::path(get, path = "/v1/flows/catalog", tag = "flows", responses((status = 200, description = "The catalog tree")))]
+#[utoipa::path(get, path = "/v1/flows/catalog", tag = "flows", operation_id = "flow_catalog", responses((status = 200, description = "The catalog tree")))]
 async fn discover(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     let catalog = &state.catalog;
     let catalogs: Vec<Value> = catalog
@@ -322,7 +338,7 @@ async fn discover(State(state): State<AppState>, Caller(caller): Caller) -> Json
 /// The Power Automate custom connector definition (OpenAPI 2.0): a webhook trigger per
 /// cataloged event, and one dynamic trigger over all of them. Public, so a connector can be
 /// imported from its URL.
-#[utoipa::path(get, path = "/v1/flows/connector.json", tag = "flows", security(()),
+#[utoipa::path(get, path = "/v1/flows/connector.json", tag = "flows", operation_id = "flow_connector", security(()),
     responses((status = 200, description = "Swagger 2.0 connector definition")))]
 async fn connector(State(state): State<AppState>) -> Json<Value> {
     Json(super::connector::definition(&state))

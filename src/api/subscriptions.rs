@@ -8,7 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::SubscriptionView;
-use super::{Admin, ApiError, AppState, ErrorBody, JsonBody};
+use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
+use crate::model::SubscriptionId;
 use crate::registry::SubscriptionInput;
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -19,8 +20,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Creates a subscription.
-#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionInput, responses(
-    (status = 201, body = SubscriptionView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", operation_id = "create_subscription", request_body = SubscriptionInput, responses(
+    (status = 201, body = SubscriptionView, links(
+        ("GetSubscription" = (operation_id = "get_subscription", parameters(("id" = "$response.body#/id")))),
+        ("ReplaceSubscription" = (operation_id = "replace_subscription", parameters(("id" = "$response.body#/id")))),
+        ("DeleteSubscription" = (operation_id = "delete_subscription", parameters(("id" = "$response.body#/id")))),
+    )),
+    (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "The name is taken"), AdminRefusals))]
 async fn create(
     State(state): State<AppState>,
     _: Admin,
@@ -31,7 +37,11 @@ async fn create(
 }
 
 /// Lists subscriptions.
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", responses((status = 200, body = Vec<SubscriptionView>)))]
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", operation_id = "list_subscriptions", responses(
+    (status = 200, body = Vec<SubscriptionView>, links(
+        ("GetSubscription" = (operation_id = "get_subscription", parameters(("id" = "$response.body#/0/id")))),
+    )),
+    AdminRefusals))]
 async fn list(
     State(state): State<AppState>,
     _: Admin,
@@ -43,8 +53,8 @@ async fn list(
 }
 
 /// One subscription.
-#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "get_subscription", params(("id" = SubscriptionId, Path)),
+    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     _: Admin,
@@ -54,8 +64,9 @@ async fn get_one(
 }
 
 /// Replaces a subscription (re-enabling one Herald disabled, for instance).
-#[utoipa::path(put, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)), request_body = SubscriptionInput,
-    responses((status = 200, body = SubscriptionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "replace_subscription", params(("id" = SubscriptionId, Path)), request_body = SubscriptionInput,
+    responses((status = 200, body = SubscriptionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The new name is taken"), AdminRefusals))]
 async fn replace(
     State(state): State<AppState>,
     _: Admin,
@@ -68,8 +79,8 @@ async fn replace(
 }
 
 /// Deletes a subscription and cancels its unfinished deliveries.
-#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", operation_id = "delete_subscription", params(("id" = SubscriptionId, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn delete(
     State(state): State<AppState>,
     _: Admin,

@@ -327,11 +327,50 @@ impl From<&Attempt> for AttemptView {
 /// A delivery with its attempts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDetail {
-    /// The delivery.
-    #[serde(flatten)]
-    pub delivery: DeliveryView,
+    /// Its id (the `webhook-id` / `message-id` receivers see).
+    pub id: DeliveryId,
+    /// The event delivered.
+    pub event_id: EventId,
+    /// The subscription that asked for it.
+    pub subscription_id: SubscriptionId,
+    /// Where it goes.
+    pub endpoint_id: EndpointId,
+    /// Where it is.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempt_count: u32,
+    /// When the next attempt is due (pending deliveries).
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    /// The last error, or why it was dead-lettered or cancelled.
+    pub last_error: Option<String>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
     /// Every attempt, first first.
     pub attempts: Vec<AttemptView>,
+}
+
+impl DeliveryDetail {
+    /// The view of `d` with its `attempts`.
+    pub fn new(d: &Delivery, attempts: &[Attempt]) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            subscription_id: d.subscription_id,
+            endpoint_id: d.endpoint_id,
+            status: d.status,
+            attempt_count: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_error: d.last_error.clone(),
+            created_at: d.created_at,
+            finished_at: d.finished_at,
+            attempts: attempts.iter().map(AttemptView::from).collect(),
+        }
+    }
 }
 
 /// An event with its deliveries.

@@ -65,7 +65,9 @@ macro_rules! prefixed_id {
         impl FromStr for $name {
             type Err = IdParseError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
+                // Exactly the form `Display` writes: the prefix and 32 lower-case hex digits.
                 s.strip_prefix($prefix)
+                    .filter(|rest| rest.len() == 32 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
                     .and_then(|rest| Uuid::parse_str(rest).ok())
                     .map(Self)
                     .ok_or_else(|| IdParseError { kind: $kind, prefix: $prefix, value: s.to_owned() })
@@ -90,6 +92,7 @@ macro_rules! prefixed_id {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .description(Some(concat!("A ", $kind, " id: `", $prefix, "` followed by 32 hex digits.")))
+                    .pattern(Some(concat!("^", $prefix, "[0-9a-f]{32}$")))
                     .examples([concat!($prefix, "0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")])
                     .into()
             }
@@ -131,6 +134,21 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("msg_"));
         assert_eq!(text.parse::<DeliveryId>().unwrap(), id);
+    }
+
+    #[test]
+    fn only_the_written_form_of_an_id_is_read_back() {
+        let uuid = Uuid::from_u128(0x0193_a1b2_c3d4_7e8f_9a0b_1c2d_3e4f_5a6b);
+        let text = EventId::from_uuid(uuid).to_string();
+        assert!(text
+            .to_uppercase()
+            .replace("EVT_", "evt_")
+            .parse::<EventId>()
+            .is_err());
+        assert!(format!("evt_{}", uuid.hyphenated())
+            .parse::<EventId>()
+            .is_err());
+        assert!(format!("evt_{}", uuid.simple()).parse::<EventId>().is_ok());
     }
 
     #[test]

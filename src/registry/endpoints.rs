@@ -150,10 +150,9 @@ impl Registry {
             return Err(not_a_webhook(&name));
         };
         if w.secrets.len() >= MAX_SECRETS {
-            return Err(RegistryError::invalid(
-                "secret",
-                format!("an endpoint has at most {MAX_SECRETS} active secrets; retire one first"),
-            ));
+            return Err(RegistryError::Conflict(format!(
+                "an endpoint has at most {MAX_SECRETS} active secrets; retire one first"
+            )));
         }
         let now = OffsetDateTime::now_utc();
         w.secrets.push(SigningSecret {
@@ -208,7 +207,7 @@ impl Registry {
         input: &EndpointInput,
         old: Option<&DestinationSettings>,
     ) -> Result<(DestinationSettings, Option<String>), RegistryError> {
-        if input.name.trim().is_empty() || input.name.len() > 100 {
+        if input.name.trim().is_empty() || input.name.chars().count() > 100 {
             return Err(RegistryError::invalid(
                 "name",
                 "must be 1 to 100 characters",

@@ -16,15 +16,20 @@ use crate::model::{
 #[serde(deny_unknown_fields)]
 pub struct EndpointInput {
     /// Unique name.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Kind of destination.
     pub kind: EndpointKind,
     /// The receiver's URL (webhooks).
     #[serde(default)]
+    #[schema(format = "uri")]
     pub url: Option<String>,
     /// A signing secret `whsec_<base64 of 24 to 64 bytes>`. Generated when absent at creation
     /// (and shown once in the answer); when absent at update, the secrets stay as they are.
     #[serde(default)]
+    #[schema(
+        pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)$"
+    )]
     pub secret: Option<String>,
     /// Time the receiver has to answer, e.g. `"10s"`.
     #[serde(default, with = "humantime_serde")]
@@ -32,7 +37,7 @@ pub struct EndpointInput {
     pub timeout: Option<Duration>,
     /// Deliveries in flight at once to this endpoint.
     #[serde(default)]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4294967295.0)]
     pub max_concurrency: Option<NonZeroU32>,
     /// Dataverse's webhook authentication, sent besides the signature:
     /// `{"type": "HttpHeader", "values": {…}}`, `{"type": "WebhookKey", "key": "…"}` or
@@ -71,6 +76,7 @@ pub struct EndpointInput {
 pub struct SubscriptionInput {
     /// Unique name; generated when absent.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// A cataloged event's unique name (or give `category`).
     #[serde(default)]

@@ -221,3 +221,50 @@ async fn a_full_disk_answers_503_with_retry_after_and_readyz_503_until_space_ret
         accepted.len()
     );
 }
+
+/// What schemathesis found, pinned down: a JSON array is not a replay filter (it used to replay
+/// every dead letter), limits beyond the documented maximum are refused, ids are only read in
+/// the form Herald writes them, and the OpenAPI document names every shared refusal.
+#[tokio::test]
+async fn the_server_enforces_what_the_document_declares() {
+    use serde_json::json;
+    let app = TestApp::start().await;
+    let (status, body) = app.post("/v1/dead-letters/replay", &json!([])).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"][0]["parameter"], "body");
+    for path in [
+        "/v1/deliveries?limit=1001",
+        "/v1/deliveries?limit=0",
+        "/api/data/v9.2/asyncoperations?$top=1001",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let id = app.send_purchase(1.0).await;
+    let (status, _) = app
+        .get(&format!("/v1/events/evt_{}", id[4..].to_uppercase()))
+        .await;
+    assert_eq!(status, 404, "an id in another spelling is not read");
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", app.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let create = &doc["paths"]["/v1/endpoints"]["post"];
+    for status in ["401", "403", "400", "413", "415"] {
+        assert!(
+            create["responses"].get(status).is_some(),
+            "POST /v1/endpoints lacks {status}"
+        );
+    }
+    assert!(create["responses"]["201"]["links"]
+        .get("GetEndpoint")
+        .is_some());
+    let public = &doc["paths"]["/v1/catalog/events/{unique_name}/schema"]["get"];
+    assert!(
+        public["responses"].get("401").is_none(),
+        "a public route has no 401"
+    );
+    app.stop().await;
+}
