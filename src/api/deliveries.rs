@@ -12,9 +12,7 @@ use utoipa_axum::routes;
 use super::error::QueryParams;
 use super::views::{DeliveryDetail, DeliveryView};
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
-use crate::model::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter,
-};
+use crate::model::{DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter};
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -56,10 +54,6 @@ struct ReplayRequest {
     /// Only events accepted before this time (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
     to: Option<OffsetDateTime>,
-}
-
-fn detail(delivery: &Delivery, attempts: &[Attempt]) -> DeliveryDetail {
-    DeliveryDetail::new(delivery, attempts)
 }
 
 /// How many dead letters were made due again.
@@ -112,7 +106,7 @@ async fn get_one(
         .delivery(parse::<DeliveryId>(&id, "delivery")?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no delivery with id \"{id}\"")))?;
-    Ok(Json(detail(&delivery, &attempts)))
+    Ok(Json(DeliveryDetail::new(&delivery, &attempts)))
 }
 
 /// Sends a dead-lettered (or waiting) delivery again now.
@@ -145,7 +139,7 @@ async fn retry(
         .ok_or_else(|| ApiError::NotFound(id))?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(detail(&delivery, &attempts)),
+        Json(DeliveryDetail::new(&delivery, &attempts)),
     ))
 }
 

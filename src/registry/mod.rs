@@ -12,7 +12,6 @@ mod subscriptions;
 
 use std::sync::Arc;
 
-pub use azure::{settings_from, AzureInput, ConnectionString, FieldError};
 pub use error::RegistryError;
 pub use routing::Routing;
 pub use spec::{EndpointInput, SubscriptionInput};
