@@ -86,12 +86,20 @@ pub async fn start(
         catalog: catalog.clone(),
         origin: origin.clone(),
     };
-    let wake = waker.clone();
+    let dispatch = dispatch_config(&config, store.lease_owner(), origin, catalog.clone());
+    let destinations = Arc::new(Destinations::new(webhooks));
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        destinations,
+        registry.clone(),
+        dispatch,
+        waker,
+    );
     let ingestor = Arc::new(Ingestor::new(
         catalog.clone(),
         registry.routing().clone(),
         store.clone(),
-        Arc::new(move || wake.wake()),
+        dispatcher.hand_off(),
         steps,
     ));
     let state = AppState {
@@ -107,9 +115,6 @@ pub async fn start(
     declare(&registry, &config).await?;
 
     let shutdown = CancellationToken::new();
-    let dispatch = dispatch_config(&config, store.lease_owner(), origin, state.catalog.clone());
-    let destinations = Arc::new(Destinations::new(webhooks));
-    let dispatcher = Dispatcher::new(store, destinations, registry, dispatch, waker);
     let mut tasks = vec![tokio::spawn(dispatcher.run(shutdown.clone()))];
     let app = api::app(state.clone());
     let stop = shutdown.clone();

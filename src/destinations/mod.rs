@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 use crate::model::definition::schema_url;
 use crate::model::{
-    AmqpOptions, DeliveryId, DestinationSettings, Endpoint, EndpointId, Event, EventDefinition,
-    MessageFormat, Subscription, SubscriptionId,
+    AmqpOptions, Bodies, DeliveryId, DestinationSettings, Endpoint, EndpointId, EventDefinition,
+    MessageFormat, OutgoingEvent, Subscription, SubscriptionId,
 };
 
 /// One message to send: a delivery of an event.
@@ -28,8 +28,8 @@ pub struct Outbound<'a> {
     pub subscription_id: SubscriptionId,
     /// The format to write.
     pub format: MessageFormat,
-    /// The event.
-    pub event: &'a Event,
+    /// The event, with the bodies encoded for its other deliveries.
+    pub event: &'a OutgoingEvent,
     /// URL of the event's JSON Schema (CloudEvents `dataschema`).
     pub schema_url: String,
     /// The event's definition (types of its parameters, binding), if it is still cataloged.
@@ -57,7 +57,7 @@ impl Origin {
         &'a self,
         delivery_id: DeliveryId,
         subscription: &'a Subscription,
-        event: &'a Event,
+        event: &'a OutgoingEvent,
         definition: Option<&'a EventDefinition>,
     ) -> Outbound<'a> {
         Outbound {
@@ -70,6 +70,22 @@ impl Origin {
             organization: &self.organization,
             amqp: &subscription.amqp,
         }
+    }
+}
+
+impl Outbound<'_> {
+    /// The event's parameters as a JSON object, encoded once per event.
+    pub fn params_json(&self) -> bytes::Bytes {
+        Bodies::get(&self.event.bodies.params_json, || {
+            serde_json::to_vec(&self.event.params).expect("JSON values always serialize")
+        })
+    }
+
+    /// The event's structured-mode CloudEvents JSON, encoded once per event.
+    pub fn cloudevents_json(&self) -> bytes::Bytes {
+        Bodies::get(&self.event.bodies.cloudevents_json, || {
+            crate::formats::cloudevents::structured_json(self.event, &self.schema_url)
+        })
     }
 }
 

@@ -1,6 +1,7 @@
-//! The dispatcher: leases due deliveries, sends them through their endpoint's destination
-//! with bounded concurrency per endpoint, and records every attempt. Each delivery goes
-//! lookup → send → decide ([`decide`], a pure function) → record.
+//! The dispatcher: takes fresh deliveries straight from ingestion ([`HandOff`]) and leases
+//! the rest (retries, replays, expired leases, what found no place), sends them through their
+//! endpoint's destination with bounded concurrency per endpoint, and records every attempt in
+//! batches. Each delivery goes lookup → send → decide ([`decide`], a pure function) → record.
 
 pub mod decide;
 mod gate;
@@ -9,12 +10,13 @@ mod recorder;
 pub mod retry;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
@@ -60,14 +62,23 @@ impl Waker {
 
 /// The dispatcher.
 pub struct Dispatcher {
+    inner: Arc<Inner>,
+    record_rx: mpsc::Receiver<AttemptResult>,
+}
+
+/// What the dispatcher's loop, its hand-off and its sending tasks share.
+struct Inner {
     store: Arc<dyn Store>,
     destinations: Arc<Destinations>,
     registry: Registry,
     config: DispatchConfig,
     waker: Waker,
-    gates: Arc<Mutex<HashMap<EndpointId, Gate>>>,
+    gates: Mutex<HashMap<EndpointId, Gate>>,
     in_flight: Arc<Semaphore>,
     lookups: lookup::Lookups,
+    record_tx: mpsc::Sender<AttemptResult>,
+    /// Set at shutdown: nothing more is handed off.
+    closed: AtomicBool,
 }
 
 /// What one lease round did.
@@ -90,21 +101,35 @@ impl Dispatcher {
         waker: Waker,
     ) -> Self {
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight as usize));
+        let (record_tx, record_rx) = mpsc::channel(1024);
         Self {
-            store,
-            destinations,
-            registry,
-            config,
-            waker,
-            gates: Default::default(),
-            in_flight,
-            lookups: lookup::Lookups::default(),
+            inner: Arc::new(Inner {
+                store,
+                destinations,
+                registry,
+                config,
+                waker,
+                gates: Default::default(),
+                in_flight,
+                lookups: lookup::Lookups::default(),
+                record_tx,
+                closed: AtomicBool::new(false),
+            }),
+            record_rx,
+        }
+    }
+
+    /// The handle ingestion gives fresh deliveries to.
+    pub fn hand_off(&self) -> HandOff {
+        HandOff {
+            inner: self.inner.clone(),
         }
     }
 
     /// Runs until `shutdown`; deliveries in flight then finish or are re-leased later.
     pub async fn run(self, shutdown: CancellationToken) {
-        match self.store.release_leases(&self.config.owner).await {
+        let this = self.inner;
+        match this.store.release_leases(&this.config.owner).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 deliveries = n,
@@ -114,15 +139,15 @@ impl Dispatcher {
                 tracing::error!(error = %e, "could not release the leases of a previous run; they resume when they expire")
             }
         }
-        let (record_tx, record_rx) = mpsc::channel(1024);
+        let stop_recording = CancellationToken::new();
         let recorder = tokio::spawn(recorder::run(
-            self.store.clone(),
-            self.config.owner.clone(),
-            record_rx,
+            this.store.clone(),
+            this.config.owner.clone(),
+            self.record_rx,
+            stop_recording.clone(),
         ));
-        let this = Arc::new(self);
         loop {
-            let wait = match this.lease_and_start(&record_tx).await {
+            let wait = match this.lease_and_start().await {
                 Ok(Leased::Full) => Duration::ZERO,
                 Ok(Leased::Partly) => this.idle_wait().await,
                 // Completions wake the loop; the poll interval bounds the wait.
@@ -142,13 +167,94 @@ impl Dispatcher {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        drop(record_tx);
-        // In-flight sends hold senders of the recorder: let them finish for a while. What is
-        // still unfinished after that is sent again after a restart (its lease is released).
-        let _ =
-            tokio::time::timeout(this.config.lease.min(Duration::from_secs(10)), recorder).await;
+        this.closed.store(true, Ordering::Release);
+        // Let the sends in flight finish for a while, then record what they did. What is
+        // still unfinished after that is sent again after a restart (its lease is released)
+        // or when its lease expires.
+        let grace = this.config.lease.min(Duration::from_secs(10));
+        let _ = tokio::time::timeout(
+            grace,
+            this.in_flight.acquire_many(this.config.max_in_flight),
+        )
+        .await;
+        stop_recording.cancel();
+        let _ = tokio::time::timeout(grace, recorder).await;
+    }
+}
+
+/// Takes deliveries straight from the commit that created them: the bounded hand-off.
+///
+/// Before storing an event, ingestion reserves a place for each of its deliveries; a
+/// reserved delivery is stored in flight, leased by this instance, and starts at once after
+/// the commit, with the event already in memory: no lease query, no second read. A place is
+/// free while the dispatcher is below its in-flight limit and the endpoint below its own, so
+/// what is handed off never waits behind a slow endpoint, and memory never grows with load:
+/// a delivery that finds no place is stored pending, for the lease query.
+#[derive(Clone)]
+pub struct HandOff {
+    inner: Arc<Inner>,
+}
+
+impl HandOff {
+    /// A place for one delivery to `endpoint`, if there is one now.
+    pub fn reserve(&self, endpoint: EndpointId) -> Option<Reservation> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut gates = inner.gates.lock().unwrap_or_else(|p| p.into_inner());
+        let gate = gates
+            .entry(endpoint)
+            .or_insert_with(|| Gate::new(inner.config.endpoint_concurrency));
+        if gate.held >= gate.limit {
+            return None;
+        }
+        let permit = inner.in_flight.clone().try_acquire_owned().ok()?;
+        gate.held += 1;
+        Some(Reservation {
+            inner: inner.clone(),
+            endpoint,
+            permit: Some(permit),
+        })
     }
 
+    /// Until when a delivery handed off now is leased.
+    pub fn lease_until(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.inner.config.lease
+    }
+
+    /// Wakes the dispatcher to look for due work (deliveries stored pending).
+    pub fn wake(&self) {
+        self.inner.waker.wake();
+    }
+}
+
+/// A place for one delivery, held from before its event is stored until it starts; given
+/// back if it is dropped unused (the event was not stored, or was a replay).
+pub struct Reservation {
+    inner: Arc<Inner>,
+    endpoint: EndpointId,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// Starts sending `delivery`, which the store holds leased by this instance.
+    pub fn start(mut self, delivery: LeasedDelivery) {
+        debug_assert_eq!(delivery.endpoint_id, self.endpoint);
+        let permit = self.permit.take().expect("a reservation starts once");
+        self.inner.start(delivery, permit);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.permit.take().is_some() {
+            self.inner.release(self.endpoint);
+        }
+    }
+}
+
+impl Inner {
     /// How long to sleep when nothing was leased: until the next due delivery, at most the poll interval.
     async fn idle_wait(&self) -> Duration {
         let next = self.store.next_due().await.ok().flatten();
@@ -162,12 +268,8 @@ impl Dispatcher {
             .clamp(Duration::from_millis(5), self.config.poll_interval)
     }
 
-    /// Leases what capacity allows and starts sending; `true` when it leased a full batch
-    /// (more may be due right away).
-    async fn lease_and_start(
-        self: &Arc<Self>,
-        record_tx: &mpsc::Sender<AttemptResult>,
-    ) -> Result<Leased, StoreError> {
+    /// Leases what capacity allows and starts sending.
+    async fn lease_and_start(self: &Arc<Self>) -> Result<Leased, StoreError> {
         let capacity = self.in_flight.available_permits() as u32;
         // While deliveries are in flight, lease again only once an eighth of the capacity is
         // free: one lease query per batch of completions rather than one per completion, which
@@ -204,36 +306,52 @@ impl Dispatcher {
             Leased::Partly
         };
         for delivery in leased {
-            let permit = self
-                .in_flight
-                .clone()
-                .try_acquire_owned()
-                .expect("leased no more than the free permits");
+            // Hand-offs may have taken permits meanwhile; the lease holds the delivery either
+            // way, so it waits for a permit rather than being dropped.
+            let permit = match self.in_flight.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => self
+                    .in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the in-flight semaphore is never closed"),
+            };
             self.gates
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .entry(delivery.endpoint_id)
                 .or_insert_with(|| Gate::new(self.config.endpoint_concurrency))
                 .held += 1;
-            let this = self.clone();
-            let record_tx = record_tx.clone();
-            tokio::spawn(async move {
-                let endpoint_id = delivery.endpoint_id;
-                let result = this.deliver(delivery).await;
-                let _ = record_tx.send(result).await;
-                if let Some(gate) = this
-                    .gates
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(&endpoint_id)
-                {
-                    gate.held = gate.held.saturating_sub(1);
-                }
-                drop(permit);
-                this.waker.wake();
-            });
+            self.start(delivery, permit);
         }
         Ok(full)
+    }
+
+    /// Sends `delivery` in a task of its own and records the result; `permit` and the place
+    /// the delivery holds at its endpoint's gate are given back when it is done.
+    fn start(self: &Arc<Self>, delivery: LeasedDelivery, permit: OwnedSemaphorePermit) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let endpoint_id = delivery.endpoint_id;
+            let result = this.deliver(delivery).await;
+            let _ = this.record_tx.send(result).await;
+            drop(permit);
+            this.release(endpoint_id);
+        });
+    }
+
+    /// Gives back a place at `endpoint`'s gate and wakes the loop (capacity is free).
+    fn release(&self, endpoint: EndpointId) {
+        if let Some(gate) = self
+            .gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&endpoint)
+        {
+            gate.held = gate.held.saturating_sub(1);
+        }
+        self.waker.wake();
     }
 
     /// Sends one delivery and decides its next state: lookup → send → decide → record.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::AttemptResult;
 use crate::store::Store;
@@ -11,14 +12,26 @@ use crate::store::Store;
 /// Results taken into one transaction at most.
 const BATCH: usize = 256;
 
-/// Records what arrives on `rx` until every sender is gone.
+/// Records what arrives on `rx`; after `stop`, what is still queued, then returns.
 pub(super) async fn run(
     store: Arc<dyn Store>,
     owner: String,
     mut rx: mpsc::Receiver<AttemptResult>,
+    stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        let taken = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            _ = stop.cancelled(), if !rx.is_closed() => {
+                // Nothing more is accepted; what is queued is still recorded.
+                rx.close();
+                continue;
+            }
+        };
+        if taken == 0 {
+            return;
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             match store.record(&owner, &batch).await {

@@ -1,6 +1,6 @@
 //! Ingestion, without HTTP: a submitted event is checked against the catalog and the
 //! caller's rights, matched to subscriptions, passed through its synchronous steps, and stored
-//! with its deliveries in one durable transaction; the dispatcher is then woken. The routes
+//! with its deliveries in one durable transaction; the deliveries then go to the dispatcher. The routes
 //! that call it are in `api/events.rs` and `api/dataverse.rs`.
 
 mod fingerprint;
@@ -13,8 +13,10 @@ use time::OffsetDateTime;
 
 use crate::auth::Principal;
 use crate::catalog::{validate, Catalog, ParamProblem};
+use crate::dispatch::HandOff;
 use crate::model::{
-    DeliveryId, Event, EventId, IngestOutcome, Mode, NewDelivery, NewEvent, Subscription,
+    DeliveryId, Event, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery, NewEvent,
+    OutgoingEvent, Subscription,
 };
 use crate::registry::Routing;
 use crate::store::{Store, StoreError};
@@ -107,32 +109,29 @@ pub struct Prepared {
     pub steps: Vec<Subscription>,
 }
 
-/// Called when new deliveries were stored (wakes the dispatcher).
-pub type OnStored = Arc<dyn Fn() + Send + Sync>;
-
 /// Validates, routes and stores events.
 pub struct Ingestor {
     catalog: Catalog,
     routing: Routing,
     store: Arc<dyn Store>,
-    waker: OnStored,
+    hand_off: HandOff,
     steps: steps::SyncSteps,
 }
 
 impl Ingestor {
-    /// An ingestor over these parts; `waker` is called after deliveries were stored.
+    /// An ingestor over these parts; fresh deliveries go to the dispatcher's `hand_off`.
     pub fn new(
         catalog: Catalog,
         routing: Routing,
         store: Arc<dyn Store>,
-        waker: OnStored,
+        hand_off: HandOff,
         steps: steps::SyncSteps,
     ) -> Self {
         Self {
             catalog,
             routing,
             store,
-            waker,
+            hand_off,
             steps,
         }
     }
@@ -197,11 +196,12 @@ impl Ingestor {
                 id: DeliveryId::new(),
                 subscription_id: sub.id,
                 endpoint_id: sub.endpoint_id,
+                leased_until: None,
             })
             .collect();
         Ok(Prepared {
             event: NewEvent {
-                event,
+                event: Arc::new(OutgoingEvent::new(event)),
                 idempotency,
                 deliveries,
             },
@@ -209,25 +209,60 @@ impl Ingestor {
         })
     }
 
-    /// Stores events durably (one transaction, shared fsync) and wakes the dispatcher.
-    pub async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
+    /// Stores events durably (one transaction, shared fsync) and hands their deliveries to
+    /// the dispatcher: those it has a place for start at once, stored in flight and leased by
+    /// this instance; the rest are stored pending and the dispatcher is woken to lease them.
+    pub async fn store(
+        &self,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Vec<IngestOutcome>, IngestError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let outcomes = self.store.ingest(events).await?;
-        let created = outcomes
+        let until = self.hand_off.lease_until();
+        // (event, delivery) → its place with the dispatcher.
+        let mut reserved = Vec::new();
+        let mut pending = false;
+        for (e, new) in events.iter_mut().enumerate() {
+            for (d, delivery) in new.deliveries.iter_mut().enumerate() {
+                match self.hand_off.reserve(delivery.endpoint_id) {
+                    Some(place) => {
+                        delivery.leased_until = Some(until);
+                        reserved.push((e, d, place));
+                    }
+                    None => pending = true,
+                }
+            }
+        }
+        let handed: Vec<_> = reserved
             .iter()
-            .filter(|o| matches!(o, IngestOutcome::Created { .. }))
-            .count();
-        metrics::counter!("herald_events_accepted_total").increment(created as u64);
-        if created > 0 {
-            (self.waker)();
+            .map(|(e, d, _)| (events[*e].event.clone(), events[*e].deliveries[*d].clone()))
+            .collect();
+        let outcomes = self.store.ingest(events).await?;
+        let created = |e: usize| matches!(outcomes[e], IngestOutcome::Created { .. });
+        for ((e, _, place), (event, delivery)) in reserved.into_iter().zip(handed) {
+            // A replayed event's deliveries were not stored: its places are given back.
+            if created(e) {
+                place.start(LeasedDelivery {
+                    id: delivery.id,
+                    attempts: 0,
+                    created_at: event.received_at,
+                    subscription_id: delivery.subscription_id,
+                    endpoint_id: delivery.endpoint_id,
+                    event,
+                });
+            }
+        }
+        let count = (0..outcomes.len()).filter(|e| created(*e)).count();
+        metrics::counter!("herald_events_accepted_total").increment(count as u64);
+        if pending && count > 0 {
+            self.hand_off.wake();
         }
         Ok(outcomes)
     }
 
     /// Wakes the dispatcher (after a retry or replay).
     pub fn wake(&self) {
-        (self.waker)();
+        self.hand_off.wake();
     }
 }

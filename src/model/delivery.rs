@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::event::Event;
+use std::sync::Arc;
+
+use super::event::OutgoingEvent;
 use super::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
 
 /// Where a delivery is.
@@ -135,8 +137,8 @@ pub struct LeasedDelivery {
     pub subscription_id: SubscriptionId,
     /// The endpoint.
     pub endpoint_id: EndpointId,
-    /// The event.
-    pub event: Event,
+    /// The event, shared with the event's other deliveries.
+    pub event: Arc<OutgoingEvent>,
 }
 
 /// The result of one attempt, to record.

@@ -1,5 +1,8 @@
 //! One occurrence of a cataloged event, and what storing it creates.
 
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -29,8 +32,8 @@ pub struct Event {
 /// An event to store, with the deliveries it fans out to.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    /// The event.
-    pub event: Event,
+    /// The event, shared with its deliveries once they are handed to the dispatcher.
+    pub event: Arc<OutgoingEvent>,
     /// The idempotency key and the request fingerprint it was sent with.
     pub idempotency: Option<(String, [u8; 32])>,
     /// One delivery per matching subscription.
@@ -46,6 +49,56 @@ pub struct NewDelivery {
     pub subscription_id: SubscriptionId,
     /// Where it goes.
     pub endpoint_id: EndpointId,
+    /// Set when the dispatcher of this instance takes the delivery straight from the commit
+    /// (the hand-off): the delivery is stored in flight, leased until then by the lease owner
+    /// of the store that writes it, instead of pending.
+    pub leased_until: Option<OffsetDateTime>,
+}
+
+/// An event on its way out, shared in memory by all of its deliveries: each body that does
+/// not depend on the delivery is encoded once, however many subscriptions receive it.
+#[derive(Debug)]
+pub struct OutgoingEvent {
+    /// The event.
+    pub event: Event,
+    /// Its encoded bodies, filled by the first delivery that needs each.
+    pub bodies: Bodies,
+}
+
+impl OutgoingEvent {
+    /// `event`, with nothing encoded yet.
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            bodies: Bodies::default(),
+        }
+    }
+}
+
+/// An outgoing event reads as its event; the bodies are a cache beside it.
+impl std::ops::Deref for OutgoingEvent {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
+/// The bodies of one event that are the same for every delivery (the Dataverse context names
+/// its delivery, so it is not among them).
+#[derive(Debug, Default)]
+pub struct Bodies {
+    /// The parameters as a JSON object.
+    pub params_json: OnceLock<Bytes>,
+    /// The structured-mode CloudEvents JSON.
+    pub cloudevents_json: OnceLock<Bytes>,
+}
+
+impl Bodies {
+    /// The body in `slot`, encoding it with `encode` the first time.
+    pub fn get(slot: &OnceLock<Bytes>, encode: impl FnOnce() -> Vec<u8>) -> Bytes {
+        slot.get_or_init(|| Bytes::from(encode())).clone()
+    }
 }
 
 /// What storing one event did.

@@ -21,7 +21,7 @@ pub use endpoint::{
     AzureCredential, AzureSettings, DestinationSettings, Endpoint, EndpointKind, Secret,
     SecretError, SecretString, SigningSecret, WebhookAuth, WebhookSettings,
 };
-pub use event::{Event, IngestOutcome, NewDelivery, NewEvent};
+pub use event::{Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent};
 pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,

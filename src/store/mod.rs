@@ -1,11 +1,14 @@
 //! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
+mod pg_writer;
 pub mod postgres;
+mod record;
 pub(crate) mod rows;
 mod sql;
 pub mod sqlite;
 mod url;
+mod values;
 
 pub use url::{StoreUrl, StoreUrlError};
 

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row};
 use time::OffsetDateTime;
 
+use super::pg_writer;
 use super::rows::{self, millis};
 use super::sql::Shared;
 use super::{Callback, LeaseRequest, Records, Store, StoreError, StoreSettings};
@@ -35,6 +36,8 @@ pub struct PgStore {
     owner: String,
     /// Signals the announcer task that new work was committed.
     announce: Arc<tokio::sync::Notify>,
+    /// The group-commit writers' queue.
+    writer: tokio::sync::mpsc::Sender<pg_writer::Job>,
 }
 
 impl PgStore {
@@ -66,7 +69,18 @@ impl PgStore {
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         let announce = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(announce_work(pool.clone(), announce.clone()));
+        let committed = announce.clone();
+        // A writer per four pool connections, up to four: enough to overlap gathering
+        // with committing, and leaving the pool to reads and bookkeeping.
+        let writers = (settings.max_connections as usize / 4).clamp(1, 4);
+        let writer = pg_writer::start(
+            pool.clone(),
+            owner.clone(),
+            writers,
+            Arc::new(move || committed.notify_one()),
+        );
         Ok(Self {
+            writer,
             sql: Shared {
                 pool: pool.clone(),
                 bookkeeping: pool.clone(),
@@ -79,10 +93,6 @@ impl PgStore {
     }
 }
 
-fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn records(&self) -> &dyn Records {
@@ -90,28 +100,12 @@ impl Store for PgStore {
     }
 
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
-        // PostgreSQL shares WAL flushes between concurrent commits itself (group commit). One
-        // event is one statement in its own implicit transaction (one round trip); a batch
-        // is one transaction.
-        let mut outcomes = Vec::with_capacity(events.len());
-        if let [one] = events.as_slice() {
-            let mut conn = self.pool.acquire().await?;
-            outcomes.push(insert_event(&mut conn, one).await?);
-        } else {
-            let mut tx = self.pool.begin().await?;
-            for new in &events {
-                outcomes.push(insert_event(&mut tx, new).await?);
-            }
-            tx.commit().await?;
-        }
-        if events
-            .iter()
-            .zip(&outcomes)
-            .any(|(e, o)| !e.deliveries.is_empty() && matches!(o, IngestOutcome::Created { .. }))
-        {
-            self.announce.notify_one();
-        }
-        Ok(outcomes)
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(pg_writer::Job { events, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     // Changes to endpoints and subscriptions are announced to the other instances.
@@ -166,25 +160,25 @@ impl Store for PgStore {
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
         let skip: Vec<String> = req.skip_endpoints.iter().map(|e| e.to_string()).collect();
         let rows = sqlx::query(
-            // The earliest due candidates (bounded, so a large backlog does not make every
-            // lease scan it all), at most $6 per endpoint, then locked. The locking SELECT
-            // repeats the due condition: PostgreSQL re-checks it on rows another instance
-            // leased meanwhile, so a delivery is never leased twice.
+            // The earliest due deliveries of each endpoint not skipped, at most $6 each
+            // (through the index (endpoint_id, status, next_attempt_at): a backlog of one
+            // endpoint costs the others nothing), then locked. The locking SELECT repeats the
+            // due condition: PostgreSQL re-checks it on rows another instance leased
+            // meanwhile, so a delivery is never leased twice.
             "WITH candidates AS (
-               (SELECT id, endpoint_id, next_attempt_at FROM deliveries
-                WHERE status = 'pending' AND next_attempt_at <= $3 AND NOT (endpoint_id = ANY($4))
-                ORDER BY next_attempt_at LIMIT $7)
-               UNION ALL
-               (SELECT id, endpoint_id, next_attempt_at FROM deliveries
-                WHERE status = 'in_flight' AND lease_until <= $3 AND NOT (endpoint_id = ANY($4))
-                ORDER BY lease_until LIMIT $7)),
+               SELECT c.id, c.due FROM endpoints e CROSS JOIN LATERAL (
+                 (SELECT id, next_attempt_at AS due FROM deliveries
+                  WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= $3
+                  ORDER BY next_attempt_at LIMIT $6)
+                 UNION ALL
+                 (SELECT id, lease_until AS due FROM deliveries
+                  WHERE endpoint_id = e.id AND status = 'in_flight' AND lease_until <= $3
+                  LIMIT $6)) c
+               WHERE NOT (e.id = ANY($4))
+               ORDER BY c.due LIMIT $7),
              due AS (
                SELECT id FROM deliveries
-               WHERE id IN (
-                 SELECT id FROM (
-                   SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS rank_in_endpoint
-                   FROM candidates) ranked
-                 WHERE rank_in_endpoint <= $6)
+               WHERE id IN (SELECT id FROM candidates)
                  AND ((status = 'pending' AND next_attempt_at <= $3) OR (status = 'in_flight' AND lease_until <= $3))
                ORDER BY next_attempt_at LIMIT $5
                FOR UPDATE SKIP LOCKED)
@@ -255,79 +249,6 @@ impl PgStore {
             .await?;
         Ok(())
     }
-}
-
-/// Inserts one event with its deliveries in one statement, or reports the earlier event of
-/// its idempotency key.
-async fn insert_event(
-    conn: &mut sqlx::PgConnection,
-    new: &NewEvent,
-) -> Result<IngestOutcome, StoreError> {
-    let e = &new.event;
-    let ids: Vec<String> = new.deliveries.iter().map(|d| d.id.to_string()).collect();
-    let subs: Vec<String> = new
-        .deliveries
-        .iter()
-        .map(|d| d.subscription_id.to_string())
-        .collect();
-    let eps: Vec<String> = new
-        .deliveries
-        .iter()
-        .map(|d| d.endpoint_id.to_string())
-        .collect();
-    let row = sqlx::query(
-        "WITH ev AS (
-           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-           RETURNING id),
-         d AS (
-           INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
-           SELECT u.id, ev.id, u.sub, u.ep, 'pending', 0, $7, $7, $7
-           FROM ev, unnest($11::text[], $12::text[], $13::text[]) AS u(id, sub, ep))
-         SELECT COUNT(*) AS inserted FROM ev",
-    )
-    .bind(e.id.to_string())
-    .bind(&e.name)
-    .bind(&e.solution)
-    .bind(json(&e.params, "event params")?)
-    .bind(&e.correlation_id)
-    .bind(&e.caller)
-    .bind(millis(e.received_at))
-    .bind(new.idempotency.as_ref().map(|(k, _)| k.as_str()))
-    .bind(new.idempotency.as_ref().map(|(_, f)| f.to_vec()))
-    .bind(new.deliveries.len() as i64)
-    .bind(&ids)
-    .bind(&subs)
-    .bind(&eps)
-    .fetch_one(&mut *conn)
-    .await?;
-    if row.try_get::<i64, _>("inserted")? == 1 {
-        return Ok(IngestOutcome::Created {
-            id: e.id,
-            deliveries: new.deliveries.len() as u32,
-        });
-    }
-    // The key was used before (on any instance): answer as the first time did.
-    let (key, fingerprint) = new
-        .idempotency
-        .as_ref()
-        .expect("only keyed inserts can conflict");
-    let row = sqlx::query("SELECT id, fingerprint, delivery_count FROM events WHERE solution = $1 AND idempotency_key = $2")
-        .bind(&e.solution)
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await?;
-    let id = rows::parse_id(&row, "id")?;
-    let same: Vec<u8> = row.try_get("fingerprint")?;
-    Ok(if same == fingerprint.as_slice() {
-        IngestOutcome::Replayed {
-            id,
-            deliveries: row.try_get::<i64, _>("delivery_count")? as u32,
-        }
-    } else {
-        IngestOutcome::KeyReused { id }
-    })
 }
 
 /// Announces new work to the other instances, one `NOTIFY` for however many commits happened

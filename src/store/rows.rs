@@ -2,6 +2,7 @@
 //! typed reads the records need, implemented for SQLite and PostgreSQL rows.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -10,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, LeasedDelivery,
-    MessageFormat, Mode, Stage, Subscription,
+    MessageFormat, Mode, OutgoingEvent, Stage, Subscription,
 };
 use crate::store::StoreError;
 
@@ -183,9 +184,15 @@ pub fn leased_deliveries(
     leased: &[impl Columns],
     events: &[impl Columns],
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
-    let events: std::collections::HashMap<String, Event> = events
+    // One shared event per event id: its deliveries encode its bodies once.
+    let events: std::collections::HashMap<String, Arc<OutgoingEvent>> = events
         .iter()
-        .map(|row| Ok((row.text("id")?, event_from_row(row)?)))
+        .map(|row| {
+            Ok((
+                row.text("id")?,
+                Arc::new(OutgoingEvent::new(event_from_row(row)?)),
+            ))
+        })
         .collect::<Result<_, StoreError>>()?;
     leased
         .iter()

@@ -13,7 +13,7 @@ use super::rows::{
 use super::{conflict_on_unique, Records, StoreError};
 use crate::model::{
     Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
-    EndpointId, Event, EventId, NextState, ReplayFilter, Subscription, SubscriptionId,
+    EndpointId, Event, EventId, ReplayFilter, Subscription, SubscriptionId,
 };
 
 /// What the shared SQL needs to know of a backend beyond what `sqlx` says.
@@ -263,52 +263,8 @@ where
 
     /// Records attempts and the resulting delivery states, for deliveries `owner` still holds.
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        let now = millis(OffsetDateTime::now_utc());
         let mut tx = self.bookkeeping.begin_with(DB::BEGIN_WRITE).await?;
-        for r in results {
-            let id = r.delivery_id.to_string();
-            let a = &r.attempt;
-            sqlx::query::<DB>(
-                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-                   outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
-            )
-            .bind(id.clone())
-            .bind(i64::from(a.attempt))
-            .bind(millis(a.started_at))
-            .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
-            .bind(a.outcome.as_str())
-            .bind(a.http_status.map(i64::from))
-            .bind(a.error.clone())
-            .execute(&mut *tx)
-            .await?;
-            let (status, next_at, error, finished) = match &r.next {
-                NextState::Succeeded => ("succeeded", now, None, Some(now)),
-                NextState::RetryAt(at) => ("pending", millis(*at), a.error.clone(), None),
-                NextState::DeadLettered(why) => {
-                    ("dead_lettered", now, Some(why.clone()), Some(now))
-                }
-                NextState::Cancelled(why) => ("cancelled", now, Some(why.clone()), Some(now)),
-            };
-            // Only the lease holder's result counts: a delivery cancelled or taken over
-            // meanwhile is left as it is.
-            sqlx::query::<DB>(
-                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, finished_at = $5,
-                   lease_owner = NULL, lease_until = NULL, updated_at = $6
-                 WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8",
-            )
-            .bind(status)
-            .bind(i64::from(a.attempt))
-            .bind(next_at)
-            .bind(error)
-            .bind(finished)
-            .bind(now)
-            .bind(id)
-            .bind(owner.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        }
+        super::record::record_on::<DB>(&mut tx, owner, results).await?;
         tx.commit().await?;
         Ok(())
     }

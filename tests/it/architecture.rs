@@ -19,6 +19,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("destinations", &["model", "formats"]),
     ("registry", &["model", "catalog", "store", "destinations"]),
     (
+        "dispatch",
+        &["model", "catalog", "store", "registry", "destinations"],
+    ),
+    // Ingestion hands fresh deliveries to the dispatcher.
+    (
         "ingest",
         &[
             "model",
@@ -26,12 +31,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "store",
             "registry",
             "destinations",
+            "dispatch",
             "auth",
         ],
-    ),
-    (
-        "dispatch",
-        &["model", "catalog", "store", "registry", "destinations"],
     ),
     ("config", &["model", "store", "registry"]),
     (

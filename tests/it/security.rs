@@ -6,7 +6,8 @@ use std::time::Duration;
 use herald::destinations::webhook::{NetworkPolicy, WebhookClient};
 use herald::destinations::{Destination, Outbound, Outcome};
 use herald::model::{
-    DeliveryId, Event, EventId, Secret, SecretId, SigningSecret, SubscriptionId, WebhookSettings,
+    DeliveryId, Event, EventId, OutgoingEvent, Secret, SecretId, SigningSecret, SubscriptionId,
+    WebhookSettings,
 };
 use serde_json::{json, Value};
 
@@ -156,7 +157,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             timeout: None,
             auth: None,
         });
-        let event = Event {
+        let event = OutgoingEvent::new(Event {
             id: EventId::new(),
             name: "contoso_CustomerPurchase".into(),
             solution: "contoso".into(),
@@ -164,7 +165,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             correlation_id: "c".into(),
             caller: "test".into(),
             received_at: time::OffsetDateTime::now_utc(),
-        };
+        });
         let message = Outbound {
             delivery_id: DeliveryId::new(),
             subscription_id: SubscriptionId::new(),

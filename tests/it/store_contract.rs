@@ -98,7 +98,7 @@ fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
     let mut params = serde_json::Map::new();
     params.insert("Total".into(), 12.5.into());
     NewEvent {
-        event: Event {
+        event: Arc::new(OutgoingEvent::new(Event {
             id: EventId::new(),
             name: "contoso_CustomerPurchase".into(),
             solution: "contoso".into(),
@@ -106,12 +106,13 @@ fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
             correlation_id: "corr-1".into(),
             caller: "test".into(),
             received_at: now(),
-        },
+        })),
         idempotency: key.map(|(k, f)| (k.to_owned(), [f; 32])),
         deliveries: vec![NewDelivery {
             id: DeliveryId::new(),
             subscription_id: sub.id,
             endpoint_id: sub.endpoint_id,
+            leased_until: None,
         }],
     }
 }
@@ -422,6 +423,147 @@ pub async fn concurrent_leases_never_hand_out_a_delivery_twice(t: TestStore) {
     assert_eq!(unique.len(), 60, "no delivery leased twice");
 }
 
+pub async fn a_handed_off_delivery_whose_instance_dies_is_taken_over(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    // Handed off by this instance at ingestion: stored in flight, leased by its owner.
+    let mut live = new_event(&sub, None);
+    live.deliveries[0].leased_until = Some(now() + Duration::from_secs(60));
+    // Handed off by an instance that died a while ago: its lease has run out.
+    let mut dead = new_event(&sub, None);
+    dead.deliveries[0].leased_until = Some(now() - Duration::from_millis(1));
+    let (live_id, dead_id) = (live.deliveries[0].id, dead.deliveries[0].id);
+    s.ingest(vec![live, dead]).await.unwrap();
+    let (d, _) = s.delivery(live_id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::InFlight, "born leased");
+    let taken = s.lease(lease_req("survivor", &[], 10, 10)).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [dead_id],
+        "the expired hand-off is taken over, the live one is left to its owner"
+    );
+    assert_eq!(taken[0].attempts, 0);
+    assert_eq!(taken[0].event.params["Total"], 12.5);
+    // The owner's result counts while it holds the lease.
+    let owner = s.lease_owner();
+    let handed = LeasedDelivery {
+        id: live_id,
+        attempts: 0,
+        created_at: now(),
+        subscription_id: sub.id,
+        endpoint_id: ep.id,
+        event: taken[0].event.clone(),
+    };
+    // A restart of the owner (an embedded store's only instance) releases the lease at once.
+    assert_eq!(s.release_leases(&owner).await.unwrap(), 1);
+    let again = s.lease(lease_req(&owner, &[], 10, 10)).await.unwrap();
+    assert_eq!(again.iter().map(|d| d.id).collect::<Vec<_>>(), [live_id]);
+    s.record(&owner, &[result(&handed, NextState::Succeeded)])
+        .await
+        .unwrap();
+    let (d, attempts) = s.delivery(live_id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(attempts.len(), 1);
+}
+
+pub async fn one_group_commit_answers_each_event_as_if_alone(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let first = new_event(&sub, Some(("k", 1)));
+    let batch = vec![
+        first.clone(),
+        new_event(&sub, Some(("k", 1))),
+        new_event(&sub, Some(("k", 2))),
+        new_event(&sub, None),
+    ];
+    let plain = batch[3].event.id;
+    let out = s.ingest(batch).await.unwrap();
+    assert_eq!(
+        out,
+        vec![
+            IngestOutcome::Created {
+                id: first.event.id,
+                deliveries: 1
+            },
+            IngestOutcome::Replayed {
+                id: first.event.id,
+                deliveries: 1
+            },
+            IngestOutcome::KeyReused { id: first.event.id },
+            IngestOutcome::Created {
+                id: plain,
+                deliveries: 1
+            },
+        ]
+    );
+    let stored = s
+        .deliveries(&DeliveryQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2, "only the created events have deliveries");
+}
+
+pub async fn results_are_recorded_many_at_a_time(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest((0..700).map(|_| new_event(&sub, None)).collect())
+        .await
+        .unwrap();
+    let leased = s.lease(lease_req("me", &[], 1000, 1000)).await.unwrap();
+    assert_eq!(leased.len(), 700);
+    let retry_at = now() + Duration::from_secs(3600);
+    let results: Vec<_> = leased
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let next = match i % 3 {
+                0 => NextState::Succeeded,
+                1 => NextState::RetryAt(retry_at),
+                _ => NextState::DeadLettered("gave up".into()),
+            };
+            result(d, next)
+        })
+        .collect();
+    s.record("me", &results).await.unwrap();
+    let counts: std::collections::HashMap<_, _> = s.counts().await.unwrap().into_iter().collect();
+    assert_eq!(counts.get(&DeliveryStatus::Succeeded), Some(&234));
+    assert_eq!(counts.get(&DeliveryStatus::Pending), Some(&233));
+    assert_eq!(counts.get(&DeliveryStatus::DeadLettered), Some(&233));
+    assert_eq!(counts.get(&DeliveryStatus::InFlight), None);
+    let (d, attempts) = s.delivery(leased[1].id).await.unwrap().unwrap();
+    assert_eq!(d.attempts, 1);
+    assert_eq!(d.last_error.as_deref(), Some("receiver answered 503"));
+    assert_eq!(attempts[0].http_status, Some(503));
+}
+
+pub async fn a_backlog_at_one_endpoint_does_not_hold_back_the_others(t: TestStore) {
+    let s = t.store.as_ref();
+    let busy = endpoint(s, "busy").await;
+    let quiet = endpoint(s, "quiet").await;
+    let sb = subscription(s, busy.id, "sb").await;
+    let sq = subscription(s, quiet.id, "sq").await;
+    // The backlog is older than the quiet endpoint's one delivery.
+    s.ingest((0..2000).map(|_| new_event(&sb, None)).collect())
+        .await
+        .unwrap();
+    s.ingest(vec![new_event(&sq, None)]).await.unwrap();
+    let leased = s.lease(lease_req("me", &[], 8, 4)).await.unwrap();
+    let to = |id: EndpointId| leased.iter().filter(|d| d.endpoint_id == id).count();
+    assert_eq!((to(busy.id), to(quiet.id)), (4, 1));
+    // Skipping the busy endpoint finds the quiet one's work without reading the backlog.
+    s.ingest(vec![new_event(&sq, None)]).await.unwrap();
+    let skip = [busy.id];
+    let leased = s.lease(lease_req("me", &skip, 8, 4)).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].endpoint_id, quiet.id);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -442,4 +584,8 @@ contract!(
     endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete,
     released_leases_are_due_again_at_once,
     concurrent_leases_never_hand_out_a_delivery_twice,
+    a_handed_off_delivery_whose_instance_dies_is_taken_over,
+    one_group_commit_answers_each_event_as_if_alone,
+    results_are_recorded_many_at_a_time,
+    a_backlog_at_one_endpoint_does_not_hold_back_the_others,
 );

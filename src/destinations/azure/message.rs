@@ -76,9 +76,9 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
             );
             props.insert(ce("dataschema"), out.schema_url.clone());
             props.insert(ce("correlationid"), event.correlation_id.clone());
-            json(&Value::Object(event.params.clone()))
+            out.params_json().to_vec()
         }
-        MessageFormat::Params => json(&Value::Object(event.params.clone())),
+        MessageFormat::Params => out.params_json().to_vec(),
         MessageFormat::Dataverse => {
             let origin = dataverse::Origin {
                 organization: out.organization,
@@ -143,10 +143,6 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
     })
 }
 
-fn json(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).expect("JSON values always serialize")
-}
-
 fn ttl(d: Duration) -> azure_core::time::Duration {
     azure_core::time::Duration::milliseconds(d.as_millis().min(i64::MAX as u128) as i64)
 }
@@ -182,11 +178,11 @@ fn param_text(out: &Outbound<'_>, name: Option<&str>) -> Result<Option<String>, 
 mod tests {
     use super::*;
     use crate::model::AmqpOptions;
-    use crate::model::Event;
     use crate::model::{DeliveryId, EventId, SubscriptionId};
+    use crate::model::{Event, OutgoingEvent};
 
-    fn event(params: Value) -> Event {
-        Event {
+    fn event(params: Value) -> OutgoingEvent {
+        OutgoingEvent::new(Event {
             id: EventId::new(),
             name: "contoso_CustomerPurchase".into(),
             solution: "contoso".into(),
@@ -194,12 +190,12 @@ mod tests {
             correlation_id: "corr-1".into(),
             caller: "t".into(),
             received_at: time::OffsetDateTime::now_utc(),
-        }
+        })
     }
 
     fn build_with(
         format: MessageFormat,
-        e: &Event,
+        e: &OutgoingEvent,
         amqp: &AmqpOptions,
     ) -> Result<Built, MessageError> {
         build(&Outbound {

@@ -15,7 +15,7 @@ pub struct Built {
     /// Where to send it.
     pub url: Url,
     /// The body.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     /// Its media type.
     pub content_type: &'static str,
     /// Headers besides content type and signature.
@@ -40,13 +40,10 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
     }
     let (body, content_type) = match message.format {
         MessageFormat::Cloudevents => (
-            cloudevents::structured_json(message.event, &message.schema_url),
+            message.cloudevents_json(),
             cloudevents::STRUCTURED_CONTENT_TYPE,
         ),
-        MessageFormat::Params => (
-            to_vec(&Value::Object(message.event.params.clone())),
-            "application/json",
-        ),
+        MessageFormat::Params => (message.params_json(), "application/json"),
         MessageFormat::Dataverse => {
             let origin = dataverse::Origin {
                 organization: message.organization,
@@ -80,7 +77,7 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
                 "x-ms-correlation-request-id".into(),
                 message.event.correlation_id.clone(),
             ));
-            (body, "application/json")
+            (body.into(), "application/json")
         }
     };
     Ok(Built {
@@ -98,14 +95,14 @@ fn to_vec(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Event;
     use crate::model::{DeliveryId, EventId, SubscriptionId};
+    use crate::model::{Event, OutgoingEvent};
 
     #[test]
     fn a_dataverse_message_over_256_kb_drops_its_parameters_and_says_so() {
         let mut params = serde_json::Map::new();
         params.insert("Notes".into(), Value::String("x".repeat(300 * 1024)));
-        let event = Event {
+        let event = OutgoingEvent::new(Event {
             id: EventId::new(),
             name: "contoso_Big".into(),
             solution: "contoso".into(),
@@ -113,7 +110,7 @@ mod tests {
             correlation_id: "c".into(),
             caller: "t".into(),
             received_at: time::OffsetDateTime::now_utc(),
-        };
+        });
         let settings = WebhookSettings {
             url: "https://example.com/h".into(),
             secrets: vec![],

@@ -1,6 +1,8 @@
 //! The embedded SQLite store: WAL mode, `synchronous=FULL` for anything a caller is told is
 //! stored, and one group-commit writer so concurrent requests share fsyncs.
 
+mod insert;
+mod lease;
 mod writer;
 
 use std::path::Path;
@@ -9,23 +11,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{self, millis};
 use super::sql::Shared;
 use super::{Callback, LeaseRequest, Records, Store, StoreError};
-use crate::model::{IngestOutcome, LeasedDelivery, NewEvent};
+use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
+
+/// The lease owner: one process owns an SQLite file, so the leases of a previous run are its own.
+const OWNER: &str = "local";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite store.
 pub struct SqliteStore {
     /// The shared statements, over a pool for reads and rare durable writes (admin) and one
-    /// for dispatcher bookkeeping at `synchronous=NORMAL`, since losing one of those writes in
-    /// a power cut only means a delivery is sent again, which at-least-once allows.
+    /// for rare bookkeeping at `synchronous=NORMAL` (releasing leases), since losing one of
+    /// those writes in a power cut only means a delivery is sent again, which at-least-once
+    /// allows.
     sql: Shared<Sqlite>,
-    /// The group-commit writer for ingestion.
+    /// The single writer: ingestion (group commit), recording and leasing.
     writer: mpsc::Sender<writer::Job>,
     /// Whether the writer's last commit failed.
     failing: writer::Failing,
@@ -56,7 +61,7 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel(4096);
         let failing = writer::Failing::default();
-        tokio::spawn(writer::run(conn, rx, failing.clone()));
+        tokio::spawn(writer::run(conn, rx, failing.clone(), OWNER.to_owned()));
         Ok(Self {
             sql: Shared { pool, bookkeeping },
             writer: tx,
@@ -72,13 +77,22 @@ impl SqliteStore {
         events: Vec<NewEvent>,
         probe: bool,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.ask(|reply| writer::Job::Ingest {
+            events,
+            probe,
+            reply,
+        })
+        .await
+    }
+
+    /// Queues the job `job` makes for the writer and waits for its answer.
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Job,
+    ) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(writer::Job {
-                events,
-                probe,
-                reply,
-            })
+            .send(job(reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -96,65 +110,19 @@ impl Store for SqliteStore {
     }
 
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
-        let skip = serde_json::to_string(
-            &req.skip_endpoints
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|source| StoreError::Corrupt {
-            what: "lease request",
-            source,
-        })?;
-        let rows = sqlx::query(
-            "UPDATE deliveries SET status = 'in_flight', lease_owner = ?1, lease_until = ?2, updated_at = ?3
-             WHERE id IN (
-               SELECT id FROM (
-                 SELECT id, next_attempt_at,
-                   ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS rank_in_endpoint
-                 FROM (
-                   SELECT * FROM (SELECT id, endpoint_id, next_attempt_at FROM deliveries
-                     WHERE status = 'pending' AND next_attempt_at <= ?3
-                       AND endpoint_id NOT IN (SELECT value FROM json_each(?4))
-                     ORDER BY next_attempt_at LIMIT ?7)
-                   UNION ALL
-                   SELECT * FROM (SELECT id, endpoint_id, next_attempt_at FROM deliveries
-                     WHERE status = 'in_flight' AND lease_until <= ?3
-                       AND endpoint_id NOT IN (SELECT value FROM json_each(?4))
-                     ORDER BY lease_until LIMIT ?7)))
-               WHERE rank_in_endpoint <= ?6
-               ORDER BY next_attempt_at LIMIT ?5)
-             RETURNING id, attempts, created_at, subscription_id, endpoint_id, event_id",
-        )
-        .bind(req.owner)
-        .bind(millis(req.until))
-        .bind(millis(req.now))
-        .bind(skip)
-        .bind(req.limit)
-        .bind(req.per_endpoint)
-        // Only the earliest due candidates are ranked, so a large backlog is not scanned whole.
-        .bind(i64::from(req.limit) * 4)
-        .fetch_all(&self.sql.bookkeeping)
-        .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The leased deliveries' events, in one query.
-        let event_ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get("event_id"))
-            .collect::<Result<_, _>>()?;
-        let events =
-            sqlx::query("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(
-                    serde_json::to_string(&event_ids).map_err(|source| StoreError::Corrupt {
-                        what: "lease request",
-                        source,
-                    })?,
-                )
-                .fetch_all(&self.sql.pool)
-                .await?;
-        rows::leased_deliveries(&rows, &events)
+        let request = lease::Lease::from(&req);
+        self.ask(|reply| writer::Job::Lease { request, reply })
+            .await
+    }
+
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
+        let (owner, results) = (owner.to_owned(), results.to_vec());
+        self.ask(|reply| writer::Job::Record {
+            owner,
+            results,
+            reply,
+        })
+        .await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -168,8 +136,7 @@ impl Store for SqliteStore {
     }
 
     fn lease_owner(&self) -> String {
-        // One process owns an SQLite file, so the leases of a previous run are its own.
-        "local".to_owned()
+        OWNER.to_owned()
     }
 
     fn watch(&self, _on_work: Callback, _on_change: Callback) {}

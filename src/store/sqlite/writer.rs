@@ -1,29 +1,48 @@
-//! Group commit: one task owns the write connection, takes every ingestion job waiting in
-//! its queue, writes them all in one transaction and answers them after one fsync.
-//! With N concurrent requests, N events share one `COMMIT`, so durability does not cap
-//! throughput at one request per fsync.
+//! The single writer: one task owns the write connection and takes every job waiting in its
+//! queue — events to store, attempt results to record, leases to take — and writes them
+//! together: all events and results in one transaction, answered after one fsync. With N
+//! concurrent requests, N events share one `COMMIT`, so durability does not cap throughput at
+//! one request per fsync; and since nothing else writes deliveries, no lease or record ever
+//! waits for SQLite's write lock behind a group commit (SQLite's busy handler sleeps, so a
+//! second writer would starve while ingestion keeps the lock busy).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::{IngestOutcome, NewEvent};
+use super::insert::insert_all;
+use super::lease::{lease, Lease};
+use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
+use crate::store::record::record_on;
 use crate::store::rows::millis;
 use crate::store::StoreError;
 
 /// Jobs taken into one transaction at most (bounds the transaction's size and latency).
 const MAX_JOBS_PER_COMMIT: usize = 512;
 
-/// Events to store and where to send the outcome.
-/// An empty job with `probe` set writes the row of `store_probe`, with as many bytes as the
-/// failed commit tried to write: whether such a write succeeds now (readiness after a failed
-/// commit, say on a full disk).
-pub(super) struct Job {
-    pub events: Vec<NewEvent>,
-    pub probe: bool,
-    pub reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+/// Work for the writer, each with where to send its answer.
+pub(super) enum Job {
+    /// Events to store durably. An empty job with `probe` set writes the row of
+    /// `store_probe`, with as many bytes as the failed commit tried to write: whether such a
+    /// write succeeds now (readiness after a failed commit, say on a full disk).
+    Ingest {
+        events: Vec<NewEvent>,
+        probe: bool,
+        reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+    },
+    /// Attempt results of deliveries `owner` leased.
+    Record {
+        owner: String,
+        results: Vec<AttemptResult>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Due deliveries to lease.
+    Lease {
+        request: Lease,
+        reply: oneshot::Sender<Result<Vec<LeasedDelivery>, StoreError>>,
+    },
 }
 
 /// Smallest probe: enough pages that it cannot fit in the free room of pages already written.
@@ -58,40 +77,130 @@ fn approximate_bytes(events: &[&NewEvent]) -> usize {
         .max(1)
 }
 
-pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, failing: Failing) {
+/// The durability a commit needs: `Full` (fsync at commit) when it stores events, `Normal`
+/// when it only records attempts (losing those in a power cut only means a delivery is sent
+/// again, which at-least-once allows; the next full commit makes them durable too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Full,
+    Normal,
+}
+
+pub(super) async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    failing: Failing,
+    owner: String,
+) {
     let mut jobs = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+    let mut sync = Sync::Full;
     while rx.recv_many(&mut jobs, MAX_JOBS_PER_COMMIT).await > 0 {
-        let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
-        let probe = jobs
-            .iter()
-            .any(|j| j.probe)
-            .then(|| failing.probe_bytes())
-            .flatten();
-        metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
-        match write(&mut conn, &events, probe).await {
-            Ok(mut outcomes) => {
-                if probe.is_some() {
-                    // Give the probe's pages back for events to use; if this fails, the
-                    // next probe or commit overwrites them anyway.
-                    let _ = sqlx::query("UPDATE store_probe SET filler = NULL")
-                        .execute(&mut conn)
-                        .await;
-                }
-                failing.0.store(0, Ordering::Release);
-                for job in jobs.drain(..) {
-                    let rest = outcomes.split_off(job.events.len());
-                    let _ = job.reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
-                }
+        let mut ingests = Vec::new();
+        let mut records = Vec::new();
+        let mut leases = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Ingest {
+                    events,
+                    probe,
+                    reply,
+                } => ingests.push((events, probe, reply)),
+                Job::Record {
+                    owner,
+                    results,
+                    reply,
+                } => records.push((owner, results, reply)),
+                Job::Lease { request, reply } => leases.push((request, reply)),
             }
-            Err(e) => {
+        }
+        if !ingests.is_empty() || !records.is_empty() {
+            commit(&mut conn, &failing, &owner, &mut sync, ingests, records).await;
+        }
+        for (request, reply) in leases {
+            let _ = reply.send(lease(&mut conn, &request).await);
+        }
+    }
+}
+
+type IngestJob = (
+    Vec<NewEvent>,
+    bool,
+    oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+);
+type RecordJob = (
+    String,
+    Vec<AttemptResult>,
+    oneshot::Sender<Result<(), StoreError>>,
+);
+
+/// Writes the events and results of one round in one transaction and answers each job.
+async fn commit(
+    conn: &mut SqliteConnection,
+    failing: &Failing,
+    owner: &str,
+    sync: &mut Sync,
+    ingests: Vec<IngestJob>,
+    records: Vec<RecordJob>,
+) {
+    let events: Vec<&NewEvent> = ingests.iter().flat_map(|(e, _, _)| e).collect();
+    let probe = ingests
+        .iter()
+        .any(|(_, probe, _)| *probe)
+        .then(|| failing.probe_bytes())
+        .flatten();
+    let needed = if ingests.is_empty() {
+        Sync::Normal
+    } else {
+        Sync::Full
+    };
+    if !events.is_empty() {
+        metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
+    }
+    let result = async {
+        if *sync != needed {
+            let pragma = match needed {
+                Sync::Full => "PRAGMA synchronous = FULL",
+                Sync::Normal => "PRAGMA synchronous = NORMAL",
+            };
+            sqlx::query(pragma).execute(&mut *conn).await?;
+            *sync = needed;
+        }
+        write(conn, &events, probe, owner, &records).await
+    }
+    .await;
+    match result {
+        Ok(mut outcomes) => {
+            if probe.is_some() {
+                // Give the probe's pages back for events to use; if this fails, the next
+                // probe or commit overwrites them anyway.
+                let _ = sqlx::query("UPDATE store_probe SET filler = NULL")
+                    .execute(&mut *conn)
+                    .await;
+            }
+            if needed == Sync::Full {
+                failing.0.store(0, Ordering::Release);
+            }
+            for (events, _, reply) in ingests {
+                let rest = outcomes.split_off(events.len());
+                let _ = reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
+            }
+            for (_, _, reply) in records {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(e) => {
+            if needed == Sync::Full {
                 let tried = approximate_bytes(&events).max(probe.unwrap_or(0));
                 failing.0.store(tried, Ordering::Release);
-                tracing::error!(error = %e, events = events.len(), "group commit failed");
-                // Every job of the batch shares the one cause.
-                let cause = Arc::new(e);
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::GroupCommit(cause.clone())));
-                }
+            }
+            tracing::error!(error = %e, events = events.len(), results = records.len(), "group commit failed");
+            // Every job of the round shares the one cause.
+            let cause = Arc::new(e);
+            for (_, _, reply) in ingests {
+                let _ = reply.send(Err(StoreError::GroupCommit(cause.clone())));
+            }
+            for (_, _, reply) in records {
+                let _ = reply.send(Err(StoreError::GroupCommit(cause.clone())));
             }
         }
     }
@@ -101,6 +210,8 @@ async fn write(
     conn: &mut SqliteConnection,
     events: &[&NewEvent],
     probe: Option<usize>,
+    owner: &str,
+    records: &[RecordJob],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let written = async {
@@ -111,7 +222,10 @@ async fn write(
                 .execute(&mut *conn)
                 .await?;
         }
-        insert_all(conn, events).await
+        for (owner, results, _) in records {
+            record_on::<sqlx::Sqlite>(&mut *conn, owner, results).await?;
+        }
+        insert_all(conn, events, owner).await
     };
     let result = match written.await {
         Ok(outcomes) => sqlx::query("COMMIT")
@@ -127,75 +241,4 @@ async fn write(
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
     result
-}
-
-async fn insert_all(
-    conn: &mut SqliteConnection,
-    events: &[&NewEvent],
-) -> Result<Vec<IngestOutcome>, StoreError> {
-    let mut outcomes = Vec::with_capacity(events.len());
-    for new in events {
-        let e = &new.event;
-        if let Some((key, fingerprint)) = &new.idempotency {
-            let seen = sqlx::query("SELECT id, fingerprint, delivery_count FROM events WHERE solution = ? AND idempotency_key = ?")
-                .bind(&e.solution)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(row) = seen {
-                let id = crate::store::rows::parse_id(&row, "id")?;
-                let same: Vec<u8> = row.try_get("fingerprint")?;
-                outcomes.push(if same == fingerprint.as_slice() {
-                    IngestOutcome::Replayed {
-                        id,
-                        deliveries: row.try_get::<i64, _>("delivery_count")? as u32,
-                    }
-                } else {
-                    IngestOutcome::KeyReused { id }
-                });
-                continue;
-            }
-        }
-        let params = serde_json::to_string(&e.params).map_err(|source| StoreError::Corrupt {
-            what: "event params",
-            source,
-        })?;
-        let received = millis(e.received_at);
-        sqlx::query(
-            "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.id.to_string())
-        .bind(&e.name)
-        .bind(&e.solution)
-        .bind(params)
-        .bind(&e.correlation_id)
-        .bind(&e.caller)
-        .bind(received)
-        .bind(new.idempotency.as_ref().map(|(k, _)| k.as_str()))
-        .bind(new.idempotency.as_ref().map(|(_, f)| f.as_slice()))
-        .bind(new.deliveries.len() as i64)
-        .execute(&mut *conn)
-        .await?;
-        for d in &new.deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            )
-            .bind(d.id.to_string())
-            .bind(e.id.to_string())
-            .bind(d.subscription_id.to_string())
-            .bind(d.endpoint_id.to_string())
-            .bind(received)
-            .bind(received)
-            .bind(received)
-            .execute(&mut *conn)
-            .await?;
-        }
-        outcomes.push(IngestOutcome::Created {
-            id: e.id,
-            deliveries: new.deliveries.len() as u32,
-        });
-    }
-    Ok(outcomes)
 }

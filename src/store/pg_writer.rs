@@ -1,0 +1,287 @@
+//! PostgreSQL group commit: concurrent ingestion requests share one transaction of one
+//! statement. A few writer tasks take turns at one queue; each takes every job waiting,
+//! inserts all their events and deliveries with one `INSERT … SELECT FROM unnest(…)` each
+//! (one round trip), commits, and answers them all. While one writer commits, the next
+//! gathers the requests that arrived meanwhile, so the round trips and WAL flushes are shared
+//! rather than paid once per request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{PgPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::model::{EventId, IngestOutcome, NewEvent};
+use crate::store::rows::{millis, parse_id};
+use crate::store::StoreError;
+
+/// Jobs taken into one transaction at most.
+const MAX_JOBS_PER_COMMIT: usize = 512;
+
+/// Events to store and where to send the outcomes.
+pub(super) struct Job {
+    pub events: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+}
+
+/// Starts `writers` writer tasks on `pool`; the deliveries they hand off are leased by `owner`.
+/// `committed` is called after each commit that stored deliveries.
+pub(super) fn start(
+    pool: PgPool,
+    owner: String,
+    writers: usize,
+    committed: Arc<dyn Fn() + Send + Sync>,
+) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(4096);
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..writers.max(1) {
+        tokio::spawn(run(
+            pool.clone(),
+            owner.clone(),
+            rx.clone(),
+            committed.clone(),
+        ));
+    }
+    tx
+}
+
+async fn run(
+    pool: PgPool,
+    owner: String,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    committed: Arc<dyn Fn() + Send + Sync>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+    loop {
+        // Only the gathering is under the lock: the other writers commit meanwhile.
+        if rx
+            .lock()
+            .await
+            .recv_many(&mut jobs, MAX_JOBS_PER_COMMIT)
+            .await
+            == 0
+        {
+            return;
+        }
+        let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
+        metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
+        match write(&pool, &events, &owner).await {
+            Ok(mut outcomes) => {
+                if events.iter().zip(&outcomes).any(|(e, o)| {
+                    !e.deliveries.is_empty() && matches!(o, IngestOutcome::Created { .. })
+                }) {
+                    committed();
+                }
+                for job in jobs.drain(..) {
+                    let rest = outcomes.split_off(job.events.len());
+                    let _ = job.reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = events.len(), "group commit failed");
+                let cause = Arc::new(e);
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::GroupCommit(cause.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The columns of a batch of events and deliveries, as arrays for `unnest`.
+#[derive(Default)]
+struct Columns {
+    id: Vec<String>,
+    name: Vec<String>,
+    solution: Vec<String>,
+    params: Vec<String>,
+    correlation_id: Vec<String>,
+    caller: Vec<String>,
+    received_at: Vec<i64>,
+    key: Vec<Option<String>>,
+    fingerprint: Vec<Option<Vec<u8>>>,
+    delivery_count: Vec<i64>,
+    d_id: Vec<String>,
+    d_event: Vec<String>,
+    d_subscription: Vec<String>,
+    d_endpoint: Vec<String>,
+    d_status: Vec<&'static str>,
+    d_at: Vec<i64>,
+    d_owner: Vec<Option<String>>,
+    d_until: Vec<Option<i64>>,
+}
+
+impl Columns {
+    fn of(events: &[&NewEvent], owner: &str) -> Result<Self, StoreError> {
+        let mut c = Columns::default();
+        // Keyed events in key order, so two concurrent batches sharing keys lock them in the
+        // same order (no deadlock between instances).
+        let mut order: Vec<&NewEvent> = events.to_vec();
+        order.sort_by(|a, b| {
+            let key = |e: &NewEvent| {
+                e.idempotency
+                    .as_ref()
+                    .map(|(k, _)| (e.event.solution.clone(), k.clone()))
+            };
+            key(a).cmp(&key(b))
+        });
+        for new in order {
+            let e = &new.event;
+            c.id.push(e.id.to_string());
+            c.name.push(e.name.clone());
+            c.solution.push(e.solution.clone());
+            c.params
+                .push(
+                    serde_json::to_string(&e.params).map_err(|source| StoreError::Corrupt {
+                        what: "event params",
+                        source,
+                    })?,
+                );
+            c.correlation_id.push(e.correlation_id.clone());
+            c.caller.push(e.caller.clone());
+            c.received_at.push(millis(e.received_at));
+            c.key.push(new.idempotency.as_ref().map(|(k, _)| k.clone()));
+            c.fingerprint
+                .push(new.idempotency.as_ref().map(|(_, f)| f.to_vec()));
+            c.delivery_count.push(new.deliveries.len() as i64);
+            for d in &new.deliveries {
+                let leased = d.leased_until.map(millis);
+                c.d_id.push(d.id.to_string());
+                c.d_event.push(e.id.to_string());
+                c.d_subscription.push(d.subscription_id.to_string());
+                c.d_endpoint.push(d.endpoint_id.to_string());
+                c.d_status.push(if leased.is_some() {
+                    "in_flight"
+                } else {
+                    "pending"
+                });
+                c.d_at.push(millis(e.received_at));
+                c.d_owner.push(leased.map(|_| owner.to_owned()));
+                c.d_until.push(leased);
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Stores `events` in one transaction: one statement for all events and deliveries, and one
+/// more only if some idempotency keys were taken. Outcomes are in the order of `events`.
+async fn write(
+    pool: &PgPool,
+    events: &[&NewEvent],
+    owner: &str,
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let c = Columns::of(events, owner)?;
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "WITH ev AS (
+           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[])
+           ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           RETURNING id),
+         d AS (
+           INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at, lease_owner, lease_until, created_at, updated_at)
+           SELECT u.id, u.event_id, u.sub, u.ep, u.status, 0, u.at, u.owner, u.until, u.at, u.at
+           FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::text[], $18::int8[])
+             AS u(id, event_id, sub, ep, status, at, owner, until)
+           WHERE u.event_id IN (SELECT id FROM ev))
+         SELECT id FROM ev",
+    )
+    .bind(&c.id)
+    .bind(&c.name)
+    .bind(&c.solution)
+    .bind(&c.params)
+    .bind(&c.correlation_id)
+    .bind(&c.caller)
+    .bind(&c.received_at)
+    .bind(&c.key)
+    .bind(&c.fingerprint)
+    .bind(&c.delivery_count)
+    .bind(&c.d_id)
+    .bind(&c.d_event)
+    .bind(&c.d_subscription)
+    .bind(&c.d_endpoint)
+    .bind(&c.d_status)
+    .bind(&c.d_at)
+    .bind(&c.d_owner)
+    .bind(&c.d_until)
+    .fetch_all(&mut *tx)
+    .await?;
+    let inserted: std::collections::HashSet<String> = inserted
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    // The keys that were taken (on any instance, or earlier in this batch): answer as the
+    // first time did.
+    let taken: Vec<&NewEvent> = events
+        .iter()
+        .copied()
+        .filter(|e| !inserted.contains(&e.event.id.to_string()))
+        .collect();
+    let first = first_of_keys(&mut tx, &taken).await?;
+    tx.commit().await?;
+    events
+        .iter()
+        .map(|new| {
+            if inserted.contains(&new.event.id.to_string()) {
+                return Ok(IngestOutcome::Created {
+                    id: new.event.id,
+                    deliveries: new.deliveries.len() as u32,
+                });
+            }
+            let (key, fingerprint) = new
+                .idempotency
+                .as_ref()
+                .expect("only keyed inserts can conflict");
+            let (id, stored, deliveries) = first
+                .get(&(new.event.solution.clone(), key.clone()))
+                .ok_or_else(|| {
+                    StoreError::Database(sqlx::Error::Protocol(format!(
+                        "the event that holds idempotency key \"{key}\" was not found"
+                    )))
+                })?;
+            Ok(if stored == fingerprint.as_slice() {
+                IngestOutcome::Replayed {
+                    id: *id,
+                    deliveries: *deliveries,
+                }
+            } else {
+                IngestOutcome::KeyReused { id: *id }
+            })
+        })
+        .collect()
+}
+
+/// The stored events holding the keys of `events`: id, fingerprint and delivery count.
+async fn first_of_keys(
+    tx: &mut sqlx::PgConnection,
+    events: &[&NewEvent],
+) -> Result<HashMap<(String, String), (EventId, Vec<u8>, u32)>, StoreError> {
+    if events.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (solutions, keys): (Vec<String>, Vec<String>) = events
+        .iter()
+        .filter_map(|e| Some((e.event.solution.clone(), e.idempotency.as_ref()?.0.clone())))
+        .unzip();
+    let rows = sqlx::query(
+        "SELECT solution, idempotency_key, id, fingerprint, delivery_count FROM events
+         WHERE (solution, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(&solutions)
+    .bind(&keys)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                (row.try_get("solution")?, row.try_get("idempotency_key")?),
+                (
+                    parse_id(row, "id")?,
+                    row.try_get("fingerprint")?,
+                    row.try_get::<i64, _>("delivery_count")? as u32,
+                ),
+            ))
+        })
+        .collect()
+}
