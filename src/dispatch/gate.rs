@@ -11,6 +11,8 @@ pub(super) struct Gate {
     pub held: u32,
     /// Sends allowed at once.
     pub limit: u32,
+    /// A lease round left the endpoint out as full since it last had room.
+    pub skipped: bool,
     /// Bounds sends at once.
     pub sending: Arc<Semaphore>,
 }
@@ -21,6 +23,7 @@ impl Gate {
         Self {
             held: 0,
             limit,
+            skipped: false,
             sending: Arc::new(Semaphore::new(limit as usize)),
         }
     }

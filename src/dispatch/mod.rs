@@ -77,8 +77,13 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     lookups: lookup::Lookups,
     record_tx: mpsc::Sender<AttemptResult>,
-    /// Set at shutdown: nothing more is handed off.
-    closed: AtomicBool,
+    /// Capacity was freed that a lease round lacked (see [`Inner::release`]).
+    freed: Notify,
+    /// The last lease round was limited by `max_in_flight`.
+    starved: AtomicBool,
+    /// Whether deliveries are handed off: from when the leases of a previous run are given
+    /// back (a delivery handed off before would be released while it is sent) until shutdown.
+    open: AtomicBool,
 }
 
 /// What one lease round did.
@@ -113,7 +118,9 @@ impl Dispatcher {
                 in_flight,
                 lookups: lookup::Lookups::default(),
                 record_tx,
-                closed: AtomicBool::new(false),
+                freed: Notify::new(),
+                starved: AtomicBool::new(false),
+                open: AtomicBool::new(false),
             }),
             record_rx,
         }
@@ -139,6 +146,7 @@ impl Dispatcher {
                 tracing::error!(error = %e, "could not release the leases of a previous run; they resume when they expire")
             }
         }
+        this.open.store(true, Ordering::Release);
         let stop_recording = CancellationToken::new();
         let recorder = tokio::spawn(recorder::run(
             this.store.clone(),
@@ -164,10 +172,11 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = this.waker.0.notified() => {}
+                _ = this.freed.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        this.closed.store(true, Ordering::Release);
+        this.open.store(false, Ordering::Release);
         // Let the sends in flight finish for a while, then record what they did. What is
         // still unfinished after that is sent again after a restart (its lease is released)
         // or when its lease expires.
@@ -199,7 +208,7 @@ impl HandOff {
     /// A place for one delivery to `endpoint`, if there is one now.
     pub fn reserve(&self, endpoint: EndpointId) -> Option<Reservation> {
         let inner = &self.inner;
-        if inner.closed.load(Ordering::Acquire) {
+        if !inner.open.load(Ordering::Acquire) {
             return None;
         }
         let mut gates = inner.gates.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,16 +285,21 @@ impl Inner {
         // matters when several instances share one database.
         let low_water = (self.config.max_in_flight / 8).max(1);
         if capacity == 0 || (capacity < low_water && capacity < self.config.max_in_flight) {
+            self.starved.store(true, Ordering::Release);
             return Ok(Leased::Busy);
         }
         // An endpoint holding as many deliveries as it may send at once gets no more, so a
-        // slow or dead endpoint never takes the capacity the others need.
+        // slow or dead endpoint never takes the capacity the others need; it is looked at
+        // again once half of its places are free.
         let skip: Vec<EndpointId> = {
-            let gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
             gates
-                .iter()
+                .iter_mut()
                 .filter(|(_, g)| g.held >= g.limit)
-                .map(|(id, _)| *id)
+                .map(|(id, g)| {
+                    g.skipped = true;
+                    *id
+                })
                 .collect()
         };
         let now = OffsetDateTime::now_utc();
@@ -301,6 +315,7 @@ impl Inner {
             })
             .await?;
         let full = if leased.len() as u32 == capacity {
+            self.starved.store(true, Ordering::Release);
             Leased::Full
         } else {
             Leased::Partly
@@ -341,17 +356,29 @@ impl Inner {
         });
     }
 
-    /// Gives back a place at `endpoint`'s gate and wakes the loop (capacity is free).
+    /// Gives back a place at `endpoint`'s gate. Wakes the loop only when it lacked what is now
+    /// free: the endpoint was skipped as full and half of its places are free again, or a
+    /// round was limited by `max_in_flight` and a lease round's worth is free. A completion
+    /// of a delivery that was handed off wakes nothing: no lease query per delivery.
     fn release(&self, endpoint: EndpointId) {
-        if let Some(gate) = self
-            .gates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&endpoint)
-        {
-            gate.held = gate.held.saturating_sub(1);
+        let endpoint_freed = {
+            let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            gates.get_mut(&endpoint).is_some_and(|gate| {
+                gate.held = gate.held.saturating_sub(1);
+                let freed = gate.skipped && gate.held <= gate.limit / 2;
+                if freed {
+                    gate.skipped = false;
+                }
+                freed
+            })
+        };
+        let low_water = (self.config.max_in_flight / 8).max(1) as usize;
+        let capacity_freed = self.starved.load(Ordering::Acquire)
+            && self.in_flight.available_permits() >= low_water
+            && self.starved.swap(false, Ordering::AcqRel);
+        if endpoint_freed || capacity_freed {
+            self.freed.notify_one();
         }
-        self.waker.wake();
     }
 
     /// Sends one delivery and decides its next state: lookup → send → decide → record.

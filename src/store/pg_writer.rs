@@ -25,7 +25,7 @@ pub(super) struct Job {
 }
 
 /// Starts `writers` writer tasks on `pool`; the deliveries they hand off are leased by `owner`.
-/// `committed` is called after each commit that stored deliveries.
+/// `committed` is called after each commit that stored pending deliveries.
 pub(super) fn start(
     pool: PgPool,
     owner: String,
@@ -67,8 +67,11 @@ async fn run(
         metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
         match write(&pool, &events, &owner).await {
             Ok(mut outcomes) => {
+                // Only work left for the lease query is worth announcing: what was handed
+                // off is already being sent here.
                 if events.iter().zip(&outcomes).any(|(e, o)| {
-                    !e.deliveries.is_empty() && matches!(o, IngestOutcome::Created { .. })
+                    matches!(o, IngestOutcome::Created { .. })
+                        && e.deliveries.iter().any(|d| d.leased_until.is_none())
                 }) {
                     committed();
                 }
