@@ -17,7 +17,8 @@
 //!
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
-//! `100000,1000000`), `HERALD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! `100000,1000000`), `HERALD_BENCH_PHASES` (some of `ingest,delivery,fanout,latency,drain,pg`;
+//! default all), `HERALD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`).
 
 mod herald;
 mod receiver;

@@ -8,7 +8,6 @@ pub(crate) mod rows;
 mod sql;
 pub mod sqlite;
 mod url;
-mod values;
 
 pub use url::{StoreUrl, StoreUrlError};
 
@@ -155,9 +154,6 @@ pub trait Records: Send + Sync {
         id: SubscriptionId,
         reason: &str,
     ) -> Result<(), StoreError>;
-    /// Records attempts and the resulting delivery states; a result only changes a delivery
-    /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError>;
     /// Gives back every lease held by `owner` (at start-up: work of a previous run).
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
     /// The earliest time a pending delivery is due, if any.
@@ -246,9 +242,7 @@ pub trait Store: Send + Sync + 'static {
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError>;
     /// Records attempts and the resulting delivery states; a result only changes a delivery
     /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        self.records().record(owner, results).await
-    }
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError>;
     /// Gives back every lease held by `owner` (at start-up: work of a previous run).
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
         self.records().release_leases(owner).await

@@ -16,8 +16,8 @@ use super::rows::{self, millis};
 use super::sql::Shared;
 use super::{Callback, LeaseRequest, Records, Store, StoreError, StoreSettings};
 use crate::model::{
-    DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent, ReplayFilter,
-    Subscription, SubscriptionId,
+    AttemptResult, DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent,
+    ReplayFilter, Subscription, SubscriptionId,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -81,10 +81,7 @@ impl PgStore {
         );
         Ok(Self {
             writer,
-            sql: Shared {
-                pool: pool.clone(),
-                bookkeeping: pool.clone(),
-            },
+            sql: Shared { pool: pool.clone() },
             pool,
             options,
             owner,
@@ -106,6 +103,13 @@ impl Store for PgStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        super::record::record_pg(&mut tx, owner, results).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // Changes to endpoints and subscriptions are announced to the other instances.

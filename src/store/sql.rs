@@ -12,8 +12,8 @@ use super::rows::{
 };
 use super::{conflict_on_unique, Records, StoreError};
 use crate::model::{
-    Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
-    EndpointId, Event, EventId, ReplayFilter, Subscription, SubscriptionId,
+    Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint, EndpointId, Event,
+    EventId, ReplayFilter, Subscription, SubscriptionId,
 };
 
 /// What the shared SQL needs to know of a backend beyond what `sqlx` says.
@@ -44,10 +44,8 @@ impl Backend for sqlx::Postgres {
 
 /// The shared statements over a backend's pools.
 pub struct Shared<DB: Database> {
-    /// Reads and administrative writes.
+    /// Reads, administrative writes and releasing leases.
     pub pool: Pool<DB>,
-    /// Dispatcher bookkeeping (attempts); SQLite gives it a pool with `synchronous=NORMAL`.
-    pub bookkeeping: Pool<DB>,
 }
 
 fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
@@ -257,14 +255,6 @@ where
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records attempts and the resulting delivery states, for deliveries `owner` still holds.
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        let mut tx = self.bookkeeping.begin_with(DB::BEGIN_WRITE).await?;
-        super::record::record_on::<DB>(&mut tx, owner, results).await?;
         tx.commit().await?;
         Ok(())
     }

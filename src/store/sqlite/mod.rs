@@ -25,10 +25,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// The SQLite store.
 pub struct SqliteStore {
-    /// The shared statements, over a pool for reads and rare durable writes (admin) and one
-    /// for rare bookkeeping at `synchronous=NORMAL` (releasing leases), since losing one of
-    /// those writes in a power cut only means a delivery is sent again, which at-least-once
-    /// allows.
+    /// The shared statements, over a pool for reads and rare durable writes (administration,
+    /// releasing leases at start-up).
     sql: Shared<Sqlite>,
     /// The single writer: ingestion (group commit), recording and leasing.
     writer: mpsc::Sender<writer::Job>,
@@ -55,15 +53,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        let bookkeeping = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
         let (tx, rx) = mpsc::channel(4096);
         let failing = writer::Failing::default();
         tokio::spawn(writer::run(conn, rx, failing.clone(), OWNER.to_owned()));
         Ok(Self {
-            sql: Shared { pool, bookkeeping },
+            sql: Shared { pool },
             writer: tx,
             failing,
         })

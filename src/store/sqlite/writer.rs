@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::insert::insert_all;
 use super::lease::{lease, Lease};
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
-use crate::store::record::record_on;
+use crate::store::record::record_sqlite;
 use crate::store::rows::millis;
 use crate::store::StoreError;
 
@@ -223,7 +223,7 @@ async fn write(
                 .await?;
         }
         for (owner, results, _) in records {
-            record_on::<sqlx::Sqlite>(&mut *conn, owner, results).await?;
+            record_sqlite(&mut *conn, owner, results).await?;
         }
         insert_all(conn, events, owner).await
     };
