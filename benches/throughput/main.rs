@@ -96,6 +96,8 @@ async fn main() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let phases = std::env::var("HERALD_BENCH_PHASES").unwrap_or_default();
+    let phase = |name: &str| phases.is_empty() || phases.split(',').any(|p| p.trim() == name);
     println!(
         "Herald throughput: wrk -t1 -c{CONNECTIONS}, {seconds} s per load, on {} cores\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -127,105 +129,86 @@ async fn main() {
     let sqlite = |name: &str| StoreAt::Sqlite(dir.path().join(format!("{name}.db")));
 
     // SQLite.
-    let h = Herald::start(dir.path(), &sqlite("nosub"));
-    let ingest = wrk::post(&h.url(EVENT), KEY, CONNECTIONS, load_for);
-    t.load(
-        "SQLite ingest, no subscription / bare handler",
-        &ingest,
-        bare_http,
-        h.memory().0,
-    );
-    h.stop();
-
-    let (e2e, _) = delivering(
-        &mut t,
-        "SQLite",
-        &[sqlite("one")],
-        &receiver,
-        1,
-        load_for,
-        bare_http,
-        sender,
-        None,
-    )
-    .await;
-    delivering(
-        &mut t,
-        "SQLite fan-out to 10",
-        &[sqlite("ten")],
-        &receiver,
-        10,
-        load_for,
-        bare_http,
-        e2e,
-        None,
-    )
-    .await;
-    low_load(&mut t, &sqlite("latency"), &receiver).await;
-    let mut first_drain = None;
-    for &n in &backlogs {
-        let rate = drain(
-            &mut t,
-            "SQLite",
-            &sqlite(&format!("backlog{n}")),
-            &receiver,
-            n,
-            first_drain,
+    if phase("ingest") {
+        let h = Herald::start(dir.path(), &sqlite("nosub"));
+        let ingest = wrk::post(&h.url(EVENT), KEY, CONNECTIONS, load_for);
+        let name = "SQLite ingest, no subscription / bare handler";
+        t.load(name, &ingest, bare_http, h.memory().0);
+        h.stop();
+    }
+    let mut e2e = sender;
+    if phase("delivery") {
+        let stores = [sqlite("one")];
+        (e2e, _) = delivering(
+            &mut t, "SQLite", &stores, &receiver, 1, load_for, bare_http, sender, None,
         )
         .await;
-        first_drain.get_or_insert(rate);
+    }
+    if phase("fanout") {
+        let stores = [sqlite("ten")];
+        let label = "SQLite fan-out to 10";
+        delivering(
+            &mut t, label, &stores, &receiver, 10, load_for, bare_http, e2e, None,
+        )
+        .await;
+    }
+    if phase("latency") {
+        low_load(&mut t, &sqlite("latency"), &receiver).await;
+    }
+    if phase("drain") {
+        let mut first = None;
+        for &n in &backlogs {
+            let at = sqlite(&format!("backlog{n}"));
+            let rate = drain(&mut t, "SQLite", &at, &receiver, n, first).await;
+            first.get_or_insert(rate);
+        }
     }
 
     // PostgreSQL.
-    let pg_at = |name: &str| StoreAt::Postgres {
-        url: pg.clone(),
-        schema: format!("bench_{run}_{name}"),
-    };
-    let inserts = store::bare_inserts(&pg_at("bare"), CONNECTIONS as usize, load_for).await;
-    t.rate(
-        "bare single-row INSERT loop, PostgreSQL (baseline)",
-        inserts,
-        "rows/s",
-        inserts,
-        0.0,
-    );
-    let h = Herald::start(dir.path(), &pg_at("nosub"));
-    let ingest = wrk::post(&h.url(EVENT), KEY, CONNECTIONS, load_for);
-    t.load(
-        "PostgreSQL ingest, no subscription / bare INSERT loop",
-        &ingest,
-        inserts,
-        h.memory().0,
-    );
-    h.stop();
-    let one = pg_at("one");
-    delivering(
-        &mut t,
-        "PostgreSQL",
-        &[one],
-        &receiver,
-        1,
-        load_for,
-        inserts,
-        sender,
-        Some(&pg),
-    )
-    .await;
-    let three = pg_at("three");
-    delivering(
-        &mut t,
-        "PostgreSQL ×3 instances",
-        &[three.clone(), three.clone(), three],
-        &receiver,
-        1,
-        load_for,
-        inserts,
-        sender,
-        Some(&pg),
-    )
-    .await;
-    if let Some(&n) = backlogs.first() {
-        drain(&mut t, "PostgreSQL", &pg_at("backlog"), &receiver, n, None).await;
+    if phase("pg") {
+        let pg_at = |name: &str| StoreAt::Postgres {
+            url: pg.clone(),
+            schema: format!("bench_{run}_{name}"),
+        };
+        let inserts = store::bare_inserts(&pg_at("bare"), CONNECTIONS as usize, load_for).await;
+        let name = "bare single-row INSERT loop, PostgreSQL (baseline)";
+        t.rate(name, inserts, "rows/s", inserts, 0.0);
+        let h = Herald::start(dir.path(), &pg_at("nosub"));
+        let ingest = wrk::post(&h.url(EVENT), KEY, CONNECTIONS, load_for);
+        let name = "PostgreSQL ingest, no subscription / bare INSERT loop";
+        t.load(name, &ingest, inserts, h.memory().0);
+        h.stop();
+        let one = [pg_at("one")];
+        delivering(
+            &mut t,
+            "PostgreSQL",
+            &one,
+            &receiver,
+            1,
+            load_for,
+            inserts,
+            sender,
+            Some(&pg),
+        )
+        .await;
+        let three = pg_at("three");
+        let three = [three.clone(), three.clone(), three];
+        let label = "PostgreSQL ×3 instances";
+        delivering(
+            &mut t,
+            label,
+            &three,
+            &receiver,
+            1,
+            load_for,
+            inserts,
+            sender,
+            Some(&pg),
+        )
+        .await;
+        if let Some(&n) = backlogs.first() {
+            drain(&mut t, "PostgreSQL", &pg_at("backlog"), &receiver, n, None).await;
+        }
     }
     drop_schemas(&pg, run).await;
 

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite's writer thread got an error from the database.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations could not be applied.
     #[error("schema migration failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -85,6 +88,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Database(e) => transient_sqlx(e),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                transient_sqlite(e.extended_code)
+            }
+            StoreError::Sqlite(_) => false,
             StoreError::GroupCommit(cause) => cause.is_transient(),
             StoreError::Closed => true,
             StoreError::Migrate(_)
@@ -106,9 +113,7 @@ fn transient_sqlx(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let Some(code) = db.code() else { return false };
             if let Ok(sqlite) = code.parse::<i32>() {
-                // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_NOMEM 7, SQLITE_IOERR 10,
-                // SQLITE_FULL 13, SQLITE_CANTOPEN 14, SQLITE_PROTOCOL 15.
-                matches!(sqlite & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15)
+                transient_sqlite(sqlite)
             } else {
                 // 08: connection exception; 53: insufficient resources (disk full, out of
                 // memory, too many connections); 57P01-57P03: the server is shutting down or
@@ -120,6 +125,13 @@ fn transient_sqlx(e: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether an SQLite result code (extended or primary: the primary code is its low byte)
+/// means "not now": SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_NOMEM 7, SQLITE_IOERR 10,
+/// SQLITE_FULL 13, SQLITE_CANTOPEN 14, SQLITE_PROTOCOL 15.
+fn transient_sqlite(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15)
 }
 
 /// The part of the store that is the same SQL on every backend ([`sql::Shared`]); [`Store`]'s

@@ -1,15 +1,13 @@
-//! Recording attempt results, a whole batch in two statements (the attempts, then the
-//! deliveries' next states) whatever its size. Each statement's text is the same for every
-//! batch, so it is prepared once per connection: the rows travel as one parameter each (a
-//! JSON array that SQLite reads with `json_each`) or one array per column (PostgreSQL's
-//! `unnest`). Numbered placeholders per row would make a new statement for every batch size,
-//! prepared and planned again each time, and sqlx looks each SQLite placeholder up by name,
-//! which costs a scan of all the others.
+//! Recording attempt results: what a result makes of its delivery (shared by the backends),
+//! and PostgreSQL's statements, a whole batch in two (the attempts, then the deliveries' next
+//! states) whatever its size. The statements' text is the same for every batch, so each is
+//! prepared and planned once per connection: the rows travel as one array per column, read
+//! with `unnest` (numbered placeholders per row would make a new statement for every batch
+//! size). SQLite's writer runs its own (`sqlite/write.rs`).
 
 use std::collections::HashMap;
 
-use serde_json::json;
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::rows::millis;
@@ -17,14 +15,15 @@ use super::StoreError;
 use crate::model::{AttemptResult, NextState};
 
 /// A delivery's next state as stored: status, next attempt, last error, when finished.
-struct State<'a> {
-    status: &'static str,
-    next_at: i64,
-    error: Option<&'a str>,
-    finished: Option<i64>,
+pub struct State<'a> {
+    pub status: &'static str,
+    pub next_at: i64,
+    pub error: Option<&'a str>,
+    pub finished: Option<i64>,
 }
 
-fn state(r: &AttemptResult, now: i64) -> State<'_> {
+/// What `r` makes of its delivery, `now` being the time it is recorded.
+pub fn state(r: &AttemptResult, now: i64) -> State<'_> {
     let (status, next_at, error, finished) = match &r.next {
         NextState::Succeeded => ("succeeded", now, None, Some(now)),
         NextState::RetryAt(at) => ("pending", millis(*at), r.attempt.error.as_deref(), None),
@@ -66,78 +65,15 @@ fn states(results: &[AttemptResult]) -> Vec<&AttemptResult> {
     latest(results, |r| r.delivery_id)
 }
 
-fn duration_ms(r: &AttemptResult) -> i64 {
+/// How long the attempt took, as stored.
+pub fn duration_ms(r: &AttemptResult) -> i64 {
     i64::try_from(r.attempt.duration_ms).unwrap_or(i64::MAX)
 }
 
-/// Records `results` on an SQLite connection, inside the caller's transaction: the attempts,
-/// and the next state of each delivery still leased by `owner` (a delivery cancelled or taken
-/// over meanwhile is left as it is).
-pub async fn record_sqlite(
-    conn: &mut SqliteConnection,
-    owner: &str,
-    results: &[AttemptResult],
-) -> Result<(), StoreError> {
-    if results.is_empty() {
-        return Ok(());
-    }
-    let now = millis(OffsetDateTime::now_utc());
-    let rows: Vec<_> = attempts(results)
-        .iter()
-        .map(|r| {
-            let a = &r.attempt;
-            json!([
-                r.delivery_id.to_string(),
-                a.attempt,
-                millis(a.started_at),
-                duration_ms(r),
-                a.outcome.as_str(),
-                a.http_status,
-                a.error
-            ])
-        })
-        .collect();
-    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-    sqlx::query(
-        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
-         FROM json_each(?1) WHERE true
-         ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-           outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
-    )
-    .bind(serde_json::Value::Array(rows).to_string())
-    .execute(&mut *conn)
-    .await?;
-    let rows: Vec<_> = states(results)
-        .iter()
-        .map(|r| {
-            let s = state(r, now);
-            json!([
-                r.delivery_id.to_string(),
-                s.status,
-                r.attempt.attempt,
-                s.next_at,
-                s.error,
-                s.finished
-            ])
-        })
-        .collect();
-    sqlx::query(
-        "WITH r AS (SELECT value ->> 0 AS id, value ->> 1 AS status, value ->> 2 AS attempts, value ->> 3 AS next_at,
-                      value ->> 4 AS error, value ->> 5 AS finished FROM json_each(?1))
-         UPDATE deliveries SET status = r.status, attempts = r.attempts, next_attempt_at = r.next_at,
-           last_error = r.error, finished_at = r.finished, lease_owner = NULL, lease_until = NULL, updated_at = ?2
-         FROM r WHERE deliveries.id = r.id AND deliveries.status = 'in_flight' AND deliveries.lease_owner = ?3",
-    )
-    .bind(serde_json::Value::Array(rows).to_string())
-    .bind(now)
-    .bind(owner)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// [`record_sqlite`] for PostgreSQL: the columns as arrays, read with `unnest`.
+/// Records `results` on a PostgreSQL connection, inside the caller's transaction: the
+/// attempts, and the next state of each delivery still leased by `owner` (a delivery
+/// cancelled or taken over meanwhile is left as it is). Two statements, the columns as
+/// arrays read with `unnest`.
 pub async fn record_pg(
     conn: &mut PgConnection,
     owner: &str,

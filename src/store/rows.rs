@@ -64,6 +64,29 @@ macro_rules! columns_for {
 columns_for!(SqliteRow);
 columns_for!(PgRow);
 
+/// Rows of SQLite's writer thread (`rusqlite`).
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+}
+
+fn decode(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
 pub fn time_col(row: &impl Columns, col: &str) -> Result<OffsetDateTime, StoreError> {
     Ok(from_millis(row.int(col)?))
 }

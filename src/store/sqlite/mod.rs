@@ -1,8 +1,7 @@
 //! The embedded SQLite store: WAL mode, `synchronous=FULL` for anything a caller is told is
 //! stored, and one group-commit writer so concurrent requests share fsyncs.
 
-mod insert;
-mod lease;
+mod write;
 mod writer;
 
 use std::path::Path;
@@ -49,13 +48,13 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         let mut conn = SqliteConnection::connect_with(&options).await?;
         MIGRATOR.run(&mut conn).await?;
+        conn.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        let (tx, rx) = mpsc::channel(4096);
         let failing = writer::Failing::default();
-        tokio::spawn(writer::run(conn, rx, failing.clone(), OWNER.to_owned()));
+        let tx = writer::start(path, failing.clone(), OWNER.to_owned())?;
         Ok(Self {
             sql: Shared { pool },
             writer: tx,
@@ -104,7 +103,7 @@ impl Store for SqliteStore {
     }
 
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
-        let request = lease::Lease::from(&req);
+        let request = write::Lease::from(&req);
         self.ask(|reply| writer::Job::Lease { request, reply })
             .await
     }

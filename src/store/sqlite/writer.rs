@@ -1,21 +1,26 @@
-//! The single writer: one task owns the write connection and takes every job waiting in its
+//! The single writer: one thread owns the write connection and takes every job waiting in its
 //! queue — events to store, attempt results to record, leases to take — and writes them
 //! together: all events and results in one transaction, answered after one fsync. With N
 //! concurrent requests, N events share one `COMMIT`, so durability does not cap throughput at
 //! one request per fsync; and since nothing else writes deliveries, no lease or record ever
 //! waits for SQLite's write lock behind a group commit (SQLite's busy handler sleeps, so a
 //! second writer would starve while ingestion keeps the lock busy).
+//!
+//! The thread uses `rusqlite` rather than sqlx: sqlx runs each SQLite connection on a worker
+//! thread of its own and hands every statement, and every row of a result, across to it and
+//! back; profiles showed those hand-overs (scheduler wake-ups) costing more than SQLite's own
+//! work. Here a whole batch of jobs crosses once, and every statement is prepared once.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::insert::insert_all;
-use super::lease::{lease, Lease};
+use super::write::{insert_all, lease, record, Lease};
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
-use crate::store::record::record_sqlite;
 use crate::store::rows::millis;
 use crate::store::StoreError;
 
@@ -77,6 +82,25 @@ fn approximate_bytes(events: &[&NewEvent]) -> usize {
         .max(1)
 }
 
+/// Opens the writer's connection to the (migrated) database at `path` and starts its thread.
+pub(super) fn start(
+    path: &Path,
+    failing: Failing,
+    owner: String,
+) -> Result<mpsc::Sender<Job>, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    let (tx, rx) = mpsc::channel(4096);
+    std::thread::Builder::new()
+        .name("herald-sqlite-writer".into())
+        .spawn(move || run(conn, rx, failing, owner))
+        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    Ok(tx)
+}
+
 /// The durability a commit needs: `Full` (fsync at commit) when it stores events, `Normal`
 /// when it only records attempts (losing those in a power cut only means a delivery is sent
 /// again, which at-least-once allows; the next full commit makes them durable too).
@@ -84,42 +108,6 @@ fn approximate_bytes(events: &[&NewEvent]) -> usize {
 enum Sync {
     Full,
     Normal,
-}
-
-pub(super) async fn run(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Job>,
-    failing: Failing,
-    owner: String,
-) {
-    let mut jobs = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    let mut sync = Sync::Full;
-    while rx.recv_many(&mut jobs, MAX_JOBS_PER_COMMIT).await > 0 {
-        let mut ingests = Vec::new();
-        let mut records = Vec::new();
-        let mut leases = Vec::new();
-        for job in jobs.drain(..) {
-            match job {
-                Job::Ingest {
-                    events,
-                    probe,
-                    reply,
-                } => ingests.push((events, probe, reply)),
-                Job::Record {
-                    owner,
-                    results,
-                    reply,
-                } => records.push((owner, results, reply)),
-                Job::Lease { request, reply } => leases.push((request, reply)),
-            }
-        }
-        if !ingests.is_empty() || !records.is_empty() {
-            commit(&mut conn, &failing, &owner, &mut sync, ingests, records).await;
-        }
-        for (request, reply) in leases {
-            let _ = reply.send(lease(&mut conn, &request).await);
-        }
-    }
 }
 
 type IngestJob = (
@@ -133,9 +121,46 @@ type RecordJob = (
     oneshot::Sender<Result<(), StoreError>>,
 );
 
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, failing: Failing, owner: String) {
+    let mut sync = Sync::Full;
+    // Blocks this thread (not a runtime's) until work comes, then takes all that waits.
+    while let Some(first) = rx.blocking_recv() {
+        let mut ingests = Vec::new();
+        let mut records = Vec::new();
+        let mut leases = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(job) = next.take() {
+            match job {
+                Job::Ingest {
+                    events,
+                    probe,
+                    reply,
+                } => ingests.push((events, probe, reply)),
+                Job::Record {
+                    owner,
+                    results,
+                    reply,
+                } => records.push((owner, results, reply)),
+                Job::Lease { request, reply } => leases.push((request, reply)),
+            }
+            taken += 1;
+            if taken < MAX_JOBS_PER_COMMIT {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !ingests.is_empty() || !records.is_empty() {
+            commit(&conn, &failing, &owner, &mut sync, ingests, records);
+        }
+        for (request, reply) in leases {
+            let _ = reply.send(lease(&conn, &request));
+        }
+    }
+}
+
 /// Writes the events and results of one round in one transaction and answers each job.
-async fn commit(
-    conn: &mut SqliteConnection,
+fn commit(
+    conn: &Connection,
     failing: &Failing,
     owner: &str,
     sync: &mut Sync,
@@ -156,26 +181,22 @@ async fn commit(
     if !events.is_empty() {
         metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
     }
-    let result = async {
+    let result = (|| {
         if *sync != needed {
-            let pragma = match needed {
+            conn.execute_batch(match needed {
                 Sync::Full => "PRAGMA synchronous = FULL",
                 Sync::Normal => "PRAGMA synchronous = NORMAL",
-            };
-            sqlx::query(pragma).execute(&mut *conn).await?;
+            })?;
             *sync = needed;
         }
-        write(conn, &events, probe, owner, &records).await
-    }
-    .await;
+        write(conn, &events, probe, owner, &records)
+    })();
     match result {
         Ok(mut outcomes) => {
             if probe.is_some() {
                 // Give the probe's pages back for events to use; if this fails, the next
                 // probe or commit overwrites them anyway.
-                let _ = sqlx::query("UPDATE store_probe SET filler = NULL")
-                    .execute(&mut *conn)
-                    .await;
+                let _ = conn.execute("UPDATE store_probe SET filler = NULL", []);
             }
             if needed == Sync::Full {
                 failing.0.store(0, Ordering::Release);
@@ -206,31 +227,30 @@ async fn commit(
     }
 }
 
-async fn write(
-    conn: &mut SqliteConnection,
+fn write(
+    conn: &Connection,
     events: &[&NewEvent],
     probe: Option<usize>,
     owner: &str,
     records: &[RecordJob],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let written = async {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let written = (|| {
         if let Some(bytes) = probe {
-            sqlx::query("INSERT INTO store_probe (id, written_at, filler) VALUES (1, ?, zeroblob(?)) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, filler = excluded.filler")
-                .bind(millis(time::OffsetDateTime::now_utc()))
-                .bind(bytes as i64)
-                .execute(&mut *conn)
-                .await?;
+            conn.execute(
+                "INSERT INTO store_probe (id, written_at, filler) VALUES (1, ?1, zeroblob(?2))
+                 ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, filler = excluded.filler",
+                rusqlite::params![millis(time::OffsetDateTime::now_utc()), bytes as i64],
+            )?;
         }
         for (owner, results, _) in records {
-            record_sqlite(&mut *conn, owner, results).await?;
+            record(conn, owner, results)?;
         }
-        insert_all(conn, events, owner).await
-    };
-    let result = match written.await {
-        Ok(outcomes) => sqlx::query("COMMIT")
-            .execute(&mut *conn)
-            .await
+        insert_all(conn, events, owner)
+    })();
+    let result = match written {
+        Ok(outcomes) => conn
+            .execute_batch("COMMIT")
             .map(|_| outcomes)
             .map_err(StoreError::from),
         Err(e) => Err(e),
@@ -238,7 +258,7 @@ async fn write(
     if result.is_err() {
         // The transaction is abandoned (a failed COMMIT, say on a full disk, can leave it
         // open); the first error is what matters, so the rollback's own is not reported.
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        let _ = conn.execute_batch("ROLLBACK");
     }
     result
 }

@@ -1,0 +1,274 @@
+//! The statements of the SQLite writer thread, on its own connection (`rusqlite`): storing a
+//! group commit's events and deliveries, recording attempt results, leasing. Every statement
+//! is prepared once (`prepare_cached`) and run once per row, inside the writer's thread: no
+//! thread crossing per statement, no SQL text that changes with the batch size, no row
+//! encoded into JSON for SQLite to parse back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::{
+    AttemptResult, EndpointId, EventId, IngestOutcome, LeasedDelivery, NewEvent, OutgoingEvent,
+};
+use crate::store::record::{self, duration_ms};
+use crate::store::rows::{self, millis};
+use crate::store::StoreError;
+
+/// Stores `events` (inside the caller's transaction), leasing the deliveries that are handed
+/// off to `owner`. Outcomes are in the order of `events`; a request with an idempotency key
+/// already used (before, or earlier in the batch) answers as the first one did.
+pub(super) fn insert_all(
+    conn: &Connection,
+    events: &[&NewEvent],
+    owner: &str,
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut in_batch: HashMap<(&str, &str), (EventId, [u8; 32], u32)> = HashMap::new();
+    let mut find = conn.prepare_cached(
+        "SELECT id, fingerprint, delivery_count FROM events WHERE solution = ?1 AND idempotency_key = ?2",
+    )?;
+    let mut event = conn.prepare_cached(
+        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut delivery = conn.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at,
+           lease_owner, lease_until, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?6, ?6)",
+    )?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for &new in events {
+        let e = &new.event;
+        if let Some((key, fingerprint)) = &new.idempotency {
+            let slot = (e.solution.as_str(), key.as_str());
+            let first = match in_batch.get(&slot) {
+                Some(first) => Some(*first),
+                None => find
+                    .query_row(params![e.solution, key], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .optional()?
+                    .map(|(id, stored, count)| {
+                        // A stored fingerprint of another length matches no request.
+                        let stored = stored.try_into().unwrap_or([0; 32]);
+                        Ok::<_, StoreError>((parse(&id)?, stored, count as u32))
+                    })
+                    .transpose()?,
+            };
+            if let Some((id, stored, deliveries)) = first {
+                outcomes.push(if stored == *fingerprint {
+                    IngestOutcome::Replayed { id, deliveries }
+                } else {
+                    IngestOutcome::KeyReused { id }
+                });
+                continue;
+            }
+            in_batch.insert(slot, (e.id, *fingerprint, new.deliveries.len() as u32));
+        }
+        let params_json =
+            serde_json::to_string(&e.params).map_err(|source| StoreError::Corrupt {
+                what: "event params",
+                source,
+            })?;
+        let received = millis(e.received_at);
+        let id = e.id.to_string();
+        event.execute(params![
+            id,
+            e.name,
+            e.solution,
+            params_json,
+            e.correlation_id,
+            e.caller,
+            received,
+            new.idempotency.as_ref().map(|(k, _)| k),
+            new.idempotency.as_ref().map(|(_, f)| f.as_slice()),
+            new.deliveries.len() as i64,
+        ])?;
+        for d in &new.deliveries {
+            let leased = d.leased_until.map(millis);
+            delivery.execute(params![
+                d.id.to_string(),
+                id,
+                d.subscription_id.to_string(),
+                d.endpoint_id.to_string(),
+                if leased.is_some() {
+                    "in_flight"
+                } else {
+                    "pending"
+                },
+                received,
+                leased.map(|_| owner),
+                leased,
+            ])?;
+        }
+        outcomes.push(IngestOutcome::Created {
+            id: e.id,
+            deliveries: new.deliveries.len() as u32,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Records `results` (inside the caller's transaction): the attempts, and the next state of
+/// each delivery still leased by `owner` (one cancelled or taken over meanwhile is left as
+/// it is). Results are applied in order, so a later result of a delivery wins.
+pub(super) fn record(
+    conn: &Connection,
+    owner: &str,
+    results: &[AttemptResult],
+) -> Result<(), StoreError> {
+    let now = millis(time::OffsetDateTime::now_utc());
+    let mut attempt = conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
+           outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
+    )?;
+    let mut state = conn.prepare_cached(
+        "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, last_error = ?4, finished_at = ?5,
+           lease_owner = NULL, lease_until = NULL, updated_at = ?6
+         WHERE id = ?7 AND status = 'in_flight' AND lease_owner = ?8",
+    )?;
+    for r in results {
+        let a = &r.attempt;
+        let id = r.delivery_id.to_string();
+        attempt.execute(params![
+            id,
+            a.attempt,
+            millis(a.started_at),
+            duration_ms(r),
+            a.outcome.as_str(),
+            a.http_status,
+            a.error,
+        ])?;
+        let s = record::state(r, now);
+        state.execute(params![
+            s.status, a.attempt, s.next_at, s.error, s.finished, now, id, owner
+        ])?;
+    }
+    Ok(())
+}
+
+/// What to lease (an owned [`LeaseRequest`](crate::store::LeaseRequest), for the writer's queue).
+#[derive(Debug)]
+pub(super) struct Lease {
+    pub owner: String,
+    pub now: i64,
+    pub until: i64,
+    pub limit: u32,
+    pub per_endpoint: u32,
+    pub skip: Vec<EndpointId>,
+}
+
+impl From<&crate::store::LeaseRequest<'_>> for Lease {
+    fn from(r: &crate::store::LeaseRequest<'_>) -> Self {
+        Self {
+            owner: r.owner.to_owned(),
+            now: millis(r.now),
+            until: millis(r.until),
+            limit: r.limit,
+            per_endpoint: r.per_endpoint,
+            skip: r.skip_endpoints.to_vec(),
+        }
+    }
+}
+
+/// Leases what `req` asks for (one statement, autocommit).
+///
+/// Due work is found endpoint by endpoint: for each endpoint not skipped, its earliest due
+/// deliveries through the index `(endpoint_id, status, next_attempt_at)`, at most
+/// `per_endpoint` of them. A lease thus reads `endpoints × per_endpoint` index entries at
+/// most, however many deliveries are due: a million due to one endpoint after an outage cost
+/// another endpoint nothing, and cost their own endpoint only the entries leased.
+pub(super) fn lease(conn: &Connection, req: &Lease) -> Result<Vec<LeasedDelivery>, StoreError> {
+    let skip = serde_json::to_string(&req.skip.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+        .map_err(|source| StoreError::Corrupt {
+        what: "lease request",
+        source,
+    })?;
+    let mut leasing = conn.prepare_cached(
+        "UPDATE deliveries SET status = 'in_flight', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+         WHERE id IN (SELECT id FROM (
+           SELECT d.id, d.next_attempt_at AS due FROM endpoints e JOIN deliveries d ON d.id IN (
+             SELECT id FROM deliveries WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= ?3
+               ORDER BY next_attempt_at LIMIT ?6)
+           WHERE e.id NOT IN (SELECT value FROM json_each(?4))
+           UNION ALL
+           SELECT d.id, d.lease_until AS due FROM endpoints e JOIN deliveries d ON d.id IN (
+             SELECT id FROM deliveries WHERE endpoint_id = e.id AND status = 'in_flight' AND lease_until <= ?3
+               LIMIT ?6)
+           WHERE e.id NOT IN (SELECT value FROM json_each(?4)))
+           ORDER BY due LIMIT ?5)
+         RETURNING id, attempts, created_at, subscription_id, endpoint_id, event_id",
+    )?;
+    let leased: Vec<Leased> = leasing
+        .query_map(
+            params![
+                req.owner,
+                req.until,
+                req.now,
+                skip,
+                req.limit,
+                req.per_endpoint
+            ],
+            |row| {
+                Ok(Leased {
+                    id: row.get(0)?,
+                    attempts: row.get(1)?,
+                    created_at: row.get(2)?,
+                    subscription_id: row.get(3)?,
+                    endpoint_id: row.get(4)?,
+                    event_id: row.get(5)?,
+                })
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    // The leased deliveries' events, read once each.
+    let mut read = conn.prepare_cached("SELECT * FROM events WHERE id = ?1")?;
+    let mut events: HashMap<&str, Arc<OutgoingEvent>> = HashMap::new();
+    for l in &leased {
+        if events.contains_key(l.event_id.as_str()) {
+            continue;
+        }
+        let event = read.query_row([&l.event_id], |row| Ok(rows::event_from_row(row)))??;
+        events.insert(&l.event_id, Arc::new(OutgoingEvent::new(event)));
+    }
+    leased
+        .iter()
+        .map(|l| {
+            Ok(LeasedDelivery {
+                id: parse(&l.id)?,
+                attempts: l.attempts as u32,
+                created_at: rows::from_millis(l.created_at),
+                subscription_id: parse(&l.subscription_id)?,
+                endpoint_id: parse(&l.endpoint_id)?,
+                event: events[l.event_id.as_str()].clone(),
+            })
+        })
+        .collect()
+}
+
+/// A row the lease statement returned.
+struct Leased {
+    id: String,
+    attempts: i64,
+    created_at: i64,
+    subscription_id: String,
+    endpoint_id: String,
+    event_id: String,
+}
+
+fn parse<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        what: "id",
+        source: serde::de::Error::custom(e.to_string()),
+    })
+}
