@@ -1,7 +1,7 @@
 //! PostgreSQL group commit: concurrent ingestion requests share one transaction of one
 //! statement. A few writer tasks take turns at one queue; each takes every job waiting,
-//! inserts all their events and deliveries with one `INSERT … SELECT FROM unnest(…)` each
-//! (one round trip), commits, and answers them all. While one writer commits, the next
+//! inserts all their events and deliveries with one statement of `INSERT … SELECT FROM
+//! unnest(…)`s (one round trip, its own transaction), and answers them all. While one writer commits, the next
 //! gathers the requests that arrived meanwhile, so the round trips and WAL flushes are shared
 //! rather than paid once per request.
 
@@ -167,15 +167,15 @@ impl Columns {
     }
 }
 
-/// Stores `events` in one transaction: one statement for all events and deliveries, and one
-/// more only if some idempotency keys were taken. Outcomes are in the order of `events`.
+/// Stores `events`: one statement for all events and deliveries, and one more, a read, only if
+/// some idempotency keys were taken. Outcomes are in the order of `events`.
 async fn write(
     pool: &PgPool,
     events: &[&NewEvent],
     owner: &str,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let c = Columns::of(events, owner)?;
-    let mut tx = pool.begin().await?;
+    // One statement, atomic by itself: one round trip, no transaction around it.
     let inserted = sqlx::query(
         "WITH ev AS (
            INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
@@ -208,7 +208,7 @@ async fn write(
     .bind(&c.d_at)
     .bind(&c.d_owner)
     .bind(&c.d_until)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
     let inserted: std::collections::HashSet<String> = inserted
         .iter()
@@ -221,8 +221,8 @@ async fn write(
         .copied()
         .filter(|e| !inserted.contains(&e.event.id.to_string()))
         .collect();
-    let first = first_of_keys(&mut tx, &taken).await?;
-    tx.commit().await?;
+    // Committed by now, on this instance or another: the first holder of each key is read.
+    let first = first_of_keys(pool, &taken).await?;
     events
         .iter()
         .map(|new| {
@@ -257,7 +257,7 @@ async fn write(
 
 /// The stored events holding the keys of `events`: id, fingerprint and delivery count.
 async fn first_of_keys(
-    tx: &mut sqlx::PgConnection,
+    pool: &PgPool,
     events: &[&NewEvent],
 ) -> Result<HashMap<(String, String), (EventId, Vec<u8>, u32)>, StoreError> {
     if events.is_empty() {
@@ -273,7 +273,7 @@ async fn first_of_keys(
     )
     .bind(&solutions)
     .bind(&keys)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|row| {

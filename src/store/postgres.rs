@@ -106,10 +106,7 @@ impl Store for PgStore {
     }
 
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        super::record::record_pg(&mut tx, owner, results).await?;
-        tx.commit().await?;
-        Ok(())
+        super::record::record_pg(&self.pool, owner, results).await
     }
 
     // Changes to endpoints and subscriptions are announced to the other instances.

@@ -1,5 +1,5 @@
 //! Recording attempt results: what a result makes of its delivery (shared by the backends),
-//! and PostgreSQL's statements, a whole batch in two (the attempts, then the deliveries' next
+//! and PostgreSQL's statement, a whole batch in one (the attempts, and the deliveries' next
 //! states) whatever its size. The statements' text is the same for every batch, so each is
 //! prepared and planned once per connection: the rows travel as one array per column, read
 //! with `unnest` (numbered placeholders per row would make a new statement for every batch
@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::PgConnection;
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::rows::millis;
@@ -70,12 +70,11 @@ pub fn duration_ms(r: &AttemptResult) -> i64 {
     i64::try_from(r.attempt.duration_ms).unwrap_or(i64::MAX)
 }
 
-/// Records `results` on a PostgreSQL connection, inside the caller's transaction: the
-/// attempts, and the next state of each delivery still leased by `owner` (a delivery
-/// cancelled or taken over meanwhile is left as it is). Two statements, the columns as
-/// arrays read with `unnest`.
+/// Records `results` on PostgreSQL: the attempts, and the next state of each delivery still
+/// leased by `owner` (a delivery cancelled or taken over meanwhile is left as it is). One
+/// statement, the columns as arrays read with `unnest`.
 pub async fn record_pg(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     owner: &str,
     results: &[AttemptResult],
 ) -> Result<(), StoreError> {
@@ -84,11 +83,22 @@ pub async fn record_pg(
     }
     let now = millis(OffsetDateTime::now_utc());
     let a = attempts(results);
+    let s = states(results);
+    let st: Vec<State> = s.iter().map(|r| state(r, now)).collect();
+    // A data-modifying CTE always runs: the attempts and the states are one statement, atomic
+    // by itself, so one round trip with no transaction around it.
     sqlx::query(
-        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-         SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::text[])
-         ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-           outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
+        "WITH a AS (
+           INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
+           SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::text[])
+           ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
+             outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error
+           RETURNING 1)
+         UPDATE deliveries d SET status = r.status, attempts = r.attempts, next_attempt_at = r.next_at,
+           last_error = r.error, finished_at = r.finished, lease_owner = NULL, lease_until = NULL, updated_at = $14
+         FROM unnest($8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[], $13::int8[])
+           AS r(id, status, attempts, next_at, error, finished)
+         WHERE d.id = r.id AND d.status = 'in_flight' AND d.lease_owner = $15",
     )
     .bind(a.iter().map(|r| r.delivery_id.to_string()).collect::<Vec<_>>())
     .bind(a.iter().map(|r| i64::from(r.attempt.attempt)).collect::<Vec<_>>())
@@ -101,17 +111,6 @@ pub async fn record_pg(
             .collect::<Vec<_>>(),
     )
     .bind(a.iter().map(|r| r.attempt.error.clone()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
-    let s = states(results);
-    let st: Vec<State> = s.iter().map(|r| state(r, now)).collect();
-    sqlx::query(
-        "UPDATE deliveries d SET status = r.status, attempts = r.attempts, next_attempt_at = r.next_at,
-           last_error = r.error, finished_at = r.finished, lease_owner = NULL, lease_until = NULL, updated_at = $7
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::int8[])
-           AS r(id, status, attempts, next_at, error, finished)
-         WHERE d.id = r.id AND d.status = 'in_flight' AND d.lease_owner = $8",
-    )
     .bind(s.iter().map(|r| r.delivery_id.to_string()).collect::<Vec<_>>())
     .bind(st.iter().map(|x| x.status).collect::<Vec<_>>())
     .bind(s.iter().map(|r| i64::from(r.attempt.attempt)).collect::<Vec<_>>())
@@ -120,7 +119,7 @@ pub async fn record_pg(
     .bind(st.iter().map(|x| x.finished).collect::<Vec<_>>())
     .bind(now)
     .bind(owner)
-    .execute(&mut *conn)
+    .execute(pool)
     .await?;
     Ok(())
 }
