@@ -8,6 +8,7 @@ mod cluster;
 mod crash;
 mod dataverse;
 mod demo;
+mod dispatch;
 mod flows;
 mod infra;
 mod ingest;
