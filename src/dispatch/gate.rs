@@ -13,6 +13,9 @@ pub(super) struct Gate {
     pub limit: u32,
     /// A lease round left the endpoint out as full since it last had room.
     pub skipped: bool,
+    /// Deliveries to the endpoint may be waiting in the store: fresh ones are not handed off
+    /// (they would overtake them) until a lease round finds fewer than it could take.
+    pub backlog: bool,
     /// Bounds sends at once.
     pub sending: Arc<Semaphore>,
 }
@@ -24,6 +27,7 @@ impl Gate {
             held: 0,
             limit,
             skipped: false,
+            backlog: false,
             sending: Arc::new(Semaphore::new(limit as usize)),
         }
     }

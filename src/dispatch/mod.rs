@@ -81,6 +81,9 @@ struct Inner {
     freed: Notify,
     /// The last lease round was limited by `max_in_flight`.
     starved: AtomicBool,
+    /// A delivery found the dispatcher full and was stored pending: until a lease round
+    /// finds nothing more due, fresh deliveries are stored pending too (see [`HandOff`]).
+    backlog: AtomicBool,
     /// Whether deliveries are handed off: from when the leases of a previous run are given
     /// back (a delivery handed off before would be released while it is sent) until shutdown.
     open: AtomicBool,
@@ -90,8 +93,9 @@ struct Inner {
 enum Leased {
     /// Took as much as capacity allowed: more may be due at once.
     Full,
-    /// Took less than capacity allowed: nothing more is due now.
-    Partly,
+    /// Took less than capacity allowed: nothing more is due now but at these endpoints, which
+    /// were left out as full (their completions wake the loop).
+    Partly(Vec<EndpointId>),
     /// Did not look: too little capacity is free.
     Busy,
 }
@@ -120,6 +124,7 @@ impl Dispatcher {
                 record_tx,
                 freed: Notify::new(),
                 starved: AtomicBool::new(false),
+                backlog: AtomicBool::new(false),
                 open: AtomicBool::new(false),
             }),
             record_rx,
@@ -157,7 +162,7 @@ impl Dispatcher {
         loop {
             let wait = match this.lease_and_start().await {
                 Ok(Leased::Full) => Duration::ZERO,
-                Ok(Leased::Partly) => this.idle_wait().await,
+                Ok(Leased::Partly(skipped)) => this.idle_wait(&skipped).await,
                 // Completions wake the loop; the poll interval bounds the wait.
                 Ok(Leased::Busy) => this.config.poll_interval,
                 Err(e) => {
@@ -215,15 +220,27 @@ impl HandOff {
         let gate = gates
             .entry(endpoint)
             .or_insert_with(|| Gate::new(inner.config.endpoint_concurrency));
-        if gate.held >= gate.limit {
+        // While deliveries wait in the store for this endpoint (or for any, when the
+        // dispatcher was full), fresh ones join them there: the lease query takes them in the
+        // order they are due, and a place freed goes to the oldest, not to the next request.
+        if gate.backlog || inner.backlog.load(Ordering::Acquire) {
             return None;
         }
-        let permit = inner.in_flight.clone().try_acquire_owned().ok()?;
+        if gate.held >= gate.limit {
+            gate.backlog = true;
+            return None;
+        }
+        let Ok(permit) = inner.in_flight.clone().try_acquire_owned() else {
+            inner.backlog.store(true, Ordering::Release);
+            return None;
+        };
         gate.held += 1;
         Some(Reservation {
-            inner: inner.clone(),
-            endpoint,
-            permit: Some(permit),
+            place: Some(Place {
+                inner: inner.clone(),
+                endpoint,
+                permit: Some(permit),
+            }),
         })
     }
 
@@ -241,32 +258,41 @@ impl HandOff {
 /// A place for one delivery, held from before its event is stored until it starts; given
 /// back if it is dropped unused (the event was not stored, or was a replay).
 pub struct Reservation {
-    inner: Arc<Inner>,
-    endpoint: EndpointId,
-    permit: Option<OwnedSemaphorePermit>,
+    place: Option<Place>,
 }
 
 impl Reservation {
     /// Starts sending `delivery`, which the store holds leased by this instance.
     pub fn start(mut self, delivery: LeasedDelivery) {
-        debug_assert_eq!(delivery.endpoint_id, self.endpoint);
-        let permit = self.permit.take().expect("a reservation starts once");
-        self.inner.start(delivery, permit);
+        let place = self.place.take().expect("a reservation starts once");
+        debug_assert_eq!(delivery.endpoint_id, place.endpoint);
+        place.inner.clone().start(delivery, place);
     }
 }
 
-impl Drop for Reservation {
+/// A delivery's share of the dispatcher: an in-flight permit and a place at its endpoint's
+/// gate, both given back when it is dropped, whether the send finished, never started, or
+/// its task panicked.
+struct Place {
+    inner: Arc<Inner>,
+    endpoint: EndpointId,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Place {
     fn drop(&mut self) {
-        if self.permit.take().is_some() {
-            self.inner.release(self.endpoint);
-        }
+        // The permit first, so the capacity `release` looks at includes it.
+        drop(self.permit.take());
+        self.inner.release(self.endpoint);
     }
 }
 
 impl Inner {
-    /// How long to sleep when nothing was leased: until the next due delivery, at most the poll interval.
-    async fn idle_wait(&self) -> Duration {
-        let next = self.store.next_due().await.ok().flatten();
+    /// How long to sleep when nothing more was due: until the next due delivery of an
+    /// endpoint not in `skipped`, at most the poll interval. (A skipped endpoint's work is
+    /// due already; its completions wake the loop, so it must not make the loop spin.)
+    async fn idle_wait(&self, skipped: &[EndpointId]) -> Duration {
+        let next = self.store.next_due(skipped).await.ok().flatten();
         let until_next = next.map(|t| {
             (t - OffsetDateTime::now_utc())
                 .try_into()
@@ -286,6 +312,10 @@ impl Inner {
         let low_water = (self.config.max_in_flight / 8).max(1);
         if capacity == 0 || (capacity < low_water && capacity < self.config.max_in_flight) {
             self.starved.store(true, Ordering::Release);
+            // A completion between the count and the mark did not see the mark: look again.
+            if self.in_flight.available_permits() as u32 >= low_water {
+                return Ok(Leased::Full);
+            }
             return Ok(Leased::Busy);
         }
         // An endpoint holding as many deliveries as it may send at once gets no more, so a
@@ -314,11 +344,13 @@ impl Inner {
                 skip_endpoints: &skip,
             })
             .await?;
-        let full = if leased.len() as u32 == capacity {
+        let full = leased.len() as u32 == capacity;
+        self.mark_backlogs(&leased, &skip, full);
+        let outcome = if full {
             self.starved.store(true, Ordering::Release);
             Leased::Full
         } else {
-            Leased::Partly
+            Leased::Partly(skip)
         };
         for delivery in leased {
             // Hand-offs may have taken permits meanwhile; the lease holds the delivery either
@@ -338,21 +370,44 @@ impl Inner {
                 .entry(delivery.endpoint_id)
                 .or_insert_with(|| Gate::new(self.config.endpoint_concurrency))
                 .held += 1;
-            self.start(delivery, permit);
+            let place = Place {
+                inner: self.clone(),
+                endpoint: delivery.endpoint_id,
+                permit: Some(permit),
+            };
+            self.clone().start(delivery, place);
         }
-        Ok(full)
+        Ok(outcome)
     }
 
-    /// Sends `delivery` in a task of its own and records the result; `permit` and the place
-    /// the delivery holds at its endpoint's gate are given back when it is done.
-    fn start(self: &Arc<Self>, delivery: LeasedDelivery, permit: OwnedSemaphorePermit) {
-        let this = self.clone();
+    /// After a lease round: which endpoints may still have deliveries waiting in the store.
+    /// One that got `per_endpoint` deliveries, or was left out as full, may; one that got
+    /// fewer has none due now. When the round took less than its capacity, nothing due is
+    /// left but at those endpoints, so the dispatcher-wide mark is cleared.
+    fn mark_backlogs(&self, leased: &[LeasedDelivery], skipped: &[EndpointId], full: bool) {
+        let mut taken: HashMap<EndpointId, u32> = HashMap::new();
+        for d in leased {
+            *taken.entry(d.endpoint_id).or_default() += 1;
+        }
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, gate) in gates.iter_mut() {
+            if !skipped.contains(id) {
+                gate.backlog =
+                    taken.get(id).copied().unwrap_or(0) >= self.config.endpoint_concurrency;
+            }
+        }
+        if !full {
+            self.backlog.store(false, Ordering::Release);
+        }
+    }
+
+    /// Sends `delivery` in a task of its own and records the result; its `place` is given
+    /// back when the task ends.
+    fn start(self: Arc<Self>, delivery: LeasedDelivery, place: Place) {
         tokio::spawn(async move {
-            let endpoint_id = delivery.endpoint_id;
-            let result = this.deliver(delivery).await;
-            let _ = this.record_tx.send(result).await;
-            drop(permit);
-            this.release(endpoint_id);
+            let _place = place;
+            let result = self.deliver(delivery).await;
+            let _ = self.record_tx.send(result).await;
         });
     }
 

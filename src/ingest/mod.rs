@@ -225,6 +225,7 @@ impl Ingestor {
         let mut pending = false;
         for (e, new) in events.iter_mut().enumerate() {
             for (d, delivery) in new.deliveries.iter_mut().enumerate() {
+                delivery.leased_until = None;
                 match self.hand_off.reserve(delivery.endpoint_id) {
                     Some(place) => {
                         delivery.leased_until = Some(until);
@@ -238,22 +239,39 @@ impl Ingestor {
             .iter()
             .map(|(e, d, _)| (events[*e].event.clone(), events[*e].deliveries[*d].clone()))
             .collect();
-        let outcomes = self.store.ingest(events).await?;
-        let created = |e: usize| matches!(outcomes[e], IngestOutcome::Created { .. });
-        for ((e, _, place), (event, delivery)) in reserved.into_iter().zip(handed) {
-            // A replayed event's deliveries were not stored: its places are given back.
-            if created(e) {
-                place.start(LeasedDelivery {
-                    id: delivery.id,
-                    attempts: 0,
-                    created_at: event.received_at,
-                    subscription_id: delivery.subscription_id,
-                    endpoint_id: delivery.endpoint_id,
-                    event,
-                });
+        // Once queued, the write finishes and its deliveries start even if the caller goes
+        // away meanwhile: dropping the places of deliveries committed as leased would leave
+        // them unsent until their lease expired.
+        let store = self.store.clone();
+        let written = tokio::spawn(async move {
+            let outcomes = store.ingest(events).await?;
+            let created = |e: usize| matches!(outcomes[e], IngestOutcome::Created { .. });
+            for ((e, _, place), (event, delivery)) in reserved.into_iter().zip(handed) {
+                // A replayed event's deliveries were not stored: its places are given back.
+                if created(e) {
+                    place.start(LeasedDelivery {
+                        id: delivery.id,
+                        attempts: 0,
+                        created_at: event.received_at,
+                        subscription_id: delivery.subscription_id,
+                        endpoint_id: delivery.endpoint_id,
+                        event,
+                    });
+                }
             }
-        }
-        let count = (0..outcomes.len()).filter(|e| created(*e)).count();
+            Ok::<_, StoreError>(outcomes)
+        });
+        let outcomes = match written.await {
+            Ok(outcomes) => outcomes?,
+            Err(e) => {
+                tracing::error!(error = %e, "storing events failed unexpectedly");
+                return Err(IngestError::Store(StoreError::Closed));
+            }
+        };
+        let count = outcomes
+            .iter()
+            .filter(|o| matches!(o, IngestOutcome::Created { .. }))
+            .count();
         metrics::counter!("herald_events_accepted_total").increment(count as u64);
         if pending && count > 0 {
             self.hand_off.wake();

@@ -168,8 +168,9 @@ pub trait Records: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Gives back every lease held by `owner` (at start-up: work of a previous run).
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
-    /// The earliest time a pending delivery is due, if any.
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+    /// The earliest time a pending delivery is due (leaving out the endpoints in `skip`) or a
+    /// lease ends, if any.
+    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError>;
 
     /// Deliveries matching `query`, newest first.
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
@@ -259,9 +260,10 @@ pub trait Store: Send + Sync + 'static {
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
         self.records().release_leases(owner).await
     }
-    /// The earliest time a pending delivery is due, if any.
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.records().next_due().await
+    /// The earliest time a pending delivery is due (leaving out the endpoints in `skip`, and
+    /// deliveries of deleted endpoints) or a lease ends, if any.
+    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.records().next_due(skip).await
     }
 
     /// Deliveries matching `query`, newest first.
@@ -276,11 +278,12 @@ pub trait Store: Send + Sync + 'static {
         self.records().delivery(id).await
     }
     /// Makes a dead-lettered (or pending) delivery due now. `None` if it does not exist;
-    /// `Some(false)` if it is in a state that cannot be retried.
+    /// `Some(false)` if it is in a state that cannot be retried or its endpoint was deleted.
     async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
         self.records().retry(id, now).await
     }
-    /// Makes the dead letters matching `filter` due now; returns how many.
+    /// Makes the dead letters matching `filter` due now (not those of deleted endpoints);
+    /// returns how many.
     async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.records().replay(filter, now).await
     }

@@ -271,16 +271,28 @@ where
         Ok(DB::rows_affected(&done))
     }
 
-    /// The earliest time a pending delivery is due or a lease ends.
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        let row = sqlx::query::<DB>(
-            "SELECT MIN(t) AS t FROM (
-               SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'
-               UNION ALL SELECT MIN(lease_until) AS t FROM deliveries WHERE status = 'in_flight') AS due",
+    /// The earliest time a pending delivery of an endpoint not in `skip` is due, or a lease ends.
+    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError> {
+        // Endpoint by endpoint, through (endpoint_id, status, next_attempt_at): an endpoint
+        // that is skipped (full) or deleted does not make the dispatcher look again at once.
+        let rows = sqlx::query::<DB>(
+            "SELECT e.id AS id, (SELECT MIN(next_attempt_at) FROM deliveries
+                                 WHERE endpoint_id = e.id AND status = 'pending') AS t FROM endpoints e
+             UNION ALL SELECT NULL AS id, MIN(lease_until) AS t FROM deliveries WHERE status = 'in_flight'",
         )
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.opt_int("t")?.map(from_millis))
+        let skip: Vec<String> = skip.iter().map(|e| e.to_string()).collect();
+        let mut next = None;
+        for row in rows {
+            if row.opt_text("id")?.is_some_and(|id| skip.contains(&id)) {
+                continue;
+            }
+            if let Some(t) = row.opt_int("t")? {
+                next = Some(next.map_or(t, |n: i64| n.min(t)));
+            }
+        }
+        Ok(next.map(from_millis))
     }
 
     /// Deliveries matching `q`, newest first.
@@ -327,7 +339,7 @@ where
     async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
         let done = sqlx::query::<DB>(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
-             WHERE id = $2 AND status IN ('pending', 'dead_lettered')",
+             WHERE id = $2 AND status IN ('pending', 'dead_lettered') AND endpoint_id IN (SELECT id FROM endpoints)",
         )
         .bind(millis(now))
         .bind(id.to_string())
@@ -348,6 +360,7 @@ where
         let done = sqlx::query::<DB>(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
              WHERE status = 'dead_lettered' AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
+               AND endpoint_id IN (SELECT id FROM endpoints)
                AND event_id IN (SELECT id FROM events WHERE (CAST($3 AS TEXT) IS NULL OR name = $3)
                  AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
                  AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5))",

@@ -1,5 +1,6 @@
 //! The dispatcher's hand-off: how many fresh deliveries it takes straight from ingestion, and
-//! when. Its places are bounded per endpoint and in all, given back when unused, and offered
+//! when. Its places are bounded per endpoint and in all, given back when unused, refused while
+//! refused deliveries may wait in the store (so fresh ones never overtake them), and offered
 //! only while the dispatcher runs (after the leases of a previous run were released).
 
 use std::sync::Arc;
@@ -77,8 +78,18 @@ async fn the_hand_off_is_bounded_per_endpoint_and_in_all_and_only_while_running(
     let b1 = hand_off.reserve(b).expect("a place at b");
     assert!(hand_off.reserve(b).is_none(), "3 places in all are taken");
     drop(a1);
-    let b2 = hand_off.reserve(b);
-    assert!(b2.is_some(), "a place given back unused is free again");
+    assert!(
+        hand_off.reserve(a).is_none() && hand_off.reserve(b).is_none(),
+        "the deliveries refused went to the store: fresh ones join them there, not overtake them"
+    );
+    // Ingestion wakes the dispatcher after storing what it refused; the lease round finds
+    // nothing waiting, and the place given back is free again.
+    hand_off.wake();
+    let b2 = crate::support::wait_for(Duration::from_secs(5), "the place given back", || {
+        let place = hand_off.reserve(b);
+        async move { place }
+    })
+    .await;
     // Unused places hold nothing up at shutdown.
     drop((a2, b1, b2));
     shutdown.cancel();
