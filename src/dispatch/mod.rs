@@ -5,27 +5,29 @@
 
 pub mod decide;
 mod gate;
+mod hand_off;
 mod lookup;
 mod recorder;
 pub mod retry;
+mod send;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::Rng;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::destinations::{Destinations, Origin};
-use crate::model::{Attempt, AttemptResult, EndpointId, LeasedDelivery};
+use crate::model::{AttemptResult, EndpointId, LeasedDelivery};
 use crate::registry::Registry;
 use crate::store::{LeaseRequest, Store, StoreError};
-use decide::{decide, Attempted};
 use gate::Gate;
+use hand_off::Place;
+pub use hand_off::{HandOff, Reservation};
 pub use retry::{Decision, RetryPolicy};
 
 /// Dispatcher settings.
@@ -133,9 +135,7 @@ impl Dispatcher {
 
     /// The handle ingestion gives fresh deliveries to.
     pub fn hand_off(&self) -> HandOff {
-        HandOff {
-            inner: self.inner.clone(),
-        }
+        HandOff::new(self.inner.clone())
     }
 
     /// Runs until `shutdown`; deliveries in flight then finish or are re-leased later.
@@ -193,97 +193,6 @@ impl Dispatcher {
         .await;
         stop_recording.cancel();
         let _ = tokio::time::timeout(grace, recorder).await;
-    }
-}
-
-/// Takes deliveries straight from the commit that created them: the bounded hand-off.
-///
-/// Before storing an event, ingestion reserves a place for each of its deliveries; a
-/// reserved delivery is stored in flight, leased by this instance, and starts at once after
-/// the commit, with the event already in memory: no lease query, no second read. A place is
-/// free while the dispatcher is below its in-flight limit and the endpoint below its own, so
-/// what is handed off never waits behind a slow endpoint, and memory never grows with load:
-/// a delivery that finds no place is stored pending, for the lease query.
-#[derive(Clone)]
-pub struct HandOff {
-    inner: Arc<Inner>,
-}
-
-impl HandOff {
-    /// A place for one delivery to `endpoint`, if there is one now.
-    pub fn reserve(&self, endpoint: EndpointId) -> Option<Reservation> {
-        let inner = &self.inner;
-        if !inner.open.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut gates = inner.gates.lock().unwrap_or_else(|p| p.into_inner());
-        let gate = gates
-            .entry(endpoint)
-            .or_insert_with(|| Gate::new(inner.config.endpoint_concurrency));
-        // While deliveries wait in the store for this endpoint (or for any, when the
-        // dispatcher was full), fresh ones join them there: the lease query takes them in the
-        // order they are due, and a place freed goes to the oldest, not to the next request.
-        if gate.backlog || inner.backlog.load(Ordering::Acquire) {
-            return None;
-        }
-        if gate.held >= gate.limit {
-            gate.backlog = true;
-            return None;
-        }
-        let Ok(permit) = inner.in_flight.clone().try_acquire_owned() else {
-            inner.backlog.store(true, Ordering::Release);
-            return None;
-        };
-        gate.held += 1;
-        Some(Reservation {
-            place: Some(Place {
-                inner: inner.clone(),
-                endpoint,
-                permit: Some(permit),
-            }),
-        })
-    }
-
-    /// Until when a delivery handed off now is leased.
-    pub fn lease_until(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.inner.config.lease
-    }
-
-    /// Wakes the dispatcher to look for due work (deliveries stored pending).
-    pub fn wake(&self) {
-        self.inner.waker.wake();
-    }
-}
-
-/// A place for one delivery, held from before its event is stored until it starts; given
-/// back if it is dropped unused (the event was not stored, or was a replay).
-pub struct Reservation {
-    place: Option<Place>,
-}
-
-impl Reservation {
-    /// Starts sending `delivery`, which the store holds leased by this instance.
-    pub fn start(mut self, delivery: LeasedDelivery) {
-        let place = self.place.take().expect("a reservation starts once");
-        debug_assert_eq!(delivery.endpoint_id, place.endpoint);
-        place.inner.clone().start(delivery, place);
-    }
-}
-
-/// A delivery's share of the dispatcher: an in-flight permit and a place at its endpoint's
-/// gate, both given back when it is dropped, whether the send finished, never started, or
-/// its task panicked.
-struct Place {
-    inner: Arc<Inner>,
-    endpoint: EndpointId,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        // The permit first, so the capacity `release` looks at includes it.
-        drop(self.permit.take());
-        self.inner.release(self.endpoint);
     }
 }
 
@@ -434,103 +343,5 @@ impl Inner {
         if endpoint_freed || capacity_freed {
             self.freed.notify_one();
         }
-    }
-
-    /// Sends one delivery and decides its next state: lookup → send → decide → record.
-    async fn deliver(&self, d: LeasedDelivery) -> AttemptResult {
-        let attempt = d.attempts + 1;
-        let started_at = OffsetDateTime::now_utc();
-        let clock = Instant::now();
-        let (attempted, kind) = self.send(&d).await;
-        let elapsed = clock.elapsed();
-        if let Some(kind) = kind {
-            metrics::histogram!("herald_attempt_duration_seconds", "kind" => kind)
-                .record(elapsed.as_secs_f64());
-        }
-        let jitter = rand::rng().random::<f64>();
-        let verdict = decide(
-            attempted,
-            attempt,
-            d.created_at,
-            OffsetDateTime::now_utc(),
-            &self.config.retry,
-            jitter,
-        );
-        if let Some(reason) = &verdict.disable_subscription {
-            tracing::warn!(subscription = %d.subscription_id, "receiver answered 410 Gone: disabling the subscription");
-            if let Err(e) = self
-                .registry
-                .disable_subscription(d.subscription_id, reason)
-                .await
-            {
-                tracing::error!(error = %e, subscription = %d.subscription_id, "could not disable the subscription");
-            }
-        }
-        metrics::counter!("herald_deliveries_total", "outcome" => verdict.next.label())
-            .increment(1);
-        AttemptResult {
-            delivery_id: d.id,
-            attempt: Attempt {
-                attempt,
-                started_at,
-                duration_ms: elapsed.as_millis() as u64,
-                outcome: verdict.outcome,
-                http_status: verdict.http_status,
-                error: verdict.error,
-            },
-            next: verdict.next,
-        }
-    }
-
-    /// Finds the endpoint and subscription and sends; the endpoint kind, when it got as far.
-    async fn send(&self, d: &LeasedDelivery) -> (Attempted, Option<&'static str>) {
-        let version = self.registry.routing().version();
-        let store = self.store.as_ref();
-        let found = async {
-            let endpoint = self.lookups.endpoint(store, version, d.endpoint_id).await?;
-            let subscription = self
-                .lookups
-                .subscription(store, version, d.subscription_id)
-                .await?;
-            Ok::<_, StoreError>((endpoint, subscription))
-        };
-        let (endpoint, subscription) = match found.await {
-            Ok((Some(e), Some(s))) => (e, s),
-            Ok((None, _)) => return (Attempted::Orphaned("endpoint"), None),
-            Ok((_, None)) => return (Attempted::Orphaned("subscription"), None),
-            Err(e) => return (Attempted::LookupFailed(e), None),
-        };
-        let message = self.config.origin.outbound(
-            d.id,
-            &subscription,
-            &d.event,
-            self.config.catalog.cataloged(&d.event.name),
-        );
-        let destination = self.destinations.get(&endpoint);
-        let limit = endpoint
-            .max_concurrency
-            .unwrap_or(self.config.endpoint_concurrency)
-            .max(1);
-        let sending = self.gate(endpoint.id, limit);
-        let _permit = sending
-            .acquire_owned()
-            .await
-            .expect("gate semaphores are never closed");
-        let outcome = destination.send(&message).await;
-        (
-            Attempted::Sent(outcome),
-            Some(endpoint.settings.kind().as_str()),
-        )
-    }
-
-    /// The semaphore bounding sends to one endpoint, resized when its limit changed.
-    fn gate(&self, id: EndpointId, limit: u32) -> Arc<Semaphore> {
-        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        let gate = gates.entry(id).or_insert_with(|| Gate::new(limit));
-        if gate.limit != limit {
-            gate.limit = limit;
-            gate.sending = Arc::new(Semaphore::new(limit as usize));
-        }
-        gate.sending.clone()
     }
 }

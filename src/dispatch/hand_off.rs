@@ -1,0 +1,107 @@
+//! The hand-off: fresh deliveries taken straight from the commit that created them, in
+//! bounded places, and the place every delivery holds while it is sent.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::gate::Gate;
+use super::Inner;
+use crate::model::{EndpointId, LeasedDelivery};
+
+/// Takes deliveries straight from the commit that created them: the bounded hand-off.
+///
+/// Before storing an event, ingestion reserves a place for each of its deliveries; a
+/// reserved delivery is stored in flight, leased by this instance, and starts at once after
+/// the commit, with the event already in memory: no lease query, no second read. A place is
+/// free while the dispatcher is below its in-flight limit and the endpoint below its own, so
+/// what is handed off never waits behind a slow endpoint, and memory never grows with load:
+/// a delivery that finds no place is stored pending, for the lease query.
+#[derive(Clone)]
+pub struct HandOff {
+    inner: Arc<Inner>,
+}
+
+impl HandOff {
+    pub(super) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// A place for one delivery to `endpoint`, if there is one now.
+    pub fn reserve(&self, endpoint: EndpointId) -> Option<Reservation> {
+        let inner = &self.inner;
+        if !inner.open.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut gates = inner.gates.lock().unwrap_or_else(|p| p.into_inner());
+        let gate = gates
+            .entry(endpoint)
+            .or_insert_with(|| Gate::new(inner.config.endpoint_concurrency));
+        // While deliveries wait in the store for this endpoint (or for any, when the
+        // dispatcher was full), fresh ones join them there: the lease query takes them in the
+        // order they are due, and a place freed goes to the oldest, not to the next request.
+        if gate.backlog || inner.backlog.load(Ordering::Acquire) {
+            return None;
+        }
+        if gate.held >= gate.limit {
+            gate.backlog = true;
+            return None;
+        }
+        let Ok(permit) = inner.in_flight.clone().try_acquire_owned() else {
+            inner.backlog.store(true, Ordering::Release);
+            return None;
+        };
+        gate.held += 1;
+        Some(Reservation {
+            place: Some(Place {
+                inner: inner.clone(),
+                endpoint,
+                permit: Some(permit),
+            }),
+        })
+    }
+
+    /// Until when a delivery handed off now is leased.
+    pub fn lease_until(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.inner.config.lease
+    }
+
+    /// Wakes the dispatcher to look for due work (deliveries stored pending).
+    pub fn wake(&self) {
+        self.inner.waker.wake();
+    }
+}
+
+/// A place for one delivery, held from before its event is stored until it starts; given
+/// back if it is dropped unused (the event was not stored, or was a replay).
+pub struct Reservation {
+    place: Option<Place>,
+}
+
+impl Reservation {
+    /// Starts sending `delivery`, which the store holds leased by this instance.
+    pub fn start(mut self, delivery: LeasedDelivery) {
+        let place = self.place.take().expect("a reservation starts once");
+        debug_assert_eq!(delivery.endpoint_id, place.endpoint);
+        place.inner.clone().start(delivery, place);
+    }
+}
+
+/// A delivery's share of the dispatcher: an in-flight permit and a place at its endpoint's
+/// gate, both given back when it is dropped, whether the send finished, never started, or
+/// its task panicked.
+pub(super) struct Place {
+    pub(super) inner: Arc<Inner>,
+    pub(super) endpoint: EndpointId,
+    pub(super) permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        // The permit first, so the capacity `release` looks at includes it.
+        drop(self.permit.take());
+        self.inner.release(self.endpoint);
+    }
+}
