@@ -167,6 +167,7 @@ async fn frames(
         .as_u64()
         .map_or(u32::MAX, |v| v.clamp(512, u32::MAX.into()) as u32);
     let idle_ms = open.field(4).as_u64().unwrap_or(0);
+    let hold_back = super::quirks::holds_back(&open);
     let mut wake = ctx.broker.subscribe();
     let mut engine = ConnectionState::new(ctx.clone(), grants, peer_max_frame);
     let mut out = Vec::new();
@@ -219,8 +220,12 @@ async fn frames(
         if !engine.closed {
             busy = engine.pump();
         }
-        if engine.has_deferred() && flush_at.is_none() {
-            flush_at = Some(tokio::time::Instant::now() + super::quirks::DISPOSITION_DELAY);
+        if engine.has_deferred() {
+            if !hold_back {
+                engine.flush_deferred();
+            } else if flush_at.is_none() {
+                flush_at = Some(tokio::time::Instant::now() + super::quirks::DISPOSITION_DELAY);
+            }
         }
         if !engine.out.is_empty() {
             tracing::trace!(bytes = engine.out.len(), "writing");

@@ -70,6 +70,29 @@ pub fn selector_filter(filter_set: &Value) -> Option<String> {
 /// Dispositions for incoming transfers are therefore held back this long (and coalesced).
 pub const DISPOSITION_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// Whether a connection's dispositions and detach replies are held back
+/// ([`DISPOSITION_DELAY`], [`HeldDetachReplies`]): for every client but those that say they
+/// are not fe2o3-amqp. The Python (`azsdk-python-…`) and JavaScript (`azsdk-js-…`, product
+/// `MSJSClient`) SDKs name themselves in the `user-agent` and `product` properties of their
+/// `open` frame; they get every disposition at once. An unknown client keeps the hold-back,
+/// which costs it at most 5 ms per awaited send but never a lost settlement.
+pub fn holds_back(open: &Value) -> bool {
+    let Some(properties) = open.field(9).as_map() else {
+        return true;
+    };
+    let says = |name: &str| {
+        properties
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let not_fe2o3 = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        s.starts_with("azsdk-python") || s.starts_with("azsdk-js") || s == "msjsclient"
+    };
+    !(says("user-agent").is_some_and(not_fe2o3) || says("product").is_some_and(not_fe2o3))
+}
+
 /// The settled echo of a successful settlement repeats the client's outcome, but a
 /// `rejected` (dead-letter) echo carries no error: Python reads an error there as failure.
 pub fn settled_echo(state: &Value) -> Value {
@@ -127,6 +150,42 @@ impl HeldDetachReplies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_clients_that_name_themselves_python_or_javascript_skip_the_hold_back() {
+        let open = |props: &[(&str, &str)]| {
+            let map = props
+                .iter()
+                .map(|(k, v)| (Value::Symbol((*k).into()), Value::str(v)))
+                .collect();
+            let mut fields = vec![Value::Null; 9];
+            fields.push(Value::Map(map));
+            Value::List(fields)
+        };
+        let python = [
+            ("product", "azsdk-python-servicebus"),
+            (
+                "user-agent",
+                "azsdk-python-servicebus/7.15.0 Python/3.11.7 (Linux)",
+            ),
+        ];
+        assert!(!holds_back(&open(&python)));
+        let js = [
+            ("product", "MSJSClient"),
+            ("user-agent", "azsdk-js-azureservicebus/7.9.5"),
+        ];
+        assert!(!holds_back(&open(&js)));
+        let rust = [
+            ("product", "azure_messaging_eventhubs"),
+            (
+                "user-agent",
+                "azsdk-rust-messaging_eventhubs/0.16.0 (1.95.0; linux; x86_64)",
+            ),
+        ];
+        assert!(holds_back(&open(&rust)));
+        assert!(holds_back(&open(&[])), "no properties: an unknown client");
+        assert!(holds_back(&Value::List(vec![Value::str("container")])));
+    }
 
     #[test]
     fn python_reads_an_error_in_a_rejected_echo_as_a_failed_dead_letter() {
