@@ -147,6 +147,41 @@ async fn run(
     result
 }
 
+/// The condition a connection is closed with for a frame that could not be read.
+fn frame_condition(e: &FrameError) -> &'static str {
+    match e {
+        FrameError::Decode(_) => "amqp:decode-error",
+        _ => "amqp:connection:framing-error",
+    }
+}
+
+/// Answers a connection whose first frame is unusable as AMQP asks: an `open` of our own,
+/// then a `close` carrying the error; the caller then closes the socket.
+async fn refuse(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    ctx: &Context,
+    condition: &str,
+    description: &str,
+) -> Result<(), ConnectionError> {
+    let mut out = Vec::new();
+    frame::write_frame(
+        &mut out,
+        AMQP,
+        0,
+        &frame::open("local-emulator", ctx.max_frame, 65_535),
+        &[],
+    );
+    frame::write_frame(
+        &mut out,
+        AMQP,
+        0,
+        &frame::close(Some(frame::error(condition, description))),
+        &[],
+    );
+    wr.write_all(&out).await?;
+    Ok(())
+}
+
 async fn frames(
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
     rx: &mut mpsc::Receiver<Result<frame::Frame, FrameError>>,
@@ -158,10 +193,18 @@ async fn frames(
         Some(Ok(f)) => f
             .body
             .filter(|b| b.descriptor_code() == Some(frame::code::OPEN)),
-        Some(Err(e)) => return Err(e.into()),
+        Some(Err(FrameError::Io(e))) => return Err(e.into()),
+        Some(Err(e)) => {
+            refuse(wr, &ctx, frame_condition(&e), &e.to_string()).await?;
+            return Err(e.into());
+        }
         None => return Ok(()),
-    }
-    .ok_or_else(|| ConnectionError::Protocol("expected open".into()))?;
+    };
+    let Some(open) = open else {
+        let why = "the first frame must be an open";
+        refuse(wr, &ctx, "amqp:connection:framing-error", why).await?;
+        return Err(ConnectionError::Protocol(why.into()));
+    };
     let peer_max_frame = open
         .field(2)
         .as_u64()
@@ -205,11 +248,7 @@ async fn frames(
                 None => return Ok(()),
                 Some(Err(FrameError::Io(e))) => return Err(e.into()),
                 Some(Err(e)) => {
-                    let cond = match e {
-                        FrameError::Decode(_) => "amqp:decode-error",
-                        _ => "amqp:connection:framing-error",
-                    };
-                    engine.close(Some(frame::error(cond, &e.to_string())));
+                    engine.close(Some(frame::error(frame_condition(&e), &e.to_string())));
                 }
                 Some(Ok(f)) => engine.on_frame(f),
             },

@@ -71,6 +71,39 @@ async fn malformed_frame_closes_that_connection_with_a_decode_error_and_others_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_whose_string_runs_past_its_frame_is_answered_with_a_decode_error_and_the_socket_closed(
+) {
+    let emu = start().await;
+    let mut s = TcpStream::connect(emu.amqp_addr()).await.expect("connects");
+    s.write_all(b"AMQP\x00\x01\x00\x00").await.expect("header");
+    let mut head = [0u8; 8];
+    s.read_exact(&mut head).await.expect("header back");
+    // An open (descriptor 0x10) whose container id says 200 bytes and has 3.
+    let body = [
+        0x00, 0x53, 0x10, 0xc0, 0x06, 0x01, 0xa1, 0xc8, b'a', b'b', b'c',
+    ];
+    let mut out = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+    out.extend([2, AMQP, 0, 0]);
+    out.extend(body);
+    s.write_all(&out).await.expect("bad open");
+    let f = read_frame(&mut s, 1 << 20).await.expect("open back");
+    assert_eq!(
+        f.body.and_then(|b| b.descriptor_code()),
+        Some(frame::code::OPEN)
+    );
+    assert_eq!(close_condition(&mut s).await, "amqp:decode-error");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("the socket closes within 5s");
+    assert!(read.is_ok_and(|n| n == 0), "nothing after the close");
+    amqp::send(&emu, "queue1", &["still here"])
+        .await
+        .expect("others are served");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_over_the_negotiated_size_closes_the_connection_with_a_framing_error() {
     let emu = start().await;
     let mut s = opened(emu.amqp_addr().port()).await;
