@@ -178,34 +178,18 @@ async fn main() {
         let name = "PostgreSQL ingest, no subscription / bare INSERT loop";
         t.load(name, &ingest, inserts, h.memory().0);
         h.stop();
-        let one = [pg_at("one")];
-        delivering(
-            &mut t,
-            "PostgreSQL",
-            &one,
-            &receiver,
-            1,
-            load_for,
-            inserts,
-            sender,
-            Some(&pg),
-        )
-        .await;
         let three = pg_at("three");
-        let three = [three.clone(), three.clone(), three];
-        let label = "PostgreSQL ×3 instances";
-        delivering(
-            &mut t,
-            label,
-            &three,
-            &receiver,
-            1,
-            load_for,
-            inserts,
-            sender,
-            Some(&pg),
-        )
-        .await;
+        let clusters = [
+            ("PostgreSQL", vec![pg_at("one")]),
+            (
+                "PostgreSQL ×3 instances",
+                vec![three.clone(), three.clone(), three],
+            ),
+        ];
+        for (label, stores) in &clusters {
+            let (t, r, pg) = (&mut t, &receiver, Some(pg.as_str()));
+            delivering(t, label, stores, r, 1, load_for, inserts, sender, pg).await;
+        }
         if let Some(&n) = backlogs.first() {
             drain(&mut t, "PostgreSQL", &pg_at("backlog"), &receiver, n, None).await;
         }

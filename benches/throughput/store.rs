@@ -34,24 +34,19 @@ pub async fn bare_inserts(store: &StoreAt, tasks: usize, duration: Duration) -> 
             .execute(&pool)
             .await
             .expect("table");
-            let sql = format!("INSERT INTO {schema}.events (id, params) VALUES ($1, $2)");
-            (0..tasks)
-                .map(|_| {
-                    let (pool, sql, done, stop) =
-                        (pool.clone(), sql.clone(), done.clone(), stop.clone());
-                    tokio::spawn(async move {
-                        while !stop.load(Ordering::Relaxed) {
-                            sqlx::query(&sql)
-                                .bind(uuid::Uuid::now_v7().to_string())
-                                .bind(PURCHASE)
-                                .execute(&pool)
-                                .await
-                                .expect("insert");
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    })
-                })
-                .collect()
+            let sql: Arc<str> =
+                format!("INSERT INTO {schema}.events (id, params) VALUES ($1, $2)").into();
+            workers(tasks, &done, &stop, move || {
+                let (pool, sql) = (pool.clone(), sql.clone());
+                async move {
+                    sqlx::query(&sql)
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind(PURCHASE)
+                        .execute(&pool)
+                        .await
+                        .expect("insert");
+                }
+            })
         }
         StoreAt::Sqlite(path) => {
             let options = SqliteConnectOptions::new()
@@ -69,22 +64,17 @@ pub async fn bare_inserts(store: &StoreAt, tasks: usize, duration: Duration) -> 
                 .execute(&pool)
                 .await
                 .expect("table");
-            (0..tasks)
-                .map(|_| {
-                    let (pool, done, stop) = (pool.clone(), done.clone(), stop.clone());
-                    tokio::spawn(async move {
-                        while !stop.load(Ordering::Relaxed) {
-                            sqlx::query("INSERT INTO events (id, params) VALUES (?, ?)")
-                                .bind(uuid::Uuid::now_v7().to_string())
-                                .bind(PURCHASE)
-                                .execute(&pool)
-                                .await
-                                .expect("insert");
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    })
-                })
-                .collect()
+            workers(tasks, &done, &stop, move || {
+                let pool = pool.clone();
+                async move {
+                    sqlx::query("INSERT INTO events (id, params) VALUES (?, ?)")
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind(PURCHASE)
+                        .execute(&pool)
+                        .await
+                        .expect("insert");
+                }
+            })
         }
     };
     tokio::time::sleep(duration).await;
@@ -94,6 +84,30 @@ pub async fn bare_inserts(store: &StoreAt, tasks: usize, duration: Duration) -> 
         h.await.expect("insert task");
     }
     done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+}
+
+/// `tasks` tasks running `insert` one after another until `stop`, counting into `done`.
+fn workers<F, Fut>(
+    tasks: usize,
+    done: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
+    insert: F,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    (0..tasks)
+        .map(|_| {
+            let (done, stop, insert) = (done.clone(), stop.clone(), insert.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    insert().await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect()
 }
 
 /// Writes `n` due deliveries of `n` purchases to the (only) subscription of the store, as a

@@ -120,13 +120,10 @@ impl Columns {
         // Keyed events in key order, so two concurrent batches sharing keys lock them in the
         // same order (no deadlock between instances).
         let mut order: Vec<&NewEvent> = events.to_vec();
-        order.sort_by(|a, b| {
-            let key = |e: &NewEvent| {
-                e.idempotency
-                    .as_ref()
-                    .map(|(k, _)| (e.event.solution.clone(), k.clone()))
-            };
-            key(a).cmp(&key(b))
+        order.sort_by_key(|e| {
+            e.idempotency
+                .as_ref()
+                .map(|(k, _)| (e.event.solution.as_str(), k.as_str()))
         });
         for new in order {
             let e = &new.event;

@@ -91,7 +91,8 @@ pub fn time_col(row: &impl Columns, col: &str) -> Result<OffsetDateTime, StoreEr
     Ok(from_millis(row.int(col)?))
 }
 
-fn corrupt(what: &'static str, msg: String) -> StoreError {
+/// A stored value that does not read back as `what`.
+pub fn corrupt(what: &'static str, msg: String) -> StoreError {
     StoreError::Corrupt {
         what,
         source: serde::de::Error::custom(msg),

@@ -163,14 +163,7 @@ async fn refuse(
     condition: &str,
     description: &str,
 ) -> Result<(), ConnectionError> {
-    let mut out = Vec::new();
-    frame::write_frame(
-        &mut out,
-        AMQP,
-        0,
-        &frame::open("local-emulator", ctx.max_frame, 65_535),
-        &[],
-    );
+    let mut out = our_open(ctx);
     frame::write_frame(
         &mut out,
         AMQP,
@@ -180,6 +173,19 @@ async fn refuse(
     );
     wr.write_all(&out).await?;
     Ok(())
+}
+
+/// The emulator's own `open` frame.
+fn our_open(ctx: &Context) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::write_frame(
+        &mut out,
+        AMQP,
+        0,
+        &frame::open("local-emulator", ctx.max_frame, 65_535),
+        &[],
+    );
+    out
 }
 
 async fn frames(
@@ -213,15 +219,7 @@ async fn frames(
     let hold_back = super::quirks::holds_back(&open);
     let mut wake = ctx.broker.subscribe();
     let mut engine = ConnectionState::new(ctx.clone(), grants, peer_max_frame);
-    let mut out = Vec::new();
-    frame::write_frame(
-        &mut out,
-        AMQP,
-        0,
-        &frame::open("local-emulator", ctx.max_frame, 65_535),
-        &[],
-    );
-    wr.write_all(&out).await?;
+    wr.write_all(&our_open(&ctx)).await?;
     let beat = Duration::from_millis(if idle_ms > 0 {
         (idle_ms / 2).max(100)
     } else {

@@ -267,8 +267,6 @@ fn parse<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e: T::Err| StoreError::Corrupt {
-        what: "id",
-        source: serde::de::Error::custom(e.to_string()),
-    })
+    text.parse()
+        .map_err(|e: T::Err| rows::corrupt("id", e.to_string()))
 }
