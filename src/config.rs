@@ -55,6 +55,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// Dataverse compatibility.
     pub dataverse: DataverseConfig,
+    /// How long finished work is kept.
+    pub retention: RetentionConfig,
     /// A full-access API key (usually from `HERALD_API_KEY`); stored only as its hash.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -122,14 +124,42 @@ pub struct StoreConfig {
     pub schema: Option<String>,
 }
 
-impl StoreConfig {
-    /// The settings the store opens with.
-    pub fn settings(&self) -> crate::store::StoreSettings {
-        crate::store::StoreSettings {
-            url: self.url.clone(),
-            max_connections: self.max_connections.get(),
-            acquire_timeout: self.acquire_timeout,
-            schema: self.schema.clone(),
+/// How long finished work is kept, and how pruning runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Whether expired rows are removed at all.
+    pub prune: bool,
+    /// How long a succeeded delivery and its attempts are kept after it succeeded.
+    #[serde(with = "humantime_serde")]
+    pub succeeded: Duration,
+    /// How long a dead-lettered or cancelled delivery is kept (and can be replayed).
+    #[serde(with = "humantime_serde")]
+    pub dead_lettered: Duration,
+    /// How long an event is kept after it was accepted, once none of its deliveries is left.
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
+    /// How long an idempotency key is honoured after its event was accepted.
+    #[serde(with = "humantime_serde")]
+    pub idempotency: Duration,
+    /// Time between the starts of two pruning passes.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Rows removed per batch (one short transaction each).
+    pub batch: NonZeroU32,
+}
+
+impl RetentionConfig {
+    /// The policy the pruner applies.
+    pub fn policy(&self) -> crate::store::prune::RetentionPolicy {
+        crate::store::prune::RetentionPolicy {
+            enabled: self.prune,
+            succeeded: self.succeeded,
+            dead_lettered: self.dead_lettered,
+            events: self.events,
+            idempotency: self.idempotency,
+            interval: self.interval,
+            batch: self.batch.get(),
         }
     }
 }
@@ -230,6 +260,18 @@ impl<'de> Deserialize<'de> for KeyHash {
 }
 
 impl Config {
+    /// The settings the store opens with (the idempotency window is the retention's).
+    pub fn store_settings(&self) -> crate::store::StoreSettings {
+        let store = &self.store;
+        crate::store::StoreSettings {
+            url: store.url.clone(),
+            max_connections: store.max_connections.get(),
+            acquire_timeout: store.acquire_timeout,
+            schema: store.schema.clone(),
+            idempotency_window: self.retention.idempotency,
+        }
+    }
+
     /// Loads defaults, then `file` (if any), then the `HERALD_*` variables of `env`.
     pub fn load(file: Option<&Path>, env: EnvVars) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Toml::string(EXAMPLE));
@@ -263,6 +305,22 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        if r.interval.is_zero() {
+            return Err(ConfigError::Value {
+                field: "retention.interval",
+                message: "must be longer than 0s, e.g. \"1m\"".into(),
+            });
+        }
+        if r.dead_lettered < r.succeeded {
+            return Err(ConfigError::Value {
+                field: "retention.dead_lettered",
+                message: format!(
+                    "must be at least retention.succeeded ({}): dead letters are kept for replay",
+                    humantime::format_duration(r.succeeded)
+                ),
+            });
+        }
         if self.delivery.retry_schedule.is_empty() {
             return Err(ConfigError::Value {
                 field: "delivery.retry_schedule",

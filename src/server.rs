@@ -18,6 +18,7 @@ use crate::destinations::{Destinations, Origin};
 use crate::dispatch::{DispatchConfig, Dispatcher, RetryPolicy, Waker};
 use crate::ingest::Ingestor;
 use crate::registry::{Registry, Routing};
+use crate::store::prune::Pruner;
 
 /// A running Herald.
 pub struct Running {
@@ -67,7 +68,7 @@ pub async fn start(
     };
     let addr = listener.local_addr()?;
     let public_url = config.server.base_url(addr);
-    let store = crate::store::open(&config.store.settings())
+    let store = crate::store::open(&config.store_settings())
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
     let policy = NetworkPolicy::new(config.webhooks.allow_networks.clone());
@@ -111,11 +112,17 @@ pub async fn start(
         public_url,
         max_body_bytes: config.server.max_body_bytes,
         metrics: crate::telemetry::metrics(),
+        pruner: Pruner::new(
+            store.clone(),
+            config.retention.policy(),
+            store.lease_owner(),
+        ),
     };
     declare(&registry, &config).await?;
 
     let shutdown = CancellationToken::new();
     let mut tasks = vec![tokio::spawn(dispatcher.run(shutdown.clone()))];
+    tasks.push(tokio::spawn(state.pruner.clone().run(shutdown.clone())));
     let app = api::app(state.clone());
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {

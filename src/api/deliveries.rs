@@ -60,6 +60,13 @@ struct ReplayRequest {
 #[derive(Serialize, ToSchema)]
 struct Replayed {
     replayed: u64,
+    /// Set when the range asked for reaches back before what the retention policy has
+    /// already removed: dead letters of events accepted up to this time may be gone.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pruned_through: Option<OffsetDateTime>,
 }
 
 /// Lists deliveries, newest first.
@@ -95,23 +102,35 @@ fn parse<T: std::str::FromStr>(id: &str, what: &str) -> Result<T, ApiError> {
 
 /// One delivery with every attempt.
 #[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", operation_id = "get_delivery", params(("id" = DeliveryId, Path)),
-    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody), AdminRefusals))]
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "Removed by the retention policy"), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let (delivery, attempts) = state
-        .store
-        .delivery(parse::<DeliveryId>(&id, "delivery")?)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no delivery with id \"{id}\"")))?;
+    let delivery_id = parse::<DeliveryId>(&id, "delivery")?;
+    let Some((delivery, attempts)) = state.store.delivery(delivery_id).await? else {
+        return Err(missing(&state, &id, delivery_id).await);
+    };
     Ok(Json(DeliveryDetail::new(&delivery, &attempts)))
+}
+
+/// A delivery that was not found: `410` if pruning may have removed it.
+async fn missing(state: &AppState, id: &str, delivery_id: DeliveryId) -> ApiError {
+    match state.store.retention_state().await {
+        Ok(r) => ApiError::missing(
+            "delivery",
+            id,
+            delivery_id.unix_millis(),
+            r.horizons.deliveries,
+        ),
+        Err(e) => e.into(),
+    }
 }
 
 /// Sends a dead-lettered (or waiting) delivery again now.
 #[utoipa::path(post, path = "/v1/deliveries/{id}/retry", tag = "deliveries", operation_id = "retry_delivery", params(("id" = DeliveryId, Path)),
-    responses((status = 202, body = DeliveryDetail), (status = 404, body = ErrorBody),
+    responses((status = 202, body = DeliveryDetail), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "Removed by the retention policy"),
         (status = 409, body = ErrorBody, description = "Neither dead-lettered nor waiting"), AdminRefusals))]
 async fn retry(
     State(state): State<AppState>,
@@ -124,7 +143,7 @@ async fn retry(
         .retry(delivery_id, OffsetDateTime::now_utc())
         .await?
     {
-        None => return Err(ApiError::NotFound(format!("no delivery with id \"{id}\""))),
+        None => return Err(missing(&state, &id, delivery_id).await),
         Some(false) => {
             return Err(ApiError::Conflict(
                 "only dead-lettered or waiting deliveries can be retried".into(),
@@ -145,7 +164,8 @@ async fn retry(
 
 /// Replays dead letters, by endpoint, event name and time range (of the event's acceptance).
 #[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "deliveries", operation_id = "replay_dead_letters", request_body = ReplayRequest,
-    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody), AdminRefusals))]
+    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody),
+        (status = 410, body = ErrorBody, description = "Every dead letter of the range was removed by the retention policy"), AdminRefusals))]
 async fn replay(
     State(state): State<AppState>,
     _: Admin,
@@ -165,5 +185,20 @@ async fn replay(
         state.ingestor.wake();
     }
     tracing::info!(replayed, "dead letters replayed");
-    Ok(Json(Replayed { replayed }))
+    // Pruned dead letters of the range are said so, not silently missing.
+    let horizon = state.store.retention_state().await?.horizons.dead_letters;
+    let pruned_through = horizon.filter(|h| filter.from.is_none_or(|from| from <= *h));
+    if let Some(h) = pruned_through {
+        if replayed == 0 && filter.to.is_some_and(|to| to <= h) {
+            return Err(ApiError::Pruned(format!(
+                "no dead letter replayed: the range ends before {}, and dead letters of events accepted up to then were removed by the retention policy (retention.dead_lettered)",
+                h.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| h.to_string())
+            )));
+        }
+    }
+    Ok(Json(Replayed {
+        replayed,
+        pruned_through,
+    }))
 }

@@ -69,6 +69,9 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 410: what was asked for was (or may have been) removed by the retention policy.
+    #[error("{0}")]
+    Pruned(String),
     /// 413.
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -97,6 +100,30 @@ impl ApiError {
                 parameter: field.to_owned(),
                 problem,
             }],
+        }
+    }
+}
+
+impl ApiError {
+    /// The answer for a `what` with id `id` (made at `made`, unix ms) that was not found:
+    /// `410 pruned` when pruning has removed rows of its kind made as late as it
+    /// (`horizon`), else `404`.
+    pub fn missing(
+        what: &str,
+        id: &str,
+        made: Option<i64>,
+        horizon: Option<time::OffsetDateTime>,
+    ) -> Self {
+        match (made, horizon) {
+            (Some(made), Some(horizon)) if made <= crate::store::rows::millis(horizon) => {
+                ApiError::Pruned(format!(
+                    "no {what} with id \"{id}\": it was made before {}, and {what}s up to then may have been removed by the retention policy (see [retention] in the configuration)",
+                    horizon
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_else(|_| horizon.to_string())
+                ))
+            }
+            _ => ApiError::NotFound(format!("no {what} with id \"{id}\"")),
         }
     }
 }
@@ -168,6 +195,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Pruned(_) => (StatusCode::GONE, "pruned"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

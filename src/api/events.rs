@@ -237,15 +237,24 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
 
 /// An event with its deliveries.
 #[utoipa::path(get, path = "/v1/events/{event}", tag = "events", operation_id = "get_event", params(("event" = EventId, Path, description = "The event id (evt_…)")),
-    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody), AdminRefusals))]
+    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "Removed by the retention policy"), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no event with id \"{id}\""));
-    let event_id: EventId = id.parse().map_err(|_| not_found())?;
-    let (event, deliveries) = state.store.event(event_id).await?.ok_or_else(not_found)?;
+    let event_id: EventId = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no event with id \"{id}\"")))?;
+    let Some((event, deliveries)) = state.store.event(event_id).await? else {
+        let horizons = state.store.retention_state().await?.horizons;
+        return Err(ApiError::missing(
+            "event",
+            &id,
+            event_id.unix_millis(),
+            horizons.events,
+        ));
+    };
     Ok(Json(EventDetail {
         event: EventView::from(&event),
         deliveries: deliveries.iter().map(DeliveryView::from).collect(),

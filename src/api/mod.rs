@@ -55,6 +55,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Removes what the retention policy lets go; keeps the store's statistics.
+    pub pruner: crate::store::prune::Pruner,
 }
 
 /// An authenticated caller.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod remote;
+mod store;
 
 use remote::{deliveries, events, health, DeliveriesCommand, EventsCommand};
 
@@ -64,6 +65,11 @@ enum Command {
     Deliveries {
         #[command(subcommand)]
         command: DeliveriesCommand,
+    },
+    /// What the store holds and what pruning removed.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// Webhook signatures, for receivers.
     Webhook {
@@ -140,6 +146,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Events { command } => events(command).await,
         Command::Health { url } => health(&url).await,
         Command::Deliveries { command } => deliveries(command).await,
+        Command::Store { command } => store::run(command).await,
         Command::Webhook {
             command: WebhookCommand::Secret,
         } => {

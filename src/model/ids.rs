@@ -42,6 +42,20 @@ macro_rules! prefixed_id {
             pub fn from_uuid(uuid: Uuid) -> Self {
                 Self(uuid)
             }
+
+            /// When the id was made, in unix milliseconds (ids are UUIDv7, whose first 48
+            /// bits are that time); `None` for an id of another UUID version.
+            pub fn unix_millis(&self) -> Option<i64> {
+                (self.0.get_version_num() == 7)
+                    .then(|| (self.0.as_u128() >> 80) as i64)
+            }
+
+            /// The smallest id made at `unix_millis`, as stored: every id made earlier sorts
+            /// before it, as text too (the hex digits of a UUIDv7 start with its time).
+            pub fn first_at(unix_millis: i64) -> Self {
+                let ms = (unix_millis.max(0) as u128) & ((1 << 48) - 1);
+                Self(Uuid::from_u128((ms << 80) | (0x7 << 76) | (0b10 << 62)))
+            }
         }
 
         impl Default for $name {
@@ -127,6 +141,19 @@ prefixed_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_knows_when_it_was_made_and_sorts_after_the_first_id_of_that_time() {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let id = EventId::new();
+        let made = id.unix_millis().expect("a UUIDv7");
+        assert!((made - before as i64).abs() < 5_000);
+        let first = EventId::first_at(made);
+        assert_eq!(first.unix_millis(), Some(made));
+        assert!(first.to_string() <= id.to_string());
+        assert!(EventId::first_at(made + 1).to_string() > id.to_string());
+        assert!(EventId::first_at(made - 1).to_string() < id.to_string());
+    }
 
     #[test]
     fn ids_round_trip_through_their_text_form() {

@@ -1,14 +1,20 @@
 //! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
+mod pg_prune;
 mod pg_writer;
 pub mod postgres;
+pub mod prune;
 mod record;
+pub mod retention;
 pub(crate) mod rows;
 mod sql;
 pub mod sqlite;
 mod url;
 
+pub use retention::{
+    Cutoffs, EventScan, Horizons, PassReport, Removed, RetentionState, StoreStats, TableStats,
+};
 pub use url::{StoreUrl, StoreUrlError};
 
 use async_trait::async_trait;
@@ -187,6 +193,10 @@ pub trait Records: Send + Sync {
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// What pruning has removed so far and its last pass.
+    async fn retention_state(&self) -> Result<RetentionState, StoreError>;
+    /// Keeps `report` as the last pruning pass.
+    async fn save_pass(&self, report: &PassReport) -> Result<(), StoreError>;
 }
 
 /// What the store needs to do, whatever the database.
@@ -298,6 +308,35 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store takes durable writes now (readiness: events can be accepted).
     async fn ready(&self) -> Result<(), StoreError>;
 
+    /// Removes up to `limit` finished deliveries that `cutoffs` make expired (succeeded, then
+    /// dead-lettered and cancelled ones), with their attempts; never a pending or in-flight
+    /// one. Instances pruning at once take disjoint rows. One short transaction.
+    async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError>;
+    /// Looks at up to `limit` events after `after` (by id, oldest first) accepted before
+    /// `cutoffs.events`, and removes those with no delivery left whose idempotency key (if
+    /// any) is no longer honoured.
+    async fn prune_events(
+        &self,
+        cutoffs: &Cutoffs,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<EventScan, StoreError>;
+    /// Gives up to `max_pages` free pages back to the file system; returns the bytes given
+    /// back. SQLite's incremental vacuum; PostgreSQL keeps freed space for reuse (autovacuum).
+    async fn reclaim(&self, _max_pages: u32) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// Rows and bytes by table.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// What pruning has removed so far and its last pass.
+    async fn retention_state(&self) -> Result<RetentionState, StoreError> {
+        self.records().retention_state().await
+    }
+    /// Keeps `report` as the last pruning pass.
+    async fn save_pass(&self, report: &PassReport) -> Result<(), StoreError> {
+        self.records().save_pass(report).await
+    }
+
     /// The lease owner name this process uses: fixed for an embedded store (a restart
     /// releases the leases of the previous run at once), unique per process for a shared one
     /// (leases of a dead instance are taken over when they expire).
@@ -312,7 +351,9 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store named by `settings.url`.
 pub async fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match &settings.url {
-        StoreUrl::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open(path).await?),
+        StoreUrl::Sqlite(path) => {
+            std::sync::Arc::new(sqlite::SqliteStore::open(path, settings.idempotency_window).await?)
+        }
         StoreUrl::Postgres(url) => {
             std::sync::Arc::new(postgres::PgStore::open(url, settings).await?)
         }
@@ -341,4 +382,7 @@ pub struct StoreSettings {
     pub acquire_timeout: std::time::Duration,
     /// PostgreSQL: the schema to use (created if missing); the server's default when `None`.
     pub schema: Option<String>,
+    /// How long an idempotency key is honoured: a key whose event was accepted longer ago may
+    /// be used again (for a new event).
+    pub idempotency_window: std::time::Duration,
 }

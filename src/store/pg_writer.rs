@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -26,65 +27,77 @@ pub(super) struct Job {
 
 /// Starts `writers` writer tasks on `pool`; the deliveries they hand off are leased by `owner`.
 /// `committed` is called after each commit that stored pending deliveries.
+/// Idempotency keys are honoured for `idempotency_window` after their event was accepted.
 pub(super) fn start(
     pool: PgPool,
     owner: String,
     writers: usize,
+    idempotency_window: Duration,
     committed: Arc<dyn Fn() + Send + Sync>,
 ) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(4096);
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..writers.max(1) {
-        tokio::spawn(run(
-            pool.clone(),
-            owner.clone(),
-            rx.clone(),
-            committed.clone(),
-        ));
+        let writer = Writer {
+            pool: pool.clone(),
+            owner: owner.clone(),
+            idempotency_window,
+        };
+        tokio::spawn(writer.run(rx.clone(), committed.clone()));
     }
     tx
 }
 
-async fn run(
+/// One writer task's settings.
+struct Writer {
     pool: PgPool,
     owner: String,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
-    committed: Arc<dyn Fn() + Send + Sync>,
-) {
-    let mut jobs = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    loop {
-        // Only the gathering is under the lock: the other writers commit meanwhile.
-        if rx
-            .lock()
-            .await
-            .recv_many(&mut jobs, MAX_JOBS_PER_COMMIT)
-            .await
-            == 0
-        {
-            return;
-        }
-        let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
-        metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
-        match write(&pool, &events, &owner).await {
-            Ok(mut outcomes) => {
-                // Only work left for the lease query is worth announcing: what was handed
-                // off is already being sent here.
-                if events.iter().zip(&outcomes).any(|(e, o)| {
-                    matches!(o, IngestOutcome::Created { .. })
-                        && e.deliveries.iter().any(|d| d.leased_until.is_none())
-                }) {
-                    committed();
-                }
-                for job in jobs.drain(..) {
-                    let rest = outcomes.split_off(job.events.len());
-                    let _ = job.reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
-                }
+    idempotency_window: Duration,
+}
+
+impl Writer {
+    async fn run(
+        self,
+        rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+        committed: Arc<dyn Fn() + Send + Sync>,
+    ) {
+        let mut jobs = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+        loop {
+            // Only the gathering is under the lock: the other writers commit meanwhile.
+            if rx
+                .lock()
+                .await
+                .recv_many(&mut jobs, MAX_JOBS_PER_COMMIT)
+                .await
+                == 0
+            {
+                return;
             }
-            Err(e) => {
-                tracing::error!(error = %e, events = events.len(), "group commit failed");
-                let cause = Arc::new(e);
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::GroupCommit(cause.clone())));
+            let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
+            metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
+            let keys_since = millis(time::OffsetDateTime::now_utc())
+                .saturating_sub(self.idempotency_window.as_millis() as i64);
+            match write(&self.pool, &events, &self.owner, keys_since).await {
+                Ok(mut outcomes) => {
+                    // Only work left for the lease query is worth announcing: what was handed
+                    // off is already being sent here.
+                    if events.iter().zip(&outcomes).any(|(e, o)| {
+                        matches!(o, IngestOutcome::Created { .. })
+                            && e.deliveries.iter().any(|d| d.leased_until.is_none())
+                    }) {
+                        committed();
+                    }
+                    for job in jobs.drain(..) {
+                        let rest = outcomes.split_off(job.events.len());
+                        let _ = job.reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = events.len(), "group commit failed");
+                    let cause = Arc::new(e);
+                    for job in jobs.drain(..) {
+                        let _ = job.reply.send(Err(StoreError::GroupCommit(cause.clone())));
+                    }
                 }
             }
         }
@@ -165,12 +178,66 @@ impl Columns {
 }
 
 /// Stores `events`: one statement for all events and deliveries, and one more, a read, only if
-/// some idempotency keys were taken. Outcomes are in the order of `events`.
+/// some idempotency keys were taken. A key whose holder was accepted before `keys_since` (its
+/// window is over) is taken from it, and those events are stored again as new. Outcomes are in
+/// the order of `events`.
 async fn write(
     pool: &PgPool,
     events: &[&NewEvent],
     owner: &str,
+    keys_since: i64,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut outcomes = write_once(pool, events, owner, keys_since).await?;
+    let expired: Vec<usize> = (0..events.len())
+        .filter(|&i| matches!(outcomes[i], Outcome::Expired(_)))
+        .collect();
+    if !expired.is_empty() {
+        let holders: Vec<String> = expired
+            .iter()
+            .filter_map(|&i| match &outcomes[i] {
+                Outcome::Expired(id) => Some(id.to_string()),
+                _ => None,
+            })
+            .collect();
+        // Only if still outside the window (another instance may have freed it already).
+        sqlx::query(
+            "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1) AND received_at < $2",
+        )
+        .bind(&holders)
+        .bind(keys_since)
+        .execute(pool)
+        .await?;
+        let again: Vec<&NewEvent> = expired.iter().map(|&i| events[i]).collect();
+        // Once more at most: a key freed now is held, if at all, by an event of this window.
+        let retried = write_once(pool, &again, owner, i64::MIN).await?;
+        for (i, outcome) in expired.into_iter().zip(retried) {
+            outcomes[i] = outcome;
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Done(outcome) => Ok(outcome),
+            Outcome::Expired(id) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
+                "the idempotency key of event {id} was freed but is still taken"
+            )))),
+        })
+        .collect()
+}
+
+/// What one insert made of an event: an answer, or a key held by an event outside its window.
+enum Outcome {
+    Done(IngestOutcome),
+    Expired(EventId),
+}
+
+/// One insert of `events` (see [`write`]).
+async fn write_once(
+    pool: &PgPool,
+    events: &[&NewEvent],
+    owner: &str,
+    keys_since: i64,
+) -> Result<Vec<Outcome>, StoreError> {
     let c = Columns::of(events, owner)?;
     // One statement, atomic by itself: one round trip, no transaction around it.
     let inserted = sqlx::query(
@@ -224,39 +291,42 @@ async fn write(
         .iter()
         .map(|new| {
             if inserted.contains(&new.event.id.to_string()) {
-                return Ok(IngestOutcome::Created {
+                return Ok(Outcome::Done(IngestOutcome::Created {
                     id: new.event.id,
                     deliveries: new.deliveries.len() as u32,
-                });
+                }));
             }
             let (key, fingerprint) = new
                 .idempotency
                 .as_ref()
                 .expect("only keyed inserts can conflict");
-            let (id, stored, deliveries) = first
+            let (id, stored, deliveries, received) = first
                 .get(&(new.event.solution.clone(), key.clone()))
                 .ok_or_else(|| {
                     StoreError::Database(sqlx::Error::Protocol(format!(
                         "the event that holds idempotency key \"{key}\" was not found"
                     )))
                 })?;
-            Ok(if stored == fingerprint.as_slice() {
-                IngestOutcome::Replayed {
+            Ok(if *received < keys_since {
+                Outcome::Expired(*id)
+            } else if stored == fingerprint.as_slice() {
+                Outcome::Done(IngestOutcome::Replayed {
                     id: *id,
                     deliveries: *deliveries,
-                }
+                })
             } else {
-                IngestOutcome::KeyReused { id: *id }
+                Outcome::Done(IngestOutcome::KeyReused { id: *id })
             })
         })
         .collect()
 }
 
-/// The stored events holding the keys of `events`: id, fingerprint and delivery count.
+/// The stored events holding the keys of `events`: id, fingerprint, delivery count and when
+/// it was accepted.
 async fn first_of_keys(
     pool: &PgPool,
     events: &[&NewEvent],
-) -> Result<HashMap<(String, String), (EventId, Vec<u8>, u32)>, StoreError> {
+) -> Result<HashMap<(String, String), (EventId, Vec<u8>, u32, i64)>, StoreError> {
     if events.is_empty() {
         return Ok(HashMap::new());
     }
@@ -265,7 +335,7 @@ async fn first_of_keys(
         .filter_map(|e| Some((e.event.solution.clone(), e.idempotency.as_ref()?.0.clone())))
         .unzip();
     let rows = sqlx::query(
-        "SELECT solution, idempotency_key, id, fingerprint, delivery_count FROM events
+        "SELECT solution, idempotency_key, id, fingerprint, delivery_count, received_at FROM events
          WHERE (solution, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
     )
     .bind(&solutions)
@@ -280,6 +350,7 @@ async fn first_of_keys(
                     parse_id(row, "id")?,
                     row.try_get("fingerprint")?,
                     row.try_get::<i64, _>("delivery_count")? as u32,
+                    row.try_get::<i64, _>("received_at")?,
                 ),
             ))
         })

@@ -11,10 +11,13 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row};
 use time::OffsetDateTime;
 
-use super::pg_writer;
 use super::rows::{self, millis};
 use super::sql::Shared;
-use super::{Callback, LeaseRequest, Records, Store, StoreError, StoreSettings};
+use super::{pg_prune, pg_writer};
+use super::{
+    Callback, Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
+    StoreStats,
+};
 use crate::model::{
     AttemptResult, DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent,
     ReplayFilter, Subscription, SubscriptionId,
@@ -77,6 +80,7 @@ impl PgStore {
             pool.clone(),
             owner.clone(),
             writers,
+            settings.idempotency_window,
             Arc::new(move || committed.notify_one()),
         );
         Ok(Self {
@@ -218,6 +222,23 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError> {
+        pg_prune::deliveries(&self.pool, cutoffs, limit).await
+    }
+
+    async fn prune_events(
+        &self,
+        cutoffs: &Cutoffs,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<EventScan, StoreError> {
+        pg_prune::events(&self.pool, cutoffs, after, limit).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        pg_prune::stats(&self.pool).await
     }
 
     fn lease_owner(&self) -> String {

@@ -10,7 +10,7 @@ use super::rows::{
     attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, from_millis, millis,
     subscription_from_row, Columns,
 };
-use super::{conflict_on_unique, Records, StoreError};
+use super::{conflict_on_unique, Horizons, PassReport, Records, RetentionState, StoreError};
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint, EndpointId, Event,
     EventId, ReplayFilter, Subscription, SubscriptionId,
@@ -54,7 +54,7 @@ fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, St
 
 /// Cancels the unfinished deliveries whose `column` is `value`.
 const CANCEL: &str =
-    "UPDATE deliveries SET status = 'cancelled', last_error = $1, finished_at = $2, updated_at = $2
+    "UPDATE deliveries SET status = 'cancelled', last_error = $1, finished_at = $2, next_attempt_at = $2, updated_at = $2
      WHERE status IN ('pending', 'in_flight') AND ";
 
 #[async_trait::async_trait]
@@ -393,6 +393,46 @@ where
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query::<DB>("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The horizons and the last pass.
+    async fn retention_state(&self) -> Result<RetentionState, StoreError> {
+        let row = sqlx::query::<DB>(
+            "SELECT deliveries_through, dead_letters_through, events_through, last_pass FROM retention WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RetentionState::default());
+        };
+        let at = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+            Ok(Some(row.int(column)?).filter(|t| *t > 0).map(from_millis))
+        };
+        let last_pass = row
+            .opt_text("last_pass")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|source| StoreError::Corrupt {
+                what: "retention last pass",
+                source,
+            })?;
+        Ok(RetentionState {
+            horizons: Horizons {
+                deliveries: at("deliveries_through")?,
+                dead_letters: at("dead_letters_through")?,
+                events: at("events_through")?,
+            },
+            last_pass,
+        })
+    }
+
+    /// Keeps `report` as the last pass.
+    async fn save_pass(&self, report: &PassReport) -> Result<(), StoreError> {
+        sqlx::query::<DB>("UPDATE retention SET last_pass = $1 WHERE id = 1")
+            .bind(json(report, "retention last pass")?)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

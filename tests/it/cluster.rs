@@ -31,6 +31,7 @@ async fn an_instance_refuses_a_schema_newer_than_it_knows() {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         schema: Some(s.clone()),
+        idempotency_window: Duration::from_secs(86_400),
     };
     drop(open(&settings).await.expect("first start migrates"));
     let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();

@@ -15,6 +15,8 @@ use crate::support::pg_url;
 /// A store for one test, and what removes it.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    /// What opened it (to open another instance on the same database).
+    pub settings: StoreSettings,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -25,9 +27,11 @@ pub async fn sqlite() -> TestStore {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(5),
         schema: None,
+        idempotency_window: Duration::from_secs(86_400),
     };
     TestStore {
         store: open(&settings).await.expect("SQLite store opens"),
+        settings,
         _dir: Some(dir),
     }
 }
@@ -38,18 +42,23 @@ pub async fn postgres() -> TestStore {
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
         schema: Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
+        idempotency_window: Duration::from_secs(86_400),
     };
     let store = open(&settings)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed by the store contract tests (scripts/test.sh starts it): {e}", settings.url));
-    TestStore { store, _dir: None }
+    TestStore {
+        store,
+        settings,
+        _dir: None,
+    }
 }
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
+pub(crate) async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
     let e = Endpoint {
         id: EndpointId::new(),
         name: name.into(),
@@ -71,7 +80,11 @@ async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
     e
 }
 
-async fn subscription(store: &dyn Store, endpoint: EndpointId, name: &str) -> Subscription {
+pub(crate) async fn subscription(
+    store: &dyn Store,
+    endpoint: EndpointId,
+    name: &str,
+) -> Subscription {
     let s = Subscription {
         id: SubscriptionId::new(),
         name: name.into(),
@@ -94,7 +107,7 @@ async fn subscription(store: &dyn Store, endpoint: EndpointId, name: &str) -> Su
     s
 }
 
-fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
+pub(crate) fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
     let mut params = serde_json::Map::new();
     params.insert("Total".into(), 12.5.into());
     NewEvent {
@@ -117,7 +130,7 @@ fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent {
     }
 }
 
-fn lease_req<'a>(
+pub(crate) fn lease_req<'a>(
     owner: &'a str,
     skip: &'a [EndpointId],
     limit: u32,
@@ -133,7 +146,7 @@ fn lease_req<'a>(
     }
 }
 
-fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
+pub(crate) fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
     AttemptResult {
         delivery_id: d.id,
         attempt: Attempt {
@@ -593,6 +606,7 @@ pub async fn work_of_a_deleted_endpoint_is_neither_replayed_nor_due(t: TestStore
     assert_eq!(s.next_due(&[]).await.unwrap(), None);
 }
 
+/// One test per backend for each test function named.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -603,6 +617,7 @@ macro_rules! contract {
         }
     };
 }
+pub(crate) use contract;
 
 contract!(
     stored_events_come_back_with_their_deliveries,

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL mode, `synchronous=FULL` for anything a caller is told is
 //! stored, and one group-commit writer so concurrent requests share fsyncs.
 
+mod prune;
 mod write;
 mod writer;
 
@@ -14,7 +15,10 @@ use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::Shared;
-use super::{Callback, LeaseRequest, Records, Store, StoreError};
+use super::{
+    Callback, Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreStats,
+    TableStats,
+};
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 
 /// The lease owner: one process owns an SQLite file, so the leases of a previous run are its own.
@@ -31,14 +35,18 @@ pub struct SqliteStore {
     writer: mpsc::Sender<writer::Job>,
     /// Whether the writer's last commit failed.
     failing: writer::Failing,
+    /// The database file.
+    path: std::path::PathBuf,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database at `path` and applies migrations. Idempotency
+    /// keys are honoured for `idempotency_window`.
+    pub async fn open(path: &Path, idempotency_window: Duration) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
+        create_incremental(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -54,13 +62,44 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let failing = writer::Failing::default();
-        let tx = writer::start(path, failing.clone(), OWNER.to_owned())?;
+        let tx = writer::start(path, failing.clone(), OWNER.to_owned(), idempotency_window)?;
         Ok(Self {
             sql: Shared { pool },
             writer: tx,
             failing,
+            path: path.to_owned(),
         })
     }
+}
+
+/// Makes a database that does not exist yet with incremental auto-vacuum, which must be set
+/// before its first table (a database made by an older Herald keeps its mode: its free pages
+/// are reused, and `herald store compact` converts it). Pruning then gives pages back to the
+/// file system a few at a time, never by a full `VACUUM` that would block writers.
+fn create_incremental(path: &Path) -> Result<(), StoreError> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;")?;
+    if !prune::incremental(&conn)? {
+        tracing::warn!(path = %path.display(), "SQLite did not take incremental auto-vacuum; freed pages are reused but not given back");
+    }
+    Ok(())
+}
+
+/// Rewrites the database at `path` with incremental auto-vacuum (a full `VACUUM`: run it while
+/// no Herald uses the file). Returns the file's size before and after.
+pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = size(path);
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA auto_vacuum = INCREMENTAL; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+    )?;
+    drop(conn);
+    Ok((before, size(path)))
 }
 
 impl SqliteStore {
@@ -126,6 +165,76 @@ impl Store for SqliteStore {
             self.write(Vec::new(), true).await?;
         }
         Ok(())
+    }
+
+    async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError> {
+        let cutoffs = cutoffs.millis();
+        self.ask(|reply| writer::Job::PruneDeliveries {
+            cutoffs,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    async fn prune_events(
+        &self,
+        cutoffs: &Cutoffs,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<EventScan, StoreError> {
+        let (cutoffs, after) = (cutoffs.millis(), after.map(str::to_owned));
+        self.ask(|reply| writer::Job::PruneEvents {
+            cutoffs,
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    async fn reclaim(&self, max_pages: u32) -> Result<u64, StoreError> {
+        self.ask(|reply| writer::Job::Reclaim { max_pages, reply })
+            .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        // dbstat reads every page (on a reader connection: WAL readers never block the writer).
+        let rows = sqlx::query(
+            "SELECT s.tbl_name AS tbl, SUM(d.pgsize) AS bytes,
+               SUM(CASE WHEN d.name = s.tbl_name AND d.pagetype = 'leaf' THEN d.ncell ELSE 0 END) AS n
+             FROM dbstat d JOIN sqlite_schema s ON s.name = d.name
+             WHERE s.tbl_name NOT LIKE 'sqlite_%' AND s.tbl_name NOT LIKE '_sqlx_%'
+             GROUP BY s.tbl_name ORDER BY s.tbl_name",
+        )
+        .fetch_all(&self.sql.pool)
+        .await?;
+        let mut tables = Vec::with_capacity(rows.len());
+        for row in rows {
+            tables.push(TableStats {
+                table: sqlx::Row::try_get(&row, "tbl")?,
+                rows: sqlx::Row::try_get::<i64, _>(&row, "n")?.max(0) as u64,
+                bytes: sqlx::Row::try_get::<i64, _>(&row, "bytes")?.max(0) as u64,
+            });
+        }
+        let pragma = |name: &'static str| {
+            let pool = self.sql.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(&format!("PRAGMA {name}"))
+                    .fetch_one(&pool)
+                    .await
+            }
+        };
+        let page_size = pragma("page_size").await?;
+        let free = pragma("freelist_count").await? * page_size;
+        let file = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(StoreStats {
+            tables,
+            total_bytes: file(&self.path) + file(Path::new(&wal)),
+            free_bytes: Some(free.max(0) as u64),
+        })
     }
 
     fn lease_owner(&self) -> String {

@@ -18,16 +18,21 @@ use crate::store::StoreError;
 
 /// Stores `events` (inside the caller's transaction), leasing the deliveries that are handed
 /// off to `owner`. Outcomes are in the order of `events`; a request with an idempotency key
-/// already used (before, or earlier in the batch) answers as the first one did.
+/// already used (before, or earlier in the batch) answers as the first one did, unless the
+/// first was accepted before `keys_since` (its window is over): then the key is taken from
+/// it and the request stored as new.
 pub(super) fn insert_all(
     conn: &Connection,
     events: &[&NewEvent],
     owner: &str,
+    keys_since: i64,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let mut in_batch: HashMap<(&str, &str), (EventId, [u8; 32], u32)> = HashMap::new();
     let mut find = conn.prepare_cached(
-        "SELECT id, fingerprint, delivery_count FROM events WHERE solution = ?1 AND idempotency_key = ?2",
+        "SELECT id, fingerprint, delivery_count, received_at FROM events WHERE solution = ?1 AND idempotency_key = ?2",
     )?;
+    let mut expire =
+        conn.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?;
     let mut event = conn.prepare_cached(
         "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -44,21 +49,31 @@ pub(super) fn insert_all(
             let slot = (e.solution.as_str(), key.as_str());
             let first = match in_batch.get(&slot) {
                 Some(first) => Some(*first),
-                None => find
-                    .query_row(params![e.solution, key], |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, Vec<u8>>(1)?,
-                            row.get::<_, i64>(2)?,
-                        ))
-                    })
-                    .optional()?
-                    .map(|(id, stored, count)| {
-                        // A stored fingerprint of another length matches no request.
-                        let stored = stored.try_into().unwrap_or([0; 32]);
-                        Ok::<_, StoreError>((parse(&id)?, stored, count as u32))
-                    })
-                    .transpose()?,
+                None => {
+                    let held = find
+                        .query_row(params![e.solution, key], |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, Vec<u8>>(1)?,
+                                row.get::<_, i64>(2)?,
+                                row.get::<_, i64>(3)?,
+                            ))
+                        })
+                        .optional()?;
+                    match held {
+                        Some((id, _, _, received)) if received < keys_since => {
+                            // Outside its window: the key is free for this event.
+                            expire.execute([&id])?;
+                            None
+                        }
+                        Some((id, stored, count, _)) => {
+                            // A stored fingerprint of another length matches no request.
+                            let stored = stored.try_into().unwrap_or([0; 32]);
+                            Some((parse(&id)?, stored, count as u32))
+                        }
+                        None => None,
+                    }
+                }
             };
             if let Some((id, stored, deliveries)) = first {
                 outcomes.push(if stored == *fingerprint {

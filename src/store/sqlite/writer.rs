@@ -19,10 +19,11 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::prune;
 use super::write::{insert_all, lease, record, Lease};
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 use crate::store::rows::millis;
-use crate::store::StoreError;
+use crate::store::{EventScan, Removed, StoreError};
 
 /// Jobs taken into one transaction at most (bounds the transaction's size and latency).
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -47,6 +48,25 @@ pub(super) enum Job {
     Lease {
         request: Lease,
         reply: oneshot::Sender<Result<Vec<LeasedDelivery>, StoreError>>,
+    },
+    /// Expired finished deliveries to remove, at most `limit` (after the round's commit, in
+    /// a transaction of their own, as every pruning step).
+    PruneDeliveries {
+        cutoffs: [i64; 4],
+        limit: u32,
+        reply: oneshot::Sender<Result<Removed, StoreError>>,
+    },
+    /// Up to `limit` expired events after `after` to look at.
+    PruneEvents {
+        cutoffs: [i64; 4],
+        after: Option<String>,
+        limit: u32,
+        reply: oneshot::Sender<Result<EventScan, StoreError>>,
+    },
+    /// Up to `max_pages` free pages to give back to the file system.
+    Reclaim {
+        max_pages: u32,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
     },
 }
 
@@ -83,20 +103,32 @@ fn approximate_bytes(events: &[&NewEvent]) -> usize {
 }
 
 /// Opens the writer's connection to the (migrated) database at `path` and starts its thread.
+/// Keys are honoured for `idempotency_window` after their event was accepted.
 pub(super) fn start(
     path: &Path,
     failing: Failing,
     owner: String,
+    idempotency_window: Duration,
 ) -> Result<mpsc::Sender<Job>, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
+    // journal_size_limit: the WAL is truncated back to 64 MiB after a checkpoint, so a burst
+    // does not leave a large file behind.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     let (tx, rx) = mpsc::channel(4096);
+    let writer = Writer {
+        conn,
+        failing,
+        owner,
+        idempotency_window,
+        sync: Sync::Full,
+    };
     std::thread::Builder::new()
         .name("herald-sqlite-writer".into())
-        .spawn(move || run(conn, rx, failing, owner))
+        .spawn(move || writer.run(rx))
         .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
     Ok(tx)
 }
@@ -121,41 +153,109 @@ type RecordJob = (
     oneshot::Sender<Result<(), StoreError>>,
 );
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, failing: Failing, owner: String) {
-    let mut sync = Sync::Full;
-    // Blocks this thread (not a runtime's) until work comes, then takes all that waits.
-    while let Some(first) = rx.blocking_recv() {
-        let mut ingests = Vec::new();
-        let mut records = Vec::new();
-        let mut leases = Vec::new();
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(job) = next.take() {
-            match job {
-                Job::Ingest {
-                    events,
-                    probe,
-                    reply,
-                } => ingests.push((events, probe, reply)),
-                Job::Record {
-                    owner,
-                    results,
-                    reply,
-                } => records.push((owner, results, reply)),
-                Job::Lease { request, reply } => leases.push((request, reply)),
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    failing: Failing,
+    owner: String,
+    idempotency_window: Duration,
+    /// The connection's `synchronous` setting now.
+    sync: Sync,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        // Blocks this thread (not a runtime's) until work comes, then takes all that waits.
+        while let Some(first) = rx.blocking_recv() {
+            let mut ingests = Vec::new();
+            let mut records = Vec::new();
+            let mut leases = Vec::new();
+            let mut prunes = Vec::new();
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Ingest {
+                        events,
+                        probe,
+                        reply,
+                    } => ingests.push((events, probe, reply)),
+                    Job::Record {
+                        owner,
+                        results,
+                        reply,
+                    } => records.push((owner, results, reply)),
+                    Job::Lease { request, reply } => leases.push((request, reply)),
+                    prune => prunes.push(prune),
+                }
+                taken += 1;
+                if taken < MAX_JOBS_PER_COMMIT {
+                    next = rx.try_recv().ok();
+                }
             }
-            taken += 1;
-            if taken < MAX_JOBS_PER_COMMIT {
-                next = rx.try_recv().ok();
+            if !ingests.is_empty() || !records.is_empty() {
+                let keys_since = millis(time::OffsetDateTime::now_utc())
+                    .saturating_sub(self.idempotency_window.as_millis() as i64);
+                commit(
+                    &self.conn,
+                    &self.failing,
+                    &self.owner,
+                    &mut self.sync,
+                    keys_since,
+                    ingests,
+                    records,
+                );
             }
-        }
-        if !ingests.is_empty() || !records.is_empty() {
-            commit(&conn, &failing, &owner, &mut sync, ingests, records);
-        }
-        for (request, reply) in leases {
-            let _ = reply.send(lease(&conn, &request));
+            for (request, reply) in leases {
+                let _ = reply.send(lease(&self.conn, &request));
+            }
+            for prune in prunes {
+                self.prune(prune);
+            }
         }
     }
+
+    /// Runs and answers one pruning job, at `synchronous = NORMAL`: losing a step in a power
+    /// cut only means it runs again.
+    fn prune(&mut self, job: Job) {
+        let sync = set_sync(&self.conn, &mut self.sync, Sync::Normal);
+        let conn = &self.conn;
+        match job {
+            Job::PruneDeliveries {
+                cutoffs,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(sync.and_then(|()| prune::deliveries(conn, cutoffs, limit)));
+            }
+            Job::PruneEvents {
+                cutoffs,
+                after,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(
+                    sync.and_then(|()| prune::events(conn, cutoffs, after.as_deref(), limit)),
+                );
+            }
+            Job::Reclaim { max_pages, reply } => {
+                let _ = reply.send(sync.and_then(|()| prune::reclaim(conn, max_pages)));
+            }
+            Job::Ingest { .. } | Job::Record { .. } | Job::Lease { .. } => {}
+        }
+    }
+}
+
+/// Sets the connection's `synchronous` to `needed` if it is not already.
+fn set_sync(conn: &Connection, sync: &mut Sync, needed: Sync) -> Result<(), StoreError> {
+    if *sync != needed {
+        conn.execute_batch(match needed {
+            Sync::Full => "PRAGMA synchronous = FULL",
+            Sync::Normal => "PRAGMA synchronous = NORMAL",
+        })?;
+        *sync = needed;
+    }
+    Ok(())
 }
 
 /// Writes the events and results of one round in one transaction and answers each job.
@@ -164,6 +264,7 @@ fn commit(
     failing: &Failing,
     owner: &str,
     sync: &mut Sync,
+    keys_since: i64,
     ingests: Vec<IngestJob>,
     records: Vec<RecordJob>,
 ) {
@@ -181,16 +282,8 @@ fn commit(
     if !events.is_empty() {
         metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
     }
-    let result = (|| {
-        if *sync != needed {
-            conn.execute_batch(match needed {
-                Sync::Full => "PRAGMA synchronous = FULL",
-                Sync::Normal => "PRAGMA synchronous = NORMAL",
-            })?;
-            *sync = needed;
-        }
-        write(conn, &events, probe, owner, &records)
-    })();
+    let result = set_sync(conn, sync, needed)
+        .and_then(|()| write(conn, &events, probe, owner, keys_since, &records));
     match result {
         Ok(mut outcomes) => {
             if probe.is_some() {
@@ -232,6 +325,7 @@ fn write(
     events: &[&NewEvent],
     probe: Option<usize>,
     owner: &str,
+    keys_since: i64,
     records: &[RecordJob],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -246,7 +340,7 @@ fn write(
         for (owner, results, _) in records {
             record(conn, owner, results)?;
         }
-        insert_all(conn, events, owner)
+        insert_all(conn, events, owner, keys_since)
     })();
     let result = match written {
         Ok(outcomes) => conn

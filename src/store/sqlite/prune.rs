@@ -1,0 +1,176 @@
+//! Pruning on SQLite, run by the writer thread between its group commits: each call is one
+//! short transaction of at most `limit` rows, so ingestion never waits behind a long delete,
+//! and what it frees is given back to the file system by incremental vacuum in small steps.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::EventId;
+use crate::store::{EventScan, Removed, StoreError};
+
+/// The statuses pruning removes and which cutoff applies to each: succeeded deliveries, then
+/// dead letters (dead-lettered and cancelled), which replay reads.
+const FINISHED: [(&str, Window); 3] = [
+    ("succeeded", Window::Succeeded),
+    ("dead_lettered", Window::DeadLettered),
+    ("cancelled", Window::DeadLettered),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Window {
+    Succeeded,
+    DeadLettered,
+}
+
+/// Removes up to `limit` finished deliveries older than their cutoff, with their attempts,
+/// and moves the horizons past them. `cutoffs` are [`Cutoffs::millis`](crate::store::Cutoffs::millis).
+pub(super) fn deliveries(
+    conn: &Connection,
+    cutoffs: [i64; 4],
+    limit: u32,
+) -> Result<Removed, StoreError> {
+    in_transaction(conn, || {
+        // Through deliveries_due (status, next_attempt_at): a finished delivery's
+        // next_attempt_at is its finishing time, never later than finished_at.
+        let mut find = conn.prepare_cached(
+            "SELECT id, created_at FROM deliveries
+             WHERE status = ?1 AND next_attempt_at < ?2 AND finished_at < ?2
+             ORDER BY next_attempt_at LIMIT ?3",
+        )?;
+        let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?;
+        let mut delivery = conn.prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
+        let mut removed = Removed::default();
+        let (mut newest, mut newest_dead) = (0i64, 0i64);
+        for (status, window) in FINISHED {
+            let left = u64::from(limit).saturating_sub(removed.deliveries);
+            if left == 0 {
+                break;
+            }
+            let cutoff = match window {
+                Window::Succeeded => cutoffs[0],
+                Window::DeadLettered => cutoffs[1],
+            };
+            let doomed: Vec<(String, i64)> = find
+                .query_map(params![status, cutoff, left as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (id, created) in doomed {
+                removed.attempts += attempts.execute([&id])? as u64;
+                removed.deliveries += delivery.execute([&id])? as u64;
+                newest = newest.max(created);
+                if window == Window::DeadLettered {
+                    newest_dead = newest_dead.max(created);
+                }
+            }
+        }
+        if removed.deliveries > 0 {
+            conn.prepare_cached(
+                "UPDATE retention SET deliveries_through = max(deliveries_through, ?1),
+                   dead_letters_through = max(dead_letters_through, ?2) WHERE id = 1",
+            )?
+            .execute(params![newest, newest_dead])?;
+        }
+        Ok(removed)
+    })
+}
+
+/// Looks at up to `limit` events after `after` accepted before the events cutoff and removes
+/// those with no delivery left and no idempotency key still honoured.
+pub(super) fn events(
+    conn: &Connection,
+    cutoffs: [i64; 4],
+    after: Option<&str>,
+    limit: u32,
+) -> Result<EventScan, StoreError> {
+    let [_, _, events_before, keys_since] = cutoffs;
+    // Ids are time-ordered, so the primary key walks the events oldest first and stops at
+    // the cutoff.
+    let bound = EventId::first_at(events_before).to_string();
+    in_transaction(conn, || {
+        let mut scan = conn.prepare_cached(
+            "SELECT id, received_at, idempotency_key IS NOT NULL FROM events
+             WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let mut delete = conn.prepare_cached(
+            "DELETE FROM events WHERE id = ?1
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)",
+        )?;
+        let seen: Vec<(String, i64, bool)> = scan
+            .query_map(
+                params![after.unwrap_or(""), bound, i64::from(limit)],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut result = EventScan::default();
+        let mut newest = 0i64;
+        for (id, received, keyed) in &seen {
+            if *received >= events_before || (*keyed && *received >= keys_since) {
+                continue;
+            }
+            if delete.execute([id])? > 0 {
+                result.removed += 1;
+                newest = newest.max(*received);
+            }
+        }
+        if result.removed > 0 {
+            conn.prepare_cached(
+                "UPDATE retention SET events_through = max(events_through, ?1) WHERE id = 1",
+            )?
+            .execute([newest])?;
+        }
+        result.next = (seen.len() as u64 == u64::from(limit))
+            .then(|| seen.last().map(|(id, _, _)| id.clone()))
+            .flatten();
+        Ok(result)
+    })
+}
+
+/// Gives up to `max_pages` free pages back to the file system (incremental vacuum, which
+/// moves pages from the end of the file into free ones and truncates it); returns the bytes
+/// given back. Nothing on a database made without incremental auto-vacuum.
+pub(super) fn reclaim(conn: &Connection, max_pages: u32) -> Result<u64, StoreError> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+    if mode != 2 {
+        return Ok(0);
+    }
+    let free = |conn: &Connection| -> Result<i64, StoreError> {
+        Ok(conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?)
+    };
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    let before = free(conn)?;
+    if before == 0 {
+        return Ok(0);
+    }
+    // The pragma returns a row per step; stepping through them runs it.
+    let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({max_pages})"))?;
+    let mut rows = vacuum.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    let after = free(conn)?;
+    Ok(((before - after).max(0) * page_size) as u64)
+}
+
+/// Whether `conn`'s database was made with incremental auto-vacuum.
+pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
+    let mode: Option<i64> = conn
+        .query_row("PRAGMA auto_vacuum", [], |row| row.get(0))
+        .optional()?;
+    Ok(mode == Some(2))
+}
+
+fn in_transaction<T>(
+    conn: &Connection,
+    work: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match work().and_then(|t| {
+        conn.execute_batch("COMMIT")?;
+        Ok(t)
+    }) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
