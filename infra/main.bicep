@@ -32,6 +32,10 @@ param replicas int = 2
 @secure()
 param heraldApiKey string
 
+@description('Keys that encrypt endpoint secrets in the store: ID:BASE64 lines, comma-separated, the first encrypting (print one with `herald keys encryption`). Stored in Key Vault only. To rotate, deploy with the new key first and the old one after it.')
+@secure()
+param heraldEncryptionKeys string
+
 @description('Administrator password of the PostgreSQL server. Stored in Key Vault only.')
 @secure()
 param postgresPassword string
@@ -159,6 +163,16 @@ resource apiKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   name: 'herald-api-key'
   properties: {
     value: heraldApiKey
+    contentType: 'text/plain'
+    attributes: { exp: dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y')) }
+  }
+}
+
+resource encryptionKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'herald-encryption-keys'
+  properties: {
+    value: heraldEncryptionKeys
     contentType: 'text/plain'
     attributes: { exp: dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y')) }
   }
@@ -306,6 +320,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
       secrets: [
         { name: 'api-key', keyVaultUrl: apiKeySecret.properties.secretUri, identity: identity.id }
         { name: 'store-url', keyVaultUrl: storeUrlSecret.properties.secretUri, identity: identity.id }
+        { name: 'encryption-keys', keyVaultUrl: encryptionKeysSecret.properties.secretUri, identity: identity.id }
         // Not secret: a secret is how Container Apps mounts a file.
         { name: 'herald-config', value: heraldConfig }
       ]
@@ -323,6 +338,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
           env: [
             { name: 'HERALD_API_KEY', secretRef: 'api-key' }
             { name: 'HERALD_STORE_URL', secretRef: 'store-url' }
+            { name: 'HERALD_ENCRYPTION_KEYS', secretRef: 'encryption-keys' }
             { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
           ]
           probes: [

@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// A value is missing, of the wrong type, or unknown.
     #[error("configuration error: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// The encryption keys are unusable or missing.
+    #[error("configuration error: `encryption_keys`: {0}")]
+    Keys(#[from] crate::store::sealing::SealingError),
     /// A value parsed but does not make sense.
     #[error("configuration error: `{field}`: {message}")]
     Value {
@@ -57,6 +60,13 @@ pub struct Config {
     pub dataverse: DataverseConfig,
     /// How long finished work is kept.
     pub retention: RetentionConfig,
+    /// Keys that seal endpoint settings (signing secrets, SAS keys, client secrets, auth
+    /// header values) at rest, as `ID:BASE64` of 32 random bytes (`herald keys encryption`);
+    /// usually from `HERALD_ENCRYPTION_KEYS`, comma-separated. The first seals what is written;
+    /// the others still open rows sealed before a rotation, which are sealed again under the
+    /// first when the store opens. Unset with SQLite: a key is generated beside the database.
+    #[serde(default)]
+    pub encryption_keys: KeyLines,
     /// A full-access API key (usually from `HERALD_API_KEY`); stored only as its hash.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -236,6 +246,41 @@ pub struct ApiKeyConfig {
     pub admin: bool,
 }
 
+/// Encryption key lines (`ID:BASE64`), from a list or one comma-separated string; never
+/// printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KeyLines(pub Vec<String>);
+
+impl std::fmt::Debug for KeyLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyLines({} keys, redacted)", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyLines {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Lines {
+            One(String),
+            Many(Vec<String>),
+        }
+        let lines = match Lines::deserialize(d)? {
+            Lines::One(text) => vec![text],
+            Lines::Many(lines) => lines,
+        };
+        Ok(KeyLines(
+            lines
+                .iter()
+                .flat_map(|l| l.split([',', '\n', ' ']))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ))
+    }
+}
+
 /// The SHA-256 of an API key, decoded from the 64 hex digits the configuration holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyHash(pub [u8; 32]);
@@ -260,16 +305,23 @@ impl<'de> Deserialize<'de> for KeyHash {
 }
 
 impl Config {
-    /// The settings the store opens with (the idempotency window is the retention's).
-    pub fn store_settings(&self) -> crate::store::StoreSettings {
+    /// The settings the store opens with (the idempotency window is the retention's; the
+    /// keys are the configured ones or, for SQLite, the generated one beside the database).
+    pub fn store_settings(&self) -> Result<crate::store::StoreSettings, ConfigError> {
         let store = &self.store;
-        crate::store::StoreSettings {
+        let db = match &store.url {
+            StoreUrl::Sqlite(path) => Some(path.as_path()),
+            StoreUrl::Postgres(_) => None,
+        };
+        let (keys, _) = crate::store::sealing::KeyRing::resolve(&self.encryption_keys.0, db)?;
+        Ok(crate::store::StoreSettings {
             url: store.url.clone(),
             max_connections: store.max_connections.get(),
             acquire_timeout: store.acquire_timeout,
             schema: store.schema.clone(),
             idempotency_window: self.retention.idempotency,
-        }
+            keys: std::sync::Arc::new(keys),
+        })
     }
 
     /// Loads defaults, then `file` (if any), then the `HERALD_*` variables of `env`.

@@ -59,6 +59,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The demo's receiver runs on this machine.
     config.webhooks.allow_networks = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
     declare(&mut config, sink_addr, secret, &conn);
+    let keys = if config.encryption_keys.0.is_empty() {
+        crate::store::sealing::key_file(&args.data_dir.join("herald.db"))
+            .display()
+            .to_string()
+    } else {
+        "encryption_keys (HERALD_ENCRYPTION_KEYS)".to_owned()
+    };
     let catalog = crate::server::load_catalog(&config)?;
     let running = crate::server::start(config, catalog, None).await?;
     let url = format!("http://{}", running.addr);
@@ -69,6 +76,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sink_addr,
         &conn,
         emulator.http_addr(),
+        &keys,
     );
     crate::server::shutdown_signal().await;
     running.stop().await;
@@ -155,6 +163,7 @@ fn print_instructions(
     sink_addr: std::net::SocketAddr,
     conn: &str,
     emulator_http: std::net::SocketAddr,
+    keys: &str,
 ) {
     println!(
         r#"
@@ -163,6 +172,7 @@ Herald demo is running.
   API            {url}   (OpenAPI: {url}/openapi.json, metrics: {url}/metrics)
   API key        {api_key}
   Store          {store}
+  Secrets        endpoint secrets are encrypted in the store with the key in {keys}
   Webhook sink   http://{sink_addr}/webhook (verifies every signature and prints what it gets)
   Emulator       {conn}
                  Service Bus queue "{QUEUE}", topic "{TOPIC}" (subscription "all"), event hub "{HUB}"

@@ -68,7 +68,7 @@ pub async fn start(
     };
     let addr = listener.local_addr()?;
     let public_url = config.server.base_url(addr);
-    let store = crate::store::open(&config.store_settings())
+    let store = crate::store::open(&config.store_settings()?)
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
     let policy = NetworkPolicy::new(config.webhooks.allow_networks.clone());

@@ -102,6 +102,10 @@ enum KeysCommand {
         /// The key.
         key: Option<String>,
     },
+    /// Prints a new key for endpoint settings at rest, as `ID:BASE64`: put it first in
+    /// HERALD_ENCRYPTION_KEYS (comma-separated), keeping the old ones after it until every
+    /// instance has restarted with it.
+    Encryption,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +238,7 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             };
             println!("{}", hex::encode(crate::auth::hash(&key)));
         }
+        KeysCommand::Encryption => println!("{}", crate::store::sealing::KeyRing::generate_line()),
     }
     Ok(())
 }

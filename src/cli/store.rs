@@ -59,7 +59,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
 
 async fn stats(config: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let config = Config::load(config.as_deref(), Config::env())?;
-    let store = crate::store::open(&config.store_settings())
+    let store = crate::store::open(&config.store_settings()?)
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
     let stats = store.stats().await?;

@@ -8,6 +8,7 @@ pub mod prune;
 mod record;
 pub mod retention;
 pub(crate) mod rows;
+pub mod sealing;
 mod sql;
 pub mod sqlite;
 mod url;
@@ -76,6 +77,15 @@ pub enum StoreError {
     /// A unique name is already taken.
     #[error("{0} is already taken")]
     Conflict(String),
+    /// An endpoint's sealed settings do not open (a key is missing, or the row was altered).
+    #[error("the settings of endpoint \"{endpoint}\" do not open: {source}")]
+    Sealing {
+        /// The endpoint's name.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: sealing::SealingError,
+    },
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -103,7 +113,8 @@ impl StoreError {
             StoreError::Migrate(_)
             | StoreError::SchemaTooNew(_)
             | StoreError::Corrupt { .. }
-            | StoreError::Conflict(_) => false,
+            | StoreError::Conflict(_)
+            | StoreError::Sealing { .. } => false,
         }
     }
 }
@@ -352,7 +363,7 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(settings: &StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match &settings.url {
         StoreUrl::Sqlite(path) => {
-            std::sync::Arc::new(sqlite::SqliteStore::open(path, settings.idempotency_window).await?)
+            std::sync::Arc::new(sqlite::SqliteStore::open(path, settings).await?)
         }
         StoreUrl::Postgres(url) => {
             std::sync::Arc::new(postgres::PgStore::open(url, settings).await?)
@@ -385,4 +396,6 @@ pub struct StoreSettings {
     /// How long an idempotency key is honoured: a key whose event was accepted longer ago may
     /// be used again (for a new event).
     pub idempotency_window: std::time::Duration,
+    /// The keys endpoint settings are sealed with at rest.
+    pub keys: std::sync::Arc<sealing::KeyRing>,
 }

@@ -83,9 +83,21 @@ impl PgStore {
             settings.idempotency_window,
             Arc::new(move || committed.notify_one()),
         );
+        let sql = Shared {
+            pool: pool.clone(),
+            keys: settings.keys.clone(),
+        };
+        let resealed = sql.reseal().await?;
+        if resealed > 0 {
+            tracing::info!(
+                resealed,
+                key = settings.keys.current(),
+                "sealed endpoint settings again under the current key"
+            );
+        }
         Ok(Self {
             writer,
-            sql: Shared { pool: pool.clone() },
+            sql,
             pool,
             options,
             owner,

@@ -10,9 +10,10 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::model::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, Event, LeasedDelivery,
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Endpoint, EndpointId, Event, LeasedDelivery,
     MessageFormat, Mode, OutgoingEvent, Stage, Subscription,
 };
+use crate::store::sealing::KeyRing;
 use crate::store::StoreError;
 
 /// Unix milliseconds of a time.
@@ -159,11 +160,23 @@ pub fn attempt_from_row(row: &impl Columns) -> Result<Attempt, StoreError> {
     })
 }
 
-pub fn endpoint_from_row(row: &impl Columns) -> Result<Endpoint, StoreError> {
+/// An endpoint, its sealed settings opened with `keys`.
+pub fn endpoint_from_row(row: &impl Columns, keys: &KeyRing) -> Result<Endpoint, StoreError> {
+    let id: EndpointId = parse_id(row, "id")?;
+    let name = row.text("name")?;
+    let plain = keys
+        .open(&row.text("settings")?, id.to_string().as_bytes())
+        .map_err(|source| StoreError::Sealing {
+            endpoint: name.clone(),
+            source,
+        })?;
     Ok(Endpoint {
-        id: parse_id(row, "id")?,
-        name: row.text("name")?,
-        settings: json_col(row, "settings", "endpoint settings")?,
+        id,
+        name,
+        settings: serde_json::from_slice(&plain).map_err(|source| StoreError::Corrupt {
+            what: "endpoint settings",
+            source,
+        })?,
         max_concurrency: row.opt_int("max_concurrency")?.map(|n| n as u32),
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,

@@ -3,6 +3,8 @@
 //! differs — storing events (SQLite's group commit, PostgreSQL's one-statement insert),
 //! leasing, and LISTEN/NOTIFY — stays in `sqlite/` and `postgres.rs`.
 
+use std::sync::Arc;
+
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
@@ -10,6 +12,7 @@ use super::rows::{
     attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, from_millis, millis,
     subscription_from_row, Columns,
 };
+use super::sealing::KeyRing;
 use super::{conflict_on_unique, Horizons, PassReport, Records, RetentionState, StoreError};
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint, EndpointId, Event,
@@ -46,6 +49,54 @@ impl Backend for sqlx::Postgres {
 pub struct Shared<DB: Database> {
     /// Reads, administrative writes and releasing leases.
     pub pool: Pool<DB>,
+    /// What endpoint settings are sealed with.
+    pub keys: Arc<KeyRing>,
+}
+
+impl<DB> Shared<DB>
+where
+    DB: Backend,
+    DB::Row: Columns,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    /// Seals again, under the current key, every endpoint's settings that are plain (written
+    /// before sealing) or sealed under an older key; returns how many. Fails, naming the key,
+    /// if some row was sealed with a key that is not configured: nothing is lost or rewritten
+    /// then. A row changed meanwhile (by another instance) is left to its writer.
+    pub async fn reseal(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query::<DB>("SELECT id, name, settings FROM endpoints")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut stale = Vec::new();
+        for row in &rows {
+            let (id, name, stored) = (row.text("id")?, row.text("name")?, row.text("settings")?);
+            let plain =
+                self.keys
+                    .open(&stored, id.as_bytes())
+                    .map_err(|source| StoreError::Sealing {
+                        endpoint: name.clone(),
+                        source,
+                    })?;
+            if self.keys.is_stale(&stored) {
+                stale.push((id, stored, plain));
+            }
+        }
+        let mut resealed = 0;
+        for (id, stored, plain) in stale {
+            let done = sqlx::query::<DB>(
+                "UPDATE endpoints SET settings = $1 WHERE id = $2 AND settings = $3",
+            )
+            .bind(self.keys.seal(&plain, id.as_bytes()))
+            .bind(id)
+            .bind(stored)
+            .execute(&self.pool)
+            .await?;
+            resealed += DB::rows_affected(&done);
+        }
+        Ok(resealed)
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
@@ -102,7 +153,10 @@ where
         .bind(e.id.to_string())
         .bind(e.name.clone())
         .bind(e.settings.kind().as_str())
-        .bind(json(&e.settings, "endpoint settings")?)
+        .bind(self.keys.seal(
+            json(&e.settings, "endpoint settings")?.as_bytes(),
+            e.id.to_string().as_bytes(),
+        ))
         .bind(e.max_concurrency.map(i64::from))
         .bind(millis(e.created_at))
         .bind(millis(e.updated_at))
@@ -118,7 +172,9 @@ where
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(endpoint_from_row).transpose()
+        row.as_ref()
+            .map(|r| endpoint_from_row(r, &self.keys))
+            .transpose()
     }
 
     /// One endpoint by name.
@@ -127,7 +183,9 @@ where
             .bind(name.to_owned())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(endpoint_from_row).transpose()
+        row.as_ref()
+            .map(|r| endpoint_from_row(r, &self.keys))
+            .transpose()
     }
 
     /// Every endpoint, by name.
@@ -135,7 +193,9 @@ where
         let rows = sqlx::query::<DB>("SELECT * FROM endpoints ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(endpoint_from_row).collect()
+        rows.iter()
+            .map(|r| endpoint_from_row(r, &self.keys))
+            .collect()
     }
 
     /// Deletes an endpoint and its subscriptions, cancelling their unfinished deliveries.

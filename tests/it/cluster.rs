@@ -32,6 +32,7 @@ async fn an_instance_refuses_a_schema_newer_than_it_knows() {
         acquire_timeout: Duration::from_secs(5),
         schema: Some(s.clone()),
         idempotency_window: Duration::from_secs(86_400),
+        keys: crate::support::test_keys(),
     };
     drop(open(&settings).await.expect("first start migrates"));
     let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();

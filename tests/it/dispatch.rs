@@ -23,6 +23,7 @@ async fn the_hand_off_is_bounded_per_endpoint_and_in_all_and_only_while_running(
         acquire_timeout: Duration::from_secs(5),
         schema: None,
         idempotency_window: Duration::from_secs(86_400),
+        keys: crate::support::test_keys(),
     })
     .await
     .unwrap();

@@ -15,6 +15,7 @@ mod ingest;
 mod ops;
 mod resilience;
 mod retention;
+mod secrets_at_rest;
 mod security;
 mod store_contract;
 mod store_retention;

@@ -28,6 +28,7 @@ pub async fn sqlite() -> TestStore {
         acquire_timeout: Duration::from_secs(5),
         schema: None,
         idempotency_window: Duration::from_secs(86_400),
+        keys: crate::support::test_keys(),
     };
     TestStore {
         store: open(&settings).await.expect("SQLite store opens"),
@@ -43,6 +44,7 @@ pub async fn postgres() -> TestStore {
         acquire_timeout: Duration::from_secs(5),
         schema: Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
         idempotency_window: Duration::from_secs(86_400),
+        keys: crate::support::test_keys(),
     };
     let store = open(&settings)
         .await

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::Shared;
 use super::{
-    Callback, Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreStats,
-    TableStats,
+    Callback, Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
+    StoreStats, TableStats,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 
@@ -40,9 +40,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies migrations. Idempotency
-    /// keys are honoured for `idempotency_window`.
-    pub async fn open(path: &Path, idempotency_window: Duration) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database at `path`, applies migrations and seals again
+    /// what older keys sealed; the rest of `settings` applies as well (the idempotency window,
+    /// the keys).
+    pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
@@ -53,6 +54,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted and overwritten values (sealed settings replaced on a rotation) are
+            // zeroed where that costs no extra I/O.
+            .pragma("secure_delete", "FAST")
             .busy_timeout(Duration::from_secs(30));
         let mut conn = SqliteConnection::connect_with(&options).await?;
         MIGRATOR.run(&mut conn).await?;
@@ -62,9 +66,30 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let failing = writer::Failing::default();
-        let tx = writer::start(path, failing.clone(), OWNER.to_owned(), idempotency_window)?;
+        let tx = writer::start(
+            path,
+            failing.clone(),
+            OWNER.to_owned(),
+            settings.idempotency_window,
+        )?;
+        let sql = Shared {
+            pool,
+            keys: settings.keys.clone(),
+        };
+        let resealed = sql.reseal().await?;
+        if resealed > 0 {
+            // Older copies of the rows may linger in the WAL until a checkpoint.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&sql.pool)
+                .await?;
+            tracing::info!(
+                resealed,
+                key = settings.keys.current(),
+                "sealed endpoint settings again under the current key"
+            );
+        }
         Ok(Self {
-            sql: Shared { pool },
+            sql,
             writer: tx,
             failing,
             path: path.to_owned(),

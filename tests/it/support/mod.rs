@@ -17,6 +17,17 @@ pub use receiver::Receiver;
 /// The API key every test app accepts (full access).
 pub const ADMIN_KEY: &str = "hk_test_admin_key_0123456789";
 
+/// The key test apps seal endpoint settings with (`ID:BASE64`).
+pub const ENCRYPTION_KEY: &str = "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// [`ENCRYPTION_KEY`] as a key ring, for stores opened directly.
+pub fn test_keys() -> std::sync::Arc<herald::store::sealing::KeyRing> {
+    std::sync::Arc::new(
+        herald::store::sealing::KeyRing::parse(&[ENCRYPTION_KEY.to_owned()])
+            .expect("the test key is well formed"),
+    )
+}
+
 /// Waits until `check` returns `Some`, polling every 20 ms, for at most `limit`.
 pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
@@ -152,6 +163,7 @@ impl TestAppBuilder {
         let toml = format!(
             r#"
 api_key = "{ADMIN_KEY}"
+encryption_keys = "{ENCRYPTION_KEY}"
 [store]
 url = "sqlite://{db}"
 [webhooks]

@@ -43,6 +43,7 @@ impl HeraldProcess {
             .arg(config)
             .env("RUST_LOG", "debug,sqlx=warn,hyper=info,reqwest=info")
             .env("HERALD_API_KEY", ADMIN_KEY)
+            .env("HERALD_ENCRYPTION_KEYS", super::ENCRYPTION_KEY)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"));
         for (k, v) in env {
