@@ -157,6 +157,10 @@ pub struct RetentionConfig {
     pub interval: Duration,
     /// Rows removed per batch (one short transaction each).
     pub batch: NonZeroU32,
+    /// Time between two readings of rows and bytes by table for `/metrics` (on SQLite a
+    /// reading visits every page of the database).
+    #[serde(with = "humantime_serde")]
+    pub stats_interval: Duration,
 }
 
 impl RetentionConfig {
@@ -169,6 +173,7 @@ impl RetentionConfig {
             events: self.events,
             idempotency: self.idempotency,
             interval: self.interval,
+            stats_interval: self.stats_interval,
             batch: self.batch.get(),
         }
     }

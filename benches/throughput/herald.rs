@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 
 /// The API key of every bench instance.
 pub const KEY: &str = "hk_bench_key_0123456789";
+/// The key every bench instance seals endpoint settings with (instances of a cluster share it).
+const ENCRYPTION_KEY: &str = "bench-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// One running `herald serve`.
 pub struct Herald {
@@ -19,6 +21,8 @@ pub struct Herald {
     /// Where it listens.
     pub addr: SocketAddr,
     http: reqwest::Client,
+    /// Its configuration file.
+    config: std::path::PathBuf,
 }
 
 /// The store of an instance: an SQLite file, or a PostgreSQL schema.
@@ -31,6 +35,11 @@ pub enum StoreAt {
 impl Herald {
     /// Starts an instance on `store`, writing its configuration into `dir`.
     pub fn start(dir: &Path, store: &StoreAt) -> Herald {
+        Self::start_with(dir, store, "")
+    }
+
+    /// Starts an instance on `store` with `extra` configuration (TOML sections) appended.
+    pub fn start_with(dir: &Path, store: &StoreAt, extra: &str) -> Herald {
         let store_lines = match store {
             StoreAt::Sqlite(path) => format!("url = \"sqlite://{}\"", path.display()),
             StoreAt::Postgres { url, schema } => {
@@ -42,6 +51,7 @@ impl Herald {
             &config,
             format!(
                 r#"api_key = "{KEY}"
+encryption_keys = "{ENCRYPTION_KEY}"
 [server]
 listen = "127.0.0.1:0"
 [store]
@@ -51,6 +61,7 @@ allow_networks = ["127.0.0.0/8"]
 [delivery]
 max_in_flight = 256
 endpoint_concurrency = 64
+{extra}
 "#
             ),
         )
@@ -93,7 +104,19 @@ endpoint_concurrency = 64
             child,
             addr,
             http: reqwest::Client::new(),
+            config,
         }
+    }
+
+    /// Runs `herald store stats` on this instance's configuration; returns what it printed.
+    pub fn store_stats(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["store", "stats", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("herald store stats runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The URL of `path` on this instance.

@@ -10,6 +10,8 @@
 //!   while delivering, and how many deliveries completed during the load); end to end
 //!   deliveries/s; fan-out to 10 webhook subscriptions; drain rates from backlogs of 100,000
 //!   and 1,000,000 due deliveries (and how long building each took); latency at 100 events/s;
+//!   the store's size over a million events with a one-minute retention, and ingest while
+//!   pruning beside the same run with pruning off;
 //! - on PostgreSQL, beside a bare single-row INSERT loop on the same database: ingest with no
 //!   subscription and with one; end to end; three instances on one database; a drain of
 //!   100,000; what the database spent per delivery;
@@ -17,12 +19,15 @@
 //!
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
-//! `100000,1000000`), `HERALD_BENCH_PHASES` (some of `ingest,delivery,fanout,latency,drain,pg`;
-//! default all), `HERALD_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! `100000,1000000`), `HERALD_BENCH_PHASES` (some of
+//! `ingest,delivery,fanout,latency,drain,retention,pg`; default all), `HERALD_BENCH_RETAINED`
+//! (events of the retention phase, default 1,000,000), `HERALD_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432/test`).
 
 mod herald;
 mod phases;
 mod receiver;
+mod retention;
 mod store;
 mod wrk;
 
@@ -162,6 +167,11 @@ async fn main() {
             let rate = drain(&mut t, "SQLite", &at, &receiver, n, first).await;
             first.get_or_insert(rate);
         }
+    }
+
+    if phase("retention") {
+        let events = env("HERALD_BENCH_RETAINED").unwrap_or(1_000_000);
+        retention::retention(&mut t, &receiver, events).await;
     }
 
     // PostgreSQL.

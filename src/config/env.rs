@@ -114,6 +114,8 @@ mod tests {
             "delivery",
             "webhooks",
             "dataverse",
+            "retention",
+            "encryption_keys",
             "api_key",
             "api_keys",
             "endpoints",
@@ -165,6 +167,28 @@ mod tests {
     fn dataverse_is_set_from_the_environment() {
         let c = load(&[("HERALD_DATAVERSE__ORGANIZATION", "contoso-prod")]);
         assert_eq!(c.dataverse.organization, "contoso-prod");
+    }
+
+    #[test]
+    fn retention_is_set_from_the_environment() {
+        let c = load(&[("HERALD_RETENTION__SUCCEEDED", "3d")]);
+        assert_eq!(
+            c.retention.succeeded,
+            std::time::Duration::from_secs(3 * 86_400)
+        );
+    }
+
+    #[test]
+    fn encryption_keys_are_set_from_the_environment_comma_separated() {
+        let (a, b) = (
+            crate::store::sealing::KeyRing::generate_line(),
+            crate::store::sealing::KeyRing::generate_line(),
+        );
+        let c = load(&[("HERALD_ENCRYPTION_KEYS", &format!("{a}, {b}"))]);
+        assert_eq!(c.encryption_keys.0, vec![a.clone(), b]);
+        let keys = crate::store::sealing::KeyRing::parse(&c.encryption_keys.0).unwrap();
+        assert_eq!(keys.current(), a.split(':').next().unwrap());
+        assert!(!format!("{c:?}").contains(a.split(':').nth(1).unwrap()));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct RetentionPolicy {
     pub idempotency: Duration,
     /// Time between the starts of two passes.
     pub interval: Duration,
+    /// Time between two readings of rows and bytes by table (on SQLite a reading visits
+    /// every page of the database).
+    pub stats_interval: Duration,
     /// Rows per batch (one short transaction each).
     pub batch: u32,
 }
@@ -46,8 +49,9 @@ impl RetentionPolicy {
     }
 }
 
-/// Pages given back per reclaim step (SQLite: 4 MiB at the default page size).
-const RECLAIM_PAGES: u32 = 1024;
+/// Pages given back per reclaim step (SQLite: 1 MiB at the default page size), a step being
+/// one job of the writer thread that ingestion waits behind.
+const RECLAIM_PAGES: u32 = 256;
 
 /// The pruner of one instance: runs passes and keeps the last pass and statistics.
 #[derive(Clone)]
@@ -98,9 +102,10 @@ impl Pruner {
             .clone()
     }
 
-    /// Runs a pass now, then one every `interval`, until `shutdown`. With pruning disabled,
-    /// only refreshes the statistics.
+    /// Runs a pass now, then one every `interval`, until `shutdown`, reading the statistics
+    /// at start and then every `stats_interval`. With pruning disabled, only reads those.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut stats_read: Option<Instant> = None;
         loop {
             let started = Instant::now();
             if self.policy.enabled {
@@ -120,7 +125,10 @@ impl Pruner {
                     }
                 }
             }
-            self.refresh_stats().await;
+            if stats_read.is_none_or(|at| at.elapsed() >= self.policy.stats_interval) {
+                self.refresh_stats().await;
+                stats_read = Some(Instant::now());
+            }
             let wait = self.policy.interval.saturating_sub(started.elapsed());
             tokio::select! {
                 _ = shutdown.cancelled() => return,

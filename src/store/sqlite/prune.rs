@@ -125,28 +125,41 @@ pub(super) fn events(
     })
 }
 
+/// Free pages always kept, at the least: what a few group commits use, so they need not grow
+/// the file again at once.
+const MIN_SLACK_PAGES: i64 = 256;
+
 /// Gives up to `max_pages` free pages back to the file system (incremental vacuum, which
 /// moves pages from the end of the file into free ones and truncates it); returns the bytes
 /// given back. Nothing on a database made without incremental auto-vacuum.
+///
+/// Free pages up to a quarter of the pages in use (at least [`MIN_SLACK_PAGES`]) are kept:
+/// while events keep coming, what pruning frees is reused by the next inserts, and moving
+/// pages to give it back only for the file to grow again would cost writes for nothing. What
+/// a burst left behind, once pruned, is given back.
 pub(super) fn reclaim(conn: &Connection, max_pages: u32) -> Result<u64, StoreError> {
-    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
-    if mode != 2 {
+    let pragma = |name: &str| -> Result<i64, StoreError> {
+        Ok(conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?)
+    };
+    if pragma("auto_vacuum")? != 2 {
         return Ok(0);
     }
-    let free = |conn: &Connection| -> Result<i64, StoreError> {
-        Ok(conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?)
-    };
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    let before = free(conn)?;
-    if before == 0 {
+    let (pages, before, page_size) = (
+        pragma("page_count")?,
+        pragma("freelist_count")?,
+        pragma("page_size")?,
+    );
+    let slack = ((pages - before) / 4).max(MIN_SLACK_PAGES);
+    let excess = (before - slack).min(i64::from(max_pages));
+    if excess <= 0 {
         return Ok(0);
     }
     // The pragma returns a row per step; stepping through them runs it.
-    let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({max_pages})"))?;
+    let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({excess})"))?;
     let mut rows = vacuum.query([])?;
     while rows.next()?.is_some() {}
     drop(rows);
-    let after = free(conn)?;
+    let after = pragma("freelist_count")?;
     Ok(((before - after).max(0) * page_size) as u64)
 }
 
