@@ -30,12 +30,20 @@ struct Run {
     stats: String,
 }
 
-/// Runs the phase: `events` events with pruning off, then on.
+/// Runs the phase: `events` events with pruning off, then on. `HERALD_BENCH_PRUNING=on` runs
+/// only the run with pruning (to profile it).
 pub async fn retention(t: &mut Table, receiver: &Receiver, events: u64) {
+    if std::env::var("HERALD_BENCH_PRUNING").is_ok_and(|v| v == "on") {
+        run(receiver, events, true).await;
+        return;
+    }
     let off = run(receiver, events, false).await;
     let on = run(receiver, events, true).await;
     let (off_load, on_load) = (combine(&off.steady), combine(&on.steady));
-    println!("  `herald store stats` after the run with pruning:\n{}", on.stats);
+    println!(
+        "  `herald store stats` after the run with pruning:\n{}",
+        on.stats
+    );
     t.line(format!(
         "| SQLite, {events} events, {WINDOW} retention: store size at the end, pruning / no pruning | {} / {} (peak {}) | {:.3}× | |",
         mib(on.final_bytes),
@@ -66,7 +74,10 @@ async fn run(receiver: &Receiver, events: u64, prune: bool) -> Run {
     );
     let h = Herald::start_with(dir.path(), &StoreAt::Sqlite(db.clone()), &extra);
     h.subscribe(receiver.addr, 1).await;
-    println!("  retention run, pruning {}:", if prune { "on" } else { "off" });
+    println!(
+        "  retention run, pruning {}:",
+        if prune { "on" } else { "off" }
+    );
     let started = Instant::now();
     let (mut accepted, mut steady, mut peak) = (0u64, Vec::new(), 0u64);
     while accepted < events || started.elapsed() < AT_LEAST {

@@ -261,14 +261,26 @@ async fn finished_work_expires_by_policy_and_what_is_still_going_stays() {
         .arg(&config)
         .output()
         .expect("herald store stats runs");
-    assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
     let stats: Value = serde_json::from_slice(&stats.stdout).expect("JSON");
     let tables = stats["stats"]["tables"].as_array().expect("tables");
     for table in ["events", "deliveries", "attempts", "endpoints"] {
-        let t = tables.iter().find(|t| t["table"] == table).unwrap_or_else(|| panic!("{table} in {stats}"));
+        let t = tables
+            .iter()
+            .find(|t| t["table"] == table)
+            .unwrap_or_else(|| panic!("{table} in {stats}"));
         assert!(t["bytes"].as_u64().unwrap() > 0, "{stats}");
     }
-    assert!(stats["last_pass"]["removed"]["deliveries"].as_u64().is_some(), "{stats}");
+    assert!(
+        stats["last_pass"]["removed"]["deliveries"]
+            .as_u64()
+            .is_some(),
+        "{stats}"
+    );
     for needle in [
         "herald_store_rows{table=\"deliveries\"}",
         "herald_store_bytes{table=\"events\"}",

@@ -265,7 +265,40 @@ pub async fn a_pass_is_kept_for_every_instance_to_read(t: TestStore) {
     assert_eq!(s.retention_state().await.unwrap().last_pass, Some(report));
 }
 
+pub async fn pruning_beside_ingestion_removes_only_what_expired(t: TestStore) {
+    let s = t.store.clone();
+    let ep = endpoint(s.as_ref(), "ep").await;
+    let sub = subscription(s.as_ref(), ep.id, "sub").await;
+    finished(s.as_ref(), &sub, 600, NextState::Succeeded).await;
+    // Ingestion goes on while pruning runs (on SQLite the steps ride in its group commits).
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (s, sub) = (s.clone(), sub.clone());
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    s.ingest(vec![new_event(&sub, None), new_event(&sub, None)])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let removed = prune_all(s.as_ref(), &all_but_dead_letters(), 25).await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!((removed.deliveries, removed.attempts), (600, 600));
+    let counts: std::collections::HashMap<_, _> = s.counts().await.unwrap().into_iter().collect();
+    assert_eq!(
+        counts.get(&DeliveryStatus::Pending),
+        Some(&400),
+        "{counts:?}"
+    );
+    assert_eq!(counts.get(&DeliveryStatus::Succeeded), None);
+}
+
 contract!(
+    pruning_beside_ingestion_removes_only_what_expired,
     pruning_removes_finished_work_and_never_what_is_still_going,
     an_idempotency_key_is_honoured_inside_its_window_and_free_after_it,
     two_instances_pruning_at_once_remove_each_row_once,
@@ -299,7 +332,10 @@ async fn sqlite_gives_pruned_pages_back_to_the_file_system() {
     }
     let after = s.stats().await.unwrap();
     assert!(given_back > 0);
-    assert!(after.total_bytes < pruned.total_bytes, "{pruned:?} → {after:?}");
+    assert!(
+        after.total_bytes < pruned.total_bytes,
+        "{pruned:?} → {after:?}"
+    );
     // What stays free is the slack kept for the next inserts: at most a quarter of what is
     // in use, or 256 pages.
     let used = after.total_bytes - after.free_bytes.unwrap();
@@ -325,7 +361,8 @@ async fn an_older_sqlite_database_is_converted_by_compact() {
     drop(t.store);
     let mode = |path: &std::path::Path| -> i64 {
         let conn = rusqlite::Connection::open(path).unwrap();
-        conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap()
+        conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap()
     };
     assert_eq!(mode(&path), 2, "a new database is made incremental");
     // An older Herald's database: no auto-vacuum.

@@ -1,6 +1,9 @@
-//! Pruning on SQLite, run by the writer thread between its group commits: each call is one
-//! short transaction of at most `limit` rows, so ingestion never waits behind a long delete,
-//! and what it frees is given back to the file system by incremental vacuum in small steps.
+//! Pruning on SQLite, run by the writer thread: each step removes at most `limit` rows, inside
+//! the round's group commit when there is one (its pages are written with it, at no commit
+//! of their own) or in a short transaction of its own, so ingestion never waits behind a
+//! long delete; what it frees is given back to the file system by incremental vacuum in
+//! small steps. The writer's connection does not check foreign keys (see `writer.rs`): the
+//! steps remove attempts before their delivery and an event only once no delivery is left.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -28,7 +31,16 @@ pub(super) fn deliveries(
     cutoffs: [i64; 4],
     limit: u32,
 ) -> Result<Removed, StoreError> {
-    in_transaction(conn, || {
+    in_transaction(conn, || remove_deliveries(conn, cutoffs, limit))
+}
+
+/// [`deliveries`] inside the caller's transaction.
+pub(super) fn remove_deliveries(
+    conn: &Connection,
+    cutoffs: [i64; 4],
+    limit: u32,
+) -> Result<Removed, StoreError> {
+    {
         // Through deliveries_due (status, next_attempt_at): a finished delivery's
         // next_attempt_at is its finishing time, never later than finished_at.
         let mut find = conn.prepare_cached(
@@ -71,7 +83,7 @@ pub(super) fn deliveries(
             .execute(params![newest, newest_dead])?;
         }
         Ok(removed)
-    })
+    }
 }
 
 /// Looks at up to `limit` events after `after` accepted before the events cutoff and removes
@@ -82,11 +94,21 @@ pub(super) fn events(
     after: Option<&str>,
     limit: u32,
 ) -> Result<EventScan, StoreError> {
+    in_transaction(conn, || remove_events(conn, cutoffs, after, limit))
+}
+
+/// [`events`] inside the caller's transaction.
+pub(super) fn remove_events(
+    conn: &Connection,
+    cutoffs: [i64; 4],
+    after: Option<&str>,
+    limit: u32,
+) -> Result<EventScan, StoreError> {
     let [_, _, events_before, keys_since] = cutoffs;
     // Ids are time-ordered, so the primary key walks the events oldest first and stops at
     // the cutoff.
     let bound = EventId::first_at(events_before).to_string();
-    in_transaction(conn, || {
+    {
         let mut scan = conn.prepare_cached(
             "SELECT id, received_at, idempotency_key IS NOT NULL FROM events
              WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
@@ -122,7 +144,7 @@ pub(super) fn events(
             .then(|| seen.last().map(|(id, _, _)| id.clone()))
             .flatten();
         Ok(result)
-    })
+    }
 }
 
 /// Free pages always kept, at the least: what a few group commits use, so they need not grow

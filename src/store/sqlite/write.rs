@@ -138,9 +138,11 @@ pub(super) fn record(
     results: &[AttemptResult],
 ) -> Result<(), StoreError> {
     let now = millis(time::OffsetDateTime::now_utc());
+    // Only for a delivery that exists (the writer's connection does not check foreign keys):
+    // one whose lease expired, finished elsewhere and was pruned before this late result.
     let mut attempt = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)
          ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
            outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
     )?;

@@ -113,9 +113,13 @@ pub(super) fn start(
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     // journal_size_limit: the WAL is truncated back to 64 MiB after a checkpoint, so a burst
-    // does not leave a large file behind.
+    // does not leave a large file behind. Foreign keys are not checked on this connection
+    // (the others check them): every row it writes or removes keeps them by construction —
+    // deliveries are stored with their event, an attempt only for a delivery that exists
+    // (`record` checks), pruning removes attempts before their delivery and an event only
+    // once no delivery is left — and each check would cost an index lookup per row.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;
          PRAGMA journal_size_limit = 67108864;",
     )?;
     let (tx, rx) = mpsc::channel(4096);
@@ -196,14 +200,26 @@ impl Writer {
             if !ingests.is_empty() || !records.is_empty() {
                 let keys_since = millis(time::OffsetDateTime::now_utc())
                     .saturating_sub(self.idempotency_window.as_millis() as i64);
+                // Pruning steps ride in the group commit; reclaiming pages runs after it.
+                let mut riders = Vec::new();
+                for job in std::mem::take(&mut prunes) {
+                    match Rider::try_from(job) {
+                        Ok(rider) => riders.push(rider),
+                        Err(job) => prunes.push(job),
+                    }
+                }
+                let round = Round {
+                    keys_since,
+                    ingests,
+                    records,
+                    riders,
+                };
                 commit(
                     &self.conn,
                     &self.failing,
                     &self.owner,
                     &mut self.sync,
-                    keys_since,
-                    ingests,
-                    records,
+                    round,
                 );
             }
             for (request, reply) in leases {
@@ -246,6 +262,114 @@ impl Writer {
     }
 }
 
+/// A pruning step done inside a group commit, waiting for the commit's outcome to answer.
+type Settle = Box<dyn FnOnce(Option<&Arc<StoreError>>) + Send>;
+
+/// A pruning step that can be written inside a group commit.
+enum Rider {
+    Deliveries {
+        cutoffs: [i64; 4],
+        limit: u32,
+        reply: oneshot::Sender<Result<Removed, StoreError>>,
+    },
+    Events {
+        cutoffs: [i64; 4],
+        after: Option<String>,
+        limit: u32,
+        reply: oneshot::Sender<Result<EventScan, StoreError>>,
+    },
+}
+
+impl TryFrom<Job> for Rider {
+    type Error = Job;
+
+    /// The pruning steps that remove rows; any other job is given back.
+    fn try_from(job: Job) -> Result<Self, Job> {
+        match job {
+            Job::PruneDeliveries {
+                cutoffs,
+                limit,
+                reply,
+            } => Ok(Rider::Deliveries {
+                cutoffs,
+                limit,
+                reply,
+            }),
+            Job::PruneEvents {
+                cutoffs,
+                after,
+                limit,
+                reply,
+            } => Ok(Rider::Events {
+                cutoffs,
+                after,
+                limit,
+                reply,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
+/// Runs `rider` inside the current transaction, under a savepoint so that its failure undoes
+/// only its own work; returns how to answer it once the commit is known.
+fn ride(conn: &Connection, rider: Rider) -> Settle {
+    fn settled<T: Send + 'static>(
+        reply: oneshot::Sender<Result<T, StoreError>>,
+        result: Result<T, StoreError>,
+    ) -> Settle {
+        Box::new(move |failed| {
+            let _ = reply.send(match failed {
+                None => result,
+                Some(cause) => Err(StoreError::GroupCommit(cause.clone())),
+            });
+        })
+    }
+    fn saved<T>(
+        conn: &Connection,
+        work: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        conn.execute_batch("SAVEPOINT prune")?;
+        let result = work();
+        if result.is_err() {
+            conn.execute_batch("ROLLBACK TO prune")?;
+        }
+        conn.execute_batch("RELEASE prune")?;
+        result
+    }
+    match rider {
+        Rider::Deliveries {
+            cutoffs,
+            limit,
+            reply,
+        } => settled(
+            reply,
+            saved(conn, || prune::remove_deliveries(conn, cutoffs, limit)),
+        ),
+        Rider::Events {
+            cutoffs,
+            after,
+            limit,
+            reply,
+        } => settled(
+            reply,
+            saved(conn, || {
+                prune::remove_events(conn, cutoffs, after.as_deref(), limit)
+            }),
+        ),
+    }
+}
+
+/// What one group commit writes.
+struct Round {
+    /// Idempotency keys of events accepted before this (unix ms) are free.
+    keys_since: i64,
+    ingests: Vec<IngestJob>,
+    records: Vec<RecordJob>,
+    /// Pruning steps written with the commit.
+    riders: Vec<Rider>,
+}
+
 /// Sets the connection's `synchronous` to `needed` if it is not already.
 fn set_sync(conn: &Connection, sync: &mut Sync, needed: Sync) -> Result<(), StoreError> {
     if *sync != needed {
@@ -258,16 +382,15 @@ fn set_sync(conn: &Connection, sync: &mut Sync, needed: Sync) -> Result<(), Stor
     Ok(())
 }
 
-/// Writes the events and results of one round in one transaction and answers each job.
-fn commit(
-    conn: &Connection,
-    failing: &Failing,
-    owner: &str,
-    sync: &mut Sync,
-    keys_since: i64,
-    ingests: Vec<IngestJob>,
-    records: Vec<RecordJob>,
-) {
+/// Writes the events, results and pruning steps of one round in one transaction and answers
+/// each job.
+fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, round: Round) {
+    let Round {
+        keys_since,
+        ingests,
+        records,
+        riders,
+    } = round;
     let events: Vec<&NewEvent> = ingests.iter().flat_map(|(e, _, _)| e).collect();
     let probe = ingests
         .iter()
@@ -282,10 +405,17 @@ fn commit(
     if !events.is_empty() {
         metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
     }
-    let result = set_sync(conn, sync, needed)
-        .and_then(|()| write(conn, &events, probe, owner, keys_since, &records));
+    let mut settles = Vec::with_capacity(riders.len());
+    let result = set_sync(conn, sync, needed).and_then(|()| {
+        write(conn, &events, probe, owner, keys_since, &records, || {
+            settles.extend(riders.into_iter().map(|rider| ride(conn, rider)));
+        })
+    });
     match result {
         Ok(mut outcomes) => {
+            for settle in settles {
+                settle(None);
+            }
             if probe.is_some() {
                 // Give the probe's pages back for events to use; if this fails, the next
                 // probe or commit overwrites them anyway.
@@ -316,6 +446,9 @@ fn commit(
             for (_, _, reply) in records {
                 let _ = reply.send(Err(StoreError::GroupCommit(cause.clone())));
             }
+            for settle in settles {
+                settle(Some(&cause));
+            }
         }
     }
 }
@@ -327,6 +460,7 @@ fn write(
     owner: &str,
     keys_since: i64,
     records: &[RecordJob],
+    prune: impl FnOnce(),
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let written = (|| {
@@ -340,7 +474,9 @@ fn write(
         for (owner, results, _) in records {
             record(conn, owner, results)?;
         }
-        insert_all(conn, events, owner, keys_since)
+        let outcomes = insert_all(conn, events, owner, keys_since)?;
+        prune();
+        Ok(outcomes)
     })();
     let result = match written {
         Ok(outcomes) => conn
