@@ -208,6 +208,10 @@ pub trait Records: Send + Sync {
     async fn retention_state(&self) -> Result<RetentionState, StoreError>;
     /// Keeps `report` as the last pruning pass.
     async fn save_pass(&self, report: &PassReport) -> Result<(), StoreError>;
+    /// Seals again, under the current key, the endpoint settings that are plain or sealed
+    /// under an older key; returns how many. Fails, naming the key, if a row needs a key that
+    /// is not configured.
+    async fn reseal(&self) -> Result<u64, StoreError>;
 }
 
 /// What the store needs to do, whatever the database.

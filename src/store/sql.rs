@@ -53,52 +53,6 @@ pub struct Shared<DB: Database> {
     pub keys: Arc<KeyRing>,
 }
 
-impl<DB> Shared<DB>
-where
-    DB: Backend,
-    DB::Row: Columns,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
-    /// Seals again, under the current key, every endpoint's settings that are plain (written
-    /// before sealing) or sealed under an older key; returns how many. Fails, naming the key,
-    /// if some row was sealed with a key that is not configured: nothing is lost or rewritten
-    /// then. A row changed meanwhile (by another instance) is left to its writer.
-    pub async fn reseal(&self) -> Result<u64, StoreError> {
-        let rows = sqlx::query::<DB>("SELECT id, name, settings FROM endpoints")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut stale = Vec::new();
-        for row in &rows {
-            let (id, name, stored) = (row.text("id")?, row.text("name")?, row.text("settings")?);
-            let plain =
-                self.keys
-                    .open(&stored, id.as_bytes())
-                    .map_err(|source| StoreError::Sealing {
-                        endpoint: name.clone(),
-                        source,
-                    })?;
-            if self.keys.is_stale(&stored) {
-                stale.push((id, stored, plain));
-            }
-        }
-        let mut resealed = 0;
-        for (id, stored, plain) in stale {
-            let done = sqlx::query::<DB>(
-                "UPDATE endpoints SET settings = $1 WHERE id = $2 AND settings = $3",
-            )
-            .bind(self.keys.seal(&plain, id.as_bytes()))
-            .bind(id)
-            .bind(stored)
-            .execute(&self.pool)
-            .await?;
-            resealed += DB::rows_affected(&done);
-        }
-        Ok(resealed)
-    }
-}
-
 fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
 }
@@ -454,6 +408,43 @@ where
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query::<DB>("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Seals again, under the current key, every endpoint's settings that are plain (written
+    /// before sealing) or sealed under an older key; returns how many. Fails, naming the key,
+    /// if some row was sealed with a key that is not configured: nothing is lost or rewritten
+    /// then. A row changed meanwhile (by another instance) is left to its writer.
+    async fn reseal(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query::<DB>("SELECT id, name, settings FROM endpoints")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut stale = Vec::new();
+        for row in &rows {
+            let (id, name, stored) = (row.text("id")?, row.text("name")?, row.text("settings")?);
+            let plain =
+                self.keys
+                    .open(&stored, id.as_bytes())
+                    .map_err(|source| StoreError::Sealing {
+                        endpoint: name.clone(),
+                        source,
+                    })?;
+            if self.keys.is_stale(&stored) {
+                stale.push((id, stored, plain));
+            }
+        }
+        let mut resealed = 0;
+        for (id, stored, plain) in stale {
+            let done = sqlx::query::<DB>(
+                "UPDATE endpoints SET settings = $1 WHERE id = $2 AND settings = $3",
+            )
+            .bind(self.keys.seal(&plain, id.as_bytes()))
+            .bind(id)
+            .bind(stored)
+            .execute(&self.pool)
+            .await?;
+            resealed += DB::rows_affected(&done);
+        }
+        Ok(resealed)
     }
 
     /// The horizons and the last pass.

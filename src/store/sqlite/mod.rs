@@ -194,10 +194,12 @@ impl Store for SqliteStore {
 
     async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError> {
         let cutoffs = cutoffs.millis();
-        self.ask(|reply| writer::Job::PruneDeliveries {
-            cutoffs,
-            limit,
-            reply,
+        self.ask(|reply| {
+            writer::Job::Prune(writer::PruneStep::Deliveries {
+                cutoffs,
+                limit,
+                reply,
+            })
         })
         .await
     }
@@ -209,11 +211,13 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<EventScan, StoreError> {
         let (cutoffs, after) = (cutoffs.millis(), after.map(str::to_owned));
-        self.ask(|reply| writer::Job::PruneEvents {
-            cutoffs,
-            after,
-            limit,
-            reply,
+        self.ask(|reply| {
+            writer::Job::Prune(writer::PruneStep::Events {
+                cutoffs,
+                after,
+                limit,
+                reply,
+            })
         })
         .await
     }

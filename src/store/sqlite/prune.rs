@@ -26,78 +26,57 @@ enum Window {
 
 /// Removes up to `limit` finished deliveries older than their cutoff, with their attempts,
 /// and moves the horizons past them. `cutoffs` are [`Cutoffs::millis`](crate::store::Cutoffs::millis).
-pub(super) fn deliveries(
-    conn: &Connection,
-    cutoffs: [i64; 4],
-    limit: u32,
-) -> Result<Removed, StoreError> {
-    in_transaction(conn, || remove_deliveries(conn, cutoffs, limit))
-}
-
-/// [`deliveries`] inside the caller's transaction.
 pub(super) fn remove_deliveries(
     conn: &Connection,
     cutoffs: [i64; 4],
     limit: u32,
 ) -> Result<Removed, StoreError> {
-    {
-        // Through deliveries_due (status, next_attempt_at): a finished delivery's
-        // next_attempt_at is its finishing time, never later than finished_at.
-        let mut find = conn.prepare_cached(
-            "SELECT id, created_at FROM deliveries
+    // Through deliveries_due (status, next_attempt_at): a finished delivery's
+    // next_attempt_at is its finishing time, never later than finished_at.
+    let mut find = conn.prepare_cached(
+        "SELECT id, created_at FROM deliveries
              WHERE status = ?1 AND next_attempt_at < ?2 AND finished_at < ?2
              ORDER BY next_attempt_at LIMIT ?3",
-        )?;
-        let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?;
-        let mut delivery = conn.prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
-        let mut removed = Removed::default();
-        let (mut newest, mut newest_dead) = (0i64, 0i64);
-        for (status, window) in FINISHED {
-            let left = u64::from(limit).saturating_sub(removed.deliveries);
-            if left == 0 {
-                break;
-            }
-            let cutoff = match window {
-                Window::Succeeded => cutoffs[0],
-                Window::DeadLettered => cutoffs[1],
-            };
-            let doomed: Vec<(String, i64)> = find
-                .query_map(params![status, cutoff, left as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            for (id, created) in doomed {
-                removed.attempts += attempts.execute([&id])? as u64;
-                removed.deliveries += delivery.execute([&id])? as u64;
-                newest = newest.max(created);
-                if window == Window::DeadLettered {
-                    newest_dead = newest_dead.max(created);
-                }
+    )?;
+    let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?;
+    let mut delivery = conn.prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
+    let mut removed = Removed::default();
+    let (mut newest, mut newest_dead) = (0i64, 0i64);
+    for (status, window) in FINISHED {
+        let left = u64::from(limit).saturating_sub(removed.deliveries);
+        if left == 0 {
+            break;
+        }
+        let cutoff = match window {
+            Window::Succeeded => cutoffs[0],
+            Window::DeadLettered => cutoffs[1],
+        };
+        let doomed: Vec<(String, i64)> = find
+            .query_map(params![status, cutoff, left as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (id, created) in doomed {
+            removed.attempts += attempts.execute([&id])? as u64;
+            removed.deliveries += delivery.execute([&id])? as u64;
+            newest = newest.max(created);
+            if window == Window::DeadLettered {
+                newest_dead = newest_dead.max(created);
             }
         }
-        if removed.deliveries > 0 {
-            conn.prepare_cached(
-                "UPDATE retention SET deliveries_through = max(deliveries_through, ?1),
-                   dead_letters_through = max(dead_letters_through, ?2) WHERE id = 1",
-            )?
-            .execute(params![newest, newest_dead])?;
-        }
-        Ok(removed)
     }
+    if removed.deliveries > 0 {
+        conn.prepare_cached(
+            "UPDATE retention SET deliveries_through = max(deliveries_through, ?1),
+                   dead_letters_through = max(dead_letters_through, ?2) WHERE id = 1",
+        )?
+        .execute(params![newest, newest_dead])?;
+    }
+    Ok(removed)
 }
 
 /// Looks at up to `limit` events after `after` accepted before the events cutoff and removes
 /// those with no delivery left and no idempotency key still honoured.
-pub(super) fn events(
-    conn: &Connection,
-    cutoffs: [i64; 4],
-    after: Option<&str>,
-    limit: u32,
-) -> Result<EventScan, StoreError> {
-    in_transaction(conn, || remove_events(conn, cutoffs, after, limit))
-}
-
-/// [`events`] inside the caller's transaction.
 pub(super) fn remove_events(
     conn: &Connection,
     cutoffs: [i64; 4],
@@ -108,43 +87,41 @@ pub(super) fn remove_events(
     // Ids are time-ordered, so the primary key walks the events oldest first and stops at
     // the cutoff.
     let bound = EventId::first_at(events_before).to_string();
-    {
-        let mut scan = conn.prepare_cached(
-            "SELECT id, received_at, idempotency_key IS NOT NULL FROM events
+    let mut scan = conn.prepare_cached(
+        "SELECT id, received_at, idempotency_key IS NOT NULL FROM events
              WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let mut delete = conn.prepare_cached(
-            "DELETE FROM events WHERE id = ?1
+    )?;
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM events WHERE id = ?1
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)",
-        )?;
-        let seen: Vec<(String, i64, bool)> = scan
-            .query_map(
-                params![after.unwrap_or(""), bound, i64::from(limit)],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        let mut result = EventScan::default();
-        let mut newest = 0i64;
-        for (id, received, keyed) in &seen {
-            if *received >= events_before || (*keyed && *received >= keys_since) {
-                continue;
-            }
-            if delete.execute([id])? > 0 {
-                result.removed += 1;
-                newest = newest.max(*received);
-            }
+    )?;
+    let seen: Vec<(String, i64, bool)> = scan
+        .query_map(
+            params![after.unwrap_or(""), bound, i64::from(limit)],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut result = EventScan::default();
+    let mut newest = 0i64;
+    for (id, received, keyed) in &seen {
+        if *received >= events_before || (*keyed && *received >= keys_since) {
+            continue;
         }
-        if result.removed > 0 {
-            conn.prepare_cached(
-                "UPDATE retention SET events_through = max(events_through, ?1) WHERE id = 1",
-            )?
-            .execute([newest])?;
+        if delete.execute([id])? > 0 {
+            result.removed += 1;
+            newest = newest.max(*received);
         }
-        result.next = (seen.len() as u64 == u64::from(limit))
-            .then(|| seen.last().map(|(id, _, _)| id.clone()))
-            .flatten();
-        Ok(result)
     }
+    if result.removed > 0 {
+        conn.prepare_cached(
+            "UPDATE retention SET events_through = max(events_through, ?1) WHERE id = 1",
+        )?
+        .execute([newest])?;
+    }
+    result.next = (seen.len() as u64 == u64::from(limit))
+        .then(|| seen.last().map(|(id, _, _)| id.clone()))
+        .flatten();
+    Ok(result)
 }
 
 /// Free pages always kept, at the least: what a few group commits use, so they need not grow
@@ -191,21 +168,4 @@ pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
         .query_row("PRAGMA auto_vacuum", [], |row| row.get(0))
         .optional()?;
     Ok(mode == Some(2))
-}
-
-fn in_transaction<T>(
-    conn: &Connection,
-    work: impl FnOnce() -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    match work().and_then(|t| {
-        conn.execute_batch("COMMIT")?;
-        Ok(t)
-    }) {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
 }

@@ -49,20 +49,9 @@ pub(super) enum Job {
         request: Lease,
         reply: oneshot::Sender<Result<Vec<LeasedDelivery>, StoreError>>,
     },
-    /// Expired finished deliveries to remove, at most `limit` (after the round's commit, in
-    /// a transaction of their own, as every pruning step).
-    PruneDeliveries {
-        cutoffs: [i64; 4],
-        limit: u32,
-        reply: oneshot::Sender<Result<Removed, StoreError>>,
-    },
-    /// Up to `limit` expired events after `after` to look at.
-    PruneEvents {
-        cutoffs: [i64; 4],
-        after: Option<String>,
-        limit: u32,
-        reply: oneshot::Sender<Result<EventScan, StoreError>>,
-    },
+    /// A pruning step: inside the round's group commit if there is one, else in a short
+    /// transaction of its own.
+    Prune(PruneStep),
     /// Up to `max_pages` free pages to give back to the file system.
     Reclaim {
         max_pages: u32,
@@ -175,6 +164,7 @@ impl Writer {
             let mut records = Vec::new();
             let mut leases = Vec::new();
             let mut prunes = Vec::new();
+            let mut reclaims = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;
             while let Some(job) = next.take() {
@@ -190,7 +180,8 @@ impl Writer {
                         reply,
                     } => records.push((owner, results, reply)),
                     Job::Lease { request, reply } => leases.push((request, reply)),
-                    prune => prunes.push(prune),
+                    Job::Prune(step) => prunes.push(step),
+                    Job::Reclaim { max_pages, reply } => reclaims.push((max_pages, reply)),
                 }
                 taken += 1;
                 if taken < MAX_JOBS_PER_COMMIT {
@@ -200,19 +191,12 @@ impl Writer {
             if !ingests.is_empty() || !records.is_empty() {
                 let keys_since = millis(time::OffsetDateTime::now_utc())
                     .saturating_sub(self.idempotency_window.as_millis() as i64);
-                // Pruning steps ride in the group commit; reclaiming pages runs after it.
-                let mut riders = Vec::new();
-                for job in std::mem::take(&mut prunes) {
-                    match Rider::try_from(job) {
-                        Ok(rider) => riders.push(rider),
-                        Err(job) => prunes.push(job),
-                    }
-                }
+                // Pruning steps ride in the group commit.
                 let round = Round {
                     keys_since,
                     ingests,
                     records,
-                    riders,
+                    riders: std::mem::take(&mut prunes),
                 };
                 commit(
                     &self.conn,
@@ -225,39 +209,33 @@ impl Writer {
             for (request, reply) in leases {
                 let _ = reply.send(lease(&self.conn, &request));
             }
-            for prune in prunes {
-                self.prune(prune);
+            for step in prunes {
+                self.prune(step);
+            }
+            for (max_pages, reply) in reclaims {
+                let sync = set_sync(&self.conn, &mut self.sync, Sync::Normal);
+                let _ = reply.send(sync.and_then(|()| prune::reclaim(&self.conn, max_pages)));
             }
         }
     }
 
-    /// Runs and answers one pruning job, at `synchronous = NORMAL`: losing a step in a power
-    /// cut only means it runs again.
-    fn prune(&mut self, job: Job) {
-        let sync = set_sync(&self.conn, &mut self.sync, Sync::Normal);
+    /// Runs and answers pruning step `step` in a transaction of its own, at
+    /// `synchronous = NORMAL`: losing a step in a power cut only means it runs again.
+    fn prune(&mut self, step: PruneStep) {
         let conn = &self.conn;
-        match job {
-            Job::PruneDeliveries {
-                cutoffs,
-                limit,
-                reply,
-            } => {
-                let _ = reply.send(sync.and_then(|()| prune::deliveries(conn, cutoffs, limit)));
+        let begun = set_sync(conn, &mut self.sync, Sync::Normal)
+            .and_then(|()| Ok(conn.execute_batch("BEGIN IMMEDIATE")?));
+        if let Err(e) = begun {
+            ride_failed(step, e);
+            return;
+        }
+        let settle = ride(conn, step);
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => settle(None),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                settle(Some(&Arc::new(e.into())));
             }
-            Job::PruneEvents {
-                cutoffs,
-                after,
-                limit,
-                reply,
-            } => {
-                let _ = reply.send(
-                    sync.and_then(|()| prune::events(conn, cutoffs, after.as_deref(), limit)),
-                );
-            }
-            Job::Reclaim { max_pages, reply } => {
-                let _ = reply.send(sync.and_then(|()| prune::reclaim(conn, max_pages)));
-            }
-            Job::Ingest { .. } | Job::Record { .. } | Job::Lease { .. } => {}
         }
     }
 }
@@ -265,13 +243,15 @@ impl Writer {
 /// A pruning step done inside a group commit, waiting for the commit's outcome to answer.
 type Settle = Box<dyn FnOnce(Option<&Arc<StoreError>>) + Send>;
 
-/// A pruning step that can be written inside a group commit.
-enum Rider {
+/// A pruning step (see [`super::prune`]), with where to send what it removed.
+pub(super) enum PruneStep {
+    /// Expired finished deliveries, at most `limit`.
     Deliveries {
         cutoffs: [i64; 4],
         limit: u32,
         reply: oneshot::Sender<Result<Removed, StoreError>>,
     },
+    /// Up to `limit` expired events after `after` to look at.
     Events {
         cutoffs: [i64; 4],
         after: Option<String>,
@@ -280,40 +260,21 @@ enum Rider {
     },
 }
 
-impl TryFrom<Job> for Rider {
-    type Error = Job;
-
-    /// The pruning steps that remove rows; any other job is given back.
-    fn try_from(job: Job) -> Result<Self, Job> {
-        match job {
-            Job::PruneDeliveries {
-                cutoffs,
-                limit,
-                reply,
-            } => Ok(Rider::Deliveries {
-                cutoffs,
-                limit,
-                reply,
-            }),
-            Job::PruneEvents {
-                cutoffs,
-                after,
-                limit,
-                reply,
-            } => Ok(Rider::Events {
-                cutoffs,
-                after,
-                limit,
-                reply,
-            }),
-            other => Err(other),
+/// Answers `step` with `error` without running it.
+fn ride_failed(step: PruneStep, error: StoreError) {
+    match step {
+        PruneStep::Deliveries { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        PruneStep::Events { reply, .. } => {
+            let _ = reply.send(Err(error));
         }
     }
 }
 
-/// Runs `rider` inside the current transaction, under a savepoint so that its failure undoes
+/// Runs `step` inside the current transaction, under a savepoint so that its failure undoes
 /// only its own work; returns how to answer it once the commit is known.
-fn ride(conn: &Connection, rider: Rider) -> Settle {
+fn ride(conn: &Connection, step: PruneStep) -> Settle {
     fn settled<T: Send + 'static>(
         reply: oneshot::Sender<Result<T, StoreError>>,
         result: Result<T, StoreError>,
@@ -337,8 +298,8 @@ fn ride(conn: &Connection, rider: Rider) -> Settle {
         conn.execute_batch("RELEASE prune")?;
         result
     }
-    match rider {
-        Rider::Deliveries {
+    match step {
+        PruneStep::Deliveries {
             cutoffs,
             limit,
             reply,
@@ -346,7 +307,7 @@ fn ride(conn: &Connection, rider: Rider) -> Settle {
             reply,
             saved(conn, || prune::remove_deliveries(conn, cutoffs, limit)),
         ),
-        Rider::Events {
+        PruneStep::Events {
             cutoffs,
             after,
             limit,
@@ -367,7 +328,7 @@ struct Round {
     ingests: Vec<IngestJob>,
     records: Vec<RecordJob>,
     /// Pruning steps written with the commit.
-    riders: Vec<Rider>,
+    riders: Vec<PruneStep>,
 }
 
 /// Sets the connection's `synchronous` to `needed` if it is not already.
@@ -408,7 +369,7 @@ fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, ro
     let mut settles = Vec::with_capacity(riders.len());
     let result = set_sync(conn, sync, needed).and_then(|()| {
         write(conn, &events, probe, owner, keys_since, &records, || {
-            settles.extend(riders.into_iter().map(|rider| ride(conn, rider)));
+            settles.extend(riders.into_iter().map(|step| ride(conn, step)));
         })
     });
     match result {
