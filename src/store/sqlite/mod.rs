@@ -195,7 +195,7 @@ impl Store for SqliteStore {
     async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError> {
         let cutoffs = cutoffs.millis();
         self.ask(|reply| {
-            writer::Job::Prune(writer::PruneStep::Deliveries {
+            writer::Job::Prune(prune::PruneStep::Deliveries {
                 cutoffs,
                 limit,
                 reply,
@@ -212,7 +212,7 @@ impl Store for SqliteStore {
     ) -> Result<EventScan, StoreError> {
         let (cutoffs, after) = (cutoffs.millis(), after.map(str::to_owned));
         self.ask(|reply| {
-            writer::Job::Prune(writer::PruneStep::Events {
+            writer::Job::Prune(prune::PruneStep::Events {
                 cutoffs,
                 after,
                 limit,

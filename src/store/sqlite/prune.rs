@@ -5,10 +5,94 @@
 //! small steps. The writer's connection does not check foreign keys (see `writer.rs`): the
 //! steps remove attempts before their delivery and an event only once no delivery is left.
 
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
 
 use crate::model::EventId;
 use crate::store::{EventScan, Removed, StoreError};
+
+/// A pruning step done inside a group commit, waiting for the commit's outcome to answer.
+pub(super) type Settle = Box<dyn FnOnce(Option<&Arc<StoreError>>) + Send>;
+
+/// A pruning step (see [`super::prune`]), with where to send what it removed.
+pub(super) enum PruneStep {
+    /// Expired finished deliveries, at most `limit`.
+    Deliveries {
+        cutoffs: [i64; 4],
+        limit: u32,
+        reply: oneshot::Sender<Result<Removed, StoreError>>,
+    },
+    /// Up to `limit` expired events after `after` to look at.
+    Events {
+        cutoffs: [i64; 4],
+        after: Option<String>,
+        limit: u32,
+        reply: oneshot::Sender<Result<EventScan, StoreError>>,
+    },
+}
+
+/// Answers `step` with `error` without running it.
+pub(super) fn ride_failed(step: PruneStep, error: StoreError) {
+    match step {
+        PruneStep::Deliveries { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        PruneStep::Events { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+    }
+}
+
+/// Runs `step` inside the current transaction, under a savepoint so that its failure undoes
+/// only its own work; returns how to answer it once the commit is known.
+pub(super) fn ride(conn: &Connection, step: PruneStep) -> Settle {
+    fn settled<T: Send + 'static>(
+        reply: oneshot::Sender<Result<T, StoreError>>,
+        result: Result<T, StoreError>,
+    ) -> Settle {
+        Box::new(move |failed| {
+            let _ = reply.send(match failed {
+                None => result,
+                Some(cause) => Err(StoreError::GroupCommit(cause.clone())),
+            });
+        })
+    }
+    fn saved<T>(
+        conn: &Connection,
+        work: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        conn.execute_batch("SAVEPOINT prune")?;
+        let result = work();
+        if result.is_err() {
+            conn.execute_batch("ROLLBACK TO prune")?;
+        }
+        conn.execute_batch("RELEASE prune")?;
+        result
+    }
+    match step {
+        PruneStep::Deliveries {
+            cutoffs,
+            limit,
+            reply,
+        } => settled(
+            reply,
+            saved(conn, || remove_deliveries(conn, cutoffs, limit)),
+        ),
+        PruneStep::Events {
+            cutoffs,
+            after,
+            limit,
+            reply,
+        } => settled(
+            reply,
+            saved(conn, || {
+                remove_events(conn, cutoffs, after.as_deref(), limit)
+            }),
+        ),
+    }
+}
 
 /// The statuses pruning removes and which cutoff applies to each: succeeded deliveries, then
 /// dead letters (dead-lettered and cancelled), which replay reads.

@@ -19,11 +19,11 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::prune;
+use super::prune::{self, ride, ride_failed, PruneStep};
 use super::write::{insert_all, lease, record, Lease};
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 use crate::store::rows::millis;
-use crate::store::{EventScan, Removed, StoreError};
+use crate::store::StoreError;
 
 /// Jobs taken into one transaction at most (bounds the transaction's size and latency).
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -237,87 +237,6 @@ impl Writer {
                 settle(Some(&Arc::new(e.into())));
             }
         }
-    }
-}
-
-/// A pruning step done inside a group commit, waiting for the commit's outcome to answer.
-type Settle = Box<dyn FnOnce(Option<&Arc<StoreError>>) + Send>;
-
-/// A pruning step (see [`super::prune`]), with where to send what it removed.
-pub(super) enum PruneStep {
-    /// Expired finished deliveries, at most `limit`.
-    Deliveries {
-        cutoffs: [i64; 4],
-        limit: u32,
-        reply: oneshot::Sender<Result<Removed, StoreError>>,
-    },
-    /// Up to `limit` expired events after `after` to look at.
-    Events {
-        cutoffs: [i64; 4],
-        after: Option<String>,
-        limit: u32,
-        reply: oneshot::Sender<Result<EventScan, StoreError>>,
-    },
-}
-
-/// Answers `step` with `error` without running it.
-fn ride_failed(step: PruneStep, error: StoreError) {
-    match step {
-        PruneStep::Deliveries { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        PruneStep::Events { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-    }
-}
-
-/// Runs `step` inside the current transaction, under a savepoint so that its failure undoes
-/// only its own work; returns how to answer it once the commit is known.
-fn ride(conn: &Connection, step: PruneStep) -> Settle {
-    fn settled<T: Send + 'static>(
-        reply: oneshot::Sender<Result<T, StoreError>>,
-        result: Result<T, StoreError>,
-    ) -> Settle {
-        Box::new(move |failed| {
-            let _ = reply.send(match failed {
-                None => result,
-                Some(cause) => Err(StoreError::GroupCommit(cause.clone())),
-            });
-        })
-    }
-    fn saved<T>(
-        conn: &Connection,
-        work: impl FnOnce() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        conn.execute_batch("SAVEPOINT prune")?;
-        let result = work();
-        if result.is_err() {
-            conn.execute_batch("ROLLBACK TO prune")?;
-        }
-        conn.execute_batch("RELEASE prune")?;
-        result
-    }
-    match step {
-        PruneStep::Deliveries {
-            cutoffs,
-            limit,
-            reply,
-        } => settled(
-            reply,
-            saved(conn, || prune::remove_deliveries(conn, cutoffs, limit)),
-        ),
-        PruneStep::Events {
-            cutoffs,
-            after,
-            limit,
-            reply,
-        } => settled(
-            reply,
-            saved(conn, || {
-                prune::remove_events(conn, cutoffs, after.as_deref(), limit)
-            }),
-        ),
     }
 }
 
