@@ -102,9 +102,9 @@ enum KeysCommand {
         /// The key.
         key: Option<String>,
     },
-    /// Prints a new key for endpoint settings at rest, as `ID:BASE64`: put it first in
-    /// HERALD_ENCRYPTION_KEYS (comma-separated), keeping the old ones after it until every
-    /// instance has restarted with it.
+    /// Prints a new key for endpoint settings at rest, as `ID:BASE64`. To rotate, add it after
+    /// the current key in HERALD_ENCRYPTION_KEYS (comma-separated) on every instance, then
+    /// move it first; drop the old key once every instance has restarted with it first.
     Encryption,
 }
 

@@ -189,7 +189,7 @@ async fn write(
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let mut outcomes = write_once(pool, events, owner, keys_since).await?;
     let expired: Vec<usize> = (0..events.len())
-        .filter(|&i| matches!(outcomes[i], Outcome::Expired(_)))
+        .filter(|&i| matches!(outcomes[i], Outcome::Expired(_) | Outcome::Free))
         .collect();
     if !expired.is_empty() {
         let holders: Vec<String> = expired
@@ -200,13 +200,15 @@ async fn write(
             })
             .collect();
         // Only if still outside the window (another instance may have freed it already).
-        sqlx::query(
-            "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1) AND received_at < $2",
-        )
-        .bind(&holders)
-        .bind(keys_since)
-        .execute(pool)
-        .await?;
+        if !holders.is_empty() {
+            sqlx::query(
+                "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1) AND received_at < $2",
+            )
+            .bind(&holders)
+            .bind(keys_since)
+            .execute(pool)
+            .await?;
+        }
         let again: Vec<&NewEvent> = expired.iter().map(|&i| events[i]).collect();
         // Once more at most: a key freed now is held, if at all, by an event of this window.
         let retried = write_once(pool, &again, owner, i64::MIN).await?;
@@ -221,14 +223,19 @@ async fn write(
             Outcome::Expired(id) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
                 "the idempotency key of event {id} was freed but is still taken"
             )))),
+            Outcome::Free => Err(StoreError::Database(sqlx::Error::Protocol(
+                "an idempotency key was taken twice by events that are gone".into(),
+            ))),
         })
         .collect()
 }
 
-/// What one insert made of an event: an answer, or a key held by an event outside its window.
+/// What one insert made of an event: an answer, a key held by an event outside its window,
+/// or a key whose holder is gone (pruned between the insert and the read).
 enum Outcome {
     Done(IngestOutcome),
     Expired(EventId),
+    Free,
 }
 
 /// One insert of `events` (see [`write`]).
@@ -300,13 +307,12 @@ async fn write_once(
                 .idempotency
                 .as_ref()
                 .expect("only keyed inserts can conflict");
-            let (id, stored, deliveries, received) = first
-                .get(&(new.event.solution.clone(), key.clone()))
-                .ok_or_else(|| {
-                    StoreError::Database(sqlx::Error::Protocol(format!(
-                        "the event that holds idempotency key \"{key}\" was not found"
-                    )))
-                })?;
+            // The holder may be gone since (pruned: its window was over): the key is free.
+            let Some((id, stored, deliveries, received)) =
+                first.get(&(new.event.solution.clone(), key.clone()))
+            else {
+                return Ok(Outcome::Free);
+            };
             Ok(if *received < keys_since {
                 Outcome::Expired(*id)
             } else if stored == fingerprint.as_slice() {

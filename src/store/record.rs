@@ -90,7 +90,10 @@ pub async fn record_pg(
     sqlx::query(
         "WITH a AS (
            INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-           SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::text[])
+           SELECT u.* FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::text[])
+             AS u(delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
+           -- A late result of a delivery finished elsewhere and pruned meanwhile is dropped.
+           WHERE EXISTS (SELECT 1 FROM deliveries x WHERE x.id = u.delivery_id)
            ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
              outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error
            RETURNING 1)

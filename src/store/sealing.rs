@@ -7,7 +7,9 @@
 //! those under the current key when it opens.
 //!
 //! Stored form: `sealed:v1:<key id>:<base64 of 12-byte nonce ‖ ciphertext ‖ tag>`. A value
-//! starting with `{` is plain JSON written by a Herald before sealing; it is sealed on open.
+//! starting with `{` is plain JSON written by a Herald before sealing: the store seals such
+//! rows when it opens, but only while no row is sealed yet (the one-time migration); after
+//! that a value in the clear is refused, since only someone without the key put it there.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,9 @@ pub enum SealingError {
     /// A value was sealed with a key that is not configured.
     #[error("sealed with encryption key \"{0}\", which is not configured: add that key to HERALD_ENCRYPTION_KEYS (encryption_keys), after the current one")]
     UnknownKey(String),
+    /// A value is in the clear although the store's rows are sealed: not written by Herald.
+    #[error("stored in the clear although the store is sealed, so not written by Herald; recreate the endpoint (or restore it from a backup)")]
+    Unsealed,
     /// A value does not open: altered, moved from another row, or not a sealed value.
     #[error(
         "a sealed value does not open (altered, moved from another row, or not written by Herald)"
@@ -194,15 +199,33 @@ impl KeyRing {
         format!("{PREFIX}{}:{}", key.id, STANDARD.encode(bytes))
     }
 
-    /// The plain text of `stored` (sealed for `context`), or `stored` itself if it was never
-    /// sealed (written before sealing).
+    /// Whether `stored` is in the clear (JSON written by a Herald before sealing).
+    pub fn is_plain(stored: &str) -> bool {
+        stored.starts_with('{')
+    }
+
+    /// The plain text of `stored`, also when it was written in the clear before sealing (only
+    /// the one-time sealing of a store with no sealed row yet reads such values).
+    pub fn open_or_plain(
+        &self,
+        stored: &str,
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealingError> {
+        if Self::is_plain(stored) {
+            return Ok(Zeroizing::new(stored.as_bytes().to_vec()));
+        }
+        self.open(stored, context)
+    }
+
+    /// The plain text of `stored` (sealed for `context`). A value in the clear is refused:
+    /// once the store is sealed, one can only have been put there by someone without the key.
     pub fn open(&self, stored: &str, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealingError> {
         let Some(rest) = stored.strip_prefix(PREFIX) else {
-            return if stored.starts_with('{') {
-                Ok(Zeroizing::new(stored.as_bytes().to_vec()))
+            return Err(if Self::is_plain(stored) {
+                SealingError::Unsealed
             } else {
-                Err(SealingError::Tampered)
-            };
+                SealingError::Tampered
+            });
         };
         let (id, data) = rest.split_once(':').ok_or(SealingError::Tampered)?;
         let key = self
@@ -311,9 +334,13 @@ mod tests {
         }
         assert!(after.is_stale(r#"{"plain":true}"#));
         assert_eq!(
-            after.open(r#"{"a":1}"#, b"c").unwrap().as_slice(),
+            after.open_or_plain(r#"{"a":1}"#, b"c").unwrap().as_slice(),
             br#"{"a":1}"#
         );
+        assert!(matches!(
+            after.open(r#"{"a":1}"#, b"c"),
+            Err(SealingError::Unsealed)
+        ));
     }
 
     #[test]

@@ -419,15 +419,23 @@ where
             .fetch_all(&self.pool)
             .await?;
         let mut stale = Vec::new();
+        // Values in the clear are sealed only in a database from before sealing (no row in
+        // `sealing` yet); once it is sealed, one in the clear was not written by Herald.
+        let migrating = sqlx::query::<DB>("SELECT 1 AS sealed FROM sealing WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .is_none();
         for row in &rows {
             let (id, name, stored) = (row.text("id")?, row.text("name")?, row.text("settings")?);
-            let plain =
-                self.keys
-                    .open(&stored, id.as_bytes())
-                    .map_err(|source| StoreError::Sealing {
-                        endpoint: name.clone(),
-                        source,
-                    })?;
+            let opened = if migrating {
+                self.keys.open_or_plain(&stored, id.as_bytes())
+            } else {
+                self.keys.open(&stored, id.as_bytes())
+            };
+            let plain = opened.map_err(|source| StoreError::Sealing {
+                endpoint: name.clone(),
+                source,
+            })?;
             if self.keys.is_stale(&stored) {
                 stale.push((id, stored, plain));
             }
@@ -443,6 +451,15 @@ where
             .execute(&self.pool)
             .await?;
             resealed += DB::rows_affected(&done);
+        }
+        if migrating {
+            tracing::warn!(resealed, "sealed endpoint settings written in the clear by a Herald from before sealing; settings in the clear are refused from now on");
+            sqlx::query::<DB>(
+                "INSERT INTO sealing (id, sealed_at) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(millis(OffsetDateTime::now_utc()))
+            .execute(&self.pool)
+            .await?;
         }
         Ok(resealed)
     }

@@ -100,28 +100,28 @@ fn settings(base: &StoreSettings, lines: &[&str]) -> StoreSettings {
     }
 }
 
-async fn stored_settings(base: &StoreSettings) -> Vec<String> {
+/// Runs `sql` straight on the database (as a database user without the key would), returning
+/// the first column of each row.
+async fn raw(base: &StoreSettings, sql: &str) -> Vec<String> {
     match &base.url {
         StoreUrl::Sqlite(path) => {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .unwrap();
-            sqlx::query_scalar("SELECT settings FROM endpoints")
-                .fetch_all(&pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
         }
         StoreUrl::Postgres(url) => {
             let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
             let options =
                 options.options([("search_path", base.schema.as_deref().unwrap_or("public"))]);
             let pool = sqlx::PgPool::connect_with(options).await.unwrap();
-            sqlx::query_scalar("SELECT settings FROM endpoints")
-                .fetch_all(&pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
         }
     }
+}
+
+async fn stored_settings(base: &StoreSettings) -> Vec<String> {
+    raw(base, "SELECT settings FROM endpoints").await
 }
 
 pub async fn a_rotation_seals_every_row_again_and_a_missing_key_stops_the_start(
@@ -170,6 +170,20 @@ pub async fn a_rotation_seals_every_row_again_and_a_missing_key_stops_the_start(
         !err.contains(k2.split(':').nth(1).unwrap()),
         "the key itself is never printed"
     );
+
+    // Settings put in the clear into a sealed store (by someone without the key) are refused,
+    // not sealed as if Herald had written them.
+    let planted = r#"{"kind":"webhook","url":"https://attacker.example/hook","secrets":[]}"#;
+    raw(
+        &t.settings,
+        &format!("UPDATE endpoints SET settings = '{planted}' RETURNING id"),
+    )
+    .await;
+    let err = match open(&settings(&t.settings, &[&k2])).await {
+        Ok(_) => panic!("a store with settings planted in the clear opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("in the clear"), "{err}");
 }
 
 mod contract {

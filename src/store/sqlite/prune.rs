@@ -65,8 +65,16 @@ pub(super) fn ride(conn: &Connection, step: PruneStep) -> Settle {
     ) -> Result<T, StoreError> {
         conn.execute_batch("SAVEPOINT prune")?;
         let result = work();
-        if result.is_err() {
-            conn.execute_batch("ROLLBACK TO prune")?;
+        if let Err(e) = result {
+            // An error such as a full disk may have rolled the whole transaction back; then
+            // the round fails with this cause (its COMMIT finds no transaction).
+            if conn.is_autocommit() {
+                return Err(e);
+            }
+            let undone = conn.execute_batch("ROLLBACK TO prune");
+            conn.execute_batch("RELEASE prune")?;
+            undone?;
+            return Err(e);
         }
         conn.execute_batch("RELEASE prune")?;
         result

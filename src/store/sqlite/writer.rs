@@ -286,9 +286,11 @@ fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, ro
         metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
     }
     let mut settles = Vec::with_capacity(riders.len());
+    let mut riders = Some(riders);
     let result = set_sync(conn, sync, needed).and_then(|()| {
         write(conn, &events, probe, owner, keys_since, &records, || {
-            settles.extend(riders.into_iter().map(|step| ride(conn, step)));
+            let steps = riders.take().unwrap_or_default();
+            settles.extend(steps.into_iter().map(|step| ride(conn, step)));
         })
     });
     match result {
@@ -328,6 +330,10 @@ fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, ro
             }
             for settle in settles {
                 settle(Some(&cause));
+            }
+            // Steps the failed round never reached are answered with its cause too.
+            for step in riders.into_iter().flatten() {
+                ride_failed(step, StoreError::GroupCommit(cause.clone()));
             }
         }
     }
