@@ -18,13 +18,8 @@ pub async fn deliveries(
     cutoffs: &Cutoffs,
     limit: u32,
 ) -> Result<Removed, StoreError> {
-    let [succeeded, dead, _, _] = cutoffs.millis();
     let mut removed = Removed::default();
-    for (status, cutoff, dead_letter) in [
-        ("succeeded", succeeded, false),
-        ("dead_lettered", dead, true),
-        ("cancelled", dead, true),
-    ] {
+    for (status, cutoff, dead_letter) in cutoffs.finished() {
         let left = u64::from(limit).saturating_sub(removed.deliveries);
         if left == 0 {
             break;
@@ -66,7 +61,7 @@ pub async fn events(
     after: Option<&str>,
     limit: u32,
 ) -> Result<EventScan, StoreError> {
-    let [_, _, events_before, keys_since] = cutoffs.millis();
+    let (events_before, keys_since) = cutoffs.events_millis();
     // Ids are time-ordered: the primary key walks the events oldest first up to the cutoff.
     let bound = EventId::first_at(events_before).to_string();
     let row = sqlx::query(

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::rows::millis;
 
 /// The times before which finished rows have expired (each from a retention window and now).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cutoffs {
     /// Succeeded deliveries (with their attempts) that finished before this.
     pub succeeded: OffsetDateTime,
@@ -22,14 +22,22 @@ pub struct Cutoffs {
 }
 
 impl Cutoffs {
-    /// The cutoffs in unix milliseconds, as stored: succeeded, dead letters, events, keys.
-    pub fn millis(&self) -> [i64; 4] {
+    /// The finished statuses pruning removes, in order, each with its cutoff (unix ms) and
+    /// whether it is a dead letter (what replay reads): succeeded deliveries, then
+    /// dead-lettered and cancelled ones.
+    pub fn finished(&self) -> [(&'static str, i64, bool); 3] {
+        let dead = millis(self.dead_lettered);
         [
-            millis(self.succeeded),
-            millis(self.dead_lettered),
-            millis(self.events),
-            millis(self.idempotency),
+            ("succeeded", millis(self.succeeded), false),
+            ("dead_lettered", dead, true),
+            ("cancelled", dead, true),
         ]
+    }
+
+    /// Events accepted before this (unix ms) may go, and keyed ones only if accepted before
+    /// the second: `(events, idempotency)`.
+    pub fn events_millis(&self) -> (i64, i64) {
+        (millis(self.events), millis(self.idempotency))
     }
 }
 

@@ -193,7 +193,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError> {
-        let cutoffs = cutoffs.millis();
+        let cutoffs = *cutoffs;
         self.ask(|reply| {
             writer::Job::Prune(prune::PruneStep::Deliveries {
                 cutoffs,
@@ -210,7 +210,7 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<EventScan, StoreError> {
-        let (cutoffs, after) = (cutoffs.millis(), after.map(str::to_owned));
+        let (cutoffs, after) = (*cutoffs, after.map(str::to_owned));
         self.ask(|reply| {
             writer::Job::Prune(prune::PruneStep::Events {
                 cutoffs,

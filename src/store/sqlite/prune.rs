@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::model::EventId;
-use crate::store::{EventScan, Removed, StoreError};
+use crate::store::{Cutoffs, EventScan, Removed, StoreError};
 
 /// A pruning step done inside a group commit, waiting for the commit's outcome to answer.
 pub(super) type Settle = Box<dyn FnOnce(Option<&Arc<StoreError>>) + Send>;
@@ -20,13 +20,13 @@ pub(super) type Settle = Box<dyn FnOnce(Option<&Arc<StoreError>>) + Send>;
 pub(super) enum PruneStep {
     /// Expired finished deliveries, at most `limit`.
     Deliveries {
-        cutoffs: [i64; 4],
+        cutoffs: Cutoffs,
         limit: u32,
         reply: oneshot::Sender<Result<Removed, StoreError>>,
     },
     /// Up to `limit` expired events after `after` to look at.
     Events {
-        cutoffs: [i64; 4],
+        cutoffs: Cutoffs,
         after: Option<String>,
         limit: u32,
         reply: oneshot::Sender<Result<EventScan, StoreError>>,
@@ -102,25 +102,11 @@ pub(super) fn ride(conn: &Connection, step: PruneStep) -> Settle {
     }
 }
 
-/// The statuses pruning removes and which cutoff applies to each: succeeded deliveries, then
-/// dead letters (dead-lettered and cancelled), which replay reads.
-const FINISHED: [(&str, Window); 3] = [
-    ("succeeded", Window::Succeeded),
-    ("dead_lettered", Window::DeadLettered),
-    ("cancelled", Window::DeadLettered),
-];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Window {
-    Succeeded,
-    DeadLettered,
-}
-
 /// Removes up to `limit` finished deliveries older than their cutoff, with their attempts,
-/// and moves the horizons past them. `cutoffs` are [`Cutoffs::millis`](crate::store::Cutoffs::millis).
+/// and moves the horizons past them.
 pub(super) fn remove_deliveries(
     conn: &Connection,
-    cutoffs: [i64; 4],
+    cutoffs: Cutoffs,
     limit: u32,
 ) -> Result<Removed, StoreError> {
     // Through deliveries_due (status, next_attempt_at): a finished delivery's
@@ -134,15 +120,11 @@ pub(super) fn remove_deliveries(
     let mut delivery = conn.prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
     let mut removed = Removed::default();
     let (mut newest, mut newest_dead) = (0i64, 0i64);
-    for (status, window) in FINISHED {
+    for (status, cutoff, dead_letter) in cutoffs.finished() {
         let left = u64::from(limit).saturating_sub(removed.deliveries);
         if left == 0 {
             break;
         }
-        let cutoff = match window {
-            Window::Succeeded => cutoffs[0],
-            Window::DeadLettered => cutoffs[1],
-        };
         let doomed: Vec<(String, i64)> = find
             .query_map(params![status, cutoff, left as i64], |row| {
                 Ok((row.get(0)?, row.get(1)?))
@@ -152,7 +134,7 @@ pub(super) fn remove_deliveries(
             removed.attempts += attempts.execute([&id])? as u64;
             removed.deliveries += delivery.execute([&id])? as u64;
             newest = newest.max(created);
-            if window == Window::DeadLettered {
+            if dead_letter {
                 newest_dead = newest_dead.max(created);
             }
         }
@@ -171,11 +153,11 @@ pub(super) fn remove_deliveries(
 /// those with no delivery left and no idempotency key still honoured.
 pub(super) fn remove_events(
     conn: &Connection,
-    cutoffs: [i64; 4],
+    cutoffs: Cutoffs,
     after: Option<&str>,
     limit: u32,
 ) -> Result<EventScan, StoreError> {
-    let [_, _, events_before, keys_since] = cutoffs;
+    let (events_before, keys_since) = cutoffs.events_millis();
     // Ids are time-ordered, so the primary key walks the events oldest first and stops at
     // the cutoff.
     let bound = EventId::first_at(events_before).to_string();
