@@ -58,6 +58,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// Dataverse compatibility.
     pub dataverse: DataverseConfig,
+    /// The event pipeline: synchronous steps and loop prevention.
+    pub pipeline: PipelineConfig,
     /// How long finished work is kept.
     pub retention: RetentionConfig,
     /// Keys that seal endpoint settings (signing secrets, SAS keys, client secrets, auth
@@ -234,6 +236,16 @@ pub struct WebhookConfig {
 pub struct DataverseConfig {
     /// `OrganizationName` of Dataverse-format messages and the `x-ms-dynamics-organization` header.
     pub organization: String,
+}
+
+/// The event pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The deepest an event may be: an event sent by a receiver while it handles a Herald
+    /// delivery is one deeper than the event delivered (`herald-depth`); past this it is
+    /// refused, which stops loops. Dataverse's limit is 8.
+    pub max_depth: NonZeroU32,
 }
 
 /// One API key.

@@ -84,7 +84,6 @@ pub async fn start(
     let steps = crate::ingest::steps::SyncSteps {
         store: store.clone(),
         webhooks: webhooks.clone(),
-        catalog: catalog.clone(),
         origin: origin.clone(),
     };
     let dispatch = dispatch_config(&config, store.lease_owner(), origin, catalog.clone());
@@ -102,6 +101,7 @@ pub async fn start(
         store.clone(),
         dispatcher.hand_off(),
         steps,
+        config.pipeline.max_depth.get(),
     ));
     let state = AppState {
         catalog,

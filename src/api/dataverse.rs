@@ -1,8 +1,9 @@
 //! The Dataverse-compatible invocation route: `POST /api/data/v9.2/{unique_name}`, as a
-//! point-of-sale or ERP written against Dataverse calls a Custom API. Same validation and
-//! storage as Herald's own route; success is `204 No Content` (an external event has no
-//! response properties) and errors come in Dataverse's OData shape
-//! `{"error": {"code": "0x…", "message": "…"}}` with the status Dataverse uses.
+//! point-of-sale or ERP written against Dataverse calls a Custom API. Same validation, steps
+//! and storage as Herald's own route; success is `204 No Content`, or for an event with
+//! response properties `200` with the Custom API's response (`@odata.context` and the
+//! properties; `204` when the caller prefers `return=minimal`). Errors come in Dataverse's
+//! OData shape `{"error": {"code": "0x…", "message": "…"}}` with the status Dataverse uses.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -10,14 +11,15 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::QueryParams;
+use super::events::{declared_response, response_of, DEPTH_HEADER};
 use super::read_json;
 use super::{AdminRefusals, ApiError, AppState, ErrorBody};
-use crate::ingest::{IngestError, Submission};
+use crate::ingest::{depth_after, IngestError, Submission};
 use crate::model::IngestOutcome;
 
 /// Dataverse's error codes for the mistakes Herald can report (from Dataverse's web service
@@ -40,6 +42,13 @@ mod code {
     /// Unexpected (the store is unavailable).
     pub const UNEXPECTED: &str = "0x80040216";
 }
+
+/// Dataverse's message when the depth limit stops a chain of operations.
+const INFINITE_LOOP: &str = "This workflow job was canceled because the workflow that started it included an infinite loop. Correct the workflow logic and try again.";
+
+/// The depth header of Dataverse-format deliveries, sent back by a receiver that raises an
+/// event while it handles one (Herald's own `herald-depth` is accepted too).
+const DYNAMICS_DEPTH: &str = "x-ms-dynamics-depth";
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -120,16 +129,20 @@ impl From<ApiError> for DataverseError {
     params(
         ("unique_name" = String, Path, description = "The Custom API (event) unique name"),
         ("OData-Version" = Option<String>, Header, pattern = r"^4\.0$", description = "4.0, the only version served"),
+        ("x-ms-dynamics-depth" = Option<u32>, Header, minimum = 1,
+            description = "Sent back by a receiver raising an event while it handles a Dataverse-format delivery: that delivery's `x-ms-dynamics-depth` (or `herald-depth`). The event runs one deeper; past `pipeline.max_depth` it is refused"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer `204` without the response properties"),
     ),
     request_body(content = Object, description = "The request parameters", content_type = "application/json"),
     responses(
+        (status = 200, description = "Stored, for an event with response properties: the Custom API's response, `@odata.context` and the properties its synchronous steps set"),
         (status = 204, description = "Stored; deliveries will follow"),
-        (status = 400, body = ErrorBody, description = "Dataverse error, code 0x80040203 or 0x80048d19, or 0x80040265 when a synchronous step cancelled the event"),
+        (status = 400, body = ErrorBody, description = "Dataverse error, code 0x80040203 or 0x80048d19, or 0x80040265 when a synchronous step cancelled the event, answered with invalid values, or the chain of events is too deep"),
         (status = 401, body = ErrorBody, description = "Dataverse error 0x8005F101"),
         (status = 403, body = ErrorBody, description = "Dataverse error 0x80040220: the API key may not send events of this solution"),
         (status = 404, body = ErrorBody, description = "Dataverse error 0x8006088a: unknown or inactive action"),
         (status = 409, body = ErrorBody, description = "Dataverse error 0x80040237: the idempotency key was used with another request"),
-        (status = 502, body = ErrorBody, description = "A synchronous step could not be called"),
+        (status = 502, body = ErrorBody, description = "A synchronous step could not be called, or no step set a required response property"),
         (status = 503, body = ErrorBody, description = "Dataverse error 0x80040216: the store cannot take writes now"),
     ))]
 async fn invoke(
@@ -138,9 +151,32 @@ async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match run(&state, name, &headers, body).await {
-        Ok(()) => {
-            let mut r = StatusCode::NO_CONTENT.into_response();
+    let minimal = prefers_minimal(&headers);
+    match run(&state, &name, &headers, body).await {
+        Ok(response) => {
+            let mut r = match response {
+                Some(properties) if !minimal => {
+                    let mut body = Map::new();
+                    body.insert(
+                        "@odata.context".into(),
+                        json!(format!(
+                            "{}/api/data/v9.2/$metadata#Microsoft.Dynamics.CRM.{name}Response",
+                            state.public_url
+                        )),
+                    );
+                    body.extend(properties);
+                    (StatusCode::OK, Json(Value::Object(body))).into_response()
+                }
+                Some(_) => {
+                    let mut r = StatusCode::NO_CONTENT.into_response();
+                    r.headers_mut().insert(
+                        "preference-applied",
+                        HeaderValue::from_static("return=minimal"),
+                    );
+                    r
+                }
+                None => StatusCode::NO_CONTENT.into_response(),
+            };
             r.headers_mut()
                 .insert("odata-version", HeaderValue::from_static("4.0"));
             r
@@ -149,12 +185,23 @@ async fn invoke(
     }
 }
 
+/// Whether the caller sent `Prefer: return=minimal` (among its other preferences).
+fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+}
+
+/// Invokes `name`; its response properties when it declares any.
 async fn run(
     state: &AppState,
-    name: String,
+    name: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(), DataverseError> {
+) -> Result<Option<Map<String, Value>>, DataverseError> {
     let auth = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = state.keys.authenticate(auth).map_err(ApiError::from)?;
     if let Some(v) = headers.get("odata-version").and_then(|v| v.to_str().ok()) {
@@ -166,7 +213,7 @@ async fn run(
             });
         }
     }
-    if state.catalog.cataloged(&name).is_none() {
+    if state.catalog.cataloged(name).is_none() {
         return Err(DataverseError {
             status: StatusCode::NOT_FOUND,
             code: code::RESOURCE_NOT_FOUND,
@@ -180,12 +227,18 @@ async fn run(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let depth = match header(DYNAMICS_DEPTH) {
+        Some(d) => depth_after(DYNAMICS_DEPTH, Some(&d)),
+        None => depth_after(DEPTH_HEADER, header(DEPTH_HEADER).as_deref()),
+    }
+    .map_err(ApiError::from)?;
     let submission = Submission {
-        name: name.clone(),
+        name: name.to_owned(),
         params,
         idempotency_key: header("idempotency-key"),
         correlation_id: header("x-ms-correlation-request-id")
             .or_else(|| header("x-correlation-id")),
+        depth,
     };
     let event = state
         .ingestor
@@ -198,6 +251,18 @@ async fn run(
                 code: code::PLUGIN_ABORTED,
                 message,
             },
+            // A step that answers with wrong values fails as a plug-in that throws.
+            e @ IngestError::StepAnswerInvalid { .. } => DataverseError {
+                status: StatusCode::BAD_REQUEST,
+                code: code::PLUGIN_ABORTED,
+                message: e.to_string(),
+            },
+            // Dataverse's infinite-loop error, with the chain it stopped.
+            e @ IngestError::TooDeep { .. } => DataverseError {
+                status: StatusCode::BAD_REQUEST,
+                code: code::PLUGIN_ABORTED,
+                message: format!("{INFINITE_LOOP} ({e})"),
+            },
             IngestError::Disabled(_) => DataverseError {
                 status: StatusCode::NOT_FOUND,
                 code: code::RESOURCE_NOT_FOUND,
@@ -205,18 +270,21 @@ async fn run(
             },
             other => ApiError::from(other).into(),
         })?;
+    let fresh = declared_response(state, &event);
     let outcome = state
         .ingestor
         .store(vec![event])
         .await
-        .map_err(ApiError::from)?;
-    match outcome.first() {
-        Some(IngestOutcome::KeyReused { id }) => Err(ApiError::Conflict(format!(
+        .map_err(ApiError::from)?
+        .pop()
+        .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
+    if let IngestOutcome::KeyReused { id } = outcome {
+        return Err(ApiError::Conflict(format!(
             "this Idempotency-Key was used for event {id} with a different request"
         ))
-        .into()),
-        _ => Ok(()),
+        .into());
     }
+    Ok(response_of(state, &outcome, fresh).await?)
 }
 
 /// Delivery states in Dataverse's system-job (`asyncoperation`) terms, so monitoring queries

@@ -81,6 +81,15 @@ pub enum ApiError {
     /// 502: a synchronous step could not be called, so the event was not accepted.
     #[error("{0}")]
     StepUnavailable(String),
+    /// 502: the synchronous steps did not set a required response property, so the event
+    /// was not accepted; the details name each.
+    #[error("{message}")]
+    ResponseIncomplete {
+        /// Message.
+        message: String,
+        /// One entry per missing property.
+        details: Vec<ParamProblem>,
+    },
     /// 503: the store cannot take writes right now.
     #[error("the store is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
@@ -176,6 +185,28 @@ impl From<IngestError> for ApiError {
             IngestError::StepFailed { .. } | IngestError::StepUnreachable { .. } => {
                 ApiError::StepUnavailable(e.to_string())
             }
+            IngestError::StepAnswerInvalid { ref problems, .. } => ApiError::Invalid {
+                code: "invalid_step_answer",
+                message: e.to_string(),
+                details: problems.clone(),
+            },
+            IngestError::ResponseIncomplete { ref missing, .. } => ApiError::ResponseIncomplete {
+                message: e.to_string(),
+                details: missing.clone(),
+            },
+            IngestError::TooDeep { .. } => ApiError::Invalid {
+                code: "depth_exceeded",
+                message: e.to_string(),
+                details: vec![],
+            },
+            IngestError::BadDepth { header } => ApiError::Invalid {
+                code: "invalid_request",
+                message: e.to_string(),
+                details: vec![ParamProblem {
+                    parameter: header.to_owned(),
+                    problem: "must be a whole number from 1".to_owned(),
+                }],
+            },
             IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
                 code: "invalid_request",
                 message: e.to_string(),
@@ -201,11 +232,14 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::StepUnavailable(_) => (StatusCode::BAD_GATEWAY, "step_unavailable"),
+            ApiError::ResponseIncomplete { .. } => (StatusCode::BAD_GATEWAY, "response_incomplete"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let details = match self {
-            ApiError::Invalid { details, .. } => details.clone(),
+            ApiError::Invalid { details, .. } | ApiError::ResponseIncomplete { details, .. } => {
+                details.clone()
+            }
             _ => Vec::new(),
         };
         (

@@ -6,14 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::{DeliveryView, EventDetail, EventView};
 use super::{read_json, Admin, AdminRefusals, ApiError, AppState, Caller, ErrorBody};
-use crate::ingest::{IngestError, Submission};
+use crate::ingest::{depth_after, IngestError, Submission};
 use crate::model::{EventId, IngestOutcome};
 
 /// Events in one batch request, at most.
@@ -34,6 +34,47 @@ pub struct Accepted {
     pub id: EventId,
     /// How many deliveries it fans out to.
     pub deliveries: u32,
+    /// The response properties its synchronous steps set (only for an event that declares
+    /// response properties, which is answered `200`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Map<String, Value>>,
+}
+
+/// The header a receiver sends back with an event it raises while handling a Herald
+/// delivery: that delivery's `herald-depth`.
+pub const DEPTH_HEADER: &str = "herald-depth";
+
+/// The response to give back for `outcome`: the steps' `fresh` one for a new event, the first
+/// event's for an idempotent replay; `None` for an event without response properties.
+pub async fn response_of(
+    state: &AppState,
+    outcome: &IngestOutcome,
+    fresh: Option<Map<String, Value>>,
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    match (outcome, fresh) {
+        (IngestOutcome::Replayed { id, .. }, Some(fresh)) => Ok(Some(
+            state
+                .store
+                .event(*id)
+                .await?
+                .map(|(first, _)| first.pipeline.response)
+                .unwrap_or(fresh),
+        )),
+        (_, fresh) => Ok(fresh),
+    }
+}
+
+/// The response properties of `event` when its definition declares any.
+pub fn declared_response(
+    state: &AppState,
+    event: &crate::model::NewEvent,
+) -> Option<Map<String, Value>> {
+    state
+        .catalog
+        .cataloged(&event.event.name)
+        .filter(|d| !d.response_properties.is_empty())
+        .map(|_| event.event.pipeline.response.clone())
 }
 
 /// A header's value; one that is not text is kept (lossily) so it is refused, not ignored.
@@ -50,16 +91,19 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
             description = "1 to 255 visible ASCII characters; the same key with the same body returns the first answer"),
         ("X-Correlation-Id" = Option<String>, Header, description = "Carried to subscribers"),
+        ("herald-depth" = Option<u32>, Header, minimum = 1,
+            description = "Sent back by a receiver raising an event while it handles a Herald delivery: that delivery's `herald-depth`. The event runs one deeper; past `pipeline.max_depth` it is refused"),
     ),
     request_body(content = Object, description = "The event's request parameters: a JSON object valid against the event's JSON Schema (`GET /v1/catalog/events/{event}/schema`)", content_type = "application/json"),
     responses(
+        (status = 200, body = Accepted, description = "Stored, for an event with response properties: `response` holds what its synchronous steps set"),
         (status = 202, body = Accepted, description = "Stored; deliveries will follow", links(
             ("GetEvent" = (operation_id = "get_event", parameters(("event" = "$response.body#/id")))),
             ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("event_id" = "$response.body#/id")))),
         )),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not send events of this solution"),
         (status = 404, body = ErrorBody, description = "No such cataloged event"), (status = 409, body = ErrorBody, description = "Idempotency key reused with another body"),
-        (status = 502, body = ErrorBody, description = "A synchronous step could not be called"),
+        (status = 502, body = ErrorBody, description = "A synchronous step could not be called, or no step set a required response property"),
         (status = 503, body = ErrorBody, description = "The store cannot take writes now; try again after Retry-After"),
     ))]
 async fn send_one(
@@ -79,20 +123,42 @@ async fn send_one(
         params,
         idempotency_key: header(&headers, "idempotency-key"),
         correlation_id: header(&headers, "x-correlation-id"),
+        depth: depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?,
     };
     let event = state.ingestor.admit(&caller, submission).await?;
+    let fresh = declared_response(&state, &event);
     let outcome = state
         .ingestor
         .store(vec![event])
         .await?
         .pop()
         .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
+    let response = response_of(&state, &outcome, fresh).await?;
+    let status = if response.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok(match outcome {
-        IngestOutcome::Created { id, deliveries } => {
-            (StatusCode::ACCEPTED, Json(Accepted { id, deliveries })).into_response()
-        }
+        IngestOutcome::Created { id, deliveries } => (
+            status,
+            Json(Accepted {
+                id,
+                deliveries,
+                response,
+            }),
+        )
+            .into_response(),
         IngestOutcome::Replayed { id, deliveries } => {
-            let mut r = (StatusCode::ACCEPTED, Json(Accepted { id, deliveries })).into_response();
+            let mut r = (
+                status,
+                Json(Accepted {
+                    id,
+                    deliveries,
+                    response,
+                }),
+            )
+                .into_response();
             r.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             r
@@ -136,7 +202,7 @@ pub struct Batch {
 pub struct BatchResult {
     /// Position in the request.
     pub index: usize,
-    /// The status this item would have had alone (202, 400, 403, 404, 409).
+    /// The status this item would have had alone (200 or 202 stored, 400, 403, 404, 409, 502).
     pub status: u16,
     /// The event id, when accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +210,10 @@ pub struct BatchResult {
     /// Deliveries, when accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<u32>,
+    /// The response properties, for an accepted event that declares them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Map<String, Value>>,
     /// The error, when refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -153,6 +223,8 @@ pub struct BatchResult {
 /// Sends up to 1,000 events; valid ones are stored in one transaction, and the answer says
 /// per item what happened.
 #[utoipa::path(post, path = "/v1/events:batch", tag = "events", operation_id = "send_events",
+    params(("herald-depth" = Option<u32>, Header, minimum = 1,
+        description = "As for one event: the depth of the Herald delivery being handled, for every event of the batch")),
     request_body = Batch,
     responses(
         (status = 200, body = Vec<BatchResult>, description = "Per item: 202 stored, or the item's error"),
@@ -177,6 +249,7 @@ async fn send_batch(
             ),
         ));
     }
+    let depth = depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?;
     let mut results: Vec<BatchResult> = Vec::with_capacity(batch.events.len());
     let mut prepared = Vec::new();
     for (index, item) in batch.events.into_iter().enumerate() {
@@ -185,31 +258,36 @@ async fn send_batch(
             params: Value::Object(item.params),
             idempotency_key: item.idempotency_key,
             correlation_id: item.correlation_id,
+            depth,
         };
         match state.ingestor.admit(&caller, submission).await {
             Ok(event) => {
-                prepared.push((index, event));
+                let fresh = declared_response(&state, &event);
+                prepared.push(((index, fresh), event));
                 results.push(BatchResult {
                     index,
                     status: 0,
                     id: None,
                     deliveries: None,
+                    response: None,
                     error: None,
                 });
             }
             Err(e) => results.push(item_error(index, e.into())),
         }
     }
-    let (indexes, events): (Vec<usize>, Vec<_>) = prepared.into_iter().unzip();
+    let (indexes, events): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
     let outcomes = state.ingestor.store(events).await?;
-    for (index, outcome) in indexes.into_iter().zip(outcomes) {
+    for ((index, fresh), outcome) in indexes.into_iter().zip(outcomes) {
+        let response = response_of(&state, &outcome, fresh).await?;
         results[index] = match outcome {
             IngestOutcome::Created { id, deliveries }
             | IngestOutcome::Replayed { id, deliveries } => BatchResult {
                 index,
-                status: 202,
+                status: if response.is_some() { 200 } else { 202 },
                 id: Some(id),
                 deliveries: Some(deliveries),
+                response,
                 error: None,
             },
             IngestOutcome::KeyReused { id } => item_error(
@@ -231,6 +309,7 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
         status: status.as_u16(),
         id: None,
         deliveries: None,
+        response: None,
         error,
     }
 }

@@ -232,6 +232,21 @@ pub struct EventView {
     /// When Herald accepted it.
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// Its depth in a chain of events: 1 from an outside caller, one more for each event a
+    /// receiver sent while handling a Herald delivery of the one before.
+    pub depth: u32,
+    /// Each parameter a synchronous step set or removed, in the order the steps ran; the
+    /// `params` above are the values after them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::model::ParamChange>,
+    /// The shared variables its synchronous steps set.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub shared_variables: Map<String, Value>,
+    /// The response properties its synchronous steps set, as the caller got them.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub response: Map<String, Value>,
 }
 
 impl From<&Event> for EventView {
@@ -244,6 +259,10 @@ impl From<&Event> for EventView {
             correlation_id: e.correlation_id.clone(),
             caller: e.caller.clone(),
             received_at: e.received_at,
+            depth: e.depth,
+            changes: e.pipeline.changes.clone(),
+            shared_variables: e.pipeline.shared_variables.clone(),
+            response: e.pipeline.response.clone(),
         }
     }
 }

@@ -13,7 +13,7 @@ mod check;
 
 use super::Catalog;
 use crate::model::definition::{
-    AllowedSteps, Category, EventDefinition, EventKind, PicklistOption, ResponseProperty, Solution,
+    AllowedSteps, Category, EventDefinition, EventKind, PicklistOption, Solution,
 };
 
 /// One problem found in a catalog, located by file, event (if any) and field.
@@ -89,7 +89,7 @@ struct RawEvent {
     #[serde(default)]
     parameters: Vec<RawParameter>,
     #[serde(default)]
-    response_properties: Vec<ResponseProperty>,
+    response_properties: Vec<RawParameter>,
     #[serde(default)]
     is_function: bool,
     #[serde(default)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub use crate::model::definition::schema_url;
 use crate::model::{Category, EventDefinition, Solution};
 pub use load::{load_dir, load_texts, CatalogError, CatalogProblem};
-pub use params::{validate, ParamProblem};
+pub use params::{validate, validate_response, ParamProblem};
 pub use schema::{event_schema, DIALECT};
 
 /// A checked catalog. Cheap to clone.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::model::definition::{EventDefinition, ParamType};
+use crate::model::definition::{EventDefinition, ParamType, Parameter};
 
 /// One parameter that is wrong, and why.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -26,13 +26,52 @@ pub fn validate(
     event: &EventDefinition,
     params: &Map<String, Value>,
 ) -> Result<(), Vec<ParamProblem>> {
+    check_fields(&event.parameters, params, Required::Check, || {
+        format!("is not a parameter of {}", event.unique_name)
+    })
+}
+
+/// Checks response property values set so far against `event`'s response properties:
+/// each must be declared and of its type; with `complete`, every required one must be set.
+pub fn validate_response(
+    event: &EventDefinition,
+    response: &Map<String, Value>,
+    complete: bool,
+) -> Result<(), Vec<ParamProblem>> {
+    let required = if complete {
+        Required::Check
+    } else {
+        Required::Later
+    };
+    check_fields(&event.response_properties, response, required, || {
+        format!("is not a response property of {}", event.unique_name)
+    })
+}
+
+/// Whether missing required fields are problems now.
+#[derive(PartialEq)]
+enum Required {
+    Check,
+    Later,
+}
+
+/// Checks `values` against `fields`: every value declared and of its type, every required
+/// field present when `required` says so. `unknown` says why an undeclared name is wrong.
+fn check_fields(
+    fields: &[Parameter],
+    values: &Map<String, Value>,
+    required: Required,
+    unknown: impl Fn() -> String,
+) -> Result<(), Vec<ParamProblem>> {
     let mut problems = Vec::new();
-    for p in &event.parameters {
-        match params.get(&p.name) {
-            None | Some(Value::Null) if p.required => problems.push(ParamProblem {
-                parameter: p.name.clone(),
-                problem: format!("is required ({})", p.ty.name()),
-            }),
+    for p in fields {
+        match values.get(&p.name) {
+            None | Some(Value::Null) if p.required && required == Required::Check => {
+                problems.push(ParamProblem {
+                    parameter: p.name.clone(),
+                    problem: format!("is required ({})", p.ty.name()),
+                })
+            }
             None | Some(Value::Null) => {}
             Some(v) => {
                 if let Err(problem) = check_value(&p.ty, v) {
@@ -44,16 +83,17 @@ pub fn validate(
             }
         }
     }
-    for name in params.keys() {
-        if event.parameter(name).is_none() {
-            let known: Vec<&str> = event.parameters.iter().map(|p| p.name.as_str()).collect();
+    for name in values.keys() {
+        if !fields.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = fields.iter().map(|p| p.name.as_str()).collect();
             let hint = match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
                 Some(k) => format!("; did you mean \"{k}\"? (names are case-sensitive)"),
-                None => format!("; the event's parameters are: {}", known.join(", ")),
+                None if known.is_empty() => "; it declares none".to_owned(),
+                None => format!("; they are: {}", known.join(", ")),
             };
             problems.push(ParamProblem {
                 parameter: name.clone(),
-                problem: format!("is not a parameter of {}{hint}", event.unique_name),
+                problem: format!("{}{hint}", unknown()),
             });
         }
     }

@@ -114,6 +114,7 @@ mod tests {
             "delivery",
             "webhooks",
             "dataverse",
+            "pipeline",
             "retention",
             "encryption_keys",
             "api_key",

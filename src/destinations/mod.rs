@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::model::definition::schema_url;
 use crate::model::{
     AmqpOptions, Bodies, DeliveryId, DestinationSettings, Endpoint, EndpointId, EventDefinition,
-    MessageFormat, OutgoingEvent, Subscription, SubscriptionId,
+    MessageFormat, OutgoingEvent, Stage, Subscription, SubscriptionId,
 };
 
 /// One message to send: a delivery of an event.
@@ -38,6 +38,8 @@ pub struct Outbound<'a> {
     pub organization: &'a str,
     /// The subscription's AMQP options (Service Bus, Event Hubs).
     pub amqp: &'a AmqpOptions,
+    /// Set when this is a synchronous step's call, not a delivery: the step's stage.
+    pub stage: Option<Stage>,
 }
 
 /// What every outbound message says about where it comes from. The one place an
@@ -69,6 +71,7 @@ impl Origin {
             definition,
             organization: &self.organization,
             amqp: &subscription.amqp,
+            stage: None,
         }
     }
 }

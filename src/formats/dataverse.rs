@@ -7,15 +7,13 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::model::DeliveryId;
-use crate::model::Event;
-use crate::model::{EventDefinition, ParamType};
+use crate::model::{DeliveryId, Event, EventDefinition, ParamType, Parameter, Stage};
 
 const CONTRACTS: &str = "http://schemas.microsoft.com/xrm/2011/Contracts";
+/// `Mode`: synchronous (a step in the request path).
+const MODE_SYNC: i64 = 0;
 /// `Mode`: asynchronous.
 const MODE_ASYNC: i64 = 1;
-/// `Stage`: post-operation, where asynchronous steps run.
-const STAGE_POST_OPERATION: i64 = 40;
 
 /// Webhook bodies above this size drop their parameters and images (Dataverse's limit).
 pub const WEBHOOK_LIMIT: usize = 256 * 1024;
@@ -27,43 +25,61 @@ pub struct Origin<'a> {
     pub organization: &'a str,
 }
 
-/// The `RemoteExecutionContext` of one delivery of `event`.
+/// The `RemoteExecutionContext` of one delivery of `event`, or of one synchronous step's call
+/// when `stage` is set (`Mode` 0, that `Stage`); an asynchronous delivery runs at
+/// post-operation (`Mode` 1, `Stage` 40).
 pub fn remote_execution_context(
     event: &Event,
     delivery: DeliveryId,
     definition: Option<&EventDefinition>,
     origin: &Origin<'_>,
+    stage: Option<Stage>,
 ) -> Value {
     let entity = primary_entity(definition);
-    let inputs: Vec<Value> = event
-        .params
-        .iter()
-        .map(|(key, value)| {
-            let ty = definition.and_then(|d| d.parameter(key)).map(|p| &p.ty);
-            json!({"key": key, "value": typed(ty, value)})
-        })
-        .collect();
+    let declared = |fields: Option<&[Parameter]>, key: &str| {
+        fields
+            .and_then(|f| f.iter().find(|p| p.name == key))
+            .map(|p| p.ty.clone())
+    };
+    let pairs = |values: &Map<String, Value>, fields: Option<&[Parameter]>| -> Vec<Value> {
+        values
+            .iter()
+            .map(|(key, value)| {
+                json!({"key": key, "value": typed(declared(fields, key).as_ref(), value)})
+            })
+            .collect()
+    };
+    let inputs = pairs(&event.params, definition.map(|d| d.parameters.as_slice()));
+    let outputs = pairs(
+        &event.pipeline.response,
+        definition.map(|d| d.response_properties.as_slice()),
+    );
+    let shared = pairs(&event.pipeline.shared_variables, None);
+    let (mode, stage_number, in_transaction) = match stage {
+        Some(stage) => (MODE_SYNC, stage.number(), stage != Stage::PreValidation),
+        None => (MODE_ASYNC, Stage::PostOperation.number(), false),
+    };
     let nil = Uuid::nil().to_string();
     let correlation = Uuid::parse_str(&event.correlation_id)
         .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, event.correlation_id.as_bytes()));
     json!({
         "BusinessUnitId": nil,
         "CorrelationId": correlation.to_string(),
-        "Depth": 1,
+        "Depth": event.depth,
         "InitiatingUserAzureActiveDirectoryObjectId": nil,
         "InitiatingUserId": nil,
         "InputParameters": inputs,
         "IsExecutingOffline": false,
-        "IsInTransaction": false,
+        "IsInTransaction": in_transaction,
         "IsOfflinePlayback": false,
         "IsolationMode": 1,
         "MessageName": event.name,
-        "Mode": MODE_ASYNC,
+        "Mode": mode,
         "OperationCreatedOn": wcf_date(event.received_at),
         "OperationId": event.id.uuid().to_string(),
         "OrganizationId": Uuid::new_v5(&Uuid::NAMESPACE_DNS, origin.organization.as_bytes()).to_string(),
         "OrganizationName": origin.organization,
-        "OutputParameters": [],
+        "OutputParameters": outputs,
         "OwningExtension": {
             "Id": nil, "KeyAttributes": [], "LogicalName": "sdkmessageprocessingstep", "Name": null, "RowVersion": null,
         },
@@ -74,8 +90,8 @@ pub fn remote_execution_context(
         "PrimaryEntityName": entity,
         "RequestId": delivery.uuid().to_string(),
         "SecondaryEntityName": "none",
-        "SharedVariables": [],
-        "Stage": STAGE_POST_OPERATION,
+        "SharedVariables": shared,
+        "Stage": stage_number,
         "UserAzureActiveDirectoryObjectId": nil,
         "UserId": nil,
     })

@@ -1,6 +1,7 @@
-//! Ingestion, without HTTP: a submitted event is checked against the catalog and the
-//! caller's rights, matched to subscriptions, passed through its synchronous steps, and stored
-//! with its deliveries in one durable transaction; the deliveries then go to the dispatcher. The routes
+//! Ingestion, without HTTP: a submitted event is checked against the catalog, the caller's
+//! rights and the depth limit, passed through its synchronous steps (which may change it and
+//! set its response), matched to subscriptions as the steps left it, and stored with its
+//! deliveries in one durable transaction; the deliveries then go to the dispatcher. The routes
 //! that call it are in `api/events.rs` and `api/dataverse.rs`.
 
 mod fingerprint;
@@ -15,8 +16,8 @@ use crate::auth::Principal;
 use crate::catalog::{validate, Catalog, ParamProblem};
 use crate::dispatch::HandOff;
 use crate::model::{
-    DeliveryId, Event, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery, NewEvent,
-    OutgoingEvent, Subscription,
+    DeliveryId, Event, EventDefinition, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery,
+    NewEvent, OutgoingEvent, Subscription,
 };
 use crate::registry::Routing;
 use crate::store::{Store, StoreError};
@@ -79,6 +80,50 @@ pub enum IngestError {
         /// Why.
         message: String,
     },
+    /// A synchronous step answered with values that are not valid for the event: nothing
+    /// was stored.
+    #[error(
+        "the synchronous step \"{step}\" answered with invalid values: {}",
+        problems.iter().map(|p| if p.parameter.is_empty() { p.problem.clone() } else { format!("{}: {}", p.parameter, p.problem) }).collect::<Vec<_>>().join("; ")
+    )]
+    StepAnswerInvalid {
+        /// The step's subscription name.
+        step: String,
+        /// Each problem, naming its parameter (`response.<name>` for a response property).
+        problems: Vec<ParamProblem>,
+    },
+    /// A required response property that no synchronous step set: nothing was stored.
+    #[error(
+        "{event} must answer with {}, but no synchronous step set {}",
+        missing.iter().map(|p| p.parameter.as_str()).collect::<Vec<_>>().join(", "),
+        if missing.len() == 1 { "it" } else { "them" }
+    )]
+    ResponseIncomplete {
+        /// The event.
+        event: String,
+        /// Each missing property.
+        missing: Vec<ParamProblem>,
+    },
+    /// The event was sent while a receiver handled an event of the same chain, too deep.
+    #[error(
+        "{event} would run at depth {depth}, past the maximum of {max}: the chain of events with correlation id \"{correlation_id}\" loops (every event a receiver sends while handling a Herald delivery is one deeper)"
+    )]
+    TooDeep {
+        /// The event.
+        event: String,
+        /// Its depth.
+        depth: u32,
+        /// The maximum.
+        max: u32,
+        /// The chain's correlation id.
+        correlation_id: String,
+    },
+    /// The depth header is not a number.
+    #[error("{header} must be the depth of the event being handled: a whole number from 1")]
+    BadDepth {
+        /// The header's name.
+        header: &'static str,
+    },
     /// The idempotency key is not usable.
     #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
     BadIdempotencyKey,
@@ -98,15 +143,38 @@ pub struct Submission {
     pub idempotency_key: Option<String>,
     /// The caller's correlation id.
     pub correlation_id: Option<String>,
+    /// Its depth: 1 from an outside caller, see [`depth_after`].
+    pub depth: u32,
 }
 
-/// An event checked and routed, not yet stored.
+/// The depth of an event whose caller sent `cause` (the depth of the Herald delivery it was
+/// handling, from the `header` Herald puts on every delivery): one more, or 1 without it.
+pub fn depth_after(header: &'static str, cause: Option<&str>) -> Result<u32, IngestError> {
+    match cause {
+        None => Ok(1),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|d| *d >= 1)
+            .and_then(|d| d.checked_add(1))
+            .ok_or(IngestError::BadDepth { header }),
+    }
+}
+
+/// An event checked, not yet through its steps nor routed.
 #[derive(Debug, Clone)]
-pub struct Prepared {
-    /// What to store.
-    pub event: NewEvent,
-    /// Synchronous steps to run first.
+pub struct Prepared<'c> {
+    /// Its definition.
+    pub definition: &'c EventDefinition,
+    /// The event as the caller sent it.
+    pub event: Event,
+    /// The idempotency key and the fingerprint of the caller's request.
+    pub idempotency: Option<(String, [u8; 32])>,
+    /// Synchronous steps to run before it is stored.
     pub steps: Vec<Subscription>,
+    /// The asynchronous subscriptions it matches as sent.
+    pub asynchronous: Vec<Subscription>,
 }
 
 /// Validates, routes and stores events.
@@ -116,16 +184,19 @@ pub struct Ingestor {
     store: Arc<dyn Store>,
     hand_off: HandOff,
     steps: steps::SyncSteps,
+    max_depth: u32,
 }
 
 impl Ingestor {
-    /// An ingestor over these parts; fresh deliveries go to the dispatcher's `hand_off`.
+    /// An ingestor over these parts; fresh deliveries go to the dispatcher's `hand_off`;
+    /// events deeper than `max_depth` are refused.
     pub fn new(
         catalog: Catalog,
         routing: Routing,
         store: Arc<dyn Store>,
         hand_off: HandOff,
         steps: steps::SyncSteps,
+        max_depth: u32,
     ) -> Self {
         Self {
             catalog,
@@ -133,20 +204,60 @@ impl Ingestor {
             store,
             hand_off,
             steps,
+            max_depth,
         }
     }
 
-    /// Checks, routes, and runs the synchronous steps of one submission: what to store.
+    /// Checks one submission, runs its synchronous steps, and routes the event as they left
+    /// it: what to store.
     pub async fn admit(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
-        let prepared = self.prepare(caller, s)?;
-        if !prepared.steps.is_empty() {
-            self.steps.run(&prepared.event, prepared.steps).await?;
+        let Prepared {
+            definition,
+            mut event,
+            idempotency,
+            steps,
+            mut asynchronous,
+        } = self.prepare(caller, s)?;
+        // An event with response properties goes through the pipeline even without steps, to
+        // say which required ones nobody set.
+        if !steps.is_empty() || !definition.response_properties.is_empty() {
+            let run = self.steps.run(definition, &event, steps).await?;
+            let missing = run.missing_response();
+            if !missing.is_empty() {
+                return Err(IngestError::ResponseIncomplete {
+                    event: event.name,
+                    missing,
+                });
+            }
+            if !run.pipeline.changes.is_empty() {
+                asynchronous = self
+                    .routing
+                    .matching(definition, &run.params)
+                    .into_iter()
+                    .filter(|sub| sub.mode == Mode::Async)
+                    .collect();
+            }
+            event.params = run.params;
+            event.pipeline = run.pipeline;
         }
-        Ok(prepared.event)
+        let deliveries = asynchronous
+            .iter()
+            .map(|sub| NewDelivery {
+                id: DeliveryId::new(),
+                subscription_id: sub.id,
+                endpoint_id: sub.endpoint_id,
+                leased_until: None,
+            })
+            .collect();
+        Ok(NewEvent {
+            event: Arc::new(OutgoingEvent::new(event)),
+            idempotency,
+            deliveries,
+        })
     }
 
-    /// Checks one submission and builds what to store.
-    pub fn prepare(&self, caller: &Principal, s: Submission) -> Result<Prepared, IngestError> {
+    /// Checks one submission: its definition, the event as sent, and its synchronous steps.
+    pub fn prepare(&self, caller: &Principal, s: Submission) -> Result<Prepared<'_>, IngestError> {
         let definition = self
             .catalog
             .cataloged(&s.name)
@@ -172,7 +283,24 @@ impl Ingestor {
             event: s.name.clone(),
             problems,
         })?;
-        let subscriptions = self.routing.matching(definition, &params);
+        let correlation_id = s
+            .correlation_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if s.depth > self.max_depth {
+            return Err(IngestError::TooDeep {
+                event: s.name,
+                depth: s.depth,
+                max: self.max_depth,
+                correlation_id,
+            });
+        }
+        // Steps are the synchronous subscriptions the event matches as sent; when they change
+        // it, its deliveries are matched again as they left it (`admit`).
+        let (steps, asynchronous): (Vec<_>, Vec<_>) = self
+            .routing
+            .matching(definition, &params)
+            .into_iter()
+            .partition(|sub| sub.mode == Mode::Sync);
         let idempotency = s
             .idempotency_key
             .map(|key| (key, fingerprint(&s.name, &params)));
@@ -181,31 +309,18 @@ impl Ingestor {
             name: s.name,
             solution: definition.solution.clone(),
             params,
-            correlation_id: s
-                .correlation_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            correlation_id,
             caller: caller.name.clone(),
             received_at: OffsetDateTime::now_utc(),
+            depth: s.depth,
+            pipeline: Default::default(),
         };
-        let (steps, asynchronous): (Vec<_>, Vec<_>) = subscriptions
-            .into_iter()
-            .partition(|sub| sub.mode == Mode::Sync);
-        let deliveries = asynchronous
-            .iter()
-            .map(|sub| NewDelivery {
-                id: DeliveryId::new(),
-                subscription_id: sub.id,
-                endpoint_id: sub.endpoint_id,
-                leased_until: None,
-            })
-            .collect();
         Ok(Prepared {
-            event: NewEvent {
-                event: Arc::new(OutgoingEvent::new(event)),
-                idempotency,
-                deliveries,
-            },
+            definition,
+            event,
+            idempotency,
             steps,
+            asynchronous,
         })
     }
 

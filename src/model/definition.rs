@@ -169,17 +169,6 @@ pub struct Parameter {
     pub description: Option<String>,
 }
 
-/// A response property (only non-external events may declare them).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ResponseProperty {
-    /// Name of the property.
-    pub name: String,
-    /// Dataverse type name.
-    #[serde(rename = "type")]
-    pub type_name: String,
-}
-
 /// An event definition, modelled on a Dataverse Custom API action.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct EventDefinition {
@@ -206,9 +195,10 @@ pub struct EventDefinition {
     /// Request parameters.
     #[serde(default)]
     pub parameters: Vec<Parameter>,
-    /// Response properties (never on external events).
+    /// Response properties (never on external events): typed like parameters; synchronous
+    /// steps set them and the caller gets them back. A required one must be set by a step.
     #[serde(default)]
-    pub response_properties: Vec<ResponseProperty>,
+    pub response_properties: Vec<Parameter>,
     /// A function rather than an action (only actions can be cataloged).
     pub is_function: bool,
     /// A private Custom API (cannot be cataloged).
@@ -227,6 +217,11 @@ impl EventDefinition {
     /// The parameter called `name`, if any.
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
         self.parameters.iter().find(|p| p.name == name)
+    }
+
+    /// The response property called `name`, if any.
+    pub fn response_property(&self, name: &str) -> Option<&Parameter> {
+        self.response_properties.iter().find(|p| p.name == name)
     }
 }
 

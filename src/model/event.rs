@@ -3,11 +3,12 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
+use super::subscription::Stage;
 
 /// One accepted event: validated parameters and who sent it.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +28,53 @@ pub struct Event {
     /// When Herald accepted it.
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// 1 for an event from an outside caller; the depth of its cause + 1 for an event sent
+    /// by a receiver while it handled a Herald delivery (Dataverse's `Depth`).
+    pub depth: u32,
+    /// What its synchronous steps did.
+    pub pipeline: Pipeline,
+}
+
+/// What the synchronous steps did to one event; empty for an event without steps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Each parameter a step set or removed, in the order the steps ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ParamChange>,
+    /// The shared variables the steps set (Dataverse's `SharedVariables`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub shared_variables: Map<String, Value>,
+    /// The response properties the steps set, as the caller got them.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub response: Map<String, Value>,
+}
+
+impl Pipeline {
+    /// Whether no step changed or set anything.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.shared_variables.is_empty() && self.response.is_empty()
+    }
+}
+
+/// One parameter a synchronous step set or removed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParamChange {
+    /// The step (its subscription's name).
+    pub step: String,
+    /// The stage it ran at.
+    pub stage: Stage,
+    /// The parameter.
+    pub parameter: String,
+    /// Its value before, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub from: Option<Value>,
+    /// Its value after; absent when the step removed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub to: Option<Value>,
 }
 
 /// An event to store, with the deliveries it fans out to.

@@ -11,7 +11,7 @@ pub mod subscription;
 
 pub use definition::{
     AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, PicklistOption,
-    ResponseProperty, Solution,
+    Solution,
 };
 pub use delivery::{
     Attempt, AttemptOutcome, AttemptResult, Delivery, DeliveryQuery, DeliveryStatus,
@@ -21,7 +21,9 @@ pub use endpoint::{
     AzureCredential, AzureSettings, DestinationSettings, Endpoint, EndpointKind, Secret,
     SecretError, SecretString, SigningSecret, WebhookAuth, WebhookSettings,
 };
-pub use event::{Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent};
+pub use event::{
+    Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,
+};
 pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,

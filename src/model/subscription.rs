@@ -100,6 +100,10 @@ pub enum Stage {
     PreValidation,
     /// Stage 20: before the main operation, inside the transaction.
     PreOperation,
+    /// Stage 40: after the main operation, still inside the transaction: the event is stored
+    /// only when these steps pass too. They may set response properties and shared variables,
+    /// not parameters (the operation has run on them).
+    PostOperation,
 }
 
 impl Mode {
@@ -127,6 +131,16 @@ impl Stage {
         match self {
             Stage::PreValidation => "pre_validation",
             Stage::PreOperation => "pre_operation",
+            Stage::PostOperation => "post_operation",
+        }
+    }
+
+    /// Dataverse's number for the stage (`Stage` of the execution context).
+    pub fn number(&self) -> i64 {
+        match self {
+            Stage::PreValidation => 10,
+            Stage::PreOperation => 20,
+            Stage::PostOperation => 40,
         }
     }
 
@@ -135,6 +149,7 @@ impl Stage {
         match s {
             "pre_validation" => Some(Stage::PreValidation),
             "pre_operation" => Some(Stage::PreOperation),
+            "post_operation" => Some(Stage::PostOperation),
             _ => None,
         }
     }

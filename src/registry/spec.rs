@@ -106,7 +106,8 @@ pub struct SubscriptionInput {
     /// events that allow `sync_and_async` steps.
     #[serde(default)]
     pub mode: Mode,
-    /// Stage of a synchronous step: `pre_validation` or `pre_operation` (default).
+    /// Stage of a synchronous step: `pre_validation`, `pre_operation` (default) or
+    /// `post_operation`.
     #[serde(default)]
     pub stage: Option<Stage>,
     /// Service Bus and Event Hubs endpoints: parameters promoted to application properties,

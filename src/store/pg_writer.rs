@@ -117,6 +117,8 @@ struct Columns {
     key: Vec<Option<String>>,
     fingerprint: Vec<Option<Vec<u8>>>,
     delivery_count: Vec<i64>,
+    depth: Vec<i64>,
+    pipeline: Vec<Option<String>>,
     d_id: Vec<String>,
     d_event: Vec<String>,
     d_subscription: Vec<String>,
@@ -157,6 +159,8 @@ impl Columns {
             c.fingerprint
                 .push(new.idempotency.as_ref().map(|(_, f)| f.to_vec()));
             c.delivery_count.push(new.deliveries.len() as i64);
+            c.depth.push(i64::from(e.depth));
+            c.pipeline.push(crate::store::rows::pipeline_json(e)?);
             for d in &new.deliveries {
                 let leased = d.leased_until.map(millis);
                 c.d_id.push(d.id.to_string());
@@ -249,8 +253,8 @@ async fn write_once(
     // One statement, atomic by itself: one round trip, no transaction around it.
     let inserted = sqlx::query(
         "WITH ev AS (
-           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[])
+           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[])
            ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -279,6 +283,8 @@ async fn write_once(
     .bind(&c.d_at)
     .bind(&c.d_owner)
     .bind(&c.d_until)
+    .bind(&c.depth)
+    .bind(&c.pipeline)
     .fetch_all(pool)
     .await?;
     let inserted: std::collections::HashSet<String> = inserted

@@ -127,7 +127,29 @@ pub fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         correlation_id: row.opt_text("correlation_id")?.unwrap_or_default(),
         caller: row.text("caller")?,
         received_at: time_col(row, "received_at")?,
+        depth: u32::try_from(row.int("depth")?)
+            .map_err(|_| corrupt("event depth", "negative or too large".into()))?,
+        pipeline: match row.opt_text("pipeline")? {
+            Some(text) => serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                what: "event pipeline",
+                source,
+            })?,
+            None => Default::default(),
+        },
     })
+}
+
+/// An event's pipeline as stored: JSON, or NULL when no step changed or set anything.
+pub fn pipeline_json(event: &Event) -> Result<Option<String>, StoreError> {
+    if event.pipeline.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(&event.pipeline)
+        .map(Some)
+        .map_err(|source| StoreError::Corrupt {
+            what: "event pipeline",
+            source,
+        })
 }
 
 pub fn delivery_from_row(row: &impl Columns) -> Result<Delivery, StoreError> {

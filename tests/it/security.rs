@@ -165,6 +165,8 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             correlation_id: "c".into(),
             caller: "test".into(),
             received_at: time::OffsetDateTime::now_utc(),
+            depth: 1,
+            pipeline: Default::default(),
         });
         let message = Outbound {
             delivery_id: DeliveryId::new(),
@@ -175,6 +177,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             definition: None,
             organization: "herald",
             amqp: &Default::default(),
+            stage: None,
         };
         let outcome = Arc::new(destination).send(&message).await;
         assert!(

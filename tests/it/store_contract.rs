@@ -121,6 +121,8 @@ pub(crate) fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent
             correlation_id: "corr-1".into(),
             caller: "test".into(),
             received_at: now(),
+            depth: 1,
+            pipeline: Default::default(),
         })),
         idempotency: key.map(|(k, f)| (k.to_owned(), [f; 32])),
         deliveries: vec![NewDelivery {
@@ -186,6 +188,40 @@ pub async fn stored_events_come_back_with_their_deliveries(t: TestStore) {
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
     assert!(s.event(EventId::new()).await.unwrap().is_none());
+}
+
+pub async fn an_event_keeps_its_depth_and_what_its_steps_did(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let mut new = new_event(&sub, None);
+    let mut event = new.event.event.clone();
+    event.depth = 3;
+    event.pipeline.changes.push(ParamChange {
+        step: "normalise".into(),
+        stage: Stage::PreOperation,
+        parameter: "Total".into(),
+        from: Some(12.5.into()),
+        to: Some(11.into()),
+    });
+    event
+        .pipeline
+        .shared_variables
+        .insert("rate".into(), 0.88.into());
+    event
+        .pipeline
+        .response
+        .insert("QuoteId".into(), "q-1".into());
+    new.event = Arc::new(OutgoingEvent::new(event.clone()));
+    s.ingest(vec![new.clone()]).await.unwrap();
+    let (stored, _) = s.event(new.event.id).await.unwrap().unwrap();
+    assert_eq!(stored.depth, 3);
+    assert_eq!(stored.pipeline, event.pipeline);
+    // An event no step touched stores no pipeline and reads back empty, at depth 1.
+    let plain = new_event(&sub, None);
+    s.ingest(vec![plain.clone()]).await.unwrap();
+    let (stored, _) = s.event(plain.event.id).await.unwrap().unwrap();
+    assert_eq!((stored.depth, stored.pipeline.is_empty()), (1, true));
 }
 
 pub async fn an_idempotency_key_returns_the_first_event_or_reports_reuse(t: TestStore) {
@@ -623,6 +659,7 @@ pub(crate) use contract;
 
 contract!(
     stored_events_come_back_with_their_deliveries,
+    an_event_keeps_its_depth_and_what_its_steps_did,
     an_idempotency_key_returns_the_first_event_or_reports_reuse,
     leases_respect_the_limits_and_skip_busy_endpoints,
     an_expired_lease_is_taken_over_and_the_old_owner_result_is_ignored,

@@ -73,28 +73,14 @@ pub(super) fn check_event(
             );
         }
     }
-    let mut parameters: Vec<Parameter> = Vec::new();
-    for (i, p) in raw.parameters.iter().enumerate() {
-        let field = |f: &str| format!("parameters[{i}].{f}");
-        if parameters.iter().any(|q| q.name == p.name) {
-            let msg = format!("duplicate parameter name \"{}\"", p.name);
-            problems.push(path, item.clone(), Some(&field("name")), msg);
-            continue;
-        }
-        if !is_identifier(&p.name) {
-            let msg = "must be letters, digits and underscores, starting with a letter".to_owned();
-            problems.push(path, item.clone(), Some(&field("name")), msg);
-        }
-        match param_type(p) {
-            Ok(ty) => parameters.push(Parameter {
-                name: p.name.clone(),
-                ty,
-                required: p.required,
-                description: p.description.clone(),
-            }),
-            Err((f, msg)) => problems.push(path, item.clone(), Some(&field(f)), msg),
-        }
-    }
+    let parameters = typed_fields(path, &item, "parameters", &raw.parameters, problems);
+    let response_properties = typed_fields(
+        path,
+        &item,
+        "response_properties",
+        &raw.response_properties,
+        problems,
+    );
     (problems.0.len() == before).then(|| EventDefinition {
         unique_name: raw.unique_name.clone(),
         solution: raw.solution.clone(),
@@ -105,13 +91,47 @@ pub(super) fn check_event(
         external: raw.external,
         kind: raw.kind,
         parameters,
-        response_properties: raw.response_properties.clone(),
+        response_properties,
         is_function: raw.is_function,
         is_private: raw.is_private,
         plugin_type: raw.plugin_type.clone(),
         enabled: raw.enabled.unwrap_or(true),
         category: None,
     })
+}
+
+/// The typed fields of a list (`parameters` or `response_properties`): names unique and
+/// well formed, types known; each problem names its field.
+fn typed_fields(
+    path: &Path,
+    item: &Option<String>,
+    list: &str,
+    raws: &[RawParameter],
+    problems: &mut Problems,
+) -> Vec<Parameter> {
+    let mut fields: Vec<Parameter> = Vec::new();
+    for (i, p) in raws.iter().enumerate() {
+        let field = |f: &str| format!("{list}[{i}].{f}");
+        if fields.iter().any(|q| q.name == p.name) {
+            let msg = format!("duplicate name \"{}\"", p.name);
+            problems.push(path, item.clone(), Some(&field("name")), msg);
+            continue;
+        }
+        if !is_identifier(&p.name) {
+            let msg = "must be letters, digits and underscores, starting with a letter".to_owned();
+            problems.push(path, item.clone(), Some(&field("name")), msg);
+        }
+        match param_type(p) {
+            Ok(ty) => fields.push(Parameter {
+                name: p.name.clone(),
+                ty,
+                required: p.required,
+                description: p.description.clone(),
+            }),
+            Err((f, msg)) => problems.push(path, item.clone(), Some(&field(f)), msg),
+        }
+    }
+    fields
 }
 
 /// Builds a parameter's type from its raw fields; on error, the field and the message.

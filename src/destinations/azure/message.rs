@@ -6,8 +6,9 @@
 //! - header: durable, and the subscription's time to live;
 //! - application properties: in the CloudEvents format, the attributes in the AMQP binding's
 //!   binary mode (`cloudEvents:id`, `cloudEvents:type`, …); in the Dataverse format, the
-//!   properties Dataverse's Service Bus messages carry; in every format, the parameters the
-//!   subscription promotes, under their own names;
+//!   properties Dataverse's Service Bus messages carry; in every format, `herald-depth` (the
+//!   event's depth, to send back with an event raised while handling this one) and the
+//!   parameters the subscription promotes, under their own names;
 //! - body: one data section (JSON).
 
 use std::time::{Duration, SystemTime};
@@ -25,6 +26,8 @@ use crate::model::MessageFormat;
 
 /// The application property prefix of CloudEvents attributes in binary mode.
 pub const CLOUDEVENTS_PREFIX: &str = "cloudEvents:";
+/// The application property with the event's depth (`herald-depth` on webhooks).
+pub const DEPTH_PROPERTY: &str = "herald-depth";
 /// Dataverse's application property namespace.
 const XRM: &str = "http://schemas.microsoft.com/xrm/2011/Claims/";
 
@@ -88,6 +91,7 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
                 out.delivery_id,
                 out.definition,
                 &origin,
+                None,
             );
             let body = dataverse::amqp_body(context, dataverse::SERVICE_BUS_LIMIT).ok_or(
                 MessageError::DataverseTooLarge(dataverse::SERVICE_BUS_LIMIT / 1024),
@@ -105,6 +109,8 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
             body.body
         }
     };
+    // The depth travels back when a receiver sends an event while handling this one.
+    props.insert(DEPTH_PROPERTY.to_owned(), i64::from(event.depth));
     for name in &options.properties {
         if let Some(v) = event.params.get(name).and_then(simple) {
             props.insert(name.clone(), v);
@@ -190,6 +196,8 @@ mod tests {
             correlation_id: "corr-1".into(),
             caller: "t".into(),
             received_at: time::OffsetDateTime::now_utc(),
+            depth: 1,
+            pipeline: Default::default(),
         })
     }
 
@@ -207,6 +215,7 @@ mod tests {
             definition: None,
             organization: "org",
             amqp,
+            stage: None,
         })
     }
 

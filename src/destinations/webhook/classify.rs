@@ -43,10 +43,12 @@ pub fn classify(status: u16, retry_after: Option<&str>, now: time::OffsetDateTim
 /// Classifies a send that got no answer.
 pub fn failure(error: WebhookError) -> Outcome {
     match error {
-        WebhookError::Blocked(_) | WebhookError::Url(_) => Outcome::Permanent {
-            error: error.into(),
-            status: None,
-        },
+        WebhookError::Blocked(_) | WebhookError::Url(_) | WebhookError::AnswerTooLarge(_) => {
+            Outcome::Permanent {
+                error: error.into(),
+                status: None,
+            }
+        }
         WebhookError::Timeout(_)
         | WebhookError::Connect(_)
         | WebhookError::Request(_)

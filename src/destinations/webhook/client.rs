@@ -84,11 +84,18 @@ impl Destination for WebhookDestination {
     }
 }
 
+/// A synchronous step's answer body is read up to this size; a larger one is refused.
+pub const STEP_ANSWER_LIMIT: usize = 1024 * 1024;
+
 /// How a synchronous step answered.
 #[derive(Debug)]
 pub enum StepAnswer {
     /// 2xx: the event may go on.
-    Accepted,
+    Accepted {
+        /// The body, when it is JSON (`application/json` or `…+json`) and not empty: what the
+        /// step changes or sets. Any other body is not read.
+        json: Option<bytes::Bytes>,
+    },
     /// Any other status: the event is cancelled; the receiver's message is the caller's error.
     Refused {
         /// The status.
@@ -145,7 +152,25 @@ impl WebhookDestination {
             Err(error) => return StepAnswer::Unreachable(error),
         };
         match request.send().await {
-            Ok(response) if response.status().is_success() => StepAnswer::Accepted,
+            Ok(response) if response.status().is_success() => {
+                let is_json = response
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+                if !is_json {
+                    return StepAnswer::Accepted { json: None };
+                }
+                match read_capped(response, STEP_ANSWER_LIMIT).await {
+                    Ok(body) if body.iter().all(u8::is_ascii_whitespace) => {
+                        StepAnswer::Accepted { json: None }
+                    }
+                    Ok(body) => StepAnswer::Accepted { json: Some(body) },
+                    Err(e) => StepAnswer::Unreachable(e),
+                }
+            }
             Ok(response) => {
                 let status = response.status().as_u16();
                 let text = response.text().await.unwrap_or_default();
@@ -160,4 +185,26 @@ impl WebhookDestination {
             Err(e) => StepAnswer::Unreachable(WebhookError::from_transport(e)),
         }
     }
+}
+
+/// The body of `response`, refused past `limit` bytes without reading the rest.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, WebhookError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(WebhookError::AnswerTooLarge(limit));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(WebhookError::from_transport)?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(WebhookError::AnswerTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }

@@ -29,6 +29,9 @@ pub enum WebhookError {
     /// No connection could be made.
     #[error("could not connect")]
     Connect(#[source] reqwest::Error),
+    /// A synchronous step's answer body is larger than Herald reads.
+    #[error("the answer body is over {} KiB", .0 / 1024)]
+    AnswerTooLarge(usize),
     /// The request failed otherwise (TLS, the connection dropped…).
     #[error("request failed")]
     Request(#[source] reqwest::Error),

@@ -53,6 +53,7 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
                 message.delivery_id,
                 message.definition,
                 &origin,
+                message.stage,
             );
             let mut body = to_vec(&context);
             if body.len() > dataverse::WEBHOOK_LIMIT {
@@ -77,15 +78,57 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
                 "x-ms-correlation-request-id".into(),
                 message.event.correlation_id.clone(),
             ));
+            headers.push((
+                "x-ms-dynamics-depth".into(),
+                message.event.depth.to_string(),
+            ));
             (body.into(), "application/json")
         }
     };
+    // What a receiver sends back with an event it raises while handling this one, so the
+    // new event gets this one's depth + 1 and its correlation id (loop prevention).
+    headers.push((DEPTH_HEADER.into(), message.event.depth.to_string()));
+    headers.push((
+        "x-correlation-id".into(),
+        message.event.correlation_id.clone(),
+    ));
+    if message.stage.is_some() && !message.event.pipeline.shared_variables.is_empty() {
+        headers.push((
+            SHARED_VARIABLES_HEADER.into(),
+            ascii_json(&Value::Object(
+                message.event.pipeline.shared_variables.clone(),
+            )),
+        ));
+    }
     Ok(Built {
         url,
         body,
         content_type,
         headers,
     })
+}
+
+/// The header with the event's depth on every webhook request.
+pub const DEPTH_HEADER: &str = "herald-depth";
+/// The header with the shared variables the earlier steps set, on a synchronous step's call
+/// (as JSON; Dataverse-format calls also carry them in `SharedVariables`).
+pub const SHARED_VARIABLES_HEADER: &str = "herald-shared-variables";
+
+/// `v` as JSON in visible ASCII (characters past ASCII escaped), fit for a header value.
+fn ascii_json(v: &Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 fn to_vec(v: &Value) -> Vec<u8> {
@@ -110,6 +153,8 @@ mod tests {
             correlation_id: "c".into(),
             caller: "t".into(),
             received_at: time::OffsetDateTime::now_utc(),
+            depth: 1,
+            pipeline: Default::default(),
         });
         let settings = WebhookSettings {
             url: "https://example.com/h".into(),
@@ -126,6 +171,7 @@ mod tests {
             definition: None,
             organization: "org",
             amqp: &Default::default(),
+            stage: None,
         };
         let built = build(&settings, &message).unwrap();
         assert!(built.body.len() < dataverse::WEBHOOK_LIMIT);

@@ -1,16 +1,23 @@
-//! Synchronous steps: webhooks called in the request path, by stage then rank, before the
-//! event is stored, as Dataverse calls synchronous webhooks. A refusal cancels the event and
-//! the caller gets the receiver's message; 60 s timeout; one more attempt only after 502, 503
-//! or 504 (decided here, not by the webhook client). Only events whose `allowed_steps` is
-//! `sync_and_async` can have them.
+//! Synchronous steps: webhooks called in the request path, by stage (pre-validation,
+//! pre-operation, post-operation) then rank, before the event is stored, as Dataverse runs
+//! synchronous plug-ins and webhooks. A step may change the parameters, set response
+//! properties and shared variables (`answer.rs`); later steps see what earlier ones did. A
+//! refusal at any stage cancels the event and the caller gets the receiver's message; 60 s
+//! timeout; one more attempt only after 502, 503 or 504 (decided here, not by the webhook
+//! client). Only events whose `allowed_steps` is `sync_and_async` can have them.
+
+mod answer;
+
+pub use answer::Run;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::Catalog;
 use crate::destinations::webhook::{StepAnswer, WebhookClient};
 use crate::destinations::Origin;
-use crate::model::{DeliveryId, DestinationSettings, NewEvent, Subscription};
+use crate::model::{
+    DeliveryId, DestinationSettings, Event, EventDefinition, OutgoingEvent, Stage, Subscription,
+};
 use crate::store::Store;
 
 use super::IngestError;
@@ -27,8 +34,6 @@ pub struct SyncSteps {
     pub store: Arc<dyn Store>,
     /// The webhook client (SSRF guard included).
     pub webhooks: WebhookClient,
-    /// The catalog, for message formats.
-    pub catalog: Catalog,
     /// Schema links and the organization name of messages.
     pub origin: Origin,
 }
@@ -46,18 +51,22 @@ fn try_again(answer: &StepAnswer) -> bool {
 }
 
 impl SyncSteps {
-    /// Runs `steps` for `event` in order (stage, then rank); `Err` when one refuses.
-    pub async fn run(
+    /// Runs `steps` for `event` in order (stage, then rank), each seeing what the earlier
+    /// ones changed; `Err` when one refuses, cannot be called, or answers with values that are
+    /// not valid for `definition`.
+    pub async fn run<'d>(
         &self,
-        event: &NewEvent,
+        definition: &'d EventDefinition,
+        event: &Event,
         mut steps: Vec<Subscription>,
-    ) -> Result<(), IngestError> {
+    ) -> Result<Run<'d>, IngestError> {
         steps.sort_by(|a, b| {
             a.stage
                 .cmp(&b.stage)
                 .then(a.rank.cmp(&b.rank))
                 .then_with(|| a.name.cmp(&b.name))
         });
+        let mut run = Run::new(definition, event.params.clone());
         for step in steps {
             let endpoint = match self.store.endpoint(step.endpoint_id).await {
                 Ok(Some(e)) => e,
@@ -71,14 +80,19 @@ impl SyncSteps {
                     message: "a synchronous step must call a webhook endpoint".into(),
                 });
             };
+            let stage = step.stage.unwrap_or(Stage::PreOperation);
             let destination = self.webhooks.destination(settings);
+            // The step sees the event as the earlier steps left it.
+            let current = OutgoingEvent::new(Event {
+                params: run.params.clone(),
+                pipeline: run.pipeline.clone(),
+                ..event.clone()
+            });
             // A step is not a delivery; its id still identifies this call for the receiver.
-            let message = self.origin.outbound(
-                DeliveryId::new(),
-                &step,
-                &event.event,
-                self.catalog.cataloged(&event.event.name),
-            );
+            let mut message =
+                self.origin
+                    .outbound(DeliveryId::new(), &step, &current, Some(definition));
+            message.stage = Some(stage);
             let mut answer = destination.call_step(&message, STEP_TIMEOUT).await;
             for _ in 1..MAX_STEP_ATTEMPTS {
                 if !try_again(&answer) {
@@ -87,7 +101,19 @@ impl SyncSteps {
                 answer = destination.call_step(&message, STEP_TIMEOUT).await;
             }
             match answer {
-                StepAnswer::Accepted => {}
+                StepAnswer::Accepted { json: None } => {}
+                StepAnswer::Accepted { json: Some(body) } => {
+                    let ignored = run.apply(&step.name, stage, &body).map_err(|problems| {
+                        IngestError::StepAnswerInvalid {
+                            step: step.name.clone(),
+                            problems: problems.0,
+                        }
+                    })?;
+                    if !ignored.is_empty() {
+                        tracing::warn!(step = %step.name, ?ignored, expected = ?answer::KEYS,
+                            "a synchronous step answered with keys Herald does not read");
+                    }
+                }
                 StepAnswer::Refused { status, message } => {
                     tracing::info!(step = %step.name, status, "a synchronous step cancelled the event");
                     return Err(IngestError::Vetoed {
@@ -104,6 +130,6 @@ impl SyncSteps {
                 }
             }
         }
-        Ok(())
+        Ok(run)
     }
 }
