@@ -13,6 +13,7 @@ mod flows;
 mod infra;
 mod ingest;
 mod ops;
+mod pipeline;
 mod resilience;
 mod retention;
 mod secrets_at_rest;

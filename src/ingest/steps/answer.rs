@@ -189,7 +189,8 @@ response_properties = [
 "#;
 
     fn definition() -> EventDefinition {
-        let catalog = load_texts(&[("c.toml".into(), CATALOG.to_owned())]).expect("the catalog loads");
+        let catalog =
+            load_texts(&[("c.toml".into(), CATALOG.to_owned())]).expect("the catalog loads");
         catalog
             .cataloged("contoso_PriceQuote")
             .expect("cataloged")
@@ -229,7 +230,11 @@ response_properties = [
             .iter()
             .map(|c| c.parameter.as_str())
             .collect();
-        assert_eq!(changed, ["Currency", "Total", "Note"], "in the answer's order");
+        assert_eq!(
+            changed,
+            ["Currency", "Total", "Note"],
+            "in the answer's order"
+        );
         assert_eq!(run.pipeline.changes[0].from, Some(json!("usd")));
         assert_eq!(run.pipeline.changes[2].from, None);
         // Removing with null is a change too; setting the same value is none.

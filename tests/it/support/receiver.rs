@@ -34,8 +34,9 @@ impl Received {
 #[derive(Default)]
 struct Inner {
     received: Vec<Received>,
-    /// Statuses (and bodies) for the next requests, in order; then `default_status`.
-    script: std::collections::VecDeque<(u16, String)>,
+    /// Statuses, bodies and content types for the next requests, in order; then
+    /// `default_status`.
+    script: std::collections::VecDeque<(u16, String, &'static str)>,
     default_status: u16,
 }
 
@@ -88,11 +89,21 @@ impl Receiver {
 
     /// Answers these statuses and bodies to the next requests, then the default.
     pub fn script(&self, answers: &[(u16, &str)]) {
-        self.inner
-            .lock()
-            .unwrap()
-            .script
-            .extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
+        self.inner.lock().unwrap().script.extend(
+            answers
+                .iter()
+                .map(|(s, b)| (*s, (*b).to_owned(), "text/plain")),
+        );
+    }
+
+    /// Answers these statuses with these JSON bodies (`application/json`) to the next
+    /// requests, then the default.
+    pub fn script_json(&self, answers: &[(u16, Value)]) {
+        self.inner.lock().unwrap().script.extend(
+            answers
+                .iter()
+                .map(|(s, b)| (*s, b.to_string(), "application/json")),
+        );
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -117,12 +128,21 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (
+    StatusCode,
+    [(axum::http::HeaderName, &'static str); 1],
+    String,
+) {
     let mut inner = inner.lock().unwrap();
     inner.received.push(Received { uri, headers, body });
-    let (status, body) = inner
-        .script
-        .pop_front()
-        .unwrap_or((inner.default_status, String::new()));
-    (StatusCode::from_u16(status).unwrap(), body)
+    let (status, body, content_type) =
+        inner
+            .script
+            .pop_front()
+            .unwrap_or((inner.default_status, String::new(), "text/plain"));
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        body,
+    )
 }
