@@ -129,7 +129,7 @@ impl From<ApiError> for DataverseError {
     params(
         ("unique_name" = String, Path, description = "The Custom API (event) unique name"),
         ("OData-Version" = Option<String>, Header, pattern = r"^4\.0$", description = "4.0, the only version served"),
-        ("x-ms-dynamics-depth" = Option<u32>, Header, minimum = 1,
+        ("x-ms-dynamics-depth" = Option<u32>, Header, minimum = 1, maximum = 1000,
             description = "Sent back by a receiver raising an event while it handles a Dataverse-format delivery: that delivery's `x-ms-dynamics-depth` (or `herald-depth`). The event runs one deeper; past `pipeline.max_depth` it is refused"),
         ("Prefer" = Option<String>, Header, description = "`return=minimal`: answer `204` without the response properties"),
     ),

@@ -204,7 +204,10 @@ impl From<IngestError> for ApiError {
                 message: e.to_string(),
                 details: vec![ParamProblem {
                     parameter: header.to_owned(),
-                    problem: "must be a whole number from 1".to_owned(),
+                    problem: format!(
+                        "must be a whole number from 1 to {}",
+                        crate::ingest::DEPTH_CAP
+                    ),
                 }],
             },
             IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {

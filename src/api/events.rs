@@ -91,7 +91,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
             description = "1 to 255 visible ASCII characters; the same key with the same body returns the first answer"),
         ("X-Correlation-Id" = Option<String>, Header, description = "Carried to subscribers"),
-        ("herald-depth" = Option<u32>, Header, minimum = 1,
+        ("herald-depth" = Option<u32>, Header, minimum = 1, maximum = 1000,
             description = "Sent back by a receiver raising an event while it handles a Herald delivery: that delivery's `herald-depth`. The event runs one deeper; past `pipeline.max_depth` it is refused"),
     ),
     request_body(content = Object, description = "The event's request parameters: a JSON object valid against the event's JSON Schema (`GET /v1/catalog/events/{event}/schema`)", content_type = "application/json"),
@@ -223,7 +223,7 @@ pub struct BatchResult {
 /// Sends up to 1,000 events; valid ones are stored in one transaction, and the answer says
 /// per item what happened.
 #[utoipa::path(post, path = "/v1/events:batch", tag = "events", operation_id = "send_events",
-    params(("herald-depth" = Option<u32>, Header, minimum = 1,
+    params(("herald-depth" = Option<u32>, Header, minimum = 1, maximum = 1000,
         description = "As for one event: the depth of the Herald delivery being handled, for every event of the batch")),
     request_body = Batch,
     responses(

@@ -119,7 +119,7 @@ pub enum IngestError {
         correlation_id: String,
     },
     /// The depth header is not a number.
-    #[error("{header} must be the depth of the event being handled: a whole number from 1")]
+    #[error("{header} must be the depth of the event being handled: a whole number from 1 to {DEPTH_CAP}")]
     BadDepth {
         /// The header's name.
         header: &'static str,
@@ -147,6 +147,10 @@ pub struct Submission {
     pub depth: u32,
 }
 
+/// The largest depth a caller may say it is handling: no chain of events is that deep (the
+/// configured maximum is at most this), so a larger number is a mistake, not a depth.
+pub const DEPTH_CAP: u32 = 1000;
+
 /// The depth of an event whose caller sent `cause` (the depth of the Herald delivery it was
 /// handling, from the `header` Herald puts on every delivery): one more, or 1 without it.
 pub fn depth_after(header: &'static str, cause: Option<&str>) -> Result<u32, IngestError> {
@@ -156,8 +160,8 @@ pub fn depth_after(header: &'static str, cause: Option<&str>) -> Result<u32, Ing
             .trim()
             .parse::<u32>()
             .ok()
-            .filter(|d| *d >= 1)
-            .and_then(|d| d.checked_add(1))
+            .filter(|d| (1..=DEPTH_CAP).contains(d))
+            .map(|d| d + 1)
             .ok_or(IngestError::BadDepth { header }),
     }
 }

@@ -648,13 +648,10 @@ struct Echo {
 async fn start_echo(herald: String, key: String, route: &'static str) -> (Echo, String) {
     let echo = Echo::default();
     let state = (echo.clone(), herald, key, reqwest::Client::new());
-    let handler = move |axum::extract::State((echo, herald, key, http)): axum::extract::State<(
-        Echo,
-        String,
-        String,
-        reqwest::Client,
-    )>,
-                   headers: axum::http::HeaderMap| async move {
+    let handler = move |axum::extract::State((echo, herald, key, http)): axum::extract::State<
+        (Echo, String, String, reqwest::Client),
+    >,
+                        headers: axum::http::HeaderMap| async move {
         let h = |n: &str| {
             headers
                 .get(n)
