@@ -83,6 +83,8 @@ pub async fn start(
     };
     let steps = crate::ingest::steps::SyncSteps {
         store: store.clone(),
+        routing: registry.routing().clone(),
+        lookups: Default::default(),
         webhooks: webhooks.clone(),
         origin: origin.clone(),
     };

@@ -11,7 +11,8 @@
 //!   deliveries/s; fan-out to 10 webhook subscriptions; drain rates from backlogs of 100,000
 //!   and 1,000,000 due deliveries (and how long building each took); latency at 100 events/s;
 //!   the store's size over a million events with a one-minute retention, and ingest while
-//!   pruning beside the same run with pruning off;
+//!   pruning beside the same run with pruning off; ingest through one synchronous step that
+//!   accepts and one that changes a parameter;
 //! - on PostgreSQL, beside a bare single-row INSERT loop on the same database: ingest with no
 //!   subscription and with one; end to end; three instances on one database; a drain of
 //!   100,000; what the database spent per delivery;
@@ -20,7 +21,7 @@
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
 //! `100000,1000000`), `HERALD_BENCH_PHASES` (some of
-//! `ingest,delivery,fanout,latency,drain,retention,pg`; default all), `HERALD_BENCH_RETAINED`
+//! `ingest,delivery,fanout,latency,drain,retention,steps,pg`; default all), `HERALD_BENCH_RETAINED`
 //! (events of the retention phase, default 1,000,000), `HERALD_TEST_PG` (default
 //! `postgres://postgres@127.0.0.1:5432/test`).
 
@@ -28,6 +29,7 @@ mod herald;
 mod phases;
 mod receiver;
 mod retention;
+mod steps;
 mod store;
 mod wrk;
 
@@ -175,6 +177,9 @@ async fn main() {
     }
 
     // PostgreSQL.
+    if phase("steps") {
+        steps::steps(&mut t, load_for, bare_http).await;
+    }
     if phase("pg") {
         let pg_at = |name: &str| StoreAt::Postgres {
             url: pg.clone(),

@@ -1,5 +1,5 @@
-//! Endpoint and subscription records for the dispatcher, cached so a burst of deliveries to
-//! one endpoint costs one read. A change made through this process's API applies at once
+//! Endpoint and subscription records for the dispatcher (and the synchronous steps), cached
+//! so a burst of deliveries to one endpoint costs one read. A change made through this process's API applies at once
 //! (the routing version moves); one made by another instance within a second.
 
 use std::collections::HashMap;

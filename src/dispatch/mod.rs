@@ -28,6 +28,7 @@ use crate::store::{LeaseRequest, Store, StoreError};
 use gate::Gate;
 use hand_off::Place;
 pub use hand_off::{HandOff, Reservation};
+pub use lookup::Lookups;
 pub use retry::{Decision, RetryPolicy};
 
 /// Dispatcher settings.

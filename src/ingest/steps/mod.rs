@@ -32,6 +32,10 @@ const MAX_STEP_ATTEMPTS: u32 = 2;
 pub struct SyncSteps {
     /// Endpoint lookups.
     pub store: Arc<dyn Store>,
+    /// The routing, whose version says when a cached endpoint is stale.
+    pub routing: crate::registry::Routing,
+    /// Endpoints read from the store, reused for a second (a step is called on every event).
+    pub lookups: crate::dispatch::Lookups,
     /// The webhook client (SSRF guard included).
     pub webhooks: WebhookClient,
     /// Schema links and the organization name of messages.
@@ -68,7 +72,12 @@ impl SyncSteps {
         });
         let mut run = Run::new(definition, event.params.clone());
         for step in steps {
-            let endpoint = match self.store.endpoint(step.endpoint_id).await {
+            let version = self.routing.version();
+            let found = self
+                .lookups
+                .endpoint(self.store.as_ref(), version, step.endpoint_id)
+                .await;
+            let endpoint = match found {
                 Ok(Some(e)) => e,
                 Ok(None) => continue, // deleted meanwhile: nothing to call
                 Err(e) => return Err(IngestError::Store(e)),
