@@ -396,12 +396,12 @@ impl Config {
                 message: "needs at least one delay".into(),
             });
         }
-        if self.pipeline.max_depth.get() > crate::ingest::DEPTH_CAP {
+        if self.pipeline.max_depth.get() > crate::model::event::DEPTH_CAP {
             return Err(ConfigError::Value {
                 field: "pipeline.max_depth",
                 message: format!(
                     "must be 1 to {}, e.g. 8 as Dataverse",
-                    crate::ingest::DEPTH_CAP
+                    crate::model::event::DEPTH_CAP
                 ),
             });
         }

@@ -147,9 +147,7 @@ pub struct Submission {
     pub depth: u32,
 }
 
-/// The largest depth a caller may say it is handling: no chain of events is that deep (the
-/// configured maximum is at most this), so a larger number is a mistake, not a depth.
-pub const DEPTH_CAP: u32 = 1000;
+pub use crate::model::event::DEPTH_CAP;
 
 /// The depth of an event whose caller sent `cause` (the depth of the Herald delivery it was
 /// handling, from the `header` Herald puts on every delivery): one more, or 1 without it.

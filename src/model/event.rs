@@ -35,6 +35,10 @@ pub struct Event {
     pub pipeline: Pipeline,
 }
 
+/// The largest depth a caller may say it is handling: no chain of events is that deep (the
+/// configured maximum is at most this), so a larger number is a mistake, not a depth.
+pub const DEPTH_CAP: u32 = 1000;
+
 /// What the synchronous steps did to one event; empty for an event without steps.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
