@@ -90,6 +90,31 @@ async fn step(
     assert_eq!(status, 201, "{body}");
 }
 
+/// A `normalise` pre-operation step and an `erp` webhook subscription on `contoso_PlaceOrder`:
+/// their receivers.
+async fn normalise_and_erp(app: &TestApp) -> (Receiver, Receiver) {
+    let steps = Receiver::start().await;
+    let erp = Receiver::start().await;
+    step(
+        app,
+        "contoso_PlaceOrder",
+        "normalise",
+        &steps.url(),
+        "pre_operation",
+        1,
+        "params",
+    )
+    .await;
+    app.subscribe_webhook(
+        "erp",
+        &erp.url(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "contoso_PlaceOrder",
+    )
+    .await;
+    (steps, erp)
+}
+
 /// The parameter `key` of a Dataverse context's `InputParameters` (or another pair list).
 fn pair<'a>(list: &'a Value, key: &str) -> Option<&'a Value> {
     list.as_array()?
@@ -124,25 +149,7 @@ async fn a_step_that_changes_the_event_changes_what_is_stored_sent_and_queued() 
     .expect("emulator starts within 10s")
     .expect("emulator starts");
     let app = app_with("").await;
-    let steps = Receiver::start().await;
-    let erp = Receiver::start().await;
-    step(
-        &app,
-        "contoso_PlaceOrder",
-        "normalise",
-        &steps.url(),
-        "pre_operation",
-        1,
-        "params",
-    )
-    .await;
-    app.subscribe_webhook(
-        "erp",
-        &erp.url(),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        "contoso_PlaceOrder",
-    )
-    .await;
+    let (steps, erp) = normalise_and_erp(&app).await;
     let (status, ep) = app
         .post(
             "/v1/endpoints",
@@ -228,25 +235,7 @@ async fn a_step_that_changes_the_event_changes_what_is_stored_sent_and_queued() 
 #[tokio::test]
 async fn a_step_that_sets_a_wrong_type_is_refused_naming_it_and_the_parameter() {
     let app = app_with("").await;
-    let steps = Receiver::start().await;
-    let erp = Receiver::start().await;
-    step(
-        &app,
-        "contoso_PlaceOrder",
-        "normalise",
-        &steps.url(),
-        "pre_operation",
-        1,
-        "params",
-    )
-    .await;
-    app.subscribe_webhook(
-        "erp",
-        &erp.url(),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        "contoso_PlaceOrder",
-    )
-    .await;
+    let (steps, erp) = normalise_and_erp(&app).await;
     steps.script_json(&[(200, json!({"parameters": {"Total": "ninety"}}))]);
     let (status, body) = app.post("/v1/events/contoso_PlaceOrder", &order()).await;
     assert_eq!(status, 400, "{body}");
