@@ -227,9 +227,15 @@ async fn run(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let depth = match header(DYNAMICS_DEPTH) {
+    // Read lossily: a depth header that is not text is refused, not taken as absent.
+    let lossy = |n: &str| {
+        headers
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let depth = match lossy(DYNAMICS_DEPTH) {
         Some(d) => depth_after(DYNAMICS_DEPTH, Some(&d)),
-        None => depth_after(DEPTH_HEADER, header(DEPTH_HEADER).as_deref()),
+        None => depth_after(DEPTH_HEADER, lossy(DEPTH_HEADER).as_deref()),
     }
     .map_err(ApiError::from)?;
     let submission = Submission {

@@ -210,7 +210,9 @@ impl From<IngestError> for ApiError {
                     ),
                 }],
             },
-            IngestError::NotAnObject | IngestError::BadIdempotencyKey => ApiError::Invalid {
+            IngestError::NotAnObject
+            | IngestError::BadIdempotencyKey
+            | IngestError::BadCorrelationId => ApiError::Invalid {
                 code: "invalid_request",
                 message: e.to_string(),
                 details: vec![],

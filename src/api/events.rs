@@ -90,7 +90,8 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         ("event" = String, Path, description = "The cataloged event's unique name"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
             description = "1 to 255 visible ASCII characters; the same key with the same body returns the first answer"),
-        ("X-Correlation-Id" = Option<String>, Header, description = "Carried to subscribers"),
+        ("X-Correlation-Id" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$",
+            description = "1 to 255 visible ASCII characters; carried to subscribers (`x-correlation-id`, AMQP `correlation-id`)"),
         ("herald-depth" = Option<u32>, Header, minimum = 1, maximum = 1000,
             description = "Sent back by a receiver raising an event while it handles a Herald delivery: that delivery's `herald-depth`. The event runs one deeper; past `pipeline.max_depth` it is refused"),
     ),
@@ -183,7 +184,8 @@ pub struct BatchItem {
     /// Idempotency key for this item.
     #[serde(default)]
     pub idempotency_key: Option<String>,
-    /// Correlation id for this item.
+    /// Correlation id for this item: 1 to 255 visible ASCII characters (checked per item,
+    /// like every field of an item: a bad one is that item's `400`).
     #[serde(default)]
     pub correlation_id: Option<String>,
 }
@@ -279,7 +281,15 @@ async fn send_batch(
     let (indexes, events): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
     let outcomes = state.ingestor.store(events).await?;
     for ((index, fresh), outcome) in indexes.into_iter().zip(outcomes) {
-        let response = response_of(&state, &outcome, fresh).await?;
+        // The batch is stored: a failed read of a replayed item's first response must not
+        // turn the answer into an error that hides the other items' ids.
+        let response = match response_of(&state, &outcome, fresh.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a replayed event's response failed; answering with this request's");
+                fresh
+            }
+        };
         results[index] = match outcome {
             IngestOutcome::Created { id, deliveries }
             | IngestOutcome::Replayed { id, deliveries } => BatchResult {

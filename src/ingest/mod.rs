@@ -127,6 +127,9 @@ pub enum IngestError {
     /// The idempotency key is not usable.
     #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
     BadIdempotencyKey,
+    /// The correlation id is not usable: it travels in a header of every delivery.
+    #[error("the correlation id must be 1 to 255 visible ASCII characters")]
+    BadCorrelationId,
     /// The store failed (nothing was stored).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -276,6 +279,11 @@ impl Ingestor {
         if let Some(key) = &s.idempotency_key {
             if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(IngestError::BadIdempotencyKey);
+            }
+        }
+        if let Some(id) = &s.correlation_id {
+            if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(IngestError::BadCorrelationId);
             }
         }
         let Value::Object(params) = s.params else {

@@ -119,7 +119,7 @@ fn ascii_json(v: &Value) -> String {
     let text = v.to_string();
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_ascii() {
+        if c.is_ascii() && c != '\u{7f}' {
             out.push(c);
         } else {
             let mut units = [0u16; 2];

@@ -16,17 +16,26 @@ pub const KEYS: [&str; 3] = ["parameters", "response", "shared_variables"];
 /// A step's answer, as sent.
 #[derive(Debug, Default, Deserialize)]
 struct Reply {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     parameters: Map<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     response: Map<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     shared_variables: Map<String, Value>,
     /// Anything else: not Herald's to read (a receiver written for Dataverse may answer with
     /// its own JSON); logged, not refused, so such receivers keep working.
     #[serde(flatten)]
     other: Map<String, Value>,
 }
+
+/// A JSON object, with `null` read as an empty one.
+fn object_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    Ok(Option::<Map<String, Value>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The shared variables of one event, as JSON, at most: they travel in a header of every
+/// later step's call, and receivers refuse large headers.
+pub const SHARED_VARIABLES_LIMIT: usize = 8 * 1024;
 
 /// Why a step's answer cannot be applied: each problem names its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +98,7 @@ impl<'d> Run<'d> {
                 "a post_operation step cannot change parameters: the operation has run on them (set `response` or `shared_variables`)",
             ));
         }
+        let reply_names: Vec<String> = reply.parameters.keys().cloned().collect();
         let mut params = self.params.clone();
         let mut changes = Vec::new();
         for (name, to) in reply.parameters {
@@ -108,8 +118,17 @@ impl<'d> Run<'d> {
                 });
             }
         }
-        if !changes.is_empty() {
+        let unknown = |name: &String| self.definition.parameter(name).is_none();
+        if !changes.is_empty() || reply_names.iter().any(unknown) {
             validate(self.definition, &params).map_err(AnswerProblems)?;
+            if let Some(name) = reply_names.iter().find(|n| unknown(n)) {
+                // Removing a parameter the event does not have changes nothing, but names a
+                // parameter that does not exist: refused like setting one.
+                return Err(AnswerProblems::one(
+                    name,
+                    format!("is not a parameter of {}", self.definition.unique_name),
+                ));
+            }
         }
         let mut response = self.pipeline.response.clone();
         for (name, value) in reply.response {
@@ -130,6 +149,7 @@ impl<'d> Run<'d> {
                     .collect(),
             )
         })?;
+        let mut shared = self.pipeline.shared_variables.clone();
         for (name, value) in reply.shared_variables {
             if name.is_empty() {
                 return Err(AnswerProblems::one(
@@ -138,11 +158,21 @@ impl<'d> Run<'d> {
                 ));
             }
             if value.is_null() {
-                self.pipeline.shared_variables.remove(&name);
+                shared.remove(&name);
             } else {
-                self.pipeline.shared_variables.insert(name, value);
+                shared.insert(name, value);
             }
         }
+        let size = Value::Object(shared.clone()).to_string().len();
+        if size > SHARED_VARIABLES_LIMIT {
+            return Err(AnswerProblems::one(
+                "shared_variables",
+                format!(
+                    "the shared variables would take {size} bytes as JSON, over the limit of {SHARED_VARIABLES_LIMIT}"
+                ),
+            ));
+        }
+        self.pipeline.shared_variables = shared;
         self.params = params;
         self.pipeline.changes.extend(changes);
         self.pipeline.response = response;
@@ -351,6 +381,30 @@ response_properties = [
         apply(&mut run, Stage::PreOperation, json!("ok")).unwrap();
         assert_eq!(run.params, params());
         assert!(run.apply("s", Stage::PreOperation, b"{not json").is_err());
+        apply(
+            &mut run,
+            Stage::PreOperation,
+            json!({"parameters": null, "response": null}),
+        )
+        .unwrap();
+        let big = apply(
+            &mut run,
+            Stage::PreOperation,
+            json!({"shared_variables": {"a": 1, "blob": "x".repeat(SHARED_VARIABLES_LIMIT)}}),
+        )
+        .unwrap_err();
+        assert_eq!(big.0[0].parameter, "shared_variables");
+        assert!(
+            !run.pipeline.shared_variables.contains_key("a"),
+            "nothing of a refused answer is applied"
+        );
+        let ghost = apply(
+            &mut run,
+            Stage::PreOperation,
+            json!({"parameters": {"Colour": null}}),
+        )
+        .unwrap_err();
+        assert_eq!(ghost.0[0].parameter, "Colour");
         assert!(apply(&mut run, Stage::PreOperation, json!({"parameters": [1]})).is_err());
     }
 }
