@@ -228,14 +228,12 @@ async fn run(
             .map(str::to_owned)
     };
     // Read lossily: a depth header that is not text is refused, not taken as absent.
-    let lossy = |n: &str| {
-        headers
-            .get(n)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-    };
-    let depth = match lossy(DYNAMICS_DEPTH) {
+    let depth = match super::events::header(headers, DYNAMICS_DEPTH) {
         Some(d) => depth_after(DYNAMICS_DEPTH, Some(&d)),
-        None => depth_after(DEPTH_HEADER, lossy(DEPTH_HEADER).as_deref()),
+        None => depth_after(
+            DEPTH_HEADER,
+            super::events::header(headers, DEPTH_HEADER).as_deref(),
+        ),
     }
     .map_err(ApiError::from)?;
     let submission = Submission {

@@ -78,7 +78,7 @@ pub fn declared_response(
 }
 
 /// A header's value; one that is not text is kept (lossily) so it is refused, not ignored.
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -141,16 +141,8 @@ async fn send_one(
         StatusCode::ACCEPTED
     };
     Ok(match outcome {
-        IngestOutcome::Created { id, deliveries } => (
-            status,
-            Json(Accepted {
-                id,
-                deliveries,
-                response,
-            }),
-        )
-            .into_response(),
-        IngestOutcome::Replayed { id, deliveries } => {
+        IngestOutcome::Created { id, deliveries } | IngestOutcome::Replayed { id, deliveries } => {
+            let replayed = matches!(outcome, IngestOutcome::Replayed { .. });
             let mut r = (
                 status,
                 Json(Accepted {
@@ -160,8 +152,10 @@ async fn send_one(
                 }),
             )
                 .into_response();
-            r.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            if replayed {
+                r.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
             r
         }
         IngestOutcome::KeyReused { id } => {

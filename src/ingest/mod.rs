@@ -276,15 +276,14 @@ impl Ingestor {
                 solution: definition.solution.clone(),
             });
         }
-        if let Some(key) = &s.idempotency_key {
-            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(IngestError::BadIdempotencyKey);
-            }
+        // Both travel in headers: 1 to 255 visible ASCII characters.
+        let usable =
+            |v: &str| (1..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic());
+        if s.idempotency_key.as_deref().is_some_and(|k| !usable(k)) {
+            return Err(IngestError::BadIdempotencyKey);
         }
-        if let Some(id) = &s.correlation_id {
-            if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(IngestError::BadCorrelationId);
-            }
+        if s.correlation_id.as_deref().is_some_and(|c| !usable(c)) {
+            return Err(IngestError::BadCorrelationId);
         }
         let Value::Object(params) = s.params else {
             return Err(IngestError::NotAnObject);
