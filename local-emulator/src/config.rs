@@ -2,7 +2,7 @@
 //! emulator's `Config.json` (`UserConfig.Namespaces`) and the Event Hubs emulator's
 //! (`UserConfig.NamespaceConfig`). Errors name the JSON path of what is wrong.
 
-use crate::broker::filter::{Correlation, Filter};
+use crate::broker::filter::{Action, Correlation, Filter};
 use crate::broker::message::PropValue;
 use crate::broker::{
     address, HubSpec, QueueSpec, RuleSpec, StoreSettings, SubscriptionSpec, TopicSpec, Topology,
@@ -42,6 +42,9 @@ pub enum ConfigError {
         message: String,
     },
 }
+
+/// Service Bus's default duplicate detection window: ten minutes.
+pub const DEFAULT_DUPLICATE_WINDOW_MS: i64 = 600_000;
 
 /// Reads one file of either shape.
 pub fn load(file: &Path) -> Result<Topology, ConfigError> {
@@ -185,10 +188,8 @@ impl ConfigReader<'_> {
             .enumerate()
         {
             let tpp = format!("{p}.Topics[{i}]");
-            let mut topic = TopicSpec {
-                name: self.name(tp, &tpp)?,
-                subscriptions: Vec::new(),
-            };
+            let mut topic = TopicSpec::new(&self.name(tp, &tpp)?, Vec::new());
+            topic.duplicate_window_ms = self.settings(tp, &tpp)?.duplicate_window_ms;
             let subs = tp
                 .get("Subscriptions")
                 .map(|v| self.arr(v, &format!("{tpp}.Subscriptions")))
@@ -255,6 +256,19 @@ impl ConfigReader<'_> {
             .and_then(Json::as_str)
             .filter(|f| !f.is_empty())
             .map(str::to_owned);
+        let flag = |k: &str| -> Result<bool, ConfigError> {
+            match props.get(k) {
+                None | Some(Json::Null) => Ok(false),
+                Some(Json::Bool(b)) => Ok(*b),
+                Some(_) => Err(self.bad(&format!("{pp}.{k}"), "expected true or false")),
+            }
+        };
+        s.requires_session = flag("RequiresSession")?;
+        if flag("RequiresDuplicateDetection")? {
+            s.duplicate_window_ms = Some(
+                dur("DuplicateDetectionHistoryTimeWindow")?.unwrap_or(DEFAULT_DUPLICATE_WINDOW_MS),
+            );
+        }
         Ok(s)
     }
 
@@ -326,7 +340,22 @@ impl ConfigReader<'_> {
                 ))
             }
         };
-        Ok(RuleSpec { name, filter })
+        let action = match props.get("Action") {
+            None | Some(Json::Null) => None,
+            Some(a) => {
+                let path = format!("{pp}.Action.SqlExpression");
+                let text = a
+                    .get("SqlExpression")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| self.bad(&path, "expected a string"))?;
+                Some(Action::sql(text).map_err(|err| self.bad(&path, &err.to_string()))?)
+            }
+        };
+        Ok(RuleSpec {
+            name,
+            filter,
+            action,
+        })
     }
 }
 
@@ -379,6 +408,30 @@ mod tests {
         assert_eq!(t.queues[0].store.max_delivery, 3);
         assert_eq!(t.queues[0].store.ttl_ms, Some(3_600_000));
         assert_eq!(t.topics[0].subscriptions.len(), 2);
+    }
+
+    #[test]
+    fn sessions_duplicate_detection_and_rule_actions_are_read() {
+        let text = r#"{"UserConfig":{"Namespaces":[{"Name":"ns","Queues":[{"Name":"q","Properties":{"RequiresSession":true,"RequiresDuplicateDetection":true,"DuplicateDetectionHistoryTimeWindow":"PT20S"}}],
+          "Topics":[{"Name":"t","Properties":{"RequiresDuplicateDetection":true},"Subscriptions":[{"Name":"s","Properties":{"RequiresSession":true},"Rules":[{"Name":"r","Properties":{"FilterType":"Sql","SqlFilter":{"SqlExpression":"1=1"},"Action":{"SqlExpression":"SET sys.Label = 'x'"}}}]}]}]}]}}"#;
+        let t = parse(text, "Config.json").expect("parses");
+        assert!(t.queues[0].store.requires_session);
+        assert_eq!(t.queues[0].store.duplicate_window_ms, Some(20_000));
+        assert_eq!(
+            t.topics[0].duplicate_window_ms,
+            Some(DEFAULT_DUPLICATE_WINDOW_MS)
+        );
+        let sub = &t.topics[0].subscriptions[0];
+        assert!(sub.store.requires_session);
+        assert_eq!(
+            sub.rules[0].action.as_ref().map(|a| a.text.as_str()),
+            Some("SET sys.Label = 'x'")
+        );
+        let bad = text.replace("SET sys.Label = 'x'", "SET = 1");
+        assert!(parse(&bad, "c.json")
+            .expect_err("bad action")
+            .to_string()
+            .contains("Rules[0].Properties.Action.SqlExpression"));
     }
 
     #[test]

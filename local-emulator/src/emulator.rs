@@ -279,7 +279,7 @@ impl RunningEmulator {
         };
         self.broker.with(|b, _| {
             b.store_key(&addr)
-                .map(|k| b.peek(&k, 0, count))
+                .map(|k| b.peek(&k, 0, count, None))
                 .unwrap_or_default()
         })
     }

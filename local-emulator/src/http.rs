@@ -107,6 +107,7 @@ async fn peek(
                     delivery_count: 0,
                     expires_ms: None,
                     dead_letter: None,
+                    deferred: false,
                 };
                 let mut v = show(&st);
                 v["offset"] = json!(e.offset.to_string());
@@ -115,10 +116,10 @@ async fn peek(
             .collect();
         return Json(json!({ "messages": shown })).into_response();
     }
-    match s
-        .broker
-        .with(|b, _| b.store_key(&addr).map(|k| b.peek(&k, q.from, q.count)))
-    {
+    match s.broker.with(|b, _| {
+        b.store_key(&addr)
+            .map(|k| b.peek(&k, q.from, q.count, None))
+    }) {
         Ok(msgs) => {
             Json(json!({ "messages": msgs.iter().map(show).collect::<Vec<_>>() })).into_response()
         }

@@ -137,6 +137,7 @@ mod tests {
             ttl_ms: None,
             scheduled_ms: None,
             partition_key: None,
+            edited: Default::default(),
         }
     }
 

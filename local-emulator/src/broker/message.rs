@@ -2,7 +2,7 @@
 //! time to live and scheduling need. No protocol types here.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A property value that filters can compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +55,10 @@ pub struct Message {
     pub scheduled_ms: Option<i64>,
     /// Event Hubs partition key.
     pub partition_key: Option<String>,
+    /// Properties a rule action changed (`sys.Label`, `user.color`): the encoded message is
+    /// rewritten from [`Message::system`] and [`Message::app`] for these when delivered.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub edited: BTreeSet<String>,
 }
 
 impl Message {
@@ -79,6 +83,16 @@ pub struct Stored {
     pub expires_ms: Option<i64>,
     /// Why it was dead-lettered, if it was.
     pub dead_letter: Option<(String, String)>,
+    /// Deferred: received only by sequence number.
+    #[serde(default)]
+    pub deferred: bool,
+}
+
+impl Stored {
+    /// The session the message belongs to, if any.
+    pub fn session(&self) -> Option<&str> {
+        self.msg.system.session_id.as_deref()
+    }
 }
 
 /// A message handed to a receiver.

@@ -3,10 +3,13 @@
 //! [`handle::BrokerHandle`] shares it between connections and journals it to disk.
 
 pub mod address;
+mod dedup;
 pub mod eventhub;
 pub mod filter;
 pub mod handle;
 pub mod message;
+mod readers;
+mod sessions;
 pub mod store;
 mod topology;
 mod views;
@@ -18,7 +21,7 @@ pub use topology::{
 pub use views::{EntityCount, HubInfo, PartitionInfo};
 
 use eventhub::{Event, EventHub};
-use message::{Delivered, Message, Stored};
+use message::{Delivered, Message, PropValue, Stored};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use store::{MessageStore, Settle, Taken};
@@ -33,11 +36,29 @@ pub enum BrokerError {
     /// The operation does not apply to this kind of node.
     #[error("operation not supported on '{0}'")]
     NotSupported(String),
+    /// The operation is not allowed on this entity as it is configured.
+    #[error("{0}")]
+    NotAllowed(String),
     /// The lock token is unknown or its lock was lost.
     #[error(
         "the lock supplied is invalid: either the lock expired or the message was already settled"
     )]
     LockLost,
+    /// Another receiver holds the session.
+    #[error("the session '{0}' is locked by another receiver")]
+    SessionCannotBeLocked(String),
+    /// The session lock expired or was released.
+    #[error("the session lock for '{0}' was lost; accept the session again")]
+    SessionLockLost(String),
+    /// No unlocked session has messages.
+    #[error("no unlocked session with messages is available")]
+    NoSessionAvailable,
+    /// No deferred message has the sequence number.
+    #[error("no deferred message has the sequence number {0}")]
+    MessageNotFound(i64),
+    /// A receiver with a higher epoch owns the partition.
+    #[error("{0}")]
+    LinkStolen(String),
 }
 
 /// Identifies one queue-like store.
@@ -56,12 +77,16 @@ pub enum StoreKey {
 /// A change to durable state, for the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
-    /// A message entered a store.
+    /// A message entered a store (or changed state in it, such as being deferred).
     Put(StoreKey, Stored),
     /// A message left a store.
     Remove(StoreKey, i64),
     /// An event was appended to a partition.
     Append(String, usize, Event),
+    /// A session's state was set (`None` clears it).
+    SessionState(StoreKey, String, Option<Vec<u8>>),
+    /// An entity with duplicate detection saw a message id at a time (unix ms).
+    Seen(String, String, i64),
 }
 
 /// What kind of node an address names.
@@ -83,10 +108,41 @@ struct Settings {
     ttl_ms: Option<i64>,
     dlq_on_expiry: bool,
     forward_to: Option<String>,
+    requires_session: bool,
 }
+
+/// What a sender without a session id is told by a session queue.
+const NO_SESSION_ID: &str = "The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.";
 
 struct Subscription {
     rules: Vec<RuleSpec>,
+}
+
+impl Subscription {
+    /// The copies of `msg` this subscription takes: one if any rule without an action
+    /// matches, plus one per matching rule with an action (that action applied, and a
+    /// `RuleName` property naming the rule), as Service Bus does.
+    fn copies(&self, msg: &Message) -> Vec<Message> {
+        let mut plain = false;
+        let mut out = Vec::new();
+        for r in self.rules.iter().filter(|r| r.filter.matches(msg)) {
+            match &r.action {
+                None => plain = true,
+                Some(a) => {
+                    let mut m = msg.clone();
+                    a.apply(&mut m);
+                    m.app
+                        .insert("RuleName".into(), PropValue::Str(r.name.clone()));
+                    m.edited.insert("user.RuleName".into());
+                    out.push(m);
+                }
+            }
+        }
+        if plain {
+            out.insert(0, msg.clone());
+        }
+        out
+    }
 }
 
 /// All broker state.
@@ -98,6 +154,9 @@ pub struct Broker {
     locks: HashMap<Uuid, (StoreKey, i64)>,
     names: HashMap<String, String>,
     journal: Vec<Op>,
+    sessions: HashMap<StoreKey, BTreeMap<String, sessions::SessionInfo>>,
+    dedup: HashMap<String, dedup::History>,
+    readers: readers::Readers,
 }
 
 impl Broker {
@@ -111,10 +170,16 @@ impl Broker {
             locks: HashMap::new(),
             names: HashMap::new(),
             journal: Vec::new(),
+            sessions: HashMap::new(),
+            dedup: HashMap::new(),
+            readers: Default::default(),
         };
         for q in &t.queues {
             let n = q.name.to_ascii_lowercase();
             b.names.insert(n.clone(), q.name.clone());
+            if let Some(w) = q.store.duplicate_window_ms {
+                b.dedup.insert(n.clone(), dedup::History::new(w));
+            }
             b.add_store(
                 StoreKey::Queue(n.clone()),
                 StoreKey::QueueDlq(n),
@@ -124,6 +189,9 @@ impl Broker {
         for topic in &t.topics {
             let tn = topic.name.to_ascii_lowercase();
             b.names.insert(tn.clone(), topic.name.clone());
+            if let Some(w) = topic.duplicate_window_ms {
+                b.dedup.insert(tn.clone(), dedup::History::new(w));
+            }
             let mut subs = BTreeMap::new();
             for s in &topic.subscriptions {
                 let sn = s.name.to_ascii_lowercase();
@@ -162,6 +230,7 @@ impl Broker {
                 ttl_ms: s.ttl_ms,
                 dlq_on_expiry: s.dlq_on_expiry,
                 forward_to: s.forward_to.clone(),
+                requires_session: s.requires_session,
             },
         );
         self.settings.insert(
@@ -172,6 +241,7 @@ impl Broker {
                 ttl_ms: None,
                 dlq_on_expiry: false,
                 forward_to: None,
+                requires_session: false,
             },
         );
         self.stores.insert(main, MessageStore::default());
@@ -199,6 +269,12 @@ impl Broker {
             Op::Append(h, p, e) => {
                 if let Some(part) = self.hubs.get_mut(&h).and_then(|h| h.partitions.get_mut(p)) {
                     part.restore(e)
+                }
+            }
+            Op::SessionState(k, s, state) => self.restore_session_state(k, s, state),
+            Op::Seen(e, id, at) => {
+                if let Some(h) = self.dedup.get_mut(&e) {
+                    h.record(id, at);
                 }
             }
         }
@@ -262,23 +338,37 @@ impl Broker {
         }
     }
 
-    /// Sends a message to a queue, topic, hub or partition. Returns the sequence numbers given.
+    /// Sends a message to a queue, topic, hub or partition. Returns the sequence numbers given
+    /// (none for a duplicate that duplicate detection dropped).
     pub fn send(
         &mut self,
         a: &Address,
         msg: Message,
         now_ms: i64,
     ) -> Result<Vec<i64>, BrokerError> {
-        match (self.kind(a)?, a) {
+        let kind = self.kind(a)?;
+        if let (NodeKind::Queue | NodeKind::Topic, Address::Entity(e)) = (kind, a) {
+            if kind == NodeKind::Queue
+                && msg.system.session_id.is_none()
+                && self.requires_session(&StoreKey::Queue(e.clone()))
+            {
+                return Err(BrokerError::NotAllowed(NO_SESSION_ID.into()));
+            }
+            if self.is_duplicate(e, &msg, now_ms) {
+                return Ok(Vec::new());
+            }
+        }
+        match (kind, a) {
             (NodeKind::Topic, Address::Entity(t)) => {
-                let subs: Vec<String> = self.topics[t]
+                let copies: Vec<(String, Message)> = self.topics[t]
                     .iter()
-                    .filter(|(_, s)| s.rules.iter().any(|r| r.filter.matches(&msg)))
-                    .map(|(n, _)| n.clone())
+                    .flat_map(|(name, sub)| {
+                        sub.copies(&msg).into_iter().map(move |m| (name.clone(), m))
+                    })
                     .collect();
                 let mut seqs = Vec::new();
-                for s in subs {
-                    seqs.push(self.enqueue(StoreKey::Sub(t.clone(), s), msg.clone(), now_ms, 0));
+                for (s, m) in copies {
+                    seqs.push(self.enqueue(StoreKey::Sub(t.clone(), s), m, now_ms, 0));
                 }
                 Ok(seqs)
             }
@@ -322,22 +412,41 @@ impl Broker {
             return 0;
         };
         let seq = store.enqueue(msg, now_ms, ttl);
-        if let Some(s) = store.peek(seq, 1).into_iter().next() {
-            self.journal.push(Op::Put(k, s));
+        let Some(s) = store.peek(seq, 1, None).into_iter().next() else {
+            return seq;
+        };
+        if s.session().is_none() && self.requires_session(&k) {
+            // A topic's copy for a session subscription: dead-lettered, as Service Bus does.
+            if let Some(st) = self.stores.get_mut(&k) {
+                st.remove_any(seq);
+            }
+            let desc =
+                "Session enabled entity doesn't allow a message whose session identifier is null.";
+            self.move_to_dead_letter(&k, s, "Session id is null.", desc, now_ms);
+            return seq;
         }
+        self.journal.push(Op::Put(k, s));
         seq
     }
 
     /// Receives one message from a queue-like node; peek-lock when `lock` is true.
     pub fn receive(&mut self, k: &StoreKey, now_ms: i64, lock: bool) -> Option<Delivered> {
-        let (lock_ms, dlq_on_expiry) =
-            self.settings.get(k).map(|s| (s.lock_ms, s.dlq_on_expiry))?;
+        let lock_ms = self.settings.get(k)?.lock_ms;
+        self.take_from(k, now_ms, lock.then_some(now_ms + lock_ms), None)
+    }
+
+    /// Takes the next message of a store (of one session, when given), handling expired ones
+    /// on the way; registers its lock, or journals its removal when it is not locked.
+    fn take_from(
+        &mut self,
+        k: &StoreKey,
+        now_ms: i64,
+        lock_until: Option<i64>,
+        session: Option<&str>,
+    ) -> Option<Delivered> {
+        let dlq_on_expiry = self.settings.get(k)?.dlq_on_expiry;
         loop {
-            let taken = self
-                .stores
-                .get_mut(k)?
-                .take(now_ms, lock.then_some(lock_ms));
-            match taken {
+            match self.stores.get_mut(k)?.take(now_ms, lock_until, session) {
                 Taken::Empty => return None,
                 Taken::Expired(s) => {
                     self.journal.push(Op::Remove(k.clone(), s.seq));
@@ -352,15 +461,20 @@ impl Broker {
                     }
                 }
                 Taken::Message(d) => {
-                    match d.lock {
-                        Some((token, _)) => {
-                            self.locks.insert(token, (k.clone(), d.stored.seq));
-                        }
-                        None => self.journal.push(Op::Remove(k.clone(), d.stored.seq)),
-                    }
+                    self.handed_out(k, &d);
                     return Some(*d);
                 }
             }
+        }
+    }
+
+    /// Registers a handed-out message's lock, or journals its removal when it has none.
+    fn handed_out(&mut self, k: &StoreKey, d: &Delivered) {
+        match d.lock {
+            Some((token, _)) => {
+                self.locks.insert(token, (k.clone(), d.stored.seq));
+            }
+            None => self.journal.push(Op::Remove(k.clone(), d.stored.seq)),
         }
     }
 
@@ -379,6 +493,7 @@ impl Broker {
         };
         s.dead_letter = Some((reason.to_owned(), desc.to_owned()));
         s.expires_ms = None;
+        s.deferred = false;
         if let Some(st) = self.stores.get_mut(&dlq) {
             st.restore(s.clone(), now_ms);
             self.journal.push(Op::Put(dlq, s));
@@ -433,6 +548,62 @@ impl Broker {
         Ok(())
     }
 
+    /// Defers a locked message: it leaves the queue's order and is received only by its
+    /// sequence number.
+    pub fn defer(&mut self, token: Uuid) -> Result<(), BrokerError> {
+        let (k, seq) = self.locks.remove(&token).ok_or(BrokerError::LockLost)?;
+        let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
+        let mut s = st
+            .settle(seq, token, Settle::Defer)
+            .ok_or(BrokerError::LockLost)?;
+        s.deferred = true;
+        self.journal.push(Op::Put(k, s));
+        Ok(())
+    }
+
+    /// Receives deferred messages by sequence number (of `session`, when given): all of them,
+    /// or none if any is not deferred there. Locked when `lock` is true, else removed.
+    pub fn receive_deferred(
+        &mut self,
+        k: &StoreKey,
+        seqs: &[i64],
+        session: Option<&str>,
+        lock: bool,
+        now_ms: i64,
+    ) -> Result<Vec<Delivered>, BrokerError> {
+        let lock_ms = self
+            .settings
+            .get(k)
+            .ok_or_else(|| BrokerError::NotFound(format!("{k:?}")))?
+            .lock_ms;
+        let st = self
+            .stores
+            .get(k)
+            .ok_or_else(|| BrokerError::NotFound(format!("{k:?}")))?;
+        if let Some(missing) = seqs.iter().find(|s| !st.is_deferred(**s, session)) {
+            return Err(BrokerError::MessageNotFound(*missing));
+        }
+        let until = match session {
+            Some(s) => self.session_until(k, s, now_ms)?,
+            None => now_ms + lock_ms,
+        };
+        let held = if session.is_some() { i64::MAX } else { until };
+        let mut out = Vec::new();
+        for seq in seqs {
+            let Some(st) = self.stores.get_mut(k) else {
+                break;
+            };
+            if let Some(mut d) = st.take_deferred(*seq, lock.then_some(held)) {
+                self.handed_out(k, &d);
+                if let Some(l) = d.lock.as_mut() {
+                    l.1 = until;
+                }
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// Renews a lock; returns the new expiry (unix ms).
     pub fn renew(&mut self, token: Uuid, now_ms: i64) -> Result<i64, BrokerError> {
         let (k, seq) = self
@@ -440,18 +611,34 @@ impl Broker {
             .get(&token)
             .cloned()
             .ok_or(BrokerError::LockLost)?;
+        if self.requires_session(&k) {
+            return Err(BrokerError::NotAllowed(
+                "messages of a session are locked by the session: renew the session lock".into(),
+            ));
+        }
         let lock_ms = self.settings.get(&k).map_or(60_000, |s| s.lock_ms);
         let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
-        st.renew(seq, token, now_ms, lock_ms)
+        st.renew(seq, token, now_ms + lock_ms)
             .ok_or(BrokerError::LockLost)
     }
 
-    /// Peeks messages of a queue-like node.
-    pub fn peek(&self, k: &StoreKey, from: i64, count: usize) -> Vec<Stored> {
+    /// Peeks messages of a queue-like node (of one session, when given).
+    pub fn peek(
+        &self,
+        k: &StoreKey,
+        from: i64,
+        count: usize,
+        session: Option<&str>,
+    ) -> Vec<Stored> {
         self.stores
             .get(k)
-            .map(|s| s.peek(from, count))
+            .map(|s| s.peek(from, count, session))
             .unwrap_or_default()
+    }
+
+    /// Message counts by state of a queue-like node.
+    pub fn counts(&self, k: &StoreKey) -> Option<store::Counts> {
+        self.stores.get(k).map(MessageStore::counts)
     }
 
     /// Cancels scheduled messages by sequence number.
@@ -467,9 +654,13 @@ impl Broker {
         }
     }
 
-    /// Lock expiry, scheduled visibility. Returns whether receivers may have work.
+    /// Lock expiry (messages and sessions), scheduled visibility, the end of duplicate
+    /// detection windows. Returns whether receivers may have work.
     pub fn tick(&mut self, now_ms: i64) -> bool {
-        let mut any = false;
+        let mut any = self.expire_session_locks(now_ms);
+        for h in self.dedup.values_mut() {
+            h.prune(now_ms);
+        }
         let keys: Vec<StoreKey> = self.stores.keys().cloned().collect();
         for k in keys {
             let (lost, changed) = match self.stores.get_mut(&k) {
@@ -477,7 +668,7 @@ impl Broker {
                 None => continue,
             };
             any |= changed;
-            for (_, token) in lost {
+            for token in lost {
                 self.locks.remove(&token);
             }
         }
@@ -489,7 +680,7 @@ impl Broker {
         let Some(st) = self.stores.get_mut(k) else {
             return 0;
         };
-        let seqs: Vec<i64> = st.peek(0, usize::MAX).iter().map(|s| s.seq).collect();
+        let seqs: Vec<i64> = st.peek(0, usize::MAX, None).iter().map(|s| s.seq).collect();
         let n = st.purge();
         self.locks.retain(|_, (key, _)| key != k);
         self.journal

@@ -1,14 +1,27 @@
 //! The entities a broker serves, and the built-in default set.
 
-use super::filter::Filter;
+use super::filter::{Action, Filter};
 
 /// A rule of a subscription.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleSpec {
     /// Rule name.
     pub name: String,
     /// Its filter.
     pub filter: Filter,
+    /// Its action, applied to the copy of a message the rule selects.
+    pub action: Option<Action>,
+}
+
+impl RuleSpec {
+    /// A rule with a filter and no action.
+    pub fn new(name: &str, filter: Filter) -> RuleSpec {
+        RuleSpec {
+            name: name.to_owned(),
+            filter,
+            action: None,
+        }
+    }
 }
 
 /// Settings shared by queues and subscriptions.
@@ -24,6 +37,10 @@ pub struct StoreSettings {
     pub dlq_on_expiry: bool,
     /// Forward every message to this entity.
     pub forward_to: Option<String>,
+    /// Messages must carry a session id and are received by session.
+    pub requires_session: bool,
+    /// Duplicate detection window (ms) for a queue: a message id seen within it is dropped.
+    pub duplicate_window_ms: Option<i64>,
 }
 
 impl Default for StoreSettings {
@@ -34,6 +51,8 @@ impl Default for StoreSettings {
             ttl_ms: None,
             dlq_on_expiry: false,
             forward_to: None,
+            requires_session: false,
+            duplicate_window_ms: None,
         }
     }
 }
@@ -77,10 +96,7 @@ impl SubscriptionSpec {
         SubscriptionSpec {
             name: name.to_owned(),
             store: StoreSettings::default(),
-            rules: vec![RuleSpec {
-                name: "$Default".into(),
-                filter: Filter::True,
-            }],
+            rules: vec![RuleSpec::new("$Default", Filter::True)],
         }
     }
     pub(super) fn settings(&self) -> StoreSettings {
@@ -95,6 +111,19 @@ pub struct TopicSpec {
     pub name: String,
     /// Subscriptions.
     pub subscriptions: Vec<SubscriptionSpec>,
+    /// Duplicate detection window (ms): a message id seen within it is dropped.
+    pub duplicate_window_ms: Option<i64>,
+}
+
+impl TopicSpec {
+    /// A topic with these subscriptions and no duplicate detection.
+    pub fn new(name: &str, subscriptions: Vec<SubscriptionSpec>) -> TopicSpec {
+        TopicSpec {
+            name: name.to_owned(),
+            subscriptions,
+            duplicate_window_ms: None,
+        }
+    }
 }
 
 /// An event hub.
@@ -123,17 +152,16 @@ impl Topology {
     /// The built-in set: Microsoft's emulator defaults plus what Herald's demo uses.
     pub fn builtin() -> Topology {
         let mut filtered = SubscriptionSpec::new("subscription2");
-        filtered.rules = vec![RuleSpec {
-            name: "app-prop-filter".into(),
-            filter: Filter::sql("prop1 = 'value1'").expect("built-in filter parses"),
-        }];
+        filtered.rules = vec![RuleSpec::new(
+            "app-prop-filter",
+            Filter::sql("prop1 = 'value1'").expect("built-in filter parses"),
+        )];
         let mut topic1_subs = vec![SubscriptionSpec::new("subscription1"), filtered];
         let mut sub3 = SubscriptionSpec::new("subscription3");
-        sub3.rules = vec![RuleSpec {
-            name: "sql-filter".into(),
-            filter: Filter::sql("sys.Label = 'important' OR priority > 5")
-                .expect("built-in filter parses"),
-        }];
+        sub3.rules = vec![RuleSpec::new(
+            "sql-filter",
+            Filter::sql("sys.Label = 'important' OR priority > 5").expect("built-in filter parses"),
+        )];
         topic1_subs.push(sub3);
         let hub = |n: &str| HubSpec {
             name: n.into(),
@@ -143,14 +171,8 @@ impl Topology {
         Topology {
             queues: vec![QueueSpec::new("queue1"), QueueSpec::new("herald-events")],
             topics: vec![
-                TopicSpec {
-                    name: "topic1".into(),
-                    subscriptions: topic1_subs,
-                },
-                TopicSpec {
-                    name: "herald-topic".into(),
-                    subscriptions: vec![SubscriptionSpec::new("all")],
-                },
+                TopicSpec::new("topic1", topic1_subs),
+                TopicSpec::new("herald-topic", vec![SubscriptionSpec::new("all")]),
             ],
             hubs: vec![hub("eh1"), hub("herald-hub")],
         }

@@ -236,6 +236,14 @@ async fn frames(
                 None => std::future::pending().await,
             }
         };
+        // A session receiver waiting for the next available session gives up at its deadline.
+        let parked = engine.next_deadline();
+        let parked_wait = async {
+            match parked {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = flush => {
@@ -251,6 +259,7 @@ async fn frames(
                 Some(Ok(f)) => engine.on_frame(f),
             },
             _ = wake.changed() => {}
+            _ = parked_wait => {}
             _ = heartbeat.tick() => engine.out.extend(EMPTY_FRAME),
             _ = shutdown.changed() => engine.close(Some(frame::error("amqp:connection:forced", "the emulator is shutting down"))),
         }

@@ -188,6 +188,8 @@ pub struct AttachReply<'a> {
     pub target: Value,
     /// Largest message the broker takes or sends on the link.
     pub max_message_size: u64,
+    /// Link properties (Service Bus's session lock expiry).
+    pub properties: Vec<(Value, Value)>,
 }
 
 /// `attach`, all fourteen fields.
@@ -212,7 +214,7 @@ pub fn attach(a: AttachReply<'_>) -> Value {
             Value::Ulong(a.max_message_size),
             Value::Null,
             Value::Null,
-            Value::Map(Vec::new()),
+            Value::Map(a.properties),
         ],
     )
 }

@@ -83,6 +83,7 @@ pub fn to_message(payload: &[u8]) -> Result<Message, DecodeError> {
         ttl_ms: None,
         scheduled_ms: None,
         partition_key: None,
+        edited: Default::default(),
     };
     for (code, v) in &s.parts {
         match *code {
@@ -177,7 +178,8 @@ impl WithMap for Value {
 }
 
 /// A Service Bus delivery: header, annotations (sequence number, enqueue and lock times), bare
-/// message; dead letters get `DeadLetterReason`/`DeadLetterErrorDescription` properties.
+/// message; properties a rule action changed are rewritten, and dead letters get
+/// `DeadLetterReason`/`DeadLetterErrorDescription` properties.
 pub fn service_bus(s: &Stored, locked_until: Option<i64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.msg.size() + 128);
     let ttl = s.msg.ttl_ms.map_or(Value::Null, |t| {
@@ -206,41 +208,120 @@ pub fn service_bus(s: &Stored, locked_until: Option<i64>) -> Vec<u8> {
         extra.push(("x-opt-partition-key", Value::str(pk)));
     }
     annotations_with(&s.msg.annotations, extra).encode(&mut out);
-    match &s.dead_letter {
-        None => out.extend(&s.msg.bare),
-        Some((reason, desc)) => out.extend(with_dead_letter_properties(&s.msg.bare, reason, desc)),
+    let mut edits = Edits::of(&s.msg);
+    if let Some((reason, desc)) = &s.dead_letter {
+        for (k, v) in [
+            ("DeadLetterReason", reason),
+            ("DeadLetterErrorDescription", desc),
+        ] {
+            edits.app.push((k.to_owned(), Some(Value::str(v))));
+        }
+    }
+    if edits.is_empty() {
+        out.extend(&s.msg.bare);
+    } else {
+        out.extend(edits.apply(&s.msg.bare));
     }
     out
 }
 
-fn with_dead_letter_properties(bare: &[u8], reason: &str, desc: &str) -> Vec<u8> {
-    let Ok(s) = sections(bare) else {
-        return bare.to_vec();
-    };
-    let extra = [
-        ("DeadLetterReason", reason),
-        ("DeadLetterErrorDescription", desc),
-    ];
-    let mut out = Vec::with_capacity(bare.len() + 96);
-    let mut done = false;
-    let app = |mut entries: Vec<(Value, Value)>| {
-        entries.retain(|(k, _)| !extra.iter().any(|(e, _)| k.as_str() == Some(e)));
-        entries.extend(extra.iter().map(|(k, v)| (Value::str(k), Value::str(v))));
-        Value::described_list(APPLICATION_PROPERTIES, Vec::new()).with_map(entries)
-    };
-    for (code, v) in s.parts {
-        if code == Some(APPLICATION_PROPERTIES) {
-            app(v.inner().as_map().unwrap_or_default().to_vec()).encode(&mut out);
-            done = true;
-        } else {
-            if !done && code != Some(PROPERTIES) {
-                app(Vec::new()).encode(&mut out);
-                done = true;
+/// Changes to the properties and application properties of an encoded bare message.
+#[derive(Default)]
+struct Edits {
+    /// Fields of the properties section, by position.
+    system: Vec<(usize, Value)>,
+    /// Application properties set (`Some`) or removed (`None`).
+    app: Vec<(String, Option<Value>)>,
+}
+
+impl Edits {
+    /// What a rule action changed in `m`, as values to write.
+    fn of(m: &Message) -> Edits {
+        let mut e = Edits::default();
+        let text = |v: &Option<String>| v.as_deref().map_or(Value::Null, Value::str);
+        let sys = &m.system;
+        for name in &m.edited {
+            if let Some(key) = name.strip_prefix("user.") {
+                e.app.push((key.to_owned(), m.app.get(key).map(prop_value)));
+                continue;
             }
+            let field = match name.as_str() {
+                "sys.messageid" => (0, text(&sys.message_id)),
+                "sys.to" => (2, text(&sys.to)),
+                "sys.label" => (3, text(&sys.subject)),
+                "sys.replyto" => (4, text(&sys.reply_to)),
+                "sys.correlationid" => (5, text(&sys.correlation_id)),
+                "sys.contenttype" => (
+                    6,
+                    sys.content_type.as_deref().map_or(Value::Null, Value::sym),
+                ),
+                "sys.sessionid" => (10, text(&sys.session_id)),
+                _ => continue,
+            };
+            e.system.push(field);
+        }
+        e
+    }
+
+    fn is_empty(&self) -> bool {
+        self.system.is_empty() && self.app.is_empty()
+    }
+
+    /// The bare message with these changes, sections in their AMQP order.
+    fn apply(&self, bare: &[u8]) -> Vec<u8> {
+        let Ok(s) = sections(bare) else {
+            return bare.to_vec();
+        };
+        let mut props = None;
+        let mut app: Vec<(Value, Value)> = Vec::new();
+        let mut rest = Vec::new();
+        for (code, v) in s.parts {
+            match code {
+                Some(PROPERTIES) => props = Some(v.inner().as_seq().unwrap_or_default().to_vec()),
+                Some(APPLICATION_PROPERTIES) => {
+                    app = v.inner().as_map().unwrap_or_default().to_vec()
+                }
+                _ => rest.push(v),
+            }
+        }
+        if !self.system.is_empty() {
+            let fields = props.get_or_insert_with(Vec::new);
+            for (i, v) in &self.system {
+                if fields.len() <= *i {
+                    fields.resize(i + 1, Value::Null);
+                }
+                fields[*i] = v.clone();
+            }
+        }
+        for (k, v) in &self.app {
+            app.retain(|(key, _)| key.as_str() != Some(k));
+            if let Some(v) = v {
+                app.push((Value::str(k), v.clone()));
+            }
+        }
+        let mut out = Vec::with_capacity(bare.len() + 128);
+        if let Some(fields) = props {
+            Value::described_list(PROPERTIES, fields).encode(&mut out);
+        }
+        Value::described_list(APPLICATION_PROPERTIES, Vec::new())
+            .with_map(app)
+            .encode(&mut out);
+        for v in rest {
             v.encode(&mut out);
         }
+        out
     }
-    out
+}
+
+/// A broker property value as AMQP writes it.
+fn prop_value(v: &PropValue) -> Value {
+    match v {
+        PropValue::Null => Value::Null,
+        PropValue::Bool(b) => Value::Bool(*b),
+        PropValue::Int(i) => Value::Long(*i),
+        PropValue::Float(f) => Value::Double(*f),
+        PropValue::Str(s) => Value::str(s),
+    }
 }
 
 /// An Event Hubs delivery: annotations (sequence number, offset as a string, enqueue time,
@@ -341,6 +422,43 @@ mod tests {
     }
 
     #[test]
+    fn properties_a_rule_action_changed_are_rewritten_and_the_others_kept() {
+        let mut m = to_message(&encoded(
+            vec![
+                (Value::str("keep"), Value::Int(7)),
+                (Value::str("color"), Value::str("blue")),
+            ],
+            None,
+        ))
+        .expect("message");
+        crate::broker::filter::Action::sql(
+            "SET sys.Label = 'new'; SET color = 'red'; SET added = 1; REMOVE keep",
+        )
+        .expect("action")
+        .apply(&mut m);
+        let stored = Stored {
+            msg: m,
+            seq: 1,
+            enqueued_ms: 1,
+            delivery_count: 0,
+            expires_ms: None,
+            dead_letter: None,
+            deferred: false,
+        };
+        let back = to_message(&service_bus(&stored, None)).expect("decodes");
+        assert_eq!(back.system.subject.as_deref(), Some("new"));
+        assert_eq!(back.system.message_id.as_deref(), Some("m1"), "untouched");
+        assert_eq!(back.app.get("color"), Some(&PropValue::Str("red".into())));
+        assert_eq!(back.app.get("added"), Some(&PropValue::Int(1)));
+        assert!(!back.app.contains_key("keep"));
+        let body = sections(&service_bus(&stored, None)).expect("sections");
+        assert!(
+            body.parts.iter().any(|(c, _)| *c == Some(DATA)),
+            "body kept"
+        );
+    }
+
+    #[test]
     fn dead_letter_delivery_carries_the_reason_as_application_properties() {
         let m = to_message(&encoded(vec![], None)).expect("message");
         let stored = Stored {
@@ -350,6 +468,7 @@ mod tests {
             delivery_count: 0,
             expires_ms: None,
             dead_letter: Some(("why".into(), "because".into())),
+            deferred: false,
         };
         let bytes = service_bus(&stored, None);
         let back = to_message(&bytes).expect("decodes");

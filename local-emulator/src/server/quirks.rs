@@ -65,6 +65,50 @@ pub fn selector_filter(filter_set: &Value) -> Option<String> {
     })
 }
 
+/// The source filter that makes a receiver a session receiver. Python sends the session id as
+/// a plain string (null for the next available session); others wrap it in a described value
+/// with this symbol or the numeric code `0x0000013700000000C`.
+pub const SESSION_FILTER: &str = "com.microsoft:session-filter";
+
+/// Attach property with a session lock's expiry, in .NET ticks.
+pub const LOCKED_UNTIL_UTC: &str = "com.microsoft:locked-until-utc";
+
+/// Attach property with an Event Hubs reader's epoch (owner level).
+pub const EPOCH: &str = "com.microsoft:epoch";
+
+/// Attach property with how long the client waits for the operation (ms).
+pub const OPERATION_TIMEOUT: &str = "com.microsoft:timeout";
+
+/// Whether a receiver asks for a session: `None` when its filter set has no session filter,
+/// `Some(None)` for the next available session, `Some(Some(id))` for a given one.
+pub fn session_filter(filter_set: &Value) -> Option<Option<String>> {
+    let (_, v) = filter_set
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(SESSION_FILTER))?;
+    Some(v.inner().as_str().map(str::to_owned))
+}
+
+/// The source of an attach reply naming the session a receiver got, as a plain string (the
+/// SDKs read it back from there: Python decodes it as text, .NET and Node read a string).
+pub fn with_session_filter(source: Value, session: &str) -> Value {
+    let Value::Described(d, v) = source else {
+        return source;
+    };
+    let mut fields = v.as_seq().map(<[Value]>::to_vec).unwrap_or_default();
+    if fields.len() < 8 {
+        fields.resize(8, Value::Null);
+    }
+    fields[7] = Value::Map(vec![(Value::sym(SESSION_FILTER), Value::str(session))]);
+    Value::Described(d, Box::new(Value::List(fields)))
+}
+
+/// A time (unix ms) in .NET ticks, as Service Bus writes `com.microsoft:locked-until-utc`.
+pub fn dotnet_ticks(unix_ms: i64) -> i64 {
+    const UNIX_EPOCH_TICKS: i64 = 621_355_968_000_000_000;
+    UNIX_EPOCH_TICKS.saturating_add(unix_ms.saturating_mul(10_000))
+}
+
 /// fe2o3-amqp 0.16's sender (under `azure_core_amqp`) records an unsettled delivery only after
 /// writing its transfer; a disposition that arrives sooner is lost and `send` waits forever.
 /// Dispositions for incoming transfers are therefore held back this long (and coalesced).
@@ -248,6 +292,34 @@ mod tests {
         };
         assert!(selector_filter(&f(Value::Ulong(0x0000_468C_0000_0004))).is_some());
         assert!(selector_filter(&f(Value::sym("apache.org:selector-filter:string"))).is_some());
+    }
+
+    #[test]
+    fn session_filter_is_read_plain_described_or_null_and_echoed_as_a_string() {
+        let set = |v: Value| Value::Map(vec![(Value::sym(SESSION_FILTER), v)]);
+        assert_eq!(
+            session_filter(&set(Value::str("cart-b"))),
+            Some(Some("cart-b".into()))
+        );
+        assert_eq!(session_filter(&set(Value::Null)), Some(None));
+        let described = Value::Described(
+            Box::new(Value::Ulong(0x0000_0137_0000_000C)),
+            Box::new(Value::str("s")),
+        );
+        assert_eq!(session_filter(&set(described)), Some(Some("s".into())));
+        assert_eq!(session_filter(&Value::Map(Vec::new())), None);
+        assert_eq!(session_filter(&Value::Null), None);
+        let src = Value::described_list(0x28, vec![Value::str("q")]);
+        let back = with_session_filter(src, "s1");
+        assert_eq!(back.field(0).as_str(), Some("q"));
+        assert_eq!(session_filter(back.field(7)), Some(Some("s1".into())));
+        assert_eq!(back.field(7).get(SESSION_FILTER), Some(&Value::str("s1")));
+    }
+
+    #[test]
+    fn session_lock_expiry_travels_in_dotnet_ticks() {
+        assert_eq!(dotnet_ticks(0), 621_355_968_000_000_000);
+        assert_eq!(dotnet_ticks(1), 621_355_968_000_010_000);
     }
 
     #[test]

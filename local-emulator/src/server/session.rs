@@ -1,16 +1,17 @@
 //! Sessions and links of one connection: `begin`/`end`, `attach`/`detach`, flow control,
 //! incoming transfers and dispositions, and outgoing deliveries pumped from the broker.
 
-use super::cbs::{self, Grant};
+use super::cbs::Grant;
 use super::codec::Value;
 use super::connection::Context;
-use super::frame::{self, code, AttachReply, Frame, LinkFlow, AMQP};
+use super::frame::{self, code, Frame, LinkFlow, AMQP};
 use super::quirks;
 use crate::broker::eventhub::Position;
-use crate::broker::{Address, NodeKind, StoreKey};
+use crate::broker::{Address, StoreKey};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+mod attach;
 mod incoming;
 mod outgoing;
 
@@ -24,7 +25,12 @@ enum Node {
     Cbs,
     Management(Option<String>),
     Send(Address),
-    Store(StoreKey),
+    /// A queue-like store, or one session of it.
+    Store {
+        key: StoreKey,
+        session: Option<String>,
+    },
+    /// An event hub partition read through a consumer group (registered as a reader).
     Consumer {
         hub: String,
         partition: usize,
@@ -51,6 +57,8 @@ struct Link {
     partial: Option<Partial>,
     pending: VecDeque<Vec<u8>>,
     max_message_size: u64,
+    /// Identifies the link to the broker (session locks, partition readers).
+    owner: u64,
 }
 
 struct Session {
@@ -76,6 +84,8 @@ pub struct ConnectionState {
     deferred: Vec<(u16, u32, Value)>,
     /// Replies to the peer's detaches, held back (see [`quirks::HeldDetachReplies`]).
     detach_replies: quirks::HeldDetachReplies,
+    /// Session receivers waiting for a session with messages (next available).
+    parked: Vec<attach::Parked>,
 }
 
 fn now_s() -> i64 {
@@ -94,6 +104,7 @@ impl ConnectionState {
             closed: false,
             deferred: Vec::new(),
             detach_replies: Default::default(),
+            parked: Vec::new(),
         }
     }
 
@@ -180,14 +191,18 @@ impl ConnectionState {
                 );
                 self.send(ch, &frame::begin(ch, 0, SESSION_WINDOW));
             }
-            Some(code::ATTACH) if known => self.on_attach(ch, &body),
+            Some(code::ATTACH) if known => self.on_attach(ch, &body, None),
             Some(code::FLOW) if known => self.on_flow(ch, &body),
             Some(code::TRANSFER) if known => self.on_transfer(ch, &body, f.payload),
             Some(code::DISPOSITION) if known => self.on_disposition(ch, &body),
             Some(code::DETACH) if known => {
                 let handle = body.field(0).as_u64().unwrap_or(0) as u32;
-                if let Some(s) = self.sessions.get_mut(&ch) {
-                    s.links.remove(&handle);
+                let link = self
+                    .sessions
+                    .get_mut(&ch)
+                    .and_then(|s| s.links.remove(&handle));
+                if let Some(l) = link {
+                    self.release(&l);
                 }
                 // Held back: dropped if the session ends meanwhile.
                 self.detach_replies.hold(
@@ -196,7 +211,10 @@ impl ConnectionState {
                 );
             }
             Some(code::END) if known => {
-                self.sessions.remove(&ch);
+                if let Some(s) = self.sessions.remove(&ch) {
+                    s.links.values().for_each(|l| self.release(l));
+                }
+                self.parked.retain(|p| p.channel != ch);
                 self.send(ch, &frame::end(None));
             }
             Some(code::CLOSE) => self.close(None),
@@ -208,168 +226,6 @@ impl ConnectionState {
                 "amqp:decode-error",
                 "frame body is not a performative",
             ))),
-        }
-    }
-
-    fn refuse(
-        &mut self,
-        ch: u16,
-        name: &str,
-        handle: u32,
-        client_receives: bool,
-        cond: &str,
-        desc: &str,
-    ) {
-        tracing::debug!(name, cond, desc, "attach refused");
-        self.send(
-            ch,
-            &frame::attach(AttachReply {
-                name,
-                handle,
-                role_receiver: !client_receives,
-                snd_settle_mode: 0,
-                rcv_settle_mode: 0,
-                source: Value::Null,
-                target: Value::Null,
-                max_message_size: 0,
-            }),
-        );
-        self.send(
-            ch,
-            &frame::detach(handle, true, Some(frame::error(cond, desc))),
-        );
-    }
-
-    fn on_attach(&mut self, ch: u16, a: &Value) {
-        let name = a.field(0).as_str().unwrap_or_default().to_owned();
-        let handle = a.field(1).as_u64().unwrap_or(0) as u32;
-        let client_receives = a.field(2).as_bool().unwrap_or(false);
-        let (source, target) = (a.field(5), a.field(6));
-        let raw = if client_receives {
-            source.field(0)
-        } else {
-            target.field(0)
-        };
-        let raw = raw.as_str().unwrap_or_default().to_owned();
-        let path = quirks::strip_scheme_and_host(&raw).to_owned();
-        let addr = match Address::parse(&path) {
-            Ok(a) => a,
-            Err(e) => {
-                return self.refuse(
-                    ch,
-                    &name,
-                    handle,
-                    client_receives,
-                    "amqp:not-found",
-                    &e.to_string(),
-                )
-            }
-        };
-        let authorized = match &addr {
-            Address::Cbs => true,
-            Address::Management(None) => self.grants.iter().any(|g| g.expires_s > now_s()),
-            _ => cbs::covers(&self.grants, &cbs::normalize(&path), now_s()),
-        };
-        if !authorized {
-            let desc = format!("Unauthorized access. A valid token for '{path}' is required; send one to $cbs first.");
-            return self.refuse(
-                ch,
-                &name,
-                handle,
-                client_receives,
-                "amqp:unauthorized-access",
-                &desc,
-            );
-        }
-        let node = match self.node_for(&addr, client_receives, source) {
-            Ok(n) => n,
-            Err((cond, desc)) => {
-                return self.refuse(ch, &name, handle, client_receives, cond, &desc)
-            }
-        };
-        let hub = matches!(node, Node::Consumer { .. })
-            || matches!(&node, Node::Send(ad) if self.ctx.broker.with(|b, _| b.kind(ad)) == Ok(NodeKind::Hub));
-        let max_message_size = match node {
-            Node::Cbs | Node::Management(_) => self.ctx.hub_max_message_size,
-            _ if hub => self.ctx.hub_max_message_size,
-            _ => self.ctx.max_message_size,
-        };
-        let snd_settle = a.field(3).as_u64().unwrap_or(2) as u8;
-        self.send(
-            ch,
-            &frame::attach(AttachReply {
-                name: &name,
-                handle,
-                role_receiver: !client_receives,
-                snd_settle_mode: snd_settle,
-                rcv_settle_mode: a.field(4).as_u64().unwrap_or(0) as u8,
-                source: frame::full_terminus(source, 11),
-                target: frame::full_terminus(target, 7),
-                max_message_size,
-            }),
-        );
-        let initial = a.field(9).as_u64().unwrap_or(0) as u32;
-        let link = Link {
-            we_send: client_receives,
-            node,
-            source: source.field(0).as_str().unwrap_or_default().to_owned(),
-            target: target.field(0).as_str().unwrap_or_default().to_owned(),
-            snd_settle,
-            credit: if client_receives { 0 } else { LINK_CREDIT },
-            delivery_count: if client_receives { 0 } else { initial },
-            drain: false,
-            partial: None,
-            pending: VecDeque::new(),
-            max_message_size,
-        };
-        let grant = (!client_receives).then_some((link.delivery_count, link.credit));
-        if let Some(s) = self.sessions.get_mut(&ch) {
-            s.links.insert(handle, link);
-        }
-        if let Some((dc, credit)) = grant {
-            self.link_flow(ch, handle, dc, credit, false);
-        }
-    }
-
-    fn node_for(
-        &self,
-        addr: &Address,
-        client_receives: bool,
-        source: &Value,
-    ) -> Result<Node, (&'static str, String)> {
-        let not_allowed = |what: &str| ("amqp:not-allowed", format!("cannot {what} '{addr:?}'"));
-        match addr {
-            Address::Cbs => return Ok(Node::Cbs),
-            Address::Management(e) => return Ok(Node::Management(e.clone())),
-            _ => {}
-        }
-        let kind = self
-            .ctx
-            .broker
-            .with(|b, _| b.kind(addr))
-            .map_err(|e| ("amqp:not-found", e.to_string()))?;
-        match (kind, client_receives, addr) {
-            (NodeKind::Queue, true, _) => Ok(Node::Store(
-                self.ctx
-                    .broker
-                    .with(|b, _| b.store_key(addr))
-                    .map_err(|e| ("amqp:not-found", e.to_string()))?,
-            )),
-            (NodeKind::Queue, false, Address::Entity(_))
-            | (NodeKind::Topic | NodeKind::Hub, false, _) => Ok(Node::Send(addr.clone())),
-            (NodeKind::Consumer, true, Address::Consumer(h, _, p)) => {
-                let pos = quirks::selector_filter(source.field(7))
-                    .map_or(Position::Latest, |s| position(&s));
-                let partition = *p as usize;
-                let cursor = self.ctx.broker.with(|b, _| b.hub_index(h, partition, pos));
-                Ok(Node::Consumer {
-                    hub: h.clone(),
-                    partition,
-                    cursor,
-                })
-            }
-            (_, true, _) => Err(not_allowed("receive from")),
-            (_, false, _) => Err(not_allowed("send to")),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The official Python SDKs (`azure-servicebus`, `azure-eventhub`) against the emulator.
 
-use crate::support::{assert_steps, run_python, start};
+use crate::support::{assert_steps, run_python, start, start_features};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_service_bus_queue_peek_lock_dead_letter_schedule_and_topic_filters() {
@@ -44,5 +44,26 @@ async fn python_event_hubs_batch_properties_and_positions() {
         ],
     );
     assert_eq!(emu.partition_len("eh1", 0) + emu.partition_len("eh1", 1), 8);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_service_bus_sessions_in_order_exclusive_with_state_renewal_and_expiry() {
+    let emu = start_features().await;
+    let run = run_python("servicebus_sessions.py", &emu.connection_string(), &[]).await;
+    assert_steps(
+        &run,
+        &[
+            "send to two sessions interleaved",
+            "session receiver gets only its session, in order, and holds it exclusively",
+            "session lock renewal",
+            "session state",
+            "next available session",
+            "no session available times out",
+            "refusals as Service Bus gives them",
+            "an expired session lock gives the session's messages back",
+            "session subscription of a topic",
+        ],
+    );
     emu.shutdown().await;
 }

@@ -1,5 +1,6 @@
-//! Subscription filters: the Service Bus SQL filter subset (comparisons, AND/OR/NOT, IS NULL,
-//! IN, LIKE, EXISTS over `sys.` and user properties) and correlation filters.
+//! Subscription filters and rule actions: the Service Bus SQL filter language (comparisons,
+//! arithmetic, AND/OR/NOT, IS NULL, IN, LIKE, EXISTS, newid() over `sys.` and user
+//! properties), correlation filters, and SQL actions (`SET`, `REMOVE`).
 
 mod sql;
 
@@ -63,6 +64,116 @@ pub enum Expr {
     Like(Box<Expr>, String, bool),
     /// `EXISTS(prop)`.
     Exists(String),
+    /// Arithmetic (`+ - * / %`); `+` also joins strings.
+    Arith(Box<Expr>, char, Box<Expr>),
+    /// `newid()`: a new GUID as text.
+    NewId,
+}
+
+/// One statement of a SQL rule action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    /// `SET name = expression`.
+    Set(String, Expr),
+    /// `REMOVE name`.
+    Remove(String),
+}
+
+/// A SQL rule action, with the text it was parsed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    /// The expression as written.
+    pub text: String,
+    /// Its statements, applied in order.
+    pub statements: Vec<Statement>,
+}
+
+/// The system properties an action may set, by their lower-cased `sys.` names.
+const SETTABLE: [&str; 8] = [
+    "label",
+    "subject",
+    "messageid",
+    "correlationid",
+    "to",
+    "replyto",
+    "contenttype",
+    "sessionid",
+];
+
+impl Action {
+    /// Parses a SQL rule action such as `SET sys.Label = 'x'; REMOVE color`.
+    pub fn sql(text: &str) -> Result<Action, SqlError> {
+        let statements = sql::parse_action(text)?;
+        for st in &statements {
+            let name = match st {
+                Statement::Set(n, _) | Statement::Remove(n) => n,
+            };
+            let lower = name.to_ascii_lowercase();
+            if let Some(sys) = lower.strip_prefix("sys.") {
+                if !SETTABLE.contains(&sys) {
+                    return Err(SqlError {
+                        pos: 0,
+                        message: format!("the system property '{name}' cannot be changed"),
+                    });
+                }
+            }
+        }
+        Ok(Action {
+            text: text.to_owned(),
+            statements,
+        })
+    }
+
+    /// Applies the statements to a message, in order; each sees what the ones before it set.
+    /// Changed properties are recorded in [`Message::edited`].
+    pub fn apply(&self, m: &mut Message) {
+        for st in &self.statements {
+            let (name, value) = match st {
+                Statement::Set(n, e) => (n, Some(eval(e, m))),
+                Statement::Remove(n) => (n, None),
+            };
+            let lower = name.to_ascii_lowercase();
+            if let Some(sys) = lower.strip_prefix("sys.") {
+                let text = value.and_then(|v| match v {
+                    PropValue::Null => None,
+                    PropValue::Str(s) => Some(s),
+                    PropValue::Int(i) => Some(i.to_string()),
+                    PropValue::Float(f) => Some(f.to_string()),
+                    PropValue::Bool(b) => Some(b.to_string()),
+                });
+                let s = &mut m.system;
+                let (slot, canonical) = match sys {
+                    "label" | "subject" => (&mut s.subject, "sys.label"),
+                    "messageid" => (&mut s.message_id, "sys.messageid"),
+                    "correlationid" => (&mut s.correlation_id, "sys.correlationid"),
+                    "to" => (&mut s.to, "sys.to"),
+                    "replyto" => (&mut s.reply_to, "sys.replyto"),
+                    "contenttype" => (&mut s.content_type, "sys.contenttype"),
+                    "sessionid" => (&mut s.session_id, "sys.sessionid"),
+                    _ => continue,
+                };
+                *slot = text;
+                m.edited.insert(canonical.to_owned());
+                continue;
+            }
+            let key = name.strip_prefix("user.").unwrap_or(name);
+            let key = m
+                .app
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(key))
+                .cloned()
+                .unwrap_or_else(|| key.to_owned());
+            match value {
+                Some(v) => {
+                    m.app.insert(key.clone(), v);
+                }
+                None => {
+                    m.app.remove(&key);
+                }
+            }
+            m.edited.insert(format!("user.{key}"));
+        }
+    }
 }
 
 /// A SQL filter that does not parse.
@@ -176,10 +287,36 @@ fn like(text: &str, pat: &str) -> bool {
     go(&t, &p)
 }
 
+fn arith(a: PropValue, op: char, b: PropValue) -> PropValue {
+    use PropValue::{Float, Int, Null, Str};
+    match (a, op, b) {
+        (Str(x), '+', Str(y)) => Str(x + &y),
+        (Int(x), _, Int(y)) => match op {
+            '+' => x.checked_add(y).map_or(Null, Int),
+            '-' => x.checked_sub(y).map_or(Null, Int),
+            '*' => x.checked_mul(y).map_or(Null, Int),
+            '/' => x.checked_div(y).map_or(Null, Int),
+            _ => x.checked_rem(y).map_or(Null, Int),
+        },
+        (a, op, b) => match (num(&a), num(&b)) {
+            (Some(x), Some(y)) => Float(match op {
+                '+' => x + y,
+                '-' => x - y,
+                '*' => x * y,
+                '/' => x / y,
+                _ => x % y,
+            }),
+            _ => Null,
+        },
+    }
+}
+
 fn eval(e: &Expr, m: &Message) -> PropValue {
     use PropValue::{Bool, Null};
     let tri = |v: Option<bool>| v.map_or(Null, Bool);
     match e {
+        Expr::Arith(a, op, b) => arith(eval(a, m), *op, eval(b, m)),
+        Expr::NewId => PropValue::Str(uuid::Uuid::new_v4().to_string()),
         Expr::Lit(v) => v.clone(),
         Expr::Prop(n) => lookup(n, m),
         Expr::Exists(n) => Bool(lookup(n, m) != Null),
@@ -237,6 +374,7 @@ mod tests {
             ttl_ms: None,
             scheduled_ms: None,
             partition_key: None,
+            edited: Default::default(),
         }
     }
 
@@ -256,6 +394,9 @@ mod tests {
             "NOT (n < 2)",
             "1=1",
             "n >= 4.5",
+            "n * 2 + 1 = 11",
+            "n % 2 = 1 AND n - 1 = 4",
+            "color + '!' = 'blue!'",
         ];
         for f in yes {
             assert!(Filter::sql(f).expect(f).matches(&msg), "{f}");
@@ -277,6 +418,38 @@ mod tests {
         let e = Filter::sql("color = ").expect_err("incomplete");
         assert!(e.message.contains("end"));
         assert!(Filter::sql("a = 'x").is_err());
+    }
+
+    #[test]
+    fn actions_set_and_remove_user_and_system_properties_in_order() {
+        let mut msg = m(&[
+            ("Color", PropValue::Str("blue".into())),
+            ("n", PropValue::Int(5)),
+        ]);
+        let a = Action::sql(
+            "SET sys.Label = 'relabelled'; SET color = color + '-x'; SET n = n + 1; SET doubled = n * 2; REMOVE missing",
+        )
+        .expect("parses");
+        a.apply(&mut msg);
+        assert_eq!(msg.system.subject.as_deref(), Some("relabelled"));
+        assert_eq!(msg.app.get("Color"), Some(&PropValue::Str("blue-x".into())));
+        assert_eq!(msg.app.get("n"), Some(&PropValue::Int(6)));
+        assert_eq!(msg.app.get("doubled"), Some(&PropValue::Int(12)));
+        assert!(msg.edited.contains("sys.label") && msg.edited.contains("user.Color"));
+        Action::sql("REMOVE n").expect("parses").apply(&mut msg);
+        assert!(!msg.app.contains_key("n"));
+        let id = Action::sql("SET sys.MessageId = newid()").expect("parses");
+        id.apply(&mut msg);
+        assert!(uuid::Uuid::parse_str(msg.system.message_id.as_deref().unwrap_or("")).is_ok());
+    }
+
+    #[test]
+    fn bad_actions_are_refused_with_a_reason() {
+        assert!(Action::sql("").is_err());
+        assert!(Action::sql("SET = 1").is_err());
+        assert!(Action::sql("DELETE x").is_err());
+        let e = Action::sql("SET sys.EnqueuedTimeUtc = 1").expect_err("read-only");
+        assert!(e.message.contains("cannot be changed"), "{e}");
     }
 
     #[test]

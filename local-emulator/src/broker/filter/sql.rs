@@ -1,6 +1,7 @@
-//! The SQL filter language: lexer and recursive-descent parser into [`Expr`].
+//! The SQL filter and action language: lexer and recursive-descent parser into [`Expr`] and
+//! [`Statement`]s.
 
-use super::{Expr, SqlError};
+use super::{Expr, SqlError, Statement};
 use crate::broker::message::PropValue;
 
 /// Parses a whole SQL filter expression.
@@ -12,6 +13,34 @@ pub(super) fn parse(text: &str) -> Result<Expr, SqlError> {
         return Err(p.err("unexpected text after the expression"));
     }
     Ok(e)
+}
+
+/// Parses a SQL rule action: `SET name = expression` and `REMOVE name` statements, separated
+/// by `;` (or nothing).
+pub(super) fn parse_action(text: &str) -> Result<Vec<Statement>, SqlError> {
+    let toks = lex(text)?;
+    let mut p = Parser { toks, i: 0 };
+    let mut out = Vec::new();
+    while p.i < p.toks.len() {
+        if p.sym(";") {
+            continue;
+        }
+        if p.kw("SET") {
+            let name = p.property()?;
+            if !p.sym("=") {
+                return Err(p.err("expected = after the property SET names"));
+            }
+            out.push(Statement::Set(name, p.or()?));
+        } else if p.kw("REMOVE") {
+            out.push(Statement::Remove(p.property()?));
+        } else {
+            return Err(p.err("expected SET or REMOVE"));
+        }
+    }
+    if out.is_empty() {
+        return Err(p.err("an action needs at least one SET or REMOVE"));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +116,10 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
             } else {
                 c.to_string()
             };
-            if !["<>", "!=", "<=", ">=", "=", "<", ">", "(", ")", ",", "-"].contains(&op.as_str()) {
+            const OPS: [&str; 16] = [
+                "<>", "!=", "<=", ">=", "=", "<", ">", "(", ")", ",", "-", "+", "*", "/", "%", ";",
+            ];
+            if !OPS.contains(&op.as_str()) {
                 return Err(err(start, "unexpected character"));
             }
             i += op.len();
@@ -147,8 +179,45 @@ impl Parser {
         }
         self.cmp()
     }
+    fn property(&mut self) -> Result<String, SqlError> {
+        match self.peek().cloned() {
+            Some(Tok::Word(w)) => {
+                self.i += 1;
+                Ok(w)
+            }
+            _ => Err(self.err("expected a property name")),
+        }
+    }
+    fn additive(&mut self) -> Result<Expr, SqlError> {
+        let mut l = self.multiplicative()?;
+        loop {
+            let op = if self.sym("+") {
+                '+'
+            } else if self.sym("-") {
+                '-'
+            } else {
+                return Ok(l);
+            };
+            l = Expr::Arith(Box::new(l), op, Box::new(self.multiplicative()?));
+        }
+    }
+    fn multiplicative(&mut self) -> Result<Expr, SqlError> {
+        let mut l = self.primary()?;
+        loop {
+            let op = if self.sym("*") {
+                '*'
+            } else if self.sym("/") {
+                '/'
+            } else if self.sym("%") {
+                '%'
+            } else {
+                return Ok(l);
+            };
+            l = Expr::Arith(Box::new(l), op, Box::new(self.primary()?));
+        }
+    }
     fn cmp(&mut self) -> Result<Expr, SqlError> {
-        let l = self.primary()?;
+        let l = self.additive()?;
         if self.kw("IS") {
             let neg = self.kw("NOT");
             if !self.kw("NULL") {
@@ -190,7 +259,7 @@ impl Parser {
                 return Ok(Expr::Cmp(
                     Box::new(l),
                     op.to_owned(),
-                    Box::new(self.primary()?),
+                    Box::new(self.additive()?),
                 ));
             }
         }
@@ -222,6 +291,12 @@ impl Parser {
             Tok::Word(w) if w.eq_ignore_ascii_case("TRUE") => Expr::Lit(PropValue::Bool(true)),
             Tok::Word(w) if w.eq_ignore_ascii_case("FALSE") => Expr::Lit(PropValue::Bool(false)),
             Tok::Word(w) if w.eq_ignore_ascii_case("NULL") => Expr::Lit(PropValue::Null),
+            Tok::Word(w) if w.eq_ignore_ascii_case("NEWID") => {
+                if !(self.sym("(") && self.sym(")")) {
+                    return Err(self.err("newid takes no arguments: newid()"));
+                }
+                Expr::NewId
+            }
             Tok::Word(w) if w.eq_ignore_ascii_case("EXISTS") => {
                 let ok = self.sym("(");
                 let name = match self.peek().cloned() {

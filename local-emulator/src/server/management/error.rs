@@ -24,26 +24,48 @@ impl ManagementError {
     /// The reply's status code.
     pub fn status(&self) -> i32 {
         match self {
-            ManagementError::NotFound(_) | ManagementError::Broker(BrokerError::NotFound(_)) => 404,
+            ManagementError::NotFound(_) => 404,
             ManagementError::NotImplemented(_) => 501,
-            ManagementError::Decode(_) | ManagementError::Broker(BrokerError::NotSupported(_)) => {
-                400
-            }
-            ManagementError::Broker(BrokerError::LockLost) => 410,
+            ManagementError::Decode(_) => 400,
+            ManagementError::Broker(e) => broker_status(e),
         }
     }
 
     /// The reply's `errorCondition`, as Service Bus names it.
     pub fn condition(&self) -> &'static str {
         match self {
-            ManagementError::NotFound(_) | ManagementError::Broker(BrokerError::NotFound(_)) => {
-                "amqp:not-found"
-            }
-            ManagementError::NotImplemented(_)
-            | ManagementError::Broker(BrokerError::NotSupported(_)) => "amqp:not-implemented",
+            ManagementError::NotFound(_) => "amqp:not-found",
+            ManagementError::NotImplemented(_) => "amqp:not-implemented",
             ManagementError::Decode(_) => "amqp:decode-error",
-            ManagementError::Broker(BrokerError::LockLost) => "com.microsoft:message-lock-lost",
+            ManagementError::Broker(e) => broker_condition(e),
         }
+    }
+}
+
+/// The status code a management reply gives for a broker refusal.
+fn broker_status(e: &BrokerError) -> i32 {
+    match e {
+        BrokerError::NotFound(_) | BrokerError::MessageNotFound(_) => 404,
+        BrokerError::NotSupported(_) | BrokerError::NotAllowed(_) => 400,
+        BrokerError::LockLost | BrokerError::SessionLockLost(_) => 410,
+        BrokerError::SessionCannotBeLocked(_) | BrokerError::LinkStolen(_) => 409,
+        BrokerError::NoSessionAvailable => 408,
+    }
+}
+
+/// The AMQP error condition Service Bus and Event Hubs use for a broker refusal, on links and
+/// in management replies alike; the SDKs turn each into their own error type.
+pub fn broker_condition(e: &BrokerError) -> &'static str {
+    match e {
+        BrokerError::NotFound(_) => "amqp:not-found",
+        BrokerError::NotSupported(_) => "amqp:not-implemented",
+        BrokerError::NotAllowed(_) => "amqp:not-allowed",
+        BrokerError::LockLost => "com.microsoft:message-lock-lost",
+        BrokerError::SessionCannotBeLocked(_) => "com.microsoft:session-cannot-be-locked",
+        BrokerError::SessionLockLost(_) => "com.microsoft:session-lock-lost",
+        BrokerError::NoSessionAvailable => "com.microsoft:timeout",
+        BrokerError::MessageNotFound(_) => "com.microsoft:message-not-found",
+        BrokerError::LinkStolen(_) => "amqp:link:stolen",
     }
 }
 

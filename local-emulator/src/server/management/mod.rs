@@ -1,6 +1,7 @@
 //! Request/response nodes: `$cbs` (put-token) and `$management`, one function per operation:
 //! Event Hubs `READ` in [`event_hubs`], Service Bus renew-lock, peek, schedule,
-//! cancel-scheduled and update-disposition in [`service_bus`]. Failures are
+//! cancel-scheduled, update-disposition, receive-by-sequence-number and the session
+//! operations in [`service_bus`]. Failures are
 //! [`ManagementError`]s, answered with their status code and AMQP condition.
 
 mod error;
@@ -12,7 +13,7 @@ use super::codec::Value;
 use super::connection::Context;
 use super::{message, quirks};
 use crate::broker::Address;
-pub use error::ManagementError;
+pub use error::{broker_condition, ManagementError};
 
 /// A management request: its message id, reply-to, application properties and body.
 struct Request {
@@ -152,6 +153,12 @@ fn run(ctx: &Context, entity: Option<&str>, r: &Request) -> Answer {
         "com.microsoft:cancel-scheduled-message" => {
             service_bus::cancel_scheduled(ctx, &entity()?, r)
         }
+        "com.microsoft:receive-by-sequence-number" => {
+            service_bus::receive_by_sequence_number(ctx, &entity()?, r)
+        }
+        "com.microsoft:renew-session-lock" => service_bus::renew_session_lock(ctx, &entity()?, r),
+        "com.microsoft:get-session-state" => service_bus::get_session_state(ctx, &entity()?, r),
+        "com.microsoft:set-session-state" => service_bus::set_session_state(ctx, &entity()?, r),
         other => Err(ManagementError::NotImplemented(format!(
             "management operation '{other}' is not supported"
         ))),

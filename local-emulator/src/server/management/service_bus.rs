@@ -1,6 +1,7 @@
 //! Service Bus management on `<entity>/$management`: lock renewal, settlement by lock token
-//! (Python's fallback when link settlement goes unconfirmed), peek, scheduling and cancelling
-//! scheduled messages.
+//! (Python's fallback when link settlement goes unconfirmed, and the way to settle deferred
+//! messages), peek, scheduling and cancelling scheduled messages, receiving deferred messages
+//! by sequence number, and sessions (lock renewal, state).
 
 use super::{map, Answer, ManagementError, Request};
 use crate::broker::Address;
@@ -39,6 +40,8 @@ pub(super) fn update_disposition(ctx: &Context, r: &Request) -> Answer {
         ts.iter().try_for_each(|t| match status {
             "completed" => b.complete(*t),
             "suspended" => b.dead_letter(*t, reason, description, now),
+            // Service Bus spells it with one r.
+            "defered" | "deferred" => b.defer(*t),
             _ => b.abandon(*t, now),
         })
     })?;
@@ -59,7 +62,8 @@ pub(super) fn peek(ctx: &Context, entity: &Address, r: &Request) -> Answer {
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .clamp(1, 1000) as usize;
-    let msgs = ctx.broker.with(|b, _| b.peek(&key, from, count));
+    let session = r.body.get("session-id").and_then(Value::as_str);
+    let msgs = ctx.broker.with(|b, _| b.peek(&key, from, count, session));
     if msgs.is_empty() {
         return Ok((204, map(Vec::new())));
     }
@@ -118,5 +122,93 @@ pub(super) fn cancel_scheduled(ctx: &Context, entity: &Address, r: &Request) -> 
         };
         keys.iter().for_each(|k| b.cancel_scheduled(k, &seqs));
     });
+    Ok((200, map(Vec::new())))
+}
+
+/// `com.microsoft:receive-by-sequence-number` `{sequence-numbers, receiver-settle-mode,
+/// session-id?}` → `{messages: [{lock-token, message}]}`: deferred messages, locked unless the
+/// receiver settles on receipt (mode 0, receive and delete).
+pub(super) fn receive_by_sequence_number(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let key = ctx.broker.with(|b, _| b.store_key(entity))?;
+    let seqs: Vec<i64> = r
+        .body
+        .get("sequence-numbers")
+        .and_then(Value::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    let lock = r.body.get("receiver-settle-mode").and_then(Value::as_u64) != Some(0);
+    let session = r.body.get("session-id").and_then(Value::as_str);
+    let delivered = ctx
+        .broker
+        .with(|b, now| b.receive_deferred(&key, &seqs, session, lock, now))?;
+    let list = delivered
+        .iter()
+        .map(|d| {
+            let mut entry = vec![(
+                "message",
+                Value::Binary(message::service_bus(&d.stored, d.lock.map(|l| l.1))),
+            )];
+            if let Some((token, _)) = d.lock {
+                entry.push(("lock-token", Value::Uuid(*token.as_bytes())));
+            }
+            map(entry)
+        })
+        .collect();
+    Ok((200, map(vec![("messages", Value::List(list))])))
+}
+
+/// The session a session request names.
+fn session_id(r: &Request) -> Result<String, ManagementError> {
+    r.body
+        .get("session-id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ManagementError::Decode("the request names no session-id".into()))
+}
+
+/// `com.microsoft:renew-session-lock` `{session-id}` → `{expiration}`.
+pub(super) fn renew_session_lock(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let key = ctx.broker.with(|b, _| b.store_key(entity))?;
+    let session = session_id(r)?;
+    let until = ctx
+        .broker
+        .with(|b, now| b.renew_session(&key, &session, now))?;
+    Ok((200, map(vec![("expiration", Value::Timestamp(until))])))
+}
+
+/// `com.microsoft:get-session-state` `{session-id}` → `{session-state}` (binary, or null).
+pub(super) fn get_session_state(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let key = ctx.broker.with(|b, _| b.store_key(entity))?;
+    let session = session_id(r)?;
+    let state = ctx
+        .broker
+        .with(|b, now| b.session_state(&key, &session, now))?;
+    Ok((
+        200,
+        map(vec![(
+            "session-state",
+            state.map_or(Value::Null, Value::Binary),
+        )]),
+    ))
+}
+
+/// `com.microsoft:set-session-state` `{session-id, session-state}` (binary, or null to clear).
+pub(super) fn set_session_state(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let key = ctx.broker.with(|b, _| b.store_key(entity))?;
+    let session = session_id(r)?;
+    let state = match r.body.get("session-state").map(Value::inner) {
+        None | Some(Value::Null) => None,
+        Some(Value::Binary(b)) => Some(b.clone()),
+        Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
+        Some(_) => {
+            return Err(ManagementError::Decode(
+                "session-state must be binary or null".into(),
+            ))
+        }
+    };
+    ctx.broker
+        .with(|b, now| b.set_session_state(&key, &session, state, now))?;
     Ok((200, map(Vec::new())))
 }

@@ -4,7 +4,8 @@
 use super::{now_s, ConnectionState, Node, Partial, LINK_CREDIT, SESSION_WINDOW};
 use crate::server::codec::Value;
 use crate::server::frame;
-use crate::server::{management, message, quirks};
+use crate::server::management::{self, broker_condition};
+use crate::server::{message, quirks};
 
 impl ConnectionState {
     pub(super) fn on_transfer(&mut self, ch: u16, t: &Value, payload: Vec<u8>) {
@@ -113,10 +114,10 @@ impl ConnectionState {
                 });
                 match r {
                     Ok(()) => frame::accepted(),
-                    Err(e) => frame::rejected(frame::error("amqp:not-found", &e.to_string())),
+                    Err(e) => frame::rejected(frame::error(broker_condition(&e), &e.to_string())),
                 }
             }
-            Node::Store(_) | Node::Consumer { .. } => frame::rejected(frame::error(
+            Node::Store { .. } | Node::Consumer { .. } => frame::rejected(frame::error(
                 "amqp:not-allowed",
                 "this link only delivers messages",
             )),

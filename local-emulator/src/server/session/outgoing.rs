@@ -2,8 +2,10 @@
 //! pump that moves messages and events from the broker to links with credit.
 
 use super::{ConnectionState, Node, PUMP_BATCH};
+use crate::broker::BrokerError;
 use crate::server::codec::Value;
 use crate::server::frame::{self, code, AMQP};
+use crate::server::management::broker_condition;
 use crate::server::{message, quirks};
 
 /// One delivery ready to go: payload, tag, settled, lock token.
@@ -60,6 +62,10 @@ impl ConnectionState {
                             now,
                         )
                     }
+                    // `modified` with undeliverable-here is how the SDKs defer a message.
+                    Some(code::MODIFIED) if state.field(1).as_bool() == Some(true) => {
+                        b.defer(token)
+                    }
                     Some(code::RELEASED | code::MODIFIED) => b.abandon(token, now),
                     _ => Ok(()),
                 });
@@ -88,8 +94,12 @@ impl ConnectionState {
         }
     }
 
-    /// Sends what links with credit can take. Returns `true` if more may be waiting.
+    /// Sends what links with credit can take, after trying parked session receivers again.
+    /// Returns `true` if more may be waiting.
     pub fn pump(&mut self) -> bool {
+        if !self.parked.is_empty() {
+            self.retry_parked();
+        }
         let mut busy = false;
         let channels: Vec<u16> = self.sessions.keys().copied().collect();
         for ch in channels {
@@ -101,7 +111,38 @@ impl ConnectionState {
         busy
     }
 
+    /// Whether a link lost what it held in the broker (its session lock, its partition):
+    /// then it is detached with the reason.
+    fn lost(&mut self, ch: u16, h: u32) -> bool {
+        let Some(link) = self.sessions.get(&ch).and_then(|s| s.links.get(&h)) else {
+            return false;
+        };
+        let owner = link.owner;
+        let why = match &link.node {
+            Node::Store {
+                key,
+                session: Some(s),
+            } => self
+                .ctx
+                .broker
+                .with(|b, now| !b.holds_session(key, s, owner, now))
+                .then(|| BrokerError::SessionLockLost(s.clone())),
+            Node::Consumer { .. } => self
+                .ctx
+                .broker
+                .with(|b, _| b.take_stolen(owner))
+                .map(BrokerError::LinkStolen),
+            _ => None,
+        };
+        let Some(e) = why else { return false };
+        self.detach_with(ch, h, broker_condition(&e), &e.to_string());
+        true
+    }
+
     fn pump_link(&mut self, ch: u16, h: u32) -> bool {
+        if self.lost(ch, h) {
+            return false;
+        }
         let mut sent = 0;
         loop {
             let Some(link) = self.sessions.get_mut(&ch).and_then(|s| s.links.get_mut(&h)) else {
@@ -123,11 +164,18 @@ impl ConnectionState {
                         token: None,
                     })
                 }
-                Node::Store(k) => {
-                    let k = k.clone();
+                Node::Store { key, session } => {
+                    let owner = link.owner;
                     self.ctx
                         .broker
-                        .with(|b, now| b.receive(&k, now, !settled_mode))
+                        .with(|b, now| match session {
+                            None => b.receive(key, now, !settled_mode),
+                            // A lost lock is found by `lost` on the next pump.
+                            Some(s) => b
+                                .receive_session(key, s, owner, now, !settled_mode)
+                                .ok()
+                                .flatten(),
+                        })
                         .map(|d| {
                             let lock = d.lock;
                             let body = message::service_bus(&d.stored, lock.map(|l| l.1));

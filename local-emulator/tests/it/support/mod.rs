@@ -12,6 +12,17 @@ pub async fn start() -> RunningEmulator {
     start_with(Emulator::builder()).await
 }
 
+/// An emulator on free ports serving `tests/config/features.json`: session queues and
+/// subscriptions, duplicate detection, a queue for deferral, a subscription with a rule action.
+pub async fn start_features() -> RunningEmulator {
+    start_with(Emulator::builder().config_file(features_config())).await
+}
+
+/// The path of `tests/config/features.json`.
+pub fn features_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/config/features.json")
+}
+
 /// An emulator on free ports from a builder.
 pub async fn start_with(b: EmulatorBuilder) -> RunningEmulator {
     let _ = tracing_subscriber::fmt()
