@@ -16,7 +16,8 @@ const APPLICATION_PROPERTIES: u64 = 0x74;
 const DATA: u64 = 0x75;
 
 /// Annotations the broker owns; a sender's copies are dropped.
-const BROKER_ANNOTATIONS: [&str; 6] = [
+const BROKER_ANNOTATIONS: [&str; 7] = [
+    "x-opt-message-state",
     "x-opt-sequence-number",
     "x-opt-offset",
     "x-opt-enqueued-time",
@@ -200,6 +201,8 @@ pub fn service_bus(s: &Stored, locked_until: Option<i64>) -> Vec<u8> {
         ("x-opt-sequence-number", Value::Long(s.seq)),
         ("x-opt-enqueue-sequence-number", Value::Long(s.seq)),
         ("x-opt-enqueued-time", Value::Timestamp(s.enqueued_ms)),
+        // 0 active, 1 deferred (2 scheduled is not told apart here).
+        ("x-opt-message-state", Value::Int(i32::from(s.deferred))),
     ];
     if let Some(until) = locked_until {
         extra.push(("x-opt-locked-until", Value::Timestamp(until)));

@@ -67,3 +67,38 @@ async fn python_service_bus_sessions_in_order_exclusive_with_state_renewal_and_e
     );
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_service_bus_deferral_duplicate_detection_and_rule_actions() {
+    let emu = start_features().await;
+    let run = run_python("servicebus_features.py", &emu.connection_string(), &[]).await;
+    assert_steps(
+        &run,
+        &[
+            "defer takes a message out of the queue's order",
+            "receive deferred by sequence number, abandon, complete",
+            "duplicate detection keeps one message per id",
+            "rule action sets and removes properties",
+        ],
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_event_hubs_higher_owner_level_takes_the_partition_and_a_lower_is_refused() {
+    let emu = start().await;
+    let run = run_python(
+        "eventhubs_epoch.py",
+        &emu.connection_string(),
+        &[("EMULATOR_HUB", "eh1")],
+    )
+    .await;
+    assert_steps(
+        &run,
+        &[
+            "a higher owner level takes the partition",
+            "a lower owner level is refused",
+        ],
+    );
+    emu.shutdown().await;
+}

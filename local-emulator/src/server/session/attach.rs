@@ -259,6 +259,10 @@ impl ConnectionState {
                     b.open_reader(h, cg, partition, owner, epoch)
                         .map(|()| b.hub_index(h, partition, pos))
                 })?;
+                if epoch.is_some() {
+                    // Readers it took the partition from learn it when their connections wake.
+                    broker.notify();
+                }
                 plain(Node::Consumer {
                     hub: h.clone(),
                     partition,
@@ -285,16 +289,19 @@ impl ConnectionState {
         self.parked.iter().map(|p| p.deadline).min()
     }
 
-    /// Gives back what a link held in the broker: its session lock, its partition reader.
+    /// Gives back what a link held in the broker: its session lock (waking receivers parked
+    /// for the next available session), its partition reader.
     pub(super) fn release(&self, link: &Link) {
         match &link.node {
             Node::Store {
                 key,
                 session: Some(s),
-            } => self
-                .ctx
-                .broker
-                .with(|b, _| b.release_session(key, s, link.owner)),
+            } => {
+                self.ctx
+                    .broker
+                    .with(|b, _| b.release_session(key, s, link.owner));
+                self.ctx.broker.notify();
+            }
             Node::Consumer { .. } => self.ctx.broker.with(|b, _| b.close_reader(link.owner)),
             _ => {}
         }
