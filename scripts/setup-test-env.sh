@@ -2,6 +2,7 @@
 # Installs and starts what the tests need, idempotently:
 # - ./.venv with the Python packages of tests/requirements.txt (official Azure SDKs,
 #   the Standard Webhooks verifier, jsonschema, schemathesis);
+# - local-emulator/tests/node/node_modules with the official JavaScript Service Bus SDK;
 # - a PostgreSQL server on 127.0.0.1:5432 with database `test` (trust auth), started if it is
 #   installed but stopped, installed from Debian's packages if it is missing.
 set -euo pipefail
@@ -13,6 +14,21 @@ if ! { [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wan
   python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   echo "$want" > "$stamp"
+fi
+
+# Node.js packages for the emulator's JavaScript SDK tests (local-emulator/tests/node), pinned by
+# its package-lock.json; Node.js itself from Debian's packages if the machine has none.
+if ! command -v node >/dev/null 2>&1; then
+  echo "installing Node.js from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+node_dir=local-emulator/tests/node
+node_stamp=$node_dir/node_modules/.package-lock.sha256
+node_want=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
+if ! { [ -f "$node_stamp" ] && [ "$(cat "$node_stamp")" = "$node_want" ]; }; then
+  npm ci --silent --no-audit --no-fund --prefix "$node_dir"
+  echo "$node_want" > "$node_stamp"
 fi
 
 # PostgreSQL for the store contract and cluster tests (HERALD_TEST_PG overrides the URL).

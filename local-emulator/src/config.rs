@@ -312,6 +312,7 @@ impl ConfigReader<'_> {
                     label: f("Label"),
                     session_id: f("SessionId"),
                     content_type: f("ContentType"),
+                    reply_to_session_id: f("ReplyToSessionId"),
                     properties: Default::default(),
                 };
                 for (k, v) in c

@@ -36,6 +36,9 @@ pub struct SystemProps {
     pub content_type: Option<String>,
     /// `group-id` (Service Bus session id).
     pub session_id: Option<String>,
+    /// `reply-to-group-id`.
+    #[serde(default)]
+    pub reply_to_session_id: Option<String>,
 }
 
 /// A message as the broker keeps it.

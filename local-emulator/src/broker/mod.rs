@@ -9,6 +9,7 @@ pub mod filter;
 pub mod handle;
 pub mod message;
 mod readers;
+mod rules;
 mod sessions;
 pub mod store;
 mod topology;
@@ -59,6 +60,9 @@ pub enum BrokerError {
     /// A receiver with a higher epoch owns the partition.
     #[error("{0}")]
     LinkStolen(String),
+    /// Something with that name exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
 }
 
 /// Identifies one queue-like store.
@@ -87,6 +91,10 @@ pub enum Op {
     SessionState(StoreKey, String, Option<Vec<u8>>),
     /// An entity with duplicate detection saw a message id at a time (unix ms).
     Seen(String, String, i64),
+    /// A rule was added to a subscription (topic, subscription, rule).
+    AddRule(String, String, RuleSpec),
+    /// A rule was removed from a subscription (topic, subscription, rule name).
+    RemoveRule(String, String, String),
 }
 
 /// What kind of node an address names.
@@ -277,6 +285,12 @@ impl Broker {
                     h.record(id, at);
                 }
             }
+            Op::AddRule(t, s, r) => {
+                let _ = self.add_rule(&t, &s, r);
+            }
+            Op::RemoveRule(t, s, name) => {
+                let _ = self.remove_rule(&t, &s, &name);
+            }
         }
     }
 
@@ -343,10 +357,16 @@ impl Broker {
     pub fn send(
         &mut self,
         a: &Address,
-        msg: Message,
+        mut msg: Message,
         now_ms: i64,
     ) -> Result<Vec<i64>, BrokerError> {
         let kind = self.kind(a)?;
+        if kind != NodeKind::Hub && msg.system.message_id.is_none() {
+            // Service Bus gives every message an id; receivers (the JavaScript lock renewer
+            // among them) rely on one.
+            msg.system.message_id = Some(Uuid::new_v4().simple().to_string());
+            msg.edited.insert("sys.messageid".into());
+        }
         if let (NodeKind::Queue | NodeKind::Topic, Address::Entity(e)) = (kind, a) {
             if kind == NodeKind::Queue
                 && msg.system.session_id.is_none()

@@ -1,9 +1,10 @@
 //! The entities a broker serves, and the built-in default set.
 
 use super::filter::{Action, Filter};
+use serde::{Deserialize, Serialize};
 
 /// A rule of a subscription.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleSpec {
     /// Rule name.
     pub name: String,

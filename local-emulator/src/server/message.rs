@@ -117,6 +117,7 @@ pub fn to_message(payload: &[u8]) -> Result<Message, DecodeError> {
                     correlation_id: t(5),
                     content_type: t(6),
                     session_id: t(10),
+                    reply_to_session_id: t(11),
                 };
             }
             Some(APPLICATION_PROPERTIES) => {
@@ -143,7 +144,8 @@ pub fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn prop(v: &Value) -> PropValue {
+/// An AMQP value as a property filters compare.
+pub fn prop(v: &Value) -> PropValue {
     match v.inner() {
         Value::Null => PropValue::Null,
         Value::Bool(b) => PropValue::Bool(*b),
@@ -317,7 +319,7 @@ impl Edits {
 }
 
 /// A broker property value as AMQP writes it.
-fn prop_value(v: &PropValue) -> Value {
+pub fn prop_value(v: &PropValue) -> Value {
     match v {
         PropValue::Null => Value::Null,
         PropValue::Bool(b) => Value::Bool(*b),

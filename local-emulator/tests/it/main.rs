@@ -1,6 +1,7 @@
-//! The emulator's integration tests: official SDKs (Python and Rust) and raw frames against
+//! The emulator's integration tests: official SDKs (Python, JavaScript and Rust) and raw frames against
 //! the emulator started in-process on free ports.
 
+mod node_sdks;
 mod python_sdks;
 mod rust_sdks;
 mod security;

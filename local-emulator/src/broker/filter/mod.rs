@@ -5,23 +5,57 @@
 mod sql;
 
 use super::message::{Message, PropValue};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A rule's filter.
-#[derive(Debug, Clone, PartialEq)]
+/// A rule's filter. Kept (in the journal) as its definition: SQL as text, parsed again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FilterDef", into = "FilterDef")]
 pub enum Filter {
     /// Matches everything (`1=1`).
     True,
     /// Matches nothing.
     False,
-    /// A parsed SQL expression.
-    Sql(Expr),
+    /// A parsed SQL expression, with its text.
+    Sql(String, Expr),
     /// Every set field must be equal.
     Correlation(Correlation),
 }
 
+/// A filter as written down: SQL as text.
+#[derive(Serialize, Deserialize)]
+enum FilterDef {
+    True,
+    False,
+    Sql(String),
+    Correlation(Correlation),
+}
+
+impl TryFrom<FilterDef> for Filter {
+    type Error = SqlError;
+    fn try_from(d: FilterDef) -> Result<Filter, SqlError> {
+        Ok(match d {
+            FilterDef::True => Filter::True,
+            FilterDef::False => Filter::False,
+            FilterDef::Sql(text) => Filter::sql(&text)?,
+            FilterDef::Correlation(c) => Filter::Correlation(c),
+        })
+    }
+}
+
+impl From<Filter> for FilterDef {
+    fn from(f: Filter) -> FilterDef {
+        match f {
+            Filter::True => FilterDef::True,
+            Filter::False => FilterDef::False,
+            Filter::Sql(text, _) => FilterDef::Sql(text),
+            Filter::Correlation(c) => FilterDef::Correlation(c),
+        }
+    }
+}
+
 /// A correlation filter: each field set must match exactly.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Correlation {
     /// `sys.CorrelationId`.
     pub correlation_id: Option<String>,
@@ -37,6 +71,9 @@ pub struct Correlation {
     pub session_id: Option<String>,
     /// `sys.ContentType`.
     pub content_type: Option<String>,
+    /// `sys.ReplyToSessionId`.
+    #[serde(default)]
+    pub reply_to_session_id: Option<String>,
     /// User properties.
     pub properties: BTreeMap<String, PropValue>,
 }
@@ -79,8 +116,9 @@ pub enum Statement {
     Remove(String),
 }
 
-/// A SQL rule action, with the text it was parsed from.
-#[derive(Debug, Clone, PartialEq)]
+/// A SQL rule action, with the text it was parsed from (and is kept as).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Action {
     /// The expression as written.
     pub text: String,
@@ -99,6 +137,23 @@ const SETTABLE: [&str; 8] = [
     "contenttype",
     "sessionid",
 ];
+
+impl TryFrom<String> for Action {
+    type Error = SqlError;
+    fn try_from(text: String) -> Result<Action, SqlError> {
+        Action::sql(&text)
+    }
+}
+
+impl From<Action> for String {
+    fn from(a: Action) -> String {
+        a.text
+    }
+}
+
+fn is_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Lit(_))
+}
 
 impl Action {
     /// Parses a SQL rule action such as `SET sys.Label = 'x'; REMOVE color`.
@@ -194,7 +249,10 @@ impl Filter {
             Expr::Cmp(a, op, b) if op == "=" && a == b && matches!(**a, Expr::Lit(_)) => {
                 Filter::True
             }
-            _ => Filter::Sql(e),
+            Expr::Cmp(a, op, b) if op == "=" && a != b && is_literal(a) && is_literal(b) => {
+                Filter::False
+            }
+            _ => Filter::Sql(text.to_owned(), e),
         })
     }
 
@@ -203,7 +261,7 @@ impl Filter {
         match self {
             Filter::True => true,
             Filter::False => false,
-            Filter::Sql(e) => truth(&eval(e, m)) == Some(true),
+            Filter::Sql(_, e) => truth(&eval(e, m)) == Some(true),
             Filter::Correlation(c) => {
                 let s = &m.system;
                 let eq =
@@ -215,6 +273,7 @@ impl Filter {
                     && eq(&c.label, &s.subject)
                     && eq(&c.session_id, &s.session_id)
                     && eq(&c.content_type, &s.content_type)
+                    && eq(&c.reply_to_session_id, &s.reply_to_session_id)
                     && c.properties
                         .iter()
                         .all(|(k, v)| m.app.get(k).is_some_and(|h| loose_eq(h, v)))
@@ -236,6 +295,7 @@ fn lookup(name: &str, m: &Message) -> PropValue {
             "replyto" => sys(&s.reply_to),
             "contenttype" => sys(&s.content_type),
             "sessionid" => sys(&s.session_id),
+            "replytosessionid" => sys(&s.reply_to_session_id),
             _ => PropValue::Null,
         };
     }

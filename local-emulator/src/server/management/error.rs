@@ -15,6 +15,9 @@ pub enum ManagementError {
     /// A message in the request body could not be decoded.
     #[error("a message in the request cannot be decoded: {0}")]
     Decode(String),
+    /// An argument of the request is wrong (a rule's SQL, a missing name).
+    #[error("{0}")]
+    Argument(String),
     /// The broker refused the operation.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -26,7 +29,7 @@ impl ManagementError {
         match self {
             ManagementError::NotFound(_) => 404,
             ManagementError::NotImplemented(_) => 501,
-            ManagementError::Decode(_) => 400,
+            ManagementError::Decode(_) | ManagementError::Argument(_) => 400,
             ManagementError::Broker(e) => broker_status(e),
         }
     }
@@ -37,6 +40,7 @@ impl ManagementError {
             ManagementError::NotFound(_) => "amqp:not-found",
             ManagementError::NotImplemented(_) => "amqp:not-implemented",
             ManagementError::Decode(_) => "amqp:decode-error",
+            ManagementError::Argument(_) => "com.microsoft:argument-error",
             ManagementError::Broker(e) => broker_condition(e),
         }
     }
@@ -48,7 +52,9 @@ fn broker_status(e: &BrokerError) -> i32 {
         BrokerError::NotFound(_) | BrokerError::MessageNotFound(_) => 404,
         BrokerError::NotSupported(_) | BrokerError::NotAllowed(_) => 400,
         BrokerError::LockLost | BrokerError::SessionLockLost(_) => 410,
-        BrokerError::SessionCannotBeLocked(_) | BrokerError::LinkStolen(_) => 409,
+        BrokerError::SessionCannotBeLocked(_)
+        | BrokerError::LinkStolen(_)
+        | BrokerError::AlreadyExists(_) => 409,
         BrokerError::NoSessionAvailable => 408,
     }
 }
@@ -66,6 +72,7 @@ pub fn broker_condition(e: &BrokerError) -> &'static str {
         BrokerError::NoSessionAvailable => "com.microsoft:timeout",
         BrokerError::MessageNotFound(_) => "com.microsoft:message-not-found",
         BrokerError::LinkStolen(_) => "amqp:link:stolen",
+        BrokerError::AlreadyExists(_) => "com.microsoft:entity-already-exists",
     }
 }
 

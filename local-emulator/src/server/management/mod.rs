@@ -1,11 +1,12 @@
 //! Request/response nodes: `$cbs` (put-token) and `$management`, one function per operation:
 //! Event Hubs `READ` in [`event_hubs`], Service Bus renew-lock, peek, schedule,
 //! cancel-scheduled, update-disposition, receive-by-sequence-number and the session
-//! operations in [`service_bus`]. Failures are
+//! operations in [`service_bus`], rule management in [`rules`]. Failures are
 //! [`ManagementError`]s, answered with their status code and AMQP condition.
 
 mod error;
 mod event_hubs;
+mod rules;
 mod service_bus;
 
 use super::cbs::{self, Grant};
@@ -159,6 +160,9 @@ fn run(ctx: &Context, entity: Option<&str>, r: &Request) -> Answer {
         "com.microsoft:renew-session-lock" => service_bus::renew_session_lock(ctx, &entity()?, r),
         "com.microsoft:get-session-state" => service_bus::get_session_state(ctx, &entity()?, r),
         "com.microsoft:set-session-state" => service_bus::set_session_state(ctx, &entity()?, r),
+        "com.microsoft:add-rule" => rules::add_rule(ctx, &entity()?, r),
+        "com.microsoft:remove-rule" => rules::remove_rule(ctx, &entity()?, r),
+        "com.microsoft:enumerate-rules" => rules::enumerate_rules(ctx, &entity()?, r),
         other => Err(ManagementError::NotImplemented(format!(
             "management operation '{other}' is not supported"
         ))),

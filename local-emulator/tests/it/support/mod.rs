@@ -50,7 +50,7 @@ pub fn python() -> PathBuf {
     venv
 }
 
-/// Output of a Python script.
+/// Output of a Python or Node.js script.
 pub struct PyRun {
     /// Exit status was success.
     pub success: bool,
@@ -66,8 +66,31 @@ pub async fn run_python(script: &str, conn: &str, env: &[(&str, &str)]) -> PyRun
         .join("tests/python")
         .join(script);
     let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(&path)
-        .env("EMULATOR_CONNECTION_STRING", conn)
+    cmd.arg(&path);
+    run_script(cmd, script, conn, env).await
+}
+
+/// Runs `tests/node/<script>` with Node.js and the SDKs `scripts/setup-test-env.sh` installed
+/// beside it, with `EMULATOR_CONNECTION_STRING`.
+pub async fn run_node(script: &str, conn: &str) -> PyRun {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/@azure/service-bus").exists(),
+        "the JavaScript SDKs are not installed in {}: run scripts/test.sh (or scripts/setup-test-env.sh)",
+        dir.display()
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join(script)).current_dir(&dir);
+    run_script(cmd, script, conn, &[]).await
+}
+
+async fn run_script(
+    mut cmd: tokio::process::Command,
+    script: &str,
+    conn: &str,
+    env: &[(&str, &str)],
+) -> PyRun {
+    cmd.env("EMULATOR_CONNECTION_STRING", conn)
         .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
@@ -75,7 +98,7 @@ pub async fn run_python(script: &str, conn: &str, env: &[(&str, &str)]) -> PyRun
     let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("{script} finished within 180s"))
-        .expect("python runs");
+        .unwrap_or_else(|e| panic!("{script} runs: {e}"));
     PyRun {
         success: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
