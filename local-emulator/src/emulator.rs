@@ -5,6 +5,7 @@ use crate::broker::handle::{BrokerHandle, JournalError};
 use crate::broker::message::Stored;
 use crate::broker::{Address, Broker, Topology};
 use crate::config::{self, ConfigError};
+use crate::faults::{FaultPlan, Faults};
 use crate::http::{self, AppState};
 use crate::server::cbs::Policy;
 use crate::server::connection::{self, Context};
@@ -164,6 +165,7 @@ impl EmulatorBuilder {
         })?;
         let (stop, stopped) = watch::channel(false);
         let sink = Sink::new(self.secrets);
+        let faults = Arc::new(Faults::default());
         let ctx = Arc::new(Context {
             broker: broker.clone(),
             policies: self.policies.clone(),
@@ -171,11 +173,13 @@ impl EmulatorBuilder {
             max_message_size: 256 * 1024,
             hub_max_message_size: 1024 * 1024,
             max_frame: 1024 * 1024 + 4096,
+            faults: faults.clone(),
         });
         let mut tasks = vec![tokio::spawn(connection::serve(amqp, ctx, stopped.clone()))];
         let app = http::app(AppState {
             broker: broker.clone(),
             sink: sink.clone(),
+            faults: faults.clone(),
         });
         let mut http_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -213,6 +217,7 @@ impl EmulatorBuilder {
             stop,
             tasks,
             key,
+            faults,
         })
     }
 }
@@ -242,6 +247,7 @@ pub struct RunningEmulator {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     key: Policy,
+    faults: Arc<Faults>,
 }
 
 impl RunningEmulator {
@@ -283,6 +289,10 @@ impl RunningEmulator {
                 .unwrap_or_default()
         })
     }
+    /// How many sends to a queue or topic with duplicate detection were dropped as duplicates.
+    pub fn duplicates_dropped(&self, entity: &str) -> u64 {
+        self.broker.with(|b, _| b.duplicates_dropped(entity))
+    }
     /// Number of events in an event hub partition.
     pub fn partition_len(&self, hub: &str, partition: usize) -> usize {
         self.broker.with(|b, _| {
@@ -297,6 +307,10 @@ impl RunningEmulator {
     /// Sets how the sink answers (status, for how many requests, delay).
     pub fn set_sink_behaviour(&self, b: Behaviour) {
         self.sink.set_behaviour(b);
+    }
+    /// Arms faults for testing clients' recovery (see [`FaultPlan`]).
+    pub fn arm_faults(&self, plan: FaultPlan) {
+        self.faults.arm(plan);
     }
     /// The sink, to share with other code.
     pub fn sink(&self) -> Sink {

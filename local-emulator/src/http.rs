@@ -1,10 +1,12 @@
 //! The HTTP side port: health, entities with counts, peek and purge of any queue-like node
-//! (dead letters included), and the webhook sink (`/sink/…`) with its records and behaviour.
+//! (dead letters included), faults to arm (`/faults`), and the webhook sink (`/sink/…`) with
+//! its records and behaviour.
 
 use crate::broker::eventhub::Position;
 use crate::broker::handle::BrokerHandle;
 use crate::broker::message::Stored;
 use crate::broker::Address;
+use crate::faults::{FaultPlan, Faults};
 use crate::server::{codec::Value, message};
 use crate::sink::{Behaviour, Sink};
 use axum::body::Bytes;
@@ -15,6 +17,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 
 /// State of the side port.
 #[derive(Clone)]
@@ -23,6 +26,8 @@ pub struct AppState {
     pub broker: BrokerHandle,
     /// The webhook sink.
     pub sink: Sink,
+    /// Faults armed for testing.
+    pub faults: Arc<Faults>,
 }
 
 /// The side port's routes.
@@ -35,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sink/{*path}", axum::routing::any(sink_path))
         .route("/sink-requests", get(sink_records).delete(sink_clear))
         .route("/sink-behaviour", put(sink_behaviour))
+        .route("/faults", get(faults).put(arm_faults))
         .with_state(state)
 }
 
@@ -169,6 +175,15 @@ async fn sink_receive(sink: &Sink, path: &str, headers: HeaderMap, body: Bytes) 
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, Json(json!({ "status": status }))).into_response()
+}
+
+async fn faults(State(s): State<AppState>) -> Json<FaultPlan> {
+    Json(s.faults.armed())
+}
+
+async fn arm_faults(State(s): State<AppState>, Json(plan): Json<FaultPlan>) -> Json<FaultPlan> {
+    s.faults.arm(plan);
+    Json(plan)
 }
 
 async fn sink_records(State(s): State<AppState>) -> Json<serde_json::Value> {

@@ -13,6 +13,7 @@
 pub mod broker;
 pub mod config;
 mod emulator;
+pub mod faults;
 pub mod http;
 pub mod server;
 pub mod sink;

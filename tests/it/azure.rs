@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use local_emulator::faults::FaultPlan;
 use local_emulator::{Emulator, RunningEmulator};
 use serde_json::{json, Value};
 
@@ -10,7 +11,9 @@ use crate::support::process::{self, HeraldProcess};
 use crate::support::{purchase, run_python, wait_for, TestApp};
 
 const SB_CONFIG: &str = r#"{"UserConfig":{"Namespaces":[{"Name":"sbemulatorns",
-  "Queues":[{"Name":"orders","Properties":{"MaxDeliveryCount":10}}],
+  "Queues":[{"Name":"orders","Properties":{"MaxDeliveryCount":10}},
+    {"Name":"carts","Properties":{"RequiresSession":true}},
+    {"Name":"deduplicated","Properties":{"RequiresDuplicateDetection":true,"DuplicateDetectionHistoryTimeWindow":"PT10M"}}],
   "Topics":[{"Name":"purchases","Subscriptions":[
      {"Name":"all"},
      {"Name":"big","Rules":[{"Name":"big","Properties":{"FilterType":"Sql","SqlFilter":{"SqlExpression":"Total > 100 AND Currency = 'EUR'"}}}]}]}]}]}}"#;
@@ -394,4 +397,84 @@ async fn amqp_endpoints_and_options_are_checked() {
     );
     subscribe(Api::of(&app), json!({"event": "contoso_CustomerPurchase", "endpoint": ep, "amqp": {"session_id": "CustomerId", "time_to_live": "1h"}})).await;
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_ids_from_a_parameter_reach_a_session_queue_in_order_per_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let emu = emulator(dir.path(), None, 0).await;
+    let test_app = TestApp::start().await;
+    let app = Api::of(&test_app);
+    let conn = emu.connection_string();
+    // One in flight at a time, so Herald sends in the order it accepted.
+    let carts = endpoint(app, json!({"name": "carts", "kind": "service_bus", "connection_string": conn, "entity": "carts", "max_concurrency": 1})).await;
+    subscribe(app, json!({"event": "contoso_CustomerPurchase", "endpoint": carts, "amqp": {"session_id": "CustomerId"}})).await;
+    let customers = [
+        "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10",
+        "0b5d3c1e-8a9f-4c2b-b7e6-1d2c3b4a5f60",
+    ];
+    let mut order: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for i in 0..6 {
+        let customer = customers[i % 2];
+        let mut body = purchase(f64::from(i as u32 + 1));
+        body["CustomerId"] = json!(customer);
+        let (status, ev) = app.post("/v1/events/contoso_CustomerPurchase", &body).await;
+        assert_eq!(status, 202, "{ev}");
+        let ds = finished_deliveries(app, ev["id"].as_str().expect("id")).await;
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0]["status"], "succeeded", "{}", ds[0]);
+        order
+            .entry(customer)
+            .or_default()
+            .push(ds[0]["id"].as_str().expect("id").to_owned());
+    }
+    let sessions: Vec<Value> = order
+        .iter()
+        .map(|(sid, ids)| json!({"queue": "carts", "session_id": sid, "expect": ids}))
+        .collect();
+    let out = run_python(
+        "read_sessions.py",
+        &json!({"connection_string": conn, "sessions": sessions}),
+    );
+    assert_eq!(out.matches("OK session").count(), 2, "{out}");
+    test_app.stop().await;
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_settlement_was_lost_is_sent_again_and_duplicate_detection_keeps_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let emu = emulator(dir.path(), None, 0).await;
+    let test_app = TestApp::start().await;
+    let app = Api::of(&test_app);
+    let conn = emu.connection_string();
+    let q = endpoint(app, json!({"name": "dedup", "kind": "service_bus", "connection_string": conn, "entity": "deduplicated"})).await;
+    subscribe(
+        app,
+        json!({"event": "contoso_CustomerPurchase", "endpoint": q}),
+    )
+    .await;
+    emu.arm_faults(FaultPlan {
+        lose_settlements: 1,
+    });
+    let id = send_purchase(app, 10.0).await;
+    let ds = finished_deliveries(app, &id).await;
+    assert_eq!(ds[0]["status"], "succeeded", "{}", ds[0]);
+    assert_eq!(
+        emu.duplicates_dropped("deduplicated"),
+        1,
+        "the lost settlement made Herald send the same message again"
+    );
+    assert_eq!(
+        emu.peek("deduplicated", 10).len(),
+        1,
+        "the broker kept one copy"
+    );
+    let out = run_python(
+        "read_sessions.py",
+        &json!({"connection_string": conn, "queues": [{"queue": "deduplicated", "expect": [ds[0]["id"]]}]}),
+    );
+    assert!(out.contains("OK queue deduplicated: 1 messages"), "{out}");
+    test_app.stop().await;
+    emu.shutdown().await;
 }

@@ -11,6 +11,8 @@ pub(super) struct History {
     window_ms: i64,
     seen: HashMap<String, i64>,
     order: VecDeque<(i64, String)>,
+    /// Sends dropped as duplicates since start.
+    dropped: u64,
 }
 
 impl History {
@@ -20,6 +22,7 @@ impl History {
             window_ms,
             seen: HashMap::new(),
             order: VecDeque::new(),
+            dropped: 0,
         }
     }
 
@@ -59,12 +62,22 @@ impl Broker {
         h.prune(now_ms);
         if h.contains(id, now_ms) {
             tracing::debug!(entity, message_id = %id, "duplicate dropped");
+            h.dropped += 1;
             return true;
         }
         h.record(id.clone(), now_ms);
         self.journal
             .push(Op::Seen(entity.to_owned(), id.clone(), now_ms));
         false
+    }
+}
+
+impl Broker {
+    /// How many sends to `entity` duplicate detection dropped since start.
+    pub fn duplicates_dropped(&self, entity: &str) -> u64 {
+        self.dedup
+            .get(&entity.to_ascii_lowercase())
+            .map_or(0, |h| h.dropped)
     }
 }
 

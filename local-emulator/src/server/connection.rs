@@ -28,6 +28,8 @@ pub struct Context {
     pub hub_max_message_size: u64,
     /// Largest frame the broker accepts.
     pub max_frame: u32,
+    /// Faults armed for testing.
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 /// Why a connection ended abnormally.
@@ -262,6 +264,10 @@ async fn frames(
             _ = parked_wait => {}
             _ = heartbeat.tick() => engine.out.extend(EMPTY_FRAME),
             _ = shutdown.changed() => engine.close(Some(frame::error("amqp:connection:forced", "the emulator is shutting down"))),
+        }
+        if engine.dropped {
+            tracing::debug!("connection dropped by an armed fault");
+            return Ok(());
         }
         if !engine.closed {
             busy = engine.pump();

@@ -80,6 +80,8 @@ pub struct ConnectionState {
     pub out: Vec<u8>,
     /// Set once `close` has been sent.
     pub closed: bool,
+    /// Set when an armed fault drops the connection without a word.
+    pub dropped: bool,
     /// Dispositions for incoming transfers, held back briefly (see [`quirks::DISPOSITION_DELAY`]).
     deferred: Vec<(u16, u32, Value)>,
     /// Replies to the peer's detaches, held back (see [`quirks::HeldDetachReplies`]).
@@ -102,6 +104,7 @@ impl ConnectionState {
             peer_max_frame,
             out: Vec::new(),
             closed: false,
+            dropped: false,
             deferred: Vec::new(),
             detach_replies: Default::default(),
             parked: Vec::new(),

@@ -73,7 +73,13 @@ impl ConnectionState {
         if low {
             self.link_flow(ch, handle, dc, LINK_CREDIT, false);
         }
+        let sent = matches!(node, Node::Send(_));
         let state = self.deliver_in(ch, node, &p, limit);
+        if sent && state == frame::accepted() && self.ctx.faults.lose_settlement() {
+            // Stored, and the client never learns it: as if the connection died just now.
+            self.dropped = true;
+            return;
+        }
         if !p.settled {
             self.deferred.push((ch, p.delivery_id, state));
         }
