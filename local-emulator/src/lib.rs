@@ -14,6 +14,7 @@ pub mod broker;
 pub mod config;
 mod emulator;
 pub mod faults;
+pub mod fuzzing;
 pub mod http;
 pub mod server;
 pub mod sink;

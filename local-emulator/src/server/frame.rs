@@ -78,6 +78,27 @@ pub enum FrameError {
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Frame, FrameError> {
     let mut head = [0u8; 8];
     r.read_exact(&mut head).await?;
+    let size = check_header(&head, max)?;
+    let mut rest = vec![0u8; size - 8];
+    r.read_exact(&mut rest).await?;
+    parse(&head, &rest)
+}
+
+/// Decodes the first frame of `buf`: the frame and the bytes it took.
+pub fn decode_frame(buf: &[u8], max: u32) -> Result<(Frame, usize), FrameError> {
+    let truncated = || FrameError::Io(std::io::ErrorKind::UnexpectedEof.into());
+    let head: [u8; 8] = buf
+        .get(..8)
+        .ok_or_else(truncated)?
+        .try_into()
+        .map_err(|_| truncated())?;
+    let size = check_header(&head, max)?;
+    let rest = buf.get(8..size).ok_or_else(truncated)?;
+    Ok((parse(&head, rest)?, size))
+}
+
+/// The frame size a header announces, checked against `max` and the data offset.
+fn check_header(head: &[u8; 8], max: u32) -> Result<usize, FrameError> {
     let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let doff = head[4];
     if size > max {
@@ -86,9 +107,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Fra
     if size < 8 || doff < 2 || u32::from(doff) * 4 > size {
         return Err(FrameError::Malformed { size, doff });
     }
-    let mut rest = vec![0u8; size as usize - 8];
-    r.read_exact(&mut rest).await?;
-    let body_start = doff as usize * 4 - 8;
+    Ok(size as usize)
+}
+
+fn parse(head: &[u8; 8], rest: &[u8]) -> Result<Frame, FrameError> {
+    let body_start = head[4] as usize * 4 - 8;
     let body = &rest[body_start..];
     let channel = u16::from_be_bytes([head[6], head[7]]);
     if body.is_empty() {

@@ -148,3 +148,24 @@ async fn attach_to_a_missing_entity_is_refused_with_not_found() {
     let _ = Value::Null;
     emu.shutdown().await;
 }
+
+/// Replays the fuzz corpora (`fuzz/corpus/<target>/`) through the fuzz targets' entry points:
+/// every input that once found a problem, and the seeds, must run clean.
+#[test]
+fn fuzz_corpora_replay_without_a_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let targets: [(&str, fn(&[u8])); 3] = [
+        ("frames", local_emulator::fuzzing::frames),
+        ("codec", local_emulator::fuzzing::codec),
+        ("sql", local_emulator::fuzzing::sql),
+    ];
+    for (name, run) in targets {
+        let mut n = 0;
+        for entry in std::fs::read_dir(root.join(name)).expect("corpus folder") {
+            let path = entry.expect("corpus entry").path();
+            run(&std::fs::read(&path).expect("corpus file"));
+            n += 1;
+        }
+        assert!(n > 0, "the {name} corpus is empty");
+    }
+}

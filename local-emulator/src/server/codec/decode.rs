@@ -16,6 +16,9 @@ struct Reader<'a> {
 
 const MAX_DEPTH: usize = 64;
 
+/// The largest descriptor an array may give its elements (a ulong or a symbol is far less).
+const MAX_ARRAY_DESCRIPTOR: usize = 256;
+
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
@@ -120,10 +123,22 @@ impl Reader<'_> {
                 let wide = ctor == 0xf0;
                 let _size = self.len(wide)?;
                 let count = self.len(wide)?;
+                // Elements of zero width (null, true, uint 0, an empty list) take no bytes, so
+                // the count alone could ask for billions of values: none may claim more
+                // elements than there are bytes left.
+                if count > self.buf.len() - self.pos {
+                    return Err(DecodeError::BadCount(count));
+                }
                 let mut elem = self.u8()?;
                 let mut descriptor = None;
                 if elem == 0x00 {
-                    descriptor = Some(self.value(depth + 1)?);
+                    let start = self.pos;
+                    let d = self.value(depth + 1)?;
+                    // Each element gets a copy of the descriptor: keep it descriptor-sized.
+                    if self.pos - start > MAX_ARRAY_DESCRIPTOR {
+                        return Err(DecodeError::BadCount(count));
+                    }
+                    descriptor = Some(d);
                     elem = self.u8()?;
                 }
                 let mut items = Vec::with_capacity(count.min(1024));

@@ -77,6 +77,9 @@ pub enum DecodeError {
     /// Nesting deeper than the decoder allows.
     #[error("values nested too deeply")]
     TooDeep,
+    /// An array that claims more elements than its bytes can hold.
+    #[error("an array claims {0} elements, more than its bytes can hold")]
+    BadCount(usize),
 }
 
 impl Value {
@@ -240,6 +243,22 @@ mod tests {
         assert_eq!(
             Value::decode(&[0xff]),
             Err(DecodeError::UnknownConstructor(0xff))
+        );
+    }
+
+    #[test]
+    fn an_array_of_four_billion_nulls_is_refused_without_allocating_them() {
+        let bytes = [0xf0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x40];
+        assert_eq!(
+            Value::decode(&bytes),
+            Err(DecodeError::BadCount(u32::MAX as usize))
+        );
+        let mut described = vec![0xf0, 0, 0, 1, 0, 0, 0, 0, 2, 0x00, 0xb1, 0, 0, 1, 0];
+        described.extend(std::iter::repeat_n(b'x', 256));
+        described.extend([0x40, 0x40]);
+        assert!(
+            Value::decode(&described).is_err(),
+            "a huge descriptor copied per element"
         );
     }
 }
