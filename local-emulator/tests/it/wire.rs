@@ -154,7 +154,8 @@ async fn attach_to_a_missing_entity_is_refused_with_not_found() {
 #[test]
 fn fuzz_corpora_replay_without_a_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 3] = [
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target); 3] = [
         ("frames", local_emulator::fuzzing::frames),
         ("codec", local_emulator::fuzzing::codec),
         ("sql", local_emulator::fuzzing::sql),
