@@ -1,6 +1,8 @@
 //! Starting and stopping the emulator in-process: the builder, the running handle, and the
 //! errors of start-up.
 
+use crate::admin::tls::{Https, TlsError};
+use crate::admin::{self, AdminState};
 use crate::broker::handle::{BrokerHandle, JournalError};
 use crate::broker::message::Stored;
 use crate::broker::{Address, Broker, Topology};
@@ -51,6 +53,9 @@ pub enum StartError {
     /// The data directory cannot be used.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The administration API's certificate cannot be had.
+    #[error("the administration API's certificate: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Configures an emulator; [`EmulatorBuilder::start`] runs it.
@@ -61,6 +66,7 @@ pub struct EmulatorBuilder {
     configs: Vec<PathBuf>,
     topology: Option<Topology>,
     data_dir: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
     secrets: Vec<String>,
     policies: Vec<Policy>,
     allow_jwt: bool,
@@ -79,6 +85,7 @@ impl Emulator {
             configs: Vec::new(),
             topology: None,
             data_dir: None,
+            cert_dir: None,
             secrets: Vec::new(),
             policies: vec![Policy {
                 name: DEFAULT_KEY_NAME.into(),
@@ -114,6 +121,12 @@ impl EmulatorBuilder {
     /// Keeps state in an append-only journal in this directory, across restarts.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+    /// Where the administration API's certificate is kept (default: the data directory, else a
+    /// fresh temporary directory removed at shutdown).
+    pub fn certificate_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cert_dir = Some(dir.into());
         self
     }
     /// A Standard Webhooks secret (`whsec_…`) the sink verifies with. Repeatable.
@@ -166,6 +179,21 @@ impl EmulatorBuilder {
         let (stop, stopped) = watch::channel(false);
         let sink = Sink::new(self.secrets);
         let faults = Arc::new(Faults::default());
+        let (cert_dir, temporary) = match (&self.cert_dir, &self.data_dir) {
+            (Some(d), _) | (None, Some(d)) => (d.clone(), None),
+            (None, None) => {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let d =
+                    std::env::temp_dir().join(format!("local-emulator-{}-{n}", std::process::id()));
+                (d.clone(), Some(d))
+            }
+        };
+        let admin = admin::router(AdminState {
+            broker: broker.clone(),
+            policies: self.policies.clone(),
+        });
+        let https = Arc::new(Https::new(&cert_dir, admin)?);
         let ctx = Arc::new(Context {
             broker: broker.clone(),
             policies: self.policies.clone(),
@@ -174,6 +202,7 @@ impl EmulatorBuilder {
             hub_max_message_size: 1024 * 1024,
             max_frame: 1024 * 1024 + 4096,
             faults: faults.clone(),
+            https: Some(https.clone()),
         });
         let mut tasks = vec![tokio::spawn(connection::serve(amqp, ctx, stopped.clone()))];
         let app = http::app(AppState {
@@ -218,6 +247,8 @@ impl EmulatorBuilder {
             tasks,
             key,
             faults,
+            https,
+            temporary,
         })
     }
 }
@@ -248,12 +279,20 @@ pub struct RunningEmulator {
     tasks: Vec<JoinHandle<()>>,
     key: Policy,
     faults: Arc<Faults>,
+    https: Arc<Https>,
+    /// A certificate directory of our own, removed at shutdown.
+    temporary: Option<PathBuf>,
 }
 
 impl RunningEmulator {
     /// Where AMQP is served.
     pub fn amqp_addr(&self) -> SocketAddr {
         self.amqp_addr
+    }
+    /// The administration API's certificate (PEM): trust it in the HTTPS clients
+    /// (`connection_verify=` in Python, `NODE_EXTRA_CA_CERTS` for Node.js).
+    pub fn certificate_path(&self) -> &std::path::Path {
+        self.https.cert_path()
     }
     /// Where the HTTP side port is served.
     pub fn http_addr(&self) -> SocketAddr {
@@ -321,6 +360,9 @@ impl RunningEmulator {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(d) = self.temporary {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }

@@ -32,6 +32,7 @@ pub fn frames(data: &[u8]) {
         hub_max_message_size: 1024 * 1024,
         max_frame: 64 * 1024,
         faults: Default::default(),
+        https: None,
     });
     let grant = Grant {
         path: String::new(),

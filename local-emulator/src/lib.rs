@@ -10,6 +10,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod broker;
 pub mod config;
 mod emulator;

@@ -25,6 +25,9 @@ struct Args {
     /// Accept JWTs on $cbs without checking them (development only).
     #[arg(long)]
     allow_jwt: bool,
+    /// Keep the administration API's certificate here (default: the data directory).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -46,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(d) = a.data_dir {
         b = b.data_dir(d);
     }
+    if let Some(d) = a.cert_dir {
+        b = b.certificate_dir(d);
+    }
     let emu = b.start().await?;
     println!("AMQP      {}", emu.amqp_addr());
     println!(
@@ -54,6 +60,10 @@ async fn main() -> anyhow::Result<()> {
         emu.sink_url()
     );
     println!("{}", emu.connection_string());
+    println!(
+        "HTTPS     administration API on the AMQP port; certificate {}",
+        emu.certificate_path().display()
+    );
     tokio::signal::ctrl_c().await?;
     emu.shutdown().await;
     Ok(())

@@ -26,6 +26,16 @@ impl History {
         }
     }
 
+    /// The window (ms).
+    pub(super) fn window(&self) -> i64 {
+        self.window_ms
+    }
+
+    /// Changes the window (the ids seen so far are kept).
+    pub(super) fn set_window(&mut self, window_ms: i64) {
+        self.window_ms = window_ms;
+    }
+
     /// Forgets ids seen before the window.
     pub(super) fn prune(&mut self, now_ms: i64) {
         while let Some((at, _)) = self.order.front() {

@@ -4,6 +4,7 @@
 
 pub mod address;
 mod dedup;
+mod entities;
 pub mod eventhub;
 pub mod filter;
 pub mod handle;
@@ -16,6 +17,7 @@ mod topology;
 mod views;
 
 pub use address::Address;
+pub use entities::{EntityTimes, Put};
 pub use topology::{
     HubSpec, QueueSpec, RuleSpec, StoreSettings, SubscriptionSpec, TopicSpec, Topology,
 };
@@ -95,6 +97,16 @@ pub enum Op {
     AddRule(String, String, RuleSpec),
     /// A rule was removed from a subscription (topic, subscription, rule name).
     RemoveRule(String, String, String),
+    /// A queue was created or updated.
+    PutQueue(QueueSpec),
+    /// A topic was created or updated (its subscriptions come with their own ops).
+    PutTopic(TopicSpec),
+    /// A subscription of a topic was created or updated.
+    PutSubscription(String, SubscriptionSpec),
+    /// A queue or topic was deleted, with what it held.
+    DeleteEntity(String),
+    /// A subscription was deleted (topic, subscription).
+    DeleteSubscription(String, String),
 }
 
 /// What kind of node an address names.
@@ -108,15 +120,6 @@ pub enum NodeKind {
     Hub,
     /// An event hub partition reader.
     Consumer,
-}
-
-struct Settings {
-    lock_ms: i64,
-    max_delivery: u32,
-    ttl_ms: Option<i64>,
-    dlq_on_expiry: bool,
-    forward_to: Option<String>,
-    requires_session: bool,
 }
 
 /// What a sender without a session id is told by a session queue.
@@ -156,7 +159,7 @@ impl Subscription {
 /// All broker state.
 pub struct Broker {
     stores: BTreeMap<StoreKey, MessageStore>,
-    settings: HashMap<StoreKey, Settings>,
+    settings: HashMap<StoreKey, StoreSettings>,
     topics: BTreeMap<String, BTreeMap<String, Subscription>>,
     hubs: BTreeMap<String, EventHub>,
     locks: HashMap<Uuid, (StoreKey, i64)>,
@@ -165,6 +168,8 @@ pub struct Broker {
     sessions: HashMap<StoreKey, BTreeMap<String, sessions::SessionInfo>>,
     dedup: HashMap<String, dedup::History>,
     readers: readers::Readers,
+    /// Creation and last update (unix ms) of queues, topics and subscriptions, by path.
+    times: HashMap<String, (i64, i64)>,
 }
 
 impl Broker {
@@ -181,42 +186,16 @@ impl Broker {
             sessions: HashMap::new(),
             dedup: HashMap::new(),
             readers: Default::default(),
+            times: HashMap::new(),
         };
         for q in &t.queues {
-            let n = q.name.to_ascii_lowercase();
-            b.names.insert(n.clone(), q.name.clone());
-            if let Some(w) = q.store.duplicate_window_ms {
-                b.dedup.insert(n.clone(), dedup::History::new(w));
-            }
-            b.add_store(
-                StoreKey::Queue(n.clone()),
-                StoreKey::QueueDlq(n),
-                &q.settings(),
-            );
+            b.install_queue(q, now_ms);
         }
         for topic in &t.topics {
-            let tn = topic.name.to_ascii_lowercase();
-            b.names.insert(tn.clone(), topic.name.clone());
-            if let Some(w) = topic.duplicate_window_ms {
-                b.dedup.insert(tn.clone(), dedup::History::new(w));
+            b.install_topic(topic, now_ms);
+            for sub in &topic.subscriptions {
+                b.install_subscription(&topic.name, sub, now_ms);
             }
-            let mut subs = BTreeMap::new();
-            for s in &topic.subscriptions {
-                let sn = s.name.to_ascii_lowercase();
-                let main = StoreKey::Sub(tn.clone(), sn.clone());
-                b.add_store(
-                    main,
-                    StoreKey::SubDlq(tn.clone(), sn.clone()),
-                    &s.settings(),
-                );
-                subs.insert(
-                    sn,
-                    Subscription {
-                        rules: s.rules.clone(),
-                    },
-                );
-            }
-            b.topics.insert(tn, subs);
         }
         for h in &t.hubs {
             let hn = h.name.to_ascii_lowercase();
@@ -227,33 +206,6 @@ impl Broker {
             );
         }
         b
-    }
-
-    fn add_store(&mut self, main: StoreKey, dlq: StoreKey, s: &topology::StoreSettings) {
-        self.settings.insert(
-            main.clone(),
-            Settings {
-                lock_ms: s.lock_ms,
-                max_delivery: s.max_delivery,
-                ttl_ms: s.ttl_ms,
-                dlq_on_expiry: s.dlq_on_expiry,
-                forward_to: s.forward_to.clone(),
-                requires_session: s.requires_session,
-            },
-        );
-        self.settings.insert(
-            dlq.clone(),
-            Settings {
-                lock_ms: s.lock_ms,
-                max_delivery: u32::MAX,
-                ttl_ms: None,
-                dlq_on_expiry: false,
-                forward_to: None,
-                requires_session: false,
-            },
-        );
-        self.stores.insert(main, MessageStore::default());
-        self.stores.insert(dlq, MessageStore::default());
     }
 
     /// Changes since the last call, for the journal.
@@ -290,6 +242,21 @@ impl Broker {
             }
             Op::RemoveRule(t, s, name) => {
                 let _ = self.remove_rule(&t, &s, &name);
+            }
+            Op::PutQueue(q) => {
+                let _ = self.put_queue(q, Put::Upsert, now_ms);
+            }
+            Op::PutTopic(t) => {
+                let _ = self.put_topic(t, Put::Upsert, now_ms);
+            }
+            Op::PutSubscription(t, sub) => {
+                let _ = self.put_subscription(&t, sub, Put::Upsert, now_ms);
+            }
+            Op::DeleteEntity(name) => {
+                let _ = self.delete_entity(&name);
+            }
+            Op::DeleteSubscription(t, sub) => {
+                let _ = self.delete_subscription(&t, &sub);
             }
         }
     }

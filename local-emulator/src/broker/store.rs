@@ -58,6 +58,8 @@ pub struct Counts {
     pub scheduled: usize,
     /// Deferred.
     pub deferred: usize,
+    /// Bytes of every message held.
+    pub bytes: usize,
 }
 
 impl MessageStore {
@@ -71,10 +73,23 @@ impl MessageStore {
     }
     /// Counts by state.
     pub fn counts(&self) -> Counts {
+        let bytes = self.available.values().map(|s| s.msg.size()).sum::<usize>()
+            + self
+                .locked
+                .values()
+                .map(|l| l.stored.msg.size())
+                .sum::<usize>()
+            + self
+                .scheduled
+                .values()
+                .map(|(_, s)| s.msg.size())
+                .sum::<usize>()
+            + self.deferred.values().map(|s| s.msg.size()).sum::<usize>();
         Counts {
             active: self.available.len() + self.locked.len(),
             scheduled: self.scheduled.len(),
             deferred: self.deferred.len(),
+            bytes,
         }
     }
 

@@ -26,7 +26,7 @@ impl RuleSpec {
 }
 
 /// Settings shared by queues and subscriptions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreSettings {
     /// Lock duration (ms).
     pub lock_ms: i64,
@@ -39,8 +39,10 @@ pub struct StoreSettings {
     /// Forward every message to this entity.
     pub forward_to: Option<String>,
     /// Messages must carry a session id and are received by session.
+    #[serde(default)]
     pub requires_session: bool,
     /// Duplicate detection window (ms) for a queue: a message id seen within it is dropped.
+    #[serde(default)]
     pub duplicate_window_ms: Option<i64>,
 }
 
@@ -59,7 +61,7 @@ impl Default for StoreSettings {
 }
 
 /// A queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueSpec {
     /// Name.
     pub name: String,
@@ -75,13 +77,10 @@ impl QueueSpec {
             store: StoreSettings::default(),
         }
     }
-    pub(super) fn settings(&self) -> StoreSettings {
-        self.store.clone()
-    }
 }
 
 /// A subscription.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionSpec {
     /// Name.
     pub name: String,
@@ -100,13 +99,10 @@ impl SubscriptionSpec {
             rules: vec![RuleSpec::new("$Default", Filter::True)],
         }
     }
-    pub(super) fn settings(&self) -> StoreSettings {
-        self.store.clone()
-    }
 }
 
 /// A topic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicSpec {
     /// Name.
     pub name: String,

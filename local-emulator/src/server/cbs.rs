@@ -44,11 +44,13 @@ pub enum TokenError {
     Expired,
 }
 
-/// Normalizes an audience or address to the path grants compare against.
+/// Normalizes an audience or address to the path grants compare against. The JavaScript
+/// administration client signs the whole request URL, query (`?api-version=…`) included; a
+/// query does not narrow what a token covers.
 pub fn normalize(audience: &str) -> String {
-    quirks::strip_scheme_and_host(audience)
-        .trim_matches('/')
-        .to_ascii_lowercase()
+    let path = quirks::strip_scheme_and_host(audience);
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.trim_matches('/').to_ascii_lowercase()
 }
 
 /// Verifies a token; returns the grant it gives.
@@ -149,6 +151,14 @@ mod tests {
         );
         let g = verify(&t, "ignored", &policies(), false, 1000).expect("valid");
         assert_eq!(g.path, "queue1");
+        let url = sas_token(
+            "https://localhost:5672/queue1?api-version=2021-05",
+            "RootManageSharedAccessKey",
+            "SAS_KEY_VALUE",
+            2000,
+        );
+        let u = verify(&url, "", &policies(), false, 1000).expect("valid");
+        assert_eq!(u.path, "queue1", "a query does not narrow a token");
         assert!(covers(
             std::slice::from_ref(&g),
             "queue1/$deadletterqueue",

@@ -4,6 +4,7 @@
 use super::cbs::{Grant, Policy};
 use super::frame::{self, read_frame, FrameError, AMQP, EMPTY_FRAME, SASL};
 use super::session::ConnectionState;
+use crate::admin::tls::TLS_HANDSHAKE;
 use crate::broker::handle::BrokerHandle;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct Context {
     pub max_frame: u32,
     /// Faults armed for testing.
     pub faults: Arc<crate::faults::Faults>,
+    /// The administration API, for connections that open with a TLS handshake.
+    pub https: Option<Arc<crate::admin::tls::Https>>,
 }
 
 /// Why a connection ended abnormally.
@@ -55,6 +58,15 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                     let _ = stream.set_nodelay(true);
                     let (ctx, sd) = (ctx.clone(), shutdown.clone());
                     tokio::spawn(async move {
+                        // The administration clients speak HTTPS to the same host and port.
+                        let mut first = [0u8; 1];
+                        let tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE);
+                        if tls {
+                            if let Some(https) = &ctx.https {
+                                https.serve(stream, sd).await;
+                            }
+                            return;
+                        }
                         if let Err(e) = run(stream, ctx, sd).await {
                             tracing::debug!(%peer, error = %e, "connection ended");
                         }

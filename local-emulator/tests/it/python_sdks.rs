@@ -102,3 +102,27 @@ async fn python_event_hubs_higher_owner_level_takes_the_partition_and_a_lower_is
     );
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_administration_client_manages_entities_over_https_with_runtime_counts() {
+    let emu = start().await;
+    let cert = emu.certificate_path().display().to_string();
+    let run = run_python(
+        "servicebus_admin.py",
+        &emu.connection_string(),
+        &[("EMULATOR_CERTIFICATE", &cert)],
+    )
+    .await;
+    assert_steps(
+        &run,
+        &[
+            "namespace properties over HTTPS",
+            "queue created, read, updated and listed",
+            "runtime counts",
+            "topic, subscription and SQL rule with an action, used by the messaging client",
+            "deleted",
+            "a wrong key is refused",
+        ],
+    );
+    emu.shutdown().await;
+}

@@ -166,3 +166,57 @@ async fn busy_amqp_port_is_reported_with_how_to_pick_another() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_made_through_the_administration_api_survives_a_restart_with_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emu = start_with(Emulator::builder().data_dir(dir.path())).await;
+    let cert = std::fs::read(emu.certificate_path()).expect("certificate written");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert).expect("PEM"))
+        .build()
+        .expect("client");
+    let url = |emu: &local_emulator::RunningEmulator| {
+        format!(
+            "https://localhost:{}/kept-queue?api-version=2021-05",
+            emu.amqp_addr().port()
+        )
+    };
+    let token = emu.sas_token("https://localhost/", std::time::Duration::from_secs(600));
+    let body = r#"<entry xmlns="http://www.w3.org/2005/Atom"><content type="application/xml"><QueueDescription xmlns="http://schemas.microsoft.com/netservices/2010/10/servicebus/connect"><RequiresSession>true</RequiresSession></QueueDescription></content></entry>"#;
+    let made = http
+        .put(url(&emu))
+        .header("Authorization", &token)
+        .body(body)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(made.status(), 201, "{:?}", made.text().await);
+    let unsigned = http.get(url(&emu)).send().await.expect("GET");
+    assert_eq!(
+        unsigned.status(),
+        401,
+        "a request without a token is refused"
+    );
+    emu.shutdown().await;
+
+    let again = start_with(Emulator::builder().data_dir(dir.path())).await;
+    assert_eq!(
+        again.certificate_path(),
+        dir.path().join("emulator-cert.pem"),
+        "the certificate is kept with the data, so clients trust it once"
+    );
+    let got = http
+        .get(url(&again))
+        .header("Authorization", &token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(got.status(), 200);
+    let text = got.text().await.expect("body");
+    assert!(
+        text.contains("<RequiresSession>true</RequiresSession>"),
+        "{text}"
+    );
+    again.shutdown().await;
+}

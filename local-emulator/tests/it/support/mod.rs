@@ -71,8 +71,8 @@ pub async fn run_python(script: &str, conn: &str, env: &[(&str, &str)]) -> PyRun
 }
 
 /// Runs `tests/node/<script>` with Node.js and the SDKs `scripts/setup-test-env.sh` installed
-/// beside it, with `EMULATOR_CONNECTION_STRING`.
-pub async fn run_node(script: &str, conn: &str) -> PyRun {
+/// beside it, with `EMULATOR_CONNECTION_STRING` and extra variables.
+pub async fn run_node(script: &str, conn: &str, env: &[(&str, &str)]) -> PyRun {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     assert!(
         dir.join("node_modules/@azure/service-bus").exists(),
@@ -81,7 +81,7 @@ pub async fn run_node(script: &str, conn: &str) -> PyRun {
     );
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(dir.join(script)).current_dir(&dir);
-    run_script(cmd, script, conn, &[]).await
+    run_script(cmd, script, conn, env).await
 }
 
 async fn run_script(
