@@ -498,13 +498,22 @@ impl Broker {
     }
 
     /// Abandons a locked message: redelivered later, dead-lettered past the max delivery count.
-    pub fn abandon(&mut self, token: Uuid, now_ms: i64) -> Result<(), BrokerError> {
+    pub fn abandon(
+        &mut self,
+        token: Uuid,
+        now_ms: i64,
+        props: &[(String, PropValue)],
+    ) -> Result<(), BrokerError> {
         let (k, seq) = self.locks.remove(&token).ok_or(BrokerError::LockLost)?;
         let max = self.settings.get(&k).map_or(u32::MAX, |s| s.max_delivery);
         let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
-        let s = st
+        let mut s = st
             .settle(seq, token, Settle::Abandon)
             .ok_or(BrokerError::LockLost)?;
+        if let Some(changed) = st.set_properties(seq, props) {
+            s = changed;
+            self.journal.push(Op::Put(k.clone(), s.clone()));
+        }
         if s.delivery_count >= max {
             st.remove_any(seq);
             self.journal.push(Op::Remove(k.clone(), seq));
@@ -537,12 +546,15 @@ impl Broker {
 
     /// Defers a locked message: it leaves the queue's order and is received only by its
     /// sequence number.
-    pub fn defer(&mut self, token: Uuid) -> Result<(), BrokerError> {
+    pub fn defer(&mut self, token: Uuid, props: &[(String, PropValue)]) -> Result<(), BrokerError> {
         let (k, seq) = self.locks.remove(&token).ok_or(BrokerError::LockLost)?;
         let st = self.stores.get_mut(&k).ok_or(BrokerError::LockLost)?;
         let mut s = st
             .settle(seq, token, Settle::Defer)
             .ok_or(BrokerError::LockLost)?;
+        if let Some(changed) = st.set_properties(seq, props) {
+            s = changed;
+        }
         s.deferred = true;
         self.journal.push(Op::Put(k, s));
         Ok(())

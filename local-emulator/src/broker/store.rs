@@ -251,6 +251,24 @@ impl MessageStore {
         Some(stored)
     }
 
+    /// Sets application properties of a message that is available or deferred (a receiver's
+    /// `properties-to-modify` when it gives a message back). Returns the changed message.
+    pub fn set_properties(
+        &mut self,
+        seq: i64,
+        props: &[(String, super::message::PropValue)],
+    ) -> Option<Stored> {
+        let s = match self.available.get_mut(&seq) {
+            Some(s) => s,
+            None => self.deferred.get_mut(&seq)?,
+        };
+        for (k, v) in props {
+            s.msg.app.insert(k.clone(), v.clone());
+            s.msg.edited.insert(format!("user.{k}"));
+        }
+        Some(s.clone())
+    }
+
     /// Removes a locked message (to dead-letter it).
     pub fn remove_locked(&mut self, seq: i64, token: Uuid) -> Option<Stored> {
         match self.locked.get(&seq) {

@@ -50,7 +50,8 @@ fn max_delivery_count_moves_the_message_to_the_dead_letter_queue() {
     let k = b.store_key(&addr("q")).expect("q");
     for _ in 0..2 {
         let d = b.receive(&k, 0, true).expect("message");
-        b.abandon(d.lock.expect("lock").0, 0).expect("abandons");
+        b.abandon(d.lock.expect("lock").0, 0, &[])
+            .expect("abandons");
     }
     assert!(b.receive(&k, 0, true).is_none());
     let dlq = b.store_key(&addr("q/$DeadLetterQueue")).expect("dlq");
@@ -221,7 +222,7 @@ fn a_deferred_message_stays_deferred_across_a_journal_replay() {
     b.send(&addr("queue1"), msg("a", "b"), 0).expect("sent");
     let k = b.store_key(&addr("queue1")).expect("q");
     let d = b.receive(&k, 0, true).expect("message");
-    b.defer(d.lock.expect("lock").0).expect("defers");
+    b.defer(d.lock.expect("lock").0, &[]).expect("defers");
     let mut again = Broker::new(&Topology::builtin(), 0);
     for op in b.drain_journal() {
         again.replay(op, 0);

@@ -144,6 +144,15 @@ pub fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// A map of properties (a receiver's `properties-to-modify`) as broker properties.
+pub fn properties(map: &Value) -> Vec<(String, PropValue)> {
+    map.as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), prop(v))))
+        .collect()
+}
+
 /// An AMQP value as a property filters compare.
 pub fn prop(v: &Value) -> PropValue {
     match v.inner() {

@@ -15,6 +15,7 @@ async fn javascript_service_bus_sessions_rule_manager_and_deferral() {
             "rules with actions select and change messages",
             "rule manager removes rules",
             "defer and receive by sequence number",
+            "abandon with properties to modify",
         ],
     );
     emu.shutdown().await;

@@ -170,3 +170,41 @@ fn fuzz_corpora_replay_without_a_panic() {
         assert!(n > 0, "the {name} corpus is empty");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_coordinator_link_is_refused_as_not_implemented() {
+    let emu = start().await;
+    let mut s = opened(emu.amqp_addr().port()).await;
+    let mut out = Vec::new();
+    frame::write_frame(&mut out, AMQP, 0, &frame::begin(0, 0, 100), &[]);
+    let coordinator = Value::described_list(0x30, vec![Value::Null]);
+    let attach = Value::described_list(
+        frame::code::ATTACH,
+        vec![
+            Value::str("txn"),
+            Value::Uint(0),
+            Value::Bool(false),
+            Value::Null,
+            Value::Null,
+            Value::described_list(frame::code::SOURCE, vec![Value::str("me")]),
+            coordinator,
+        ],
+    );
+    frame::write_frame(&mut out, AMQP, 0, &attach, &[]);
+    s.write_all(&out).await.expect("begin and attach");
+    let condition = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let f = read_frame(&mut s, 1 << 20).await.expect("frame");
+            if let Some(b) = f
+                .body
+                .filter(|b| b.descriptor_code() == Some(frame::code::DETACH))
+            {
+                return b.field(2).field(0).as_str().unwrap_or_default().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("detach within 5s");
+    assert_eq!(condition, "amqp:not-implemented");
+    emu.shutdown().await;
+}

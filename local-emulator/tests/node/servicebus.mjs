@@ -111,14 +111,29 @@ async function deferral(client) {
   const receiver = client.createReceiver("deferrals");
   const [m] = await receiver.receiveMessages(1, WAIT);
   assert.equal(m.body, "later");
-  await receiver.deferMessage(m);
+  await receiver.deferMessage(m, { deferredBy: "js" });
   const [d] = await receiver.receiveDeferredMessages(m.sequenceNumber);
   assert.equal(d.body, "later");
   assert.equal(d.state, "deferred");
+  assert.equal(d.applicationProperties.deferredBy, "js", "properties to modify are applied");
   await receiver.completeMessage(d);
   assert.deepEqual(await receiver.peekMessages(5, { fromSequenceNumber: m.sequenceNumber }), []);
   await receiver.close();
   ok("defer and receive by sequence number");
+
+  const again = client.createSender("deferrals");
+  await again.sendMessages({ body: "retry me" });
+  await again.close();
+  const r2 = client.createReceiver("deferrals");
+  const [first] = await r2.receiveMessages(1, WAIT);
+  await r2.abandonMessage(first, { attempt: 2 });
+  const [second] = await r2.receiveMessages(1, WAIT);
+  assert.equal(second.body, "retry me");
+  assert.equal(second.applicationProperties.attempt, 2);
+  assert.ok(second.deliveryCount >= 1);
+  await r2.completeMessage(second);
+  await r2.close();
+  ok("abandon with properties to modify");
 }
 
 const client = new ServiceBusClient(conn);

@@ -34,6 +34,11 @@ pub(super) fn renew_lock(ctx: &Context, r: &Request) -> Answer {
 pub(super) fn update_disposition(ctx: &Context, r: &Request) -> Answer {
     let ts = tokens(&r.body);
     let status = r.body_text("disposition-status");
+    let props = r
+        .body
+        .get("properties-to-modify")
+        .map(message::properties)
+        .unwrap_or_default();
     let reason = r.body_text("deadletter-reason");
     let description = r.body_text("deadletter-description");
     ctx.broker.with(|b, now| {
@@ -41,8 +46,8 @@ pub(super) fn update_disposition(ctx: &Context, r: &Request) -> Answer {
             "completed" => b.complete(*t),
             "suspended" => b.dead_letter(*t, reason, description, now),
             // Service Bus spells it with one r.
-            "defered" | "deferred" => b.defer(*t),
-            _ => b.abandon(*t, now),
+            "defered" | "deferred" => b.defer(*t, &props),
+            _ => b.abandon(*t, now, &props),
         })
     })?;
     Ok((200, map(Vec::new())))

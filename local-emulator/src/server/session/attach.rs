@@ -14,6 +14,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Descriptor of a transaction coordinator target.
+const COORDINATOR: u64 = 0x30;
+
 /// Owner ids for links, unique in the process.
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
@@ -90,6 +93,10 @@ impl ConnectionState {
         let handle = a.field(1).as_u64().unwrap_or(0) as u32;
         let client_receives = a.field(2).as_bool().unwrap_or(false);
         let (source, target) = (a.field(5), a.field(6));
+        if !client_receives && target.descriptor_code() == Some(COORDINATOR) {
+            let desc = "transactions are not supported by the emulator";
+            return self.refuse(ch, &name, handle, false, "amqp:not-implemented", desc);
+        }
         let raw = if client_receives {
             source.field(0)
         } else {

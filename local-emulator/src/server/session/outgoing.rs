@@ -62,11 +62,15 @@ impl ConnectionState {
                             now,
                         )
                     }
-                    // `modified` with undeliverable-here is how the SDKs defer a message.
+                    // `modified` with undeliverable-here is how the SDKs defer a message; its
+                    // annotations are the properties to modify.
                     Some(code::MODIFIED) if state.field(1).as_bool() == Some(true) => {
-                        b.defer(token)
+                        b.defer(token, &message::properties(state.field(2)))
                     }
-                    Some(code::RELEASED | code::MODIFIED) => b.abandon(token, now),
+                    Some(code::MODIFIED) => {
+                        b.abandon(token, now, &message::properties(state.field(2)))
+                    }
+                    Some(code::RELEASED) => b.abandon(token, now, &[]),
                     _ => Ok(()),
                 });
             if let Err(e) = r {
