@@ -1,7 +1,10 @@
 //! Emulator throughput, measured: messages per second into a queue and back out (peek-lock,
 //! accept), events per second into an event hub, the same pre-settled send loop against a
 //! bare fe2o3-amqp acceptor on loopback as the baseline, one sender awaiting each disposition,
-//! and start-up time to the first accepted connection.
+//! start-up time to the first accepted connection, and the official SDKs' view: the Python
+//! client sending one at a time and in batches, receiving with peek-lock, receiving sessions;
+//! the JavaScript client sending one at a time (`benches/clients.py`, `tests/node/bench.mjs`;
+//! the SDKs come from `scripts/setup-test-env.sh`).
 //! Run: `cargo bench -p local-emulator --bench throughput`.
 
 use fe2o3_amqp::acceptor::{ConnectionAcceptor, LinkAcceptor, LinkEndpoint, SessionAcceptor};
@@ -103,11 +106,42 @@ fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
+/// Runs one of the SDK scripts and reads the JSON object of figures it prints.
+async fn client_figures(
+    program: &std::path::Path,
+    script: &std::path::Path,
+    conn: &str,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(program)
+            .arg(script)
+            .current_dir(script.parent().unwrap_or(std::path::Path::new(".")))
+            .env("EMULATOR_CONNECTION_STRING", conn)
+            .env("BENCH_MESSAGES", "2000")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await??;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let last = line.lines().last().unwrap_or_default();
+    Ok(serde_json::from_str(last)?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let t = Instant::now();
     let emu = local_emulator::Emulator::builder()
         .amqp_port(0)
+        .config_file(root.join("tests/config/features.json"))
+        .topology(local_emulator::broker::Topology::builtin())
         .start()
         .await?;
     let mut s = TcpStream::connect(emu.amqp_addr()).await?;
@@ -167,6 +201,35 @@ async fn main() -> anyhow::Result<()> {
         "one sender awaiting each disposition ({UNSETTLED_N} msgs): {:.0} msg/s (5 ms disposition hold-back, see README)",
         rate(UNSETTLED_N, unsettled)
     );
+
+    let python = std::env::var_os("HERALD_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("../.venv/bin/python"));
+    let mut sdk = serde_json::Map::new();
+    let conn = emu.connection_string();
+    match client_figures(&python, &root.join("benches/clients.py"), &conn).await {
+        Ok(f) => sdk.extend(f),
+        Err(e) => println!("Python SDK figures skipped ({e}); run scripts/setup-test-env.sh"),
+    }
+    match client_figures(
+        std::path::Path::new("node"),
+        &root.join("tests/node/bench.mjs"),
+        &conn,
+    )
+    .await
+    {
+        Ok(f) => sdk.extend(f),
+        Err(e) => println!("JavaScript SDK figures skipped ({e}); run scripts/setup-test-env.sh"),
+    }
+    let base_rate = rate(N, base);
+    println!("official SDKs, 2000 messages each, beside the fe2o3-amqp acceptor baseline:");
+    for (name, v) in &sdk {
+        let r = v.as_f64().unwrap_or(0.0);
+        println!(
+            "  {name:<36} {r:>9.0} msg/s   {:.3}x baseline",
+            r / base_rate
+        );
+    }
     emu.shutdown().await;
     Ok(())
 }

@@ -164,6 +164,9 @@ fn fuzz_corpora_replay_without_a_panic() {
         let mut n = 0;
         for entry in std::fs::read_dir(root.join(name)).expect("corpus folder") {
             let path = entry.expect("corpus entry").path();
+            if std::env::var_os("FUZZ_REPLAY_VERBOSE").is_some() {
+                eprintln!("replaying {}", path.display());
+            }
             run(&std::fs::read(&path).expect("corpus file"));
             n += 1;
         }

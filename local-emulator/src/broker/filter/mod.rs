@@ -481,6 +481,24 @@ mod tests {
     }
 
     #[test]
+    fn deep_or_long_expressions_are_refused_before_they_exhaust_the_stack() {
+        let deep = format!("{}a = 1{}", "(".repeat(200), ")".repeat(200));
+        assert!(Filter::sql(&deep)
+            .expect_err("too deep")
+            .message
+            .contains("nests"));
+        let nots = format!("{}a = 1", "NOT ".repeat(100));
+        assert!(Filter::sql(&nots).is_err());
+        let long = vec!["a = 1"; 300].join(" AND ");
+        assert!(Filter::sql(&long)
+            .expect_err("too long")
+            .message
+            .contains("1024"));
+        let ok = format!("{}a = 1{}", "(".repeat(10), ")".repeat(10));
+        assert!(Filter::sql(&ok).is_ok());
+    }
+
+    #[test]
     fn actions_set_and_remove_user_and_system_properties_in_order() {
         let mut msg = m(&[
             ("Color", PropValue::Str("blue".into())),

@@ -4,10 +4,19 @@
 use super::{Expr, SqlError, Statement};
 use crate::broker::message::PropValue;
 
+/// Service Bus's limit on the length of a SQL filter or action.
+const MAX_CHARS: usize = 1024;
+/// How deep parentheses and `NOT`s may nest (the parser recurses on them).
+const MAX_NESTING: usize = 32;
+
 /// Parses a whole SQL filter expression.
 pub(super) fn parse(text: &str) -> Result<Expr, SqlError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     if p.i != p.toks.len() {
         return Err(p.err("unexpected text after the expression"));
@@ -19,7 +28,11 @@ pub(super) fn parse(text: &str) -> Result<Expr, SqlError> {
 /// by `;` (or nothing).
 pub(super) fn parse_action(text: &str) -> Result<Vec<Statement>, SqlError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    };
     let mut out = Vec::new();
     while p.i < p.toks.len() {
         if p.sym(";") {
@@ -53,6 +66,12 @@ enum Tok {
 
 fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
     let chars: Vec<char> = text.chars().collect();
+    if chars.len() > MAX_CHARS {
+        return Err(SqlError {
+            pos: MAX_CHARS,
+            message: format!("an expression is at most {MAX_CHARS} characters"),
+        });
+    }
     let mut out = Vec::new();
     let mut i = 0;
     let err = |pos, m: &str| SqlError {
@@ -132,6 +151,7 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, SqlError> {
 struct Parser {
     toks: Vec<(usize, Tok)>,
     i: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -173,9 +193,22 @@ impl Parser {
         }
         Ok(l)
     }
+    /// Runs a step that recurses, refusing expressions that nest too deeply.
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.err("the expression nests too deeply"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
     fn not(&mut self) -> Result<Expr, SqlError> {
         if self.kw("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.cmp()
     }
@@ -267,14 +300,14 @@ impl Parser {
     }
     fn primary(&mut self) -> Result<Expr, SqlError> {
         if self.sym("(") {
-            let e = self.or()?;
+            let e = self.nested(Self::or)?;
             if !self.sym(")") {
                 return Err(self.err("expected )"));
             }
             return Ok(e);
         }
         if self.sym("-") {
-            return match self.primary()? {
+            return match self.nested(Self::primary)? {
                 Expr::Lit(PropValue::Int(n)) => Ok(Expr::Lit(PropValue::Int(-n))),
                 Expr::Lit(PropValue::Float(f)) => Ok(Expr::Lit(PropValue::Float(-f))),
                 _ => Err(self.err("expected a number after -")),

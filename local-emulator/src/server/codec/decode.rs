@@ -16,6 +16,9 @@ struct Reader<'a> {
 
 const MAX_DEPTH: usize = 64;
 
+/// How many elements an array may claim beyond the bytes it has (elements of zero width).
+const MAX_ZERO_WIDTH_ELEMENTS: usize = 4096;
+
 /// The largest descriptor an array may give its elements (a ulong or a symbol is far less).
 const MAX_ARRAY_DESCRIPTOR: usize = 256;
 
@@ -124,9 +127,9 @@ impl Reader<'_> {
                 let _size = self.len(wide)?;
                 let count = self.len(wide)?;
                 // Elements of zero width (null, true, uint 0, an empty list) take no bytes, so
-                // the count alone could ask for billions of values: none may claim more
-                // elements than there are bytes left.
-                if count > self.buf.len() - self.pos {
+                // the count alone could ask for billions of values: an array may claim no more
+                // elements than it has bytes left, or a few thousand of zero width.
+                if count > (self.buf.len() - self.pos).max(MAX_ZERO_WIDTH_ELEMENTS) {
                     return Err(DecodeError::BadCount(count));
                 }
                 let mut elem = self.u8()?;

@@ -124,45 +124,127 @@ pub(super) fn compound(out: &mut Vec<u8>, small: u8, large: u8, count: usize, bo
     out.extend(body);
 }
 
-/// Arrays use the widest fixed constructor of their element type, so every element shares it.
+/// Arrays use the widest fixed constructor of their element type, so every element shares it
+/// (described elements share their descriptor too). Values of different types cannot be an
+/// AMQP array: they are written as a list rather than garbled.
 pub(super) fn encode_array(items: &[Value], out: &mut Vec<u8>) {
-    let mut body = Vec::new();
-    let ctor = match items.first() {
-        None => 0x40,
-        Some(Value::Symbol(_)) => 0xb3,
-        Some(Value::String(_)) => 0xb1,
-        Some(Value::Binary(_)) => 0xb0,
-        Some(Value::Uuid(_)) => 0x98,
-        Some(Value::Timestamp(_)) => 0x83,
-        Some(Value::Long(_)) => 0x81,
-        Some(Value::Ulong(_)) => 0x80,
-        Some(Value::Int(_)) => 0x71,
-        Some(Value::Uint(_)) => 0x70,
-        Some(Value::Bool(_)) => 0x56,
-        Some(_) => 0x40,
-    };
-    for item in items {
-        match item {
-            Value::Symbol(s) | Value::String(s) => {
-                body.extend((s.len() as u32).to_be_bytes());
-                body.extend(s.as_bytes())
-            }
-            Value::Binary(b) => {
-                body.extend((b.len() as u32).to_be_bytes());
-                body.extend(b)
-            }
-            Value::Uuid(u) => body.extend(u),
-            Value::Timestamp(n) | Value::Long(n) => body.extend(n.to_be_bytes()),
-            Value::Ulong(n) => body.extend(n.to_be_bytes()),
-            Value::Int(n) => body.extend(n.to_be_bytes()),
-            Value::Uint(n) => body.extend(n.to_be_bytes()),
-            Value::Bool(b) => body.push(u8::from(*b)),
-            _ => {}
+    let first = items.first();
+    if let Some(f) = first {
+        if !items.iter().all(|i| same_type(i, f)) {
+            return encode(&Value::List(items.to_vec()), out);
         }
     }
+    let mut body = Vec::new();
+    array_body(items, &mut body);
     out.push(0xf0);
-    out.extend(((body.len() + 5) as u32).to_be_bytes());
+    out.extend(((body.len() + 4) as u32).to_be_bytes());
     out.extend((items.len() as u32).to_be_bytes());
-    out.push(ctor);
     out.extend(body);
+}
+
+/// Whether two values can be elements of one array.
+fn same_type(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Described(d1, v1), Value::Described(d2, v2)) => d1 == d2 && same_type(v1, v2),
+        (Value::Decimal(c1, _), Value::Decimal(c2, _)) => c1 == c2,
+        (Value::Array(x), Value::Array(y)) => match (x.first(), y.first()) {
+            (Some(p), Some(q)) => same_type(p, q),
+            _ => true,
+        },
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
+}
+
+/// The descriptor (for described elements), the element constructor and the elements.
+fn array_body(items: &[Value], body: &mut Vec<u8>) {
+    let inner = |v: &Value| match v {
+        Value::Described(_, x) => x.as_ref().clone(),
+        x => x.clone(),
+    };
+    if let Some(Value::Described(d, _)) = items.first() {
+        body.push(0x00);
+        encode(d, body);
+    }
+    let first = items.first().map(inner);
+    let ctor = match &first {
+        None | Some(Value::Null) => 0x40,
+        Some(Value::Bool(_)) => 0x56,
+        Some(Value::Ubyte(_)) => 0x50,
+        Some(Value::Ushort(_)) => 0x60,
+        Some(Value::Uint(_)) => 0x70,
+        Some(Value::Ulong(_)) => 0x80,
+        Some(Value::Byte(_)) => 0x51,
+        Some(Value::Short(_)) => 0x61,
+        Some(Value::Int(_)) => 0x71,
+        Some(Value::Long(_)) => 0x81,
+        Some(Value::Float(_)) => 0x72,
+        Some(Value::Double(_)) => 0x82,
+        Some(Value::Decimal(c, _)) => *c,
+        Some(Value::Char(_)) => 0x73,
+        Some(Value::Timestamp(_)) => 0x83,
+        Some(Value::Uuid(_)) => 0x98,
+        Some(Value::Binary(_)) => 0xb0,
+        Some(Value::String(_)) => 0xb1,
+        Some(Value::Symbol(_)) => 0xb3,
+        Some(Value::List(_)) => 0xd0,
+        Some(Value::Map(_)) => 0xd1,
+        Some(Value::Array(_)) => 0xf0,
+        Some(Value::Described(..)) => 0x40,
+    };
+    body.push(ctor);
+    for item in items {
+        element(&inner(item), body);
+    }
+}
+
+/// One array element without its constructor.
+fn element(v: &Value, body: &mut Vec<u8>) {
+    let sized = |body: &mut Vec<u8>, count: usize, inner: Vec<u8>| {
+        body.extend(((inner.len() + 4) as u32).to_be_bytes());
+        body.extend((count as u32).to_be_bytes());
+        body.extend(inner);
+    };
+    match v {
+        Value::Null | Value::Described(..) => {}
+        Value::Bool(b) => body.push(u8::from(*b)),
+        Value::Ubyte(n) => body.push(*n),
+        Value::Byte(n) => body.push(*n as u8),
+        Value::Ushort(n) => body.extend(n.to_be_bytes()),
+        Value::Short(n) => body.extend(n.to_be_bytes()),
+        Value::Uint(n) => body.extend(n.to_be_bytes()),
+        Value::Int(n) => body.extend(n.to_be_bytes()),
+        Value::Float(f) => body.extend(f.to_be_bytes()),
+        Value::Char(c) => body.extend((*c as u32).to_be_bytes()),
+        Value::Ulong(n) => body.extend(n.to_be_bytes()),
+        Value::Long(n) | Value::Timestamp(n) => body.extend(n.to_be_bytes()),
+        Value::Double(f) => body.extend(f.to_be_bytes()),
+        Value::Decimal(_, b) => body.extend(b),
+        Value::Uuid(u) => body.extend(u),
+        Value::Binary(b) => {
+            body.extend((b.len() as u32).to_be_bytes());
+            body.extend(b)
+        }
+        Value::String(s) | Value::Symbol(s) => {
+            body.extend((s.len() as u32).to_be_bytes());
+            body.extend(s.as_bytes())
+        }
+        Value::List(items) => {
+            let mut inner = Vec::new();
+            items.iter().for_each(|i| encode(i, &mut inner));
+            sized(body, items.len(), inner)
+        }
+        Value::Map(entries) => {
+            let mut inner = Vec::new();
+            for (k, v) in entries {
+                encode(k, &mut inner);
+                encode(v, &mut inner);
+            }
+            sized(body, entries.len() * 2, inner)
+        }
+        Value::Array(items) => {
+            let mut inner = Vec::new();
+            array_body(items, &mut inner);
+            sized(body, items.len(), inner)
+        }
+    }
 }

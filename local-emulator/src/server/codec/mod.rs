@@ -224,6 +224,15 @@ mod tests {
         roundtrip(Value::str(&"x".repeat(300)));
         roundtrip(Value::Array(vec![Value::sym("a"), Value::sym("b")]));
         roundtrip(Value::Array(vec![Value::Uuid([1; 16])]));
+        roundtrip(Value::Array(vec![Value::Null; 3]));
+        roundtrip(Value::Array(vec![Value::Double(1.5), Value::Double(-2.0)]));
+        roundtrip(Value::Array(vec![
+            Value::List(vec![Value::Int(1)]),
+            Value::List(Vec::new()),
+        ]));
+        roundtrip(Value::Array(vec![Value::Array(vec![Value::sym("x")])]));
+        let d = |v| Value::Described(Box::new(Value::Ulong(0x70)), Box::new(v));
+        roundtrip(Value::Array(vec![d(Value::Long(1)), d(Value::Long(2))]));
         roundtrip(Value::Map(vec![(
             Value::sym("k"),
             Value::List(vec![Value::Null; 300]),
@@ -244,6 +253,13 @@ mod tests {
             Value::decode(&[0xff]),
             Err(DecodeError::UnknownConstructor(0xff))
         );
+    }
+
+    #[test]
+    fn values_of_different_types_are_written_as_a_list_not_a_garbled_array() {
+        let mixed = Value::Array(vec![Value::Int(1), Value::str("x")]);
+        let (back, _) = Value::decode(&mixed.to_bytes()).expect("decodes");
+        assert_eq!(back, Value::List(vec![Value::Int(1), Value::str("x")]));
     }
 
     #[test]
