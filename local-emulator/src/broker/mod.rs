@@ -324,16 +324,10 @@ impl Broker {
     pub fn send(
         &mut self,
         a: &Address,
-        mut msg: Message,
+        msg: Message,
         now_ms: i64,
     ) -> Result<Vec<i64>, BrokerError> {
         let kind = self.kind(a)?;
-        if kind != NodeKind::Hub && msg.system.message_id.is_none() {
-            // Service Bus gives every message an id; receivers (the JavaScript lock renewer
-            // among them) rely on one.
-            msg.system.message_id = Some(Uuid::new_v4().simple().to_string());
-            msg.edited.insert("sys.messageid".into());
-        }
         if let (NodeKind::Queue | NodeKind::Topic, Address::Entity(e)) = (kind, a) {
             if kind == NodeKind::Queue
                 && msg.system.session_id.is_none()

@@ -239,6 +239,22 @@ pub fn service_bus(s: &Stored, locked_until: Option<i64>) -> Vec<u8> {
     out
 }
 
+/// Gives a message without an id one, written into its encoded properties once, as Service
+/// Bus gives every message an id (receivers, the JavaScript lock renewer among them, rely on
+/// one).
+pub fn give_id(m: &mut Message) {
+    if m.system.message_id.is_some() {
+        return;
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let edits = Edits {
+        system: vec![(0, Value::str(&id))],
+        app: Vec::new(),
+    };
+    m.bare = edits.apply(&m.bare);
+    m.system.message_id = Some(id);
+}
+
 /// Changes to the properties and application properties of an encoded bare message.
 #[derive(Default)]
 struct Edits {

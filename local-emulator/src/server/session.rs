@@ -207,6 +207,9 @@ impl ConnectionState {
                 if let Some(l) = link {
                     self.release(&l);
                 }
+                // A receiver that gives up waiting for a session.
+                self.parked
+                    .retain(|p| !(p.channel == ch && p.handle == handle));
                 // Held back: dropped if the session ends meanwhile.
                 self.detach_replies.hold(
                     ch,

@@ -97,7 +97,10 @@ pub(super) fn schedule(ctx: &Context, entity: &Address, r: &Request) -> Answer {
             .get("message")
             .and_then(Value::as_bytes)
             .unwrap_or_default();
-        msgs.push(message::to_message(bytes).map_err(|e| ManagementError::Decode(e.to_string()))?);
+        let mut m =
+            message::to_message(bytes).map_err(|e| ManagementError::Decode(e.to_string()))?;
+        message::give_id(&mut m);
+        msgs.push(m);
     }
     let seqs = ctx.broker.with(|b, now| {
         msgs.into_iter()

@@ -28,6 +28,8 @@ const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(60);
 pub(super) struct Parked {
     /// The session (channel) it came on.
     pub(super) channel: u16,
+    /// The link's handle.
+    pub(super) handle: u32,
     attach: Value,
     deadline: Instant,
 }
@@ -144,6 +146,7 @@ impl ConnectionState {
                 if Instant::now() < deadline {
                     self.parked.push(Parked {
                         channel: ch,
+                        handle,
                         attach: a.clone(),
                         deadline,
                     });

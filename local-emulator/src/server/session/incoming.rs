@@ -2,6 +2,7 @@
 //! `$management` nodes, and the routing of their replies.
 
 use super::{now_s, ConnectionState, Node, Partial, LINK_CREDIT, SESSION_WINDOW};
+use crate::broker::NodeKind;
 use crate::server::codec::Value;
 use crate::server::frame;
 use crate::server::management::{self, broker_condition};
@@ -115,8 +116,13 @@ impl ConnectionState {
                     }
                 };
                 let r = self.ctx.broker.with(|b, now| {
-                    msgs.into_iter()
-                        .try_for_each(|m| b.send(&addr, m, now).map(drop))
+                    let service_bus = b.kind(&addr) != Ok(NodeKind::Hub);
+                    msgs.into_iter().try_for_each(|mut m| {
+                        if service_bus {
+                            message::give_id(&mut m);
+                        }
+                        b.send(&addr, m, now).map(drop)
+                    })
                 });
                 match r {
                     Ok(()) => frame::accepted(),
