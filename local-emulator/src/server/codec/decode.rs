@@ -58,11 +58,19 @@ impl Reader<'_> {
             if depth > MAX_DEPTH {
                 return Err(DecodeError::TooDeep);
             }
-            let d = self.value(depth + 1)?;
+            let d = self.descriptor(depth)?;
             let v = self.value(depth + 1)?;
             return Ok(Value::Described(Box::new(d), Box::new(v)));
         }
         self.with_ctor(ctor, depth)
+    }
+
+    /// A descriptor: AMQP reserves every type but ulong and symbol.
+    fn descriptor(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        match self.value(depth + 1)? {
+            d @ (Value::Ulong(_) | Value::Symbol(_)) => Ok(d),
+            _ => Err(DecodeError::ReservedDescriptor),
+        }
     }
 
     fn with_ctor(&mut self, ctor: u8, depth: usize) -> Result<Value, DecodeError> {
@@ -136,7 +144,7 @@ impl Reader<'_> {
                 let mut descriptor = None;
                 if elem == 0x00 {
                     let start = self.pos;
-                    let d = self.value(depth + 1)?;
+                    let d = self.descriptor(depth)?;
                     // Each element gets a copy of the descriptor: keep it descriptor-sized.
                     if self.pos - start > MAX_ARRAY_DESCRIPTOR {
                         return Err(DecodeError::BadCount(count));

@@ -80,6 +80,9 @@ pub enum DecodeError {
     /// An array that claims more elements than its bytes can hold.
     #[error("an array claims {0} elements, more than its bytes can hold")]
     BadCount(usize),
+    /// A descriptor that is neither a ulong nor a symbol, which AMQP reserves.
+    #[error("a descriptor must be a ulong or a symbol")]
+    ReservedDescriptor,
 }
 
 impl Value {
@@ -253,6 +256,18 @@ mod tests {
             Value::decode(&[0xff]),
             Err(DecodeError::UnknownConstructor(0xff))
         );
+    }
+
+    #[test]
+    fn descriptors_other_than_ulong_or_symbol_are_refused_as_amqp_reserves_them() {
+        let described_by_binary = [0x00, 0xa0, 0x00, 0x40];
+        assert_eq!(
+            Value::decode(&described_by_binary),
+            Err(DecodeError::ReservedDescriptor)
+        );
+        let nested = [0x00, 0x00, 0x53, 0x01, 0x40, 0x40];
+        assert_eq!(Value::decode(&nested), Err(DecodeError::ReservedDescriptor));
+        assert!(Value::decode(&[0x00, 0xa3, 0x01, b'x', 0x40]).is_ok());
     }
 
     #[test]
