@@ -333,18 +333,29 @@ fn compare(a: &PropValue, b: &PropValue) -> Option<std::cmp::Ordering> {
     }
 }
 
+/// `LIKE`: `%` matches any run of characters, `_` any one. Greedy with one backtrack point,
+/// so a pattern of many `%` costs at most text × pattern steps, never exponential time.
 fn like(text: &str, pat: &str) -> bool {
-    fn go(t: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('%') => (0..=t.len()).any(|i| go(&t[i..], &p[1..])),
-            Some('_') => !t.is_empty() && go(&t[1..], &p[1..]),
-            Some(c) => t.first() == Some(c) && go(&t[1..], &p[1..]),
-        }
-    }
     let t: Vec<char> = text.chars().collect();
     let p: Vec<char> = pat.chars().collect();
-    go(&t, &p)
+    let (mut ti, mut pi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '_' || (p[pi] != '%' && p[pi] == t[ti])) {
+            ti += 1;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == '%' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '%')
 }
 
 fn arith(a: PropValue, op: char, b: PropValue) -> PropValue {
@@ -478,6 +489,21 @@ mod tests {
         let e = Filter::sql("color = ").expect_err("incomplete");
         assert!(e.message.contains("end"));
         assert!(Filter::sql("a = 'x").is_err());
+    }
+
+    #[test]
+    fn like_matches_wildcards_in_time_linear_in_its_inputs() {
+        assert!(like("blue", "bl%"));
+        assert!(like("blue", "%u_"));
+        assert!(like("blue", "%"));
+        assert!(like("", "%%"));
+        assert!(!like("blue", "b_e"));
+        assert!(like("a%b", "a%b"));
+        assert!(!like("abc", "%d%"));
+        // Backtracking into every `%` would take longer than the universe has.
+        let text = "a".repeat(1000);
+        let pattern = format!("{}b", "%a".repeat(60));
+        assert!(!like(&text, &pattern));
     }
 
     #[test]
