@@ -262,7 +262,14 @@ pub fn rule_from(name: &str, d: &Element, parent: &str) -> Result<RuleSpec, BadD
             Action::sql(a.text_of("SqlExpression").unwrap_or_default())
                 .map_err(|e| bad(&format!("{parent}.Action.SqlExpression"), &e.to_string()))?,
         ),
-        _ => None,
+        None => None,
+        Some(a) if matches!(a.attr("type"), None | Some("EmptyRuleAction")) => None,
+        Some(a) => {
+            return Err(bad(
+                &format!("{parent}.Action"),
+                &format!("unknown action type {}", a.attr("type").unwrap_or_default()),
+            ))
+        }
     };
     Ok(RuleSpec {
         name: name.to_owned(),
@@ -508,6 +515,7 @@ pub fn rule_xml(r: &RuleSpec, created_ms: i64) -> String {
 pub fn entry(base: &str, path: &str, title: &str, updated_ms: i64, content: &str) -> String {
     format!(
         r#"<entry xmlns="{ATOM}"><id>{base}/{path}</id><title type="text">{title}</title><published>{updated}</published><updated>{updated}</updated><link rel="self" href="{base}/{path}"/><content type="application/xml">{content}</content></entry>"#,
+        base = escape(base),
         path = escape(path),
         title = escape(title),
         updated = utc(updated_ms),
@@ -524,6 +532,7 @@ pub fn feed(
 ) -> String {
     let mut o = format!(
         r#"<feed xmlns="{ATOM}"><title type="text">{title}</title><id>{base}/{path}</id><updated>{now}</updated><link rel="self" href="{base}/{path}"/>"#,
+        base = escape(base),
         path = escape(path),
         title = escape(title),
         now = utc(crate::broker::handle::now_ms()),

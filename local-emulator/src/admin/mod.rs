@@ -523,12 +523,11 @@ fn list(s: &AdminState, r: &Request, page: &Page, kind: Kind<'_>) -> Answer {
         ))
     });
     let (page_entries, total) = entries?;
-    let next = (page.skip + page.top < total).then(|| {
+    let next_skip = page.skip.saturating_add(page.top);
+    let next = (next_skip < total).then(|| {
         format!(
-            "{}/{path}?$skip={}&$top={}&api-version={API_VERSION}",
-            r.base,
-            page.skip + page.top,
-            page.top
+            "{}/{path}?$skip={next_skip}&$top={}&api-version={API_VERSION}",
+            r.base, page.top
         )
     });
     Ok(atom(

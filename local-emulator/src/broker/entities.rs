@@ -29,8 +29,26 @@ pub struct EntityTimes {
     pub updated_ms: i64,
 }
 
+/// Settings Service Bus fixes at creation: an update may not change them.
+fn unchangeable(old: &StoreSettings, new: &StoreSettings) -> Result<(), BrokerError> {
+    if old.requires_session != new.requires_session {
+        return Err(BrokerError::NotAllowed(
+            "RequiresSession cannot be changed once the entity exists".into(),
+        ));
+    }
+    if old.duplicate_window_ms.is_some() != new.duplicate_window_ms.is_some() {
+        return Err(BrokerError::NotAllowed(
+            "RequiresDuplicateDetection cannot be changed once the entity exists".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Service Bus's limit of subscriptions per topic.
+const MAX_SUBSCRIPTIONS: usize = 2000;
+
 fn check_name(name: &str) -> Result<(), BrokerError> {
-    if valid_entity_name(name) {
+    if valid_entity_name(name) && !name.starts_with('$') {
         Ok(())
     } else {
         Err(BrokerError::NotAllowed(format!(
@@ -127,6 +145,9 @@ impl Broker {
         check_name(&q.name)?;
         let n = q.name.to_ascii_lowercase();
         let exists = self.check_put(&n, NodeKind::Queue, how)?;
+        if let Some(old) = self.queue_spec(&n).filter(|_| exists && how != Put::Upsert) {
+            unchangeable(&old.store, &q.store)?;
+        }
         self.install_queue(&q, now_ms);
         self.journal.push(Op::PutQueue(q));
         Ok(!exists)
@@ -182,6 +203,11 @@ impl Broker {
             .get(&tn)
             .ok_or_else(|| BrokerError::NotFound(topic.to_owned()))?;
         let existing = subs.get(&s.name.to_ascii_lowercase());
+        if existing.is_none() && subs.len() >= MAX_SUBSCRIPTIONS {
+            return Err(BrokerError::NotAllowed(format!(
+                "a topic has at most {MAX_SUBSCRIPTIONS} subscriptions"
+            )));
+        }
         match (how, existing) {
             (Put::Create, Some(_)) => {
                 return Err(BrokerError::AlreadyExists(format!(
@@ -197,6 +223,12 @@ impl Broker {
             }
             (_, Some(sub)) => s.rules = sub.rules.clone(),
             (_, None) => {}
+        }
+        if let Some(old) = self
+            .subscription_spec(topic, &s.name)
+            .filter(|_| how != Put::Upsert)
+        {
+            unchangeable(&old.store, &s.store)?;
         }
         let created = existing.is_none();
         self.install_subscription(&tn, &s, now_ms);

@@ -122,6 +122,9 @@ pub enum NodeKind {
     Consumer,
 }
 
+/// How many times a message is forwarded (`ForwardTo`) at most; a cycle stops there.
+const MAX_FORWARDS: u8 = 4;
+
 /// What a sender without a session id is told by a session queue.
 const NO_SESSION_ID: &str = "The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.";
 
@@ -327,6 +330,18 @@ impl Broker {
         msg: Message,
         now_ms: i64,
     ) -> Result<Vec<i64>, BrokerError> {
+        self.send_at(a, msg, now_ms, 0)
+    }
+
+    /// [`Broker::send`] at a depth of forwarding: a forwarded copy is not checked for
+    /// duplicates again (it is the one that passed), and forwarding stops at a depth of four.
+    fn send_at(
+        &mut self,
+        a: &Address,
+        msg: Message,
+        now_ms: i64,
+        depth: u8,
+    ) -> Result<Vec<i64>, BrokerError> {
         let kind = self.kind(a)?;
         if let (NodeKind::Queue | NodeKind::Topic, Address::Entity(e)) = (kind, a) {
             if kind == NodeKind::Queue
@@ -335,7 +350,7 @@ impl Broker {
             {
                 return Err(BrokerError::NotAllowed(NO_SESSION_ID.into()));
             }
-            if self.is_duplicate(e, &msg, now_ms) {
+            if depth == 0 && self.is_duplicate(e, &msg, now_ms) {
                 return Ok(Vec::new());
             }
         }
@@ -349,7 +364,7 @@ impl Broker {
                     .collect();
                 let mut seqs = Vec::new();
                 for (s, m) in copies {
-                    seqs.push(self.enqueue(StoreKey::Sub(t.clone(), s), m, now_ms, 0));
+                    seqs.push(self.enqueue(StoreKey::Sub(t.clone(), s), m, now_ms, depth));
                 }
                 Ok(seqs)
             }
@@ -369,7 +384,7 @@ impl Broker {
             }
             (NodeKind::Queue, _) => {
                 let k = self.store_key(a)?;
-                Ok(vec![self.enqueue(k, msg, now_ms, 0)])
+                Ok(vec![self.enqueue(k, msg, now_ms, depth)])
             }
             _ => Err(BrokerError::NotSupported(format!("{a:?}"))),
         }
@@ -377,14 +392,14 @@ impl Broker {
 
     fn enqueue(&mut self, k: StoreKey, msg: Message, now_ms: i64, depth: u8) -> i64 {
         let fwd = self.settings.get(&k).and_then(|s| s.forward_to.clone());
-        if let (Some(f), true) = (fwd, depth < 4) {
+        let mut forward_failed = None;
+        if let (Some(f), true) = (fwd, depth < MAX_FORWARDS) {
             if let Ok(a) = Address::parse(&f) {
                 if let Ok(NodeKind::Topic | NodeKind::Queue) = self.kind(&a) {
-                    return self
-                        .send(&a, msg, now_ms)
-                        .ok()
-                        .and_then(|v| v.first().copied())
-                        .unwrap_or(0);
+                    match self.send_at(&a, msg.clone(), now_ms, depth + 1) {
+                        Ok(seqs) => return seqs.first().copied().unwrap_or(0),
+                        Err(e) => forward_failed = Some(format!("forwarding to '{f}' failed: {e}")),
+                    }
                 }
             }
         }
@@ -396,6 +411,14 @@ impl Broker {
         let Some(s) = store.peek(seq, 1, None).into_iter().next() else {
             return seq;
         };
+        if let Some(why) = forward_failed {
+            // Kept where it was sent, as a dead letter that says why, rather than lost.
+            if let Some(st) = self.stores.get_mut(&k) {
+                st.remove_any(seq);
+            }
+            self.move_to_dead_letter(&k, s, "ForwardingFailed", &why, now_ms);
+            return seq;
+        }
         if s.session().is_none() && self.requires_session(&k) {
             // A topic's copy for a session subscription: dead-lettered, as Service Bus does.
             if let Some(st) = self.stores.get_mut(&k) {
@@ -573,6 +596,11 @@ impl Broker {
             .stores
             .get(k)
             .ok_or_else(|| BrokerError::NotFound(format!("{k:?}")))?;
+        if session.is_none() && self.requires_session(k) {
+            return Err(BrokerError::NotAllowed(
+                "messages of a session entity are received by sequence number through a session receiver (session-id)".into(),
+            ));
+        }
         if let Some(missing) = seqs.iter().find(|s| !st.is_deferred(**s, session)) {
             return Err(BrokerError::MessageNotFound(*missing));
         }

@@ -3,6 +3,9 @@
 
 use super::{Broker, BrokerError, Op, RuleSpec};
 
+/// Service Bus's limit of rules per subscription (and so of copies one message can make).
+const MAX_RULES: usize = 2000;
+
 impl Broker {
     fn subscription_rules(
         &mut self,
@@ -28,6 +31,11 @@ impl Broker {
     /// Adds a rule; its name must be new in the subscription (names compare ignoring case).
     pub fn add_rule(&mut self, topic: &str, sub: &str, rule: RuleSpec) -> Result<(), BrokerError> {
         let rules = self.subscription_rules(topic, sub)?;
+        if rules.len() >= MAX_RULES {
+            return Err(BrokerError::NotAllowed(format!(
+                "a subscription has at most {MAX_RULES} rules"
+            )));
+        }
         if rules
             .iter()
             .any(|r| r.name.eq_ignore_ascii_case(&rule.name))

@@ -49,6 +49,9 @@ impl Broker {
             ));
         }
         let lock_ms = self.settings.get(k).map_or(60_000, |s| s.lock_ms);
+        // A lock that expired since the last tick gives its messages back before anyone
+        // takes the session again.
+        self.expire_session_locks(now_ms);
         let id = match wanted {
             Some(s) => {
                 if self.lock_of(k, s, now_ms).is_some_and(|l| l.owner != owner) {

@@ -242,3 +242,39 @@ fn a_deferred_message_stays_deferred_across_a_journal_replay() {
         Err(BrokerError::MessageNotFound(99))
     );
 }
+
+#[test]
+fn a_forwarding_cycle_stops_and_a_failed_forward_is_dead_lettered_not_lost() {
+    let mut a = QueueSpec::new("a");
+    a.store.forward_to = Some("b".into());
+    let mut b_q = QueueSpec::new("b");
+    b_q.store.forward_to = Some("a".into());
+    b_q.store.duplicate_window_ms = Some(60_000);
+    let mut to_sessions = QueueSpec::new("c");
+    to_sessions.store.forward_to = Some("s".into());
+    let mut s = QueueSpec::new("s");
+    s.store.requires_session = true;
+    let t = Topology {
+        queues: vec![a, b_q, to_sessions, s],
+        ..Default::default()
+    };
+    let mut b = Broker::new(&t, 0);
+    b.send(&addr("a"), with_id("m1"), 0)
+        .expect("sent around the cycle");
+    let held: usize = ["a", "b"]
+        .iter()
+        .map(|q| {
+            b.peek(&b.store_key(&addr(q)).expect("q"), 0, 10, None)
+                .len()
+        })
+        .sum();
+    assert_eq!(held, 1, "one copy, kept where forwarding stopped");
+    b.send(&addr("c"), with_id("m2"), 0).expect("accepted");
+    let dlq = b.store_key(&addr("c/$DeadLetterQueue")).expect("dlq");
+    let dead = b.peek(&dlq, 0, 10, None);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].dead_letter.as_ref().expect("reason").0,
+        "ForwardingFailed"
+    );
+}

@@ -126,6 +126,9 @@ pub struct Action {
     pub statements: Vec<Statement>,
 }
 
+/// The longest string an expression makes (bytes).
+const MAX_STRING: usize = 64 * 1024;
+
 /// The system properties an action may set, by their lower-cased `sys.` names.
 const SETTABLE: [&str; 8] = [
     "label",
@@ -361,7 +364,10 @@ fn like(text: &str, pat: &str) -> bool {
 fn arith(a: PropValue, op: char, b: PropValue) -> PropValue {
     use PropValue::{Float, Int, Null, Str};
     match (a, op, b) {
-        (Str(x), '+', Str(y)) => Str(x + &y),
+        // An action's `SET a = a + a` repeated doubles a string each time: past 64 KiB the
+        // result is null instead of a message that outgrows memory.
+        (Str(x), '+', Str(y)) if x.len() + y.len() <= MAX_STRING => Str(x + &y),
+        (Str(_), '+', Str(_)) => Null,
         (Int(x), _, Int(y)) => match op {
             '+' => x.checked_add(y).map_or(Null, Int),
             '-' => x.checked_sub(y).map_or(Null, Int),

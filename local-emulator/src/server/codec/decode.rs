@@ -4,7 +4,11 @@ use super::{DecodeError, Value};
 
 /// Decodes one value from the front of `input`: the value and the bytes it took.
 pub(super) fn value(input: &[u8]) -> Result<(Value, usize), DecodeError> {
-    let mut r = Reader { buf: input, pos: 0 };
+    let mut r = Reader {
+        buf: input,
+        pos: 0,
+        budget: input.len() + MAX_ZERO_WIDTH_ELEMENTS,
+    };
     let v = r.value(0)?;
     Ok((v, r.pos))
 }
@@ -12,6 +16,9 @@ pub(super) fn value(input: &[u8]) -> Result<(Value, usize), DecodeError> {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Array elements the input may still produce: its length plus a few thousand of zero
+    /// width, so what decoding allocates stays proportional to the input.
+    budget: usize,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -135,9 +142,13 @@ impl Reader<'_> {
                 let _size = self.len(wide)?;
                 let count = self.len(wide)?;
                 // Elements of zero width (null, true, uint 0, an empty list) take no bytes, so
-                // the count alone could ask for billions of values: an array may claim no more
-                // elements than it has bytes left, or a few thousand of zero width.
-                if count > (self.buf.len() - self.pos).max(MAX_ZERO_WIDTH_ELEMENTS) {
+                // the count alone could ask for billions of values: the whole input may make
+                // no more elements than its length plus a few thousand.
+                self.budget = self
+                    .budget
+                    .checked_sub(count)
+                    .ok_or(DecodeError::BadCount(count))?;
+                if count > self.buf.len() - self.pos && count > MAX_ZERO_WIDTH_ELEMENTS {
                     return Err(DecodeError::BadCount(count));
                 }
                 let mut elem = self.u8()?;

@@ -284,6 +284,16 @@ mod tests {
             Value::decode(&bytes),
             Err(DecodeError::BadCount(u32::MAX as usize))
         );
+        let mut many = Vec::new();
+        for _ in 0..100 {
+            many.extend([0xe0, 2, 0xff, 0x40]);
+        }
+        let mut nested = vec![0xd0, 0, 0, 0, 0, 0, 0, 0, 100];
+        nested.extend(many);
+        assert!(
+            matches!(Value::decode(&nested), Err(DecodeError::BadCount(_))),
+            "a hundred arrays of 255 nulls in 400 bytes exceed the input's budget"
+        );
         let mut described = vec![0xf0, 0, 0, 1, 0, 0, 0, 0, 2, 0x00, 0xb1, 0, 0, 1, 0];
         described.extend(std::iter::repeat_n(b'x', 256));
         described.extend([0x40, 0x40]);

@@ -61,8 +61,12 @@ pub(super) fn add_rule(ctx: &Context, entity: &Address, r: &Request) -> Answer {
         Filter::Correlation(correlation(c))
     } else if desc.get("false-filter").is_some() {
         Filter::False
-    } else {
+    } else if desc.get("true-filter").is_some() {
         Filter::True
+    } else {
+        return Err(ManagementError::Argument(format!(
+            "rule '{name}' names no filter: give sql-filter, correlation-filter, true-filter or false-filter"
+        )));
     };
     let action = match desc
         .get("sql-rule-action")

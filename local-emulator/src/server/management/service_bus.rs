@@ -41,6 +41,14 @@ pub(super) fn update_disposition(ctx: &Context, r: &Request) -> Answer {
         .unwrap_or_default();
     let reason = r.body_text("deadletter-reason");
     let description = r.body_text("deadletter-description");
+    if !matches!(
+        status,
+        "completed" | "suspended" | "abandoned" | "defered" | "deferred"
+    ) {
+        return Err(ManagementError::Argument(format!(
+            "disposition-status '{status}' is not one of completed, abandoned, defered, suspended"
+        )));
+    }
     ctx.broker.with(|b, now| {
         ts.iter().try_for_each(|t| match status {
             "completed" => b.complete(*t),

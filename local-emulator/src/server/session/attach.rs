@@ -21,8 +21,12 @@ const COORDINATOR: u64 = 0x30;
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 /// How long a receiver for the next available session waits when it names no timeout (as
-/// Service Bus's default operation timeout).
+/// Service Bus's default operation timeout), and at most.
 const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(60);
+const MAX_SESSION_WAIT: Duration = Duration::from_secs(3600);
+
+/// How many receivers of one connection may wait for a session at once.
+const MAX_PARKED: usize = 256;
 
 /// A session receiver's attach, waiting for a session with messages.
 pub(super) struct Parked {
@@ -142,7 +146,24 @@ impl ConnectionState {
                 return self.refuse(ch, &name, handle, client_receives, cond, &desc)
             }
             Err(Refusal::Wait) => {
-                let deadline = deadline.unwrap_or_else(|| Instant::now() + session_wait(a));
+                let deadline = deadline.unwrap_or_else(|| {
+                    Instant::now()
+                        .checked_add(session_wait(a))
+                        .unwrap_or_else(Instant::now)
+                });
+                if Instant::now() < deadline && self.parked.len() >= MAX_PARKED {
+                    let desc = format!(
+                        "at most {MAX_PARKED} receivers of a connection may wait for a session"
+                    );
+                    return self.refuse(
+                        ch,
+                        &name,
+                        handle,
+                        client_receives,
+                        "amqp:resource-limit-exceeded",
+                        &desc,
+                    );
+                }
                 if Instant::now() < deadline {
                     self.parked.push(Parked {
                         channel: ch,
@@ -210,8 +231,13 @@ impl ConnectionState {
             owner,
         };
         let grant = (!client_receives).then_some((link.delivery_count, link.credit));
-        if let Some(s) = self.sessions.get_mut(&ch) {
-            s.links.insert(handle, link);
+        let replaced = self
+            .sessions
+            .get_mut(&ch)
+            .and_then(|s| s.links.insert(handle, link));
+        if let Some(old) = replaced {
+            // A handle attached again: what the old link held goes back.
+            self.release(&old);
         }
         if let Some((dc, credit)) = grant {
             self.link_flow(ch, handle, dc, credit, false);
@@ -351,4 +377,5 @@ fn session_wait(attach: &Value) -> Duration {
         .get(quirks::OPERATION_TIMEOUT)
         .and_then(Value::as_u64)
         .map_or(DEFAULT_SESSION_WAIT, Duration::from_millis)
+        .min(MAX_SESSION_WAIT)
 }
