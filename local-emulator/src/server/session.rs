@@ -200,13 +200,7 @@ impl ConnectionState {
             Some(code::DISPOSITION) if known => self.on_disposition(ch, &body),
             Some(code::DETACH) if known => {
                 let handle = body.field(0).as_u64().unwrap_or(0) as u32;
-                let link = self
-                    .sessions
-                    .get_mut(&ch)
-                    .and_then(|s| s.links.remove(&handle));
-                if let Some(l) = link {
-                    self.release(&l);
-                }
+                self.remove_link(ch, handle);
                 // A receiver that gives up waiting for a session.
                 self.parked
                     .retain(|p| !(p.channel == ch && p.handle == handle));

@@ -5,20 +5,17 @@ Reads EMULATOR_CONNECTION_STRING and EMULATOR_HUB. Prints one `OK <step>` per st
 and exits non-zero on the first failure.
 """
 import os
-import sys
 import threading
 import time
 
 from azure.eventhub import EventHubConsumerClient
+from steps import ok, run
 
 CONN = os.environ["EMULATOR_CONNECTION_STRING"]
 HUB = os.environ.get("EMULATOR_HUB", "eh1")
 errors = {}
 lock = threading.Lock()
 
-
-def ok(step):
-    print("OK", step, flush=True)
 
 
 def reader(name, level):
@@ -70,14 +67,7 @@ def main():
     ok("a lower owner level is refused")
     for c in (low, high, lower):
         c.close()
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

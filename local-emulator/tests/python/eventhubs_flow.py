@@ -4,18 +4,15 @@ Reads EMULATOR_CONNECTION_STRING and EMULATOR_HUB; prints `OK <step>` per passed
 exits non-zero on the first failure.
 """
 import os
-import sys
 import threading
 import uuid
 
 from azure.eventhub import EventData, EventHubConsumerClient, EventHubProducerClient
+from steps import ok, run
 
 CONN = os.environ["EMULATOR_CONNECTION_STRING"]
 HUB = os.environ.get("EMULATOR_HUB", "eh1")
 
-
-def ok(step):
-    print("OK", step, flush=True)
 
 
 def receive(consumer, partition, starting, want, timeout=15):
@@ -98,13 +95,7 @@ def main():
     mine = [e for e in keyed if e.body_as_str().startswith(run)]
     assert mine and all(text(e.partition_key) == "pk-" + run for e in mine), [e.partition_key for e in keyed]
     ok("partition key delivered")
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

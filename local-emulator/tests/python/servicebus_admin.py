@@ -8,11 +8,11 @@ passed and exits non-zero on the first failure.
 """
 import datetime
 import os
-import sys
 
 from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError, ResourceNotFoundError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.servicebus.management import ServiceBusAdministrationClient, SqlRuleAction, SqlRuleFilter
+from steps import ok, run
 
 CONN = os.environ["EMULATOR_CONNECTION_STRING"]
 CERT = os.environ["EMULATOR_CERTIFICATE"]
@@ -20,9 +20,6 @@ WAIT = 5
 Q = "made-by-python"
 T = "made-topic"
 
-
-def ok(step):
-    print("OK", step, flush=True)
 
 
 def main():
@@ -109,14 +106,7 @@ def main():
     except ClientAuthenticationError:
         pass
     ok("a wrong key is refused")
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

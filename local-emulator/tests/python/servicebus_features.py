@@ -5,17 +5,14 @@ Reads EMULATOR_CONNECTION_STRING; the entities come from tests/config/features.j
 `OK <step>` per step that passed and exits non-zero on the first failure.
 """
 import os
-import sys
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageState
 from azure.servicebus.exceptions import MessageNotFoundError
+from steps import ok, run
 
 CONN = os.environ["EMULATOR_CONNECTION_STRING"]
 WAIT = 5
 
-
-def ok(step):
-    print("OK", step, flush=True)
 
 
 def text(v):
@@ -92,14 +89,7 @@ def main():
             assert p.get("Total") == 150, p
             r.complete_message(m)
         ok("rule action sets and removes properties")
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

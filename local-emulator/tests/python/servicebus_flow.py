@@ -5,18 +5,15 @@ step that passed, and exits non-zero (with a traceback) on the first failure.
 """
 import datetime
 import os
-import sys
 import uuid
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
+from steps import ok, run
 
 CONN = os.environ["EMULATOR_CONNECTION_STRING"]
 QUEUE = os.environ.get("EMULATOR_QUEUE", "queue1")
 WAIT = 5
 
-
-def ok(step):
-    print("OK", step, flush=True)
 
 
 def drain(receiver):
@@ -111,13 +108,7 @@ def main():
             got = rd.receive_messages(max_message_count=1, max_wait_time=WAIT)
             assert [str(g) for g in got] == ["rd"], got
         ok("receive and delete")
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

@@ -6,7 +6,6 @@ Reads EMULATOR_CONNECTION_STRING; the entities come from tests/config/features.j
 `OK <step>` per step that passed and exits non-zero on the first failure.
 """
 import os
-import sys
 import time
 
 from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusMessage
@@ -16,14 +15,12 @@ from azure.servicebus.exceptions import (
     SessionCannotBeLockedError,
     SessionLockLostError,
 )
+from steps import ok, run
 
 CONN = os.environ["EMULATOR_CONNECTION_STRING"]
 QUEUE = "sessions"
 WAIT = 5
 
-
-def ok(step):
-    print("OK", step, flush=True)
 
 
 def receive_all(receiver, expected):
@@ -144,14 +141,7 @@ def main():
             for m in got:
                 sr.complete_message(m)
         ok("session subscription of a topic")
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        import traceback
-
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

@@ -121,16 +121,20 @@ pub(super) fn schedule(ctx: &Context, entity: &Address, r: &Request) -> Answer {
     Ok((200, map(vec![("sequence-numbers", Value::Array(seqs))])))
 }
 
-/// `com.microsoft:cancel-scheduled-message` `{sequence-numbers}`.
-pub(super) fn cancel_scheduled(ctx: &Context, entity: &Address, r: &Request) -> Answer {
-    let seqs: Vec<i64> = r
-        .body
+/// The `sequence-numbers` of a request body.
+fn sequence_numbers(r: &Request) -> Vec<i64> {
+    r.body
         .get("sequence-numbers")
         .and_then(Value::as_seq)
         .unwrap_or_default()
         .iter()
         .filter_map(Value::as_i64)
-        .collect();
+        .collect()
+}
+
+/// `com.microsoft:cancel-scheduled-message` `{sequence-numbers}`.
+pub(super) fn cancel_scheduled(ctx: &Context, entity: &Address, r: &Request) -> Answer {
+    let seqs = sequence_numbers(r);
     ctx.broker.with(|b, _| {
         let keys: Vec<_> = match entity {
             Address::Entity(_) => b.store_keys_for(entity),
@@ -146,14 +150,7 @@ pub(super) fn cancel_scheduled(ctx: &Context, entity: &Address, r: &Request) -> 
 /// receiver settles on receipt (mode 0, receive and delete).
 pub(super) fn receive_by_sequence_number(ctx: &Context, entity: &Address, r: &Request) -> Answer {
     let key = ctx.broker.with(|b, _| b.store_key(entity))?;
-    let seqs: Vec<i64> = r
-        .body
-        .get("sequence-numbers")
-        .and_then(Value::as_seq)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_i64)
-        .collect();
+    let seqs = sequence_numbers(r);
     let lock = r.body.get("receiver-settle-mode").and_then(Value::as_u64) != Some(0);
     let session = r.body.get("session-id").and_then(Value::as_str);
     let delivered = ctx

@@ -343,14 +343,21 @@ impl ConnectionState {
         }
     }
 
-    /// Detaches a link of ours with an error (its session lock was lost, its partition taken).
-    pub(super) fn detach_with(&mut self, ch: u16, handle: u32, cond: &str, desc: &str) {
+    /// Takes a link out of its session and gives back what it held; whether it was there.
+    pub(super) fn remove_link(&mut self, ch: u16, handle: u32) -> bool {
         let link = self
             .sessions
             .get_mut(&ch)
             .and_then(|s| s.links.remove(&handle));
-        if let Some(l) = link {
-            self.release(&l);
+        if let Some(l) = &link {
+            self.release(l);
+        }
+        link.is_some()
+    }
+
+    /// Detaches a link of ours with an error (its session lock was lost, its partition taken).
+    pub(super) fn detach_with(&mut self, ch: u16, handle: u32, cond: &str, desc: &str) {
+        if self.remove_link(ch, handle) {
             self.send(
                 ch,
                 &frame::detach(handle, true, Some(frame::error(cond, desc))),
