@@ -167,6 +167,27 @@ async fn main() -> anyhow::Result<()> {
         send_loop(&url, "herald-events", UNSETTLED_N, false),
     )
     .await??;
+    // The SDK clients before the baseline: fe2o3's connection tasks outlive the aborted
+    // baseline and would take CPU from what follows.
+    let python = std::env::var_os("HERALD_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("../.venv/bin/python"));
+    let mut sdk = serde_json::Map::new();
+    let conn = emu.connection_string();
+    match client_figures(&python, &root.join("benches/clients.py"), &conn).await {
+        Ok(f) => sdk.extend(f),
+        Err(e) => println!("Python SDK figures skipped ({e}); run scripts/setup-test-env.sh"),
+    }
+    match client_figures(
+        std::path::Path::new("node"),
+        &root.join("tests/node/bench.mjs"),
+        &conn,
+    )
+    .await
+    {
+        Ok(f) => sdk.extend(f),
+        Err(e) => println!("JavaScript SDK figures skipped ({e}); run scripts/setup-test-env.sh"),
+    }
     let base = baseline().await?;
 
     println!(
@@ -202,25 +223,6 @@ async fn main() -> anyhow::Result<()> {
         rate(UNSETTLED_N, unsettled)
     );
 
-    let python = std::env::var_os("HERALD_TEST_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("../.venv/bin/python"));
-    let mut sdk = serde_json::Map::new();
-    let conn = emu.connection_string();
-    match client_figures(&python, &root.join("benches/clients.py"), &conn).await {
-        Ok(f) => sdk.extend(f),
-        Err(e) => println!("Python SDK figures skipped ({e}); run scripts/setup-test-env.sh"),
-    }
-    match client_figures(
-        std::path::Path::new("node"),
-        &root.join("tests/node/bench.mjs"),
-        &conn,
-    )
-    .await
-    {
-        Ok(f) => sdk.extend(f),
-        Err(e) => println!("JavaScript SDK figures skipped ({e}); run scripts/setup-test-env.sh"),
-    }
     let base_rate = rate(N, base);
     println!("official SDKs, 2000 messages each, beside the fe2o3-amqp acceptor baseline:");
     for (name, v) in &sdk {

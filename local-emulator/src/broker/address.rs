@@ -22,6 +22,38 @@ pub enum Address {
     Cbs,
 }
 
+impl std::fmt::Display for Address {
+    /// The path as clients write it (names lower-cased).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Entity(e) => write!(f, "{e}"),
+            Address::DeadLetter(e) => write!(f, "{e}/$DeadLetterQueue"),
+            Address::Subscription(t, s) => write!(f, "{t}/Subscriptions/{s}"),
+            Address::SubscriptionDeadLetter(t, s) => {
+                write!(f, "{t}/Subscriptions/{s}/$DeadLetterQueue")
+            }
+            Address::Partition(h, p) => write!(f, "{h}/Partitions/{p}"),
+            Address::Consumer(h, cg, p) => write!(f, "{h}/ConsumerGroups/{cg}/Partitions/{p}"),
+            Address::Management(Some(e)) => write!(f, "{e}/$management"),
+            Address::Management(None) => write!(f, "$management"),
+            Address::Cbs => write!(f, "$cbs"),
+        }
+    }
+}
+
+impl std::fmt::Display for super::StoreKey {
+    /// The path of the queue-like node.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::StoreKey;
+        match self {
+            StoreKey::Queue(q) => write!(f, "{q}"),
+            StoreKey::QueueDlq(q) => write!(f, "{q}/$DeadLetterQueue"),
+            StoreKey::Sub(t, s) => write!(f, "{t}/Subscriptions/{s}"),
+            StoreKey::SubDlq(t, s) => write!(f, "{t}/Subscriptions/{s}/$DeadLetterQueue"),
+        }
+    }
+}
+
 /// Why an address cannot name a node.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("invalid entity address {0:?}")]
@@ -108,6 +140,15 @@ mod tests {
             Ok(Address::Management(Some("q".into())))
         );
         assert!(Address::parse("a//b").is_err());
+        for path in [
+            "q",
+            "q/$DeadLetterQueue",
+            "t/Subscriptions/s/$DeadLetterQueue",
+            "h/ConsumerGroups/$default/Partitions/1",
+            "q/$management",
+        ] {
+            assert_eq!(Address::parse(path).expect(path).to_string(), path);
+        }
         assert!(Address::parse("eh/Partitions/x").is_err());
     }
 }

@@ -275,12 +275,12 @@ impl Broker {
                 return self
                     .store_key(&Address::parse(e).map_err(|_| BrokerError::NotFound(e.clone()))?)
             }
-            other => return Err(BrokerError::NotSupported(format!("{other:?}"))),
+            other => return Err(BrokerError::NotSupported(other.to_string())),
         };
         if self.stores.contains_key(&k) {
             Ok(k)
         } else {
-            Err(BrokerError::NotFound(format!("{a:?}")))
+            Err(BrokerError::NotFound(a.to_string()))
         }
     }
 
@@ -386,7 +386,7 @@ impl Broker {
                 let k = self.store_key(a)?;
                 Ok(vec![self.enqueue(k, msg, now_ms, depth)])
             }
-            _ => Err(BrokerError::NotSupported(format!("{a:?}"))),
+            _ => Err(BrokerError::NotSupported(a.to_string())),
         }
     }
 
@@ -590,12 +590,12 @@ impl Broker {
         let lock_ms = self
             .settings
             .get(k)
-            .ok_or_else(|| BrokerError::NotFound(format!("{k:?}")))?
+            .ok_or_else(|| BrokerError::NotFound(k.to_string()))?
             .lock_ms;
         let st = self
             .stores
             .get(k)
-            .ok_or_else(|| BrokerError::NotFound(format!("{k:?}")))?;
+            .ok_or_else(|| BrokerError::NotFound(k.to_string()))?;
         if session.is_none() && self.requires_session(k) {
             return Err(BrokerError::NotAllowed(
                 "messages of a session entity are received by sequence number through a session receiver (session-id)".into(),

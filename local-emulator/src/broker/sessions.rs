@@ -63,7 +63,7 @@ impl Broker {
                 let store = self
                     .stores
                     .get(k)
-                    .ok_or_else(|| BrokerError::NotFound(format!("{k:?}")))?;
+                    .ok_or_else(|| BrokerError::NotFound(k.to_string()))?;
                 store
                     .next_session(|s| self.lock_of(k, s, now_ms).is_some())
                     .ok_or(BrokerError::NoSessionAvailable)?

@@ -27,7 +27,7 @@ fn subscription(entity: &Address) -> Result<(String, String), ManagementError> {
     match entity {
         Address::Subscription(t, s) => Ok((t.clone(), s.clone())),
         other => Err(ManagementError::Argument(format!(
-            "rules belong to subscriptions; '{other:?}' is not one"
+            "rules belong to subscriptions; '{other}' is not one"
         ))),
     }
 }

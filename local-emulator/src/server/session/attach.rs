@@ -252,7 +252,7 @@ impl ConnectionState {
         owner: u64,
     ) -> Result<(Node, Granted), Refusal> {
         let not_allowed =
-            |what: &str| Refusal::Refused("amqp:not-allowed", format!("cannot {what} '{addr:?}'"));
+            |what: &str| Refusal::Refused("amqp:not-allowed", format!("cannot {what} '{addr}'"));
         let plain = |n: Node| Ok((n, Granted::default()));
         match addr {
             Address::Cbs => return plain(Node::Cbs),
