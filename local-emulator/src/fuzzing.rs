@@ -67,8 +67,6 @@ pub fn codec(data: &[u8]) {
 pub fn sql(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut m = Message {
-        annotations: Vec::new(),
-        bare: Vec::new(),
         system: SystemProps {
             subject: Some("label".into()),
             session_id: Some("s".into()),
@@ -82,10 +80,7 @@ pub fn sql(data: &[u8]) {
         ]
         .into_iter()
         .collect(),
-        ttl_ms: None,
-        scheduled_ms: None,
-        partition_key: None,
-        edited: Default::default(),
+        ..Default::default()
     };
     if let Ok(f) = Filter::sql(&text) {
         f.matches(&m);

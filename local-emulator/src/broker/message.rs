@@ -42,7 +42,7 @@ pub struct SystemProps {
 }
 
 /// A message as the broker keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// The sender's message annotations, encoded (an AMQP map), or empty.
     pub annotations: Vec<u8>,

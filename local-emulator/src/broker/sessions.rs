@@ -255,17 +255,12 @@ mod tests {
 
     fn msg(session: Option<&str>) -> Message {
         Message {
-            annotations: Vec::new(),
             bare: vec![1],
             system: SystemProps {
                 session_id: session.map(str::to_owned),
                 ..Default::default()
             },
-            app: Default::default(),
-            ttl_ms: None,
-            scheduled_ms: None,
-            partition_key: None,
-            edited: Default::default(),
+            ..Default::default()
         }
     }
 

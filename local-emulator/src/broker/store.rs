@@ -381,14 +381,8 @@ mod tests {
 
     fn msg() -> Message {
         Message {
-            annotations: Vec::new(),
             bare: vec![1],
-            system: Default::default(),
-            app: Default::default(),
-            ttl_ms: None,
-            scheduled_ms: None,
-            partition_key: None,
-            edited: Default::default(),
+            ..Default::default()
         }
     }
 
