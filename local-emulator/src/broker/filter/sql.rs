@@ -221,33 +221,23 @@ impl Parser {
             _ => Err(self.err("expected a property name")),
         }
     }
-    fn additive(&mut self) -> Result<Expr, SqlError> {
-        let mut l = self.multiplicative()?;
-        loop {
-            let op = if self.sym("+") {
-                '+'
-            } else if self.sym("-") {
-                '-'
-            } else {
-                return Ok(l);
-            };
-            l = Expr::Arith(Box::new(l), op, Box::new(self.multiplicative()?));
+    /// One left-associative level of arithmetic: operands from `next`, joined by `ops`.
+    fn arith(
+        &mut self,
+        ops: &[char],
+        next: fn(&mut Self) -> Result<Expr, SqlError>,
+    ) -> Result<Expr, SqlError> {
+        let mut l = next(self)?;
+        while let Some(op) = ops.iter().copied().find(|c| self.sym(&c.to_string())) {
+            l = Expr::Arith(Box::new(l), op, Box::new(next(self)?));
         }
+        Ok(l)
+    }
+    fn additive(&mut self) -> Result<Expr, SqlError> {
+        self.arith(&['+', '-'], Self::multiplicative)
     }
     fn multiplicative(&mut self) -> Result<Expr, SqlError> {
-        let mut l = self.primary()?;
-        loop {
-            let op = if self.sym("*") {
-                '*'
-            } else if self.sym("/") {
-                '/'
-            } else if self.sym("%") {
-                '%'
-            } else {
-                return Ok(l);
-            };
-            l = Expr::Arith(Box::new(l), op, Box::new(self.primary()?));
-        }
+        self.arith(&['*', '/', '%'], Self::primary)
     }
     fn cmp(&mut self) -> Result<Expr, SqlError> {
         let l = self.additive()?;
