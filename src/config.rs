@@ -54,6 +54,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// The delivery engine.
     pub delivery: DeliveryConfig,
+    /// When endpoints are failing, probed and disabled.
+    pub endpoint_health: EndpointHealthConfig,
     /// Webhook sending.
     pub webhooks: WebhookConfig,
     /// Dataverse compatibility.
@@ -211,6 +213,33 @@ pub struct DeliveryConfig {
     /// How often the dispatcher looks for due work when nothing wakes it.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+}
+
+/// When endpoints are failing, how they are probed, and when they are disabled. Shared by
+/// every instance of a cluster: the state lives in the store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointHealthConfig {
+    /// Consecutive failed attempts that make an endpoint failing.
+    pub consecutive_failures: NonZeroU32,
+    /// A share of failed attempts (above 0, at most 1) within `window` that makes an
+    /// endpoint failing, once the window holds `min_attempts`.
+    pub failure_rate: f64,
+    /// The failure-rate window (it opens at a failure).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Attempts the window needs before its rate counts.
+    pub min_attempts: NonZeroU32,
+    /// Wait before the first probe of a failing endpoint; doubles after each failed probe…
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// …up to this.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval_max: Duration,
+    /// An endpoint failing continuously this long is disabled (its deliveries held); `"0s"`
+    /// never disables. Operational events go out at 50, 70, 90 and 100 % of it.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
 }
 
 /// A duration written as `"10s"`, `"5m"`, `"12h"`.
@@ -388,6 +417,23 @@ impl Config {
                     "must be at least retention.succeeded ({}): dead letters are kept for replay",
                     humantime::format_duration(r.succeeded)
                 ),
+            });
+        }
+        let h = &self.endpoint_health;
+        if !(h.failure_rate > 0.0 && h.failure_rate <= 1.0) {
+            return Err(ConfigError::Value {
+                field: "endpoint_health.failure_rate",
+                message: "must be above 0 and at most 1, e.g. 0.5".into(),
+            });
+        }
+        if h.probe_interval.is_zero() || h.window.is_zero() {
+            return Err(ConfigError::Value {
+                field: if h.window.is_zero() {
+                    "endpoint_health.window"
+                } else {
+                    "endpoint_health.probe_interval"
+                },
+                message: "must be longer than 0s, e.g. \"5s\"".into(),
             });
         }
         if self.delivery.retry_schedule.is_empty() {

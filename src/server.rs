@@ -15,7 +15,7 @@ use crate::catalog::{self, Catalog};
 use crate::config::Config;
 use crate::destinations::webhook::{NetworkPolicy, WebhookClient};
 use crate::destinations::{Destinations, Origin};
-use crate::dispatch::{DispatchConfig, Dispatcher, RetryPolicy, Waker};
+use crate::dispatch::{DispatchConfig, Dispatcher, HealthPolicy, RetryPolicy, Waker};
 use crate::ingest::Ingestor;
 use crate::registry::{Registry, Routing};
 use crate::store::prune::Pruner;
@@ -88,7 +88,14 @@ pub async fn start(
         webhooks: webhooks.clone(),
         origin: origin.clone(),
     };
-    let dispatch = dispatch_config(&config, store.lease_owner(), origin, catalog.clone());
+    let (notices, notices_rx) = tokio::sync::mpsc::channel(1024);
+    let dispatch = dispatch_config(
+        &config,
+        store.lease_owner(),
+        origin,
+        catalog.clone(),
+        Some(notices),
+    );
     let destinations = Arc::new(Destinations::new(webhooks));
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -104,6 +111,11 @@ pub async fn start(
         dispatcher.hand_off(),
         steps,
         config.pipeline.max_depth.get(),
+    ));
+    tokio::spawn(crate::ingest::notices::announce(
+        ingestor.clone(),
+        registry.clone(),
+        notices_rx,
     ));
     let state = AppState {
         catalog,
@@ -167,6 +179,7 @@ fn dispatch_config(
     owner: String,
     origin: Origin,
     catalog: Catalog,
+    notices: Option<tokio::sync::mpsc::Sender<crate::model::Notice>>,
 ) -> DispatchConfig {
     let d = &config.delivery;
     DispatchConfig {
@@ -182,6 +195,21 @@ fn dispatch_config(
         poll_interval: d.poll_interval,
         origin,
         catalog,
+        health: health_policy(&config.endpoint_health),
+        notices,
+    }
+}
+
+/// The endpoint health policy of the configuration.
+fn health_policy(c: &crate::config::EndpointHealthConfig) -> HealthPolicy {
+    HealthPolicy {
+        consecutive_failures: c.consecutive_failures.get(),
+        failure_rate: c.failure_rate,
+        window: c.window,
+        min_attempts: c.min_attempts.get(),
+        probe_interval: c.probe_interval,
+        probe_interval_max: c.probe_interval_max,
+        disable_after: (!c.disable_after.is_zero()).then_some(c.disable_after),
     }
 }
 
@@ -192,6 +220,7 @@ fn api_keys(config: &Config) -> ApiKeys {
             name: "default".into(),
             solutions: None,
             admin: true,
+            system: false,
         };
         (crate::auth::hash(key), principal)
     });
@@ -200,6 +229,7 @@ fn api_keys(config: &Config) -> ApiKeys {
             name: k.name.clone(),
             solutions: (!k.solutions.iter().any(|s| s == "*")).then(|| k.solutions.clone()),
             admin: k.admin,
+            system: false,
         };
         (k.sha256.0, principal)
     });

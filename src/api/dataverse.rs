@@ -301,6 +301,7 @@ pub fn system_job_status(status: crate::model::DeliveryStatus) -> (i64, i64) {
         Succeeded => (3, 30),    // Completed / Succeeded
         DeadLettered => (3, 31), // Completed / Failed
         Cancelled => (3, 32),    // Completed / Canceled
+        Held => (1, 10),         // Suspended / Waiting
     }
 }
 

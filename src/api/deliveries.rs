@@ -38,10 +38,24 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-/// Which dead letters to replay; every field narrows the set.
+/// Which deliveries a replay makes due again.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum ReplayStatus {
+    /// Dead letters.
+    #[default]
+    DeadLettered,
+    /// Deliveries held while their endpoint was disabled.
+    Held,
+}
+
+/// Which dead letters (or held deliveries) to replay; every field narrows the set.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
+    /// `dead_lettered` (default) or `held` (deliveries of a disabled endpoint).
+    #[serde(default)]
+    status: ReplayStatus,
     /// Only deliveries to this endpoint.
     #[serde(default)]
     endpoint_id: Option<EndpointId>,
@@ -172,6 +186,7 @@ async fn replay(
     JsonBody(request): JsonBody<ReplayRequest>,
 ) -> Result<Json<Replayed>, ApiError> {
     let filter = ReplayFilter {
+        held: request.status == ReplayStatus::Held,
         endpoint_id: request.endpoint_id,
         event: request.event,
         from: request.from,

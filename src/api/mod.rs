@@ -12,6 +12,7 @@ mod endpoints;
 mod error;
 mod events;
 mod flows;
+mod health;
 mod ops;
 mod subscriptions;
 pub mod views;
@@ -124,6 +125,7 @@ pub fn app(state: AppState) -> Router {
         .merge(events::router())
         .merge(catalog::router())
         .merge(endpoints::router())
+        .merge(health::router())
         .merge(subscriptions::router())
         .merge(deliveries::router())
         .merge(flows::router())

@@ -13,6 +13,8 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::model::OPERATIONAL_SOLUTION;
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -22,10 +24,31 @@ pub struct Principal {
     pub solutions: Option<Vec<String>>,
     /// Whether it may manage endpoints, subscriptions and deliveries.
     pub admin: bool,
+    /// Herald itself: the only caller of the operational events (solution `herald`).
+    pub system: bool,
 }
 
 impl Principal {
-    /// Whether the key may act for `solution`.
+    /// Herald itself, sending its operational events.
+    pub fn herald() -> Self {
+        Self {
+            name: OPERATIONAL_SOLUTION.into(),
+            solutions: Some(vec![OPERATIONAL_SOLUTION.into()]),
+            admin: false,
+            system: true,
+        }
+    }
+
+    /// Whether the key may send events of `solution`: a solution it may use, but never
+    /// Herald's own operational events, which only Herald sends.
+    pub fn may_send(&self, solution: &str) -> bool {
+        if solution == OPERATIONAL_SOLUTION {
+            return self.system;
+        }
+        self.may_use(solution)
+    }
+
+    /// Whether the key may see and subscribe to events of `solution`.
     pub fn may_use(&self, solution: &str) -> bool {
         self.solutions
             .as_ref()
@@ -98,6 +121,7 @@ mod tests {
                 name: "pos".into(),
                 solutions: Some(vec!["contoso".into()]),
                 admin: false,
+                system: false,
             },
         )]);
         let p = keys.authenticate(Some(&format!("Bearer {key}"))).unwrap();

@@ -167,10 +167,17 @@ type Defined = BTreeMap<String, (PathBuf, String)>;
 /// Solutions by name, with the file that defines them.
 type Solutions = BTreeMap<String, (PathBuf, Solution)>;
 
-/// Checks a catalog given as (file name, TOML text) pairs.
+/// Herald's own operational events, part of every catalog.
+const BUILT_IN: (&str, &str) = ("(built in) herald.toml", include_str!("herald.toml"));
+
+/// Checks a catalog given as (file name, TOML text) pairs, with Herald's built-in solution
+/// (`herald`, its operational events) added.
 pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> {
     let mut problems = Problems(Vec::new());
-    let parsed = parse(files, &mut problems);
+    let mut all = Vec::with_capacity(files.len() + 1);
+    all.push((PathBuf::from(BUILT_IN.0), BUILT_IN.1.to_owned()));
+    all.extend(files.iter().cloned());
+    let parsed = parse(&all, &mut problems);
     let solutions = solutions(&parsed, &mut problems);
     let (defined, mut events) = events(&parsed, &solutions, &mut problems);
     let categories = categories(&parsed, &solutions, &defined, &mut events, &mut problems);

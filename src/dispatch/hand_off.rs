@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::gate::Gate;
 use super::Inner;
-use crate::model::{EndpointId, LeasedDelivery};
+use crate::model::{EndpointId, HealthState, LeasedDelivery};
 
 /// Takes deliveries straight from the commit that created them: the bounded hand-off.
 ///
@@ -32,7 +32,11 @@ impl HandOff {
     /// A place for one delivery to `endpoint`, if there is one now.
     pub fn reserve(&self, endpoint: EndpointId) -> Option<Reservation> {
         let inner = &self.inner;
-        if !inner.open.load(Ordering::Acquire) {
+        // An endpoint that is failing or disabled sends nothing fresh: its deliveries are
+        // stored pending, and its gate and the lease query decide.
+        if !inner.open.load(Ordering::Acquire)
+            || inner.registry.health().state(endpoint) != HealthState::Healthy
+        {
             return None;
         }
         let mut gates = inner.gates.lock().unwrap_or_else(|p| p.into_inner());

@@ -6,6 +6,8 @@
 pub mod decide;
 mod gate;
 mod hand_off;
+pub mod health;
+mod keeper;
 mod lookup;
 mod recorder;
 pub mod retry;
@@ -22,12 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::destinations::{Destinations, Origin};
-use crate::model::{AttemptResult, EndpointId, LeasedDelivery};
+use crate::model::{AttemptResult, EndpointId, LeasedDelivery, Notice};
 use crate::registry::Registry;
 use crate::store::{LeaseRequest, Store, StoreError};
 use gate::Gate;
 use hand_off::Place;
 pub use hand_off::{HandOff, Reservation};
+pub use health::HealthPolicy;
 pub use lookup::Lookups;
 pub use retry::{Decision, RetryPolicy};
 
@@ -50,6 +53,10 @@ pub struct DispatchConfig {
     pub origin: Origin,
     /// The catalog (parameter types and bindings for message formats).
     pub catalog: Catalog,
+    /// When endpoints are failing, probed and disabled.
+    pub health: HealthPolicy,
+    /// Where operational notices go (to become events of the `herald` solution).
+    pub notices: Option<mpsc::Sender<Notice>>,
 }
 
 /// Handle to wake the dispatcher when new work is stored.
@@ -80,6 +87,10 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     lookups: lookup::Lookups,
     record_tx: mpsc::Sender<AttemptResult>,
+    /// Attempt outcomes for the health keeper.
+    observations: Arc<keeper::Observations>,
+    /// Where operational notices go.
+    notices: Option<mpsc::Sender<Notice>>,
     /// Capacity was freed that a lease round lacked (see [`Inner::release`]).
     freed: Notify,
     /// The last lease round was limited by `max_in_flight`.
@@ -114,8 +125,11 @@ impl Dispatcher {
     ) -> Self {
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight as usize));
         let (record_tx, record_rx) = mpsc::channel(1024);
+        let notices = config.notices.clone();
         Self {
             inner: Arc::new(Inner {
+                observations: Default::default(),
+                notices,
                 store,
                 destinations,
                 registry,
@@ -153,6 +167,19 @@ impl Dispatcher {
             }
         }
         this.open.store(true, Ordering::Release);
+        let stop_keeping = CancellationToken::new();
+        let keeper = tokio::spawn(
+            keeper::Keeper {
+                store: this.store.clone(),
+                board: this.registry.health().clone(),
+                policy: this.config.health.clone(),
+                observations: this.observations.clone(),
+                notices: this.notices.clone(),
+                waker: this.waker.clone(),
+                round: this.config.poll_interval,
+            }
+            .run(stop_keeping.clone()),
+        );
         let stop_recording = CancellationToken::new();
         let recorder = tokio::spawn(recorder::run(
             this.store.clone(),
@@ -193,7 +220,9 @@ impl Dispatcher {
         )
         .await;
         stop_recording.cancel();
+        stop_keeping.cancel();
         let _ = tokio::time::timeout(grace, recorder).await;
+        let _ = tokio::time::timeout(grace, keeper).await;
     }
 }
 

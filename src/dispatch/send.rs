@@ -1,5 +1,6 @@
-//! One delivery's way through the dispatcher: lookup → send → decide ([`decide`], a pure
-//! function) → the result to record.
+//! One delivery's way through the dispatcher: lookup → the endpoint's gate (health, then
+//! concurrency) → send → decide ([`decide`], a pure function) → the result to record. A
+//! delivery the gate keeps back is not sent and spends no attempt.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,23 +10,62 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::decide::{decide, Attempted};
-use super::gate::Gate;
+use super::gate::{Admission, Gate};
 use super::Inner;
-use crate::model::{Attempt, AttemptResult, EndpointId, LeasedDelivery};
+use crate::destinations::Outcome;
+use crate::model::{
+    Attempt, AttemptResult, Endpoint, EndpointId, LeasedDelivery, NextState, Notice, Subscription,
+    OPERATIONAL_SOLUTION,
+};
 use crate::store::StoreError;
 
+/// How far a delivery got.
+enum Went {
+    /// It was sent (or could not be: its endpoint or subscription is gone, or unreadable).
+    Tried {
+        attempted: Attempted,
+        /// The endpoint's kind, when it got as far as the destination.
+        kind: Option<&'static str>,
+        /// It was its failing endpoint's probe.
+        probe: bool,
+    },
+    /// The gate kept it back: nothing was sent.
+    Kept(NextState),
+}
+
 impl Inner {
-    /// Sends one delivery and decides its next state: lookup → send → decide → record.
+    /// Sends one delivery and decides its next state: lookup → gate → send → decide → record.
     pub(super) async fn deliver(&self, d: LeasedDelivery) -> AttemptResult {
         let attempt = d.attempts + 1;
         let started_at = OffsetDateTime::now_utc();
         let clock = Instant::now();
-        let (attempted, kind) = self.send(&d).await;
+        let (attempted, kind, probe) = match self.send(&d).await {
+            Went::Tried {
+                attempted,
+                kind,
+                probe,
+            } => (attempted, kind, probe),
+            Went::Kept(next) => {
+                if let NextState::DeadLettered(reason) = &next {
+                    self.dead_lettered(&d, d.attempts, reason).await;
+                }
+                metrics::counter!("herald_deliveries_kept_total", "state" => next.label())
+                    .increment(1);
+                return AttemptResult {
+                    delivery_id: d.id,
+                    attempts: d.attempts,
+                    attempt: None,
+                    next,
+                };
+            }
+        };
         let elapsed = clock.elapsed();
         if let Some(kind) = kind {
             metrics::histogram!("herald_attempt_duration_seconds", "kind" => kind)
                 .record(elapsed.as_secs_f64());
         }
+        let success = matches!(attempted, Attempted::Sent(Outcome::Delivered { .. }));
+        let reached = matches!(attempted, Attempted::Sent(_));
         let jitter = rand::rng().random::<f64>();
         let verdict = decide(
             attempted,
@@ -35,6 +75,10 @@ impl Inner {
             &self.config.retry,
             jitter,
         );
+        if reached {
+            self.observations
+                .add(d.endpoint_id, success, verdict.error.as_deref(), probe);
+        }
         if let Some(reason) = &verdict.disable_subscription {
             tracing::warn!(subscription = %d.subscription_id, "receiver answered 410 Gone: disabling the subscription");
             if let Err(e) = self
@@ -45,39 +89,42 @@ impl Inner {
                 tracing::error!(error = %e, subscription = %d.subscription_id, "could not disable the subscription");
             }
         }
+        if let NextState::DeadLettered(reason) = &verdict.next {
+            self.dead_lettered(&d, attempt, reason).await;
+        }
         metrics::counter!("herald_deliveries_total", "outcome" => verdict.next.label())
             .increment(1);
         AttemptResult {
             delivery_id: d.id,
-            attempt: Attempt {
+            attempts: attempt,
+            attempt: Some(Attempt {
                 attempt,
                 started_at,
                 duration_ms: elapsed.as_millis() as u64,
                 outcome: verdict.outcome,
                 http_status: verdict.http_status,
                 error: verdict.error,
-            },
+            }),
             next: verdict.next,
         }
     }
 
-    /// Finds the endpoint and subscription and sends; the endpoint kind, when it got as far.
-    async fn send(&self, d: &LeasedDelivery) -> (Attempted, Option<&'static str>) {
-        let version = self.registry.routing().version();
-        let store = self.store.as_ref();
-        let found = async {
-            let endpoint = self.lookups.endpoint(store, version, d.endpoint_id).await?;
-            let subscription = self
-                .lookups
-                .subscription(store, version, d.subscription_id)
-                .await?;
-            Ok::<_, StoreError>((endpoint, subscription))
+    /// Finds the endpoint and subscription, passes the gate and sends.
+    async fn send(&self, d: &LeasedDelivery) -> Went {
+        let tried = |attempted| Went::Tried {
+            attempted,
+            kind: None,
+            probe: false,
         };
-        let (endpoint, subscription) = match found.await {
+        let (endpoint, subscription) = match self.look_up(d).await {
             Ok((Some(e), Some(s))) => (e, s),
-            Ok((None, _)) => return (Attempted::Orphaned("endpoint"), None),
-            Ok((_, None)) => return (Attempted::Orphaned("subscription"), None),
-            Err(e) => return (Attempted::LookupFailed(e), None),
+            Ok((None, _)) => return tried(Attempted::Orphaned("endpoint")),
+            Ok((_, None)) => return tried(Attempted::Orphaned("subscription")),
+            Err(e) => return tried(Attempted::LookupFailed(e)),
+        };
+        let probe = match self.admit(&endpoint, d).await {
+            Admission::Send { probe } => probe,
+            Admission::Keep(next) => return Went::Kept(next),
         };
         let message = self.config.origin.outbound(
             d.id,
@@ -96,10 +143,46 @@ impl Inner {
             .await
             .expect("gate semaphores are never closed");
         let outcome = destination.send(&message).await;
-        (
-            Attempted::Sent(outcome),
-            Some(endpoint.settings.kind().as_str()),
-        )
+        Went::Tried {
+            attempted: Attempted::Sent(outcome),
+            kind: Some(endpoint.settings.kind().as_str()),
+            probe,
+        }
+    }
+
+    async fn look_up(
+        &self,
+        d: &LeasedDelivery,
+    ) -> Result<(Option<Endpoint>, Option<Subscription>), StoreError> {
+        let version = self.registry.routing().version();
+        let store = self.store.as_ref();
+        let endpoint = self.lookups.endpoint(store, version, d.endpoint_id).await?;
+        let subscription = self
+            .lookups
+            .subscription(store, version, d.subscription_id)
+            .await?;
+        Ok((endpoint, subscription))
+    }
+
+    /// Tells operators a delivery was dead-lettered — unless it carried one of Herald's own
+    /// operational events, which would make a loop when the operator's endpoint fails.
+    async fn dead_lettered(&self, d: &LeasedDelivery, attempts: u32, reason: &str) {
+        let (Some(tx), false) = (
+            &self.notices,
+            d.event.event.solution == OPERATIONAL_SOLUTION,
+        ) else {
+            return;
+        };
+        let notice = Notice::DeadLettered {
+            delivery_id: d.id,
+            event_id: d.event.event.id,
+            event_name: d.event.event.name.clone(),
+            subscription_id: d.subscription_id,
+            endpoint_id: d.endpoint_id,
+            attempts,
+            reason: reason.to_owned(),
+        };
+        let _ = tx.send(notice).await;
     }
 
     /// The semaphore bounding sends to one endpoint, resized when its limit changed.

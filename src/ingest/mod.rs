@@ -5,6 +5,7 @@
 //! that call it are in `api/events.rs` and `api/dataverse.rs`.
 
 mod fingerprint;
+pub mod notices;
 pub mod steps;
 
 use std::sync::Arc;
@@ -270,7 +271,7 @@ impl Ingestor {
         if !definition.enabled {
             return Err(IngestError::Disabled(s.name));
         }
-        if !caller.may_use(&definition.solution) {
+        if !caller.may_send(&definition.solution) {
             return Err(IngestError::Forbidden {
                 key: caller.name.clone(),
                 solution: definition.solution.clone(),

@@ -24,6 +24,9 @@ pub enum DeliveryStatus {
     DeadLettered,
     /// Its subscription or endpoint was removed or disabled.
     Cancelled,
+    /// Kept while its endpoint is disabled: sent when the endpoint is enabled again, or
+    /// replayed by time range.
+    Held,
 }
 
 impl DeliveryStatus {
@@ -35,6 +38,7 @@ impl DeliveryStatus {
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::DeadLettered => "dead_lettered",
             DeliveryStatus::Cancelled => "cancelled",
+            DeliveryStatus::Held => "held",
         }
     }
 
@@ -44,12 +48,13 @@ impl DeliveryStatus {
     }
 
     /// Every status.
-    pub const ALL: [DeliveryStatus; 5] = [
+    pub const ALL: [DeliveryStatus; 6] = [
         Self::Pending,
         Self::InFlight,
         Self::Succeeded,
         Self::DeadLettered,
         Self::Cancelled,
+        Self::Held,
     ];
 }
 
@@ -141,13 +146,16 @@ pub struct LeasedDelivery {
     pub event: Arc<OutgoingEvent>,
 }
 
-/// The result of one attempt, to record.
+/// What became of a leased delivery, to record: an attempt and the state it led to, or, when
+/// its endpoint's gate kept it from being sent, only its next state (no attempt is spent).
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     /// The delivery.
     pub delivery_id: DeliveryId,
-    /// The attempt and how it went.
-    pub attempt: Attempt,
+    /// Attempts made, this one included.
+    pub attempts: u32,
+    /// The attempt and how it went; `None` when nothing was sent.
+    pub attempt: Option<Attempt>,
     /// The delivery's next state.
     pub next: NextState,
 }
@@ -163,6 +171,12 @@ pub enum NextState {
     DeadLettered(String),
     /// Cancelled (the subscription was disabled or removed), with the reason.
     Cancelled(String),
+    /// Not sent, and no attempt spent: its endpoint is failing and another delivery is the
+    /// probe. Pending, due at this time (which orders it among the waiting; the endpoint's
+    /// health decides when it is leased), with the reason.
+    Wait(OffsetDateTime, String),
+    /// Not sent: held while its endpoint is disabled.
+    Held,
 }
 
 impl NextState {
@@ -173,6 +187,8 @@ impl NextState {
             NextState::RetryAt(_) => "retry",
             NextState::DeadLettered(_) => "dead_lettered",
             NextState::Cancelled(_) => "cancelled",
+            NextState::Wait(..) => "wait",
+            NextState::Held => "held",
         }
     }
 }
@@ -190,9 +206,11 @@ pub struct DeliveryQuery {
     pub limit: Option<u32>,
 }
 
-/// Which dead letters to replay.
+/// Which dead letters (or held deliveries) to replay.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayFilter {
+    /// Held deliveries (of a disabled endpoint) rather than dead letters.
+    pub held: bool,
     /// Only deliveries to this endpoint.
     pub endpoint_id: Option<EndpointId>,
     /// Only deliveries of events with this unique name.

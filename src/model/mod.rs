@@ -6,6 +6,7 @@ pub mod definition;
 pub mod delivery;
 pub mod endpoint;
 pub mod event;
+pub mod health;
 pub mod ids;
 pub mod subscription;
 
@@ -24,6 +25,7 @@ pub use endpoint::{
 pub use event::{
     Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,
 };
+pub use health::{EndpointHealth, HealthNotice, HealthState, Notice, OPERATIONAL_SOLUTION};
 pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,

@@ -6,6 +6,7 @@
 mod azure;
 mod endpoints;
 mod error;
+mod health;
 mod routing;
 mod spec;
 mod subscriptions;
@@ -13,6 +14,7 @@ mod subscriptions;
 use std::sync::Arc;
 
 pub use error::RegistryError;
+pub use health::HealthBoard;
 pub use routing::Routing;
 pub use spec::{EndpointInput, SubscriptionInput};
 
@@ -27,6 +29,7 @@ pub struct Registry {
     catalog: Catalog,
     policy: NetworkPolicy,
     routing: Routing,
+    health: HealthBoard,
 }
 
 impl Registry {
@@ -43,6 +46,7 @@ impl Registry {
             catalog,
             policy,
             routing,
+            health: HealthBoard::default(),
         }
     }
 
@@ -51,8 +55,12 @@ impl Registry {
         &self.routing
     }
 
-    /// Reads the subscriptions again (another instance changed them).
+    /// Reads the subscriptions and the endpoints' health again (another instance changed
+    /// them).
     pub async fn reload(&self) -> Result<(), StoreError> {
-        self.routing.reload(self.store.as_ref()).await
+        self.routing.reload(self.store.as_ref()).await?;
+        self.health
+            .replace(self.store.health().health_records().await?);
+        Ok(())
     }
 }

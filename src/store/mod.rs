@@ -1,6 +1,7 @@
 //! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
+pub mod health;
 mod pg_prune;
 mod pg_writer;
 pub mod postgres;
@@ -219,6 +220,9 @@ pub trait Records: Send + Sync {
 pub trait Store: Send + Sync + 'static {
     /// The statements both backends share (the defaults below call them).
     fn records(&self) -> &dyn Records;
+
+    /// Endpoint health, shared by every instance.
+    fn health(&self) -> &dyn health::HealthRecords;
 
     /// Stores events with their deliveries durably (on disk before returning), honouring
     /// idempotency keys. Results are in the order of `events`.

@@ -112,6 +112,10 @@ impl Store for PgStore {
         &self.sql
     }
 
+    fn health(&self) -> &dyn super::health::HealthRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.writer
@@ -191,7 +195,10 @@ impl Store for PgStore {
                  (SELECT id, lease_until AS due FROM deliveries
                   WHERE endpoint_id = e.id AND status = 'in_flight' AND lease_until <= $3
                   LIMIT $6)) c
-               WHERE NOT (e.id = ANY($4))
+               WHERE NOT (e.id = ANY($4)) AND NOT EXISTS (
+                 -- A disabled endpoint, or a failing one whose probe is out or not yet due.
+                 SELECT 1 FROM endpoint_health h WHERE h.endpoint_id = e.id
+                   AND (h.state = 'disabled' OR (h.state = 'failing' AND (h.probe_at > $3 OR h.probe_until > $3))))
                ORDER BY c.due LIMIT $7),
              due AS (
                SELECT id FROM deliveries

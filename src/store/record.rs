@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::rows::millis;
 use super::StoreError;
-use crate::model::{AttemptResult, NextState};
+use crate::model::{Attempt, AttemptResult, DeliveryId, NextState};
 
 /// A delivery's next state as stored: status, next attempt, last error, when finished.
 pub struct State<'a> {
@@ -24,11 +24,14 @@ pub struct State<'a> {
 
 /// What `r` makes of its delivery, `now` being the time it is recorded.
 pub fn state(r: &AttemptResult, now: i64) -> State<'_> {
+    let error = r.attempt.as_ref().and_then(|a| a.error.as_deref());
     let (status, next_at, error, finished) = match &r.next {
         NextState::Succeeded => ("succeeded", now, None, Some(now)),
-        NextState::RetryAt(at) => ("pending", millis(*at), r.attempt.error.as_deref(), None),
+        NextState::RetryAt(at) => ("pending", millis(*at), error, None),
         NextState::DeadLettered(why) => ("dead_lettered", now, Some(why.as_str()), Some(now)),
         NextState::Cancelled(why) => ("cancelled", now, Some(why.as_str()), Some(now)),
+        NextState::Wait(at, why) => ("pending", millis(*at), Some(why.as_str()), None),
+        NextState::Held => ("held", now, Some(HELD), None),
     };
     State {
         status,
@@ -37,6 +40,9 @@ pub fn state(r: &AttemptResult, now: i64) -> State<'_> {
         finished,
     }
 }
+
+/// The last error of a held delivery.
+pub const HELD: &str = "held: the endpoint is disabled";
 
 /// The last result of each `key`, in order. A batch can hold two results of one delivery
 /// (its lease expired while its first result waited, and it was sent again); one statement
@@ -57,8 +63,21 @@ fn latest<K: std::hash::Hash + Eq>(
         .collect()
 }
 
-fn attempts(results: &[AttemptResult]) -> Vec<&AttemptResult> {
-    latest(results, |r| (r.delivery_id, r.attempt.attempt))
+/// The attempts to record (the last result of each attempt), with their result.
+fn attempts(results: &[AttemptResult]) -> Vec<(&AttemptResult, &Attempt)> {
+    let made: Vec<(&AttemptResult, &Attempt)> = results
+        .iter()
+        .filter_map(|r| r.attempt.as_ref().map(|a| (r, a)))
+        .collect();
+    let mut last: HashMap<(DeliveryId, u32), usize> = HashMap::with_capacity(made.len());
+    for (i, (r, a)) in made.iter().enumerate() {
+        last.insert((r.delivery_id, a.attempt), i);
+    }
+    made.iter()
+        .enumerate()
+        .filter(|(i, (r, a))| last.get(&(r.delivery_id, a.attempt)) == Some(i))
+        .map(|(_, x)| *x)
+        .collect()
 }
 
 fn states(results: &[AttemptResult]) -> Vec<&AttemptResult> {
@@ -66,8 +85,8 @@ fn states(results: &[AttemptResult]) -> Vec<&AttemptResult> {
 }
 
 /// How long the attempt took, as stored.
-pub fn duration_ms(r: &AttemptResult) -> i64 {
-    i64::try_from(r.attempt.duration_ms).unwrap_or(i64::MAX)
+pub fn duration_ms(a: &Attempt) -> i64 {
+    i64::try_from(a.duration_ms).unwrap_or(i64::MAX)
 }
 
 /// Records `results` on PostgreSQL: the attempts, and the next state of each delivery still
@@ -103,20 +122,20 @@ pub async fn record_pg(
            AS r(id, status, attempts, next_at, error, finished)
          WHERE d.id = r.id AND d.status = 'in_flight' AND d.lease_owner = $15",
     )
-    .bind(a.iter().map(|r| r.delivery_id.to_string()).collect::<Vec<_>>())
-    .bind(a.iter().map(|r| i64::from(r.attempt.attempt)).collect::<Vec<_>>())
-    .bind(a.iter().map(|r| millis(r.attempt.started_at)).collect::<Vec<_>>())
-    .bind(a.iter().map(|r| duration_ms(r)).collect::<Vec<_>>())
-    .bind(a.iter().map(|r| r.attempt.outcome.as_str()).collect::<Vec<_>>())
+    .bind(a.iter().map(|(r, _)| r.delivery_id.to_string()).collect::<Vec<_>>())
+    .bind(a.iter().map(|(_, a)| i64::from(a.attempt)).collect::<Vec<_>>())
+    .bind(a.iter().map(|(_, a)| millis(a.started_at)).collect::<Vec<_>>())
+    .bind(a.iter().map(|(_, a)| duration_ms(a)).collect::<Vec<_>>())
+    .bind(a.iter().map(|(_, a)| a.outcome.as_str()).collect::<Vec<_>>())
     .bind(
         a.iter()
-            .map(|r| r.attempt.http_status.map(i64::from))
+            .map(|(_, a)| a.http_status.map(i64::from))
             .collect::<Vec<_>>(),
     )
-    .bind(a.iter().map(|r| r.attempt.error.clone()).collect::<Vec<_>>())
+    .bind(a.iter().map(|(_, a)| a.error.clone()).collect::<Vec<_>>())
     .bind(s.iter().map(|r| r.delivery_id.to_string()).collect::<Vec<_>>())
     .bind(st.iter().map(|x| x.status).collect::<Vec<_>>())
-    .bind(s.iter().map(|r| i64::from(r.attempt.attempt)).collect::<Vec<_>>())
+    .bind(s.iter().map(|r| i64::from(r.attempts)).collect::<Vec<_>>())
     .bind(st.iter().map(|x| x.next_at).collect::<Vec<_>>())
     .bind(st.iter().map(|x| x.error).collect::<Vec<_>>())
     .bind(st.iter().map(|x| x.finished).collect::<Vec<_>>())
@@ -130,19 +149,20 @@ pub async fn record_pg(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attempt, AttemptOutcome, DeliveryId};
+    use crate::model::AttemptOutcome;
 
     fn result(id: DeliveryId, attempt: u32) -> AttemptResult {
         AttemptResult {
             delivery_id: id,
-            attempt: Attempt {
+            attempts: attempt,
+            attempt: Some(Attempt {
                 attempt,
                 started_at: OffsetDateTime::now_utc(),
                 duration_ms: 1,
                 outcome: AttemptOutcome::Success,
                 http_status: Some(200),
                 error: None,
-            },
+            }),
             next: NextState::Succeeded,
         }
     }
@@ -153,10 +173,31 @@ mod tests {
         let batch = [result(a, 1), result(b, 1), result(a, 2), result(a, 2)];
         let pairs = |kept: Vec<&AttemptResult>| {
             kept.iter()
-                .map(|r| (r.delivery_id, r.attempt.attempt))
+                .map(|r| (r.delivery_id, r.attempts))
                 .collect::<Vec<_>>()
         };
         assert_eq!(pairs(states(&batch)), [(b, 1), (a, 2)]);
-        assert_eq!(pairs(attempts(&batch)), [(a, 1), (b, 1), (a, 2)]);
+        let made: Vec<_> = attempts(&batch)
+            .iter()
+            .map(|(r, a)| (r.delivery_id, a.attempt))
+            .collect();
+        assert_eq!(made, [(a, 1), (b, 1), (a, 2)]);
+    }
+
+    #[test]
+    fn a_result_without_an_attempt_records_only_the_next_state() {
+        let id = DeliveryId::new();
+        let waited = AttemptResult {
+            delivery_id: id,
+            attempts: 2,
+            attempt: None,
+            next: NextState::Wait(OffsetDateTime::UNIX_EPOCH, "endpoint failing".into()),
+        };
+        assert!(attempts(std::slice::from_ref(&waited)).is_empty());
+        let s = state(&waited, 5);
+        assert_eq!(
+            (s.status, s.next_at, s.error),
+            ("pending", 0, Some("endpoint failing"))
+        );
     }
 }

@@ -25,12 +25,22 @@ pub trait Backend: Database {
     /// busy timeout applies instead of a deferred transaction failing at its first write.
     const BEGIN_WRITE: &'static str;
 
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends (SQLite
+    /// has locked the whole database already).
+    const LOCK_ROWS: &'static str;
+
+    /// A statement that tells the other instances, when the transaction commits, that
+    /// endpoints changed (`None`: there are no others).
+    const ANNOUNCE_CHANGE: Option<&'static str>;
+
     /// Rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
 
 impl Backend for sqlx::Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROWS: &'static str = "";
+    const ANNOUNCE_CHANGE: Option<&'static str> = None;
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -39,6 +49,9 @@ impl Backend for sqlx::Sqlite {
 
 impl Backend for sqlx::Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    // The channel `postgres.rs` listens on for changes.
+    const ANNOUNCE_CHANGE: Option<&'static str> = Some("SELECT pg_notify('herald_changes', '')");
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -167,6 +180,10 @@ where
             .bind(id.clone())
             .execute(&mut *tx)
             .await?;
+        sqlx::query::<DB>("DELETE FROM endpoint_health WHERE endpoint_id = $1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query::<DB>("DELETE FROM endpoints WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -289,10 +306,18 @@ where
     async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError> {
         // Endpoint by endpoint, through (endpoint_id, status, next_attempt_at): an endpoint
         // that is skipped (full) or deleted does not make the dispatcher look again at once.
+        // A failing endpoint's work waits for its probe; a disabled endpoint's, for an operator.
         let rows = sqlx::query::<DB>(
-            "SELECT e.id AS id, (SELECT MIN(next_attempt_at) FROM deliveries
-                                 WHERE endpoint_id = e.id AND status = 'pending') AS t FROM endpoints e
-             UNION ALL SELECT NULL AS id, MIN(lease_until) AS t FROM deliveries WHERE status = 'in_flight'",
+            "SELECT id, CASE WHEN state = 'disabled' THEN NULL
+                             WHEN state = 'failing' AND m IS NOT NULL AND p > m THEN p
+                             ELSE m END AS t
+             FROM (SELECT e.id AS id, h.state AS state,
+                     CASE WHEN h.probe_until > h.probe_at THEN h.probe_until ELSE h.probe_at END AS p,
+                     (SELECT MIN(t) FROM (
+                        SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE endpoint_id = e.id AND status = 'pending'
+                        UNION ALL
+                        SELECT MIN(lease_until) AS t FROM deliveries WHERE endpoint_id = e.id AND status = 'in_flight') u) AS m
+                   FROM endpoints e LEFT JOIN endpoint_health h ON h.endpoint_id = e.id) x",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -372,8 +397,10 @@ where
     /// Makes the dead letters matching `f` due now; returns how many.
     async fn replay(&self, f: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query::<DB>(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
-             WHERE status = 'dead_lettered' AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
+            // Held deliveries are due as of their creation, so they go out in that order.
+            "UPDATE deliveries SET next_attempt_at = CASE WHEN status = 'held' THEN created_at ELSE $1 END,
+               status = 'pending', finished_at = NULL, updated_at = $1
+             WHERE status = $6 AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
                AND endpoint_id IN (SELECT id FROM endpoints)
                AND event_id IN (SELECT id FROM events WHERE (CAST($3 AS TEXT) IS NULL OR name = $3)
                  AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
@@ -384,6 +411,7 @@ where
         .bind(f.event.clone())
         .bind(f.from.map(millis))
         .bind(f.to.map(millis))
+        .bind(if f.held { "held" } else { "dead_lettered" })
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done))

@@ -57,6 +57,8 @@ async fn the_hand_off_is_bounded_per_endpoint_and_in_all_and_only_while_running(
                 organization: "herald".into(),
             },
             catalog,
+            health: Default::default(),
+            notices: None,
         },
         Waker::default(),
     );

@@ -10,6 +10,7 @@ mod dataverse;
 mod demo;
 mod dispatch;
 mod flows;
+mod health;
 mod infra;
 mod ingest;
 mod ops;

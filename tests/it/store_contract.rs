@@ -153,7 +153,8 @@ pub(crate) fn lease_req<'a>(
 pub(crate) fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
     AttemptResult {
         delivery_id: d.id,
-        attempt: Attempt {
+        attempts: d.attempts + 1,
+        attempt: Some(Attempt {
             attempt: d.attempts + 1,
             started_at: now(),
             duration_ms: 3,
@@ -164,7 +165,7 @@ pub(crate) fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
             },
             http_status: Some(503),
             error: Some("receiver answered 503".into()),
-        },
+        }),
         next,
     }
 }
@@ -644,6 +645,105 @@ pub async fn work_of_a_deleted_endpoint_is_neither_replayed_nor_due(t: TestStore
     assert_eq!(s.next_due(&[]).await.unwrap(), None);
 }
 
+pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_disabled_endpoint(
+    t: TestStore,
+) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    s.ingest((0..3).map(|_| new_event(&sub, None)).collect())
+        .await
+        .unwrap();
+    let h = s.health();
+    assert!(h.health_records().await.unwrap().is_empty());
+    // Failing, its first probe due in a minute: nothing is leased, nothing is due before.
+    let t0 = now();
+    let (before, after) = h
+        .change_health(ep.id, t0, &|mut x: EndpointHealth| {
+            x.state = HealthState::Failing;
+            x.consecutive_failures = 5;
+            x.failing_since = Some(t0);
+            x.probe_at = Some(t0 + Duration::from_secs(60));
+            x
+        })
+        .await
+        .unwrap();
+    assert_eq!(before.state, HealthState::Healthy);
+    assert_eq!(h.health(ep.id).await.unwrap(), after);
+    assert!(s
+        .lease(lease_req("me", &[], 10, 10))
+        .await
+        .unwrap()
+        .is_empty());
+    let due = s.next_due(&[]).await.unwrap().expect("the probe time");
+    assert!(
+        due >= t0 + Duration::from_secs(59),
+        "{due} is the probe time"
+    );
+    assert!(!h
+        .claim_probe(ep.id, now(), now() + Duration::from_secs(30))
+        .await
+        .unwrap());
+    // The probe is due: the deliveries are leasable, and one caller gets the probe.
+    h.change_health(ep.id, now(), &|mut x: EndpointHealth| {
+        x.probe_at = Some(t0);
+        x
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
+        3
+    );
+    let until = now() + Duration::from_secs(30);
+    assert!(h.claim_probe(ep.id, now(), until).await.unwrap());
+    assert!(!h.claim_probe(ep.id, now(), until).await.unwrap());
+    // Disabled: waiting deliveries are held in the same change, and resumed oldest first.
+    s.release_leases("me").await.unwrap();
+    h.change_health(ep.id, now(), &|x: EndpointHealth| {
+        x.disabled("maintenance", now())
+    })
+    .await
+    .unwrap();
+    let held = s
+        .deliveries(&DeliveryQuery {
+            status: Some(DeliveryStatus::Held),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 3);
+    assert!(s
+        .lease(lease_req("me", &[], 10, 10))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.next_due(&[]).await.unwrap(), None);
+    s.ingest(vec![new_event(&sub, None)]).await.unwrap();
+    assert_eq!(h.hold_deliveries(ep.id, now()).await.unwrap(), 1);
+    let (_, healthy) = h
+        .change_health(ep.id, now(), &|x: EndpointHealth| x.enabled(now()))
+        .await
+        .unwrap();
+    assert!(healthy.is_pristine());
+    assert!(
+        h.health_records().await.unwrap().is_empty(),
+        "a pristine record is removed"
+    );
+    assert_eq!(h.resume_held(ep.id, now()).await.unwrap(), 4);
+    let resumed = s.deliveries(&DeliveryQuery::default()).await.unwrap();
+    assert!(
+        resumed
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Pending && d.next_attempt_at == d.created_at),
+        "due as of their creation, so leased oldest first: {resumed:?}"
+    );
+    assert_eq!(
+        s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
+        4
+    );
+}
+
 /// One test per backend for each test function named.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -672,4 +772,5 @@ contract!(
     results_are_recorded_many_at_a_time,
     a_backlog_at_one_endpoint_does_not_hold_back_the_others,
     work_of_a_deleted_endpoint_is_neither_replayed_nor_due,
+    endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_disabled_endpoint,
 );

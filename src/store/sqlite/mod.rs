@@ -162,6 +162,10 @@ impl Store for SqliteStore {
         &self.sql
     }
 
+    fn health(&self) -> &dyn super::health::HealthRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         self.write(events, false).await
     }

@@ -154,20 +154,21 @@ pub(super) fn record(
          WHERE id = ?7 AND status = 'in_flight' AND lease_owner = ?8",
     )?;
     for r in results {
-        let a = &r.attempt;
         let id = r.delivery_id.to_string();
-        attempt.execute(params![
-            id,
-            a.attempt,
-            millis(a.started_at),
-            duration_ms(r),
-            a.outcome.as_str(),
-            a.http_status,
-            a.error,
-        ])?;
+        if let Some(a) = &r.attempt {
+            attempt.execute(params![
+                id,
+                a.attempt,
+                millis(a.started_at),
+                duration_ms(a),
+                a.outcome.as_str(),
+                a.http_status,
+                a.error,
+            ])?;
+        }
         let s = record::state(r, now);
         state.execute(params![
-            s.status, a.attempt, s.next_at, s.error, s.finished, now, id, owner
+            s.status, r.attempts, s.next_at, s.error, s.finished, now, id, owner
         ])?;
     }
     Ok(())
@@ -211,17 +212,20 @@ pub(super) fn lease(conn: &Connection, req: &Lease) -> Result<Vec<LeasedDelivery
         source,
     })?;
     let mut leasing = conn.prepare_cached(
-        "UPDATE deliveries SET status = 'in_flight', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+        // `open`: the endpoints not skipped, not disabled, and not failing with their probe
+        // out or not yet due.
+        "WITH open AS (SELECT e.id FROM endpoints e WHERE e.id NOT IN (SELECT value FROM json_each(?4))
+           AND NOT EXISTS (SELECT 1 FROM endpoint_health h WHERE h.endpoint_id = e.id
+             AND (h.state = 'disabled' OR (h.state = 'failing' AND (h.probe_at > ?3 OR h.probe_until > ?3)))))
+         UPDATE deliveries SET status = 'in_flight', lease_owner = ?1, lease_until = ?2, updated_at = ?3
          WHERE id IN (SELECT id FROM (
-           SELECT d.id, d.next_attempt_at AS due FROM endpoints e JOIN deliveries d ON d.id IN (
+           SELECT d.id, d.next_attempt_at AS due FROM open e JOIN deliveries d ON d.id IN (
              SELECT id FROM deliveries WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= ?3
                ORDER BY next_attempt_at LIMIT ?6)
-           WHERE e.id NOT IN (SELECT value FROM json_each(?4))
            UNION ALL
-           SELECT d.id, d.lease_until AS due FROM endpoints e JOIN deliveries d ON d.id IN (
+           SELECT d.id, d.lease_until AS due FROM open e JOIN deliveries d ON d.id IN (
              SELECT id FROM deliveries WHERE endpoint_id = e.id AND status = 'in_flight' AND lease_until <= ?3
-               LIMIT ?6)
-           WHERE e.id NOT IN (SELECT value FROM json_each(?4)))
+               LIMIT ?6))
            ORDER BY due LIMIT ?5)
          RETURNING id, attempts, created_at, subscription_id, endpoint_id, event_id",
     )?;

@@ -172,6 +172,9 @@ timeout = "5s"
 [delivery]
 retry_schedule = ["100ms", "200ms"]
 poll_interval = "100ms"
+[endpoint_health]
+probe_interval = "200ms"
+probe_interval_max = "1s"
 "#,
             db = dir.path().join("herald.db").display(),
         );

@@ -38,6 +38,11 @@ struct Inner {
     /// `default_status`.
     script: std::collections::VecDeque<(u16, String, &'static str)>,
     default_status: u16,
+    /// How long each answer takes.
+    delay: std::time::Duration,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The receiver.
@@ -106,6 +111,16 @@ impl Receiver {
         );
     }
 
+    /// Takes `delay` to answer each request from now on.
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.inner.lock().unwrap().delay = delay;
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
@@ -133,13 +148,20 @@ async fn record(
     [(axum::http::HeaderName, &'static str); 1],
     String,
 ) {
-    let mut inner = inner.lock().unwrap();
-    inner.received.push(Received { uri, headers, body });
-    let (status, body, content_type) =
-        inner
-            .script
-            .pop_front()
-            .unwrap_or((inner.default_status, String::new(), "text/plain"));
+    let (status, body, content_type, delay) = {
+        let mut inner = inner.lock().unwrap();
+        inner.received.push(Received { uri, headers, body });
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        let (status, body, content_type) =
+            inner
+                .script
+                .pop_front()
+                .unwrap_or((inner.default_status, String::new(), "text/plain"));
+        (status, body, content_type, inner.delay)
+    };
+    tokio::time::sleep(delay).await;
+    inner.lock().unwrap().in_flight -= 1;
     (
         StatusCode::from_u16(status).unwrap(),
         [(axum::http::header::CONTENT_TYPE, content_type)],

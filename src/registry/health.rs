@@ -1,0 +1,114 @@
+//! The health board: every instance's in-memory copy of the endpoints' health records, read
+//! at the hand-off and the dispatcher's gate without a query. The store holds the truth (the
+//! lease query reads it); the board is refreshed when this instance changes a record, when
+//! another announces a change, and on the dispatcher's health rounds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::model::{EndpointHealth, EndpointId, HealthState};
+use crate::store::health::Resume;
+use crate::store::StoreError;
+
+/// The endpoints' health as last read or written here. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct HealthBoard {
+    records: Arc<RwLock<HashMap<EndpointId, EndpointHealth>>>,
+}
+
+impl HealthBoard {
+    /// An endpoint's state (healthy when it has no record).
+    pub fn state(&self, id: EndpointId) -> HealthState {
+        self.read()
+            .get(&id)
+            .map_or(HealthState::Healthy, |h| h.state)
+    }
+
+    /// An endpoint's record, if it has one.
+    pub fn get(&self, id: EndpointId) -> Option<EndpointHealth> {
+        self.read().get(&id).cloned()
+    }
+
+    /// Every record, for the health rounds and the API.
+    pub fn all(&self) -> Vec<EndpointHealth> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Keeps `h` (drops the record when it is pristine).
+    pub fn set(&self, h: EndpointHealth) {
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        if h.is_pristine() {
+            records.remove(&h.endpoint_id);
+        } else {
+            records.insert(h.endpoint_id, h);
+        }
+    }
+
+    /// Replaces every record with what the store holds.
+    pub fn replace(&self, all: Vec<EndpointHealth>) {
+        let fresh = all.into_iter().map(|h| (h.endpoint_id, h)).collect();
+        *self.records.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<EndpointId, EndpointHealth>> {
+        self.records.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl super::Registry {
+    /// The health board this registry keeps current.
+    pub fn health(&self) -> &HealthBoard {
+        &self.health
+    }
+
+    /// Disables endpoint `id` for `reason`: its waiting deliveries, and those that come
+    /// while it stays disabled, are held (not sent, not dropped).
+    pub async fn disable_endpoint(
+        &self,
+        id: EndpointId,
+        reason: &str,
+    ) -> Result<EndpointHealth, super::RegistryError> {
+        self.known(id).await?;
+        let now = time::OffsetDateTime::now_utc();
+        let change = |h: EndpointHealth| h.disabled(reason, now);
+        let (_, after) = self.store.health().change_health(id, now, &change).await?;
+        self.health.set(after.clone());
+        Ok(after)
+    }
+
+    /// Enables endpoint `id` again (healthy, nothing counted); its held deliveries are sent in
+    /// the order they were created, or kept to replay by time range. Returns the record and
+    /// how many held deliveries were made due.
+    pub async fn enable_endpoint(
+        &self,
+        id: EndpointId,
+        resume: Resume,
+    ) -> Result<(EndpointHealth, u64), super::RegistryError> {
+        self.known(id).await?;
+        let now = time::OffsetDateTime::now_utc();
+        let change = |h: EndpointHealth| h.enabled(now);
+        let (_, after) = self.store.health().change_health(id, now, &change).await?;
+        self.health.set(after.clone());
+        let resumed = match resume {
+            Resume::Deliver => self.store.health().resume_held(id, now).await?,
+            Resume::Keep => 0,
+        };
+        Ok((after, resumed))
+    }
+
+    /// Endpoint `id`'s health record as the store holds it.
+    pub async fn endpoint_health(&self, id: EndpointId) -> Result<EndpointHealth, StoreError> {
+        let h = self.store.health().health(id).await?;
+        self.health.set(h.clone());
+        Ok(h)
+    }
+
+    async fn known(&self, id: EndpointId) -> Result<(), super::RegistryError> {
+        match self.store.endpoint(id).await? {
+            Some(_) => Ok(()),
+            None => Err(super::RegistryError::NotFound(format!(
+                "no endpoint with id \"{id}\""
+            ))),
+        }
+    }
+}
