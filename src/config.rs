@@ -240,6 +240,11 @@ pub struct EndpointHealthConfig {
     /// never disables. Operational events go out at 50, 70, 90 and 100 % of it.
     #[serde(with = "humantime_serde")]
     pub disable_after: Duration,
+    /// Deliveries per second to an endpoint without a rate limit after it answers `429`.
+    pub rate_after_429: f64,
+    /// How long a `429` lowers an endpoint's rate (halving it, or to `rate_after_429`).
+    #[serde(with = "humantime_serde")]
+    pub slow_for: Duration,
 }
 
 /// A duration written as `"10s"`, `"5m"`, `"12h"`.
@@ -424,6 +429,12 @@ impl Config {
             return Err(ConfigError::Value {
                 field: "endpoint_health.failure_rate",
                 message: "must be above 0 and at most 1, e.g. 0.5".into(),
+            });
+        }
+        if !(h.rate_after_429 > 0.0 && h.rate_after_429 <= 100_000.0) {
+            return Err(ConfigError::Value {
+                field: "endpoint_health.rate_after_429",
+                message: "must be above 0 and at most 100000 deliveries per second".into(),
             });
         }
         if h.probe_interval.is_zero() || h.window.is_zero() {

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::Args;
 
 use crate::config::Config;
-use crate::destinations::webhook::{verify, Secret};
+use crate::destinations::webhook::{verify, Secret, VerifyKey};
 use crate::model::EndpointKind;
 use crate::registry::{EndpointInput, SubscriptionInput};
 
@@ -260,7 +260,7 @@ async fn receive(State(secret): State<Secret>, headers: HeaderMap, body: Bytes) 
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let verdict = verify(
-        &secret,
+        &VerifyKey::Secret(secret),
         get("webhook-id"),
         get("webhook-timestamp"),
         get("webhook-signature"),

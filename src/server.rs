@@ -210,6 +210,8 @@ fn health_policy(c: &crate::config::EndpointHealthConfig) -> HealthPolicy {
         probe_interval: c.probe_interval,
         probe_interval_max: c.probe_interval_max,
         disable_after: (!c.disable_after.is_zero()).then_some(c.disable_after),
+        rate_after_429: c.rate_after_429,
+        slow_for: c.slow_for,
     }
 }
 

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::views::EndpointView;
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
-use crate::model::{EndpointId, SecretId};
+use crate::model::{EndpointId, Scheme, SecretId};
 use crate::registry::EndpointInput;
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, replace, delete))
         .routes(routes!(add_secret))
         .routes(routes!(retire_secret))
+        .routes(routes!(public_keys))
 }
 
 /// The answer to creating an endpoint or adding a secret.
@@ -34,16 +35,71 @@ pub struct EndpointCreated {
     pub generated_secret: Option<String>,
 }
 
-/// A secret to add to an endpoint (rotation).
+/// A secret to add to an endpoint (rotation: old and new sign side by side until the old is
+/// retired). Give `secret`, or `scheme` to have Herald generate one.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretInput {
-    /// `whsec_…`; generated (and shown once) when absent.
+    /// `whsec_…` (v1) or `whsk_…` (v1a, the 32-byte ed25519 seed).
     #[serde(default)]
     #[schema(
-        pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)$"
+        pattern = r"^(?:whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)|whsk_(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
     )]
     pub secret: Option<String>,
+    /// The scheme of a secret Herald generates (default `v1`): a `whsec_` is shown once in
+    /// the answer; a `whsk_` never is (its public key is in the endpoint's `secrets`).
+    #[serde(default)]
+    pub scheme: Option<Scheme>,
+}
+
+/// An endpoint's ed25519 public keys, for receivers to verify `v1a` signatures with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicKeys {
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// Every active `v1a` key, newest last; during a rotation both sign each request.
+    pub keys: Vec<PublicKeyView>,
+}
+
+/// One public key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicKeyView {
+    /// The secret's id.
+    pub id: SecretId,
+    /// `whpk_<base64 of 32 bytes>`.
+    pub public_key: String,
+    /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+/// An endpoint's ed25519 public keys (`v1a`). Public: receivers fetch them without a key.
+#[utoipa::path(get, path = "/v1/endpoints/{id}/public-keys", tag = "endpoints", operation_id = "get_endpoint_public_keys",
+    params(("id" = EndpointId, Path)), security(()),
+    responses((status = 200, body = PublicKeys), (status = 404, body = ErrorBody)))]
+async fn public_keys(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PublicKeys>, ApiError> {
+    let endpoint = state.registry.endpoint(&id).await?;
+    let keys = match &endpoint.settings {
+        crate::model::DestinationSettings::Webhook(w) => w
+            .secrets
+            .iter()
+            .filter_map(|s| {
+                Some(PublicKeyView {
+                    id: s.id,
+                    public_key: s.secret.public_key()?.to_string(),
+                    created_at: s.created_at,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Json(PublicKeys {
+        endpoint_id: endpoint.id,
+        keys,
+    }))
 }
 
 /// Creates an endpoint.
@@ -142,7 +198,7 @@ async fn add_secret(
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let (endpoint, generated_secret) = state
         .registry
-        .add_secret(&id, input.secret.as_deref())
+        .add_secret(&id, input.secret.as_deref(), input.scheme)
         .await?;
     Ok((
         StatusCode::CREATED,

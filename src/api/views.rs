@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::model::{
     AmqpOptions, Attempt, Delivery, DeliveryId, DeliveryStatus, DestinationSettings, Endpoint,
-    EndpointId, EndpointKind, Event, EventId, Filter, MessageFormat, Mode, SecretId, Stage,
+    EndpointId, EndpointKind, Event, EventId, Filter, MessageFormat, Mode, Scheme, SecretId, Stage,
     Subscription, SubscriptionId,
 };
 
@@ -18,9 +18,26 @@ use crate::model::{
 pub struct SecretView {
     /// Its id (to retire it).
     pub id: SecretId,
+    /// `v1` (HMAC, `whsec_`) or `v1a` (ed25519, `whsk_`).
+    pub scheme: Scheme,
+    /// `v1a`: the public key receivers verify with (`whpk_…`; not a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// When it was added.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A static header of a webhook endpoint; a secret one without its value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HeaderView {
+    /// Its name.
+    pub name: String,
+    /// Its value; absent when it is a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Whether the value is a secret.
+    pub secret: bool,
 }
 
 /// An endpoint as the API shows it: no secret values.
@@ -41,8 +58,14 @@ pub struct EndpointView {
     pub timeout: Option<String>,
     /// Deliveries in flight at once.
     pub max_concurrency: Option<u32>,
+    /// Deliveries per second, all instances together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::model::RateLimit>,
     /// The authentication type and the header or parameter names it sets (never values).
     pub auth: Option<AuthView>,
+    /// Webhooks: static headers (a secret one without its value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderView>,
     /// Service Bus and Event Hubs: the AMQP address of the namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -73,7 +96,9 @@ impl From<&Endpoint> for EndpointView {
             secrets: Vec::new(),
             timeout: None,
             max_concurrency: e.max_concurrency,
+            rate_limit: e.rate_limit,
             auth: None,
+            headers: Vec::new(),
             namespace: None,
             entity: None,
             credential: None,
@@ -89,7 +114,18 @@ impl From<&Endpoint> for EndpointView {
                     .iter()
                     .map(|s| SecretView {
                         id: s.id,
+                        scheme: s.secret.scheme(),
+                        public_key: s.secret.public_key().map(|k| k.to_string()),
                         created_at: s.created_at,
+                    })
+                    .collect();
+                view.headers = w
+                    .headers
+                    .iter()
+                    .map(|h| HeaderView {
+                        name: h.name.clone(),
+                        value: (!h.secret).then(|| h.value.clone()),
+                        secret: h.secret,
                     })
                     .collect();
                 view.timeout = w.timeout.map(|t| humantime::format_duration(t).to_string());

@@ -14,7 +14,7 @@ mod store;
 use remote::{deliveries, events, health, DeliveriesCommand, EventsCommand};
 
 use crate::config::Config;
-use crate::destinations::webhook::{verify, Secret};
+use crate::destinations::webhook::{verify, Secret, VerifyKey};
 
 /// Herald: cataloged business events delivered to Azure Service Bus, Event Hubs and signed webhooks.
 #[derive(Debug, Parser)]
@@ -112,7 +112,8 @@ enum KeysCommand {
 enum WebhookCommand {
     /// Tells whether a request is genuine; the body is read from standard input.
     Verify {
-        /// The endpoint's secret, whsec_….
+        /// The endpoint's secret, `whsec_…` (checks `v1` signatures), or its ed25519 public
+        /// key `whpk_…` (checks `v1a`; `GET /v1/endpoints/{id}/public-keys` lists them).
         #[arg(long, env = "HERALD_WEBHOOK_SECRET", hide_env_values = true)]
         secret: String,
         /// The webhook-id header.
@@ -196,13 +197,21 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
 fn validate(dir: &std::path::Path) -> ExitCode {
     match crate::catalog::load_dir(dir) {
         Ok(catalog) => {
-            let events: usize = catalog.categories().iter().map(|c| c.events.len()).sum();
+            // The folder's own counts: Herald's built-in solution is in every catalog.
+            let own = |solution: &str| solution != crate::model::OPERATIONAL_SOLUTION;
+            let categories: Vec<_> = catalog
+                .categories()
+                .iter()
+                .filter(|c| own(&c.solution))
+                .collect();
+            let events: usize = categories.iter().map(|c| c.events.len()).sum();
             println!(
-                "{}: valid ({} solution(s), {} categor(y/ies), {} cataloged event(s))",
+                "{}: valid ({} solution(s), {} categor(y/ies), {} cataloged event(s); plus Herald's built-in solution `{}`)",
                 dir.display(),
-                catalog.solutions().len(),
-                catalog.categories().len(),
-                events
+                catalog.solutions().iter().filter(|s| own(&s.unique_name)).count(),
+                categories.len(),
+                events,
+                crate::model::OPERATIONAL_SOLUTION,
             );
             ExitCode::SUCCESS
         }
@@ -250,10 +259,10 @@ fn webhook_verify(
     signature: &str,
     tolerance: Duration,
 ) -> ExitCode {
-    let secret = match Secret::parse(secret) {
-        Ok(s) => s,
+    let key = match VerifyKey::parse(secret) {
+        Ok(k) => k,
         Err(e) => {
-            eprintln!("error: --secret: {e}");
+            eprintln!("error: --secret: {e} (or a `whpk_` public key for v1a)");
             return ExitCode::from(2);
         }
     };
@@ -263,9 +272,13 @@ fn webhook_verify(
         return ExitCode::from(2);
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match verify(&secret, id, timestamp, signature, &body, tolerance, now) {
+    let scheme = match &key {
+        VerifyKey::Secret(s) if s.scheme() == crate::model::Scheme::V1 => "v1 (HMAC-SHA256)",
+        _ => "v1a (ed25519)",
+    };
+    match verify(&key, id, timestamp, signature, &body, tolerance, now) {
         Ok(()) => {
-            println!("valid: the request was signed with this secret");
+            println!("valid: a {scheme} signature matches this key");
             ExitCode::SUCCESS
         }
         Err(e) => {

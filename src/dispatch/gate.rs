@@ -47,11 +47,22 @@ pub(super) enum Admission {
 }
 
 impl Inner {
-    /// The endpoint's health decides: a healthy endpoint takes the delivery; a failing one
+    /// The endpoint's health decides, then its rate limit (see `pace.rs`): a healthy endpoint
+    /// takes the delivery; a failing one
     /// takes it only as its one probe (claimed in the store, so one at a time across the
     /// cluster) and otherwise it waits for the next probe; a disabled one holds it. A
     /// delivery kept back past its time to live is dead-lettered without an attempt.
     pub(super) async fn admit(&self, endpoint: &Endpoint, d: &LeasedDelivery) -> Admission {
+        let admission = self.admit_by_health(endpoint, d).await;
+        if let Admission::Send { .. } = admission {
+            if let Some(next) = self.pace(endpoint).await {
+                return Admission::Keep(next);
+            }
+        }
+        admission
+    }
+
+    async fn admit_by_health(&self, endpoint: &Endpoint, d: &LeasedDelivery) -> Admission {
         let board = self.registry.health();
         let state = board.state(endpoint.id);
         if state == HealthState::Healthy {

@@ -29,6 +29,11 @@ pub struct HealthPolicy {
     /// Failing continuously this long (from the first failure after the last success)
     /// disables the endpoint; `None` never does. Notices go out at 50, 70, 90 and 100 % of it.
     pub disable_after: Option<Duration>,
+    /// Deliveries per second to an endpoint without a rate limit after it answers `429`
+    /// (halved by each further `429` that is not part of the same refusal).
+    pub rate_after_429: f64,
+    /// How long a `429` lowers an endpoint's rate.
+    pub slow_for: Duration,
 }
 
 impl Default for HealthPolicy {
@@ -42,6 +47,8 @@ impl Default for HealthPolicy {
             probe_interval_max: Duration::from_secs(300),
             // As Svix: five days.
             disable_after: Some(Duration::from_secs(5 * 24 * 3600)),
+            rate_after_429: 10.0,
+            slow_for: Duration::from_secs(60),
         }
     }
 }
@@ -259,6 +266,7 @@ mod tests {
             probe_interval: secs(5),
             probe_interval_max: secs(60),
             disable_after: Some(secs(100)),
+            ..HealthPolicy::default()
         }
     }
 

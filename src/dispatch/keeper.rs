@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::health::{self, HealthPolicy, Observed};
+use super::pace;
 use super::Waker;
 use crate::model::{EndpointHealth, EndpointId, HealthState, Notice};
 use crate::registry::HealthBoard;
@@ -103,6 +104,15 @@ impl Keeper {
         };
         self.board.replace(records.clone());
         let now = OffsetDateTime::now_utc();
+        match self.store.rates().slowed(pace::micros(now)).await {
+            Ok(slowed) => self.board.replace_slowed(
+                slowed
+                    .into_iter()
+                    .map(|(id, until)| (id, pace::from_micros(until)))
+                    .collect(),
+            ),
+            Err(e) => tracing::warn!(error = %e, "reading slowed-down endpoints failed"),
+        }
         for h in records {
             match h.state {
                 HealthState::Failing

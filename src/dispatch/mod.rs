@@ -9,6 +9,7 @@ mod hand_off;
 pub mod health;
 mod keeper;
 mod lookup;
+mod pace;
 mod recorder;
 pub mod retry;
 mod send;

@@ -65,6 +65,14 @@ impl Inner {
                 .record(elapsed.as_secs_f64());
         }
         let success = matches!(attempted, Attempted::Sent(Outcome::Delivered { .. }));
+        if let Attempted::Sent(Outcome::Retry {
+            status: Some(429),
+            retry_after,
+            ..
+        }) = &attempted
+        {
+            self.throttled(d.endpoint_id, *retry_after).await;
+        }
         let reached = matches!(attempted, Attempted::Sent(_));
         let jitter = rand::rng().random::<f64>();
         let verdict = decide(

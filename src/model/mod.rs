@@ -19,8 +19,9 @@ pub use delivery::{
     LeasedDelivery, NextState, ReplayFilter,
 };
 pub use endpoint::{
-    AzureCredential, AzureSettings, DestinationSettings, Endpoint, EndpointKind, Secret,
-    SecretError, SecretString, SigningSecret, WebhookAuth, WebhookSettings,
+    AzureCredential, AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointKind,
+    PublicKey, RateLimit, Scheme, Secret, SecretError, SecretString, SigningSecret, WebhookAuth,
+    WebhookSettings,
 };
 pub use event::{
     Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,

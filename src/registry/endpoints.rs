@@ -5,11 +5,11 @@
 use time::OffsetDateTime;
 
 use super::azure::{settings_from, AzureInput};
-use super::{EndpointInput, Registry, RegistryError};
+use super::{EndpointInput, Registry, RegistryError, Signing};
 use crate::destinations::webhook::ssrf::UrlError;
 use crate::model::{
-    AzureSettings, DestinationSettings, Endpoint, EndpointId, EndpointKind, Secret, SecretId,
-    SigningSecret, WebhookAuth, WebhookSettings,
+    AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointId, EndpointKind,
+    RateLimit, Scheme, Secret, SecretId, SigningSecret, WebhookAuth, WebhookSettings,
 };
 
 /// Active signing secrets an endpoint may have at once.
@@ -52,11 +52,13 @@ impl Registry {
         }
         let now = OffsetDateTime::now_utc();
         let (settings, generated) = self.settings(&input, None).await?;
+        let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             id: EndpointId::new(),
             name: input.name,
             settings,
             max_concurrency: input.max_concurrency.map(|n| n.get()),
+            rate_limit,
             created_at: now,
             updated_at: now,
         };
@@ -107,10 +109,12 @@ impl Registry {
         input: EndpointInput,
     ) -> Result<WithSecret, RegistryError> {
         let (settings, generated) = self.settings(&input, Some(&existing.settings)).await?;
+        let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             name: input.name,
             settings,
             max_concurrency: input.max_concurrency.map(|n| n.get()),
+            rate_limit,
             updated_at: OffsetDateTime::now_utc(),
             ..existing
         };
@@ -135,14 +139,22 @@ impl Registry {
         &self,
         id: &str,
         secret: Option<&str>,
+        scheme: Option<Scheme>,
     ) -> Result<WithSecret, RegistryError> {
         let mut endpoint = self.endpoint(id).await?;
-        let (secret, generated) = match secret {
-            Some(text) => (parse_secret(text)?, None),
-            None => {
-                let s = Secret::generate();
-                let shown = s.expose();
-                (s, Some(shown))
+        let (secret, generated) = match (secret, scheme) {
+            (Some(_), Some(_)) => {
+                return Err(RegistryError::invalid(
+                    "scheme",
+                    "applies only when Herald generates the secret: give `secret` or `scheme`",
+                ))
+            }
+            (Some(text), None) => (parse_secret(text)?, None),
+            (None, scheme) => {
+                let s = Secret::generate_for(scheme.unwrap_or(Scheme::V1));
+                // An ed25519 secret key never leaves Herald: receivers get its public key.
+                let shown = (s.scheme() == Scheme::V1).then(|| s.expose());
+                (s, shown)
             }
         };
         let name = endpoint.name.clone();
@@ -263,16 +275,33 @@ impl Registry {
             }
             (None, Some(old)) => (old.secrets.clone(), None),
             (None, None) => {
-                let s = Secret::generate();
-                let shown = s.expose();
-                let secret = SigningSecret {
-                    id: SecretId::new(),
-                    secret: s,
-                    created_at: now,
+                let schemes: &[Scheme] = match input.signing.unwrap_or(Signing::V1) {
+                    Signing::V1 => &[Scheme::V1],
+                    Signing::V1a => &[Scheme::V1a],
+                    Signing::Both => &[Scheme::V1, Scheme::V1a],
                 };
-                (vec![secret], Some(shown))
+                let secrets: Vec<SigningSecret> = schemes
+                    .iter()
+                    .map(|scheme| SigningSecret {
+                        id: SecretId::new(),
+                        secret: Secret::generate_for(*scheme),
+                        created_at: now,
+                    })
+                    .collect();
+                // A shared secret is shown once; an ed25519 secret key never leaves Herald.
+                let shown = secrets
+                    .iter()
+                    .find(|s| s.secret.scheme() == Scheme::V1)
+                    .map(|s| s.secret.expose());
+                (secrets, shown)
             }
         };
+        if input.signing.is_some() && (input.secret.is_some() || old.is_some()) {
+            return Err(RegistryError::invalid(
+                "signing",
+                "applies only when Herald generates the keys of a new endpoint; to add a key of another scheme, POST /v1/endpoints/{id}/secrets with \"scheme\"",
+            ));
+        }
         // Like secrets, authentication values are write-only: absent means "keep".
         let auth = input
             .auth
@@ -291,11 +320,16 @@ impl Registry {
             }
             other => RegistryError::invalid("url", other.to_string()),
         })?;
+        let headers = match &input.headers {
+            Some(given) => custom_headers(given, old.map_or(&[][..], |o| &o.headers))?,
+            None => old.map(|o| o.headers.clone()).unwrap_or_default(),
+        };
         let settings = WebhookSettings {
             url: url.to_owned(),
             secrets,
             timeout: input.timeout,
             auth,
+            headers,
         };
         Ok((settings, generated))
     }
@@ -322,6 +356,8 @@ fn azure_settings(
         &[
             ("url", input.url.is_some()),
             ("secret", input.secret.is_some()),
+            ("signing", input.signing.is_some()),
+            ("headers", input.headers.is_some()),
             ("timeout", input.timeout.is_some()),
             ("auth", input.auth.is_some()),
             ("partition_id", service_bus && input.partition_id.is_some()),
@@ -375,6 +411,111 @@ fn check_auth(auth: &WebhookAuth) -> Result<(), RegistryError> {
         }
     }
     Ok(())
+}
+
+/// The rate limit of `input`, checked.
+fn rate_limit(input: &EndpointInput) -> Result<Option<RateLimit>, RegistryError> {
+    let Some(limit) = input.rate_limit else {
+        return Ok(None);
+    };
+    if !(limit.per_second > 0.0 && limit.per_second <= 100_000.0) {
+        return Err(RegistryError::invalid(
+            "rate_limit.per_second",
+            "must be above 0 and at most 100000 deliveries per second",
+        ));
+    }
+    if !(1..=10_000).contains(&limit.burst) {
+        return Err(RegistryError::invalid(
+            "rate_limit.burst",
+            "must be 1 to 10000",
+        ));
+    }
+    Ok(Some(limit))
+}
+
+/// Header names Herald sets itself (or HTTP owns): an endpoint cannot set them.
+const RESERVED_HEADERS: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "traceparent",
+    "expect",
+    "upgrade",
+];
+/// Prefixes of header names Herald sets itself.
+const RESERVED_PREFIXES: [&str; 3] = ["webhook-", "herald-", "x-ms-dynamics-"];
+
+/// Checks an endpoint's static headers; a secret header given without a value keeps the
+/// value of the header of that name in `old`.
+fn custom_headers(
+    given: &[super::HeaderInput],
+    old: &[CustomHeader],
+) -> Result<Vec<CustomHeader>, RegistryError> {
+    if given.len() > 20 {
+        return Err(RegistryError::invalid(
+            "headers",
+            "may hold at most 20 headers",
+        ));
+    }
+    let mut out: Vec<CustomHeader> = Vec::with_capacity(given.len());
+    for (i, h) in given.iter().enumerate() {
+        let field = format!("headers[{i}]");
+        let lower = h.name.to_ascii_lowercase();
+        if reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+            return Err(RegistryError::invalid(
+                format!("{field}.name"),
+                format!("\"{}\" is not a valid header name", h.name),
+            ));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str())
+            || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
+            return Err(RegistryError::invalid(
+                format!("{field}.name"),
+                format!("\"{}\" is set by Herald itself", h.name),
+            ));
+        }
+        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&h.name)) {
+            return Err(RegistryError::invalid(
+                format!("{field}.name"),
+                format!("\"{}\" is given twice", h.name),
+            ));
+        }
+        let value = match (&h.value, h.secret) {
+            (Some(v), _) => v.clone(),
+            (None, true) => old
+                .iter()
+                .find(|o| o.secret && o.name.eq_ignore_ascii_case(&h.name))
+                .map(|o| o.value.clone())
+                .ok_or_else(|| {
+                    RegistryError::invalid(
+                        format!("{field}.value"),
+                        "is required: this secret header has no value to keep",
+                    )
+                })?,
+            (None, false) => {
+                return Err(RegistryError::invalid(
+                    format!("{field}.value"),
+                    "is required (only a secret header may leave it out, to keep its value)",
+                ))
+            }
+        };
+        if value.len() > 4096 || reqwest::header::HeaderValue::from_str(&value).is_err() {
+            return Err(RegistryError::invalid(
+                format!("{field}.value"),
+                "must be at most 4096 visible ASCII characters (spaces and tabs allowed)",
+            ));
+        }
+        out.push(CustomHeader {
+            name: h.name.clone(),
+            value,
+            secret: h.secret,
+        });
+    }
+    Ok(out)
 }
 
 fn not_a_webhook(name: &str) -> RegistryError {

@@ -14,6 +14,8 @@ use crate::store::StoreError;
 #[derive(Clone, Default)]
 pub struct HealthBoard {
     records: Arc<RwLock<HashMap<EndpointId, EndpointHealth>>>,
+    /// Endpoints a `429` slowed down, until when.
+    slowed: Arc<RwLock<HashMap<EndpointId, time::OffsetDateTime>>>,
 }
 
 impl HealthBoard {
@@ -48,6 +50,27 @@ impl HealthBoard {
     pub fn replace(&self, all: Vec<EndpointHealth>) {
         let fresh = all.into_iter().map(|h| (h.endpoint_id, h)).collect();
         *self.records.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    /// Whether a `429` slowed `id` down and that still holds.
+    pub fn slowed(&self, id: EndpointId) -> bool {
+        let slowed = self.slowed.read().unwrap_or_else(|p| p.into_inner());
+        !slowed.is_empty()
+            && slowed
+                .get(&id)
+                .is_some_and(|until| *until > time::OffsetDateTime::now_utc())
+    }
+
+    /// Notes that a `429` slowed `id` down until `until`.
+    pub fn mark_slowed(&self, id: EndpointId, until: time::OffsetDateTime) {
+        let mut slowed = self.slowed.write().unwrap_or_else(|p| p.into_inner());
+        let entry = slowed.entry(id).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Replaces the slowed-down endpoints with what the store holds.
+    pub fn replace_slowed(&self, all: HashMap<EndpointId, time::OffsetDateTime>) {
+        *self.slowed.write().unwrap_or_else(|p| p.into_inner()) = all;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<EndpointId, EndpointHealth>> {

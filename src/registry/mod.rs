@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub use error::RegistryError;
 pub use health::HealthBoard;
 pub use routing::Routing;
-pub use spec::{EndpointInput, SubscriptionInput};
+pub use spec::{EndpointInput, HeaderInput, Signing, SubscriptionInput};
 
 use crate::catalog::Catalog;
 use crate::destinations::webhook::NetworkPolicy;

@@ -11,6 +11,34 @@ use crate::model::{
     AmqpOptions, AzureCredential, EndpointKind, Filter, MessageFormat, Mode, Stage, WebhookAuth,
 };
 
+/// Which Standard Webhooks signatures an endpoint's generated keys make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Signing {
+    /// HMAC-SHA256 with a shared `whsec_` secret.
+    V1,
+    /// ed25519: receivers verify with the published `whpk_` public key.
+    V1a,
+    /// Both, so receivers of either kind verify.
+    Both,
+}
+
+/// A static header of a webhook endpoint.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderInput {
+    /// Its name (not one Herald sets: `webhook-*`, `herald-*`, `content-type`…).
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// Its value; may be left out for a secret header that keeps its value.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub value: Option<String>,
+    /// Whether the value is a secret (write-only).
+    #[serde(default)]
+    pub secret: bool,
+}
+
 /// An endpoint to create or replace.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -24,17 +52,34 @@ pub struct EndpointInput {
     #[serde(default)]
     #[schema(format = "uri")]
     pub url: Option<String>,
-    /// A signing secret `whsec_<base64 of 24 to 64 bytes>`. Generated when absent at creation
-    /// (and shown once in the answer); when absent at update, the secrets stay as they are.
+    /// A signing secret: `whsec_<base64 of 24 to 64 bytes>` (HMAC, `v1` signatures) or
+    /// `whsk_<base64 of a 32-byte ed25519 seed>` (`v1a`). Generated when absent at creation
+    /// (see `signing`; a `whsec_` is shown once in the answer, a `whsk_` never: receivers need
+    /// only its public key); when absent at update, the secrets stay as they are.
     #[serde(default)]
     #[schema(
-        pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)$"
+        pattern = r"^(?:whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)|whsk_(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
     )]
     pub secret: Option<String>,
+    /// Webhooks: which signatures Herald generates keys for when `secret` is absent at
+    /// creation: `v1` (HMAC, default), `v1a` (ed25519) or `both`.
+    #[serde(default)]
+    pub signing: Option<Signing>,
+    /// Webhooks: static headers sent with every request, beside `auth`. A header marked
+    /// `secret` is write-only: never shown again, and on update, giving it without a `value`
+    /// keeps the value it had. When absent at update, the headers stay as they are.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub headers: Option<Vec<HeaderInput>>,
     /// Time the receiver has to answer, e.g. `"10s"`.
     #[serde(default, with = "humantime_serde")]
     #[schema(value_type = Option<String>, example = "30s")]
     pub timeout: Option<Duration>,
+    /// Deliveries per second to this endpoint, all instances together, with an optional
+    /// burst: `{"per_second": 200, "burst": 10}`. A receiver's `429` with `Retry-After`
+    /// lowers it for a while.
+    #[serde(default)]
+    pub rate_limit: Option<crate::model::RateLimit>,
     /// Deliveries in flight at once to this endpoint.
     #[serde(default)]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 4294967295.0)]

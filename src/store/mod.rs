@@ -6,6 +6,7 @@ mod pg_prune;
 mod pg_writer;
 pub mod postgres;
 pub mod prune;
+pub mod rates;
 mod record;
 pub mod retention;
 pub(crate) mod rows;
@@ -223,6 +224,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Endpoint health, shared by every instance.
     fn health(&self) -> &dyn health::HealthRecords;
+
+    /// Endpoint rate limits, shared by every instance.
+    fn rates(&self) -> &dyn rates::RateRecords;
 
     /// Stores events with their deliveries durably (on disk before returning), honouring
     /// idempotency keys. Results are in the order of `events`.

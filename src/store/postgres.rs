@@ -116,6 +116,10 @@ impl Store for PgStore {
         &self.sql
     }
 
+    fn rates(&self) -> &dyn super::rates::RateRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.writer

@@ -39,6 +39,8 @@ pub trait Columns {
     fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     /// A boolean column.
     fn boolean(&self, col: &str) -> Result<bool, sqlx::Error>;
+    /// A nullable floating-point column.
+    fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
 }
 
 macro_rules! columns_for {
@@ -57,6 +59,9 @@ macro_rules! columns_for {
                 self.try_get(col)
             }
             fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
                 self.try_get(col)
             }
         }
@@ -80,6 +85,9 @@ impl Columns for rusqlite::Row<'_> {
         self.get(col).map_err(decode)
     }
     fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+    fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
         self.get(col).map_err(decode)
     }
 }
@@ -200,6 +208,13 @@ pub fn endpoint_from_row(row: &impl Columns, keys: &KeyRing) -> Result<Endpoint,
             source,
         })?,
         max_concurrency: row.opt_int("max_concurrency")?.map(|n| n as u32),
+        rate_limit: match row.opt_float("rate_per_second")? {
+            Some(per_second) => Some(crate::model::RateLimit {
+                per_second,
+                burst: row.opt_int("rate_burst")?.unwrap_or(1).clamp(1, 10_000) as u32,
+            }),
+            None => None,
+        },
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,
     })

@@ -89,6 +89,7 @@ where
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
 {
     /// An event and its deliveries.
     async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
@@ -113,9 +114,11 @@ where
     /// Creates or replaces an endpoint.
     async fn put_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
         sqlx::query::<DB>(
-            "INSERT INTO endpoints (id, name, kind, settings, max_concurrency, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO endpoints (id, name, kind, settings, max_concurrency, created_at, updated_at, rate_per_second, rate_burst)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, settings = excluded.settings,
-               max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at",
+               max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at,
+               rate_per_second = excluded.rate_per_second, rate_burst = excluded.rate_burst",
         )
         .bind(e.id.to_string())
         .bind(e.name.clone())
@@ -127,6 +130,8 @@ where
         .bind(e.max_concurrency.map(i64::from))
         .bind(millis(e.created_at))
         .bind(millis(e.updated_at))
+        .bind(e.rate_limit.map(|r| r.per_second))
+        .bind(e.rate_limit.map(|r| i64::from(r.burst)))
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("endpoint name \"{}\"", e.name)))?;

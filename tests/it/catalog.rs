@@ -107,7 +107,7 @@ fn the_shipped_demo_catalog_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("valid (1 solution(s), 2 categor(y/ies), 2 cataloged event(s))"));
+        .contains("valid (1 solution(s), 2 categor(y/ies), 2 cataloged event(s); plus Herald's built-in solution `herald`)"));
 }
 
 #[tokio::test]

@@ -351,3 +351,123 @@ async fn a_cluster_of_three_loses_nothing_when_two_instances_are_killed() {
         received.len() - unique.len()
     );
 }
+
+/// The most arrivals within any one second (a window starting at each arrival).
+fn busiest_second(at: &[std::time::Instant]) -> usize {
+    let mut at = at.to_vec();
+    at.sort();
+    let mut best = 0;
+    let mut end = 0;
+    for start in 0..at.len() {
+        while end < at.len() && at[end] < at[start] + Duration::from_secs(1) {
+            end += 1;
+        }
+        best = best.max(end - start);
+    }
+    best
+}
+
+// Several threads: the receiver's clock must not wait for the test's own work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_hold_an_endpoint_to_its_rate_limit_together() {
+    const LIMIT: usize = 200;
+    const EVENTS: usize = 4_400;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nschema = \"{}\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n\
+             [delivery]\nretry_schedule = [\"100ms\"]\npoll_interval = \"100ms\"\n",
+            schema()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("HERALD_STORE_URL", pg_url()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let receiver = Receiver::start().await;
+    let nodes: Vec<HeraldProcess> = (0..3)
+        .map(|i| HeraldProcess::start(&config, dir.path().join(format!("herald-{i}.log")), &env))
+        .collect();
+    let http = reqwest::Client::new();
+    let (status, body) = post(
+        &http,
+        &nodes[0].url,
+        "/v1/endpoints",
+        json!({"name": "limited", "kind": "webhook", "url": receiver.url(), "secret": SECRET,
+               "rate_limit": {"per_second": LIMIT}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        &http,
+        &nodes[1].url,
+        "/v1/subscriptions",
+        json!({"event": "contoso_CustomerPurchase", "endpoint": "limited"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    for node in &nodes {
+        wait_for(
+            Duration::from_secs(10),
+            "the subscription everywhere",
+            || async {
+                let (status, body) = post(
+                    &http,
+                    &node.url,
+                    "/v1/events/contoso_CustomerPurchase",
+                    purchase(0.5),
+                )
+                .await;
+                (status == 202 && body["deliveries"] == 1).then_some(())
+            },
+        )
+        .await;
+    }
+    // Far more than the limit allows at once, spread over the three instances.
+    let items: Vec<_> = (0..EVENTS)
+        .map(|i| json!({"event": "contoso_CustomerPurchase", "params": purchase(i as f64)}))
+        .collect();
+    for (i, chunk) in items.chunks(500).enumerate() {
+        let (status, body) = post(
+            &http,
+            &nodes[i % 3].url,
+            "/v1/events:batch",
+            json!({ "events": chunk }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let expected = EVENTS + 3;
+    wait_for(Duration::from_secs(60), "every delivery", || async {
+        (receiver.count() >= expected).then_some(())
+    })
+    .await;
+    // Sent at least once each: nothing lost on the way.
+    assert_eq!(receiver.event_ids().len(), expected);
+    let got = receiver.received();
+    let times: Vec<std::time::Instant> = got.iter().map(|r| r.at).collect();
+    let busiest = busiest_second(&times);
+    let span = times
+        .iter()
+        .max()
+        .unwrap()
+        .duration_since(*times.iter().min().unwrap());
+    let mean = got.len() as f64 / span.as_secs_f64();
+    println!(
+        "rate limit {LIMIT}/s over 3 instances: {} deliveries in {:.1} s, mean {mean:.1}/s, busiest second {busiest}",
+        got.len(),
+        span.as_secs_f64()
+    );
+    // Never more than the limit and 10 % in any second, whichever instance sent.
+    assert!(
+        busiest <= LIMIT + LIMIT / 10,
+        "{busiest} deliveries in one second, limit {LIMIT}"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+        assert!(!log.contains("panicked"), "instance {i}: {log}");
+    }
+}

@@ -69,7 +69,9 @@ probe_interval = "250ms"
 probe_interval_max = "250ms"
 disable_after = "0s"
 [delivery]
-retry_schedule = ["50ms"]"#,
+retry_schedule = ["50ms"]
+# One lease at a time per endpoint, so the order the store hands out is the order sent.
+endpoint_concurrency = 1"#,
         )
         .build()
         .await;
@@ -175,7 +177,9 @@ async fn an_endpoint_failing_past_its_budget_is_disabled_announced_and_its_deliv
 consecutive_failures = 2
 probe_interval = "100ms"
 probe_interval_max = "200ms"
-disable_after = "1500ms""#,
+disable_after = "1500ms"
+[delivery]
+endpoint_concurrency = 1"#,
         )
         .build()
         .await;
@@ -455,5 +459,56 @@ async fn only_herald_sends_its_operational_events() {
         catalog.to_string().contains("herald_DeliveryDeadLettered"),
         "{catalog}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_pauses_the_endpoint_then_lowers_its_rate() {
+    let app = TestApp::builder()
+        .config("[endpoint_health]\nrate_after_429 = 5.0\nslow_for = \"30s\"")
+        .build()
+        .await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(429, &[("retry-after", "1")]);
+    let endpoint = webhook(
+        &app,
+        "busy",
+        &receiver.url(),
+        Some("contoso_CustomerPurchase"),
+    )
+    .await;
+    app.send_purchase(0.0).await;
+    let refused = wait_for(Duration::from_secs(10), "the 429", || async {
+        receiver.received().first().map(|r| r.at)
+    })
+    .await;
+    receiver.answer(204);
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        ids.push(app.send_purchase(f64::from(1 + i)).await);
+    }
+    wait_for(Duration::from_secs(20), "every event", || async {
+        let got = arrivals(&receiver);
+        ids.iter().all(|id| got.contains(id)).then_some(())
+    })
+    .await;
+    let later: Vec<std::time::Instant> = receiver.received()[1..].iter().map(|r| r.at).collect();
+    let first = *later.iter().min().unwrap();
+    let last = *later.iter().max().unwrap();
+    // Nothing before Retry-After…
+    assert!(
+        first.duration_since(refused) >= Duration::from_millis(950),
+        "the next send came {:?} after the 429",
+        first.duration_since(refused)
+    );
+    // …then 5 per second: 16 deliveries take three seconds at least, where unthrottled
+    // they would all arrive within a moment.
+    assert!(
+        last.duration_since(first) >= Duration::from_millis(2_800),
+        "16 deliveries in {:?}",
+        last.duration_since(first)
+    );
+    let (status, view) = app.get(&format!("/v1/endpoints/{endpoint}")).await;
+    assert_eq!(status, 200, "{view}");
     app.stop().await;
 }

@@ -156,6 +156,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             secrets: vec![secret.clone()],
             timeout: None,
             auth: None,
+            headers: Vec::new(),
         });
         let event = OutgoingEvent::new(Event {
             id: EventId::new(),

@@ -73,8 +73,10 @@ pub(crate) async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
             }],
             timeout: None,
             auth: None,
+            headers: Vec::new(),
         }),
         max_concurrency: Some(3),
+        rate_limit: None,
         created_at: now(),
         updated_at: now(),
     };
@@ -744,6 +746,73 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
     );
 }
 
+pub async fn rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate(t: TestStore) {
+    use herald::store::rates::{Reserve, Slot};
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let r = s.rates();
+    let t0 = 1_000_000_000_000_000i64;
+    let ask = |now: i64| Reserve {
+        now,
+        interval: 5_000,
+        tolerance: 0,
+        max_wait: 1_000_000,
+    };
+    // Evenly spaced, 5 ms apart, whoever asks.
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        starts.push(r.reserve(ep.id, ask(t0)).await.unwrap());
+    }
+    assert_eq!(
+        starts,
+        [
+            Slot::At(t0),
+            Slot::At(t0 + 5_000),
+            Slot::At(t0 + 10_000),
+            Slot::At(t0 + 15_000)
+        ]
+    );
+    // Nothing is reserved further off than the caller would wait.
+    let far = Reserve {
+        max_wait: 10_000,
+        ..ask(t0)
+    };
+    assert_eq!(
+        r.reserve(ep.id, far).await.unwrap(),
+        Slot::After(t0 + 20_000)
+    );
+    // A burst of 3 lets three go at once after a lull.
+    let later = t0 + 10_000_000;
+    let burst = Reserve {
+        tolerance: 10_000,
+        ..ask(later)
+    };
+    for expected in [later, later, later, later + 5_000] {
+        assert_eq!(r.reserve(ep.id, burst).await.unwrap(), Slot::At(expected));
+    }
+    // A 429: nothing before the pause ends, then at half the rate; a second 429 during the
+    // pause halves nothing more.
+    let now = t0 + 20_000_000;
+    let pause = now + 1_000_000;
+    r.slow_down(ep.id, now, pause, pause + 60_000_000)
+        .await
+        .unwrap();
+    r.slow_down(ep.id, now + 10, pause + 10, pause + 60_000_010)
+        .await
+        .unwrap();
+    assert_eq!(r.slowed(now).await.unwrap(), [(ep.id, pause + 60_000_010)]);
+    let after = Reserve {
+        max_wait: 2_000_000,
+        ..ask(now)
+    };
+    assert_eq!(r.reserve(ep.id, after).await.unwrap(), Slot::At(pause + 10));
+    assert_eq!(
+        r.reserve(ep.id, after).await.unwrap(),
+        Slot::At(pause + 10 + 10_000)
+    );
+    assert!(r.slowed(pause + 60_000_011).await.unwrap().is_empty());
+}
+
 /// One test per backend for each test function named.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -773,4 +842,5 @@ contract!(
     a_backlog_at_one_endpoint_does_not_hold_back_the_others,
     work_of_a_deleted_endpoint_is_neither_replayed_nor_due,
     endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_disabled_endpoint,
+    rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate,
 );

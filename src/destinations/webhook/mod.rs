@@ -12,5 +12,5 @@ pub mod ssrf;
 pub use classify::{classify, failure};
 pub use client::{StepAnswer, WebhookClient, WebhookDestination};
 pub use error::WebhookError;
-pub use signing::{sign, verify, Secret, VerifyError};
+pub use signing::{sign, verify, Secret, VerifyError, VerifyKey};
 pub use ssrf::{BlockedAddress, NetworkPolicy};

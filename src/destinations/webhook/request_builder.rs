@@ -38,6 +38,12 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
         }
         None => {}
     }
+    headers.extend(
+        settings
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone())),
+    );
     let (body, content_type) = match message.format {
         MessageFormat::Cloudevents => (
             message.cloudevents_json(),
@@ -161,6 +167,7 @@ mod tests {
             secrets: vec![],
             timeout: None,
             auth: None,
+            headers: Vec::new(),
         };
         let message = Outbound {
             delivery_id: DeliveryId::new(),

@@ -8,7 +8,10 @@ use time::OffsetDateTime;
 
 use super::ids::EndpointId;
 pub use azure::{AzureCredential, AzureSettings, SecretString};
-pub use webhook::{Secret, SecretError, SigningSecret, WebhookAuth, WebhookSettings};
+pub use webhook::{
+    CustomHeader, PublicKey, Scheme, Secret, SecretError, SigningSecret, WebhookAuth,
+    WebhookSettings,
+};
 
 /// The kinds of endpoint, one vocabulary for the API, the store and the destinations.
 #[derive(
@@ -79,8 +82,39 @@ pub struct Endpoint {
     pub settings: DestinationSettings,
     /// Deliveries in flight at once to it; the configured default when `None`.
     pub max_concurrency: Option<u32>,
+    /// Deliveries per second to it, all instances together; none when `None`.
+    pub rate_limit: Option<RateLimit>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it was last changed.
     pub updated_at: OffsetDateTime,
+}
+
+/// A rate limit: deliveries per second, with a burst of sends allowed at once after a lull.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Deliveries per second (above 0, at most 100000; 0.5 is one every two seconds).
+    #[schema(exclusive_minimum = 0.0, maximum = 100000.0)]
+    pub per_second: f64,
+    /// Sends allowed at once after a lull (default 1: evenly spaced).
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub burst: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl RateLimit {
+    /// The time between two sends, in microseconds.
+    pub fn interval_us(&self) -> i64 {
+        (1_000_000.0 / self.per_second).round().max(1.0) as i64
+    }
+
+    /// How far ahead of its even spacing a send may go (the burst), in microseconds.
+    pub fn tolerance_us(&self) -> i64 {
+        self.interval_us() * i64::from(self.burst.max(1) - 1)
+    }
 }

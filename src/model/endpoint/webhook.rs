@@ -11,59 +11,133 @@ use time::OffsetDateTime;
 
 use crate::model::ids::SecretId;
 
-/// Prefix of a signing secret's text form.
+/// Prefix of a symmetric signing secret's text form (`v1`, HMAC-SHA256).
 const PREFIX: &str = "whsec_";
+/// Prefix of an ed25519 secret key's text form (`v1a`): the 32-byte seed, base64.
+const SECRET_KEY_PREFIX: &str = "whsk_";
+/// Prefix of an ed25519 public key's text form: its 32 bytes, base64.
+const PUBLIC_KEY_PREFIX: &str = "whpk_";
 
-/// A signing secret. Its `Debug` form never shows the key.
+/// A Standard Webhooks signature scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// HMAC-SHA256 with a shared `whsec_` secret.
+    V1,
+    /// ed25519 with a `whsk_` secret key; receivers verify with the `whpk_` public key.
+    V1a,
+}
+
+impl Scheme {
+    /// Its name in the `webhook-signature` header.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scheme::V1 => "v1",
+            Scheme::V1a => "v1a",
+        }
+    }
+}
+
+/// A signing secret: a `whsec_` HMAC key or a `whsk_` ed25519 secret key. Its `Debug` form
+/// never shows the key.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub struct Secret {
+    scheme: Scheme,
+    key: Vec<u8>,
+}
 
 /// A secret's text could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
-    /// No `whsec_` prefix.
-    #[error("a signing secret starts with `whsec_`")]
+    /// No known prefix.
+    #[error("a signing secret starts with `whsec_` (HMAC, v1) or `whsk_` (ed25519, v1a)")]
     Prefix,
     /// The part after the prefix is not base64.
-    #[error("the part after `whsec_` must be base64")]
+    #[error("the part after the prefix must be base64")]
     Base64,
     /// Too short or too long.
-    #[error("a signing secret holds 24 to 64 bytes, this one {0}")]
+    #[error("a `whsec_` signing secret holds 24 to 64 bytes, this one {0}")]
     Length(usize),
+    /// Not a 32-byte ed25519 key.
+    #[error("a `{0}` ed25519 key holds 32 bytes, this one {1}")]
+    KeyLength(&'static str, usize),
 }
 
 impl Secret {
-    /// A new random secret of 32 bytes.
+    /// A new random `whsec_` secret of 32 bytes.
     pub fn generate() -> Self {
-        let mut key = vec![0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        Self(key)
+        Self::generate_for(Scheme::V1)
     }
 
-    /// Parses `whsec_<base64>`.
+    /// A new random secret of `scheme`: 32 random bytes (an ed25519 seed for `v1a`).
+    pub fn generate_for(scheme: Scheme) -> Self {
+        let mut key = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self { scheme, key }
+    }
+
+    /// Parses `whsec_<base64>` or `whsk_<base64 of a 32-byte seed>`.
     pub fn parse(text: &str) -> Result<Self, SecretError> {
+        if let Some(b64) = text.strip_prefix(SECRET_KEY_PREFIX) {
+            let key = B64.decode(b64).map_err(|_| SecretError::Base64)?;
+            if key.len() != 32 {
+                return Err(SecretError::KeyLength(SECRET_KEY_PREFIX, key.len()));
+            }
+            return Ok(Self {
+                scheme: Scheme::V1a,
+                key,
+            });
+        }
         let b64 = text.strip_prefix(PREFIX).ok_or(SecretError::Prefix)?;
         let key = B64.decode(b64).map_err(|_| SecretError::Base64)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::Length(key.len()));
         }
-        Ok(Self(key))
+        Ok(Self {
+            scheme: Scheme::V1,
+            key,
+        })
     }
 
-    /// The text form, `whsec_<base64>`: only for storing it or showing it once to its owner.
+    /// The text form, `whsec_…` or `whsk_…`: only for storing it or showing it once to its
+    /// owner.
     pub fn expose(&self) -> String {
-        format!("{PREFIX}{}", B64.encode(&self.0))
+        let prefix = match self.scheme {
+            Scheme::V1 => PREFIX,
+            Scheme::V1a => SECRET_KEY_PREFIX,
+        };
+        format!("{prefix}{}", B64.encode(&self.key))
     }
 
-    /// The key bytes, to sign with.
+    /// Its scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The key bytes: the HMAC key, or the ed25519 seed.
     pub fn key(&self) -> &[u8] {
-        &self.0
+        &self.key
+    }
+
+    /// The ed25519 key pair of a `v1a` secret.
+    pub fn signing_key(&self) -> Option<ed25519_dalek::SigningKey> {
+        let seed: [u8; 32] = self.key.as_slice().try_into().ok()?;
+        (self.scheme == Scheme::V1a).then(|| ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// The public key of a `v1a` secret, which receivers verify with.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.signing_key()
+            .map(|k| PublicKey(k.verifying_key().to_bytes()))
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(whsec_***)")
+        match self.scheme {
+            Scheme::V1 => f.write_str("Secret(whsec_***)"),
+            Scheme::V1a => f.write_str("Secret(whsk_***)"),
+        }
     }
 }
 
@@ -76,6 +150,30 @@ impl Serialize for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Secret::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ed25519 public key (`whpk_…`): not a secret, published for receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    /// Parses `whpk_<base64 of 32 bytes>`.
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
+        let b64 = text
+            .strip_prefix(PUBLIC_KEY_PREFIX)
+            .ok_or(SecretError::Prefix)?;
+        let key = B64.decode(b64).map_err(|_| SecretError::Base64)?;
+        let len = key.len();
+        Ok(Self(key.try_into().map_err(|_| {
+            SecretError::KeyLength(PUBLIC_KEY_PREFIX, len)
+        })?))
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PUBLIC_KEY_PREFIX}{}", B64.encode(self.0))
     }
 }
 
@@ -92,6 +190,33 @@ pub struct WebhookSettings {
     /// Dataverse's webhook authentication, sent as well as the signature.
     #[serde(default)]
     pub auth: Option<WebhookAuth>,
+    /// Static headers sent with every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<CustomHeader>,
+}
+
+/// A static header of a webhook endpoint. A secret one's value is write-only: stored (sealed),
+/// sent, never shown, and `Debug` masks it.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CustomHeader {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// Whether the value is a secret.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl fmt::Debug for CustomHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if self.secret {
+            "[redacted]"
+        } else {
+            &self.value
+        };
+        write!(f, "{}: {value}", self.name)
+    }
 }
 
 /// Dataverse's webhook authentication types. Values are secrets: stored, sent, never shown

@@ -166,6 +166,10 @@ impl Store for SqliteStore {
         &self.sql
     }
 
+    fn rates(&self) -> &dyn super::rates::RateRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         self.write(events, false).await
     }

@@ -12,6 +12,8 @@ use serde_json::Value;
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When it arrived.
+    pub at: std::time::Instant,
     pub uri: axum::http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -38,6 +40,8 @@ struct Inner {
     /// `default_status`.
     script: std::collections::VecDeque<(u16, String, &'static str)>,
     default_status: u16,
+    /// Headers of the default answer.
+    default_headers: Vec<(String, String)>,
     /// How long each answer takes.
     delay: std::time::Duration,
     /// Requests being answered now, and the most there ever were at once.
@@ -89,7 +93,17 @@ impl Receiver {
 
     /// Answers `status` from now on.
     pub fn answer(&self, status: u16) {
-        self.inner.lock().unwrap().default_status = status;
+        self.answer_with(status, &[]);
+    }
+
+    /// Answers `status` with these headers from now on.
+    pub fn answer_with(&self, status: u16, headers: &[(&str, &str)]) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.default_status = status;
+        inner.default_headers = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
     }
 
     /// Answers these statuses and bodies to the next requests, then the default.
@@ -121,6 +135,11 @@ impl Receiver {
         self.inner.lock().unwrap().max_in_flight
     }
 
+    /// How many requests arrived (cheap: nothing is copied).
+    pub fn count(&self) -> usize {
+        self.inner.lock().unwrap().received.len()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
@@ -143,28 +162,35 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (
-    StatusCode,
-    [(axum::http::HeaderName, &'static str); 1],
-    String,
-) {
-    let (status, body, content_type, delay) = {
+) -> axum::response::Response {
+    let (status, body, content_type, delay, extra) = {
         let mut inner = inner.lock().unwrap();
-        inner.received.push(Received { uri, headers, body });
+        inner.received.push(Received {
+            at: std::time::Instant::now(),
+            uri,
+            headers,
+            body,
+        });
         inner.in_flight += 1;
         inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
-        let (status, body, content_type) =
-            inner
-                .script
-                .pop_front()
-                .unwrap_or((inner.default_status, String::new(), "text/plain"));
-        (status, body, content_type, inner.delay)
+        let (status, body, content_type, extra) = match inner.script.pop_front() {
+            Some((status, body, content_type)) => (status, body, content_type, Vec::new()),
+            None => (
+                inner.default_status,
+                String::new(),
+                "text/plain",
+                inner.default_headers.clone(),
+            ),
+        };
+        (status, body, content_type, inner.delay, extra)
     };
     tokio::time::sleep(delay).await;
     inner.lock().unwrap().in_flight -= 1;
-    (
-        StatusCode::from_u16(status).unwrap(),
-        [(axum::http::header::CONTENT_TYPE, content_type)],
-        body,
-    )
+    let mut answer = axum::response::Response::builder()
+        .status(StatusCode::from_u16(status).unwrap())
+        .header(axum::http::header::CONTENT_TYPE, content_type);
+    for (name, value) in extra {
+        answer = answer.header(name, value);
+    }
+    answer.body(axum::body::Body::from(body)).unwrap()
 }
