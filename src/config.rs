@@ -262,6 +262,11 @@ pub struct WebhookConfig {
     /// (loopback, private, link-local…). Empty by default: only public addresses.
     #[serde(default)]
     pub allow_networks: Vec<IpNet>,
+    /// The DNS name Herald gives as `WebHook-Request-Origin` in the CloudEvents handshake (and
+    /// as `Origin` on deliveries to receivers that granted it); the host of
+    /// `server.public_url` when unset.
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 /// Dataverse compatibility.

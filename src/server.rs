@@ -72,7 +72,15 @@ pub async fn start(
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
     let policy = NetworkPolicy::new(config.webhooks.allow_networks.clone());
-    let webhooks = WebhookClient::new(policy.clone(), config.webhooks.timeout)?;
+    let origin_name = match &config.webhooks.origin {
+        Some(name) => name.clone(),
+        None => url::Url::parse(&public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    let webhooks =
+        WebhookClient::new(policy.clone(), config.webhooks.timeout)?.with_origin(&origin_name);
     let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default());
     registry.reload().await?;
     let waker = Waker::default();

@@ -12,19 +12,22 @@
 //!   and 1,000,000 due deliveries (and how long building each took); latency at 100 events/s;
 //!   the store's size over a million events with a one-minute retention, and ingest while
 //!   pruning beside the same run with pruning off; ingest through one synchronous step that
-//!   accepts and one that changes a parameter;
+//!   accepts and one that changes a parameter; end to end beside an endpoint that is failing
+//!   with 10,000 deliveries waiting, beside the same run's end to end without it;
 //! - on PostgreSQL, beside a bare single-row INSERT loop on the same database: ingest with no
 //!   subscription and with one; end to end; three instances on one database; a drain of
-//!   100,000; what the database spent per delivery;
+//!   100,000; what the database spent per delivery; three instances holding one endpoint to a
+//!   rate limit of 200/s (mean and busiest second, beside the limit);
 //! - Herald's peak RSS in each phase.
 //!
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
 //! `100000,1000000`), `HERALD_BENCH_PHASES` (some of
-//! `ingest,delivery,fanout,latency,drain,retention,steps,pg`; default all), `HERALD_BENCH_RETAINED`
+//! `ingest,delivery,fanout,health,latency,drain,retention,steps,pg,rate`; default all), `HERALD_BENCH_RETAINED`
 //! (events of the retention phase, default 1,000,000), `HERALD_TEST_PG` (default
 //! `postgres://postgres@127.0.0.1:5432/test`).
 
+mod health;
 mod herald;
 mod phases;
 mod receiver;
@@ -159,6 +162,10 @@ async fn main() {
         )
         .await;
     }
+    if phase("health") {
+        let at = sqlite("failing");
+        health::beside_failing(&mut t, &at, &receiver, load_for, e2e).await;
+    }
     if phase("latency") {
         low_load(&mut t, &sqlite("latency"), &receiver).await;
     }
@@ -208,6 +215,13 @@ async fn main() {
         if let Some(&n) = backlogs.first() {
             drain(&mut t, "PostgreSQL", &pg_at("backlog"), &receiver, n, None).await;
         }
+    }
+    if phase("rate") {
+        let at = StoreAt::Postgres {
+            url: pg.clone(),
+            schema: format!("bench_{run}_rate"),
+        };
+        health::cluster_rate(&mut t, &at, &receiver, 200).await;
     }
     drop_schemas(&pg, run).await;
 

@@ -4,6 +4,7 @@
 //! (`POST /v1/dead-letters/replay` with `"status": "held"`).
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,7 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
-use crate::model::{EndpointHealth, EndpointId, HealthState};
+use crate::model::{
+    DestinationSettings, EndpointHealth, EndpointId, GrantState, HealthState, Validation,
+};
 use crate::store::health::Resume;
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -21,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_health))
         .routes(routes!(disable))
         .routes(routes!(enable))
+        .routes(routes!(grant_get, grant_post))
 }
 
 /// Where an endpoint stands.
@@ -57,6 +61,27 @@ pub struct HealthView {
     /// When its state last changed (absent when it never did).
     #[serde(with = "time::serde::rfc3339::option")]
     pub changed_at: Option<OffsetDateTime>,
+    /// Webhooks that require the CloudEvents handshake: whether the receiver granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<GrantView>,
+}
+
+/// A webhook receiver's answer to the CloudEvents handshake.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GrantView {
+    /// `requested` (asked; an answer or a callback is awaited), `granted` or `refused`.
+    pub state: GrantState,
+    /// Requests per minute the receiver allowed (absent: any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_per_minute: Option<u32>,
+    /// Handshakes made for the endpoint's URL.
+    pub attempts: u32,
+    /// After a refusal: when Herald asks again.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_try_at: Option<OffsetDateTime>,
+    /// Why it is not granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl From<&EndpointHealth> for HealthView {
@@ -76,6 +101,7 @@ impl From<&EndpointHealth> for HealthView {
             last_error: h.last_error.clone(),
             disabled_reason: h.disabled_reason.clone(),
             changed_at: (h.changed_at != OffsetDateTime::UNIX_EPOCH).then_some(h.changed_at),
+            validation: None,
         }
     }
 }
@@ -86,7 +112,7 @@ impl From<&EndpointHealth> for HealthView {
 pub struct DisableInput {
     /// Shown with the endpoint's health (1 to 500 characters).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: Option<String>,
 }
 
@@ -129,7 +155,102 @@ async fn get_health(
 ) -> Result<Json<HealthView>, ApiError> {
     let endpoint = state.registry.endpoint(&id).await?;
     let h = state.registry.endpoint_health(endpoint.id).await?;
-    Ok(Json((&h).into()))
+    let mut view: HealthView = (&h).into();
+    if let DestinationSettings::Webhook(w) = &endpoint.settings {
+        if w.validation != Validation::None {
+            let grant = state.store.grants().grant(endpoint.id).await?;
+            view.validation = Some(match grant.filter(|g| g.url == w.url) {
+                Some(g) => GrantView {
+                    state: g.state,
+                    allowed_per_minute: g.allowed_per_minute,
+                    attempts: g.attempts,
+                    next_try_at: g.next_try_at,
+                    last_error: g.last_error,
+                },
+                None => GrantView {
+                    state: GrantState::Requested,
+                    allowed_per_minute: None,
+                    attempts: 0,
+                    next_try_at: None,
+                    last_error: Some(
+                        "not asked yet: the handshake is made before the first delivery".into(),
+                    ),
+                },
+            });
+        }
+    }
+    Ok(Json(view))
+}
+
+/// The receiver's grant, given through the callback URL of the handshake.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Granted {
+    /// The endpoint that may now be delivered to.
+    pub endpoint_id: EndpointId,
+}
+
+/// A receiver grants delivery through the callback URL Herald sent it in the CloudEvents
+/// handshake (`WebHook-Request-Callback`). Public: the token in the path is the credential;
+/// it is valid for ten minutes. `WebHook-Allowed-Rate` may set the rate (requests/minute).
+#[utoipa::path(get, path = "/v1/webhook-validation/{token}", tag = "endpoints", operation_id = "grant_webhook_get",
+    params(("token" = String, Path), ("WebHook-Allowed-Rate" = Option<String>, Header, pattern = r"^(\*|[1-9][0-9]{0,8})$")), security(()),
+    responses((status = 200, body = Granted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn grant_get(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Granted>, ApiError> {
+    grant(&state, &token, &headers).await
+}
+
+/// The same grant, by `POST`.
+#[utoipa::path(post, path = "/v1/webhook-validation/{token}", tag = "endpoints", operation_id = "grant_webhook_post",
+    params(("token" = String, Path), ("WebHook-Allowed-Rate" = Option<String>, Header, pattern = r"^(\*|[1-9][0-9]{0,8})$")), security(()),
+    responses((status = 200, body = Granted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn grant_post(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Granted>, ApiError> {
+    grant(&state, &token, &headers).await
+}
+
+async fn grant(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Json<Granted>, ApiError> {
+    let bad = || {
+        ApiError::field(
+            "WebHook-Allowed-Rate",
+            "must be * or a positive number of requests per minute (1 to 9 digits, no leading 0)",
+        )
+    };
+    let rate = match headers.get("webhook-allowed-rate").map(|v| v.to_str()) {
+        None | Some(Ok("*")) => None,
+        Some(Ok(text))
+            if (1..=9).contains(&text.len())
+                && !text.starts_with('0')
+                && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(text.parse::<u32>().map_err(|_| bad())?)
+        }
+        Some(_) => return Err(bad()),
+    };
+    let granted = state
+        .store
+        .grants()
+        .grant_by_callback(token, rate, OffsetDateTime::now_utc())
+        .await?;
+    let Some(endpoint_id) = granted else {
+        return Err(ApiError::NotFound(
+            "no handshake waits for this callback: the token is unknown, used, or older than ten minutes".into(),
+        ));
+    };
+    tracing::info!(endpoint = %endpoint_id, ?rate, "the receiver granted delivery through its callback");
+    // What waited for the grant is due again.
+    state.ingestor.wake();
+    Ok(Json(Granted { endpoint_id }))
 }
 
 /// Disables an endpoint: its deliveries are held (kept, not sent) until it is enabled.

@@ -151,6 +151,11 @@ impl Destinations {
         }
     }
 
+    /// The webhook client (for the CloudEvents handshake).
+    pub fn webhooks(&self) -> &webhook::WebhookClient {
+        &self.webhooks
+    }
+
     /// The destination of `endpoint`, built once per version of its settings.
     pub fn get(&self, endpoint: &Endpoint) -> Arc<dyn Destination> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -47,7 +47,8 @@ pub(super) enum Admission {
 }
 
 impl Inner {
-    /// The endpoint's health decides, then its rate limit (see `pace.rs`): a healthy endpoint
+    /// The endpoint's health decides, then its receiver's grant (`validation.rs`), then its
+    /// rate limit (`pace.rs`): a healthy endpoint
     /// takes the delivery; a failing one
     /// takes it only as its one probe (claimed in the store, so one at a time across the
     /// cluster) and otherwise it waits for the next probe; a disabled one holds it. A
@@ -55,7 +56,11 @@ impl Inner {
     pub(super) async fn admit(&self, endpoint: &Endpoint, d: &LeasedDelivery) -> Admission {
         let admission = self.admit_by_health(endpoint, d).await;
         if let Admission::Send { .. } = admission {
-            if let Some(next) = self.pace(endpoint).await {
+            let allowed = match self.validated(endpoint, d).await {
+                Ok(allowed) => allowed,
+                Err(next) => return Admission::Keep(next),
+            };
+            if let Some(next) = self.pace(endpoint, allowed).await {
                 return Admission::Keep(next);
             }
         }

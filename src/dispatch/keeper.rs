@@ -113,6 +113,10 @@ impl Keeper {
             ),
             Err(e) => tracing::warn!(error = %e, "reading slowed-down endpoints failed"),
         }
+        match self.store.grants().grants().await {
+            Ok(grants) => self.board.replace_grants(grants),
+            Err(e) => tracing::warn!(error = %e, "reading webhook handshakes failed"),
+        }
         for h in records {
             match h.state {
                 HealthState::Failing

@@ -13,6 +13,7 @@ mod pace;
 mod recorder;
 pub mod retry;
 mod send;
+mod validation;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,7 @@ pub use hand_off::{HandOff, Reservation};
 pub use health::HealthPolicy;
 pub use lookup::Lookups;
 pub use retry::{Decision, RetryPolicy};
+pub use validation::CALLBACK_PATH;
 
 /// Dispatcher settings.
 #[derive(Debug, Clone)]

@@ -26,9 +26,20 @@ pub(super) fn from_micros(us: i64) -> OffsetDateTime {
 const LATE_AFTER: Duration = Duration::from_millis(10);
 
 impl Inner {
-    /// The rate `endpoint` is held to now, if any.
-    fn rate_of(&self, endpoint: &Endpoint) -> Option<RateLimit> {
-        endpoint.rate_limit.or_else(|| {
+    /// The rate `endpoint` is held to now, if any: its own, the one its receiver allowed in
+    /// the CloudEvents handshake (`allowed` requests per minute), whichever is lower, or the
+    /// one a `429` imposed.
+    fn rate_of(&self, endpoint: &Endpoint, allowed: Option<u32>) -> Option<RateLimit> {
+        let allowed = allowed.map(|n| RateLimit {
+            per_second: f64::from(n.max(1)) / 60.0,
+            burst: 1,
+        });
+        let own = match (endpoint.rate_limit, allowed) {
+            (Some(a), Some(b)) if b.per_second < a.per_second => Some(b),
+            (Some(a), _) => Some(a),
+            (None, b) => b,
+        };
+        own.or_else(|| {
             self.registry
                 .health()
                 .slowed(endpoint.id)
@@ -41,8 +52,12 @@ impl Inner {
 
     /// Waits for the endpoint's next send time; `Some(next state)` when the delivery should
     /// rather go back to the store (its time is too far off).
-    pub(super) async fn pace(&self, endpoint: &Endpoint) -> Option<NextState> {
-        let limit = self.rate_of(endpoint)?;
+    pub(super) async fn pace(
+        &self,
+        endpoint: &Endpoint,
+        allowed: Option<u32>,
+    ) -> Option<NextState> {
+        let limit = self.rate_of(endpoint, allowed)?;
         // Waiting holds a place at the gate and the lease: not for long.
         let max_wait = (self.config.lease / 4).min(Duration::from_secs(5));
         // A send that wakes this late after its time gives the time up and takes another:

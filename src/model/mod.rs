@@ -6,6 +6,7 @@ pub mod definition;
 pub mod delivery;
 pub mod endpoint;
 pub mod event;
+pub mod grant;
 pub mod health;
 pub mod ids;
 pub mod subscription;
@@ -20,12 +21,13 @@ pub use delivery::{
 };
 pub use endpoint::{
     AzureCredential, AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointKind,
-    PublicKey, RateLimit, Scheme, Secret, SecretError, SecretString, SigningSecret, WebhookAuth,
-    WebhookSettings,
+    PublicKey, RateLimit, Scheme, Secret, SecretError, SecretString, SigningSecret, Validation,
+    WebhookAuth, WebhookSettings,
 };
 pub use event::{
     Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,
 };
+pub use grant::{Grant, GrantState, HandshakeAnswer};
 pub use health::{EndpointHealth, HealthNotice, HealthState, Notice, OPERATIONAL_SOLUTION};
 pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
 pub use subscription::{

@@ -330,6 +330,10 @@ impl Registry {
             timeout: input.timeout,
             auth,
             headers,
+            validation: input
+                .validation
+                .or(old.map(|o| o.validation))
+                .unwrap_or_default(),
         };
         Ok((settings, generated))
     }
@@ -358,6 +362,7 @@ fn azure_settings(
             ("secret", input.secret.is_some()),
             ("signing", input.signing.is_some()),
             ("headers", input.headers.is_some()),
+            ("validation", input.validation.is_some()),
             ("timeout", input.timeout.is_some()),
             ("auth", input.auth.is_some()),
             ("partition_id", service_bus && input.partition_id.is_some()),
@@ -434,7 +439,8 @@ fn rate_limit(input: &EndpointInput) -> Result<Option<RateLimit>, RegistryError>
 }
 
 /// Header names Herald sets itself (or HTTP owns): an endpoint cannot set them.
-const RESERVED_HEADERS: [&str; 9] = [
+const RESERVED_HEADERS: [&str; 10] = [
+    "origin",
     "content-type",
     "content-length",
     "host",

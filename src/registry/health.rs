@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::model::{EndpointHealth, EndpointId, HealthState};
+use crate::model::{EndpointHealth, EndpointId, Grant, HealthState};
 use crate::store::health::Resume;
 use crate::store::StoreError;
 
@@ -16,6 +16,8 @@ pub struct HealthBoard {
     records: Arc<RwLock<HashMap<EndpointId, EndpointHealth>>>,
     /// Endpoints a `429` slowed down, until when.
     slowed: Arc<RwLock<HashMap<EndpointId, time::OffsetDateTime>>>,
+    /// Webhook handshakes (CloudEvents abuse protection).
+    grants: Arc<RwLock<HashMap<EndpointId, Grant>>>,
 }
 
 impl HealthBoard {
@@ -71,6 +73,29 @@ impl HealthBoard {
     /// Replaces the slowed-down endpoints with what the store holds.
     pub fn replace_slowed(&self, all: HashMap<EndpointId, time::OffsetDateTime>) {
         *self.slowed.write().unwrap_or_else(|p| p.into_inner()) = all;
+    }
+
+    /// Endpoint `id`'s handshake, as last read or made here.
+    pub fn grant(&self, id: EndpointId) -> Option<Grant> {
+        self.grants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Keeps `g`.
+    pub fn set_grant(&self, g: Grant) {
+        self.grants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(g.endpoint_id, g);
+    }
+
+    /// Replaces every handshake with what the store holds.
+    pub fn replace_grants(&self, all: Vec<Grant>) {
+        *self.grants.write().unwrap_or_else(|p| p.into_inner()) =
+            all.into_iter().map(|g| (g.endpoint_id, g)).collect();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<EndpointId, EndpointHealth>> {

@@ -71,6 +71,11 @@ pub struct EndpointInput {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub headers: Option<Vec<HeaderInput>>,
+    /// Webhooks: `cloudevents` to make the CloudEvents abuse-protection handshake (an
+    /// `OPTIONS` request) before the first delivery; nothing is delivered until the receiver
+    /// grants. `none` (default) delivers without asking.
+    #[serde(default)]
+    pub validation: Option<crate::model::Validation>,
     /// Time the receiver has to answer, e.g. `"10s"`.
     #[serde(default, with = "humantime_serde")]
     #[schema(value_type = Option<String>, example = "30s")]

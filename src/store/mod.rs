@@ -1,6 +1,7 @@
 //! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
+pub mod grants;
 pub mod health;
 mod pg_prune;
 mod pg_writer;
@@ -227,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Endpoint rate limits, shared by every instance.
     fn rates(&self) -> &dyn rates::RateRecords;
+
+    /// Webhook handshakes (CloudEvents abuse protection), shared by every instance.
+    fn grants(&self) -> &dyn grants::GrantRecords;
 
     /// Stores events with their deliveries durably (on disk before returning), honouring
     /// idempotency keys. Results are in the order of `events`.

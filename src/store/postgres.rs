@@ -120,6 +120,10 @@ impl Store for PgStore {
         &self.sql
     }
 
+    fn grants(&self) -> &dyn super::grants::GrantRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.writer
@@ -203,6 +207,9 @@ impl Store for PgStore {
                  -- A disabled endpoint, or a failing one whose probe is out or not yet due.
                  SELECT 1 FROM endpoint_health h WHERE h.endpoint_id = e.id
                    AND (h.state = 'disabled' OR (h.state = 'failing' AND (h.probe_at > $3 OR h.probe_until > $3))))
+               -- A webhook whose receiver has not granted delivery, while it is being asked.
+               AND NOT EXISTS (SELECT 1 FROM endpoint_grants g WHERE g.endpoint_id = e.id AND g.state <> 'granted'
+                   AND (g.busy_until > $3 OR g.callback_until > $3 OR g.next_try_at > $3))
                ORDER BY c.due LIMIT $7),
              due AS (
                SELECT id FROM deliveries

@@ -185,10 +185,12 @@ where
             .bind(id.clone())
             .execute(&mut *tx)
             .await?;
-        sqlx::query::<DB>("DELETE FROM endpoint_health WHERE endpoint_id = $1")
-            .bind(id.clone())
-            .execute(&mut *tx)
-            .await?;
+        for table in ["endpoint_health", "endpoint_rates", "endpoint_grants"] {
+            sqlx::query::<DB>(&format!("DELETE FROM {table} WHERE endpoint_id = $1"))
+                .bind(id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
         let done = sqlx::query::<DB>("DELETE FROM endpoints WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -314,10 +316,15 @@ where
         // A failing endpoint's work waits for its probe; a disabled endpoint's, for an operator.
         let rows = sqlx::query::<DB>(
             "SELECT id, CASE WHEN state = 'disabled' THEN NULL
-                             WHEN state = 'failing' AND m IS NOT NULL AND p > m THEN p
+                             WHEN m IS NULL THEN NULL
+                             WHEN state = 'failing' AND p > m AND (g IS NULL OR p >= g) THEN p
+                             WHEN g > m THEN g
                              ELSE m END AS t
              FROM (SELECT e.id AS id, h.state AS state,
                      CASE WHEN h.probe_until > h.probe_at THEN h.probe_until ELSE h.probe_at END AS p,
+                     (SELECT MAX(w) FROM (SELECT busy_until AS w FROM endpoint_grants WHERE endpoint_id = e.id AND state <> 'granted'
+                        UNION ALL SELECT callback_until FROM endpoint_grants WHERE endpoint_id = e.id AND state <> 'granted'
+                        UNION ALL SELECT next_try_at FROM endpoint_grants WHERE endpoint_id = e.id AND state <> 'granted') v) AS g,
                      (SELECT MIN(t) FROM (
                         SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE endpoint_id = e.id AND status = 'pending'
                         UNION ALL

@@ -22,4 +22,5 @@ mod security;
 mod store_contract;
 mod store_retention;
 mod support;
+mod validation;
 mod webhooks;

@@ -157,6 +157,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             timeout: None,
             auth: None,
             headers: Vec::new(),
+            validation: Default::default(),
         });
         let event = OutgoingEvent::new(Event {
             id: EventId::new(),

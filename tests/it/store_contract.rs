@@ -74,6 +74,7 @@ pub(crate) async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
             timeout: None,
             auth: None,
             headers: Vec::new(),
+            validation: Default::default(),
         }),
         max_concurrency: Some(3),
         rate_limit: None,

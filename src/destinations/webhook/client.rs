@@ -5,19 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{HeaderValue, CONTENT_TYPE, ORIGIN, RETRY_AFTER, USER_AGENT};
 
 use super::ssrf::NetworkPolicy;
 use super::{classify, failure, request_builder, sign, WebhookError};
 use crate::destinations::{Destination, Outbound, Outcome};
-use crate::model::WebhookSettings;
+use crate::model::{Validation, WebhookSettings};
 
 /// The shared HTTP client for webhooks.
 #[derive(Clone)]
 pub struct WebhookClient {
-    http: reqwest::Client,
-    policy: NetworkPolicy,
+    pub(super) http: reqwest::Client,
+    pub(super) policy: NetworkPolicy,
     default_timeout: Duration,
+    /// Herald's origin (a DNS name), sent as `Origin` to receivers that granted it.
+    origin: Option<Arc<str>>,
 }
 
 impl WebhookClient {
@@ -33,7 +35,25 @@ impl WebhookClient {
             http,
             policy,
             default_timeout: timeout,
+            origin: None,
         })
+    }
+
+    /// The same client, naming Herald `origin` to receivers that require the CloudEvents
+    /// handshake (`WebHook-Request-Origin`, then `Origin` on every delivery).
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Herald's origin, when set.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The time a receiver of `settings` has to answer.
+    pub fn timeout_for(&self, settings: &WebhookSettings) -> Duration {
+        settings.timeout.unwrap_or(self.default_timeout)
     }
 
     /// The network policy (for checks at registration).
@@ -136,6 +156,12 @@ impl WebhookDestination {
             .header("webhook-signature", signature);
         for (name, value) in &built.headers {
             request = request.header(name.as_str(), value.as_str());
+        }
+        // The origin the receiver granted travels on every delivery (CloudEvents webhooks).
+        if let (Validation::Cloudevents, Some(origin)) =
+            (self.settings.validation, self.client.origin.as_deref())
+        {
+            request = request.header(ORIGIN, origin);
         }
         Ok(request.body(built.body))
     }

@@ -5,6 +5,7 @@
 mod classify;
 mod client;
 mod error;
+pub mod handshake;
 mod request_builder;
 pub mod signing;
 pub mod ssrf;

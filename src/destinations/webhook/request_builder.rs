@@ -22,8 +22,9 @@ pub struct Built {
     pub headers: Vec<(String, String)>,
 }
 
-/// Builds the request; `Err` when the endpoint's URL is unusable.
-pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built, url::ParseError> {
+/// The endpoint's URL with its authentication, and the headers every request to it carries
+/// (authentication, static headers); `Err` when the URL is unusable.
+pub fn target(settings: &WebhookSettings) -> Result<(Url, Vec<(String, String)>), url::ParseError> {
     let mut url = Url::parse(&settings.url)?;
     let mut headers = Vec::new();
     match &settings.auth {
@@ -44,6 +45,12 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
             .iter()
             .map(|h| (h.name.clone(), h.value.clone())),
     );
+    Ok((url, headers))
+}
+
+/// Builds the request; `Err` when the endpoint's URL is unusable.
+pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built, url::ParseError> {
+    let (url, mut headers) = target(settings)?;
     let (body, content_type) = match message.format {
         MessageFormat::Cloudevents => (
             message.cloudevents_json(),
@@ -168,6 +175,7 @@ mod tests {
             timeout: None,
             auth: None,
             headers: Vec::new(),
+            validation: Default::default(),
         };
         let message = Outbound {
             delivery_id: DeliveryId::new(),

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::ids::EndpointId;
 pub use azure::{AzureCredential, AzureSettings, SecretString};
 pub use webhook::{
-    CustomHeader, PublicKey, Scheme, Secret, SecretError, SigningSecret, WebhookAuth,
+    CustomHeader, PublicKey, Scheme, Secret, SecretError, SigningSecret, Validation, WebhookAuth,
     WebhookSettings,
 };
 

@@ -193,6 +193,29 @@ pub struct WebhookSettings {
     /// Static headers sent with every request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<CustomHeader>,
+    /// Whether the receiver must grant delivery first (the CloudEvents handshake).
+    #[serde(default, skip_serializing_if = "Validation::is_none")]
+    pub validation: Validation,
+}
+
+/// Whether a webhook receiver must grant delivery before the first one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Validation {
+    /// Deliver without asking.
+    #[default]
+    None,
+    /// The CloudEvents abuse-protection handshake: an `OPTIONS` request with
+    /// `WebHook-Request-Origin` (and `WebHook-Request-Rate`, `WebHook-Request-Callback`);
+    /// nothing is delivered until the receiver grants, in its answer or through the callback.
+    Cloudevents,
+}
+
+impl Validation {
+    /// `None`: no handshake.
+    pub fn is_none(&self) -> bool {
+        *self == Validation::None
+    }
 }
 
 /// A static header of a webhook endpoint. A secret one's value is write-only: stored (sealed),

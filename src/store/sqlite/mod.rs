@@ -170,6 +170,10 @@ impl Store for SqliteStore {
         &self.sql
     }
 
+    fn grants(&self) -> &dyn super::grants::GrantRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         self.write(events, false).await
     }

@@ -212,11 +212,13 @@ pub(super) fn lease(conn: &Connection, req: &Lease) -> Result<Vec<LeasedDelivery
         source,
     })?;
     let mut leasing = conn.prepare_cached(
-        // `open`: the endpoints not skipped, not disabled, and not failing with their probe
-        // out or not yet due.
+        // `open`: the endpoints not skipped, not disabled, not failing with their probe out or
+        // not yet due, and not waiting for their receiver to grant delivery.
         "WITH open AS (SELECT e.id FROM endpoints e WHERE e.id NOT IN (SELECT value FROM json_each(?4))
            AND NOT EXISTS (SELECT 1 FROM endpoint_health h WHERE h.endpoint_id = e.id
-             AND (h.state = 'disabled' OR (h.state = 'failing' AND (h.probe_at > ?3 OR h.probe_until > ?3)))))
+             AND (h.state = 'disabled' OR (h.state = 'failing' AND (h.probe_at > ?3 OR h.probe_until > ?3))))
+           AND NOT EXISTS (SELECT 1 FROM endpoint_grants g WHERE g.endpoint_id = e.id AND g.state <> 'granted'
+             AND (g.busy_until > ?3 OR g.callback_until > ?3 OR g.next_try_at > ?3)))
          UPDATE deliveries SET status = 'in_flight', lease_owner = ?1, lease_until = ?2, updated_at = ?3
          WHERE id IN (SELECT id FROM (
            SELECT d.id, d.next_attempt_at AS due FROM open e JOIN deliveries d ON d.id IN (
