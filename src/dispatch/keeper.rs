@@ -53,6 +53,8 @@ pub(super) struct Keeper {
     pub waker: Waker,
     /// How often the records are read again and budgets looked at.
     pub round: Duration,
+    /// A delivery's time to live: what waits at a failing endpoint longer is dead-lettered.
+    pub ttl: Duration,
 }
 
 impl Keeper {
@@ -118,6 +120,9 @@ impl Keeper {
             Err(e) => tracing::warn!(error = %e, "reading webhook handshakes failed"),
         }
         for h in records {
+            if h.state == HealthState::Failing {
+                self.expire_waiting(h.endpoint_id, now).await;
+            }
             match h.state {
                 HealthState::Failing
                     if health::next_step(&h, &self.policy).is_some_and(|t| t <= now) =>
@@ -139,6 +144,31 @@ impl Keeper {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Dead-letters what has waited at failing endpoint `id` past its time to live (waiting
+    /// is not sending: the lease query does not look at it until the next probe).
+    async fn expire_waiting(&self, id: EndpointId, now: OffsetDateTime) {
+        let reason = format!(
+            "expired: not delivered within {} of the event (its endpoint was failing)",
+            humantime::format_duration(self.ttl)
+        );
+        match self
+            .store
+            .health()
+            .expire_waiting(id, now - self.ttl, now, &reason)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("herald_deliveries_total", "outcome" => "dead_lettered")
+                    .increment(n);
+                tracing::warn!(endpoint = %id, deliveries = n, "deliveries expired while their endpoint was failing");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %id, "expiring waiting deliveries failed")
             }
         }
     }

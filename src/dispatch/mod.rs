@@ -180,6 +180,7 @@ impl Dispatcher {
                 notices: this.notices.clone(),
                 waker: this.waker.clone(),
                 round: this.config.poll_interval,
+                ttl: this.config.retry.ttl,
             }
             .run(stop_keeping.clone()),
         );

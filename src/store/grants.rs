@@ -3,11 +3,10 @@
 //! receiver's asynchronous grant arrives by the callback token. A new URL starts afresh.
 
 use async_trait::async_trait;
-use sqlx::{Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 
 use super::rows::{corrupt, from_millis, millis, Columns};
-use super::sql::{Backend, Shared};
+use super::sql::on_every_backend;
 use super::StoreError;
 use crate::model::{EndpointId, Grant, GrantState, HandshakeAnswer};
 
@@ -59,18 +58,7 @@ pub trait GrantRecords: Send + Sync {
     ) -> Result<Option<EndpointId>, StoreError>;
 }
 
-#[async_trait]
-impl<DB> GrantRecords for Shared<DB>
-where
-    DB: Backend,
-    DB::Row: Columns,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-{
+on_every_backend!(GrantRecords {
     async fn grants(&self) -> Result<Vec<Grant>, StoreError> {
         sqlx::query::<DB>("SELECT * FROM endpoint_grants")
             .fetch_all(&self.pool)
@@ -201,7 +189,7 @@ where
         })
         .transpose()
     }
-}
+});
 
 fn grant_from_row(row: &impl Columns) -> Result<Grant, StoreError> {
     let state = row.text("state")?;

@@ -5,11 +5,10 @@
 //! that deletes the row, so the table holds only endpoints worth looking at.
 
 use async_trait::async_trait;
-use sqlx::{Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 
 use super::rows::{corrupt, from_millis, millis, Columns};
-use super::sql::{Backend, Shared};
+use super::sql::on_every_backend;
 use super::StoreError;
 use crate::model::{EndpointHealth, EndpointId, HealthState};
 
@@ -55,6 +54,15 @@ pub trait HealthRecords: Send + Sync {
         -> Result<u64, StoreError>;
     /// Makes the endpoint's held deliveries due, oldest first; returns how many.
     async fn resume_held(&self, id: EndpointId, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Dead-letters, for `reason`, the endpoint's waiting deliveries created before `cutoff`
+    /// (their time to live ran out while the endpoint failed); returns how many.
+    async fn expire_waiting(
+        &self,
+        id: EndpointId,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Holds the waiting deliveries of endpoint `$2` (`$1` is the time).
@@ -62,18 +70,7 @@ const HOLD: &str = "UPDATE deliveries SET status = 'held', lease_owner = NULL, l
        last_error = 'held: the endpoint is disabled'
      WHERE endpoint_id = $2 AND (status = 'pending' OR (status = 'in_flight' AND lease_until <= $1))";
 
-#[async_trait]
-impl<DB> HealthRecords for Shared<DB>
-where
-    DB: Backend,
-    DB::Row: Columns,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-{
+on_every_backend!(HealthRecords {
     async fn health_records(&self) -> Result<Vec<EndpointHealth>, StoreError> {
         sqlx::query::<DB>("SELECT * FROM endpoint_health")
             .fetch_all(&self.pool)
@@ -208,6 +205,26 @@ where
         Ok(DB::rows_affected(&done))
     }
 
+    async fn expire_waiting(
+        &self,
+        id: EndpointId,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query::<DB>(
+            "UPDATE deliveries SET status = 'dead_lettered', last_error = $1, finished_at = $2, next_attempt_at = $2, updated_at = $2
+             WHERE endpoint_id = $3 AND status = 'pending' AND created_at < $4",
+        )
+        .bind(reason.to_owned())
+        .bind(millis(now))
+        .bind(id.to_string())
+        .bind(millis(cutoff))
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
     async fn resume_held(&self, id: EndpointId, now: OffsetDateTime) -> Result<u64, StoreError> {
         // Due at their creation: the lease query takes due work in order of its due time, so
         // they go out in the order they were created, before anything that came later.
@@ -221,7 +238,7 @@ where
         .await?;
         Ok(DB::rows_affected(&done))
     }
-}
+});
 
 /// Inserts a health row (14 values, `$1` the endpoint id).
 const INSERT: &str = "INSERT INTO endpoint_health (endpoint_id, state, consecutive_failures, failing_since,

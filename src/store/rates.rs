@@ -9,10 +9,9 @@
 //! whole cluster; the same statements serve SQLite's single instance.
 
 use async_trait::async_trait;
-use sqlx::{Encode, Executor, IntoArguments, Type};
 
 use super::rows::Columns;
-use super::sql::{Backend, Shared};
+use super::sql::on_every_backend;
 use super::StoreError;
 use crate::model::EndpointId;
 
@@ -57,16 +56,7 @@ pub trait RateRecords: Send + Sync {
     async fn slowed(&self, now: i64) -> Result<Vec<(EndpointId, i64)>, StoreError>;
 }
 
-#[async_trait]
-impl<DB> RateRecords for Shared<DB>
-where
-    DB: Backend,
-    DB::Row: Columns,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
+on_every_backend!(RateRecords {
     async fn reserve(&self, id: EndpointId, r: Reserve) -> Result<Slot, StoreError> {
         for _ in 0..2 {
             // The rate halves while the endpoint is slowed down: the spacing doubles.
@@ -156,4 +146,4 @@ where
         }
         Ok(out)
     }
-}
+});

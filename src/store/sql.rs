@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Pool};
 use time::OffsetDateTime;
 
 use super::rows::{
@@ -75,22 +75,34 @@ const CANCEL: &str =
     "UPDATE deliveries SET status = 'cancelled', last_error = $1, finished_at = $2, next_attempt_at = $2, updated_at = $2
      WHERE status IN ('pending', 'in_flight') AND ";
 
-#[async_trait::async_trait]
-impl<DB> Records for Shared<DB>
-where
-    DB: Backend,
-    DB::Row: Columns,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
-{
+/// Implements a trait of shared statements for [`Shared`] on every backend, with the bounds
+/// `sqlx` needs for generic queries written once (`Records` here; endpoint health, rates and
+/// handshakes in their own files).
+macro_rules! on_every_backend {
+    ($trait:path { $($body:tt)* }) => {
+        #[async_trait::async_trait]
+        impl<DB> $trait for $crate::store::sql::Shared<DB>
+        where
+            DB: $crate::store::sql::Backend,
+            DB::Row: $crate::store::rows::Columns,
+            for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+            for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+            for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        {
+            $($body)*
+        }
+    };
+}
+pub(super) use on_every_backend;
+
+on_every_backend!(Records {
     /// An event and its deliveries.
     async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
         let Some(row) = sqlx::query::<DB>("SELECT * FROM events WHERE id = $1")
@@ -543,4 +555,4 @@ where
             .await?;
         Ok(())
     }
-}
+});

@@ -211,23 +211,7 @@ async fn a_cluster_of_three_loses_nothing_when_two_instances_are_killed() {
 
     // Every instance learns of the subscription (LISTEN/NOTIFY) before the load starts.
     // (Probes accepted before an instance knew the subscription have no delivery to make.)
-    for node in &nodes {
-        wait_for(
-            Duration::from_secs(10),
-            "the subscription to reach every instance",
-            || async {
-                let (status, body) = post(
-                    &http,
-                    &node.url,
-                    "/v1/events/contoso_CustomerPurchase",
-                    purchase(0.5),
-                )
-                .await;
-                (status == 202 && body["deliveries"] == 1).then_some(())
-            },
-        )
-        .await;
-    }
+    subscribed_everywhere(&http, &nodes).await;
 
     // An idempotency key used on one instance is honoured on another.
     let keyed = |url: &str| {
@@ -409,23 +393,7 @@ async fn three_instances_hold_an_endpoint_to_its_rate_limit_together() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    for node in &nodes {
-        wait_for(
-            Duration::from_secs(10),
-            "the subscription everywhere",
-            || async {
-                let (status, body) = post(
-                    &http,
-                    &node.url,
-                    "/v1/events/contoso_CustomerPurchase",
-                    purchase(0.5),
-                )
-                .await;
-                (status == 202 && body["deliveries"] == 1).then_some(())
-            },
-        )
-        .await;
-    }
+    subscribed_everywhere(&http, &nodes).await;
     // Far more than the limit allows at once, spread over the three instances.
     let items: Vec<_> = (0..EVENTS)
         .map(|i| json!({"event": "contoso_CustomerPurchase", "params": purchase(i as f64)}))
@@ -469,5 +437,27 @@ async fn three_instances_hold_an_endpoint_to_its_rate_limit_together() {
     for (i, node) in nodes.iter().enumerate() {
         let log = std::fs::read_to_string(&node.log).unwrap_or_default();
         assert!(!log.contains("panicked"), "instance {i}: {log}");
+    }
+}
+
+/// Waits until every instance routes a purchase to one subscription (it heard of it by
+/// LISTEN/NOTIFY); the probes sent meanwhile are events too.
+async fn subscribed_everywhere(http: &reqwest::Client, nodes: &[HeraldProcess]) {
+    for node in nodes {
+        wait_for(
+            Duration::from_secs(10),
+            "the subscription to reach every instance",
+            || async {
+                let (status, body) = post(
+                    http,
+                    &node.url,
+                    "/v1/events/contoso_CustomerPurchase",
+                    purchase(0.5),
+                )
+                .await;
+                (status == 202 && body["deliveries"] == 1).then_some(())
+            },
+        )
+        .await;
     }
 }

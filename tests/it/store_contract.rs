@@ -745,6 +745,31 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
         4
     );
+    // What waits past its time to live is dead-lettered, without an attempt; the rest stays.
+    s.release_leases("me").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let t1 = now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.ingest(vec![new_event(&sub, None)]).await.unwrap();
+    let expired = h
+        .expire_waiting(ep.id, t1, now(), "expired while failing")
+        .await
+        .unwrap();
+    assert_eq!(expired, 4);
+    let dead = s
+        .deliveries(&DeliveryQuery {
+            status: Some(DeliveryStatus::DeadLettered),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(dead
+        .iter()
+        .all(|d| d.attempts == 0 && d.last_error.as_deref() == Some("expired while failing")));
+    assert_eq!(
+        s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
+        1
+    );
 }
 
 pub async fn rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate(t: TestStore) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use herald::destinations::webhook::{verify, Secret, VerifyKey};
 use serde_json::{json, Value};
 
+use crate::support::receiver::Received;
 use crate::support::{run_python, wait_for, Receiver, TestApp};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -65,18 +66,23 @@ async fn posted_events_reach_the_receiver_signed_and_verifiable_by_standardwebho
             now,
         )
         .expect("Herald's own verifier accepts the request");
-        requests.push(json!({
-            "headers": {
-                "webhook-id": r.header("webhook-id"),
-                "webhook-timestamp": r.header("webhook-timestamp"),
-                "webhook-signature": r.header("webhook-signature"),
-            },
-            "body": String::from_utf8(r.body.to_vec()).unwrap(),
-        }));
+        requests.push(signed_request(&r));
     }
     let out = run_python_verifier(SECRET, &requests);
     assert!(out.contains("verified 5 requests"), "{out}");
     app.stop().await;
+}
+
+/// A received request's signature headers and body, as the Python verifiers take them.
+fn signed_request(r: &Received) -> Value {
+    json!({
+        "headers": {
+            "webhook-id": r.header("webhook-id"),
+            "webhook-timestamp": r.header("webhook-timestamp"),
+            "webhook-signature": r.header("webhook-signature"),
+        },
+        "body": String::from_utf8(r.body.to_vec()).unwrap(),
+    })
 }
 
 /// Runs tests/python/verify_webhooks.py; panics unless every request verifies and a tampered one fails.
@@ -237,20 +243,7 @@ async fn v1a_signatures_verify_with_the_published_public_keys_through_a_rotation
         (got.len() >= 3).then_some(got)
     })
     .await;
-    let as_json = |got: &[crate::support::receiver::Received]| -> Vec<Value> {
-        got.iter()
-            .map(|r| {
-                json!({
-                    "headers": {
-                        "webhook-id": r.header("webhook-id"),
-                        "webhook-timestamp": r.header("webhook-timestamp"),
-                        "webhook-signature": r.header("webhook-signature"),
-                    },
-                    "body": String::from_utf8(r.body.to_vec()).unwrap(),
-                })
-            })
-            .collect()
-    };
+    let as_json = |got: &[Received]| -> Vec<Value> { got.iter().map(signed_request).collect() };
     let keys_url = format!("{}/v1/endpoints/{endpoint}/public-keys", app.url);
     // The script fetches the keys from this Herald, which runs on this test's thread.
     let python = |input: Value| async move {
