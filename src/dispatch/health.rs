@@ -101,6 +101,26 @@ impl Observed {
     }
 }
 
+impl Observed {
+    /// Adds `later`: outcomes that ended after these.
+    pub fn then(&mut self, later: &Observed) {
+        self.attempts += later.attempts;
+        self.failures += later.failures;
+        self.probe |= later.probe;
+        if later.succeeded {
+            self.succeeded = true;
+            self.trailing_failures = later.trailing_failures;
+            self.trailing_since = later.trailing_since;
+        } else {
+            self.trailing_failures += later.trailing_failures;
+            self.trailing_since = self.trailing_since.or(later.trailing_since);
+        }
+        if later.last_error.is_some() {
+            self.last_error.clone_from(&later.last_error);
+        }
+    }
+}
+
 /// What `seen` makes of `h` at `now`.
 pub fn observe(
     mut h: EndpointHealth,
@@ -281,6 +301,24 @@ mod tests {
 
     fn fresh() -> EndpointHealth {
         EndpointHealth::new(EndpointId::new(), T0)
+    }
+
+    #[test]
+    fn outcomes_joined_in_order_sum_up_as_if_seen_together() {
+        let outcomes = [true, false, true, false, false];
+        let whole = seen(&outcomes, false);
+        let mut joined = Observed::default();
+        for (i, ok) in outcomes.iter().enumerate() {
+            let mut one = Observed::default();
+            one.add(
+                *ok,
+                T0 + secs(i as u64),
+                (!ok).then_some("receiver answered 503"),
+                false,
+            );
+            joined.then(&one);
+        }
+        assert_eq!(joined, whole);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub(super) struct Keeper {
     pub observations: Arc<Observations>,
     pub notices: Option<mpsc::Sender<Notice>>,
     pub waker: Waker,
+    /// Successes at healthy endpoints that still count something (a failure's window is
+    /// open): written once a round rather than once a batch, so a busy endpoint that failed
+    /// once does not cost a transaction per batch for a minute.
+    pub deferred: Mutex<HashMap<EndpointId, Observed>>,
     /// How often the records are read again and budgets looked at.
     pub round: Duration,
     /// A delivery's time to live: what waits at a failing endpoint longer is dead-lettered.
@@ -82,9 +86,34 @@ impl Keeper {
     async fn apply(&self, seen: HashMap<EndpointId, Observed>) {
         for (id, seen) in seen {
             let known = self.board.get(id);
-            if seen.failures == 0 && !seen.probe && known.is_none() {
-                continue;
+            if seen.failures == 0 && !seen.probe {
+                match &known {
+                    None => continue,
+                    Some(h) if h.state == HealthState::Healthy && h.consecutive_failures == 0 => {
+                        self.deferred
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(id)
+                            .or_default()
+                            .then(&seen);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
             }
+            // Successes deferred earlier came first.
+            let earlier = self
+                .deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            let seen = match earlier {
+                Some(mut all) => {
+                    all.then(&seen);
+                    all
+                }
+                None => seen,
+            };
             let policy = &self.policy;
             self.change(id, &|h| {
                 let now = OffsetDateTime::now_utc();
@@ -97,6 +126,15 @@ impl Keeper {
     /// Reads every record again; moves failing endpoints along their budgets; holds what
     /// arrived for disabled ones since the last round.
     async fn round(&self) {
+        let deferred =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for (id, seen) in deferred {
+            let policy = &self.policy;
+            self.change(id, &|h| {
+                health::observe(h, &seen, policy, OffsetDateTime::now_utc())
+            })
+            .await;
+        }
         let records = match self.store.health().health_records().await {
             Ok(r) => r,
             Err(e) => {

@@ -179,6 +179,7 @@ impl Dispatcher {
                 observations: this.observations.clone(),
                 notices: this.notices.clone(),
                 waker: this.waker.clone(),
+                deferred: Default::default(),
                 round: this.config.poll_interval,
                 ttl: this.config.retry.ttl,
             }

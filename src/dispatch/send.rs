@@ -83,7 +83,9 @@ impl Inner {
             &self.config.retry,
             jitter,
         );
-        if reached {
+        // A success at an endpoint with no health record changes nothing: not even a lock.
+        let noteworthy = !success || probe || self.registry.health().has_record(d.endpoint_id);
+        if reached && noteworthy {
             self.observations
                 .add(d.endpoint_id, success, verdict.error.as_deref(), probe);
         }

@@ -28,6 +28,13 @@ impl HealthBoard {
             .map_or(HealthState::Healthy, |h| h.state)
     }
 
+    /// Whether the endpoint has a record (it failed lately, or is not healthy): without one,
+    /// a success changes nothing and need not be reported.
+    pub fn has_record(&self, id: EndpointId) -> bool {
+        let records = self.read();
+        !records.is_empty() && records.contains_key(&id)
+    }
+
     /// An endpoint's record, if it has one.
     pub fn get(&self, id: EndpointId) -> Option<EndpointHealth> {
         self.read().get(&id).cloned()
