@@ -270,12 +270,8 @@ async fn disable(
         Some(r) => r,
         None => format!("disabled by {}", who.name),
     };
-    let endpoint = state.registry.endpoint(&id).await?;
-    let h = state
-        .registry
-        .disable_endpoint(endpoint.id, &reason)
-        .await?;
-    tracing::info!(endpoint = %endpoint.id, by = who.name, "endpoint disabled");
+    let h = state.registry.disable_endpoint(&id, &reason).await?;
+    tracing::info!(endpoint = %h.endpoint_id, by = who.name, "endpoint disabled");
     Ok(Json((&h).into()))
 }
 
@@ -290,14 +286,13 @@ async fn enable(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<EnableInput>,
 ) -> Result<Json<Enabled>, ApiError> {
-    let endpoint = state.registry.endpoint(&id).await?;
     let resume = match input.held {
         HeldChoice::Deliver => Resume::Deliver,
         HeldChoice::Keep => Resume::Keep,
     };
-    let (h, resumed) = state.registry.enable_endpoint(endpoint.id, resume).await?;
+    let (h, resumed) = state.registry.enable_endpoint(&id, resume).await?;
     state.ingestor.wake();
-    tracing::info!(endpoint = %endpoint.id, by = who.name, resumed, "endpoint enabled");
+    tracing::info!(endpoint = %h.endpoint_id, by = who.name, resumed, "endpoint enabled");
     Ok(Json(Enabled {
         health: (&h).into(),
         resumed,

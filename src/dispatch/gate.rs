@@ -48,9 +48,8 @@ pub(super) enum Admission {
 
 impl Inner {
     /// The endpoint's health decides, then its receiver's grant (`validation.rs`), then its
-    /// rate limit (`pace.rs`): a healthy endpoint
-    /// takes the delivery; a failing one
-    /// takes it only as its one probe (claimed in the store, so one at a time across the
+    /// rate limit (`pace.rs`): a healthy endpoint takes the delivery; a failing one takes it
+    /// only as its one probe (claimed in the store, so one at a time across the
     /// cluster) and otherwise it waits for the next probe; a disabled one holds it. A
     /// delivery kept back past its time to live is dead-lettered without an attempt.
     pub(super) async fn admit(&self, endpoint: &Endpoint, d: &LeasedDelivery) -> Admission {

@@ -99,9 +99,7 @@ impl Observed {
             self.last_error = error.map(str::to_owned);
         }
     }
-}
 
-impl Observed {
     /// Adds `later`: outcomes that ended after these.
     pub fn then(&mut self, later: &Observed) {
         self.attempts += later.attempts;

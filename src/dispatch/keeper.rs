@@ -126,15 +126,7 @@ impl Keeper {
     /// Reads every record again; moves failing endpoints along their budgets; holds what
     /// arrived for disabled ones since the last round.
     async fn round(&self) {
-        let deferred =
-            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
-        for (id, seen) in deferred {
-            let policy = &self.policy;
-            self.change(id, &|h| {
-                health::observe(h, &seen, policy, OffsetDateTime::now_utc())
-            })
-            .await;
-        }
+        self.apply_deferred().await;
         let records = match self.store.health().health_records().await {
             Ok(r) => r,
             Err(e) => {
@@ -183,6 +175,19 @@ impl Keeper {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Writes the successes deferred since the last round.
+    async fn apply_deferred(&self) {
+        let deferred =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for (id, seen) in deferred {
+            let policy = &self.policy;
+            self.change(id, &|h| {
+                health::observe(h, &seen, policy, OffsetDateTime::now_utc())
+            })
+            .await;
         }
     }
 

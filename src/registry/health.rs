@@ -116,14 +116,14 @@ impl super::Registry {
         &self.health
     }
 
-    /// Disables endpoint `id` for `reason`: its waiting deliveries, and those that come
-    /// while it stays disabled, are held (not sent, not dropped).
+    /// Disables endpoint `id` (as text, from a URL) for `reason`: its waiting deliveries, and
+    /// those that come while it stays disabled, are held (not sent, not dropped).
     pub async fn disable_endpoint(
         &self,
-        id: EndpointId,
+        id: &str,
         reason: &str,
     ) -> Result<EndpointHealth, super::RegistryError> {
-        self.known(id).await?;
+        let id = self.endpoint(id).await?.id;
         let now = time::OffsetDateTime::now_utc();
         let change = |h: EndpointHealth| h.disabled(reason, now);
         let (_, after) = self.store.health().change_health(id, now, &change).await?;
@@ -136,10 +136,10 @@ impl super::Registry {
     /// how many held deliveries were made due.
     pub async fn enable_endpoint(
         &self,
-        id: EndpointId,
+        id: &str,
         resume: Resume,
     ) -> Result<(EndpointHealth, u64), super::RegistryError> {
-        self.known(id).await?;
+        let id = self.endpoint(id).await?.id;
         let now = time::OffsetDateTime::now_utc();
         let change = |h: EndpointHealth| h.enabled(now);
         let (_, after) = self.store.health().change_health(id, now, &change).await?;
@@ -156,14 +156,5 @@ impl super::Registry {
         let h = self.store.health().health(id).await?;
         self.health.set(h.clone());
         Ok(h)
-    }
-
-    async fn known(&self, id: EndpointId) -> Result<(), super::RegistryError> {
-        match self.store.endpoint(id).await? {
-            Some(_) => Ok(()),
-            None => Err(super::RegistryError::NotFound(format!(
-                "no endpoint with id \"{id}\""
-            ))),
-        }
     }
 }
