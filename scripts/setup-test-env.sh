@@ -3,6 +3,8 @@
 # - ./.venv with the Python packages of tests/requirements.txt (official Azure SDKs,
 #   the Standard Webhooks verifier, jsonschema, schemathesis);
 # - local-emulator/tests/node/node_modules with the official JavaScript Service Bus SDK;
+# - Debian's chromium and tests/browser/node_modules (playwright-core, axe-core) for the
+#   console's browser tests;
 # - a PostgreSQL server on 127.0.0.1:5432 with database `test` (trust auth), started if it is
 #   installed but stopped, installed from Debian's packages if it is missing.
 set -euo pipefail
@@ -29,6 +31,22 @@ node_want=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
 if ! { [ -f "$node_stamp" ] && [ "$(cat "$node_stamp")" = "$node_want" ]; }; then
   npm ci --silent --no-audit --no-fund --prefix "$node_dir"
   echo "$node_want" > "$node_stamp"
+fi
+
+# The console's browser tests (tests/browser): Debian's chromium, driven by playwright-core,
+# with axe-core for accessibility, pinned by tests/browser/package-lock.json. Playwright never
+# downloads a browser of its own: it drives /usr/bin/chromium.
+if ! [ -x /usr/bin/chromium ]; then
+  echo "installing chromium from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+browser_dir=tests/browser
+browser_stamp=$browser_dir/node_modules/.package-lock.sha256
+browser_want=$(sha256sum "$browser_dir/package-lock.json" | cut -d' ' -f1)
+if ! { [ -f "$browser_stamp" ] && [ "$(cat "$browser_stamp")" = "$browser_want" ]; }; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix "$browser_dir"
+  echo "$browser_want" > "$browser_stamp"
 fi
 
 # PostgreSQL for the store contract and cluster tests (HERALD_TEST_PG overrides the URL).

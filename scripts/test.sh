@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --exclude local-emulator
 # The HTTP contract against a live `herald serve` (the binary the tests just built).
 scripts/check-api.sh
+# The operator console in a real browser (Playwright driving Debian's chromium) against a live
+# `herald serve` and the local emulator; screenshots land in target/console-screenshots.
+scripts/check-console.sh
 # The emulator's tests drive real SDK clients whose timing is sensitive to CPU contention on
 # small machines: one test at a time.
 cargo test --locked -p local-emulator -- --test-threads=1

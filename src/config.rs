@@ -64,6 +64,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// How long finished work is kept.
     pub retention: RetentionConfig,
+    /// The operator console.
+    pub console: ConsoleConfig,
     /// Keys that seal endpoint settings (signing secrets, SAS keys, client secrets, auth
     /// header values) at rest, as `ID:BASE64` of 32 random bytes (`herald keys encryption`);
     /// usually from `HERALD_ENCRYPTION_KEYS`, comma-separated. The first seals what is written;
@@ -136,6 +138,17 @@ pub struct StoreConfig {
     /// PostgreSQL: schema for Herald's tables (created if missing).
     #[serde(default)]
     pub schema: Option<String>,
+}
+
+/// The operator console at `/console`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Whether it is served.
+    pub enabled: bool,
+    /// How long a session lasts after sign-in.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
 }
 
 /// How long finished work is kept, and how pruning runs.

@@ -69,8 +69,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let catalog = crate::server::load_catalog(&config)?;
     let running = crate::server::start(config, catalog, None).await?;
     let url = format!("http://{}", running.addr);
+    // A one-time link that signs the demo's full-access key in to the console.
+    let link = crate::api::console::sign_in_link(
+        running.state.store.as_ref(),
+        crate::auth::hash(&api_key),
+    )
+    .await?;
+    let console = format!("{url}/console/sign-in/{link}");
     print_instructions(
         &url,
+        &console,
         &api_key,
         &args,
         sink_addr,
@@ -156,8 +164,10 @@ fn declare(config: &mut Config, sink_addr: std::net::SocketAddr, secret: String,
 }
 
 /// Prints where everything is and how to try it.
+#[allow(clippy::too_many_arguments)]
 fn print_instructions(
     url: &str,
+    console: &str,
     api_key: &str,
     args: &DemoArgs,
     sink_addr: std::net::SocketAddr,
@@ -169,6 +179,8 @@ fn print_instructions(
         r#"
 Herald demo is running.
 
+  Console        {console}
+                 (signs you in once, within ten minutes; then sign in with the API key)
   API            {url}   (OpenAPI: {url}/openapi.json, metrics: {url}/metrics)
   API key        {api_key}
   Store          {store}

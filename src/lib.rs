@@ -7,6 +7,7 @@
 //! rules for endpoints and subscriptions.
 #![deny(missing_docs)]
 
+pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod catalog;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::Activity;
 use crate::api::{self, AppState};
 use crate::auth::{ApiKeys, Principal};
 use crate::catalog::{self, Catalog};
@@ -97,12 +98,14 @@ pub async fn start(
         origin: origin.clone(),
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(1024);
+    let activity = Activity::default();
     let dispatch = dispatch_config(
         &config,
         store.lease_owner(),
         origin,
         catalog.clone(),
         Some(notices),
+        activity.clone(),
     );
     let destinations = Arc::new(Destinations::new(webhooks));
     let dispatcher = Dispatcher::new(
@@ -112,14 +115,17 @@ pub async fn start(
         dispatch,
         waker,
     );
-    let ingestor = Arc::new(Ingestor::new(
-        catalog.clone(),
-        registry.routing().clone(),
-        store.clone(),
-        dispatcher.hand_off(),
-        steps,
-        config.pipeline.max_depth.get(),
-    ));
+    let ingestor = Arc::new(
+        Ingestor::new(
+            catalog.clone(),
+            registry.routing().clone(),
+            store.clone(),
+            dispatcher.hand_off(),
+            steps,
+            config.pipeline.max_depth.get(),
+        )
+        .with_activity(activity.clone()),
+    );
     tokio::spawn(crate::ingest::notices::announce(
         ingestor.clone(),
         registry.clone(),
@@ -131,7 +137,7 @@ pub async fn start(
         registry: registry.clone(),
         ingestor,
         keys: api_keys(&config),
-        public_url,
+        public_url: public_url.clone(),
         max_body_bytes: config.server.max_body_bytes,
         metrics: crate::telemetry::metrics(),
         pruner: Pruner::new(
@@ -139,12 +145,21 @@ pub async fn start(
             config.retention.policy(),
             store.lease_owner(),
         ),
+        activity: activity.clone(),
+        console: api::console::ConsoleSettings {
+            enabled: config.console.enabled,
+            session_ttl: config.console.session_ttl,
+            secure: public_url.starts_with("https://"),
+        },
     };
     declare(&registry, &config).await?;
 
     let shutdown = CancellationToken::new();
     let mut tasks = vec![tokio::spawn(dispatcher.run(shutdown.clone()))];
     tasks.push(tokio::spawn(state.pruner.clone().run(shutdown.clone())));
+    tasks.push(tokio::spawn(
+        activity.clone().run(store.clone(), shutdown.clone()),
+    ));
     let app = api::app(state.clone());
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -188,6 +203,7 @@ fn dispatch_config(
     origin: Origin,
     catalog: Catalog,
     notices: Option<tokio::sync::mpsc::Sender<crate::model::Notice>>,
+    activity: Activity,
 ) -> DispatchConfig {
     let d = &config.delivery;
     DispatchConfig {
@@ -205,6 +221,7 @@ fn dispatch_config(
         catalog,
         health: health_policy(&config.endpoint_health),
         notices,
+        activity,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::model::{AllowedSteps, EndpointKind, EventDefinition, MessageFormat, S
 use crate::registry::{EndpointInput, RegistryError, SubscriptionInput};
 
 /// Names of the endpoints and subscriptions made for flows start with this.
-const FLOW_PREFIX: &str = "flow-";
+pub const FLOW_PREFIX: &str = "flow-";
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -6,6 +6,7 @@
 mod body;
 mod catalog;
 mod connector;
+pub mod console;
 mod dataverse;
 mod deliveries;
 mod endpoints;
@@ -30,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use body::{read_json, JsonBody};
 pub use error::{AdminRefusals, ApiError, ErrorBody};
 pub use events::{Accepted, MAX_BATCH};
+pub use flows::FLOW_PREFIX;
 
 use crate::auth::{ApiKeys, Principal};
 use crate::catalog::Catalog;
@@ -58,6 +60,10 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Removes what the retention policy lets go; keeps the store's statistics.
     pub pruner: crate::store::prune::Pruner,
+    /// Activity counts and the live feed (the console's charts and tail).
+    pub activity: crate::activity::Activity,
+    /// How the console runs.
+    pub console: console::ConsoleSettings,
 }
 
 /// An authenticated caller.
@@ -136,6 +142,7 @@ pub fn app(state: AppState) -> Router {
     document_catalog(&mut doc, &state.catalog, &state.public_url);
     let doc = Arc::new(doc);
     router
+        .merge(console::router(&state))
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }),

@@ -364,6 +364,34 @@ pub struct AttemptView {
     pub http_status: Option<u16>,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// What was sent (secrets and signatures masked), when the destination was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestView>,
+    /// The start of the answer: the status line and up to 1 KiB of the body (webhooks), or
+    /// the broker's outcome (Service Bus, Event Hubs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+}
+
+/// The request of an attempt, as sent, with secrets and signatures masked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestView {
+    /// `POST <url>` (query values masked) for webhooks; the queue, topic or hub otherwise.
+    pub target: String,
+    /// Headers (webhooks) or message properties (AMQP), in the order sent.
+    pub headers: Vec<SentHeader>,
+    /// The start of the body (up to 4 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// One header or message property as sent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SentHeader {
+    /// Its name.
+    pub name: String,
+    /// Its value (`••••••` when secret).
+    pub value: String,
 }
 
 impl From<&Attempt> for AttemptView {
@@ -375,6 +403,19 @@ impl From<&Attempt> for AttemptView {
             outcome: a.outcome.as_str().to_owned(),
             http_status: a.http_status,
             error: a.error.clone(),
+            request: a.exchange.as_ref().map(|x| RequestView {
+                target: x.target.clone(),
+                headers: x
+                    .headers
+                    .iter()
+                    .map(|(name, value)| SentHeader {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                body: x.body.clone(),
+            }),
+            response: a.exchange.as_ref().and_then(|x| x.response.clone()),
         }
     }
 }

@@ -96,6 +96,13 @@ impl ApiKeys {
     }
 }
 
+impl ApiKeys {
+    /// The principal of the key whose SHA-256 is `hash`.
+    pub fn by_hash(&self, hash: &[u8; 32]) -> Option<Principal> {
+        self.by_hash.get(hash).cloned()
+    }
+}
+
 /// SHA-256 of a key.
 pub fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::model::definition::schema_url;
 use crate::model::{
     AmqpOptions, Bodies, DeliveryId, DestinationSettings, Endpoint, EndpointId, EventDefinition,
-    MessageFormat, OutgoingEvent, Stage, Subscription, SubscriptionId,
+    Exchange, MessageFormat, OutgoingEvent, Stage, Subscription, SubscriptionId,
 };
 
 /// One message to send: a delivery of an event.
@@ -126,8 +126,9 @@ pub enum Outcome {
 /// A destination.
 #[async_trait]
 pub trait Destination: Send + Sync {
-    /// Sends one message and says how it went. Never panics; every failure is an outcome.
-    async fn send(&self, message: &Outbound<'_>) -> Outcome;
+    /// Sends one message and says how it went, noting in `exchange` what went over the wire
+    /// (secrets masked) and the start of the answer. Never panics; every failure is an outcome.
+    async fn send(&self, message: &Outbound<'_>, exchange: &mut Exchange) -> Outcome;
 }
 
 /// Builds destinations from endpoint settings and keeps them (and their connections) while
@@ -188,7 +189,7 @@ struct Unusable(Arc<azure::SetupError>);
 
 #[async_trait]
 impl Destination for Unusable {
-    async fn send(&self, _: &Outbound<'_>) -> Outcome {
+    async fn send(&self, _: &Outbound<'_>, _: &mut Exchange) -> Outcome {
         Outcome::Permanent {
             error: SendError::Unusable(self.0.clone()),
             status: None,

@@ -60,6 +60,8 @@ pub struct DispatchConfig {
     pub health: HealthPolicy,
     /// Where operational notices go (to become events of the `herald` solution).
     pub notices: Option<mpsc::Sender<Notice>>,
+    /// Counts attempts and tells the console's live tail.
+    pub activity: crate::activity::Activity,
 }
 
 /// Handle to wake the dispatcher when new work is stored.
@@ -350,7 +352,8 @@ impl Inner {
     fn start(self: Arc<Self>, delivery: LeasedDelivery, place: Place) {
         tokio::spawn(async move {
             let _place = place;
-            let result = self.deliver(delivery).await;
+            let result = self.deliver(delivery.clone()).await;
+            self.config.activity.attempted(&delivery, &result);
             let _ = self.record_tx.send(result).await;
         });
     }

@@ -14,8 +14,8 @@ use super::gate::{Admission, Gate};
 use super::Inner;
 use crate::destinations::Outcome;
 use crate::model::{
-    Attempt, AttemptResult, Endpoint, EndpointId, LeasedDelivery, NextState, Notice, Subscription,
-    OPERATIONAL_SOLUTION,
+    Attempt, AttemptResult, Endpoint, EndpointId, Exchange, LeasedDelivery, NextState, Notice,
+    Subscription, OPERATIONAL_SOLUTION,
 };
 use crate::store::StoreError;
 
@@ -24,6 +24,8 @@ enum Went {
     /// It was sent (or could not be: its endpoint or subscription is gone, or unreadable).
     Tried {
         attempted: Attempted,
+        /// What went over the wire, when the destination was reached.
+        exchange: Option<Exchange>,
         /// The endpoint's kind, when it got as far as the destination.
         kind: Option<&'static str>,
         /// It was its failing endpoint's probe.
@@ -39,12 +41,13 @@ impl Inner {
         let attempt = d.attempts + 1;
         let started_at = OffsetDateTime::now_utc();
         let clock = Instant::now();
-        let (attempted, kind, probe) = match self.send(&d).await {
+        let (attempted, exchange, kind, probe) = match self.send(&d).await {
             Went::Tried {
                 attempted,
+                exchange,
                 kind,
                 probe,
-            } => (attempted, kind, probe),
+            } => (attempted, exchange, kind, probe),
             Went::Kept(next) => {
                 if let NextState::DeadLettered(reason) = &next {
                     self.dead_lettered(&d, d.attempts, reason).await;
@@ -114,6 +117,7 @@ impl Inner {
                 outcome: verdict.outcome,
                 http_status: verdict.http_status,
                 error: verdict.error,
+                exchange,
             }),
             next: verdict.next,
         }
@@ -123,6 +127,7 @@ impl Inner {
     async fn send(&self, d: &LeasedDelivery) -> Went {
         let tried = |attempted| Went::Tried {
             attempted,
+            exchange: None,
             kind: None,
             probe: false,
         };
@@ -152,9 +157,11 @@ impl Inner {
             .acquire_owned()
             .await
             .expect("gate semaphores are never closed");
-        let outcome = destination.send(&message).await;
+        let mut exchange = Exchange::default();
+        let outcome = destination.send(&message, &mut exchange).await;
         Went::Tried {
             attempted: Attempted::Sent(outcome),
+            exchange: Some(exchange),
             kind: Some(endpoint.settings.kind().as_str()),
             probe,
         }

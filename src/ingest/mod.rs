@@ -8,6 +8,7 @@ mod fingerprint;
 pub mod notices;
 pub mod steps;
 
+use crate::activity::{Activity, Happening};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -191,6 +192,7 @@ pub struct Ingestor {
     hand_off: HandOff,
     steps: steps::SyncSteps,
     max_depth: u32,
+    activity: Activity,
 }
 
 impl Ingestor {
@@ -211,7 +213,14 @@ impl Ingestor {
             hand_off,
             steps,
             max_depth,
+            activity: Activity::default(),
         }
+    }
+
+    /// The same ingestor, counting accepted events in `activity` and telling its watchers.
+    pub fn with_activity(mut self, activity: Activity) -> Self {
+        self.activity = activity;
+        self
     }
 
     /// Checks one submission, runs its synchronous steps, and routes the event as they left
@@ -360,6 +369,23 @@ impl Ingestor {
                 }
             }
         }
+        // What the live tail shows of each event, when someone watches it.
+        let told: Vec<_> = if self.activity.watched() {
+            events
+                .iter()
+                .map(|n| {
+                    let e = &n.event.event;
+                    (
+                        e.id,
+                        e.name.clone(),
+                        e.solution.clone(),
+                        n.deliveries.len() as u32,
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let handed: Vec<_> = reserved
             .iter()
             .map(|(e, d, _)| (events[*e].event.clone(), events[*e].deliveries[*d].clone()))
@@ -398,6 +424,21 @@ impl Ingestor {
             .filter(|o| matches!(o, IngestOutcome::Created { .. }))
             .count();
         metrics::counter!("herald_events_accepted_total").increment(count as u64);
+        self.activity.accepted(count as u64);
+        let now = time::OffsetDateTime::now_utc();
+        for ((event_id, event_name, solution, deliveries), outcome) in
+            told.into_iter().zip(&outcomes)
+        {
+            if matches!(outcome, IngestOutcome::Created { .. }) {
+                self.activity.tell(Happening::Accepted {
+                    at: now,
+                    event_id,
+                    event_name,
+                    solution,
+                    deliveries,
+                });
+            }
+        }
         if pending && count > 0 {
             self.hand_off.wake();
         }

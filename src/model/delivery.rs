@@ -127,6 +127,8 @@ pub struct Attempt {
     pub http_status: Option<u16>,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// The request sent and the start of the answer (secrets masked), when it got that far.
+    pub exchange: Option<super::exchange::Exchange>,
 }
 
 /// A leased delivery with what sending it needs.

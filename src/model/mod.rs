@@ -2,15 +2,18 @@
 //! deliveries and attempts, endpoints, subscriptions. Plain data and pure functions over it,
 //! no I/O; every other module imports it and none of them is imported by it.
 
+pub mod activity;
 pub mod definition;
 pub mod delivery;
 pub mod endpoint;
 pub mod event;
+pub mod exchange;
 pub mod grant;
 pub mod health;
 pub mod ids;
 pub mod subscription;
 
+pub use activity::{minute_of, ActivityRow, Browse, BrowsePage, Counts, Cursor};
 pub use definition::{
     AllowedSteps, Category, EventDefinition, EventKind, ParamType, Parameter, PicklistOption,
     Solution,
@@ -27,6 +30,7 @@ pub use endpoint::{
 pub use event::{
     Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,
 };
+pub use exchange::Exchange;
 pub use grant::{Grant, GrantState, HandshakeAnswer};
 pub use health::{EndpointHealth, HealthNotice, HealthState, Notice, OPERATIONAL_SOLUTION};
 pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};

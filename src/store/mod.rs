@@ -1,6 +1,7 @@
 //! Durable storage of events, deliveries, attempts, endpoints and subscriptions, behind one
 //! trait so SQLite (embedded default) and PostgreSQL (clusters) are interchangeable.
 
+pub mod console;
 pub mod grants;
 pub mod health;
 mod pg_prune;
@@ -231,6 +232,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Webhook handshakes (CloudEvents abuse protection), shared by every instance.
     fn grants(&self) -> &dyn grants::GrantRecords;
+
+    /// The operator console's sessions, activity and pages.
+    fn console(&self) -> &dyn console::ConsoleRecords;
 
     /// Stores events with their deliveries durably (on disk before returning), honouring
     /// idempotency keys. Results are in the order of `events`.

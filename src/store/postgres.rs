@@ -124,6 +124,10 @@ impl Store for PgStore {
         &self.sql
     }
 
+    fn console(&self) -> &dyn super::console::ConsoleRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.writer

@@ -84,6 +84,13 @@ fn states(results: &[AttemptResult]) -> Vec<&AttemptResult> {
     latest(results, |r| r.delivery_id)
 }
 
+/// The attempt's exchange, as stored (JSON).
+pub fn exchange_json(a: &Attempt) -> Option<String> {
+    a.exchange
+        .as_ref()
+        .map(|x| serde_json::to_string(x).expect("an exchange always serializes"))
+}
+
 /// How long the attempt took, as stored.
 pub fn duration_ms(a: &Attempt) -> i64 {
     i64::try_from(a.duration_ms).unwrap_or(i64::MAX)
@@ -108,13 +115,14 @@ pub async fn record_pg(
     // by itself, so one round trip with no transaction around it.
     sqlx::query(
         "WITH a AS (
-           INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-           SELECT u.* FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::text[])
-             AS u(delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
+           INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error, exchange)
+           SELECT u.* FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[], $7::text[], $16::text[])
+             AS u(delivery_id, attempt, started_at, duration_ms, outcome, http_status, error, exchange)
            -- A late result of a delivery finished elsewhere and pruned meanwhile is dropped.
            WHERE EXISTS (SELECT 1 FROM deliveries x WHERE x.id = u.delivery_id)
            ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-             outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error
+             outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error,
+             exchange = excluded.exchange
            RETURNING 1)
          UPDATE deliveries d SET status = r.status, attempts = r.attempts, next_attempt_at = r.next_at,
            last_error = r.error, finished_at = r.finished, lease_owner = NULL, lease_until = NULL, updated_at = $14
@@ -141,6 +149,7 @@ pub async fn record_pg(
     .bind(st.iter().map(|x| x.finished).collect::<Vec<_>>())
     .bind(now)
     .bind(owner)
+    .bind(a.iter().map(|(_, a)| exchange_json(a)).collect::<Vec<_>>())
     .execute(pool)
     .await?;
     Ok(())
@@ -162,6 +171,7 @@ mod tests {
                 outcome: AttemptOutcome::Success,
                 http_status: Some(200),
                 error: None,
+                exchange: None,
             }),
             next: NextState::Succeeded,
         }

@@ -187,6 +187,17 @@ pub fn attempt_from_row(row: &impl Columns) -> Result<Attempt, StoreError> {
         },
         http_status: row.opt_int("http_status")?.map(|s| s as u16),
         error: row.opt_text("error")?,
+        exchange: match row.opt_text("exchange")? {
+            Some(json) => {
+                Some(
+                    serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
+                        what: "attempt exchange",
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        },
     })
 }
 

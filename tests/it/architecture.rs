@@ -16,11 +16,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("formats", &["model"]),
     ("auth", &["model"]),
     ("store", &["model"]),
+    // What is happening: counts per minute kept in the store, and the live feed.
+    ("activity", &["model", "store"]),
     ("destinations", &["model", "formats"]),
     ("registry", &["model", "catalog", "store", "destinations"]),
     (
         "dispatch",
-        &["model", "catalog", "store", "registry", "destinations"],
+        &[
+            "model",
+            "catalog",
+            "store",
+            "registry",
+            "destinations",
+            "activity",
+        ],
     ),
     // Ingestion hands fresh deliveries to the dispatcher.
     (
@@ -33,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "destinations",
             "dispatch",
             "auth",
+            "activity",
         ],
     ),
     ("config", &["model", "store", "registry"]),
@@ -48,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "destinations",
             "formats",
             "telemetry",
+            "activity",
         ],
     ),
     // The assembly, the demo and the command line may use everything below them.

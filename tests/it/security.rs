@@ -181,7 +181,9 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             amqp: &Default::default(),
             stage: None,
         };
-        let outcome = Arc::new(destination).send(&message).await;
+        let outcome = Arc::new(destination)
+            .send(&message, &mut Default::default())
+            .await;
         assert!(
             matches!(&outcome, Outcome::Permanent { error, .. } if error.to_string().contains("not a public address")),
             "{outcome:?}"

@@ -168,6 +168,12 @@ pub(crate) fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
             },
             http_status: Some(503),
             error: Some("receiver answered 503".into()),
+            exchange: Some(herald::model::Exchange {
+                target: "https://receiver.example/hook".into(),
+                headers: vec![("webhook-id".into(), d.id.to_string())],
+                body: Some("{}".into()),
+                response: Some("HTTP 503 Service Unavailable\n\nbusy".into()),
+            }),
         }),
         next,
     }
@@ -600,6 +606,12 @@ pub async fn results_are_recorded_many_at_a_time(t: TestStore) {
     assert_eq!(d.attempts, 1);
     assert_eq!(d.last_error.as_deref(), Some("receiver answered 503"));
     assert_eq!(attempts[0].http_status, Some(503));
+    let exchange = attempts[0].exchange.as_ref().expect("the exchange is kept");
+    assert_eq!(exchange.headers[0].0, "webhook-id");
+    assert_eq!(
+        exchange.response.as_deref(),
+        Some("HTTP 503 Service Unavailable\n\nbusy")
+    );
 }
 
 pub async fn a_backlog_at_one_endpoint_does_not_hold_back_the_others(t: TestStore) {

@@ -14,7 +14,7 @@ use super::credential::TokenSource;
 use super::error::{BrokerError, SetupError};
 use super::message;
 use crate::destinations::{Destination, Outbound, Outcome};
-use crate::model::AzureSettings;
+use crate::model::{AzureSettings, Exchange};
 
 /// Events taken at once at most.
 const MAX_TAKE: usize = 256;
@@ -26,6 +26,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(90);
 /// An event hub.
 pub struct EventHubsDestination {
     jobs: mpsc::Sender<Job>,
+    location: String,
 }
 
 struct Job {
@@ -46,17 +47,21 @@ impl EventHubsDestination {
             location: settings.describe(),
         };
         tokio::spawn(hub.run(rx));
-        Ok(Self { jobs: tx })
+        Ok(Self {
+            jobs: tx,
+            location: settings.describe(),
+        })
     }
 }
 
 #[async_trait]
 impl Destination for EventHubsDestination {
-    async fn send(&self, out: &Outbound<'_>) -> Outcome {
+    async fn send(&self, out: &Outbound<'_>, exchange: &mut Exchange) -> Outcome {
         let built = match message::build(out) {
             Ok(b) => b,
             Err(e) => return classify::outcome(e.into()),
         };
+        message::note(exchange, &built, &self.location);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             message: built.message,
@@ -66,9 +71,11 @@ impl Destination for EventHubsDestination {
         if self.jobs.send(job).await.is_err() {
             return classify::outcome(BrokerError::SenderStopped("Event Hubs"));
         }
-        answer
+        let outcome = answer
             .await
-            .unwrap_or_else(|_| classify::outcome(BrokerError::SenderStopped("Event Hubs")))
+            .unwrap_or_else(|_| classify::outcome(BrokerError::SenderStopped("Event Hubs")));
+        exchange.response = Some(message::disposition(&outcome));
+        outcome
     }
 }
 

@@ -20,9 +20,9 @@ use azure_core_amqp::message::{
 use azure_core_amqp::{AmqpMessage, AmqpSimpleValue, AmqpTimestamp};
 use serde_json::Value;
 
-use crate::destinations::Outbound;
+use crate::destinations::{Outbound, Outcome};
 use crate::formats::{cloudevents, dataverse};
-use crate::model::MessageFormat;
+use crate::model::{Exchange, MessageFormat};
 
 /// The application property prefix of CloudEvents attributes in binary mode.
 pub const CLOUDEVENTS_PREFIX: &str = "cloudEvents:";
@@ -147,6 +147,77 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
         message,
         partition_key,
     })
+}
+
+/// Notes `built` in `x`: where it goes and what the message says about itself (properties,
+/// then application properties). Nothing secret is in a message: credentials travel apart,
+/// as the connection's CBS token.
+pub fn note(x: &mut Exchange, built: &Built, location: &str) {
+    x.target = location.to_owned();
+    let m = &built.message;
+    if let AmqpMessageBody::Binary(parts) = &m.body {
+        if let Some(first) = parts.first() {
+            x.sent(first);
+        }
+    }
+    if let Some(p) = &m.properties {
+        let id = |v: &AmqpMessageId| match v {
+            AmqpMessageId::String(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        if let Some(v) = &p.message_id {
+            x.header("message-id", &id(v));
+        }
+        if let Some(v) = &p.correlation_id {
+            x.header("correlation-id", &id(v));
+        }
+        if let Some(v) = &p.subject {
+            x.header("subject", v);
+        }
+        if let Some(v) = &p.content_type {
+            x.header("content-type", &String::from(v.clone()));
+        }
+        if let Some(v) = &p.group_id {
+            x.header("session-id", v);
+        }
+    }
+    if let Some(key) = &built.partition_key {
+        x.header("partition-key", key);
+    }
+    if let Some(ttl) = m.header.as_ref().and_then(|h| h.time_to_live) {
+        x.header("ttl", &format!("{} ms", ttl.whole_milliseconds()));
+    }
+    if let Some(props) = &m.application_properties {
+        for (name, value) in props.0.iter() {
+            x.header(name, &simple_text(value));
+        }
+    }
+}
+
+/// The broker's answer, as operators read it: `accepted`, or the error.
+pub fn disposition(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Delivered { .. } => "accepted".into(),
+        Outcome::Retry { error, .. } | Outcome::Permanent { error, .. } => {
+            format!("refused: {}", crate::destinations::error_chain(error))
+        }
+        Outcome::Gone { .. } => "gone".into(),
+    }
+}
+
+/// An application property's value as text.
+fn simple_text(v: &AmqpSimpleValue) -> String {
+    match v {
+        AmqpSimpleValue::String(s) => s.clone(),
+        AmqpSimpleValue::Boolean(b) => b.to_string(),
+        AmqpSimpleValue::Long(n) => n.to_string(),
+        AmqpSimpleValue::Int(n) => n.to_string(),
+        AmqpSimpleValue::Double(n) => n.to_string(),
+        AmqpSimpleValue::TimeStamp(AmqpTimestamp(Some(t))) => time::OffsetDateTime::from(*t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        other => format!("{other:?}"),
+    }
 }
 
 fn ttl(d: Duration) -> azure_core::time::Duration {

@@ -10,7 +10,8 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE, ORIGIN, RETRY_AFTER, USER_AGENT
 use super::ssrf::NetworkPolicy;
 use super::{classify, failure, request_builder, sign, WebhookError};
 use crate::destinations::{Destination, Outbound, Outcome};
-use crate::model::{Validation, WebhookSettings};
+use crate::model::exchange::{masked_url, RESPONSE_START};
+use crate::model::{Exchange, Validation, WebhookSettings};
 
 /// The shared HTTP client for webhooks.
 #[derive(Clone)]
@@ -78,23 +79,29 @@ pub struct WebhookDestination {
 
 #[async_trait]
 impl Destination for WebhookDestination {
-    async fn send(&self, message: &Outbound<'_>) -> Outcome {
+    async fn send(&self, message: &Outbound<'_>, exchange: &mut Exchange) -> Outcome {
         let request = match self.request(
             message,
             self.settings.timeout.unwrap_or(self.client.default_timeout),
+            Some(exchange),
         ) {
             Ok(r) => r,
             Err(error) => return failure(error),
         };
         match request.send().await {
             Ok(response) => {
+                let status = response.status();
                 let retry_after = response
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
+                // The start of the answer, for operators; a body that breaks off is shown as
+                // far as it came (the status decides the outcome, not the body).
+                let start = read_start(response, RESPONSE_START).await;
+                exchange.answered(&status_line(status), &start);
                 classify(
-                    response.status().as_u16(),
+                    status.as_u16(),
                     retry_after.as_deref(),
                     time::OffsetDateTime::now_utc(),
                 )
@@ -129,21 +136,31 @@ pub enum StepAnswer {
 
 impl WebhookDestination {
     /// Builds the signed request of a delivery, with `timeout`; `Err` when the URL is unusable.
+    /// What was sent is noted in `exchange`, when given, with secrets and signatures masked.
     fn request(
         &self,
         message: &Outbound<'_>,
         timeout: std::time::Duration,
+        exchange: Option<&mut Exchange>,
     ) -> Result<reqwest::RequestBuilder, WebhookError> {
         let built = request_builder::build(&self.settings, message)?;
-        self.client.policy.check_literal(&built.url)?;
         let id = message.delivery_id.to_string();
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let origin = match (self.settings.validation, self.client.origin.as_deref()) {
+            // The origin the receiver granted travels on every delivery (CloudEvents webhooks).
+            (Validation::Cloudevents, Some(origin)) => Some(origin),
+            _ => None,
+        };
         let signature = sign(
             self.settings.secrets.iter().map(|s| &s.secret),
             &id,
             timestamp,
             &built.body,
         );
+        if let Some(x) = exchange {
+            note(x, &built, [&id, &timestamp.to_string(), &signature], origin);
+        }
+        self.client.policy.check_literal(&built.url)?;
         let mut request = self
             .client
             .http
@@ -157,10 +174,7 @@ impl WebhookDestination {
         for (name, value) in &built.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        // The origin the receiver granted travels on every delivery (CloudEvents webhooks).
-        if let (Validation::Cloudevents, Some(origin)) =
-            (self.settings.validation, self.client.origin.as_deref())
-        {
+        if let Some(origin) = origin {
             request = request.header(ORIGIN, origin);
         }
         Ok(request.body(built.body))
@@ -173,7 +187,7 @@ impl WebhookDestination {
         message: &Outbound<'_>,
         timeout: std::time::Duration,
     ) -> StepAnswer {
-        let request = match self.request(message, timeout) {
+        let request = match self.request(message, timeout, None) {
             Ok(r) => r,
             Err(error) => return StepAnswer::Unreachable(error),
         };
@@ -211,6 +225,56 @@ impl WebhookDestination {
             Err(e) => StepAnswer::Unreachable(WebhookError::from_transport(e)),
         }
     }
+}
+
+/// Notes the request of `built` in `x`: the URL with its query masked, then the headers in
+/// the order the client sets them; secret values and signatures masked. (The timestamp and
+/// signature are the client's; the signature's schemes are shown, never its value.)
+fn note(
+    x: &mut Exchange,
+    built: &request_builder::Built,
+    [id, timestamp, signature]: [&str; 3],
+    origin: Option<&str>,
+) {
+    x.target = format!("POST {}", masked_url(built.url.as_str()));
+    x.sent(&built.body);
+    x.header("content-type", built.content_type);
+    x.header("user-agent", concat!("Herald/", env!("CARGO_PKG_VERSION")));
+    x.header("webhook-id", id);
+    x.header("webhook-timestamp", timestamp);
+    x.signature("webhook-signature", signature);
+    for (name, value) in &built.headers {
+        if built.secret.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            x.masked(name);
+        } else {
+            x.header(name, value);
+        }
+    }
+    if let Some(origin) = origin {
+        x.header("origin", origin);
+    }
+}
+
+/// `HTTP 400 Bad Request`.
+fn status_line(status: reqwest::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+/// Up to `limit` bytes of the body of `response` (fewer if it breaks off); the rest is not read.
+async fn read_start(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut start = Vec::new();
+    while start.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                start.extend_from_slice(&chunk[..chunk.len().min(limit - start.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    start
 }
 
 /// The body of `response`, refused past `limit` bytes without reading the rest.

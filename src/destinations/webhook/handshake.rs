@@ -34,7 +34,7 @@ impl WebhookClient {
     ) -> HandshakeAnswer {
         let refused =
             |e: WebhookError| HandshakeAnswer::Refused(crate::destinations::error_chain(&e));
-        let (url, headers) = match request_builder::target(settings) {
+        let request_builder::Target { url, headers, .. } = match request_builder::target(settings) {
             Ok(t) => t,
             Err(e) => return refused(WebhookError::from(e)),
         };

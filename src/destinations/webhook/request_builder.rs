@@ -20,16 +20,32 @@ pub struct Built {
     pub content_type: &'static str,
     /// Headers besides content type and signature.
     pub headers: Vec<(String, String)>,
+    /// The names of those headers whose values are secrets (authentication, secret static
+    /// headers): masked wherever the request is shown.
+    pub secret: Vec<String>,
+}
+
+/// The endpoint's URL with its authentication, the headers every request to it carries, and
+/// the names of those that are secrets.
+pub struct Target {
+    /// The URL, with query-string authentication.
+    pub url: Url,
+    /// Authentication and static headers.
+    pub headers: Vec<(String, String)>,
+    /// The names of the secret ones.
+    pub secret: Vec<String>,
 }
 
 /// The endpoint's URL with its authentication, and the headers every request to it carries
 /// (authentication, static headers); `Err` when the URL is unusable.
-pub fn target(settings: &WebhookSettings) -> Result<(Url, Vec<(String, String)>), url::ParseError> {
+pub fn target(settings: &WebhookSettings) -> Result<Target, url::ParseError> {
     let mut url = Url::parse(&settings.url)?;
     let mut headers = Vec::new();
+    let mut secret = Vec::new();
     match &settings.auth {
         Some(WebhookAuth::HttpHeader { values }) => {
-            headers.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())))
+            headers.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+            secret.extend(values.keys().cloned());
         }
         Some(WebhookAuth::WebhookKey { key }) => {
             url.query_pairs_mut().append_pair("code", key);
@@ -45,12 +61,27 @@ pub fn target(settings: &WebhookSettings) -> Result<(Url, Vec<(String, String)>)
             .iter()
             .map(|h| (h.name.clone(), h.value.clone())),
     );
-    Ok((url, headers))
+    secret.extend(
+        settings
+            .headers
+            .iter()
+            .filter(|h| h.secret)
+            .map(|h| h.name.clone()),
+    );
+    Ok(Target {
+        url,
+        headers,
+        secret,
+    })
 }
 
 /// Builds the request; `Err` when the endpoint's URL is unusable.
 pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built, url::ParseError> {
-    let (url, mut headers) = target(settings)?;
+    let Target {
+        url,
+        mut headers,
+        secret,
+    } = target(settings)?;
     let (body, content_type) = match message.format {
         MessageFormat::Cloudevents => (
             message.cloudevents_json(),
@@ -118,6 +149,7 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
         body,
         content_type,
         headers,
+        secret,
     })
 }
 

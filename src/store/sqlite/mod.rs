@@ -174,6 +174,10 @@ impl Store for SqliteStore {
         &self.sql
     }
 
+    fn console(&self) -> &dyn super::console::ConsoleRecords {
+        &self.sql
+    }
+
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         self.write(events, false).await
     }

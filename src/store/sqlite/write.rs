@@ -143,10 +143,10 @@ pub(super) fn record(
     // Only for a delivery that exists (the writer's connection does not check foreign keys):
     // one whose lease expired, finished elsewhere and was pruned before this late result.
     let mut attempt = conn.prepare_cached(
-        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error, exchange)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)
          ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-           outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error",
+           outcome = excluded.outcome, http_status = excluded.http_status, error = excluded.error, exchange = excluded.exchange",
     )?;
     let mut state = conn.prepare_cached(
         "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, last_error = ?4, finished_at = ?5,
@@ -164,6 +164,7 @@ pub(super) fn record(
                 a.outcome.as_str(),
                 a.http_status,
                 a.error,
+                record::exchange_json(a),
             ])?;
         }
         let s = record::state(r, now);

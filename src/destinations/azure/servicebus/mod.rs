@@ -28,7 +28,7 @@ use super::credential::TokenSource;
 use super::error::{BrokerError, SetupError};
 use super::message;
 use crate::destinations::{Destination, Outbound, Outcome};
-use crate::model::AzureSettings;
+use crate::model::{AzureSettings, Exchange};
 
 /// The message format of a batch: each data section is a whole encoded message.
 pub const BATCH_FORMAT: u32 = 0x8001_3700;
@@ -82,21 +82,23 @@ impl ServiceBusClient {
             }
         };
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let location = settings.describe();
         let entity = Entity {
             namespace,
             name: settings.entity.clone(),
             audience: settings.audience(),
-            location: settings.describe(),
+            location: location.clone(),
             link: None,
         };
         tokio::spawn(entity.run(rx));
-        Ok(ServiceBusDestination { jobs: tx })
+        Ok(ServiceBusDestination { jobs: tx, location })
     }
 }
 
 /// A Service Bus queue or topic.
 pub struct ServiceBusDestination {
     jobs: mpsc::Sender<Job>,
+    location: String,
 }
 
 /// One message waiting for its entity task.
@@ -109,11 +111,12 @@ struct Job {
 
 #[async_trait]
 impl Destination for ServiceBusDestination {
-    async fn send(&self, out: &Outbound<'_>) -> Outcome {
+    async fn send(&self, out: &Outbound<'_>, exchange: &mut Exchange) -> Outcome {
         let built = match message::build(out) {
             Ok(b) => b,
             Err(e) => return classify::outcome(e.into()),
         };
+        message::note(exchange, &built, &self.location);
         let encoded = match AmqpMessage::serialize(&built.message) {
             Ok(e) => e,
             Err(e) => return classify::outcome(BrokerError::Encode(e.into())),
@@ -133,9 +136,11 @@ impl Destination for ServiceBusDestination {
         if self.jobs.send(job).await.is_err() {
             return classify::outcome(BrokerError::SenderStopped("Service Bus"));
         }
-        answer
+        let outcome = answer
             .await
-            .unwrap_or_else(|_| classify::outcome(BrokerError::SenderStopped("Service Bus")))
+            .unwrap_or_else(|_| classify::outcome(BrokerError::SenderStopped("Service Bus")));
+        exchange.response = Some(message::disposition(&outcome));
+        outcome
     }
 }
 

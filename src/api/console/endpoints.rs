@@ -1,0 +1,275 @@
+//! Endpoints of every kind (webhooks, flow callbacks, Service Bus, Event Hubs): their health,
+//! success rate and attempt times over the last hour, their recent deliveries, and, for an
+//! admin, enable/disable and secret rotation (a new secret is shown once, on the page that
+//! made it, as the API shows it once).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::charts;
+use super::form::Form;
+use super::overview::by_endpoint;
+use super::pages::{millis, render, Frame, PageError};
+use super::session::{Refusal, Session};
+use crate::api::views::EndpointView;
+use crate::api::AppState;
+use crate::model::exchange::masked_url;
+use crate::model::{minute_of, Browse, Counts, Endpoint, EndpointId, Scheme};
+use crate::store::health::Resume;
+
+/// Endpoint names by id (deleted endpoints are missing).
+pub async fn names(state: &AppState) -> Result<HashMap<EndpointId, String>, PageError> {
+    Ok(state
+        .registry
+        .endpoints()
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.name))
+        .collect())
+}
+
+/// What kind of endpoint, as operators name it.
+fn kind_of(e: &Endpoint) -> &'static str {
+    match e.settings.kind() {
+        crate::model::EndpointKind::Webhook if e.name.starts_with(crate::api::FLOW_PREFIX) => {
+            "flow callback"
+        }
+        crate::model::EndpointKind::Webhook => "webhook",
+        crate::model::EndpointKind::ServiceBus => "Service Bus",
+        crate::model::EndpointKind::EventHubs => "Event Hubs",
+    }
+}
+
+/// Where an endpoint delivers to, with nothing secret in it.
+fn target_of(e: &Endpoint) -> String {
+    let view = EndpointView::from(e);
+    match (view.url, view.namespace, view.entity) {
+        (Some(url), _, _) => masked_url(&url),
+        (None, Some(ns), Some(entity)) => format!("{ns}/{entity}"),
+        _ => String::new(),
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    name: String,
+    kind: &'static str,
+    target: String,
+    state: &'static str,
+    attempts: u64,
+    success_percent: Option<u64>,
+    mean_ms: Option<u64>,
+    max_ms: u64,
+}
+
+/// Every endpoint with its last hour.
+pub async fn list(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+    let since = minute_of(OffsetDateTime::now_utc()) - 59;
+    let counts = by_endpoint(&state.store.console().activity(since).await?);
+    let board = state.registry.health();
+    let rows: Vec<Row> = state
+        .registry
+        .endpoints()
+        .await?
+        .iter()
+        .map(|e| {
+            let c = counts.get(&e.id).copied().unwrap_or_default();
+            Row {
+                id: e.id.to_string(),
+                name: e.name.clone(),
+                kind: kind_of(e),
+                target: target_of(e),
+                state: board.state(e.id).as_str(),
+                attempts: c.attempts(),
+                success_percent: (c.attempts() > 0).then(|| c.succeeded * 100 / c.attempts()),
+                mean_ms: c.mean_ms(),
+                max_ms: c.max_ms,
+            }
+        })
+        .collect();
+    Ok(render(
+        "endpoints.html",
+        minijinja::context! { frame => Frame::of(&session, "endpoints"), endpoints => rows },
+    ))
+}
+
+/// One endpoint's page; `shown` is a secret made just now, shown this once.
+async fn endpoint_page(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    notice: Option<String>,
+    shown: Option<String>,
+) -> Result<Response, PageError> {
+    let e = state.registry.endpoint(id).await?;
+    let now = OffsetDateTime::now_utc();
+    let first = minute_of(now) - 59;
+    let rows = state.store.console().activity(first).await?;
+    let mut minutes = vec![Counts::default(); 60];
+    let mut hour = Counts::default();
+    for r in rows.iter().filter(|r| r.endpoint_id == Some(e.id)) {
+        if let Some(slot) = usize::try_from(r.minute - first)
+            .ok()
+            .and_then(|i| minutes.get_mut(i))
+        {
+            slot.add(&r.counts);
+        }
+        hour.add(&r.counts);
+    }
+    let series: Vec<(u64, u64)> = minutes.iter().map(|c| (c.succeeded, c.failed)).collect();
+    let health = state.registry.endpoint_health(e.id).await?;
+    let recent = state
+        .store
+        .console()
+        .browse(&Browse {
+            endpoint_id: Some(e.id),
+            limit: 20,
+            solutions: session.principal.solutions.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let view = EndpointView::from(&e);
+    Ok(render(
+        "endpoint.html",
+        minijinja::context! {
+            frame => Frame::of(session, "endpoints"),
+            endpoint => minijinja::context! {
+                id => e.id.to_string(), name => e.name, kind => kind_of(&e), target => target_of(&e),
+                is_webhook => matches!(e.settings.kind(), crate::model::EndpointKind::Webhook),
+                secrets => view.secrets, headers => view.headers, auth => view.auth,
+                rate_limit => e.rate_limit, max_concurrency => e.max_concurrency,
+                created_at => millis(e.created_at), updated_at => millis(e.updated_at),
+            },
+            health => minijinja::context! {
+                state => health.state.as_str(),
+                consecutive_failures => health.consecutive_failures,
+                last_error => health.last_error,
+                disabled_reason => health.disabled_reason,
+                failing_since => health.failing_since.map(millis),
+                probe_at => health.probe_at.map(millis),
+            },
+            hour => minijinja::context! {
+                attempts => hour.attempts(), succeeded => hour.succeeded, failed => hour.failed,
+                success_percent => (hour.attempts() > 0).then(|| hour.succeeded * 100 / hour.attempts()),
+                mean_ms => hour.mean_ms(), max_ms => hour.max_ms, dead_lettered => hour.dead_lettered,
+            },
+            chart => charts::columns("Attempts per minute at this endpoint, last hour", ("succeeded", Some("failed")), &series),
+            recent => super::deliveries::rows(&recent.rows),
+            own => HashMap::from([(e.id.to_string(), e.name.clone())]),
+            notice => notice,
+            shown => shown,
+        },
+    ))
+}
+
+/// One endpoint.
+pub async fn one(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    endpoint_page(&state, &session, &id, None, None).await
+}
+
+/// Checks the form's token and that the session may act.
+fn acting(session: &Session, form: &Form) -> Result<(), Refusal> {
+    session.check(form)?;
+    session
+        .admin()
+        .map_err(|e| Refusal(Box::new(e.into_response())))?;
+    Ok(())
+}
+
+/// Disables an endpoint.
+pub async fn disable(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    if let Err(r) = acting(&session, &form) {
+        return Ok(r.into_response());
+    }
+    let reason = form
+        .filled("reason")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("disabled in the console by {}", session.principal.name));
+    state.registry.disable_endpoint(&id, &reason).await?;
+    Ok(Redirect::to(&format!("/console/endpoints/{id}")).into_response())
+}
+
+/// Enables an endpoint: its held deliveries are sent, or kept.
+pub async fn enable(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    if let Err(r) = acting(&session, &form) {
+        return Ok(r.into_response());
+    }
+    let resume = match form.get("held") {
+        Some("keep") => Resume::Keep,
+        _ => Resume::Deliver,
+    };
+    let (_, resumed) = state.registry.enable_endpoint(&id, resume).await?;
+    if resumed > 0 {
+        state.ingestor.wake();
+    }
+    endpoint_page(
+        &state,
+        &session,
+        &id,
+        Some(format!("Enabled; {resumed} held deliveries were made due.")),
+        None,
+    )
+    .await
+}
+
+/// Adds a signing secret (rotation): shown once, here.
+pub async fn add_secret(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    if let Err(r) = acting(&session, &form) {
+        return Ok(r.into_response());
+    }
+    let scheme = match form.get("scheme") {
+        Some("v1a") => Scheme::V1a,
+        _ => Scheme::V1,
+    };
+    let (_, generated) = state.registry.add_secret(&id, None, Some(scheme)).await?;
+    let notice = match &generated {
+        Some(_) => "A new secret signs every delivery from now on, beside the older ones. Copy it now: it is not shown again. Retire the old secret once the receiver verifies with the new one.",
+        None => "A new ed25519 key signs every delivery from now on, beside the older ones; receivers verify with its public key, listed below.",
+    };
+    endpoint_page(&state, &session, &id, Some(notice.into()), generated).await
+}
+
+/// Retires a signing secret.
+pub async fn retire_secret(
+    State(state): State<AppState>,
+    session: Session,
+    Path((id, secret)): Path<(String, String)>,
+    form: Form,
+) -> Result<Response, PageError> {
+    if let Err(r) = acting(&session, &form) {
+        return Ok(r.into_response());
+    }
+    state.registry.retire_secret(&id, &secret).await?;
+    endpoint_page(
+        &state,
+        &session,
+        &id,
+        Some("The secret was retired: it signs nothing from now on.".into()),
+        None,
+    )
+    .await
+}

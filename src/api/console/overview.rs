@@ -1,0 +1,164 @@
+//! The overview: events and deliveries per minute over the last hour, deliveries by state,
+//! the due backlog, and the slowest and the failing endpoints. Every figure comes from the
+//! activity counted per minute or from a count that stops at a cap, never from a full scan.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::charts;
+use super::pages::{render, Frame, PageError};
+use super::session::Session;
+use crate::api::AppState;
+use crate::model::{minute_of, ActivityRow, Counts, DeliveryStatus, EndpointId, HealthState};
+
+/// Counts stop here: past it the console says "100,000+".
+pub const COUNT_CAP: u32 = 100_000;
+/// Minutes the charts cover.
+const MINUTES: i64 = 60;
+
+/// A count as shown: exact below the cap, "at least" at it.
+#[derive(Serialize)]
+pub struct Shown {
+    /// The number counted.
+    pub n: u64,
+    /// Whether counting stopped at the cap.
+    pub more: bool,
+}
+
+impl Shown {
+    fn of(n: u64) -> Self {
+        Shown {
+            n,
+            more: n >= u64::from(COUNT_CAP),
+        }
+    }
+}
+
+/// One endpoint's last hour.
+#[derive(Serialize)]
+pub struct EndpointHour {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its health.
+    pub state: &'static str,
+    /// Attempts in the hour.
+    pub attempts: u64,
+    /// Of which succeeded, in percent (none without attempts).
+    pub success_percent: Option<u64>,
+    /// The mean time of an attempt.
+    pub mean_ms: Option<u64>,
+    /// The longest attempt.
+    pub max_ms: u64,
+    /// The last error of a failing or disabled endpoint.
+    pub last_error: Option<String>,
+}
+
+/// The counts of the last hour by endpoint.
+pub fn by_endpoint(rows: &[ActivityRow]) -> HashMap<EndpointId, Counts> {
+    let mut out: HashMap<EndpointId, Counts> = HashMap::new();
+    for r in rows {
+        if let Some(id) = r.endpoint_id {
+            out.entry(id).or_default().add(&r.counts);
+        }
+    }
+    out
+}
+
+/// The overview page.
+pub async fn page(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+    let now = OffsetDateTime::now_utc();
+    let first = minute_of(now) - MINUTES + 1;
+    let console = state.store.console();
+    let rows = console.activity(first).await?;
+    let mut minutes = vec![Counts::default(); MINUTES as usize];
+    for r in &rows {
+        if let Some(slot) = usize::try_from(r.minute - first)
+            .ok()
+            .and_then(|i| minutes.get_mut(i))
+        {
+            slot.add(&r.counts);
+        }
+    }
+    let events: Vec<(u64, u64)> = minutes.iter().map(|c| (c.events, 0)).collect();
+    let attempts: Vec<(u64, u64)> = minutes.iter().map(|c| (c.succeeded, c.failed)).collect();
+    let mut hour = Counts::default();
+    minutes.iter().for_each(|c| hour.add(c));
+
+    let mut states = Vec::new();
+    for status in DeliveryStatus::ALL {
+        let n = console.count_up_to(status, None, COUNT_CAP).await?;
+        states.push((status, n));
+    }
+    let due = console
+        .count_up_to(DeliveryStatus::Pending, Some(now), COUNT_CAP)
+        .await?;
+    let state_bars: Vec<(String, u64, &str)> = states
+        .iter()
+        .map(|(s, n)| (s.as_str().replace('_', " "), *n, s.as_str()))
+        .collect();
+
+    let endpoints = state.registry.endpoints().await?;
+    let counts = by_endpoint(&rows);
+    let board = state.registry.health();
+    let mut hours: Vec<EndpointHour> = endpoints
+        .iter()
+        .map(|e| {
+            let c = counts.get(&e.id).copied().unwrap_or_default();
+            let health = board.get(e.id);
+            EndpointHour {
+                id: e.id.to_string(),
+                name: e.name.clone(),
+                state: board.state(e.id).as_str(),
+                attempts: c.attempts(),
+                success_percent: (c.attempts() > 0).then(|| c.succeeded * 100 / c.attempts()),
+                mean_ms: c.mean_ms(),
+                max_ms: c.max_ms,
+                last_error: health
+                    .filter(|h| h.state != HealthState::Healthy)
+                    .and_then(|h| h.last_error),
+            }
+        })
+        .collect();
+    hours.sort_by(|a, b| b.mean_ms.cmp(&a.mean_ms).then(a.name.cmp(&b.name)));
+    let slowest: Vec<&EndpointHour> = hours
+        .iter()
+        .filter(|h| h.mean_ms.is_some())
+        .take(5)
+        .collect();
+    let slow_bars: Vec<(String, u64, &str)> = slowest
+        .iter()
+        .map(|h| (h.name.clone(), h.mean_ms.unwrap_or(0), "slow"))
+        .collect();
+    let failing: Vec<&EndpointHour> = hours
+        .iter()
+        .filter(|h| h.state != "healthy" || h.success_percent.is_some_and(|p| p < 100))
+        .collect();
+
+    Ok(render(
+        "overview.html",
+        minijinja::context! {
+            frame => Frame::of(&session, "overview"),
+            events_chart => charts::columns("Events accepted per minute, last hour", ("events", None), &events),
+            attempts_chart => charts::columns("Attempts per minute, last hour", ("succeeded", Some("failed")), &attempts),
+            states_chart => charts::bars("Deliveries by state", &state_bars, ""),
+            slow_chart => charts::bars("Mean attempt time by endpoint, last hour", &slow_bars, " ms"),
+            hour => minijinja::context! {
+                events => hour.events, succeeded => hour.succeeded, failed => hour.failed,
+                dead_lettered => hour.dead_lettered,
+            },
+            states => states.iter().map(|(s, n)| minijinja::context! {
+                status => s.as_str(), n => Shown::of(*n)
+            }).collect::<Vec<_>>(),
+            due => Shown::of(due),
+            slowest => slowest,
+            failing => failing,
+            cap => COUNT_CAP,
+        },
+    ))
+}

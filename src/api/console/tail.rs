@@ -1,0 +1,134 @@
+//! The live tail: events accepted and attempts made by this instance, as they happen, over
+//! server-sent events (each carries the endpoint's name and the delivery's new state; pages
+//! that list deliveries update their rows from the same stream). A key that is not an admin
+//! sees only its solutions' events.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::endpoints::names;
+use super::pages::{render, Frame, PageError};
+use super::session::Session;
+use crate::activity::Happening;
+use crate::api::AppState;
+use crate::model::{DeliveryId, EndpointId};
+
+/// The tail's page.
+pub async fn page(session: Session) -> Response {
+    render(
+        "tail.html",
+        minijinja::context! { frame => Frame::of(&session, "tail") },
+    )
+}
+
+/// Deliveries a page shows, whose current state the stream starts with.
+#[derive(Debug, Deserialize)]
+pub struct Watch {
+    /// Delivery ids, comma-separated.
+    #[serde(default)]
+    watch: Option<String>,
+}
+
+/// Deliveries one stream may start with.
+const MAX_WATCHED: usize = 100;
+
+/// The stream of happenings. It starts with the current state of the deliveries in `watch`
+/// (read after it began to listen, so a change in between is not missed).
+pub async fn stream(
+    State(state): State<AppState>,
+    session: Session,
+    Query(w): Query<Watch>,
+) -> Result<Response, PageError> {
+    let names = names(&state).await?;
+    let feed = state.activity.watch();
+    let principal = session.principal;
+    let mut current = Vec::new();
+    let ids = w.watch.unwrap_or_default();
+    for id in ids
+        .split(',')
+        .filter_map(|t| t.parse::<DeliveryId>().ok())
+        .take(MAX_WATCHED)
+    {
+        let Some((d, _)) = state.store.delivery(id).await? else {
+            continue;
+        };
+        let Some((event, _)) = state.store.event(d.event_id).await? else {
+            continue;
+        };
+        if !principal.may_use(&event.solution) {
+            continue;
+        }
+        let data = serde_json::json!({
+            "kind": "state", "delivery_id": d.id, "state": d.status.as_str(),
+            "attempt": d.attempts, "error": d.last_error,
+        });
+        current.push(Ok::<_, Infallible>(
+            Event::default().event("happening").data(data.to_string()),
+        ));
+    }
+    let events = stream::unfold(
+        (feed, names, principal, state),
+        |(mut feed, mut names, principal, state)| async move {
+            loop {
+                let happening = match feed.recv().await {
+                    Ok(h) => h,
+                    Err(RecvError::Lagged(n)) => {
+                        let e = Event::default().event("lagged").data(n.to_string());
+                        return Some((Ok::<_, Infallible>(e), (feed, names, principal, state)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                if !principal.may_use(happening.solution()) {
+                    continue;
+                }
+                let endpoint = match &happening {
+                    Happening::Attempted { endpoint_id, .. } => {
+                        Some(name_of(&state, &mut names, *endpoint_id).await)
+                    }
+                    Happening::Accepted { .. } => None,
+                };
+                let mut data = serde_json::to_value(&happening).unwrap_or_default();
+                if let (Some(name), Some(obj)) = (endpoint, data.as_object_mut()) {
+                    obj.insert("endpoint".into(), name.into());
+                }
+                let e = Event::default().event("happening").data(data.to_string());
+                return Some((Ok(e), (feed, names, principal, state)));
+            }
+        },
+    );
+    Ok(sse(stream::iter(current).chain(events)))
+}
+
+/// An endpoint's name (looked up again when it was made after the stream started).
+async fn name_of(
+    state: &AppState,
+    names: &mut HashMap<EndpointId, String>,
+    id: EndpointId,
+) -> String {
+    if !names.contains_key(&id) {
+        if let Ok(fresh) = super::endpoints::names(state).await {
+            *names = fresh;
+        }
+    }
+    names.get(&id).cloned().unwrap_or_else(|| id.to_string())
+}
+
+fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+    let mut r = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}

@@ -1,0 +1,352 @@
+//! What the operator console reads and keeps: sign-in sessions, the activity per minute that
+//! its charts draw, counts that stop at a cap, and pages of deliveries by keyset (never an
+//! offset, never a full count), so a page costs the same with a million deliveries as with ten.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::rows::{delivery_from_row, millis, Columns};
+use super::sql::on_every_backend;
+use super::StoreError;
+use crate::model::{
+    ActivityRow, Browse, BrowsePage, Counts, Cursor, DeliveryId, DeliveryStatus, EndpointId,
+};
+
+/// A console session as stored: only hashes of the cookie's token and of the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the cookie's token, hex.
+    pub token_hash: String,
+    /// SHA-256 of the API key signed in with, hex.
+    pub key_hash: String,
+    /// The token every form of the session carries.
+    pub csrf: String,
+    /// When it was opened.
+    pub created_at: OffsetDateTime,
+    /// When it ends.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The console's records.
+#[async_trait]
+pub trait ConsoleRecords: Send + Sync {
+    /// Keeps a new session (and forgets the expired ones).
+    async fn open_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
+    /// The session of a token hash, unless it expired by `now`.
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session.
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Adds counts to their minutes (each instance adds what it counted), and forgets the
+    /// minutes before `forget_before`.
+    async fn add_activity(
+        &self,
+        rows: &[ActivityRow],
+        forget_before: i64,
+    ) -> Result<(), StoreError>;
+    /// The counts of the minutes from `since` on, by minute and endpoint.
+    async fn activity(&self, since: i64) -> Result<Vec<ActivityRow>, StoreError>;
+
+    /// How many deliveries have `status` (and, when given, are due by `due_by`), counting up
+    /// to `cap` at most: the cost is bounded by the cap, whatever the store holds.
+    async fn count_up_to(
+        &self,
+        status: DeliveryStatus,
+        due_by: Option<OffsetDateTime>,
+        cap: u32,
+    ) -> Result<u64, StoreError>;
+    /// One page of deliveries.
+    async fn browse(&self, q: &Browse) -> Result<BrowsePage, StoreError>;
+}
+
+/// A value bound to a statement built at run time.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The statement of `q`: its SQL and values. With a status, the order is the time of the last
+/// change (the index on status and `next_attempt_at`); without, the id (the primary key, or
+/// the index on endpoint and id).
+fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
+    let mut binds = Vec::new();
+    let mut conditions = Vec::new();
+    let push = |binds: &mut Vec<Bind>, b: Bind| {
+        binds.push(b);
+        format!("${}", binds.len())
+    };
+    if let Some(s) = q.status {
+        let p = push(&mut binds, Bind::Text(s.as_str().into()));
+        conditions.push(format!("d.status = {p}"));
+    }
+    if let Some(e) = q.endpoint_id {
+        let p = push(&mut binds, Bind::Text(e.to_string()));
+        conditions.push(format!("d.endpoint_id = {p}"));
+    }
+    if let Some(from) = q.from {
+        let p = push(
+            &mut binds,
+            Bind::Text(DeliveryId::first_at(millis(from)).to_string()),
+        );
+        conditions.push(format!("d.id >= {p}"));
+    }
+    if let Some(to) = q.to {
+        let p = push(
+            &mut binds,
+            Bind::Text(DeliveryId::first_at(millis(to)).to_string()),
+        );
+        conditions.push(format!("d.id < {p}"));
+    }
+    if let Some(name) = &q.event_name {
+        let p = push(&mut binds, Bind::Text(name.clone()));
+        conditions.push(format!("e.name = {p}"));
+    }
+    if let Some(solutions) = &q.solutions {
+        let list: Vec<String> = solutions
+            .iter()
+            .map(|s| push(&mut binds, Bind::Text(s.clone())))
+            .collect();
+        if list.is_empty() {
+            conditions.push("1 = 0".into());
+        } else {
+            conditions.push(format!("e.solution IN ({})", list.join(", ")));
+        }
+    }
+    let by_time = q.status.is_some();
+    if let Some(c) = q.after {
+        let id = push(&mut binds, Bind::Text(c.id.to_string()));
+        if by_time {
+            let at = push(&mut binds, Bind::Int(c.at));
+            conditions.push(format!(
+                "(d.next_attempt_at < {at} OR (d.next_attempt_at = {at} AND d.id < {id}))"
+            ));
+        } else {
+            conditions.push(format!("d.id < {id}"));
+        }
+    }
+    let order = if by_time {
+        "d.next_attempt_at DESC, d.id DESC"
+    } else {
+        "d.id DESC"
+    };
+    let limit = push(&mut binds, Bind::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    (
+        format!(
+            "SELECT d.*, e.name AS event_name FROM deliveries d JOIN events e ON e.id = d.event_id
+             {filter} ORDER BY {order} LIMIT {limit}"
+        ),
+        binds,
+    )
+}
+
+on_every_backend!(ConsoleRecords {
+    async fn open_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query::<DB>("DELETE FROM console_sessions WHERE expires_at <= $1")
+            .bind(millis(s.created_at))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query::<DB>(
+            "INSERT INTO console_sessions (token_hash, key_hash, csrf, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(s.token_hash.clone())
+        .bind(s.key_hash.clone())
+        .bind(s.csrf.clone())
+        .bind(millis(s.created_at))
+        .bind(millis(s.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query::<DB>(
+            "SELECT * FROM console_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionRecord {
+            token_hash: row.text("token_hash")?,
+            key_hash: row.text("key_hash")?,
+            csrf: row.text("csrf")?,
+            created_at: super::rows::from_millis(row.int("created_at")?),
+            expires_at: super::rows::from_millis(row.int("expires_at")?),
+        }))
+    }
+
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query::<DB>("DELETE FROM console_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_activity(
+        &self,
+        rows: &[ActivityRow],
+        forget_before: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            let c = &r.counts;
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            sqlx::query::<DB>(
+                "INSERT INTO activity (minute, endpoint_id, events, succeeded, failed, dead_lettered, total_ms, max_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (minute, endpoint_id) DO UPDATE SET
+                   events = activity.events + excluded.events,
+                   succeeded = activity.succeeded + excluded.succeeded,
+                   failed = activity.failed + excluded.failed,
+                   dead_lettered = activity.dead_lettered + excluded.dead_lettered,
+                   total_ms = activity.total_ms + excluded.total_ms,
+                   max_ms = CASE WHEN excluded.max_ms > activity.max_ms THEN excluded.max_ms ELSE activity.max_ms END",
+            )
+            .bind(r.minute)
+            .bind(r.endpoint_id.map(|e| e.to_string()).unwrap_or_default())
+            .bind(n(c.events))
+            .bind(n(c.succeeded))
+            .bind(n(c.failed))
+            .bind(n(c.dead_lettered))
+            .bind(n(c.total_ms))
+            .bind(n(c.max_ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query::<DB>("DELETE FROM activity WHERE minute < $1")
+            .bind(forget_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn activity(&self, since: i64) -> Result<Vec<ActivityRow>, StoreError> {
+        let rows = sqlx::query::<DB>(
+            "SELECT * FROM activity WHERE minute >= $1 ORDER BY minute, endpoint_id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let endpoint = row.text("endpoint_id")?;
+            let n = |col: &str| -> Result<u64, StoreError> { Ok(row.int(col)?.max(0) as u64) };
+            out.push(ActivityRow {
+                minute: row.int("minute")?,
+                endpoint_id: if endpoint.is_empty() {
+                    None
+                } else {
+                    Some(endpoint.parse::<EndpointId>().map_err(|_| {
+                        super::rows::corrupt("activity endpoint", endpoint.clone())
+                    })?)
+                },
+                counts: Counts {
+                    events: n("events")?,
+                    succeeded: n("succeeded")?,
+                    failed: n("failed")?,
+                    dead_lettered: n("dead_lettered")?,
+                    total_ms: n("total_ms")?,
+                    max_ms: n("max_ms")?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn count_up_to(
+        &self,
+        status: DeliveryStatus,
+        due_by: Option<OffsetDateTime>,
+        cap: u32,
+    ) -> Result<u64, StoreError> {
+        let row = sqlx::query::<DB>(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM deliveries
+               WHERE status = $1 AND (CAST($2 AS BIGINT) IS NULL OR next_attempt_at <= $2) LIMIT $3) c",
+        )
+        .bind(status.as_str())
+        .bind(due_by.map(millis))
+        .bind(i64::from(cap))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.int("n")?.max(0) as u64)
+    }
+
+    async fn browse(&self, q: &Browse) -> Result<BrowsePage, StoreError> {
+        let (sql, binds) = browse_sql(q);
+        let mut query = sqlx::query::<DB>(&sql);
+        for b in binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let limit = q.limit.clamp(1, 500) as usize;
+        let mut page = BrowsePage::default();
+        for row in rows.iter().take(limit) {
+            page.rows
+                .push((delivery_from_row(row)?, row.text("event_name")?));
+        }
+        if rows.len() > limit {
+            if let Some((last, _)) = page.rows.last() {
+                page.next = Some(Cursor {
+                    at: if q.status.is_some() {
+                        millis(last.next_attempt_at)
+                    } else {
+                        0
+                    },
+                    id: last.id,
+                });
+            }
+        }
+        Ok(page)
+    }
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_page_goes_by_the_time_of_the_last_change() {
+        let q = Browse {
+            status: Some(DeliveryStatus::DeadLettered),
+            after: Some(Cursor {
+                at: 5,
+                id: DeliveryId::new(),
+            }),
+            limit: 50,
+            ..Default::default()
+        };
+        let (sql, binds) = browse_sql(&q);
+        assert!(sql.contains("ORDER BY d.next_attempt_at DESC, d.id DESC LIMIT $4"));
+        assert!(sql.contains("d.next_attempt_at < $3 OR (d.next_attempt_at = $3 AND d.id < $2)"));
+        assert_eq!(binds.len(), 4);
+    }
+
+    #[test]
+    fn without_a_status_a_page_goes_by_id() {
+        let (sql, _) = browse_sql(&Browse {
+            limit: 10,
+            ..Default::default()
+        });
+        assert!(sql.contains("ORDER BY d.id DESC LIMIT $1") && !sql.contains("WHERE"));
+    }
+}
