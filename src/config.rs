@@ -66,6 +66,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The operator console.
     pub console: ConsoleConfig,
+    /// Traces.
+    pub telemetry: TelemetryConfig,
     /// Keys that seal endpoint settings (signing secrets, SAS keys, client secrets, auth
     /// header values) at rest, as `ID:BASE64` of 32 random bytes (`herald keys encryption`);
     /// usually from `HERALD_ENCRYPTION_KEYS`, comma-separated. The first seals what is written;
@@ -111,6 +113,7 @@ impl ServerConfig {
     }
 }
 
+/// An http(s) URL without a query (`server.public_url`, `telemetry.otlp_endpoint`).
 fn public_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
     let Some(text) = Option::<String>::deserialize(d)? else {
         return Ok(None);
@@ -138,6 +141,20 @@ pub struct StoreConfig {
     /// PostgreSQL: schema for Herald's tables (created if missing).
     #[serde(default)]
     pub schema: Option<String>,
+}
+
+/// OpenTelemetry traces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP endpoint's base URL; traces are off without one.
+    #[serde(default, deserialize_with = "public_url")]
+    pub otlp_endpoint: Option<Url>,
+    /// The `service.name` of the spans.
+    pub service_name: String,
+    /// How long finished spans wait to be sent together.
+    #[serde(with = "humantime_serde")]
+    pub export_interval: Duration,
 }
 
 /// The operator console at `/console`.

@@ -38,6 +38,9 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        // The exporter's last batch is sent from its own thread: wait for it off the runtime.
+        let tracing = self.state.tracing.clone();
+        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
     }
 
     /// Resolves when Herald stops by itself (it does not, short of a crash of a task).
@@ -99,6 +102,15 @@ pub async fn start(
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(1024);
     let activity = Activity::default();
+    let t = &config.telemetry;
+    let tracing = match &t.otlp_endpoint {
+        Some(endpoint) => crate::telemetry::Tracing::otlp(&crate::telemetry::TraceSettings {
+            endpoint: endpoint.clone(),
+            service_name: t.service_name.clone(),
+            export_interval: t.export_interval,
+        })?,
+        None => crate::telemetry::Tracing::default(),
+    };
     let dispatch = dispatch_config(
         &config,
         store.lease_owner(),
@@ -106,6 +118,7 @@ pub async fn start(
         catalog.clone(),
         Some(notices),
         activity.clone(),
+        tracing.clone(),
     );
     let destinations = Arc::new(Destinations::new(webhooks));
     let dispatcher = Dispatcher::new(
@@ -146,6 +159,7 @@ pub async fn start(
             store.lease_owner(),
         ),
         activity: activity.clone(),
+        tracing: tracing.clone(),
         console: api::console::ConsoleSettings {
             enabled: config.console.enabled,
             session_ttl: config.console.session_ttl,
@@ -204,6 +218,7 @@ fn dispatch_config(
     catalog: Catalog,
     notices: Option<tokio::sync::mpsc::Sender<crate::model::Notice>>,
     activity: Activity,
+    tracing: crate::telemetry::Tracing,
 ) -> DispatchConfig {
     let d = &config.delivery;
     DispatchConfig {
@@ -222,6 +237,7 @@ fn dispatch_config(
         health: health_policy(&config.endpoint_health),
         notices,
         activity,
+        tracing,
     }
 }
 

@@ -148,11 +148,12 @@ impl From<ApiError> for DataverseError {
 async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    span: super::trace::RequestSpan,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let minimal = prefers_minimal(&headers);
-    match run(&state, &name, &headers, body).await {
+    match run(&state, &name, &span, &headers, body).await {
         Ok(response) => {
             let mut r = match response {
                 Some(properties) if !minimal => {
@@ -199,6 +200,7 @@ fn prefers_minimal(headers: &HeaderMap) -> bool {
 async fn run(
     state: &AppState,
     name: &str,
+    span: &super::trace::RequestSpan,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Option<Map<String, Value>>, DataverseError> {
@@ -243,45 +245,48 @@ async fn run(
         correlation_id: header("x-ms-correlation-request-id")
             .or_else(|| header("x-correlation-id")),
         depth,
+        traceparent: span.traceparent(),
     };
-    let event = state
-        .ingestor
-        .admit(&caller, submission)
-        .await
-        .map_err(|e| match e {
-            // As Dataverse answers when a synchronous plug-in or webhook cancels the operation.
-            IngestError::Vetoed { message, .. } => DataverseError {
-                status: StatusCode::BAD_REQUEST,
-                code: code::PLUGIN_ABORTED,
-                message,
-            },
-            // A step that answers with wrong values fails as a plug-in that throws.
-            e @ IngestError::StepAnswerInvalid { .. } => DataverseError {
-                status: StatusCode::BAD_REQUEST,
-                code: code::PLUGIN_ABORTED,
-                message: e.to_string(),
-            },
-            // Dataverse's infinite-loop error, with the chain it stopped.
-            e @ IngestError::TooDeep { .. } => DataverseError {
-                status: StatusCode::BAD_REQUEST,
-                code: code::PLUGIN_ABORTED,
-                message: format!("{INFINITE_LOOP} ({e})"),
-            },
-            IngestError::Disabled(_) => DataverseError {
-                status: StatusCode::NOT_FOUND,
-                code: code::RESOURCE_NOT_FOUND,
-                message: format!("Resource not found for the segment '{name}'."),
-            },
-            other => ApiError::from(other).into(),
-        })?;
+    let event = super::events::traced(
+        span.child("herald.validate"),
+        state.ingestor.admit(&caller, submission),
+    )
+    .await
+    .map_err(|e| match e {
+        // As Dataverse answers when a synchronous plug-in or webhook cancels the operation.
+        IngestError::Vetoed { message, .. } => DataverseError {
+            status: StatusCode::BAD_REQUEST,
+            code: code::PLUGIN_ABORTED,
+            message,
+        },
+        // A step that answers with wrong values fails as a plug-in that throws.
+        e @ IngestError::StepAnswerInvalid { .. } => DataverseError {
+            status: StatusCode::BAD_REQUEST,
+            code: code::PLUGIN_ABORTED,
+            message: e.to_string(),
+        },
+        // Dataverse's infinite-loop error, with the chain it stopped.
+        e @ IngestError::TooDeep { .. } => DataverseError {
+            status: StatusCode::BAD_REQUEST,
+            code: code::PLUGIN_ABORTED,
+            message: format!("{INFINITE_LOOP} ({e})"),
+        },
+        IngestError::Disabled(_) => DataverseError {
+            status: StatusCode::NOT_FOUND,
+            code: code::RESOURCE_NOT_FOUND,
+            message: format!("Resource not found for the segment '{name}'."),
+        },
+        other => ApiError::from(other).into(),
+    })?;
     let fresh = declared_response(state, &event);
-    let outcome = state
-        .ingestor
-        .store(vec![event])
-        .await
-        .map_err(ApiError::from)?
-        .pop()
-        .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
+    let outcome = super::events::traced(
+        span.child("herald.store"),
+        state.ingestor.store(vec![event]),
+    )
+    .await
+    .map_err(ApiError::from)?
+    .pop()
+    .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
     if let IngestOutcome::KeyReused { id } = outcome {
         return Err(ApiError::Conflict(format!(
             "this Idempotency-Key was used for event {id} with a different request"

@@ -11,10 +11,23 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::trace::RequestSpan;
 use super::views::{DeliveryView, EventDetail, EventView};
 use super::{read_json, Admin, AdminRefusals, ApiError, AppState, Caller, ErrorBody};
 use crate::ingest::{depth_after, IngestError, Submission};
 use crate::model::{EventId, IngestOutcome};
+
+/// Runs `work` inside `span`, marking the span failed when the work fails.
+pub(super) async fn traced<T, E: std::fmt::Display>(
+    span: crate::telemetry::Span,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let result = work.await;
+    if let Err(e) = &result {
+        span.fail(e.to_string());
+    }
+    result
+}
 
 /// Events in one batch request, at most.
 pub const MAX_BATCH: usize = 1000;
@@ -111,6 +124,7 @@ async fn send_one(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
+    span: RequestSpan,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -125,15 +139,24 @@ async fn send_one(
         idempotency_key: header(&headers, "idempotency-key"),
         correlation_id: header(&headers, "x-correlation-id"),
         depth: depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?,
+        traceparent: span.traceparent(),
     };
-    let event = state.ingestor.admit(&caller, submission).await?;
+    let event = traced(
+        span.child("herald.validate"),
+        state.ingestor.admit(&caller, submission),
+    )
+    .await?;
     let fresh = declared_response(&state, &event);
-    let outcome = state
-        .ingestor
-        .store(vec![event])
-        .await?
-        .pop()
-        .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
+    let outcome = traced(
+        span.child("herald.store"),
+        state.ingestor.store(vec![event]),
+    )
+    .await?
+    .pop()
+    .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
+    if let IngestOutcome::Created { id, .. } | IngestOutcome::Replayed { id, .. } = &outcome {
+        span.0.set("herald.event.id", id.to_string());
+    }
     let response = response_of(&state, &outcome, fresh).await?;
     let status = if response.is_some() {
         StatusCode::OK
@@ -230,6 +253,7 @@ pub struct BatchResult {
 async fn send_batch(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    span: RequestSpan,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Vec<BatchResult>>, ApiError> {
@@ -248,6 +272,7 @@ async fn send_batch(
     let depth = depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?;
     let mut results: Vec<BatchResult> = Vec::with_capacity(batch.events.len());
     let mut prepared = Vec::new();
+    let validating = span.child("herald.validate");
     for (index, item) in batch.events.into_iter().enumerate() {
         let submission = Submission {
             name: item.event,
@@ -255,6 +280,7 @@ async fn send_batch(
             idempotency_key: item.idempotency_key,
             correlation_id: item.correlation_id,
             depth,
+            traceparent: span.traceparent(),
         };
         match state.ingestor.admit(&caller, submission).await {
             Ok(event) => {
@@ -272,8 +298,9 @@ async fn send_batch(
             Err(e) => results.push(item_error(index, e.into())),
         }
     }
+    drop(validating);
     let (indexes, events): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
-    let outcomes = state.ingestor.store(events).await?;
+    let outcomes = traced(span.child("herald.store"), state.ingestor.store(events)).await?;
     for ((index, fresh), outcome) in indexes.into_iter().zip(outcomes) {
         // The batch is stored: a failed read of a replayed item's first response must not
         // turn the answer into an error that hides the other items' ids.

@@ -16,6 +16,7 @@ mod flows;
 mod health;
 mod ops;
 mod subscriptions;
+pub mod trace;
 pub mod views;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub activity: crate::activity::Activity,
     /// How the console runs.
     pub console: console::ConsoleSettings,
+    /// Traces (off unless an OTLP endpoint is configured).
+    pub tracing: crate::telemetry::Tracing,
 }
 
 /// An authenticated caller.
@@ -143,6 +146,10 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc);
     router
         .merge(console::router(&state))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace::traced,
+        ))
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }),

@@ -40,6 +40,9 @@ pub struct Outbound<'a> {
     pub amqp: &'a AmqpOptions,
     /// Set when this is a synchronous step's call, not a delivery: the step's stage.
     pub stage: Option<Stage>,
+    /// The W3C trace context receivers continue (`traceparent`; `Diagnostic-Id` on AMQP):
+    /// the attempt's span when Herald traces, else the event's own context.
+    pub traceparent: Option<String>,
 }
 
 /// What every outbound message says about where it comes from. The one place an
@@ -72,6 +75,7 @@ impl Origin {
             organization: &self.organization,
             amqp: &subscription.amqp,
             stage: None,
+            traceparent: event.event.traceparent.clone(),
         }
     }
 }

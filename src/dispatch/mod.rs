@@ -62,6 +62,8 @@ pub struct DispatchConfig {
     pub notices: Option<mpsc::Sender<Notice>>,
     /// Counts attempts and tells the console's live tail.
     pub activity: crate::activity::Activity,
+    /// Spans of attempts (off unless traces are configured).
+    pub tracing: crate::telemetry::Tracing,
 }
 
 /// Handle to wake the dispatcher when new work is stored.

@@ -18,6 +18,7 @@ use crate::model::{
     Subscription, OPERATIONAL_SOLUTION,
 };
 use crate::store::StoreError;
+use opentelemetry::trace::SpanKind;
 
 /// How far a delivery got.
 enum Went {
@@ -141,12 +142,33 @@ impl Inner {
             Admission::Send { probe } => probe,
             Admission::Keep(next) => return Went::Kept(next),
         };
-        let message = self.config.origin.outbound(
+        let mut message = self.config.origin.outbound(
             d.id,
             &subscription,
             &d.event,
             self.config.catalog.cataloged(&d.event.name),
         );
+        // The attempt's span continues the trace of the request that sent the event; the
+        // receiver's continues the attempt's.
+        let kind = endpoint.settings.kind();
+        let span = self.config.tracing.start(
+            format!("deliver {}", endpoint.name),
+            match kind {
+                crate::model::EndpointKind::Webhook => SpanKind::Client,
+                _ => SpanKind::Producer,
+            },
+            d.event.event.traceparent.as_deref(),
+        );
+        span.set("herald.delivery.id", d.id.to_string());
+        span.set("herald.event.id", d.event.event.id.to_string());
+        span.set("herald.event.name", d.event.event.name.clone());
+        span.set("herald.endpoint", endpoint.name.clone());
+        span.set("herald.endpoint.kind", kind.as_str());
+        span.set("herald.attempt", i64::from(d.attempts + 1));
+        if probe {
+            span.set("herald.probe", true);
+        }
+        message.traceparent = span.traceparent();
         let destination = self.destinations.get(&endpoint);
         let limit = endpoint
             .max_concurrency
@@ -159,6 +181,26 @@ impl Inner {
             .expect("gate semaphores are never closed");
         let mut exchange = Exchange::default();
         let outcome = destination.send(&message, &mut exchange).await;
+        match &outcome {
+            Outcome::Delivered { status } => {
+                if let Some(s) = status {
+                    span.set("http.response.status_code", i64::from(*s));
+                }
+            }
+            Outcome::Retry { error, status, .. } | Outcome::Permanent { error, status } => {
+                if let Some(s) = status {
+                    span.set("http.response.status_code", i64::from(*s));
+                }
+                span.fail(crate::destinations::error_chain(error));
+            }
+            Outcome::Gone { status } => {
+                if let Some(s) = status {
+                    span.set("http.response.status_code", i64::from(*s));
+                }
+                span.fail("the receiver is gone (410)");
+            }
+        }
+        span.end();
         Went::Tried {
             attempted: Attempted::Sent(outcome),
             exchange: Some(exchange),

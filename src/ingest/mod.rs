@@ -150,6 +150,8 @@ pub struct Submission {
     pub correlation_id: Option<String>,
     /// Its depth: 1 from an outside caller, see [`depth_after`].
     pub depth: u32,
+    /// The W3C trace context its deliveries continue (see [`Event::traceparent`]).
+    pub traceparent: Option<String>,
 }
 
 pub use crate::model::event::DEPTH_CAP;
@@ -333,6 +335,7 @@ impl Ingestor {
             received_at: OffsetDateTime::now_utc(),
             depth: s.depth,
             pipeline: Default::default(),
+            traceparent: s.traceparent,
         };
         Ok(Prepared {
             definition,

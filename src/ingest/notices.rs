@@ -24,6 +24,7 @@ pub async fn announce(ingestor: Arc<Ingestor>, registry: Registry, mut rx: mpsc:
             params: Value::Object(params),
             idempotency_key: None,
             correlation_id: None,
+            traceparent: None,
             depth: 1,
         };
         let stored = match ingestor.admit(&herald, submission).await {

@@ -33,6 +33,10 @@ pub struct Event {
     pub depth: u32,
     /// What its synchronous steps did.
     pub pipeline: Pipeline,
+    /// The W3C trace context of the request that sent it (its span when Herald traces; the
+    /// caller's `traceparent` otherwise): every attempt of its deliveries continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// The largest depth a caller may say it is handling: no chain of events is that deep (the

@@ -119,6 +119,7 @@ struct Columns {
     delivery_count: Vec<i64>,
     depth: Vec<i64>,
     pipeline: Vec<Option<String>>,
+    traceparent: Vec<Option<String>>,
     d_id: Vec<String>,
     d_event: Vec<String>,
     d_subscription: Vec<String>,
@@ -161,6 +162,7 @@ impl Columns {
             c.delivery_count.push(new.deliveries.len() as i64);
             c.depth.push(i64::from(e.depth));
             c.pipeline.push(crate::store::rows::pipeline_json(e)?);
+            c.traceparent.push(e.traceparent.clone());
             for d in &new.deliveries {
                 let leased = d.leased_until.map(millis);
                 c.d_id.push(d.id.to_string());
@@ -253,8 +255,8 @@ async fn write_once(
     // One statement, atomic by itself: one round trip, no transaction around it.
     let inserted = sqlx::query(
         "WITH ev AS (
-           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[])
+           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[], $21::text[])
            ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -285,6 +287,7 @@ async fn write_once(
     .bind(&c.d_until)
     .bind(&c.depth)
     .bind(&c.pipeline)
+    .bind(&c.traceparent)
     .fetch_all(pool)
     .await?;
     let inserted: std::collections::HashSet<String> = inserted

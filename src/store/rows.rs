@@ -133,6 +133,7 @@ pub fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         solution: row.text("solution")?,
         params: json_col(row, "params", "event params")?,
         correlation_id: row.opt_text("correlation_id")?.unwrap_or_default(),
+        traceparent: row.opt_text("traceparent")?,
         caller: row.text("caller")?,
         received_at: time_col(row, "received_at")?,
         depth: u32::try_from(row.int("depth")?)

@@ -218,8 +218,9 @@ try {
 
   // --- A receiver answering 400: a dead letter; fix it; replay; delivered.
   refusing = true;
+  const traceId = randomBytes(16).toString("hex");
   const sent = await page.request.post(`${base}/v1/events/contoso_CustomerPurchase`, {
-    headers: { authorization: `Bearer ${admin}` },
+    headers: { authorization: `Bearer ${admin}`, traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
     data: { CustomerId: "0b6c8e2e-1111-4e0c-9a55-2b8f3c7d9e10", Total: 7, Currency: "EUR", PurchasedOn: "2026-11-23T09:00:00Z" },
   });
   check(sent.status() === 202, "an event sent through the API is accepted");
@@ -236,6 +237,7 @@ try {
   check(timeline.includes("HTTP 400") && timeline.includes("CustomerId is unknown here"), "the attempt timeline shows the status and the start of the answer");
   check(timeline.includes("webhook-signature") && timeline.includes("v1,••••••") && !/v1,[A-Za-z0-9+/]{20,}/.test(timeline),
     "the signature is masked in the request shown");
+  check((await page.locator("[data-trace-id]").textContent()) === traceId, "the delivery page shows the trace id the caller sent");
   await page.locator("details").first().evaluate((d) => { d.open = true; });
   await review(page, "delivery");
   refusing = false;

@@ -29,6 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "registry",
             "destinations",
             "activity",
+            "telemetry",
         ],
     ),
     // Ingestion hands fresh deliveries to the dispatcher.

@@ -21,7 +21,7 @@ const EH_CONFIG: &str = r#"{"UserConfig":{"NamespaceConfig":[{"Type":"EventHub",
   "Entities":[{"Name":"purchases-hub","PartitionCount":"2","ConsumerGroups":[]}]}]}}"#;
 
 /// An emulator on free ports with the entities above, keeping its state in `dir` when given.
-async fn emulator(
+pub(crate) async fn emulator(
     dir: &std::path::Path,
     data: Option<&std::path::Path>,
     port: u16,
@@ -46,13 +46,13 @@ async fn emulator(
 
 /// Herald's admin API, in-process or as a child process.
 #[derive(Clone, Copy)]
-struct Api<'a> {
+pub(crate) struct Api<'a> {
     http: &'a reqwest::Client,
     base: &'a str,
 }
 
 impl<'a> Api<'a> {
-    fn of(app: &'a TestApp) -> Self {
+    pub(crate) fn of(app: &'a TestApp) -> Self {
         Api {
             http: &app.http,
             base: &app.url,
@@ -63,19 +63,19 @@ impl<'a> Api<'a> {
         process::post(self.http, self.base, path, body.clone()).await
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         process::get(self.http, self.base, path).await
     }
 }
 
 /// Creates an endpoint; returns its id.
-async fn endpoint(app: Api<'_>, body: Value) -> String {
+pub(crate) async fn endpoint(app: Api<'_>, body: Value) -> String {
     let (status, ep) = app.post("/v1/endpoints", &body).await;
     assert_eq!(status, 201, "endpoint created: {ep}");
     ep["endpoint"]["id"].as_str().expect("id").to_owned()
 }
 
-async fn subscribe(app: Api<'_>, body: Value) {
+pub(crate) async fn subscribe(app: Api<'_>, body: Value) {
     let (status, sub) = app.post("/v1/subscriptions", &body).await;
     assert_eq!(status, 201, "subscription created: {sub}");
 }
@@ -92,7 +92,7 @@ async fn send_purchase(app: Api<'_>, total: f64) -> String {
 /// The deliveries of `event_id`, once all have finished. An attempt may take as long as
 /// Event Hubs' send timeout (90 s, the SDK retrying inside it) when the emulator goes away
 /// mid-send, or two Service Bus settlement timeouts (30 s each) on a loaded machine.
-async fn finished_deliveries(app: Api<'_>, event_id: &str) -> Vec<Value> {
+pub(crate) async fn finished_deliveries(app: Api<'_>, event_id: &str) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
     wait_for(Duration::from_secs(155), "deliveries to finish", || async {
         let (_, ev) = app.get(&format!("/v1/events/{event_id}")).await;
@@ -111,7 +111,7 @@ async fn finished_deliveries(app: Api<'_>, event_id: &str) -> Vec<Value> {
 }
 
 /// What the Python reader expects of the message of `delivery` of `event`.
-fn expected(base: &str, event: &Value, delivery: &Value, properties: Value) -> Value {
+pub(crate) fn expected(base: &str, event: &Value, delivery: &Value, properties: Value) -> Value {
     json!({
         "message_id": delivery["id"],
         "event_id": event["id"],

@@ -60,6 +60,7 @@ async fn the_hand_off_is_bounded_per_endpoint_and_in_all_and_only_while_running(
             health: Default::default(),
             notices: None,
             activity: Default::default(),
+            tracing: Default::default(),
         },
         Waker::default(),
     );

@@ -22,5 +22,6 @@ mod security;
 mod store_contract;
 mod store_retention;
 mod support;
+mod traces;
 mod validation;
 mod webhooks;

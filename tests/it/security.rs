@@ -169,6 +169,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             received_at: time::OffsetDateTime::now_utc(),
             depth: 1,
             pipeline: Default::default(),
+            traceparent: None,
         });
         let message = Outbound {
             delivery_id: DeliveryId::new(),
@@ -180,6 +181,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             organization: "herald",
             amqp: &Default::default(),
             stage: None,
+            traceparent: None,
         };
         let outcome = Arc::new(destination)
             .send(&message, &mut Default::default())

@@ -126,6 +126,7 @@ pub(crate) fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent
             received_at: now(),
             depth: 1,
             pipeline: Default::default(),
+            traceparent: None,
         })),
         idempotency: key.map(|(k, f)| (k.to_owned(), [f; 32])),
         deliveries: vec![NewDelivery {

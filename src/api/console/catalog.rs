@@ -211,6 +211,7 @@ pub async fn send_test(
     State(state): State<AppState>,
     session: Session,
     Path(name): Path<String>,
+    span: crate::api::trace::RequestSpan,
     form: Form,
 ) -> Result<Response, PageError> {
     if let Err(r) = session.check(&form) {
@@ -233,6 +234,7 @@ pub async fn send_test(
         idempotency_key: None,
         correlation_id: form.filled("correlation_id").map(str::to_owned),
         depth: 1,
+        traceparent: span.traceparent(),
     };
     let refused = |fs: FormState<'_>, status| Ok(event_page(&state, &session, d, fs, status));
     let admitted = match state.ingestor.admit(&session.principal, submission).await {

@@ -25,6 +25,15 @@ fn scale_top(n: u64) -> u64 {
     top
 }
 
+/// A scale value: whole numbers as they are, halves with one decimal.
+fn tick(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// Columns, one per minute, of one or two stacked series (`a` below, `b` above), oldest left.
 /// `labels` name the series for the legend; `title` says what the chart shows.
 pub fn columns(title: &str, labels: (&str, Option<&str>), values: &[(u64, u64)]) -> String {
@@ -64,7 +73,7 @@ pub fn columns(title: &str, labels: (&str, Option<&str>), values: &[(u64, u64)])
             plot - plot * frac,
             left - 4.0,
             y + 3.0,
-            (top as f64 * frac).round() as u64
+            tick(top as f64 * frac)
         );
     }
     for (i, (a, b)) in values.iter().enumerate() {

@@ -308,6 +308,7 @@ pub async fn one(
                 id => event.id.to_string(), name => event.name, solution => event.solution,
                 received_at => millis(event.received_at), correlation_id => event.correlation_id,
                 caller => event.caller, depth => event.depth,
+                trace_id => event.traceparent.as_deref().and_then(crate::telemetry::trace_id),
                 params => serde_json::to_string_pretty(&event.params).unwrap_or_default(),
             },
             attempts => attempts,

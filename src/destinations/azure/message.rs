@@ -109,6 +109,12 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
             body.body
         }
     };
+    // Trace context, as the Azure SDKs carry it: `Diagnostic-Id` (what their Service Bus and
+    // Event Hubs clients read) and `traceparent`, both the W3C traceparent.
+    if let Some(traceparent) = &out.traceparent {
+        props.insert("Diagnostic-Id".to_owned(), traceparent.clone());
+        props.insert("traceparent".to_owned(), traceparent.clone());
+    }
     // The depth travels back when a receiver sends an event while handling this one.
     props.insert(DEPTH_PROPERTY.to_owned(), i64::from(event.depth));
     for name in &options.properties {
@@ -269,6 +275,7 @@ mod tests {
             received_at: time::OffsetDateTime::now_utc(),
             depth: 1,
             pipeline: Default::default(),
+            traceparent: None,
         })
     }
 
@@ -287,7 +294,23 @@ mod tests {
             organization: "org",
             amqp,
             stage: None,
+            traceparent: Some(TRACEPARENT.into()),
         })
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_trace_context_travels_as_the_azure_sdks_carry_it() {
+        let e = event(serde_json::json!({}));
+        let b = build_with(MessageFormat::Cloudevents, &e, &Default::default()).unwrap();
+        for name in ["Diagnostic-Id", "traceparent"] {
+            assert_eq!(
+                prop(&b, name),
+                Some(&AmqpSimpleValue::String(TRACEPARENT.into())),
+                "{name}"
+            );
+        }
     }
 
     fn prop<'a>(b: &'a Built, name: &str) -> Option<&'a AmqpSimpleValue> {

@@ -136,6 +136,10 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
         "x-correlation-id".into(),
         message.event.correlation_id.clone(),
     ));
+    // W3C trace context: the receiver's span continues the attempt's.
+    if let Some(traceparent) = &message.traceparent {
+        headers.push(("traceparent".into(), traceparent.clone()));
+    }
     if message.stage.is_some() && !message.event.pipeline.shared_variables.is_empty() {
         headers.push((
             SHARED_VARIABLES_HEADER.into(),
@@ -200,6 +204,7 @@ mod tests {
             received_at: time::OffsetDateTime::now_utc(),
             depth: 1,
             pipeline: Default::default(),
+            traceparent: None,
         });
         let settings = WebhookSettings {
             url: "https://example.com/h".into(),
@@ -219,6 +224,7 @@ mod tests {
             organization: "org",
             amqp: &Default::default(),
             stage: None,
+            traceparent: None,
         };
         let built = build(&settings, &message).unwrap();
         assert!(built.body.len() < dataverse::WEBHOOK_LIMIT);

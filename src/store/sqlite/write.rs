@@ -34,8 +34,8 @@ pub(super) fn insert_all(
     let mut expire =
         conn.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?;
     let mut event = conn.prepare_cached(
-        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at,
@@ -105,6 +105,7 @@ pub(super) fn insert_all(
             new.deliveries.len() as i64,
             e.depth,
             rows::pipeline_json(e)?,
+            e.traceparent,
         ])?;
         for d in &new.deliveries {
             let leased = d.leased_until.map(millis);

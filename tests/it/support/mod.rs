@@ -1,6 +1,7 @@
 //! Test support: Herald started in-process on port 0 with a fresh SQLite store, a webhook
 //! receiver that records what it gets, and helpers to wait for conditions under a timeout.
 
+pub mod otlp;
 pub mod process;
 pub mod receiver;
 
