@@ -91,6 +91,8 @@ pub struct Activity {
 struct Inner {
     counts: Mutex<HashMap<(i64, Option<EndpointId>), Counts>>,
     feed: broadcast::Sender<Happening>,
+    /// Cancelled at shutdown: watchers stop (a graceful shutdown waits for open streams).
+    closing: CancellationToken,
 }
 
 impl std::fmt::Debug for Activity {
@@ -107,6 +109,7 @@ impl Default for Activity {
             inner: Arc::new(Inner {
                 counts: Mutex::new(HashMap::new()),
                 feed: broadcast::channel(FEED_DEPTH).0,
+                closing: CancellationToken::new(),
             }),
         }
     }
@@ -121,6 +124,11 @@ impl Activity {
     /// Watches the feed from now on.
     pub fn watch(&self) -> broadcast::Receiver<Happening> {
         self.inner.feed.subscribe()
+    }
+
+    /// Cancelled when Herald shuts down: watchers should stop then.
+    pub fn closing(&self) -> CancellationToken {
+        self.inner.closing.clone()
     }
 
     /// Tells watchers (if any).
@@ -220,6 +228,7 @@ impl Activity {
             tokio::select! {
                 _ = tick.tick() => self.flush(store.as_ref()).await,
                 _ = shutdown.cancelled() => {
+                    self.inner.closing.cancel();
                     self.flush(store.as_ref()).await;
                     return;
                 }

@@ -443,6 +443,18 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if self.console.session_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::Value {
+                field: "console.session_ttl",
+                message: "must be at least 1m, e.g. \"8h\"".into(),
+            });
+        }
+        if self.telemetry.export_interval.is_zero() {
+            return Err(ConfigError::Value {
+                field: "telemetry.export_interval",
+                message: "must be longer than 0s, e.g. \"5s\"".into(),
+            });
+        }
         let r = &self.retention;
         if r.interval.is_zero() {
             return Err(ConfigError::Value {

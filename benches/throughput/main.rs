@@ -18,15 +18,20 @@
 //!   subscription and with one; end to end; three instances on one database; a drain of
 //!   100,000; what the database spent per delivery; three instances holding one endpoint to a
 //!   rate limit of 200/s (mean and busiest second, beside the limit);
+//! - the console's pages with a million deliveries in the store, p50 and p99 of each beside
+//!   `GET /healthz` of the same Herald, against the 50 ms target;
 //! - Herald's peak RSS in each phase.
 //!
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
 //! `100000,1000000`), `HERALD_BENCH_PHASES` (some of
-//! `ingest,delivery,fanout,health,latency,drain,retention,steps,pg,rate`; default all), `HERALD_BENCH_RETAINED`
+//! `ingest,delivery,fanout,health,latency,drain,console,retention,steps,pg,rate`; default all),
+//! `HERALD_BENCH_CONSOLE` (deliveries in the store of the console phase, default 1,000,000),
+//! `HERALD_BENCH_RETAINED`
 //! (events of the retention phase, default 1,000,000), `HERALD_TEST_PG` (default
 //! `postgres://postgres@127.0.0.1:5432/test`).
 
+mod console;
 mod health;
 mod herald;
 mod phases;
@@ -176,6 +181,11 @@ async fn main() {
             let rate = drain(&mut t, "SQLite", &at, &receiver, n, first).await;
             first.get_or_insert(rate);
         }
+    }
+
+    if phase("console") {
+        let n = env("HERALD_BENCH_CONSOLE").unwrap_or(1_000_000);
+        console::pages(&mut t, dir.path(), &receiver, n).await;
     }
 
     if phase("retention") {

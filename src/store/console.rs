@@ -69,10 +69,42 @@ enum Bind {
     Int(i64),
 }
 
-/// The statement of `q`: its SQL and values. With a status, the order is the time of the last
-/// change (the index on status and `next_attempt_at`); without, the id (the primary key, or
-/// the index on endpoint and id).
+/// The order a page goes in, each served by an index so a page reads about as many rows as it
+/// shows, however many the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Newest first by id (the primary key, or the index on endpoint and id).
+    Id,
+    /// With a status: by the time of the last change (the index on status and
+    /// `next_attempt_at`).
+    Changed,
+    /// With an event name: by the time the event was accepted (the index on the events' name
+    /// and time), its deliveries by id.
+    Event,
+}
+
+impl Order {
+    fn of(q: &Browse) -> Order {
+        match (&q.event_name, q.status) {
+            (Some(_), _) => Order::Event,
+            (None, Some(_)) => Order::Changed,
+            (None, None) => Order::Id,
+        }
+    }
+
+    /// The column a cursor's time is of.
+    fn time(self) -> Option<&'static str> {
+        match self {
+            Order::Id => None,
+            Order::Changed => Some("d.next_attempt_at"),
+            Order::Event => Some("e.received_at"),
+        }
+    }
+}
+
+/// The statement of `q`: its SQL and values (see [`Order`]).
 fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
+    let order = Order::of(q);
     let mut binds = Vec::new();
     let mut conditions = Vec::new();
     let push = |binds: &mut Vec<Bind>, b: Bind| {
@@ -87,19 +119,27 @@ fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
         let p = push(&mut binds, Bind::Text(e.to_string()));
         conditions.push(format!("d.endpoint_id = {p}"));
     }
+    // A time range is a range of ids (UUIDv7: the time comes first), or of the events' time
+    // when pages go by it.
+    let bound = |binds: &mut Vec<Bind>, t: OffsetDateTime| match order {
+        Order::Event => push(binds, Bind::Int(millis(t))),
+        _ => push(
+            binds,
+            Bind::Text(DeliveryId::first_at(millis(t)).to_string()),
+        ),
+    };
+    let timed = if order == Order::Event {
+        "e.received_at"
+    } else {
+        "d.id"
+    };
     if let Some(from) = q.from {
-        let p = push(
-            &mut binds,
-            Bind::Text(DeliveryId::first_at(millis(from)).to_string()),
-        );
-        conditions.push(format!("d.id >= {p}"));
+        let p = bound(&mut binds, from);
+        conditions.push(format!("{timed} >= {p}"));
     }
     if let Some(to) = q.to {
-        let p = push(
-            &mut binds,
-            Bind::Text(DeliveryId::first_at(millis(to)).to_string()),
-        );
-        conditions.push(format!("d.id < {p}"));
+        let p = bound(&mut binds, to);
+        conditions.push(format!("{timed} < {p}"));
     }
     if let Some(name) = &q.event_name {
         let p = push(&mut binds, Bind::Text(name.clone()));
@@ -116,22 +156,19 @@ fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
             conditions.push(format!("e.solution IN ({})", list.join(", ")));
         }
     }
-    let by_time = q.status.is_some();
     if let Some(c) = q.after {
         let id = push(&mut binds, Bind::Text(c.id.to_string()));
-        if by_time {
-            let at = push(&mut binds, Bind::Int(c.at));
-            conditions.push(format!(
-                "(d.next_attempt_at < {at} OR (d.next_attempt_at = {at} AND d.id < {id}))"
-            ));
-        } else {
-            conditions.push(format!("d.id < {id}"));
+        match order.time() {
+            Some(t) => {
+                let at = push(&mut binds, Bind::Int(c.at));
+                conditions.push(format!("({t} < {at} OR ({t} = {at} AND d.id < {id}))"));
+            }
+            None => conditions.push(format!("d.id < {id}")),
         }
     }
-    let order = if by_time {
-        "d.next_attempt_at DESC, d.id DESC"
-    } else {
-        "d.id DESC"
+    let order_by = match order.time() {
+        Some(t) => format!("{t} DESC, d.id DESC"),
+        None => "d.id DESC".to_owned(),
     };
     let limit = push(&mut binds, Bind::Int(i64::from(q.limit.clamp(1, 500)) + 1));
     let filter = if conditions.is_empty() {
@@ -141,8 +178,9 @@ fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
     };
     (
         format!(
-            "SELECT d.*, e.name AS event_name FROM deliveries d JOIN events e ON e.id = d.event_id
-             {filter} ORDER BY {order} LIMIT {limit}"
+            "SELECT d.*, e.name AS event_name, e.received_at AS event_at
+             FROM deliveries d JOIN events e ON e.id = d.event_id
+             {filter} ORDER BY {order_by} LIMIT {limit}"
         ),
         binds,
     )
@@ -300,17 +338,19 @@ on_every_backend!(ConsoleRecords {
         let rows = query.fetch_all(&self.pool).await?;
         let limit = q.limit.clamp(1, 500) as usize;
         let mut page = BrowsePage::default();
+        let mut last_event_at = 0;
         for row in rows.iter().take(limit) {
             page.rows
                 .push((delivery_from_row(row)?, row.text("event_name")?));
+            last_event_at = row.int("event_at")?;
         }
         if rows.len() > limit {
             if let Some((last, _)) = page.rows.last() {
                 page.next = Some(Cursor {
-                    at: if q.status.is_some() {
-                        millis(last.next_attempt_at)
-                    } else {
-                        0
+                    at: match Order::of(q) {
+                        Order::Id => 0,
+                        Order::Changed => millis(last.next_attempt_at),
+                        Order::Event => last_event_at,
                     },
                     id: last.id,
                 });

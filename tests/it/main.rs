@@ -5,6 +5,7 @@ mod architecture;
 mod azure;
 mod catalog;
 mod cluster;
+mod console;
 mod crash;
 mod dataverse;
 mod demo;

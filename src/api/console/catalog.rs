@@ -10,9 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::form::Form;
 use super::pages::{render, render_with, Frame, PageError};
-use super::session::Session;
+use super::session::{Posted, Session};
 use crate::api::AppState;
 use crate::ingest::{IngestError, Submission};
 use crate::model::{EventDefinition, IngestOutcome, Parameter};
@@ -209,14 +208,10 @@ pub async fn event(
 /// Sends a test event from the form.
 pub async fn send_test(
     State(state): State<AppState>,
-    session: Session,
     Path(name): Path<String>,
     span: crate::api::trace::RequestSpan,
-    form: Form,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    if let Err(r) = session.check(&form) {
-        return Ok(r.into_response());
-    }
     let d = visible(&state, &session, &name)?;
     let mut fs = FormState::default();
     let mut params = Map::new();

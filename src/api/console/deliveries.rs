@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::endpoints::names;
-use super::form::Form;
 use super::pages::{millis, render, Frame, PageError};
-use super::session::Session;
+use super::session::{Acting, Posted, Session};
 use crate::api::AppState;
 use crate::model::{
     Browse, Cursor, Delivery, DeliveryId, DeliveryStatus, EndpointId, ReplayFilter,
@@ -320,13 +319,8 @@ pub async fn one(
 /// event filters); the page that answers follows the replayed ones live.
 pub async fn replay(
     State(state): State<AppState>,
-    session: Session,
-    form: Form,
+    Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
-    if let Err(r) = session.check(&form) {
-        return Ok(r.into_response());
-    }
-    session.admin()?;
     let now = OffsetDateTime::now_utc();
     let endpoints = names(&state).await?;
     if form.get("scope") == Some("range") {

@@ -11,10 +11,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::charts;
-use super::form::Form;
 use super::overview::by_endpoint;
 use super::pages::{millis, render, Frame, PageError};
-use super::session::{Refusal, Session};
+use super::session::{Acting, Posted, Session};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
 use crate::model::exchange::masked_url;
@@ -176,25 +175,12 @@ pub async fn one(
     endpoint_page(&state, &session, &id, None, None).await
 }
 
-/// Checks the form's token and that the session may act.
-fn acting(session: &Session, form: &Form) -> Result<(), Refusal> {
-    session.check(form)?;
-    session
-        .admin()
-        .map_err(|e| Refusal(Box::new(e.into_response())))?;
-    Ok(())
-}
-
 /// Disables an endpoint.
 pub async fn disable(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    form: Form,
+    Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
-    if let Err(r) = acting(&session, &form) {
-        return Ok(r.into_response());
-    }
     let reason = form
         .filled("reason")
         .map(str::to_owned)
@@ -206,13 +192,9 @@ pub async fn disable(
 /// Enables an endpoint: its held deliveries are sent, or kept.
 pub async fn enable(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    form: Form,
+    Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
-    if let Err(r) = acting(&session, &form) {
-        return Ok(r.into_response());
-    }
     let resume = match form.get("held") {
         Some("keep") => Resume::Keep,
         _ => Resume::Deliver,
@@ -234,13 +216,9 @@ pub async fn enable(
 /// Adds a signing secret (rotation): shown once, here.
 pub async fn add_secret(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    form: Form,
+    Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
-    if let Err(r) = acting(&session, &form) {
-        return Ok(r.into_response());
-    }
     let scheme = match form.get("scheme") {
         Some("v1a") => Scheme::V1a,
         _ => Scheme::V1,
@@ -256,13 +234,9 @@ pub async fn add_secret(
 /// Retires a signing secret.
 pub async fn retire_secret(
     State(state): State<AppState>,
-    session: Session,
     Path((id, secret)): Path<(String, String)>,
-    form: Form,
+    Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
-    if let Err(r) = acting(&session, &form) {
-        return Ok(r.into_response());
-    }
     state.registry.retire_secret(&id, &secret).await?;
     endpoint_page(
         &state,

@@ -79,6 +79,43 @@ impl Session {
     }
 }
 
+/// A form posted by a signed-in operator, its CSRF token checked.
+pub struct Posted {
+    /// Who posted it.
+    pub session: Session,
+    /// Its fields.
+    pub form: Form,
+}
+
+impl axum::extract::FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let form = Form::from_request(req, state).await?;
+        session.check(&form).map_err(IntoResponse::into_response)?;
+        Ok(Posted { session, form })
+    }
+}
+
+/// A form posted by an operator who may act (an admin key), its CSRF token checked.
+pub struct Acting(pub Posted);
+
+impl axum::extract::FromRequest<AppState> for Acting {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let posted = Posted::from_request(req, state).await?;
+        posted
+            .session
+            .admin()
+            .map_err(IntoResponse::into_response)?;
+        Ok(Acting(posted))
+    }
+}
+
 /// A form refused before it was acted on (a forged one, or one the key may not send).
 pub struct Refusal(pub Box<Response>);
 
@@ -339,10 +376,7 @@ pub async fn sign_in_by_link(State(state): State<AppState>, Path(token): Path<St
 }
 
 /// Signs out: the session ends everywhere, the cookie is cleared.
-pub async fn sign_out(State(state): State<AppState>, session: Session, form: Form) -> Response {
-    if let Err(r) = session.check(&form) {
-        return r.into_response();
-    }
+pub async fn sign_out(State(state): State<AppState>, Posted { session, .. }: Posted) -> Response {
     if let Err(e) = state
         .store
         .console()

@@ -50,6 +50,7 @@ pub async fn stream(
 ) -> Result<Response, PageError> {
     let names = names(&state).await?;
     let feed = state.activity.watch();
+    let closing = state.activity.closing();
     let principal = session.principal;
     let mut current = Vec::new();
     let ids = w.watch.unwrap_or_default();
@@ -76,14 +77,22 @@ pub async fn stream(
         ));
     }
     let events = stream::unfold(
-        (feed, names, principal, state),
-        |(mut feed, mut names, principal, state)| async move {
+        (feed, names, principal, state, closing),
+        |(mut feed, mut names, principal, state, closing)| async move {
             loop {
-                let happening = match feed.recv().await {
+                let received = tokio::select! {
+                    r = feed.recv() => r,
+                    // Herald is stopping: the stream ends, so the graceful shutdown can.
+                    _ = closing.cancelled() => return None,
+                };
+                let happening = match received {
                     Ok(h) => h,
                     Err(RecvError::Lagged(n)) => {
                         let e = Event::default().event("lagged").data(n.to_string());
-                        return Some((Ok::<_, Infallible>(e), (feed, names, principal, state)));
+                        return Some((
+                            Ok::<_, Infallible>(e),
+                            (feed, names, principal, state, closing),
+                        ));
                     }
                     Err(RecvError::Closed) => return None,
                 };
@@ -101,7 +110,7 @@ pub async fn stream(
                     obj.insert("endpoint".into(), name.into());
                 }
                 let e = Event::default().event("happening").data(data.to_string());
-                return Some((Ok(e), (feed, names, principal, state)));
+                return Some((Ok(e), (feed, names, principal, state, closing)));
             }
         },
     );

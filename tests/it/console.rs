@@ -1,0 +1,345 @@
+//! The operator console over real HTTP (its pages in a browser are `tests/browser`): sessions
+//! and their cookies, CSRF refusals, read-only keys, and the attempt's request as the console
+//! and the API show it, with every secret masked.
+
+use std::time::Duration;
+
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::support::{purchase, wait_for, Receiver, TestApp, ADMIN_KEY};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const VIEWER_KEY: &str = "hk_console_viewer_0123456789";
+
+/// A form body, as a browser posts it.
+trait Posted {
+    fn posted<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self;
+}
+
+impl Posted for reqwest::RequestBuilder {
+    fn posted<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+            .finish();
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of cookie `name` set by `r`, with its attributes.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn value(cookie: &str) -> &str {
+    cookie.split(';').next().unwrap().split_once('=').unwrap().1
+}
+
+/// The `csrf` field of the first form of `html`.
+fn csrf(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_owned()
+}
+
+/// Signs in with `key` through the form; returns the `Cookie` header of the session.
+async fn sign_in(app: &TestApp, key: &str) -> String {
+    let http = client();
+    let page = http
+        .get(format!("{}/console/sign-in", app.url))
+        .send()
+        .await
+        .unwrap();
+    let pre = set_cookie(&page, "herald_sign_in").expect("the sign-in form's cookie");
+    let token = csrf(&page.text().await.unwrap());
+    let r = http
+        .post(format!("{}/console/sign-in", app.url))
+        .header("cookie", format!("herald_sign_in={}", value(&pre)))
+        .posted(&[
+            ("csrf", token.as_str()),
+            ("api_key", key),
+            ("next", "/console/endpoints"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/endpoints");
+    let session = set_cookie(&r, "herald_session").expect("a session cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(session.contains(attribute), "{session} has {attribute}");
+    }
+    assert!(!session.contains("Secure"), "not Secure over plain HTTP");
+    format!("herald_session={}", value(&session))
+}
+
+#[tokio::test]
+async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out() {
+    let app = TestApp::builder()
+        .config(&format!(
+            "[[api_keys]]\nname = \"viewer\"\nsha256 = \"{}\"\nsolutions = [\"contoso\"]",
+            hex::encode(herald::auth::hash(VIEWER_KEY))
+        ))
+        .build()
+        .await;
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = app
+        .subscribe_webhook("hook", &receiver.url(), SECRET, "contoso_CustomerPurchase")
+        .await;
+    let http = client();
+    // Without a session every page sends to the sign-in form, keeping where it was going.
+    let r = http
+        .get(format!("{}/console/deliveries?status=held", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/console/sign-in?next=%2Fconsole%2Fdeliveries%3Fstatus%3Dheld"
+    );
+    // A wrong key, and a sign-in form without its double-submitted token.
+    let page = http
+        .get(format!("{}/console/sign-in", app.url))
+        .send()
+        .await
+        .unwrap();
+    let pre = set_cookie(&page, "herald_sign_in").unwrap();
+    let token = csrf(&page.text().await.unwrap());
+    let wrong = http
+        .post(format!("{}/console/sign-in", app.url))
+        .header("cookie", format!("herald_sign_in={}", value(&pre)))
+        .posted(&[("csrf", token.as_str()), ("api_key", "hk_nobody")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(set_cookie(&wrong, "herald_session").is_none());
+    let forged = http
+        .post(format!("{}/console/sign-in", app.url))
+        .posted(&[("csrf", token.as_str()), ("api_key", ADMIN_KEY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "no double-submitted cookie");
+
+    let cookie = sign_in(&app, ADMIN_KEY).await;
+    let page = http
+        .get(format!("{}/console/endpoints/{endpoint}", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains(SECRET), "no secret on the page");
+    let token = csrf(&html);
+    let disable = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+        let mut r = http
+            .post(format!("{}/console/endpoints/{endpoint}/disable", app.url))
+            .header("cookie", &cookie)
+            .posted(&form);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(
+        disable(vec![("reason", "x".into())], None)
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "no token"
+    );
+    assert_eq!(
+        disable(vec![("csrf", "forged".into())], None)
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "wrong token"
+    );
+    assert_eq!(
+        disable(vec![("csrf", token.clone())], Some("http://evil.example"))
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "another origin"
+    );
+    let (_, health) = app.get(&format!("/v1/endpoints/{endpoint}/health")).await;
+    assert_eq!(health["state"], "healthy", "nothing changed");
+    let done = disable(
+        vec![("csrf", token.clone()), ("reason", "maintenance".into())],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), 303);
+    let (_, health) = app.get(&format!("/v1/endpoints/{endpoint}/health")).await;
+    assert_eq!(health["state"], "disabled");
+
+    // A read-only key sees, and is refused every action even with its own token.
+    let viewer = sign_in(&app, VIEWER_KEY).await;
+    let html = http
+        .get(format!("{}/console/endpoints/{endpoint}", app.url))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("/enable\"") && !html.contains("Rotate secret"),
+        "no actions shown"
+    );
+    let r = http
+        .post(format!("{}/console/endpoints/{endpoint}/enable", app.url))
+        .header("cookie", &viewer)
+        .posted(&[("csrf", csrf(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Sign-out ends the session for every instance: the store forgets it.
+    let r = http
+        .post(format!("{}/console/sign-out", app.url))
+        .header("cookie", &cookie)
+        .posted(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(set_cookie(&r, "herald_session")
+        .unwrap()
+        .contains("Max-Age=0"));
+    let r = http
+        .get(format!("{}/console", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the old cookie no longer works");
+
+    // A live tail left open does not hold Herald's shutdown up.
+    let tail = http
+        .get(format!("{}/console/tail/stream", app.url))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    assert_eq!(tail.headers()["content-type"], "text/event-stream");
+    tokio::time::timeout(Duration::from_secs(15), app.stop())
+        .await
+        .expect("Herald stops while a live tail is open");
+    drop(tail);
+}
+
+#[tokio::test]
+async fn an_attempts_request_is_shown_with_every_secret_masked() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    receiver.script_json(&[(400, json!({"error": "no such customer"}))]);
+    let (status, ep) = app
+        .post(
+            "/v1/endpoints",
+            &json!({"name": "masked", "kind": "webhook", "url": format!("{}?token=q-s3cret", receiver.url()),
+                "secret": SECRET,
+                "auth": {"type": "HttpHeader", "values": {"x-api-key": "auth-s3cret"}},
+                "headers": [{"name": "X-Tenant", "value": "acme"}, {"name": "X-Static-Key", "value": "static-s3cret", "secret": true}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    let endpoint = ep["endpoint"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"name": "masked", "event": "contoso_CustomerPurchase", "endpoint": endpoint}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, accepted) = app
+        .post("/v1/events/contoso_CustomerPurchase", &purchase(9.0))
+        .await;
+    let event = accepted["id"].as_str().unwrap().to_owned();
+    let delivery = wait_for(Duration::from_secs(10), "the dead letter", || async {
+        let (_, ev) = app.get(&format!("/v1/events/{event}")).await;
+        let d = ev["deliveries"][0].clone();
+        (d["status"] == "dead_lettered").then_some(d)
+    })
+    .await;
+    let (_, detail) = app
+        .get(&format!(
+            "/v1/deliveries/{}",
+            delivery["id"].as_str().unwrap()
+        ))
+        .await;
+    let attempt = &detail["attempts"][0];
+    let shown = attempt.to_string();
+    for secret in ["q-s3cret", "auth-s3cret", "static-s3cret", SECRET] {
+        assert!(!shown.contains(secret), "{secret} is not shown: {shown}");
+    }
+    let request = &attempt["request"];
+    assert!(
+        request["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("?token=••••••"),
+        "{request}"
+    );
+    let header = |name: &str| {
+        request["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|h| h["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(header("x-api-key").as_deref(), Some("••••••"));
+    assert_eq!(header("X-Static-Key").as_deref(), Some("••••••"));
+    assert_eq!(header("X-Tenant").as_deref(), Some("acme"));
+    assert_eq!(header("webhook-signature").as_deref(), Some("v1,••••••"));
+    assert_eq!(header("webhook-id").as_deref(), delivery["id"].as_str());
+    // What the receiver got is what the attempt says was sent.
+    let got = &receiver.received()[0];
+    assert_eq!(
+        header("webhook-timestamp").unwrap(),
+        got.header("webhook-timestamp")
+    );
+    assert_eq!(got.header("x-api-key"), "auth-s3cret");
+    assert!(request["body"].as_str().unwrap().contains("\"Total\":9"));
+    assert_eq!(
+        attempt["response"],
+        "HTTP 400 Bad Request\n\n{\"error\":\"no such customer\"}"
+    );
+    app.stop().await;
+}
