@@ -136,7 +136,7 @@ impl Activity {
         let _ = self.inner.feed.send(happening);
     }
 
-    fn count(&self, at: OffsetDateTime, endpoint: Option<EndpointId>, f: impl FnOnce(&mut Counts)) {
+    fn add(&self, at: OffsetDateTime, endpoint: Option<EndpointId>, f: impl FnOnce(&mut Counts)) {
         let mut counts = self.inner.counts.lock().unwrap_or_else(|p| p.into_inner());
         f(counts.entry((minute_of(at), endpoint)).or_default());
     }
@@ -144,16 +144,17 @@ impl Activity {
     /// `n` events were accepted.
     pub fn accepted(&self, n: u64) {
         if n > 0 {
-            self.count(OffsetDateTime::now_utc(), None, |c| c.events += n);
+            self.add(OffsetDateTime::now_utc(), None, |c| c.events += n);
         }
     }
 
-    /// The result of a leased delivery: counted when an attempt was made, told either way.
-    pub fn attempted(&self, d: &LeasedDelivery, r: &AttemptResult) {
+    /// Counts the result of a leased delivery, when an attempt was made (or it was
+    /// dead-lettered without one).
+    pub fn count(&self, d: &LeasedDelivery, r: &AttemptResult) {
         let now = OffsetDateTime::now_utc();
         let dead = matches!(r.next, crate::model::NextState::DeadLettered(_));
         if let Some(a) = &r.attempt {
-            self.count(now, Some(d.endpoint_id), |c| {
+            self.add(now, Some(d.endpoint_id), |c| {
                 if a.outcome == AttemptOutcome::Success {
                     c.succeeded += 1;
                 } else {
@@ -164,23 +165,26 @@ impl Activity {
                 c.max_ms = c.max_ms.max(a.duration_ms);
             });
         } else if dead {
-            self.count(now, Some(d.endpoint_id), |c| c.dead_lettered += 1);
+            self.add(now, Some(d.endpoint_id), |c| c.dead_lettered += 1);
         }
-        if self.watched() {
-            self.tell(Happening::Attempted {
-                at: now,
-                delivery_id: d.id,
-                event_id: d.event.event.id,
-                event_name: d.event.event.name.clone(),
-                solution: d.event.event.solution.clone(),
-                endpoint_id: d.endpoint_id,
-                attempt: r.attempts,
-                state: r.next.label(),
-                http_status: r.attempt.as_ref().and_then(|a| a.http_status),
-                duration_ms: r.attempt.as_ref().map(|a| a.duration_ms),
-                error: r.attempt.as_ref().and_then(|a| a.error.clone()),
-            });
-        }
+    }
+
+    /// What watchers are told of the result of a leased delivery (`None` while nobody
+    /// watches).
+    pub fn describe(&self, d: &LeasedDelivery, r: &AttemptResult) -> Option<Happening> {
+        self.watched().then(|| Happening::Attempted {
+            at: OffsetDateTime::now_utc(),
+            delivery_id: d.id,
+            event_id: d.event.event.id,
+            event_name: d.event.event.name.clone(),
+            solution: d.event.event.solution.clone(),
+            endpoint_id: d.endpoint_id,
+            attempt: r.attempts,
+            state: r.next.label(),
+            http_status: r.attempt.as_ref().and_then(|a| a.http_status),
+            duration_ms: r.attempt.as_ref().map(|a| a.duration_ms),
+            error: r.attempt.as_ref().and_then(|a| a.error.clone()),
+        })
     }
 
     /// The counts not yet added to the store.

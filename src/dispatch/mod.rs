@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::destinations::{Destinations, Origin};
-use crate::model::{AttemptResult, EndpointId, LeasedDelivery, Notice};
+use crate::model::{EndpointId, LeasedDelivery, Notice};
 use crate::registry::Registry;
 use crate::store::{LeaseRequest, Store, StoreError};
 use gate::Gate;
@@ -80,7 +80,7 @@ impl Waker {
 /// The dispatcher.
 pub struct Dispatcher {
     inner: Arc<Inner>,
-    record_rx: mpsc::Receiver<AttemptResult>,
+    record_rx: mpsc::Receiver<recorder::ToRecord>,
 }
 
 /// What the dispatcher's loop, its hand-off and its sending tasks share.
@@ -93,7 +93,7 @@ struct Inner {
     gates: Mutex<HashMap<EndpointId, Gate>>,
     in_flight: Arc<Semaphore>,
     lookups: lookup::Lookups,
-    record_tx: mpsc::Sender<AttemptResult>,
+    record_tx: mpsc::Sender<recorder::ToRecord>,
     /// Attempt outcomes for the health keeper.
     observations: Arc<keeper::Observations>,
     /// Where operational notices go.
@@ -194,6 +194,7 @@ impl Dispatcher {
             this.store.clone(),
             this.config.owner.clone(),
             self.record_rx,
+            this.config.activity.clone(),
             stop_recording.clone(),
         ));
         loop {
@@ -355,8 +356,11 @@ impl Inner {
         tokio::spawn(async move {
             let _place = place;
             let result = self.deliver(delivery.clone()).await;
-            self.config.activity.attempted(&delivery, &result);
-            let _ = self.record_tx.send(result).await;
+            let activity = &self.config.activity;
+            activity.count(&delivery, &result);
+            // Watchers hear of it once it is stored, so what they read back agrees.
+            let told = activity.describe(&delivery, &result);
+            let _ = self.record_tx.send((result, told)).await;
         });
     }
 

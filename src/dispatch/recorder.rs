@@ -1,4 +1,5 @@
-//! Records attempt results in batches: one transaction for all results waiting.
+//! Records attempt results in batches: one transaction for all results waiting; then tells
+//! the console's watchers what was recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,8 +7,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{Activity, Happening};
 use crate::model::AttemptResult;
 use crate::store::Store;
+
+/// A result to record, and what watchers are told once it is.
+pub(super) type ToRecord = (AttemptResult, Option<Happening>);
 
 /// Results taken into one transaction at most.
 const BATCH: usize = 256;
@@ -16,13 +21,14 @@ const BATCH: usize = 256;
 pub(super) async fn run(
     store: Arc<dyn Store>,
     owner: String,
-    mut rx: mpsc::Receiver<AttemptResult>,
+    mut rx: mpsc::Receiver<ToRecord>,
+    activity: Activity,
     stop: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut taken_in = Vec::with_capacity(BATCH);
     loop {
         let taken = tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => n,
+            n = rx.recv_many(&mut taken_in, BATCH) => n,
             _ = stop.cancelled(), if !rx.is_closed() => {
                 // Nothing more is accepted; what is queued is still recorded.
                 rx.close();
@@ -32,10 +38,15 @@ pub(super) async fn run(
         if taken == 0 {
             return;
         }
+        let (batch, told): (Vec<AttemptResult>, Vec<Option<Happening>>) =
+            taken_in.drain(..).unzip();
         let mut backoff = Duration::from_millis(100);
         loop {
             match store.record(&owner, &batch).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    told.into_iter().flatten().for_each(|h| activity.tell(h));
+                    break;
+                }
                 Err(e) => {
                     // Unrecorded results are safe: the leases expire and the deliveries are sent again.
                     tracing::warn!(error = %e, results = batch.len(), "recording attempts failed; retrying");
@@ -47,6 +58,5 @@ pub(super) async fn run(
                 }
             }
         }
-        batch.clear();
     }
 }
