@@ -178,10 +178,9 @@ impl Tracing {
             None => Span {
                 cx: None,
                 tracing: self.clone(),
-                // Not tracing: a valid caller's context is passed on unchanged.
-                passed: traceparent
-                    .filter(|t| context_of(t).span().span_context().is_valid())
-                    .map(str::to_owned),
+                // Not tracing: a valid caller's context is passed on, written as W3C writes
+                // it (the parser takes forms receivers may not).
+                passed: traceparent.and_then(canonical),
             },
         }
     }
@@ -203,6 +202,20 @@ impl Tracing {
             }
         }
     }
+}
+
+/// A valid `traceparent` in W3C's own form (`00-` 32 hex digits `-` 16 `-` 2), or `None`.
+fn canonical(traceparent: &str) -> Option<String> {
+    let cx = context_of(traceparent);
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
 }
 
 /// The context a `traceparent` names (empty when it is not valid).
@@ -329,6 +342,12 @@ mod tests {
         );
         let bad = t.start("request", SpanKind::Server, Some("00-zz-00-01"));
         assert_eq!(bad.traceparent(), None);
+        // Forms the parser takes are passed on as W3C writes them.
+        let short = t.start("request", SpanKind::Server, Some("00-1-2-01"));
+        assert_eq!(
+            short.traceparent().as_deref(),
+            Some("00-00000000000000000000000000000001-0000000000000002-01")
+        );
         assert_eq!(
             trace_id(caller).as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")

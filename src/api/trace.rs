@@ -62,7 +62,7 @@ pub async fn traced(State(state): State<AppState>, mut req: Request, next: Next)
     );
     span.set("http.request.method", method);
     span.set("http.route", route);
-    span.set("url.path", req.uri().path().to_owned());
+    // Not the path itself: a console sign-in link's path is a credential.
     let span = Arc::new(span);
     req.extensions_mut().insert(RequestSpan(span.clone()));
     let response = next.run(req).await;

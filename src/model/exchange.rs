@@ -90,13 +90,24 @@ pub fn masked_url(url: &str) -> String {
     };
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
-    let names: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    parsed.set_fragment(None);
+    // The whole query: a bare `?token` is as secret as `?code=token`.
+    let had_query = parsed.query().is_some_and(|q| !q.is_empty());
     parsed.set_query(None);
-    if names.is_empty() {
-        return parsed.to_string();
+    if had_query {
+        format!("{parsed}?{MASKED}")
+    } else {
+        parsed.to_string()
     }
-    let query: Vec<String> = names.iter().map(|k| format!("{k}={MASKED}")).collect();
-    format!("{parsed}?{}", query.join("&"))
+}
+
+/// Only where a URL leads: its scheme, host and port (a path may hold a token, as incoming
+/// webhooks' paths do), for those who may see that an endpoint exists but not its address.
+pub fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or_default()),
+        Err(_) => MASKED.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -112,12 +123,15 @@ mod tests {
 
     #[test]
     fn query_values_and_user_info_are_masked() {
-        let shown = masked_url("https://user:pw@example.com/hook?code=s3cret&x=1");
-        assert!(!shown.contains("s3cret") && !shown.contains("pw") && !shown.contains("user"));
+        let shown = masked_url("https://user:pw@example.com/hook?code=s3cret&x=1#frag");
+        assert_eq!(shown, format!("https://example.com/hook?{MASKED}"));
         assert_eq!(
-            shown,
-            format!("https://example.com/hook?code={MASKED}&x={MASKED}")
+            masked_url("https://h/hook?s3cret"),
+            format!("https://h/hook?{MASKED}")
         );
+        assert_eq!(masked_url("https://h/hook"), "https://h/hook");
+        let host = host_of("https://hooks.example.com/services/T0/B0/s3cret");
+        assert_eq!(host, "https://hooks.example.com/…");
     }
 
     #[test]

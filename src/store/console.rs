@@ -38,8 +38,9 @@ pub trait ConsoleRecords: Send + Sync {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError>;
-    /// Ends a session.
-    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Ends a session; whether there was one to end (two requests ending one session: one
+    /// of them is told it did).
+    async fn close_session(&self, token_hash: &str) -> Result<bool, StoreError>;
 
     /// Adds counts to their minutes (each instance adds what it counted), and forgets the
     /// minutes before `forget_before`.
@@ -228,12 +229,12 @@ on_every_backend!(ConsoleRecords {
         }))
     }
 
-    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        sqlx::query::<DB>("DELETE FROM console_sessions WHERE token_hash = $1")
+    async fn close_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query::<DB>("DELETE FROM console_sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn add_activity(

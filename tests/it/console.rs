@@ -220,6 +220,45 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
         !html.contains("/enable\"") && !html.contains("Rotate secret"),
         "no actions shown"
     );
+    assert!(
+        !html.contains(&receiver.url()),
+        "only the receiver's host, not its path, for a read-only key"
+    );
+    // An endpoint no subscription of its solutions uses is not this key's to see.
+    let (status, other) = app
+        .post(
+            "/v1/endpoints",
+            &json!({"name": "someone-elses", "kind": "webhook", "url": "http://127.0.0.1:9/x", "secret": SECRET}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let other = other["endpoint"]["id"].as_str().unwrap().to_owned();
+    let page = |path: String, cookie: &str| {
+        http.get(format!("{}{path}", app.url))
+            .header("cookie", cookie.to_owned())
+            .send()
+    };
+    let list = page("/console/endpoints".into(), &viewer)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(">hook</a>") && !list.contains("someone-elses"),
+        "{list}"
+    );
+    let one = page(format!("/console/endpoints/{other}"), &viewer)
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 404);
+    let as_admin = page("/console/endpoints".into(), &cookie)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(as_admin.contains("someone-elses"));
     let r = http
         .post(format!("{}/console/endpoints/{endpoint}/enable", app.url))
         .header("cookie", &viewer)
@@ -313,7 +352,7 @@ async fn an_attempts_request_is_shown_with_every_secret_masked() {
         request["target"]
             .as_str()
             .unwrap()
-            .ends_with("?token=••••••"),
+            .ends_with("/hook?••••••"),
         "{request}"
     );
     let header = |name: &str| {

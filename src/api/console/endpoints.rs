@@ -16,7 +16,7 @@ use super::pages::{millis, render, Frame, PageError};
 use super::session::{Acting, Posted, Session};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
-use crate::model::exchange::masked_url;
+use crate::model::exchange::{host_of, masked_url};
 use crate::model::{minute_of, Browse, Counts, Endpoint, EndpointId, Scheme};
 use crate::store::health::Resume;
 
@@ -43,14 +43,36 @@ fn kind_of(e: &Endpoint) -> &'static str {
     }
 }
 
-/// Where an endpoint delivers to, with nothing secret in it.
-fn target_of(e: &Endpoint) -> String {
+/// Where an endpoint delivers to, with nothing secret in it; for a key that may not
+/// administer, only the host.
+fn target_of(e: &Endpoint, admin: bool) -> String {
     let view = EndpointView::from(e);
     match (view.url, view.namespace, view.entity) {
-        (Some(url), _, _) => masked_url(&url),
-        (None, Some(ns), Some(entity)) => format!("{ns}/{entity}"),
+        (Some(url), _, _) if admin => masked_url(&url),
+        (Some(url), _, _) => host_of(&url),
+        (None, Some(ns), Some(entity)) if admin => format!("{ns}/{entity}"),
+        (None, Some(ns), Some(_)) => ns,
         _ => String::new(),
     }
+}
+
+/// The endpoints `session` may see: every one for an admin key; for another, those that a
+/// subscription of one of its solutions delivers to (as the API shows endpoints to admins
+/// only, a key of some solutions sees no other solution's receivers).
+pub async fn visible(state: &AppState, session: &Session) -> Result<Vec<Endpoint>, PageError> {
+    let all = state.registry.endpoints().await?;
+    if session.principal.admin {
+        return Ok(all);
+    }
+    let used: std::collections::HashSet<EndpointId> = state
+        .store
+        .subscriptions()
+        .await?
+        .into_iter()
+        .filter(|s| session.principal.may_use(&s.solution))
+        .map(|s| s.endpoint_id)
+        .collect();
+    Ok(all.into_iter().filter(|e| used.contains(&e.id)).collect())
 }
 
 #[derive(Serialize)]
@@ -71,9 +93,8 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Res
     let since = minute_of(OffsetDateTime::now_utc()) - 59;
     let counts = by_endpoint(&state.store.console().activity(since).await?);
     let board = state.registry.health();
-    let rows: Vec<Row> = state
-        .registry
-        .endpoints()
+    let admin = session.principal.admin;
+    let rows: Vec<Row> = visible(&state, &session)
         .await?
         .iter()
         .map(|e| {
@@ -82,7 +103,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Res
                 id: e.id.to_string(),
                 name: e.name.clone(),
                 kind: kind_of(e),
-                target: target_of(e),
+                target: target_of(e, admin),
                 state: board.state(e.id).as_str(),
                 attempts: c.attempts(),
                 success_percent: (c.attempts() > 0).then(|| c.succeeded * 100 / c.attempts()),
@@ -106,6 +127,12 @@ async fn endpoint_page(
     shown: Option<String>,
 ) -> Result<Response, PageError> {
     let e = state.registry.endpoint(id).await?;
+    if !visible(state, session).await?.iter().any(|v| v.id == e.id) {
+        return Err(PageError::not_found(format!(
+            "No endpoint \"{id}\" that this key may see."
+        )));
+    }
+    let admin = session.principal.admin;
     let now = OffsetDateTime::now_utc();
     let first = minute_of(now) - 59;
     let rows = state.store.console().activity(first).await?;
@@ -138,7 +165,7 @@ async fn endpoint_page(
         minijinja::context! {
             frame => Frame::of(session, "endpoints"),
             endpoint => minijinja::context! {
-                id => e.id.to_string(), name => e.name, kind => kind_of(&e), target => target_of(&e),
+                id => e.id.to_string(), name => e.name, kind => kind_of(&e), target => target_of(&e, admin),
                 is_webhook => matches!(e.settings.kind(), crate::model::EndpointKind::Webhook),
                 secrets => view.secrets, headers => view.headers, auth => view.auth,
                 rate_limit => e.rate_limit, max_concurrency => e.max_concurrency,

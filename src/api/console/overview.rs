@@ -15,8 +15,8 @@ use super::session::Session;
 use crate::api::AppState;
 use crate::model::{minute_of, ActivityRow, Counts, DeliveryStatus, EndpointId, HealthState};
 
-/// Counts stop here: past it the console says "100,000+".
-pub const COUNT_CAP: u32 = 100_000;
+/// Counts stop here: past it the console says "10,000+".
+pub const COUNT_CAP: u32 = 10_000;
 /// Minutes the charts cover.
 const MINUTES: i64 = 60;
 
@@ -104,7 +104,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Res
         .map(|(s, n)| (s.as_str().replace('_', " "), *n, s.as_str()))
         .collect();
 
-    let endpoints = state.registry.endpoints().await?;
+    let endpoints = super::endpoints::visible(&state, &session).await?;
     let counts = by_endpoint(&rows);
     let board = state.registry.health();
     let mut hours: Vec<EndpointHour> = endpoints

@@ -67,6 +67,18 @@ impl Session {
         }
     }
 
+    /// Whether the session is still open (not signed out, not expired).
+    pub async fn is_open(&self, store: &dyn Store) -> bool {
+        // A store that does not answer is not a sign-out: the stream goes on.
+        !matches!(
+            store
+                .console()
+                .session(&self.token_hash, OffsetDateTime::now_utc())
+                .await,
+            Ok(None)
+        )
+    }
+
     /// Refuses a form whose `csrf` field is not this session's token (compared in constant
     /// time).
     pub fn check(&self, form: &Form) -> Result<(), Refusal> {
@@ -172,15 +184,18 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValu
 }
 
 /// A form posted from another site is refused even before its token is checked: when the
-/// browser names the origin, it must be this host.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// browser names the origin, it must be Herald's public URL (`server.public_url`, which a
+/// reverse proxy in front of Herald is) or the host the request was sent to.
+fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    let origin = origin.trim_end_matches('/');
+    if url::Url::parse(public_url).is_ok_and(|u| u.origin().ascii_serialization() == origin) {
+        return true;
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest.trim_end_matches('/'));
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
     origin_host.is_some() && origin_host == host
 }
 
@@ -197,7 +212,9 @@ impl FromRequestParts<AppState> for Session {
             let next = url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
             Redirect::to(&format!("/console/sign-in?next={next}")).into_response()
         };
-        if parts.method != axum::http::Method::GET && !same_origin(&parts.headers) {
+        if parts.method != axum::http::Method::GET
+            && !same_origin(&parts.headers, &state.public_url)
+        {
             return Err(forged());
         }
         let Some(token) = cookie(&parts.headers, COOKIE) else {
@@ -304,7 +321,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Fo
     let next = form.get("next");
     let sent = form.get("csrf").unwrap_or_default();
     let expected = cookie(&headers, PRE_COOKIE).unwrap_or_default();
-    if !same_origin(&headers)
+    if !same_origin(&headers, &state.public_url)
         || expected.is_empty()
         || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
     {
@@ -362,8 +379,18 @@ pub async fn sign_in_by_link(State(state): State<AppState>, Path(token): Path<St
             StatusCode::UNAUTHORIZED,
         );
     };
-    if let Err(e) = console.close_session(&hash).await {
-        return super::pages::PageError::from(e).into_response();
+    // Used once: of two requests with one link, only the one that ends it signs in.
+    match console.close_session(&hash).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return sign_in_form(
+                &state,
+                None,
+                Some("This sign-in link was used already. Sign in with an API key."),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+        Err(e) => return super::pages::PageError::from(e).into_response(),
     }
     let key: [u8; 32] = hex::decode(&link.key_hash)
         .ok()
@@ -413,19 +440,20 @@ mod tests {
 
     #[test]
     fn a_form_from_another_origin_is_refused() {
+        let public = "https://herald.example.com";
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(same_origin(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://127.0.0.1:8080"),
-        );
-        assert!(same_origin(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://evil.example"),
-        );
-        assert!(!same_origin(&h));
+        assert!(same_origin(&h, public), "no Origin: the token decides");
+        let origin = |h: &mut HeaderMap, o: &'static str| {
+            h.insert(header::ORIGIN, HeaderValue::from_static(o));
+        };
+        origin(&mut h, "http://127.0.0.1:8080");
+        assert!(same_origin(&h, public));
+        // Behind a proxy that rewrites Host, the public URL is the origin.
+        origin(&mut h, "https://herald.example.com");
+        assert!(same_origin(&h, public));
+        origin(&mut h, "http://evil.example");
+        assert!(!same_origin(&h, public));
     }
 
     #[test]

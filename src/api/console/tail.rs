@@ -51,7 +51,7 @@ pub async fn stream(
     let names = names(&state).await?;
     let feed = state.activity.watch();
     let closing = state.activity.closing();
-    let principal = session.principal;
+    let principal = &session.principal;
     let mut current = Vec::new();
     let ids = w.watch.unwrap_or_default();
     for id in ids
@@ -76,45 +76,75 @@ pub async fn stream(
             Event::default().event("happening").data(data.to_string()),
         ));
     }
-    let events = stream::unfold(
-        (feed, names, principal, state, closing),
-        |(mut feed, mut names, principal, state, closing)| async move {
-            loop {
-                let received = tokio::select! {
-                    r = feed.recv() => r,
-                    // Herald is stopping: the stream ends, so the graceful shutdown can.
-                    _ = closing.cancelled() => return None,
-                };
-                let happening = match received {
-                    Ok(h) => h,
-                    Err(RecvError::Lagged(n)) => {
-                        let e = Event::default().event("lagged").data(n.to_string());
-                        return Some((
-                            Ok::<_, Infallible>(e),
-                            (feed, names, principal, state, closing),
-                        ));
+    let watcher = Watcher {
+        feed,
+        names,
+        session,
+        state,
+        closing,
+        recheck: tokio::time::interval_at(
+            tokio::time::Instant::now() + SESSION_RECHECK,
+            SESSION_RECHECK,
+        ),
+    };
+    let events = stream::unfold(watcher, |mut w| async move {
+        let e = w.next().await?;
+        Some((Ok::<_, Infallible>(e), w))
+    });
+    Ok(sse(stream::iter(current).chain(events)))
+}
+
+/// How often an open stream checks that its session still is (signed out: the stream ends).
+const SESSION_RECHECK: Duration = Duration::from_secs(15);
+
+/// One open stream.
+struct Watcher {
+    feed: tokio::sync::broadcast::Receiver<Happening>,
+    names: HashMap<EndpointId, String>,
+    session: Session,
+    state: AppState,
+    closing: tokio_util::sync::CancellationToken,
+    recheck: tokio::time::Interval,
+}
+
+impl Watcher {
+    /// The next event to send; `None` ends the stream (Herald stops, or the session ended).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            let received = tokio::select! {
+                r = self.feed.recv() => r,
+                // Herald is stopping: the stream ends, so the graceful shutdown can.
+                _ = self.closing.cancelled() => return None,
+                _ = self.recheck.tick() => {
+                    if !self.session.is_open(self.state.store.as_ref()).await {
+                        return None;
                     }
-                    Err(RecvError::Closed) => return None,
-                };
-                if !principal.may_use(happening.solution()) {
                     continue;
                 }
-                let endpoint = match &happening {
-                    Happening::Attempted { endpoint_id, .. } => {
-                        Some(name_of(&state, &mut names, *endpoint_id).await)
-                    }
-                    Happening::Accepted { .. } => None,
-                };
-                let mut data = serde_json::to_value(&happening).unwrap_or_default();
-                if let (Some(name), Some(obj)) = (endpoint, data.as_object_mut()) {
-                    obj.insert("endpoint".into(), name.into());
+            };
+            let happening = match received {
+                Ok(h) => h,
+                Err(RecvError::Lagged(n)) => {
+                    return Some(Event::default().event("lagged").data(n.to_string()));
                 }
-                let e = Event::default().event("happening").data(data.to_string());
-                return Some((Ok(e), (feed, names, principal, state, closing)));
+                Err(RecvError::Closed) => return None,
+            };
+            if !self.session.principal.may_use(happening.solution()) {
+                continue;
             }
-        },
-    );
-    Ok(sse(stream::iter(current).chain(events)))
+            let endpoint = match &happening {
+                Happening::Attempted { endpoint_id, .. } => {
+                    Some(name_of(&self.state, &mut self.names, *endpoint_id).await)
+                }
+                Happening::Accepted { .. } => None,
+            };
+            let mut data = serde_json::to_value(&happening).unwrap_or_default();
+            if let (Some(name), Some(obj)) = (endpoint, data.as_object_mut()) {
+                obj.insert("endpoint".into(), name.into());
+            }
+            return Some(Event::default().event("happening").data(data.to_string()));
+        }
+    }
 }
 
 /// An endpoint's name (looked up again when it was made after the stream started).

@@ -96,9 +96,12 @@ impl Destination for WebhookDestination {
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                // The start of the answer, for operators; a body that breaks off is shown as
-                // far as it came (the status decides the outcome, not the body).
-                let start = read_start(response, RESPONSE_START).await;
+                // The start of the answer, for operators; a body that breaks off, or trickles
+                // in for longer than a second, is shown as far as it came (the status decides
+                // the outcome, not the body).
+                let start = tokio::time::timeout(ANSWER_WAIT, read_start(response, RESPONSE_START))
+                    .await
+                    .unwrap_or_default();
                 exchange.answered(&status_line(status), &start);
                 classify(
                     status.as_u16(),
@@ -110,6 +113,9 @@ impl Destination for WebhookDestination {
         }
     }
 }
+
+/// How long the start of a delivery's answer is waited for, once its status came.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// A synchronous step's answer body is read up to this size; a larger one is refused.
 pub const STEP_ANSWER_LIMIT: usize = 1024 * 1024;

@@ -41,6 +41,9 @@ impl WebhookError {
     /// The error of a request that got no answer: the SSRF guard's refusal (raised inside
     /// the client's resolver) when it is somewhere in the chain, else by what failed.
     pub fn from_transport(e: reqwest::Error) -> Self {
+        // reqwest names the URL in its message, and a URL may carry a key (`?code=`): errors
+        // are kept and shown, so they never name it.
+        let e = e.without_url();
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(err) = source {
             if let Some(blocked) = err.downcast_ref::<BlockedAddress>() {
