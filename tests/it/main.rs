@@ -20,6 +20,7 @@ mod resilience;
 mod retention;
 mod secrets_at_rest;
 mod security;
+mod store_console;
 mod store_contract;
 mod store_retention;
 mod support;

@@ -184,7 +184,9 @@ pub async fn stored_events_come_back_with_their_deliveries(t: TestStore) {
     let s = t.store.as_ref();
     let ep = endpoint(s, "ep").await;
     let sub = subscription(s, ep.id, "sub").await;
-    let new = new_event(&sub, None);
+    let mut new = new_event(&sub, None);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    Arc::get_mut(&mut new.event).unwrap().event.traceparent = Some(traceparent.into());
     let out = s.ingest(vec![new.clone()]).await.unwrap();
     assert_eq!(
         out,
@@ -196,6 +198,7 @@ pub async fn stored_events_come_back_with_their_deliveries(t: TestStore) {
     let (event, deliveries) = s.event(new.event.id).await.unwrap().unwrap();
     assert_eq!(event.params, new.event.params);
     assert_eq!(event.correlation_id, "corr-1");
+    assert_eq!(event.traceparent.as_deref(), Some(traceparent));
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
     assert!(s.event(EventId::new()).await.unwrap().is_none());

@@ -1,0 +1,245 @@
+//! What the console keeps and reads, on SQLite and PostgreSQL alike: sessions, activity per
+//! minute summed over instances, counts that stop at a cap, and pages of deliveries by keyset
+//! in each order.
+
+use std::collections::HashSet;
+
+use time::OffsetDateTime;
+
+use herald::model::{
+    ActivityRow, Browse, Counts, DeliveryStatus, EndpointId, NextState, Subscription,
+};
+use herald::store::console::SessionRecord;
+use herald::store::Store;
+
+use crate::store_contract::{
+    contract, endpoint, lease_req, new_event, postgres, result, sqlite, subscription, TestStore,
+};
+
+fn session(token: &str, expires_at: OffsetDateTime) -> SessionRecord {
+    SessionRecord {
+        token_hash: token.into(),
+        key_hash: "ab".repeat(32),
+        csrf: "token".into(),
+        created_at: OffsetDateTime::now_utc(),
+        expires_at,
+    }
+}
+
+pub async fn sessions_end_when_they_expire_or_close_and_close_once(t: TestStore) {
+    let c = t.store.console();
+    let now = OffsetDateTime::now_utc();
+    let hour = time::Duration::HOUR;
+    c.open_session(&session("a", now + hour)).await.unwrap();
+    let found = c.session("a", now).await.unwrap().expect("open");
+    assert_eq!((found.csrf.as_str(), found.key_hash.len()), ("token", 64));
+    assert!(
+        c.session("a", now + hour * 2).await.unwrap().is_none(),
+        "expired"
+    );
+    assert!(c.session("nobody", now).await.unwrap().is_none());
+    assert!(c.close_session("a").await.unwrap());
+    assert!(
+        !c.close_session("a").await.unwrap(),
+        "a session closes once"
+    );
+    assert!(c.session("a", now).await.unwrap().is_none());
+    // Expired sessions are forgotten when the next one opens.
+    c.open_session(&session("old", now - hour)).await.unwrap();
+    c.open_session(&session("new", now + hour)).await.unwrap();
+    assert!(!c.close_session("old").await.unwrap(), "forgotten already");
+}
+
+pub async fn activity_adds_up_across_instances_and_forgets_old_minutes(t: TestStore) {
+    let c = t.store.console();
+    let ep = EndpointId::new();
+    let row = |minute, ms| ActivityRow {
+        minute,
+        endpoint_id: Some(ep),
+        counts: Counts {
+            events: 0,
+            succeeded: 3,
+            failed: 1,
+            dead_lettered: 1,
+            total_ms: 4 * ms,
+            max_ms: ms,
+        },
+    };
+    let events = ActivityRow {
+        minute: 100,
+        endpoint_id: None,
+        counts: Counts {
+            events: 7,
+            ..Default::default()
+        },
+    };
+    // Two instances add what each counted in the same minute.
+    c.add_activity(&[row(100, 10), events.clone()], 0)
+        .await
+        .unwrap();
+    c.add_activity(&[row(100, 30), row(101, 5)], 0)
+        .await
+        .unwrap();
+    let rows = c.activity(100).await.unwrap();
+    let at = |m: i64, e: Option<EndpointId>| {
+        rows.iter()
+            .find(|r| r.minute == m && r.endpoint_id == e)
+            .map(|r| r.counts)
+    };
+    let summed = at(100, Some(ep)).expect("minute 100");
+    assert_eq!(
+        (
+            summed.succeeded,
+            summed.failed,
+            summed.total_ms,
+            summed.max_ms
+        ),
+        (6, 2, 160, 30)
+    );
+    assert_eq!(at(100, None).map(|c| c.events), Some(7));
+    assert!(at(101, Some(ep)).is_some());
+    assert!(c
+        .activity(101)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.minute >= 101));
+    c.add_activity(&[], 101).await.unwrap();
+    assert!(
+        c.activity(0).await.unwrap().iter().all(|r| r.minute >= 101),
+        "minute 100 forgotten"
+    );
+}
+
+/// Stores `n` events with a delivery each; returns the subscription.
+async fn stored(s: &dyn Store, n: usize) -> Subscription {
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    for _ in 0..n {
+        s.ingest(vec![new_event(&sub, None)]).await.unwrap();
+    }
+    sub
+}
+
+/// Every page of `q`, following the cursors; the ids in order.
+async fn all_pages(s: &dyn Store, mut q: Browse) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let page = s.console().browse(&q).await.unwrap();
+        assert!(page.rows.len() <= q.limit as usize);
+        ids.extend(page.rows.iter().map(|(d, _)| d.id.to_string()));
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => return ids,
+        }
+    }
+    panic!("pages never ended");
+}
+
+pub async fn pages_of_deliveries_go_by_keyset_in_each_order(t: TestStore) {
+    let s = t.store.as_ref();
+    stored(s, 7).await;
+    // Three of them dead-lettered, one after the other.
+    let leased = s.lease(lease_req("me", &[], 3, 3)).await.unwrap();
+    for d in &leased {
+        let dead = result(d, NextState::DeadLettered("gone".into()));
+        s.record("me", &[dead]).await.unwrap();
+    }
+    let by_id = all_pages(
+        s,
+        Browse {
+            limit: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(by_id.len(), 7);
+    let mut sorted = by_id.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(by_id, sorted, "newest first, no row twice, none left out");
+
+    let dead = all_pages(
+        s,
+        Browse {
+            status: Some(DeliveryStatus::DeadLettered),
+            limit: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let leased_ids: HashSet<String> = leased.iter().map(|d| d.id.to_string()).collect();
+    assert_eq!(dead.iter().cloned().collect::<HashSet<_>>(), leased_ids);
+    assert_eq!(dead.len(), 3);
+
+    let named = |name: &str, solutions: Option<Vec<String>>| Browse {
+        event_name: Some(name.into()),
+        solutions,
+        limit: 2,
+        ..Default::default()
+    };
+    let by_event = all_pages(s, named("contoso_CustomerPurchase", None)).await;
+    assert_eq!(by_event.iter().cloned().collect::<HashSet<_>>().len(), 7);
+    assert!(all_pages(s, named("contoso_Other", None)).await.is_empty());
+    let seen = |solutions: Vec<&str>| {
+        all_pages(
+            s,
+            named(
+                "contoso_CustomerPurchase",
+                Some(solutions.into_iter().map(str::to_owned).collect()),
+            ),
+        )
+    };
+    assert_eq!(seen(vec!["contoso"]).await.len(), 7);
+    assert!(seen(vec!["fabrikam"]).await.is_empty());
+    assert!(
+        seen(vec![]).await.is_empty(),
+        "a key of no solution sees nothing"
+    );
+
+    // A time range: everything is from the last minute.
+    let now = OffsetDateTime::now_utc();
+    let window = |from, to| Browse {
+        from: Some(from),
+        to: Some(to),
+        limit: 50,
+        ..Default::default()
+    };
+    let minute = time::Duration::MINUTE;
+    assert_eq!(
+        all_pages(s, window(now - minute, now + minute)).await.len(),
+        7
+    );
+    assert!(all_pages(s, window(now - minute * 10, now - minute * 5))
+        .await
+        .is_empty());
+
+    // Counts stop at their cap.
+    let c = s.console();
+    assert_eq!(
+        c.count_up_to(DeliveryStatus::Pending, None, 100)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        c.count_up_to(DeliveryStatus::Pending, None, 2)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        c.count_up_to(DeliveryStatus::DeadLettered, None, 100)
+            .await
+            .unwrap(),
+        3
+    );
+    let due_by = |t| c.count_up_to(DeliveryStatus::Pending, Some(t), 100);
+    assert_eq!(due_by(now + minute).await.unwrap(), 4);
+    assert_eq!(due_by(now - minute * 10).await.unwrap(), 0);
+}
+
+contract!(
+    sessions_end_when_they_expire_or_close_and_close_once,
+    activity_adds_up_across_instances_and_forgets_old_minutes,
+    pages_of_deliveries_go_by_keyset_in_each_order,
+);
