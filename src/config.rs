@@ -243,6 +243,18 @@ pub struct DeliveryConfig {
     /// How often the dispatcher looks for due work when nothing wakes it.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Which attempts keep the request they sent.
+    pub keep_requests: KeepRequests,
+}
+
+/// Which attempts keep the request they sent (headers, the start of the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepRequests {
+    /// Failed attempts; a successful one keeps its target and the start of its answer.
+    Failed,
+    /// Every attempt.
+    All,
 }
 
 /// When endpoints are failing, how they are probed, and when they are disabled. Shared by

@@ -238,6 +238,7 @@ fn dispatch_config(
         notices,
         activity,
         tracing,
+        keep_succeeded_requests: d.keep_requests == crate::config::KeepRequests::All,
     }
 }
 

@@ -244,6 +244,11 @@ impl Span {
         }
     }
 
+    /// Whether the span records anything (attributes worth computing).
+    pub fn recording(&self) -> bool {
+        self.cx.is_some()
+    }
+
     /// Sets an attribute.
     pub fn set(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
         if let Some(cx) = &self.cx {

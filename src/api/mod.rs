@@ -147,7 +147,7 @@ pub fn app(state: AppState) -> Router {
     router
         .merge(console::router(&state))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.tracing.clone(),
             trace::traced,
         ))
         .route(

@@ -43,7 +43,14 @@ impl FromRequestParts<AppState> for RequestSpan {
 }
 
 /// Opens the request's span, runs the request, and records its status.
-pub async fn traced(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn traced(State(tracing): State<Tracing>, mut req: Request, next: Next) -> Response {
+    if !tracing.enabled() {
+        // Nothing to record: the request's span only passes the caller's context on.
+        let traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+        let span = tracing.start("", SpanKind::Server, traceparent);
+        req.extensions_mut().insert(RequestSpan(Arc::new(span)));
+        return next.run(req).await;
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -55,7 +62,7 @@ pub async fn traced(State(state): State<AppState>, mut req: Request, next: Next)
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let span = state.tracing.start(
+    let span = tracing.start(
         format!("{method} {route}"),
         SpanKind::Server,
         traceparent.as_deref(),

@@ -64,6 +64,8 @@ pub struct DispatchConfig {
     pub activity: crate::activity::Activity,
     /// Spans of attempts (off unless traces are configured).
     pub tracing: crate::telemetry::Tracing,
+    /// Whether a successful attempt keeps the request it sent (failed ones always do).
+    pub keep_succeeded_requests: bool,
 }
 
 /// Handle to wake the dispatcher when new work is stored.

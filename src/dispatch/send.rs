@@ -159,14 +159,14 @@ impl Inner {
             },
             d.event.event.traceparent.as_deref(),
         );
-        span.set("herald.delivery.id", d.id.to_string());
-        span.set("herald.event.id", d.event.event.id.to_string());
-        span.set("herald.event.name", d.event.event.name.clone());
-        span.set("herald.endpoint", endpoint.name.clone());
-        span.set("herald.endpoint.kind", kind.as_str());
-        span.set("herald.attempt", i64::from(d.attempts + 1));
-        if probe {
-            span.set("herald.probe", true);
+        if span.recording() {
+            span.set("herald.delivery.id", d.id.to_string());
+            span.set("herald.event.id", d.event.event.id.to_string());
+            span.set("herald.event.name", d.event.event.name.clone());
+            span.set("herald.endpoint", endpoint.name.clone());
+            span.set("herald.endpoint.kind", kind.as_str());
+            span.set("herald.attempt", i64::from(d.attempts + 1));
+            span.set("herald.probe", probe);
         }
         message.traceparent = span.traceparent();
         let destination = self.destinations.get(&endpoint);
@@ -185,6 +185,12 @@ impl Inner {
             Outcome::Delivered { status } => {
                 if let Some(s) = status {
                     span.set("http.response.status_code", i64::from(*s));
+                }
+                // What a success sent is rarely looked at and about doubles what a delivery
+                // stores: unless asked, it keeps only where it went and how it was answered.
+                if !self.config.keep_succeeded_requests {
+                    exchange.headers = Vec::new();
+                    exchange.body = None;
                 }
             }
             Outcome::Retry { error, status, .. } | Outcome::Permanent { error, status } => {

@@ -61,6 +61,7 @@ async fn the_hand_off_is_bounded_per_endpoint_and_in_all_and_only_while_running(
             notices: None,
             activity: Default::default(),
             tracing: Default::default(),
+            keep_succeeded_requests: true,
         },
         Waker::default(),
     );
