@@ -46,7 +46,10 @@ impl FromRequestParts<AppState> for RequestSpan {
 pub async fn traced(State(tracing): State<Tracing>, mut req: Request, next: Next) -> Response {
     if !tracing.enabled() {
         // Nothing to record: the request's span only passes the caller's context on.
-        let traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+        let traceparent = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok());
         let span = tracing.start("", SpanKind::Server, traceparent);
         req.extensions_mut().insert(RequestSpan(Arc::new(span)));
         return next.run(req).await;
