@@ -251,7 +251,7 @@ pub struct DeliveryConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeepRequests {
-    /// Failed attempts; a successful one keeps its target and the start of its answer.
+    /// Failed attempts; a successful one keeps its status and time.
     Failed,
     /// Every attempt.
     All,

@@ -181,17 +181,16 @@ impl Inner {
             .expect("gate semaphores are never closed");
         let mut exchange = Exchange::default();
         let outcome = destination.send(&message, &mut exchange).await;
+        let mut keep = true;
         match &outcome {
             Outcome::Delivered { status } => {
                 if let Some(s) = status {
                     span.set("http.response.status_code", i64::from(*s));
                 }
-                // What a success sent is rarely looked at and about doubles what a delivery
-                // stores: unless asked, it keeps only where it went and how it was answered.
-                if !self.config.keep_succeeded_requests {
-                    exchange.headers = Vec::new();
-                    exchange.body = None;
-                }
+                // What a success sent is rarely looked at, and storing it with every attempt
+                // cost a fifth of the delivery rate (issue 13's note): unless asked, a success
+                // keeps its status and time only.
+                keep = self.config.keep_succeeded_requests;
             }
             Outcome::Retry { error, status, .. } | Outcome::Permanent { error, status } => {
                 if let Some(s) = status {
@@ -209,7 +208,7 @@ impl Inner {
         span.end();
         Went::Tried {
             attempted: Attempted::Sent(outcome),
-            exchange: Some(exchange),
+            exchange: keep.then_some(exchange),
             kind: Some(endpoint.settings.kind().as_str()),
             probe,
         }
