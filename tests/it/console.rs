@@ -27,6 +27,20 @@ impl Posted for reqwest::RequestBuilder {
     }
 }
 
+/// GETs a console page of `app` with the session `cookie`.
+async fn open(
+    http: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    cookie: &str,
+) -> reqwest::Response {
+    http.get(format!("{}{path}", app.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("the console answers")
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
@@ -144,12 +158,13 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
     assert_eq!(forged.status(), 403, "no double-submitted cookie");
 
     let cookie = sign_in(&app, ADMIN_KEY).await;
-    let page = http
-        .get(format!("{}/console/endpoints/{endpoint}", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = open(
+        &http,
+        &app,
+        &format!("/console/endpoints/{endpoint}"),
+        &cookie,
+    )
+    .await;
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-security-policy"]
         .to_str()
@@ -207,15 +222,16 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
 
     // A read-only key sees, and is refused every action even with its own token.
     let viewer = sign_in(&app, VIEWER_KEY).await;
-    let html = http
-        .get(format!("{}/console/endpoints/{endpoint}", app.url))
-        .header("cookie", &viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = open(
+        &http,
+        &app,
+        &format!("/console/endpoints/{endpoint}"),
+        &viewer,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(
         !html.contains("/enable\"") && !html.contains("Rotate secret"),
         "no actions shown"
@@ -233,14 +249,8 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
         .await;
     assert_eq!(status, 201);
     let other = other["endpoint"]["id"].as_str().unwrap().to_owned();
-    let page = |path: String, cookie: &str| {
-        http.get(format!("{}{path}", app.url))
-            .header("cookie", cookie.to_owned())
-            .send()
-    };
-    let list = page("/console/endpoints".into(), &viewer)
+    let list = open(&http, &app, "/console/endpoints", &viewer)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -248,13 +258,10 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
         list.contains(">hook</a>") && !list.contains("someone-elses"),
         "{list}"
     );
-    let one = page(format!("/console/endpoints/{other}"), &viewer)
-        .await
-        .unwrap();
+    let one = open(&http, &app, &format!("/console/endpoints/{other}"), &viewer).await;
     assert_eq!(one.status(), 404);
-    let as_admin = page("/console/endpoints".into(), &cookie)
+    let as_admin = open(&http, &app, "/console/endpoints", &cookie)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -280,21 +287,11 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
     assert!(set_cookie(&r, "herald_session")
         .unwrap()
         .contains("Max-Age=0"));
-    let r = http
-        .get(format!("{}/console", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = open(&http, &app, "/console", &cookie).await;
     assert_eq!(r.status(), 303, "the old cookie no longer works");
 
     // A live tail left open does not hold Herald's shutdown up.
-    let tail = http
-        .get(format!("{}/console/tail/stream", app.url))
-        .header("cookie", &viewer)
-        .send()
-        .await
-        .unwrap();
+    let tail = open(&http, &app, "/console/tail/stream", &viewer).await;
     assert_eq!(tail.status(), 200);
     assert_eq!(tail.headers()["content-type"], "text/event-stream");
     tokio::time::timeout(Duration::from_secs(15), app.stop())

@@ -8,16 +8,15 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use super::charts;
-use super::overview::by_endpoint;
+use super::overview::LastHour;
 use super::pages::{millis, render, Frame, PageError};
 use super::session::{Acting, Posted, Session};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
 use crate::model::exchange::{host_of, masked_url};
-use crate::model::{minute_of, Browse, Counts, Endpoint, EndpointId, Scheme};
+use crate::model::{Browse, Endpoint, EndpointId, Scheme};
 use crate::store::health::Resume;
 
 /// Endpoint names by id (deleted endpoints are missing).
@@ -90,8 +89,7 @@ struct Row {
 
 /// Every endpoint with its last hour.
 pub async fn list(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
-    let since = minute_of(OffsetDateTime::now_utc()) - 59;
-    let counts = by_endpoint(&state.store.console().activity(since).await?);
+    let counts = LastHour::read(&state).await?.by_endpoint();
     let board = state.registry.health();
     let admin = session.principal.admin;
     let rows: Vec<Row> = visible(&state, &session)
@@ -127,26 +125,15 @@ async fn endpoint_page(
     shown: Option<String>,
 ) -> Result<Response, PageError> {
     let e = state.registry.endpoint(id).await?;
-    if !visible(state, session).await?.iter().any(|v| v.id == e.id) {
+    let admin = session.principal.admin;
+    if !admin && !visible(state, session).await?.iter().any(|v| v.id == e.id) {
         return Err(PageError::not_found(format!(
             "No endpoint \"{id}\" that this key may see."
         )));
     }
-    let admin = session.principal.admin;
-    let now = OffsetDateTime::now_utc();
-    let first = minute_of(now) - 59;
-    let rows = state.store.console().activity(first).await?;
-    let mut minutes = vec![Counts::default(); 60];
-    let mut hour = Counts::default();
-    for r in rows.iter().filter(|r| r.endpoint_id == Some(e.id)) {
-        if let Some(slot) = usize::try_from(r.minute - first)
-            .ok()
-            .and_then(|i| minutes.get_mut(i))
-        {
-            slot.add(&r.counts);
-        }
-        hour.add(&r.counts);
-    }
+    let (minutes, hour) = LastHour::read(state)
+        .await?
+        .minutes(|r| r.endpoint_id == Some(e.id));
     let series: Vec<(u64, u64)> = minutes.iter().map(|c| (c.succeeded, c.failed)).collect();
     let health = state.registry.endpoint_health(e.id).await?;
     let recent = state

@@ -59,36 +59,56 @@ pub struct EndpointHour {
     pub last_error: Option<String>,
 }
 
-/// The counts of the last hour by endpoint.
-pub fn by_endpoint(rows: &[ActivityRow]) -> HashMap<EndpointId, Counts> {
-    let mut out: HashMap<EndpointId, Counts> = HashMap::new();
-    for r in rows {
-        if let Some(id) = r.endpoint_id {
-            out.entry(id).or_default().add(&r.counts);
-        }
+/// The activity of the last hour (its minutes up to now), read once per page.
+pub struct LastHour {
+    first: i64,
+    rows: Vec<ActivityRow>,
+}
+
+impl LastHour {
+    /// Reads the last hour's rows.
+    pub async fn read(state: &AppState) -> Result<LastHour, PageError> {
+        let first = minute_of(OffsetDateTime::now_utc()) - MINUTES + 1;
+        let rows = state.store.console().activity(first).await?;
+        Ok(LastHour { first, rows })
     }
-    out
+
+    /// The counts per minute (oldest first) of the rows `keep` takes, and their sum.
+    pub fn minutes(&self, keep: impl Fn(&ActivityRow) -> bool) -> (Vec<Counts>, Counts) {
+        let mut minutes = vec![Counts::default(); MINUTES as usize];
+        let mut hour = Counts::default();
+        for r in self.rows.iter().filter(|r| keep(r)) {
+            if let Some(slot) = usize::try_from(r.minute - self.first)
+                .ok()
+                .and_then(|i| minutes.get_mut(i))
+            {
+                slot.add(&r.counts);
+            }
+            hour.add(&r.counts);
+        }
+        (minutes, hour)
+    }
+
+    /// The hour's counts by endpoint.
+    pub fn by_endpoint(&self) -> HashMap<EndpointId, Counts> {
+        let mut out: HashMap<EndpointId, Counts> = HashMap::new();
+        for r in &self.rows {
+            if let Some(id) = r.endpoint_id {
+                out.entry(id).or_default().add(&r.counts);
+            }
+        }
+        out
+    }
 }
 
 /// The overview page.
 pub async fn page(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
     let now = OffsetDateTime::now_utc();
-    let first = minute_of(now) - MINUTES + 1;
     let console = state.store.console();
-    let rows = console.activity(first).await?;
-    let mut minutes = vec![Counts::default(); MINUTES as usize];
-    for r in &rows {
-        if let Some(slot) = usize::try_from(r.minute - first)
-            .ok()
-            .and_then(|i| minutes.get_mut(i))
-        {
-            slot.add(&r.counts);
-        }
-    }
+    let last_hour = LastHour::read(&state).await?;
+    let (minutes, hour) = last_hour.minutes(|_| true);
     let events: Vec<(u64, u64)> = minutes.iter().map(|c| (c.events, 0)).collect();
     let attempts: Vec<(u64, u64)> = minutes.iter().map(|c| (c.succeeded, c.failed)).collect();
-    let mut hour = Counts::default();
-    minutes.iter().for_each(|c| hour.add(c));
 
     // The counts read different ranges of one index: at once, on as many connections.
     let counts = futures::future::try_join_all(
@@ -105,7 +125,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Res
         .collect();
 
     let endpoints = super::endpoints::visible(&state, &session).await?;
-    let counts = by_endpoint(&rows);
+    let counts = last_hour.by_endpoint();
     let board = state.registry.health();
     let mut hours: Vec<EndpointHour> = endpoints
         .iter()

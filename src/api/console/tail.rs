@@ -157,8 +157,10 @@ async fn name_of(
         if let Ok(fresh) = super::endpoints::names(state).await {
             *names = fresh;
         }
+        // A deleted endpoint is looked up once, not at every attempt that names it.
+        names.entry(id).or_insert_with(|| id.to_string());
     }
-    names.get(&id).cloned().unwrap_or_else(|| id.to_string())
+    names[&id].clone()
 }
 
 fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
