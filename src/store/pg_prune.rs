@@ -11,6 +11,14 @@ use sqlx::{PgPool, Row};
 use super::{Cutoffs, EventScan, Removed, StoreError, StoreStats, TableStats};
 use crate::model::EventId;
 
+/// When a removed row's id (`msg_` or `evt_` and a UUIDv7 in 32 hex digits) was made, in unix
+/// ms: its first 48 bits; 0 for an id of another UUID version. A horizon is the later of that
+/// and the row's stored time, because a lookup has only the id to go by, and the id is made a
+/// moment apart from the stored time: it may fall in the next millisecond, and a horizon from
+/// the stored time alone would call that very row "never existed" (404), not "pruned" (410).
+const ID_MILLIS: &str = "CASE WHEN substr(id, strpos(id, '_') + 13, 1) = '7'
+    THEN ('x' || substr(id, strpos(id, '_') + 1, 12))::bit(48)::int8 ELSE 0 END";
+
 /// Removes up to `limit` expired finished deliveries with their attempts (succeeded, then
 /// dead letters), and moves the horizons past them.
 pub async fn deliveries(
@@ -28,19 +36,20 @@ pub async fn deliveries(
         // finished_at), so deliveries_due (status, next_attempt_at) finds them in order.
         // The attempts and the deliveries go in one statement: the foreign key is checked
         // at its end, when both are gone.
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "WITH doomed AS (
                SELECT id, created_at FROM deliveries
                WHERE status = $1 AND next_attempt_at < $2 AND finished_at < $2
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),
              a AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM doomed) RETURNING 1),
-             d AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM doomed) RETURNING created_at),
-             h AS (UPDATE retention SET deliveries_through = GREATEST(deliveries_through, (SELECT max(created_at) FROM d)),
-                     dead_letters_through = CASE WHEN $4 THEN GREATEST(dead_letters_through, (SELECT max(created_at) FROM d))
+             d AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM doomed)
+                   RETURNING GREATEST(created_at, {ID_MILLIS}) AS made),
+             h AS (UPDATE retention SET deliveries_through = GREATEST(deliveries_through, (SELECT max(made) FROM d)),
+                     dead_letters_through = CASE WHEN $4 THEN GREATEST(dead_letters_through, (SELECT max(made) FROM d))
                                             ELSE dead_letters_through END
                    WHERE id = 1 AND EXISTS (SELECT 1 FROM d) RETURNING 1)
-             SELECT (SELECT count(*) FROM d) AS deliveries, (SELECT count(*) FROM a) AS attempts",
-        )
+             SELECT (SELECT count(*) FROM d) AS deliveries, (SELECT count(*) FROM a) AS attempts"
+        ))
         .bind(status)
         .bind(cutoff)
         .bind(left as i64)
@@ -64,7 +73,7 @@ pub async fn events(
     let (events_before, keys_since) = cutoffs.events_millis();
     // Ids are time-ordered: the primary key walks the events oldest first up to the cutoff.
     let bound = EventId::first_at(events_before).to_string();
-    let row = sqlx::query(
+    let row = sqlx::query(&format!(
         "WITH scan AS (
            SELECT id, received_at, idempotency_key FROM events WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3),
          doomed AS (
@@ -72,12 +81,13 @@ pub async fn events(
            WHERE e.id IN (SELECT id FROM scan WHERE received_at < $4 AND (idempotency_key IS NULL OR received_at < $5))
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
            FOR UPDATE SKIP LOCKED),
-         gone AS (DELETE FROM events WHERE id IN (SELECT id FROM doomed) RETURNING received_at),
-         h AS (UPDATE retention SET events_through = GREATEST(events_through, (SELECT max(received_at) FROM gone))
+         gone AS (DELETE FROM events WHERE id IN (SELECT id FROM doomed)
+                  RETURNING GREATEST(received_at, {ID_MILLIS}) AS made),
+         h AS (UPDATE retention SET events_through = GREATEST(events_through, (SELECT max(made) FROM gone))
                WHERE id = 1 AND EXISTS (SELECT 1 FROM gone) RETURNING 1)
          SELECT (SELECT count(*) FROM scan) AS seen, (SELECT max(id) FROM scan) AS last,
-                (SELECT count(*) FROM gone) AS removed",
-    )
+                (SELECT count(*) FROM gone) AS removed"
+    ))
     .bind(after.unwrap_or(""))
     .bind(bound)
     .bind(i64::from(limit))

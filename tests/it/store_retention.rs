@@ -297,7 +297,48 @@ pub async fn pruning_beside_ingestion_removes_only_what_expired(t: TestStore) {
     assert_eq!(counts.get(&DeliveryStatus::Succeeded), None);
 }
 
+/// An id is made a moment apart from the time its row stores, and may fall in a later
+/// millisecond: the horizons still cover every row removed, so looking it up by its id says
+/// "pruned" (410), not "never existed" (404).
+pub async fn the_horizons_cover_the_ids_of_what_was_removed(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let mut new = new_event(&sub, None);
+    let stored = new.event.received_at;
+    let stored_ms = (stored.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut event = new.event.event.clone();
+    event.id = EventId::first_at(stored_ms + 3);
+    new.event = Arc::new(OutgoingEvent::new(event));
+    new.deliveries[0].id = DeliveryId::first_at(stored_ms + 5);
+    let (event_id, delivery_id) = (new.event.id, new.deliveries[0].id);
+    s.ingest(vec![new]).await.unwrap();
+    let owner = s.lease_owner();
+    let skip: Vec<EndpointId> = Vec::new();
+    let leased = s.lease(lease_req(&owner, &skip, 1, 1)).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    s.record(&owner, &[result(&leased[0], NextState::Succeeded)])
+        .await
+        .unwrap();
+    let removed = prune_all(s, &all_but_dead_letters(), 10).await;
+    assert_eq!((removed.deliveries, removed.events), (1, 1));
+    let horizons = s.retention_state().await.unwrap().horizons;
+    let covers = |horizon: Option<OffsetDateTime>, made: Option<i64>| {
+        let horizon = horizon.expect("a horizon once something was removed");
+        (horizon.unix_timestamp_nanos() / 1_000_000) as i64 >= made.unwrap()
+    };
+    assert!(
+        covers(horizons.deliveries, delivery_id.unix_millis()),
+        "{horizons:?} covers {delivery_id} (stored at {stored})"
+    );
+    assert!(
+        covers(horizons.events, event_id.unix_millis()),
+        "{horizons:?} covers {event_id} (stored at {stored})"
+    );
+}
+
 contract!(
+    the_horizons_cover_the_ids_of_what_was_removed,
     pruning_beside_ingestion_removes_only_what_expired,
     pruning_removes_finished_work_and_never_what_is_still_going,
     an_idempotency_key_is_honoured_inside_its_window_and_free_after_it,

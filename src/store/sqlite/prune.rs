@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::model::EventId;
+use crate::model::{DeliveryId, EventId};
 use crate::store::{Cutoffs, EventScan, Removed, StoreError};
 
 /// A pruning step done inside a group commit, waiting for the commit's outcome to answer.
@@ -133,9 +133,13 @@ pub(super) fn remove_deliveries(
         for (id, created) in doomed {
             removed.attempts += attempts.execute([&id])? as u64;
             removed.deliveries += delivery.execute([&id])? as u64;
-            newest = newest.max(created);
+            let made = made_at(
+                id.parse::<DeliveryId>().ok().and_then(|i| i.unix_millis()),
+                created,
+            );
+            newest = newest.max(made);
             if dead_letter {
-                newest_dead = newest_dead.max(created);
+                newest_dead = newest_dead.max(made);
             }
         }
     }
@@ -183,7 +187,10 @@ pub(super) fn remove_events(
         }
         if delete.execute([id])? > 0 {
             result.removed += 1;
-            newest = newest.max(*received);
+            newest = newest.max(made_at(
+                id.parse::<EventId>().ok().and_then(|i| i.unix_millis()),
+                *received,
+            ));
         }
     }
     if result.removed > 0 {
@@ -196,6 +203,14 @@ pub(super) fn remove_events(
         .then(|| seen.last().map(|(id, _, _)| id.clone()))
         .flatten();
     Ok(result)
+}
+
+/// When a removed row was made, as a lookup of its id will see it: the later of its stored
+/// time and its id's time. The id (UUIDv7) is made a moment apart from the stored time, and
+/// may fall in the next millisecond; a horizon from the stored time alone would then call
+/// that very row "never existed" (404) instead of "pruned" (410).
+fn made_at(id_millis: Option<i64>, stored: i64) -> i64 {
+    id_millis.map_or(stored, |made| made.max(stored))
 }
 
 /// Free pages always kept, at the least: what a few group commits use, so they need not grow
