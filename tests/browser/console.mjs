@@ -7,7 +7,7 @@
 // Usage: node tests/browser/console.mjs <herald binary> <local-emulator binary>
 
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -76,13 +76,17 @@ function start(bin, args, pattern, log) {
   });
 }
 
-// A webhook receiver: 200, or 400 with a JSON reason while `refusing`.
+// A webhook receiver: 200, or 400 with a JSON reason while `refusing`. It keeps what came to
+// paths other than /hook (endpoints made in the console), to check their signatures.
 let refusing = false;
 let received = 0;
+const kept = [];
 const receiver = createServer((req, res) => {
-  req.resume();
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
     received += 1;
+    if (!req.url.startsWith("/hook")) kept.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
     if (refusing) {
       res.writeHead(400, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: "CustomerId is unknown here" }));
@@ -93,7 +97,16 @@ const receiver = createServer((req, res) => {
   });
 });
 await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
-const receiverUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+const receiverBase = `http://127.0.0.1:${receiver.address().port}`;
+const receiverUrl = `${receiverBase}/hook`;
+
+/** Whether `r` carries a Standard Webhooks v1 signature made with `secret` (whsec_…). */
+function signedWith(r, secret) {
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  const expected = createHmac("sha256", key)
+    .update(`${r.headers["webhook-id"]}.${r.headers["webhook-timestamp"]}.${r.body}`).digest("base64");
+  return r.headers["webhook-signature"].split(" ").includes(`v1,${expected}`);
+}
 
 // The local emulator with one queue.
 writeFileSync(join(dir, "Config.json"), JSON.stringify({
@@ -171,7 +184,7 @@ async function signIn(context, key) {
   return page;
 }
 
-const pages = ["/console", "/console/catalog", "/console/catalog/contoso_CustomerPurchase", "/console/endpoints", "/console/deliveries", "/console/dead-letters", "/console/tail"];
+const pages = ["/console", "/console/catalog", "/console/catalog/contoso_CustomerPurchase", "/console/endpoints", "/console/endpoints/new", "/console/deliveries", "/console/dead-letters", "/console/tail"];
 
 try {
   // --- Sign-in, and the session cookie's attributes.
@@ -261,6 +274,33 @@ try {
   await page.goto(endpointUrl);
   check(!(await page.content()).includes(shown), "the secret is not shown again");
 
+  // --- A webhook endpoint made in the console: problems beside their fields, then its secret
+  // shown once, and deliveries signed with it.
+  await page.goto(`${base}/console/endpoints`);
+  await page.getByRole("link", { name: "New webhook endpoint" }).click();
+  await page.getByLabel(/^Name/).fill("alerts-webhook");
+  await page.getByLabel(/^URL/).fill("not a url");
+  await page.getByRole("button", { name: "Create endpoint" }).click();
+  check(await page.locator("#e-url").isVisible(), "a URL the registry refuses is shown beside its field");
+  check((await page.getByLabel(/^URL/).getAttribute("aria-invalid")) === "true", "the refused URL field is marked aria-invalid");
+  await review(page, "endpoint-new-refused");
+  await page.getByLabel(/^URL/).fill(`${receiverBase}/alerts`);
+  await page.getByLabel(/^Subscribe to/).selectOption("contoso_CustomerPurchase");
+  await page.getByRole("button", { name: "Create endpoint" }).click();
+  const made = await page.locator("#shown-secret").inputValue();
+  check(/^whsec_[A-Za-z0-9+/=]{30,}$/.test(made), "a new endpoint's secret is shown once on the page that made it");
+  check((await page.locator("#subs-h + div tbody").textContent()).includes("contoso_CustomerPurchase"), "the new endpoint's subscription is listed on its page");
+  const madeUrl = (await page.locator("form[action$='/subscriptions']").getAttribute("action")).replace("/subscriptions", "");
+  await page.goto(`${base}${madeUrl}`);
+  check(!(await page.content()).includes(made.slice(6, 30)), "the new endpoint's secret is not shown again");
+  const toAlerts = await page.request.post(`${base}/v1/events/contoso_CustomerPurchase`, {
+    headers: { authorization: `Bearer ${admin}` },
+    data: { CustomerId: "0b6c8e2e-2222-4e0c-9a55-2b8f3c7d9e10", Total: 9, Currency: "EUR", PurchasedOn: "2026-11-24T09:00:00Z" },
+  });
+  check(toAlerts.status() === 202, "an event for the new endpoint is accepted");
+  const alert = await until("the new endpoint's delivery", () => kept.find((r) => r.path === "/alerts"));
+  check(signedWith(alert, made), "the new endpoint's deliveries are signed with the secret shown");
+
   // --- A form without the CSRF token is refused, and changes nothing.
   const endpointId = endpointUrl.split("/").pop();
   const forged = await page.request.post(`${base}/console/endpoints/${endpointId}/disable`, { form: { reason: "forged" } });
@@ -301,7 +341,7 @@ try {
   const viewerCtx = await browser.newContext({ bypassCSP: true });
   const v = await signIn(viewerCtx, viewer);
   await v.goto(`${endpointUrl}`);
-  check((await v.getByRole("button", { name: /Disable|Enable|Rotate secret|Retire/ }).count()) === 0, "a read-only key sees no action on the endpoint page");
+  check((await v.getByRole("button", { name: /Disable|Enable|Rotate secret|Retire|Subscribe|Unsubscribe/ }).count()) === 0, "a read-only key sees no action on the endpoint page");
   const csrf = await v.locator('input[name="csrf"]').first().inputValue();
   const refused = await v.request.post(`${base}/console/endpoints/${endpointId}/disable`, { form: { csrf, reason: "viewer" } });
   check(refused.status() === 403, "a read-only key's action is refused (403) even with its CSRF token");

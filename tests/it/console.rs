@@ -1,6 +1,7 @@
 //! The operator console over real HTTP (its pages in a browser are `tests/browser`): sessions
-//! and their cookies, CSRF refusals, read-only keys, and the attempt's request as the console
-//! and the API show it, with every secret masked.
+//! and their cookies, CSRF refusals, read-only keys, a webhook endpoint made in the console
+//! (its secret shown once and verified by `standardwebhooks`), and the attempt's request as
+//! the console and the API show it, with every secret masked.
 
 use std::time::Duration;
 
@@ -377,5 +378,216 @@ async fn an_attempts_request_is_shown_with_every_secret_masked() {
         attempt["response"],
         "HTTP 400 Bad Request\n\n{\"error\":\"no such customer\"}"
     );
+    app.stop().await;
+}
+
+/// Text as HTML escapes it (minijinja escapes `&<>"'/`), read back.
+fn unescape(text: &str) -> String {
+    [
+        ("&#x2f;", "/"),
+        ("&#x27;", "'"),
+        ("&quot;", "\""),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(text.to_owned(), |t, (from, to)| t.replace(from, to))
+}
+
+/// The `id="{id}"` element's `value` attribute in `html`, unescaped.
+fn input_value(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[at..];
+    let end = rest.find('>')?;
+    rest[..end]
+        .split("value=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .map(unescape)
+}
+
+#[tokio::test]
+async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_its_deliveries() {
+    let app = TestApp::builder()
+        .config(&format!(
+            "[[api_keys]]\nname = \"viewer\"\nsha256 = \"{}\"\nsolutions = [\"contoso\"]",
+            hex::encode(herald::auth::hash(VIEWER_KEY))
+        ))
+        .build()
+        .await;
+    let receiver = Receiver::start().await;
+    let http = client();
+    let admin = sign_in(&app, ADMIN_KEY).await;
+    let list = open(&http, &app, "/console/endpoints", &admin).await;
+    assert!(list
+        .text()
+        .await
+        .unwrap()
+        .contains("href=\"/console/endpoints/new\""));
+    let form = open(&http, &app, "/console/endpoints/new", &admin).await;
+    assert_eq!(form.status(), 200);
+    let token = csrf(&form.text().await.unwrap());
+    let create = |fields: Vec<(&'static str, String)>| {
+        let mut all = vec![("csrf", token.clone())];
+        all.extend(fields);
+        http.post(format!("{}/console/endpoints/new", app.url))
+            .header("cookie", &admin)
+            .posted(&all)
+            .send()
+    };
+
+    // Problems are shown beside their fields, with what was typed kept.
+    let r = create(vec![
+        ("name", "alerts".into()),
+        ("url", "".into()),
+        ("timeout", "soon".into()),
+        ("event", "contoso_NoSuchEvent".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    for field in ["url", "timeout", "event"] {
+        assert!(
+            html.contains(&format!("id=\"e-{field}\"")),
+            "{field}: {html}"
+        );
+        assert!(
+            html.contains(&format!("aria-describedby=\"e-{field}\"")),
+            "{field} points at its error"
+        );
+    }
+    assert_eq!(input_value(&html, "f-name").as_deref(), Some("alerts"));
+    // What the registry refuses (a URL that is no URL) goes beside its field too.
+    let r = create(vec![("name", "alerts".into()), ("url", "not a url".into())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("id=\"e-url\""));
+    let (_, endpoints) = app.get("/v1/endpoints").await;
+    assert_eq!(endpoints.as_array().unwrap().len(), 0, "nothing was made");
+
+    // Made, with a subscription: the page shows the secret this once.
+    let r = create(vec![
+        ("name", "alerts".into()),
+        ("url", receiver.url()),
+        ("signing", "v1".into()),
+        ("timeout", "5s".into()),
+        ("event", "contoso_CustomerPurchase".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let html = r.text().await.unwrap();
+    let secret = input_value(&html, "shown-secret").expect("the secret, shown once");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let (_, endpoints) = app.get("/v1/endpoints").await;
+    let made = &endpoints[0];
+    assert_eq!(made["name"], "alerts");
+    assert_eq!(made["timeout"], "5s");
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(
+        !made.to_string().contains(&secret),
+        "the API never shows it"
+    );
+    let again = open(&http, &app, &format!("/console/endpoints/{id}"), &admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!unescape(&again).contains(&secret[6..]), "not shown again");
+    assert!(
+        again.contains("contoso_CustomerPurchase"),
+        "its subscription is listed"
+    );
+    // The name is taken now.
+    let r = create(vec![("name", "alerts".into()), ("url", receiver.url())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("id=\"e-name\""));
+
+    // Deliveries reach it signed with the secret shown, as standardwebhooks verifies.
+    app.send_purchase(12.0).await;
+    let got = wait_for(Duration::from_secs(10), "the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let out =
+        crate::webhooks::run_python_verifier(&secret, &[crate::webhooks::signed_request(&got)]);
+    assert!(out.contains("verified 1 requests"), "{out}");
+
+    // Unsubscribed from its page: no subscription delivers to it any more.
+    let (_, subs) = app.get("/v1/subscriptions").await;
+    let sub = subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["endpoint_id"] == id.as_str())
+        .expect("the subscription made with it")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!(
+            "{}/console/endpoints/{id}/subscriptions/{sub}/remove",
+            app.url
+        ))
+        .header("cookie", &admin)
+        .posted(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, subs) = app.get("/v1/subscriptions").await;
+    assert!(subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["endpoint_id"] != id.as_str()));
+    // And subscribed again from the same page.
+    let r = http
+        .post(format!("{}/console/endpoints/{id}/subscriptions", app.url))
+        .header("cookie", &admin)
+        .posted(&[
+            ("csrf", token.as_str()),
+            ("event", "contoso_CustomerPurchase"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Subscribed to contoso_CustomerPurchase"));
+
+    // A key that is not an admin may neither open the form nor post it.
+    let viewer = sign_in(&app, VIEWER_KEY).await;
+    let r = open(&http, &app, "/console/endpoints/new", &viewer).await;
+    assert_eq!(r.status(), 403);
+    let page = open(&http, &app, &format!("/console/endpoints/{id}"), &viewer)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Unsubscribe") && !page.contains("subscribe-event"));
+    let viewer_token = csrf(&page);
+    let r = http
+        .post(format!("{}/console/endpoints/new", app.url))
+        .header("cookie", &viewer)
+        .posted(&[
+            ("csrf", viewer_token.as_str()),
+            ("name", "sneaky"),
+            ("url", &receiver.url()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, endpoints) = app.get("/v1/endpoints").await;
+    assert_eq!(endpoints.as_array().unwrap().len(), 1);
     app.stop().await;
 }

@@ -74,7 +74,7 @@ async fn posted_events_reach_the_receiver_signed_and_verifiable_by_standardwebho
 }
 
 /// A received request's signature headers and body, as the Python verifiers take them.
-fn signed_request(r: &Received) -> Value {
+pub(crate) fn signed_request(r: &Received) -> Value {
     json!({
         "headers": {
             "webhook-id": r.header("webhook-id"),
@@ -86,7 +86,7 @@ fn signed_request(r: &Received) -> Value {
 }
 
 /// Runs tests/python/verify_webhooks.py; panics unless every request verifies and a tampered one fails.
-fn run_python_verifier(secret: &str, requests: &[Value]) -> String {
+pub(crate) fn run_python_verifier(secret: &str, requests: &[Value]) -> String {
     run_python(
         "verify_webhooks.py",
         &json!({"secret": secret, "requests": requests}),

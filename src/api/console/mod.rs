@@ -39,12 +39,24 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(catalog::event).post(catalog::send_test),
         )
         .route("/console/endpoints", get(endpoints::list))
+        .route(
+            "/console/endpoints/new",
+            get(endpoints::new_form).post(endpoints::create),
+        )
         .route("/console/endpoints/{id}", get(endpoints::one))
         .route("/console/endpoints/{id}/enable", post(endpoints::enable))
         .route("/console/endpoints/{id}/disable", post(endpoints::disable))
         .route(
             "/console/endpoints/{id}/secrets",
             post(endpoints::add_secret),
+        )
+        .route(
+            "/console/endpoints/{id}/subscriptions",
+            post(endpoints::add_subscription),
+        )
+        .route(
+            "/console/endpoints/{id}/subscriptions/{subscription}/remove",
+            post(endpoints::remove_subscription),
         )
         .route(
             "/console/endpoints/{id}/secrets/{secret}/retire",

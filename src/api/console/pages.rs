@@ -34,6 +34,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("event.html", include_str!("templates/event.html")),
     ("endpoints.html", include_str!("templates/endpoints.html")),
     ("endpoint.html", include_str!("templates/endpoint.html")),
+    (
+        "endpoint_new.html",
+        include_str!("templates/endpoint_new.html"),
+    ),
     ("deliveries.html", include_str!("templates/deliveries.html")),
     ("delivery.html", include_str!("templates/delivery.html")),
     (
