@@ -121,7 +121,7 @@ pub struct EndpointInput {
 }
 
 /// A subscription to create or replace.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionInput {
     /// Unique name; generated when absent.

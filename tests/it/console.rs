@@ -454,7 +454,7 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
             "{field}: {html}"
         );
         assert!(
-            html.contains(&format!("aria-describedby=\"e-{field}\"")),
+            html.contains(&format!("aria-describedby=\"e-{field}")),
             "{field} points at its error"
         );
     }
@@ -563,6 +563,48 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
         .await
         .unwrap()
         .contains("Subscribed to contoso_CustomerPurchase"));
+    // An event that is not cataloged is refused, beside what is there.
+    let r = http
+        .post(format!("{}/console/endpoints/{id}/subscriptions", app.url))
+        .header("cookie", &admin)
+        .posted(&[("csrf", token.as_str()), ("event", "contoso_NoSuchEvent")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Not subscribed to contoso_NoSuchEvent"));
+    // Another endpoint's subscription is not this endpoint's to remove.
+    let other = Receiver::start().await;
+    let (other_ep, _) = app
+        .subscribe_webhook("other", &other.url(), SECRET, "contoso_CustomerPurchase")
+        .await;
+    let (_, subs) = app.get("/v1/subscriptions").await;
+    let others = subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["endpoint_id"] == other_ep.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!(
+            "{}/console/endpoints/{id}/subscriptions/{others}/remove",
+            app.url
+        ))
+        .header("cookie", &admin)
+        .posted(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (status, _) = app.get(&format!("/v1/subscriptions/{others}")).await;
+    assert_eq!(status, 200, "still there");
 
     // A key that is not an admin may neither open the form nor post it.
     let viewer = sign_in(&app, VIEWER_KEY).await;
@@ -587,7 +629,29 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    for action in [
+        format!("/console/endpoints/{id}/subscriptions"),
+        format!("/console/endpoints/{other_ep}/subscriptions/{others}/remove"),
+    ] {
+        let r = http
+            .post(format!("{}{action}", app.url))
+            .header("cookie", &viewer)
+            .posted(&[
+                ("csrf", viewer_token.as_str()),
+                ("event", "contoso_CustomerPurchase"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{action}");
+    }
     let (_, endpoints) = app.get("/v1/endpoints").await;
-    assert_eq!(endpoints.as_array().unwrap().len(), 1);
+    assert_eq!(endpoints.as_array().unwrap().len(), 2);
+    let (_, subs) = app.get("/v1/subscriptions").await;
+    assert_eq!(
+        subs.as_array().unwrap().len(),
+        2,
+        "the viewer changed nothing"
+    );
     app.stop().await;
 }

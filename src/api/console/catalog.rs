@@ -14,7 +14,7 @@ use super::pages::{render, render_with, Frame, PageError};
 use super::session::{Posted, Session};
 use crate::api::AppState;
 use crate::ingest::{IngestError, Submission};
-use crate::model::{EventDefinition, IngestOutcome, Parameter};
+use crate::model::{Category, EventDefinition, IngestOutcome, Parameter, Solution};
 
 /// A parameter as the page shows it.
 #[derive(Serialize)]
@@ -93,21 +93,38 @@ fn params<'a>(
         .collect()
 }
 
-/// The catalog page.
-pub async fn list(State(state): State<AppState>, session: Session) -> Response {
+/// A solution `session` may see, with its categories and their cataloged events (sorted by
+/// name).
+pub(super) type Branch<'a> = (&'a Solution, Vec<(&'a Category, Vec<&'a EventDefinition>)>);
+
+/// The catalog as `session` may see it: solutions → categories → events.
+pub(super) fn tree<'a>(state: &'a AppState, session: &Session) -> Vec<Branch<'a>> {
     let catalog = &state.catalog;
-    let solutions: Vec<Value> = catalog
+    catalog
         .solutions()
         .iter()
         .filter(|s| session.principal.may_use(&s.unique_name))
         .map(|s| {
-            let categories: Vec<Value> = catalog
+            let categories = catalog
                 .categories()
                 .iter()
                 .filter(|c| c.solution == s.unique_name)
-                .map(|c| {
-                    let events: Vec<Value> = catalog
-                        .events_in(&c.solution, &c.name)
+                .map(|c| (c, catalog.events_in(&c.solution, &c.name)))
+                .collect();
+            (s, categories)
+        })
+        .collect()
+}
+
+/// The catalog page.
+pub async fn list(State(state): State<AppState>, session: Session) -> Response {
+    let solutions: Vec<Value> = tree(&state, &session)
+        .into_iter()
+        .map(|(s, categories)| {
+            let categories: Vec<Value> = categories
+                .into_iter()
+                .map(|(c, events)| {
+                    let events: Vec<Value> = events
                         .into_iter()
                         .map(|e| {
                             serde_json::json!({
@@ -134,7 +151,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
 }
 
 /// The definition of `name`, if the session may see it.
-fn visible<'a>(
+pub(super) fn visible<'a>(
     state: &'a AppState,
     session: &Session,
     name: &str,

@@ -38,6 +38,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "endpoint_new.html",
         include_str!("templates/endpoint_new.html"),
     ),
+    (
+        "endpoint_made.html",
+        include_str!("templates/endpoint_made.html"),
+    ),
+    (
+        "shown_secret.html",
+        include_str!("templates/shown_secret.html"),
+    ),
     ("deliveries.html", include_str!("templates/deliveries.html")),
     ("delivery.html", include_str!("templates/delivery.html")),
     (
@@ -261,6 +269,34 @@ mod tests {
         let env = templates();
         for (name, _) in TEMPLATES {
             env.get_template(name).expect(name);
+        }
+    }
+
+    #[test]
+    fn a_new_endpoints_secret_is_shown_even_when_its_page_cannot_be_read() {
+        let page = templates().get_template("endpoint_made.html").unwrap();
+        let out = page
+            .render(minijinja::context! {
+                frame => minijinja::context! { admin => true, csrf => "t", section => "endpoints" },
+                endpoint => minijinja::context! { id => "ep_1", name => "alerts" },
+                notice => "Created.",
+                shown => "whsec_abc",
+            })
+            .unwrap();
+        assert!(out.contains("id=\"shown-secret\" type=\"text\" readonly value=\"whsec_abc\""));
+        assert!(out.contains("href=\"/console/endpoints/ep_1\""));
+    }
+
+    #[test]
+    fn every_template_file_is_embedded() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/console/templates");
+        for file in std::fs::read_dir(dir).unwrap() {
+            let name = file.unwrap().file_name().into_string().unwrap();
+            assert!(
+                TEMPLATES.iter().any(|(n, _)| *n == name),
+                "{name} is in TEMPLATES"
+            );
         }
     }
 

@@ -108,6 +108,10 @@
     document.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
       input.addEventListener("focus", function () { input.select(); });
     });
+    // A form sent back with problems: focus goes to its first invalid field, whose label and
+    // error a screen reader then reads (an alert present at load is often not announced).
+    var invalid = document.querySelector('form [aria-invalid="true"]');
+    if (invalid) { invalid.focus(); }
   }
 
   document.addEventListener("DOMContentLoaded", function () { listen(); conveniences(); });
