@@ -166,6 +166,9 @@ pub struct ConsoleConfig {
     /// How long a session lasts after sign-in.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
+    /// How long a session lasts unused; `"0s"`: as long as `session_ttl`.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 /// How long finished work is kept, and how pruning runs.
@@ -455,6 +458,13 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        let idle = self.console.idle_timeout;
+        if !idle.is_zero() && idle < Duration::from_secs(60) {
+            return Err(ConfigError::Value {
+                field: "console.idle_timeout",
+                message: "must be at least 1m, e.g. \"30m\", or \"0s\" for none".into(),
+            });
+        }
         if self.console.session_ttl < Duration::from_secs(60) {
             return Err(ConfigError::Value {
                 field: "console.session_ttl",

@@ -163,6 +163,7 @@ pub async fn start(
         console: api::console::ConsoleSettings {
             enabled: config.console.enabled,
             session_ttl: config.console.session_ttl,
+            idle_timeout: Some(config.console.idle_timeout).filter(|d| !d.is_zero()),
             secure: public_url.starts_with("https://"),
         },
     };

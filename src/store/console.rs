@@ -23,8 +23,11 @@ pub struct SessionRecord {
     pub csrf: String,
     /// When it was opened.
     pub created_at: OffsetDateTime,
-    /// When it ends.
+    /// When it ends, however much it is used.
     pub expires_at: OffsetDateTime,
+    /// When it ends unless it is used before (moved on by [`ConsoleRecords::touch_session`]);
+    /// `expires_at` when sessions have no idle timeout.
+    pub idle_until: OffsetDateTime,
 }
 
 /// The console's records.
@@ -32,12 +35,19 @@ pub struct SessionRecord {
 pub trait ConsoleRecords: Send + Sync {
     /// Keeps a new session (and forgets the expired ones).
     async fn open_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
-    /// The session of a token hash, unless it expired by `now`.
+    /// The session of a token hash, unless it expired or went idle by `now`.
     async fn session(
         &self,
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Moves a session's idle end on to `idle_until` (never past its `expires_at`, never
+    /// back).
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        idle_until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Ends a session; whether there was one to end (two requests ending one session: one
     /// of them is told it did).
     async fn close_session(&self, token_hash: &str) -> Result<bool, StoreError>;
@@ -189,19 +199,20 @@ fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
 
 on_every_backend!(ConsoleRecords {
     async fn open_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        sqlx::query::<DB>("DELETE FROM console_sessions WHERE expires_at <= $1")
+        sqlx::query::<DB>("DELETE FROM console_sessions WHERE expires_at <= $1 OR idle_until <= $1")
             .bind(millis(s.created_at))
             .execute(&self.pool)
             .await?;
         sqlx::query::<DB>(
-            "INSERT INTO console_sessions (token_hash, key_hash, csrf, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO console_sessions (token_hash, key_hash, csrf, created_at, expires_at, idle_until)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(s.token_hash.clone())
         .bind(s.key_hash.clone())
         .bind(s.csrf.clone())
         .bind(millis(s.created_at))
         .bind(millis(s.expires_at))
+        .bind(millis(s.idle_until.min(s.expires_at)))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -213,7 +224,7 @@ on_every_backend!(ConsoleRecords {
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query::<DB>(
-            "SELECT * FROM console_sessions WHERE token_hash = $1 AND expires_at > $2",
+            "SELECT * FROM console_sessions WHERE token_hash = $1 AND expires_at > $2 AND idle_until > $2",
         )
         .bind(token_hash)
         .bind(millis(now))
@@ -226,7 +237,24 @@ on_every_backend!(ConsoleRecords {
             csrf: row.text("csrf")?,
             created_at: super::rows::from_millis(row.int("created_at")?),
             expires_at: super::rows::from_millis(row.int("expires_at")?),
+            idle_until: super::rows::from_millis(row.int("idle_until")?),
         }))
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        idle_until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query::<DB>(
+            "UPDATE console_sessions SET idle_until = CASE WHEN $2 < expires_at THEN $2 ELSE expires_at END
+             WHERE token_hash = $1 AND idle_until < $2",
+        )
+        .bind(token_hash)
+        .bind(millis(idle_until))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn close_session(&self, token_hash: &str) -> Result<bool, StoreError> {

@@ -223,6 +223,20 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
 
     // A read-only key sees, and is refused every action even with its own token.
     let viewer = sign_in(&app, VIEWER_KEY).await;
+    // Its overview leaves out what is counted over every solution.
+    let overview = open(&http, &app, "/console", &viewer)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("This key's view") && !overview.contains("events accepted"));
+    assert!(!overview.contains("Deliveries by state") && !overview.contains("deliveries due now"));
+    let overview = open(&http, &app, "/console", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("events accepted") && overview.contains("Deliveries by state"));
     let html = open(
         &http,
         &app,
@@ -653,5 +667,57 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
         2,
         "the viewer changed nothing"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_left_unused_for_its_idle_timeout_ends_and_use_keeps_it_open() {
+    use sha2::Digest;
+    let app = TestApp::builder()
+        .config("[console]\nidle_timeout = \"5m\"")
+        .build()
+        .await;
+    let http = client();
+    let cookie = sign_in(&app, ADMIN_KEY).await;
+    let hash = hex::encode(sha2::Sha256::digest(
+        cookie.split_once('=').unwrap().1.as_bytes(),
+    ));
+    let sessions = app.running.state.store.console();
+    let now = time::OffsetDateTime::now_utc();
+    let record = sessions.session(&hash, now).await.unwrap().expect("open");
+    let ahead = record.idle_until - now;
+    assert!(
+        ahead > time::Duration::minutes(4) && ahead <= time::Duration::minutes(5),
+        "idle end 5 minutes after sign-in, not the 8-hour lifetime: {ahead}"
+    );
+    // Used again close to its idle end: moved on to five minutes from now.
+    let reopened = herald::store::console::SessionRecord {
+        idle_until: now + time::Duration::seconds(30),
+        ..record.clone()
+    };
+    assert!(sessions.close_session(&hash).await.unwrap());
+    sessions.open_session(&reopened).await.unwrap();
+    assert_eq!(open(&http, &app, "/console", &cookie).await.status(), 200);
+    let moved = sessions.session(&hash, now).await.unwrap().unwrap();
+    assert!(
+        moved.idle_until - now > time::Duration::minutes(4),
+        "use moved the idle end on: {}",
+        moved.idle_until - now
+    );
+    // Left unused past it: pages ask to sign in again.
+    assert!(sessions.close_session(&hash).await.unwrap());
+    sessions
+        .open_session(&herald::store::console::SessionRecord {
+            idle_until: now - time::Duration::seconds(1),
+            ..record
+        })
+        .await
+        .unwrap();
+    let r = open(&http, &app, "/console", &cookie).await;
+    assert_eq!(r.status(), 303, "gone idle");
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/console/sign-in"));
     app.stop().await;
 }

@@ -23,6 +23,7 @@ fn session(token: &str, expires_at: OffsetDateTime) -> SessionRecord {
         csrf: "token".into(),
         created_at: OffsetDateTime::now_utc(),
         expires_at,
+        idle_until: expires_at,
     }
 }
 
@@ -48,6 +49,65 @@ pub async fn sessions_end_when_they_expire_or_close_and_close_once(t: TestStore)
     c.open_session(&session("old", now - hour)).await.unwrap();
     c.open_session(&session("new", now + hour)).await.unwrap();
     assert!(!c.close_session("old").await.unwrap(), "forgotten already");
+}
+
+pub async fn a_session_unused_for_its_idle_timeout_ends_and_use_moves_that_on(t: TestStore) {
+    let c = t.store.console();
+    let now = OffsetDateTime::now_utc();
+    let (minute, hour) = (time::Duration::MINUTE, time::Duration::HOUR);
+    let minutes = time::Duration::minutes;
+    c.open_session(&SessionRecord {
+        idle_until: now + minutes(30),
+        ..session("idle", now + hour)
+    })
+    .await
+    .unwrap();
+    assert!(c
+        .session("idle", now + minutes(29))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        c.session("idle", now + minutes(31))
+            .await
+            .unwrap()
+            .is_none(),
+        "idle for 30 minutes"
+    );
+    // Use moves it on; never back, never past the session's end.
+    c.touch_session("idle", now + minutes(50)).await.unwrap();
+    c.touch_session("idle", now + minutes(40)).await.unwrap();
+    let found = c
+        .session("idle", now + minutes(45))
+        .await
+        .unwrap()
+        .expect("moved on");
+    assert_eq!(
+        found.idle_until.unix_timestamp(),
+        (now + minutes(50)).unix_timestamp()
+    );
+    c.touch_session("idle", now + time::Duration::hours(3))
+        .await
+        .unwrap();
+    let found = c.session("idle", now).await.unwrap().unwrap();
+    assert_eq!(
+        found.idle_until.unix_timestamp(),
+        found.expires_at.unix_timestamp()
+    );
+    assert!(c
+        .session("idle", now + hour + minute)
+        .await
+        .unwrap()
+        .is_none());
+    // A session gone idle is forgotten when the next one opens.
+    c.open_session(&SessionRecord {
+        idle_until: now - minute,
+        ..session("left", now + hour)
+    })
+    .await
+    .unwrap();
+    c.open_session(&session("next", now + hour)).await.unwrap();
+    assert!(!c.close_session("left").await.unwrap(), "forgotten already");
 }
 
 pub async fn activity_adds_up_across_instances_and_forgets_old_minutes(t: TestStore) {
@@ -240,6 +300,7 @@ pub async fn pages_of_deliveries_go_by_keyset_in_each_order(t: TestStore) {
 
 contract!(
     sessions_end_when_they_expire_or_close_and_close_once,
+    a_session_unused_for_its_idle_timeout_ends_and_use_moves_that_on,
     activity_adds_up_across_instances_and_forgets_old_minutes,
     pages_of_deliveries_go_by_keyset_in_each_order,
 );

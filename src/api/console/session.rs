@@ -30,8 +30,19 @@ pub struct ConsoleSettings {
     pub enabled: bool,
     /// How long a session lasts.
     pub session_ttl: std::time::Duration,
+    /// How long a session lasts unused (`None`: as long as `session_ttl`).
+    pub idle_timeout: Option<std::time::Duration>,
     /// Whether cookies are `Secure` (Herald's public URL is HTTPS).
     pub secure: bool,
+}
+
+impl ConsoleSettings {
+    /// The idle timeout, if there is one shorter than a session's lifetime.
+    fn idle(&self) -> Option<time::Duration> {
+        self.idle_timeout
+            .filter(|idle| *idle < self.session_ttl)
+            .and_then(|idle| time::Duration::try_from(idle).ok())
+    }
 }
 
 /// The session cookie's name.
@@ -237,6 +248,16 @@ impl FromRequestParts<AppState> for Session {
         let Some(principal) = state.keys.by_hash(&key) else {
             return Err(to_sign_in());
         };
+        // Use moves the idle end on, written at most once a minute per session. The live
+        // tail's re-checks are not use: a tail left open alone ends when the session idles.
+        let now = OffsetDateTime::now_utc();
+        if let Some(idle) = state.console.idle() {
+            if record.idle_until < now + idle - time::Duration::MINUTE {
+                if let Err(e) = state.store.console().touch_session(&hash, now + idle).await {
+                    tracing::warn!(error = %e, "a console session's idle end could not be moved on");
+                }
+            }
+        }
         Ok(Session {
             principal,
             csrf: record.csrf,
@@ -300,6 +321,7 @@ async fn open(state: &AppState, key_hash: [u8; 32], next: &str) -> Result<Respon
             csrf: random_token(),
             created_at: now,
             expires_at: now + ttl,
+            idle_until: now + state.console.idle().unwrap_or(ttl),
         })
         .await?;
     let mut r = Redirect::to(next).into_response();
@@ -358,6 +380,7 @@ pub async fn sign_in_link(store: &dyn Store, key_hash: [u8; 32]) -> Result<Strin
             csrf: LINK.into(),
             created_at: now,
             expires_at: now + LINK_TTL,
+            idle_until: now + LINK_TTL,
         })
         .await?;
     Ok(token)
