@@ -2,12 +2,20 @@
 //! and their time, per endpoint), kept in memory and added to the store every few seconds so
 //! the console's charts cover every instance; and a live feed of events and attempts for the
 //! console's tail. Counting costs a short lock; the feed costs nothing while nobody watches.
+//!
+//! On a store that instances share, a live tail open on one instance hears the others too:
+//! its instance asks them (every [`WANT_EVERY`]) to tell what happens, and for
+//! [`TOLD_FOR`] after each ask they gather their happenings and pass them on through the
+//! store every [`TELL_EVERY`], in batches of at most [`TAIL_TEXT_MAX`] bytes. While no tail
+//! is open anywhere, nothing is gathered or sent.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +24,7 @@ use crate::model::{
     minute_of, ActivityRow, AttemptOutcome, AttemptResult, Counts, DeliveryId, EndpointId, EventId,
     LeasedDelivery,
 };
-use crate::store::Store;
+use crate::store::{Store, TAIL_TEXT_MAX};
 
 /// How often counts are added to the store.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
@@ -24,9 +32,18 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 const KEEP_MINUTES: i64 = 7 * 24 * 60;
 /// Happenings a slow watcher may fall behind by before it misses some.
 const FEED_DEPTH: usize = 1024;
+/// How often an instance with a live tail open asks the others to tell it what happens.
+const WANT_EVERY: Duration = Duration::from_secs(10);
+/// How long an instance tells what happens after it was asked.
+const TOLD_FOR: Duration = Duration::from_secs(30);
+/// How often gathered happenings are passed on to the other instances.
+const TELL_EVERY: Duration = Duration::from_millis(250);
+/// Happenings gathered between two passes at most; past it they are missed (the live tail is
+/// a view, not a record: every delivery's state is in the store).
+const GATHER_MAX: usize = 4096;
 
 /// One thing that happened, as the live tail shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Happening {
     /// An event was accepted.
@@ -61,7 +78,7 @@ pub enum Happening {
         /// Attempts made, this one included.
         attempt: u32,
         /// What became of the delivery: `succeeded`, `retry`, `dead_lettered`, `wait`, …
-        state: &'static str,
+        state: Cow<'static, str>,
         /// The receiver's HTTP status, for webhooks.
         http_status: Option<u16>,
         /// How long the attempt took (none when nothing was sent).
@@ -93,6 +110,19 @@ struct Inner {
     feed: broadcast::Sender<Happening>,
     /// Cancelled at shutdown: watchers stop (a graceful shutdown waits for open streams).
     closing: CancellationToken,
+    /// This instance's name: what it hears from itself through the store, it ignores.
+    origin: String,
+    /// Until when (unix ms) another instance's live tail wants this one's happenings.
+    told_until: AtomicI64,
+    /// Happenings gathered for the other instances, and how many did not fit.
+    gathered: Mutex<(Vec<Happening>, u64)>,
+}
+
+/// What one instance tells the others' live tails.
+#[derive(Serialize, Deserialize)]
+struct Told<'a> {
+    origin: Cow<'a, str>,
+    happenings: Vec<Happening>,
 }
 
 impl std::fmt::Debug for Activity {
@@ -105,20 +135,71 @@ impl std::fmt::Debug for Activity {
 
 impl Default for Activity {
     fn default() -> Self {
+        Self::new("this instance")
+    }
+}
+
+fn now_millis() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Activity {
+    /// The activity of instance `origin` (its store's lease owner: unique per instance).
+    pub fn new(origin: impl Into<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 counts: Mutex::new(HashMap::new()),
                 feed: broadcast::channel(FEED_DEPTH).0,
                 closing: CancellationToken::new(),
+                origin: origin.into(),
+                told_until: AtomicI64::new(0),
+                gathered: Mutex::new((Vec::new(), 0)),
             }),
         }
     }
-}
 
-impl Activity {
-    /// Whether anyone watches the feed (so a happening is worth describing).
+    /// This instance's name.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// Whether anyone watches the feed, here or on another instance (so a happening is worth
+    /// describing).
     pub fn watched(&self) -> bool {
-        self.inner.feed.receiver_count() > 0
+        self.inner.feed.receiver_count() > 0 || self.told()
+    }
+
+    /// Whether another instance's live tail wants this one's happenings now.
+    fn told(&self) -> bool {
+        self.inner.told_until.load(Ordering::Relaxed) > now_millis()
+    }
+
+    /// Instance `asker` has a live tail open: tell it what happens for a while.
+    pub fn wanted_by(&self, asker: &str) {
+        if asker != self.inner.origin {
+            let until = now_millis() + TOLD_FOR.as_millis() as i64;
+            self.inner.told_until.fetch_max(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Another instance told what happened there (`text` as [`Activity::tell_others`] sent
+    /// it): this instance's watchers hear it. What this instance sent itself, or cannot
+    /// read, is dropped.
+    pub fn heard(&self, text: &str) {
+        if self.inner.feed.receiver_count() == 0 {
+            return;
+        }
+        match serde_json::from_str::<Told<'_>>(text) {
+            Ok(told) if told.origin != self.inner.origin => {
+                for h in told.happenings {
+                    let _ = self.inner.feed.send(h);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "a live tail's notice from another instance could not be read")
+            }
+        }
     }
 
     /// Watches the feed from now on.
@@ -131,9 +212,49 @@ impl Activity {
         self.inner.closing.clone()
     }
 
-    /// Tells watchers (if any).
+    /// Tells watchers (if any), here and, when asked, on the other instances.
     pub fn tell(&self, happening: Happening) {
+        if self.told() {
+            let mut gathered = self
+                .inner
+                .gathered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if gathered.0.len() < GATHER_MAX {
+                gathered.0.push(happening.clone());
+            } else {
+                gathered.1 += 1;
+            }
+        }
         let _ = self.inner.feed.send(happening);
+    }
+
+    /// Passes what was gathered on to the other instances' live tails, in texts of at most
+    /// [`TAIL_TEXT_MAX`] bytes.
+    async fn tell_others(&self, store: &dyn Store) {
+        let (happenings, missed) = {
+            let mut gathered = self
+                .inner
+                .gathered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            (
+                std::mem::take(&mut gathered.0),
+                std::mem::take(&mut gathered.1),
+            )
+        };
+        if missed > 0 {
+            tracing::debug!(
+                missed,
+                "happenings past what the live tails are told at once were not passed on"
+            );
+        }
+        for text in batches(&self.inner.origin, happenings) {
+            if let Err(e) = store.tell_tails(&text).await {
+                tracing::debug!(error = %e, "could not tell the other instances' live tails");
+                return;
+            }
+        }
     }
 
     fn add(&self, at: OffsetDateTime, endpoint: Option<EndpointId>, f: impl FnOnce(&mut Counts)) {
@@ -180,7 +301,7 @@ impl Activity {
             solution: d.event.event.solution.clone(),
             endpoint_id: d.endpoint_id,
             attempt: r.attempts,
-            state: r.next.label(),
+            state: Cow::Borrowed(r.next.label()),
             http_status: r.attempt.as_ref().and_then(|a| a.http_status),
             duration_ms: r.attempt.as_ref().map(|a| a.duration_ms),
             error: r.attempt.as_ref().and_then(|a| a.error.clone()),
@@ -224,13 +345,33 @@ impl Activity {
         }
     }
 
-    /// Adds the counts to the store every few seconds, and once more at shutdown.
+    /// Asks the other instances to tell this one's live tails what happens there.
+    pub async fn want(&self, store: &dyn Store) {
+        if let Err(e) = store.want_tail(&self.inner.origin).await {
+            tracing::debug!(error = %e, "could not ask the other instances for their happenings");
+        }
+    }
+
+    /// Adds the counts to the store every few seconds, and once more at shutdown; on a
+    /// shared store, asks the others for their happenings while a live tail is open here,
+    /// and tells them this one's while they ask.
     pub async fn run(self, store: Arc<dyn Store>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = store.shared();
+        let mut want = tokio::time::interval(WANT_EVERY);
+        want.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tell = tokio::time::interval(TELL_EVERY);
+        tell.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.flush(store.as_ref()).await,
+                _ = want.tick(), if shared => {
+                    if self.inner.feed.receiver_count() > 0 {
+                        self.want(store.as_ref()).await;
+                    }
+                }
+                _ = tell.tick(), if shared => self.tell_others(store.as_ref()).await,
                 _ = shutdown.cancelled() => {
                     self.inner.closing.cancel();
                     self.flush(store.as_ref()).await;
@@ -241,9 +382,118 @@ impl Activity {
     }
 }
 
+/// `happenings` as texts of at most [`TAIL_TEXT_MAX`] bytes each (a happening that alone
+/// is larger, with an error of kilobytes, goes without its error).
+fn batches(origin: &str, happenings: Vec<Happening>) -> Vec<String> {
+    let head = serde_json::to_string(&Told {
+        origin: Cow::Borrowed(origin),
+        happenings: Vec::new(),
+    })
+    .unwrap_or_default();
+    let room = TAIL_TEXT_MAX.saturating_sub(head.len());
+    let mut texts = Vec::new();
+    let mut items: Vec<String> = Vec::new();
+    let mut size = 0;
+    for mut h in happenings {
+        let mut item = serde_json::to_string(&h).unwrap_or_default();
+        if item.len() >= room {
+            if let Happening::Attempted { error, .. } = &mut h {
+                *error = error
+                    .as_ref()
+                    .map(|_| "(too long for the live tail)".to_owned());
+            }
+            item = serde_json::to_string(&h).unwrap_or_default();
+            if item.len() >= room {
+                continue;
+            }
+        }
+        if size + item.len() + 1 > room && !items.is_empty() {
+            texts.push(wrap(&head, &items));
+            items.clear();
+            size = 0;
+        }
+        size += item.len() + 1;
+        items.push(item);
+    }
+    if !items.is_empty() {
+        texts.push(wrap(&head, &items));
+    }
+    texts
+}
+
+/// `{"origin":…,"happenings":[items]}` from the text with no happenings.
+fn wrap(head: &str, items: &[String]) -> String {
+    let empty = head.trim_end_matches("[]}");
+    format!("{empty}[{}]}}", items.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn attempted(error: Option<String>) -> Happening {
+        Happening::Attempted {
+            at: OffsetDateTime::now_utc(),
+            delivery_id: DeliveryId::new(),
+            event_id: EventId::new(),
+            event_name: "contoso_CustomerPurchase".into(),
+            solution: "contoso".into(),
+            endpoint_id: EndpointId::new(),
+            attempt: 1,
+            state: Cow::Borrowed("succeeded"),
+            http_status: Some(200),
+            duration_ms: Some(3),
+            error,
+        }
+    }
+
+    #[test]
+    fn happenings_go_to_other_instances_in_texts_that_fit_and_read_back() {
+        let many: Vec<Happening> = (0..200).map(|_| attempted(None)).collect();
+        let long = attempted(Some("x".repeat(20_000)));
+        let mut all = many.clone();
+        all.push(long);
+        let texts = batches("instance-a", all);
+        assert!(texts.len() > 1, "200 happenings need more than one text");
+        let mut read = 0;
+        for t in &texts {
+            assert!(t.len() <= TAIL_TEXT_MAX, "{}", t.len());
+            let told: Told<'_> = serde_json::from_str(t).expect("reads back");
+            assert_eq!(told.origin, "instance-a");
+            read += told.happenings.len();
+        }
+        assert_eq!(read, 201, "the long one goes without its error");
+        let last: Told<'_> = serde_json::from_str(texts.last().unwrap()).unwrap();
+        assert!(matches!(
+            last.happenings.last(),
+            Some(Happening::Attempted { error: Some(e), .. }) if e == "(too long for the live tail)"
+        ));
+    }
+
+    #[test]
+    fn an_instance_tells_only_while_asked_and_ignores_its_own_notices() {
+        let a = Activity::new("a");
+        let _watcher = a.watch();
+        a.tell(attempted(None));
+        assert!(
+            a.inner.gathered.lock().unwrap().0.is_empty(),
+            "nobody asked"
+        );
+        a.wanted_by("a");
+        assert!(!a.told(), "its own ask");
+        a.wanted_by("b");
+        assert!(a.told());
+        a.tell(attempted(None));
+        assert_eq!(a.inner.gathered.lock().unwrap().0.len(), 1);
+        let mut feed = a.watch();
+        let own = batches("a", vec![attempted(None)]);
+        a.heard(&own[0]);
+        assert!(feed.try_recv().is_err(), "its own notice is ignored");
+        let other = batches("b", vec![attempted(None)]);
+        a.heard(&other[0]);
+        assert!(feed.try_recv().is_ok(), "another's is heard");
+        a.heard("not json");
+    }
 
     #[test]
     fn counts_that_the_store_refused_are_kept_for_the_next_flush() {

@@ -88,7 +88,8 @@ pub async fn start(
     let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default());
     registry.reload().await?;
     let waker = Waker::default();
-    watch_other_instances(store.as_ref(), &waker, &registry);
+    let activity = Activity::new(store.lease_owner());
+    watch_other_instances(store.as_ref(), &waker, &registry, &activity);
     let origin = Origin {
         public_url: public_url.clone(),
         organization: config.dataverse.organization.clone(),
@@ -101,7 +102,6 @@ pub async fn start(
         origin: origin.clone(),
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(1024);
-    let activity = Activity::default();
     let t = &config.telemetry;
     let tracing = match &t.otlp_endpoint {
         Some(endpoint) => crate::telemetry::Tracing::otlp(&crate::telemetry::TraceSettings {
@@ -193,14 +193,21 @@ pub async fn start(
     })
 }
 
-/// Wakes the dispatcher when any instance stores due work, and reloads the subscriptions when
-/// another one changes them (a no-op for an embedded store).
-fn watch_other_instances(store: &dyn crate::store::Store, waker: &Waker, registry: &Registry) {
+/// Wakes the dispatcher when any instance stores due work, reloads the subscriptions when
+/// another one changes them, and passes what happens on the others to this one's live tails
+/// (a no-op for an embedded store).
+fn watch_other_instances(
+    store: &dyn crate::store::Store,
+    waker: &Waker,
+    registry: &Registry,
+    activity: &Activity,
+) {
     let wake = waker.clone();
     let registry = registry.clone();
-    store.watch(
-        Arc::new(move || wake.wake()),
-        Arc::new(move || {
+    let (heard, wanted) = (activity.clone(), activity.clone());
+    store.watch(crate::store::Watchers {
+        on_work: Arc::new(move || wake.wake()),
+        on_change: Arc::new(move || {
             let registry = registry.clone();
             tokio::spawn(async move {
                 if let Err(e) = registry.reload().await {
@@ -208,7 +215,9 @@ fn watch_other_instances(store: &dyn crate::store::Store, waker: &Waker, registr
                 }
             });
         }),
-    );
+        on_tail: Arc::new(move |text| heard.heard(text)),
+        on_tail_wanted: Arc::new(move |asker| wanted.wanted_by(asker)),
+    });
 }
 
 /// The dispatcher's settings from the configuration.

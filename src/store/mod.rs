@@ -373,10 +373,45 @@ pub trait Store: Send + Sync + 'static {
     /// (leases of a dead instance are taken over when they expire).
     fn lease_owner(&self) -> String;
 
-    /// Calls `on_work` whenever any instance stores due work, and `on_change` whenever one
-    /// changes endpoints or subscriptions (a no-op for embedded stores, where this process is
-    /// the only writer and wakes itself).
-    fn watch(&self, on_work: Callback, on_change: Callback);
+    /// Calls the handlers of `watchers` when other instances tell this one something (a
+    /// no-op for embedded stores, where this process is the only writer and wakes itself).
+    fn watch(&self, watchers: Watchers);
+
+    /// Whether other instances may share this store, so that a live tail open on one of them
+    /// wants to hear what happens on the others.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Tells the live tails of every instance `text` (at most [`TAIL_TEXT_MAX`] bytes);
+    /// nothing for an embedded store.
+    async fn tell_tails(&self, _text: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Asks every instance, on behalf of instance `asker`, to tell the live tails what
+    /// happens there for a while; nothing for an embedded store.
+    async fn want_tail(&self, _asker: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The most bytes one [`Store::tell_tails`] carries (PostgreSQL's `NOTIFY` payloads stop
+/// short of 8,000).
+pub const TAIL_TEXT_MAX: usize = 7_600;
+
+/// What other instances tell this one, and who hears it (see [`Store::watch`]).
+#[derive(Clone)]
+pub struct Watchers {
+    /// Some instance stored due work.
+    pub on_work: Callback,
+    /// Some instance changed endpoints or subscriptions.
+    pub on_change: Callback,
+    /// Some instance told the live tails what happened there (the text it gave
+    /// [`Store::tell_tails`]).
+    pub on_tail: TextCallback,
+    /// Some instance has a live tail open and wants to hear (the asking instance's name).
+    pub on_tail_wanted: TextCallback,
 }
 
 /// Opens the store named by `settings.url`.
@@ -401,6 +436,8 @@ pub(crate) fn conflict_on_unique(e: sqlx::Error, what: String) -> StoreError {
 
 /// A notification handler.
 pub type Callback = std::sync::Arc<dyn Fn() + Send + Sync>;
+/// A handler of a notification that carries text.
+pub type TextCallback = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How to reach the store.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use super::rows::{self, millis};
 use super::sql::Shared;
 use super::{pg_prune, pg_writer};
 use super::{
-    Callback, Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
-    StoreStats,
+    Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
+    StoreStats, Watchers,
 };
 use crate::model::{
     AttemptResult, DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent,
@@ -29,6 +29,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 const CHANNEL: &str = "herald_work";
 /// The channel changes of endpoints and subscriptions are announced on.
 const CHANGES: &str = "herald_changes";
+/// What happened on one instance, for the live tails open on the others.
+const TAIL: &str = "herald_tail";
+/// An instance with a live tail open asks the others to tell it what happens.
+const TAIL_WANTED: &str = "herald_tail_wanted";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -279,20 +283,42 @@ impl Store for PgStore {
         self.owner.clone()
     }
 
-    fn watch(&self, on_work: Callback, on_change: Callback) {
+    fn watch(&self, watchers: Watchers) {
         let options = self.options.clone();
         tokio::spawn(async move {
             // Reconnects after the database goes away; polling covers the gaps.
             loop {
-                if let Err(e) = listen(&options, &on_work, &on_change).await {
+                if let Err(e) = listen(&options, &watchers).await {
                     tracing::warn!(error = %e, "LISTEN connection lost; reconnecting (polling meanwhile)");
                 }
                 // Anything may have happened while nobody listened.
-                on_work();
-                on_change();
+                (watchers.on_work)();
+                (watchers.on_change)();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn tell_tails(&self, text: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(TAIL)
+            .bind(text)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn want_tail(&self, asker: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(TAIL_WANTED)
+            .bind(asker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 
@@ -324,23 +350,22 @@ async fn announce_work(pool: PgPool, signal: Arc<tokio::sync::Notify>) {
     }
 }
 
-async fn listen(
-    options: &PgConnectOptions,
-    on_work: &Callback,
-    on_change: &Callback,
-) -> Result<(), sqlx::Error> {
+async fn listen(options: &PgConnectOptions, watchers: &Watchers) -> Result<(), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(options.clone())
         .await?;
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen_all([CHANNEL, CHANGES]).await?;
+    listener
+        .listen_all([CHANNEL, CHANGES, TAIL, TAIL_WANTED])
+        .await?;
     loop {
         let notification = listener.recv().await?;
-        if notification.channel() == CHANGES {
-            on_change();
-        } else {
-            on_work();
+        match notification.channel() {
+            CHANGES => (watchers.on_change)(),
+            TAIL => (watchers.on_tail)(notification.payload()),
+            TAIL_WANTED => (watchers.on_tail_wanted)(notification.payload()),
+            _ => (watchers.on_work)(),
         }
     }
 }

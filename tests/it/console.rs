@@ -721,3 +721,55 @@ async fn a_session_left_unused_for_its_idle_timeout_ends_and_use_keeps_it_open()
         .starts_with("/console/sign-in"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_live_tail_hears_every_instance_that_shares_the_store() {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let store = format!(
+        "[store]\nurl = \"{}\"\nschema = \"{schema}\"\n",
+        crate::support::pg_url()
+    );
+    let a = TestApp::builder().config(&store).build().await;
+    let b = TestApp::builder().config(&store).build().await;
+    let receiver = Receiver::start().await;
+    a.subscribe_webhook("hook", &receiver.url(), SECRET, "contoso_CustomerPurchase")
+        .await;
+    let http = client();
+    let cookie = sign_in(&a, ADMIN_KEY).await;
+    let mut tail = open(&http, &a, "/console/tail/stream", &cookie).await;
+    assert_eq!(tail.status(), 200);
+    // Events sent to b are accepted by b alone: a's tail shows them only if b tells it.
+    let mut text = String::new();
+    let mut sent = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let heard = loop {
+        sent.push(b.send_purchase(1.0).await);
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, tail.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        let happenings: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str(d.trim()).ok())
+            .collect();
+        let from_b: Vec<serde_json::Value> = happenings
+            .into_iter()
+            .filter(|h| {
+                h["kind"] == "accepted" && sent.iter().any(|id| h["event_id"] == id.as_str())
+            })
+            .collect();
+        if !from_b.is_empty() {
+            break from_b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a's tail never heard of the events sent to b: {text}"
+        );
+    };
+    assert_eq!(heard[0]["event_name"], "contoso_CustomerPurchase");
+    assert_eq!(heard[0]["solution"], "contoso");
+    drop(tail);
+    a.stop().await;
+    b.stop().await;
+}

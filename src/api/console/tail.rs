@@ -1,7 +1,8 @@
-//! The live tail: events accepted and attempts made by this instance, as they happen, over
-//! server-sent events (each carries the endpoint's name and the delivery's new state; pages
-//! that list deliveries update their rows from the same stream). A key that is not an admin
-//! sees only its solutions' events.
+//! The live tail: events accepted and attempts made, as they happen, over server-sent events
+//! (each carries the endpoint's name and the delivery's new state; pages that list
+//! deliveries update their rows from the same stream). On a store that instances share, it
+//! hears every instance (see `crate::activity`). A key that is not an admin sees only its
+//! solutions' events.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -50,6 +51,10 @@ pub async fn stream(
 ) -> Result<Response, PageError> {
     let names = names(&state).await?;
     let feed = state.activity.watch();
+    if state.store.shared() {
+        // The other instances start telling at once, not at this instance's next ask.
+        state.activity.want(state.store.as_ref()).await;
+    }
     let closing = state.activity.closing();
     let principal = &session.principal;
     let mut current = Vec::new();

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::Shared;
 use super::{
-    Callback, Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
-    StoreStats, TableStats,
+    Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
+    StoreStats, TableStats, Watchers,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 
@@ -286,5 +286,5 @@ impl Store for SqliteStore {
         OWNER.to_owned()
     }
 
-    fn watch(&self, _on_work: Callback, _on_change: Callback) {}
+    fn watch(&self, _watchers: Watchers) {}
 }
