@@ -171,7 +171,9 @@ impl Activity {
 
     /// Whether another instance's live tail wants this one's happenings now.
     fn told(&self) -> bool {
-        self.inner.told_until.load(Ordering::Relaxed) > now_millis()
+        // Never asked (the usual case): no clock read on the delivery path.
+        let until = self.inner.told_until.load(Ordering::Relaxed);
+        until != 0 && until > now_millis()
     }
 
     /// Instance `asker` has a live tail open: tell it what happens for a while.

@@ -95,6 +95,71 @@ pub async fn pages(t: &mut Table, dir: &Path, receiver: &Receiver, n: u64) {
     h.stop();
 }
 
+/// A live tail open on an instance during a load: what it got.
+pub struct Tail {
+    happenings: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    lagged: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Tail {
+    /// Signs in on `h` and opens its live tail, read as fast as it comes.
+    pub async fn open(h: &Herald) -> Tail {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let cookie = sign_in(&http, h).await;
+        let mut stream = http
+            .get(h.url("/console/tail/stream"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("the live tail");
+        assert_eq!(stream.status(), 200, "the live tail opens");
+        let (happenings, lagged) = (
+            std::sync::Arc::new(AtomicU64::new(0)),
+            std::sync::Arc::new(AtomicU64::new(0)),
+        );
+        let (h2, l2) = (happenings.clone(), lagged.clone());
+        let reader = tokio::spawn(async move {
+            let mut rest = String::new();
+            let mut lagging = false;
+            while let Ok(Some(chunk)) = stream.chunk().await {
+                rest.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = rest.find('\n') {
+                    let line: String = rest.drain(..=end).collect();
+                    let line = line.trim_end();
+                    if line == "event: happening" {
+                        h2.fetch_add(1, Ordering::Relaxed);
+                    } else if line == "event: lagged" {
+                        lagging = true;
+                    } else if let Some(n) = line.strip_prefix("data: ").filter(|_| lagging) {
+                        l2.fetch_add(n.trim().parse().unwrap_or(0), Ordering::Relaxed);
+                        lagging = false;
+                    }
+                }
+            }
+        });
+        Tail {
+            happenings,
+            lagged,
+            reader,
+        }
+    }
+
+    /// Happenings received, and those the tail said it missed.
+    pub fn close(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.reader.abort();
+        (
+            self.happenings.load(Ordering::Relaxed),
+            self.lagged.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Signs in through the form, as a browser does; returns the session cookie.
 async fn sign_in(http: &reqwest::Client, h: &Herald) -> String {
     let form = http

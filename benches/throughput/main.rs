@@ -155,7 +155,7 @@ async fn main() {
     if phase("delivery") {
         let stores = [sqlite("one")];
         (e2e, _) = delivering(
-            &mut t, "SQLite", &stores, &receiver, 1, load_for, bare_http, sender, None,
+            &mut t, "SQLite", &stores, &receiver, 1, load_for, bare_http, sender, None, false,
         )
         .await;
     }
@@ -163,7 +163,7 @@ async fn main() {
         let stores = [sqlite("ten")];
         let label = "SQLite fan-out to 10";
         delivering(
-            &mut t, label, &stores, &receiver, 10, load_for, bare_http, e2e, None,
+            &mut t, label, &stores, &receiver, 10, load_for, bare_http, e2e, None, false,
         )
         .await;
     }
@@ -211,16 +211,23 @@ async fn main() {
         t.load(name, &ingest, inserts, h.memory().0);
         h.stop();
         let three = pg_at("three");
+        let tailed = pg_at("tailed");
         let clusters = [
-            ("PostgreSQL", vec![pg_at("one")]),
+            ("PostgreSQL", vec![pg_at("one")], false),
             (
                 "PostgreSQL ×3 instances",
                 vec![three.clone(), three.clone(), three],
+                false,
+            ),
+            (
+                "PostgreSQL ×3 instances, a live tail open on one",
+                vec![tailed.clone(), tailed.clone(), tailed],
+                true,
             ),
         ];
-        for (label, stores) in &clusters {
+        for (label, stores, tail) in &clusters {
             let (t, r, pg) = (&mut t, &receiver, Some(pg.as_str()));
-            delivering(t, label, stores, r, 1, load_for, inserts, sender, pg).await;
+            delivering(t, label, stores, r, 1, load_for, inserts, sender, pg, *tail).await;
         }
         if let Some(&n) = backlogs.first() {
             drain(&mut t, "PostgreSQL", &pg_at("backlog"), &receiver, n, None).await;

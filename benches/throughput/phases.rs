@@ -14,7 +14,9 @@ use crate::{ms, Table, CONNECTIONS, EVENT, PATIENCE};
 /// Load on instances over `stores` (one per instance, sharing a database when the same),
 /// each with `subscriptions` webhook subscriptions: ingest while delivering (beside
 /// `ingest_baseline`), deliveries completed during the load, and end to end (beside
-/// `delivery_baseline`). Returns the end-to-end deliveries/s and the accepted events.
+/// `delivery_baseline`). With `tail`, a live tail is open on the first instance during the
+/// load, and what it got is reported beside what happened on every instance. Returns the
+/// end-to-end deliveries/s and the accepted events.
 #[allow(clippy::too_many_arguments)]
 pub async fn delivering(
     t: &mut Table,
@@ -26,6 +28,7 @@ pub async fn delivering(
     ingest_baseline: f64,
     delivery_baseline: f64,
     pg: Option<&str>,
+    tail: bool,
 ) -> (f64, u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let instances: Vec<Herald> = stores
@@ -38,6 +41,14 @@ pub async fn delivering(
     let db_before = match pg {
         Some(url) => Some(PgWork::now(url).await),
         None => None,
+    };
+    let open_tail = if tail {
+        let t = crate::console::Tail::open(&instances[0]).await;
+        // The other instances hear the tail's ask (LISTEN/NOTIFY).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(t)
+    } else {
+        None
     };
     let cpu_before: Vec<Duration> = instances.iter().map(Herald::cpu).collect();
     let before = receiver.received();
@@ -98,6 +109,17 @@ pub async fn delivering(
         delivery_baseline,
         rss,
     );
+    if let Some(open) = open_tail {
+        // Attempts are told once recorded, a moment after the receiver has them.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Every event accepted and every attempt, on every instance, is one happening.
+        let happened = load.ok + expected;
+        let (got, missed) = open.close();
+        t.line(format!(
+            "| {label}: happenings the live tail on one instance got / events accepted and attempts on all instances | {got} of {happened} ({missed} told missed) | {:.3}× | |",
+            got as f64 / happened.max(1) as f64
+        ));
+    }
     if let (Some(url), Some(before)) = (pg, db_before) {
         // Backends report their statistics when idle for a while.
         tokio::time::sleep(Duration::from_secs(11)).await;
