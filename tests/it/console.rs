@@ -773,3 +773,32 @@ async fn a_live_tail_hears_every_instance_that_shares_the_store() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn an_open_live_tail_ends_within_its_recheck_after_sign_out() {
+    let app = TestApp::start().await;
+    let http = client();
+    let cookie = sign_in(&app, ADMIN_KEY).await;
+    let page = open(&http, &app, "/console/tail", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut tail = open(&http, &app, "/console/tail/stream", &cookie).await;
+    assert_eq!(tail.status(), 200);
+    let r = http
+        .post(format!("{}/console/sign-out", app.url))
+        .header("cookie", &cookie)
+        .posted(&[("csrf", csrf(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The stream re-checks its session every 15 s: it ends at the next check.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = tail.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the live tail ended after sign-out");
+    app.stop().await;
+}
