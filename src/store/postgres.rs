@@ -304,29 +304,25 @@ impl Store for PgStore {
     }
 
     async fn tell_tails(&self, text: &str) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(TAIL)
-            .bind(text)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.notify(TAIL, text).await
     }
 
     async fn want_tail(&self, asker: &str) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(TAIL_WANTED)
-            .bind(asker)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.notify(TAIL_WANTED, asker).await
     }
 }
 
 impl PgStore {
     /// Tells every instance that endpoints or subscriptions changed.
     async fn announce_change(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANGES)
+        self.notify(CHANGES, "").await
+    }
+
+    /// `NOTIFY channel, payload`: every instance listening hears it.
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
             .execute(&self.pool)
             .await?;
         Ok(())

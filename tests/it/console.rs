@@ -72,6 +72,17 @@ fn csrf(html: &str) -> String {
         .to_owned()
 }
 
+/// An app with a read-only key of solution contoso, `VIEWER_KEY`, beside the admin key.
+async fn with_viewer() -> TestApp {
+    TestApp::builder()
+        .config(&format!(
+            "[[api_keys]]\nname = \"viewer\"\nsha256 = \"{}\"\nsolutions = [\"contoso\"]",
+            hex::encode(herald::auth::hash(VIEWER_KEY))
+        ))
+        .build()
+        .await
+}
+
 /// Signs in with `key` through the form; returns the `Cookie` header of the session.
 async fn sign_in(app: &TestApp, key: &str) -> String {
     let http = client();
@@ -110,13 +121,7 @@ async fn sign_in(app: &TestApp, key: &str) -> String {
 
 #[tokio::test]
 async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out() {
-    let app = TestApp::builder()
-        .config(&format!(
-            "[[api_keys]]\nname = \"viewer\"\nsha256 = \"{}\"\nsolutions = [\"contoso\"]",
-            hex::encode(herald::auth::hash(VIEWER_KEY))
-        ))
-        .build()
-        .await;
+    let app = with_viewer().await;
     let receiver = Receiver::start().await;
     let (endpoint, _) = app
         .subscribe_webhook("hook", &receiver.url(), SECRET, "contoso_CustomerPurchase")
@@ -395,6 +400,32 @@ async fn an_attempts_request_is_shown_with_every_secret_masked() {
     app.stop().await;
 }
 
+/// POSTs form `fields` to console page `path` of `app` with the session `cookie`.
+async fn post_form(
+    http: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    http.post(format!("{}{path}", app.url))
+        .header("cookie", cookie)
+        .posted(fields)
+        .send()
+        .await
+        .expect("the console answers")
+}
+
+/// The id of the (first) subscription delivering to `endpoint`, as the API lists them.
+async fn subscription_of(app: &TestApp, endpoint: &str) -> Option<String> {
+    let (_, subs) = app.get("/v1/subscriptions").await;
+    subs.as_array()?
+        .iter()
+        .find(|s| s["endpoint_id"] == endpoint)
+        .and_then(|s| s["id"].as_str())
+        .map(str::to_owned)
+}
+
 /// Text as HTML escapes it (minijinja escapes `&<>"'/`), read back.
 fn unescape(text: &str) -> String {
     [
@@ -423,13 +454,7 @@ fn input_value(html: &str, id: &str) -> Option<String> {
 
 #[tokio::test]
 async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_its_deliveries() {
-    let app = TestApp::builder()
-        .config(&format!(
-            "[[api_keys]]\nname = \"viewer\"\nsha256 = \"{}\"\nsolutions = [\"contoso\"]",
-            hex::encode(herald::auth::hash(VIEWER_KEY))
-        ))
-        .build()
-        .await;
+    let app = with_viewer().await;
     let receiver = Receiver::start().await;
     let http = client();
     let admin = sign_in(&app, ADMIN_KEY).await;
@@ -533,44 +558,27 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
     assert!(out.contains("verified 1 requests"), "{out}");
 
     // Unsubscribed from its page: no subscription delivers to it any more.
-    let (_, subs) = app.get("/v1/subscriptions").await;
-    let sub = subs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["endpoint_id"] == id.as_str())
-        .expect("the subscription made with it")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = http
-        .post(format!(
-            "{}/console/endpoints/{id}/subscriptions/{sub}/remove",
-            app.url
-        ))
-        .header("cookie", &admin)
-        .posted(&[("csrf", token.as_str())])
-        .send()
+    let sub = subscription_of(&app, &id)
         .await
-        .unwrap();
+        .expect("the subscription made with it");
+    let remove = |endpoint: &str, sub: &str| {
+        format!("/console/endpoints/{endpoint}/subscriptions/{sub}/remove")
+    };
+    let csrf_only = [("csrf", token.as_str())];
+    let r = post_form(&http, &app, &remove(&id, &sub), &admin, &csrf_only).await;
     assert_eq!(r.status(), 200);
-    let (_, subs) = app.get("/v1/subscriptions").await;
-    assert!(subs
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["endpoint_id"] != id.as_str()));
+    assert_eq!(subscription_of(&app, &id).await, None);
     // And subscribed again from the same page.
-    let r = http
-        .post(format!("{}/console/endpoints/{id}/subscriptions", app.url))
-        .header("cookie", &admin)
-        .posted(&[
-            ("csrf", token.as_str()),
-            ("event", "contoso_CustomerPurchase"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let subscribe = format!("/console/endpoints/{id}/subscriptions");
+    let to = |event| [("csrf", token.as_str()), ("event", event)];
+    let r = post_form(
+        &http,
+        &app,
+        &subscribe,
+        &admin,
+        &to("contoso_CustomerPurchase"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r
         .text()
@@ -578,13 +586,7 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
         .unwrap()
         .contains("Subscribed to contoso_CustomerPurchase"));
     // An event that is not cataloged is refused, beside what is there.
-    let r = http
-        .post(format!("{}/console/endpoints/{id}/subscriptions", app.url))
-        .header("cookie", &admin)
-        .posted(&[("csrf", token.as_str()), ("event", "contoso_NoSuchEvent")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&http, &app, &subscribe, &admin, &to("contoso_NoSuchEvent")).await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
@@ -596,26 +598,8 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
     let (other_ep, _) = app
         .subscribe_webhook("other", &other.url(), SECRET, "contoso_CustomerPurchase")
         .await;
-    let (_, subs) = app.get("/v1/subscriptions").await;
-    let others = subs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["endpoint_id"] == other_ep.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = http
-        .post(format!(
-            "{}/console/endpoints/{id}/subscriptions/{others}/remove",
-            app.url
-        ))
-        .header("cookie", &admin)
-        .posted(&[("csrf", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let others = subscription_of(&app, &other_ep).await.unwrap();
+    let r = post_form(&http, &app, &remove(&id, &others), &admin, &csrf_only).await;
     assert_eq!(r.status(), 404);
     let (status, _) = app.get(&format!("/v1/subscriptions/{others}")).await;
     assert_eq!(status, 200, "still there");
@@ -631,32 +615,19 @@ async fn an_admin_makes_a_webhook_endpoint_whose_secret_is_shown_once_and_signs_
         .unwrap();
     assert!(!page.contains("Unsubscribe") && !page.contains("subscribe-event"));
     let viewer_token = csrf(&page);
-    let r = http
-        .post(format!("{}/console/endpoints/new", app.url))
-        .header("cookie", &viewer)
-        .posted(&[
-            ("csrf", viewer_token.as_str()),
-            ("name", "sneaky"),
-            ("url", &receiver.url()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    let url = receiver.url();
+    let fields = [
+        ("csrf", viewer_token.as_str()),
+        ("name", "sneaky"),
+        ("url", url.as_str()),
+        ("event", "contoso_CustomerPurchase"),
+    ];
     for action in [
-        format!("/console/endpoints/{id}/subscriptions"),
-        format!("/console/endpoints/{other_ep}/subscriptions/{others}/remove"),
+        "/console/endpoints/new".to_owned(),
+        subscribe.clone(),
+        remove(&other_ep, &others),
     ] {
-        let r = http
-            .post(format!("{}{action}", app.url))
-            .header("cookie", &viewer)
-            .posted(&[
-                ("csrf", viewer_token.as_str()),
-                ("event", "contoso_CustomerPurchase"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = post_form(&http, &app, &action, &viewer, &fields).await;
         assert_eq!(r.status(), 403, "{action}");
     }
     let (_, endpoints) = app.get("/v1/endpoints").await;
