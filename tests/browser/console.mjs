@@ -336,6 +336,9 @@ try {
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.goto(`${base}/console/endpoints`);
   check(page.url().includes("/console/sign-in"), "after signing out, pages ask to sign in again");
+  await until("the live tail left open to say the session ended", async () =>
+    (await tail.locator("#tail-status").textContent()).includes("Your session ended"), 30000);
+  check((await tail.getByRole("link", { name: "Sign in again" }).count()) === 1, "a live tail left open says the session ended and offers to sign in again");
 
   // --- A key that is not an admin sees, and cannot act.
   const viewerCtx = await browser.newContext({ bypassCSP: true });

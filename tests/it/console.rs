@@ -765,11 +765,16 @@ async fn an_open_live_tail_ends_within_its_recheck_after_sign_out() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // The stream re-checks its session every 15 s: it ends at the next check.
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(_)) = tail.chunk().await {}
+    // The stream re-checks its session every 15 s: at the next check it says so and ends.
+    let said = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut said = String::new();
+        while let Ok(Some(chunk)) = tail.chunk().await {
+            said.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        said
     })
-    .await;
-    assert!(ended.is_ok(), "the live tail ended after sign-out");
+    .await
+    .expect("the live tail ended after sign-out");
+    assert!(said.contains("event: ended"), "{said}");
     app.stop().await;
 }

@@ -91,6 +91,7 @@ pub async fn stream(
             tokio::time::Instant::now() + SESSION_RECHECK,
             SESSION_RECHECK,
         ),
+        ended: false,
     };
     let events = stream::unfold(watcher, |mut w| async move {
         let e = w.next().await?;
@@ -110,11 +111,17 @@ struct Watcher {
     state: AppState,
     closing: tokio_util::sync::CancellationToken,
     recheck: tokio::time::Interval,
+    /// The session ended: the stream has said so and ends.
+    ended: bool,
 }
 
 impl Watcher {
-    /// The next event to send; `None` ends the stream (Herald stops, or the session ended).
+    /// The next event to send; `None` ends the stream (Herald stops, or the session ended:
+    /// then an `ended` event comes first, so the page stops reconnecting and says why).
     async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
         loop {
             let received = tokio::select! {
                 r = self.feed.recv() => r,
@@ -122,7 +129,8 @@ impl Watcher {
                 _ = self.closing.cancelled() => return None,
                 _ = self.recheck.tick() => {
                     if !self.session.is_open(self.state.store.as_ref()).await {
-                        return None;
+                        self.ended = true;
+                        return Some(Event::default().event("ended").data("session"));
                     }
                     continue;
                 }

@@ -88,6 +88,17 @@
     var source = new EventSource("/console/tail/stream" + (ids.length ? "?watch=" + ids.join(",") : ""));
     source.addEventListener("open", function () { if (status) { status.textContent = "Live."; } });
     source.addEventListener("error", function () { if (status) { status.textContent = "Reconnecting…"; } });
+    // The session ended (signed out, expired, or idle): reconnecting would only be refused.
+    source.addEventListener("ended", function () {
+      source.close();
+      if (status) {
+        status.textContent = "Your session ended. ";
+        var again = document.createElement("a");
+        again.href = "/console/sign-in?next=" + encodeURIComponent(location.pathname + location.search);
+        again.textContent = "Sign in again";
+        status.appendChild(again);
+      }
+    });
     source.addEventListener("lagged", function (e) { if (status) { status.textContent = "Live (" + e.data + " skipped while the page fell behind)."; } });
     source.addEventListener("happening", function (e) {
       var h;
