@@ -86,15 +86,22 @@ pub enum Happening {
         /// The error, when it failed.
         error: Option<String>,
     },
+    /// Another instance could not pass on this many happenings (more than it passes on at
+    /// once, one too large, or a notice the store did not take).
+    Missed {
+        /// How many.
+        count: u64,
+    },
 }
 
 impl Happening {
-    /// The solution of the event it is about.
-    pub fn solution(&self) -> &str {
+    /// The solution of the event it is about (none for a count of missed ones).
+    pub fn solution(&self) -> Option<&str> {
         match self {
             Happening::Accepted { solution, .. } | Happening::Attempted { solution, .. } => {
-                solution
+                Some(solution)
             }
+            Happening::Missed { .. } => None,
         }
     }
 }
@@ -123,6 +130,9 @@ struct Inner {
 struct Told<'a> {
     origin: Cow<'a, str>,
     happenings: Vec<Happening>,
+    /// Happenings of the origin's that were not passed on since its last text.
+    #[serde(default)]
+    missed: u64,
 }
 
 impl std::fmt::Debug for Activity {
@@ -196,6 +206,12 @@ impl Activity {
                 for h in told.happenings {
                     let _ = self.inner.feed.send(h);
                 }
+                if told.missed > 0 {
+                    let _ = self
+                        .inner
+                        .feed
+                        .send(Happening::Missed { count: told.missed });
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -234,6 +250,16 @@ impl Activity {
     /// Passes what was gathered on to the other instances' live tails, in texts of at most
     /// [`TAIL_TEXT_MAX`] bytes.
     async fn tell_others(&self, store: &dyn Store) {
+        let until = self.inner.told_until.load(Ordering::Relaxed);
+        if until != 0 && until <= now_millis() {
+            // Nobody asked for a while: the delivery path reads no clock until the next ask.
+            let _ = self.inner.told_until.compare_exchange(
+                until,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
         let (happenings, missed) = {
             let mut gathered = self
                 .inner
@@ -245,17 +271,24 @@ impl Activity {
                 std::mem::take(&mut gathered.1),
             )
         };
-        if missed > 0 {
-            tracing::debug!(
-                missed,
-                "happenings past what the live tails are told at once were not passed on"
-            );
+        if happenings.is_empty() && missed == 0 {
+            return;
         }
-        for text in batches(&self.inner.origin, happenings) {
+        let texts = batches(&self.inner.origin, happenings, missed);
+        let mut left: u64 = texts.iter().map(|(_, n)| n).sum();
+        for (text, n) in texts {
             if let Err(e) = store.tell_tails(&text).await {
                 tracing::debug!(error = %e, "could not tell the other instances' live tails");
+                // What was not sent is told as missed with the next text.
+                let mut gathered = self
+                    .inner
+                    .gathered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                gathered.1 += left.max(1);
                 return;
             }
+            left -= n;
         }
     }
 
@@ -384,49 +417,56 @@ impl Activity {
     }
 }
 
-/// `happenings` as texts of at most [`TAIL_TEXT_MAX`] bytes each (a happening that alone
-/// is larger, with an error of kilobytes, goes without its error).
-fn batches(origin: &str, happenings: Vec<Happening>) -> Vec<String> {
-    let head = serde_json::to_string(&Told {
+/// `happenings` as texts of at most [`TAIL_TEXT_MAX`] bytes each, with how many each
+/// carries; the first also says how many were `missed`. A happening that alone is larger
+/// (an error of kilobytes) goes without its error, or is counted missed.
+fn batches(origin: &str, happenings: Vec<Happening>, mut missed: u64) -> Vec<(String, u64)> {
+    let told = |happenings, missed| Told {
         origin: Cow::Borrowed(origin),
-        happenings: Vec::new(),
-    })
-    .unwrap_or_default();
-    let room = TAIL_TEXT_MAX.saturating_sub(head.len());
-    let mut texts = Vec::new();
-    let mut items: Vec<String> = Vec::new();
-    let mut size = 0;
+        happenings,
+        missed,
+    };
+    // The room a text leaves for its happenings, measured with the longest count.
+    let envelope = serde_json::to_string(&told(Vec::new(), u64::MAX)).map_or(0, |t| t.len());
+    let room = TAIL_TEXT_MAX.saturating_sub(envelope);
+    let size_of = |h: &Happening| serde_json::to_string(h).map_or(usize::MAX, |t| t.len());
+    let mut groups: Vec<Vec<Happening>> = Vec::new();
+    let (mut group, mut size) = (Vec::new(), 0);
     for mut h in happenings {
-        let mut item = serde_json::to_string(&h).unwrap_or_default();
-        if item.len() >= room {
+        let mut len = size_of(&h);
+        if len >= room {
             if let Happening::Attempted { error, .. } = &mut h {
                 *error = error
                     .as_ref()
                     .map(|_| "(too long for the live tail)".to_owned());
             }
-            item = serde_json::to_string(&h).unwrap_or_default();
-            if item.len() >= room {
+            len = size_of(&h);
+            if len >= room {
+                missed += 1;
                 continue;
             }
         }
-        if size + item.len() + 1 > room && !items.is_empty() {
-            texts.push(wrap(&head, &items));
-            items.clear();
+        // One more byte for the comma between two happenings.
+        if size + len + 1 > room && !group.is_empty() {
+            groups.push(std::mem::take(&mut group));
             size = 0;
         }
-        size += item.len() + 1;
-        items.push(item);
+        size += len + 1;
+        group.push(h);
     }
-    if !items.is_empty() {
-        texts.push(wrap(&head, &items));
+    if !group.is_empty() || (groups.is_empty() && missed > 0) {
+        groups.push(group);
     }
-    texts
-}
-
-/// `{"origin":…,"happenings":[items]}` from the text with no happenings.
-fn wrap(head: &str, items: &[String]) -> String {
-    let empty = head.trim_end_matches("[]}");
-    format!("{empty}[{}]}}", items.join(","))
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, happenings)| {
+            let n = happenings.len() as u64;
+            let missed = if i == 0 { missed } else { 0 };
+            let text = serde_json::to_string(&told(happenings, missed)).unwrap_or_default();
+            (text, n)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -455,17 +495,19 @@ mod tests {
         let long = attempted(Some("x".repeat(20_000)));
         let mut all = many.clone();
         all.push(long);
-        let texts = batches("instance-a", all);
+        let texts = batches("instance-a", all, 2);
         assert!(texts.len() > 1, "200 happenings need more than one text");
         let mut read = 0;
-        for t in &texts {
+        for (i, (t, n)) in texts.iter().enumerate() {
             assert!(t.len() <= TAIL_TEXT_MAX, "{}", t.len());
             let told: Told<'_> = serde_json::from_str(t).expect("reads back");
             assert_eq!(told.origin, "instance-a");
+            assert_eq!(told.happenings.len() as u64, *n);
+            assert_eq!(told.missed, if i == 0 { 2 } else { 0 });
             read += told.happenings.len();
         }
         assert_eq!(read, 201, "the long one goes without its error");
-        let last: Told<'_> = serde_json::from_str(texts.last().unwrap()).unwrap();
+        let last: Told<'_> = serde_json::from_str(&texts.last().unwrap().0).unwrap();
         assert!(matches!(
             last.happenings.last(),
             Some(Happening::Attempted { error: Some(e), .. }) if e == "(too long for the live tail)"
@@ -488,12 +530,21 @@ mod tests {
         a.tell(attempted(None));
         assert_eq!(a.inner.gathered.lock().unwrap().0.len(), 1);
         let mut feed = a.watch();
-        let own = batches("a", vec![attempted(None)]);
-        a.heard(&own[0]);
+        let own = batches("a", vec![attempted(None)], 0);
+        a.heard(&own[0].0);
         assert!(feed.try_recv().is_err(), "its own notice is ignored");
-        let other = batches("b", vec![attempted(None)]);
-        a.heard(&other[0]);
+        let other = batches("b", vec![attempted(None)], 0);
+        a.heard(&other[0].0);
         assert!(feed.try_recv().is_ok(), "another's is heard");
+        assert!(feed.try_recv().is_err(), "nothing missed");
+        // What another instance could not pass on is told as a count.
+        let lost = batches("b", Vec::new(), 3);
+        assert_eq!(lost.len(), 1);
+        a.heard(&lost[0].0);
+        assert!(matches!(
+            feed.try_recv(),
+            Ok(Happening::Missed { count: 3 })
+        ));
         a.heard("not json");
     }
 

@@ -668,6 +668,16 @@ async fn a_session_left_unused_for_its_idle_timeout_ends_and_use_keeps_it_open()
     };
     assert!(sessions.close_session(&hash).await.unwrap());
     sessions.open_session(&reopened).await.unwrap();
+    // The live tail's stream is not use: a browser opens it again by itself.
+    let tail = open(&http, &app, "/console/tail/stream", &cookie).await;
+    assert_eq!(tail.status(), 200);
+    drop(tail);
+    let kept = sessions.session(&hash, now).await.unwrap().unwrap();
+    assert_eq!(
+        kept.idle_until.unix_timestamp(),
+        reopened.idle_until.unix_timestamp(),
+        "the stream moved nothing"
+    );
     assert_eq!(open(&http, &app, "/console", &cookie).await.status(), 200);
     let moved = sessions.session(&hash, now).await.unwrap().unwrap();
     assert!(

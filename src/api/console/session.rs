@@ -214,6 +214,27 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Session::find(parts, state, true).await
+    }
+}
+
+/// The session of a request that is not use of it: the live tail's stream, which a browser
+/// opens again by itself (after a network blip, a proxy's cut, a laptop's sleep), so that a
+/// tail left open alone still ends when its session goes idle.
+pub struct Watching(pub Session);
+
+impl FromRequestParts<AppState> for Watching {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Session::find(parts, state, false).await.map(Watching)
+    }
+}
+
+impl Session {
+    /// The request's open session, or where to go instead (sign-in, or `403` for a form from
+    /// another origin); `touch`: the request is use of it, which moves its idle end on.
+    async fn find(parts: &Parts, state: &AppState, touch: bool) -> Result<Session, Response> {
         let to_sign_in = || {
             let next = parts
                 .uri
@@ -248,12 +269,14 @@ impl FromRequestParts<AppState> for Session {
         let Some(principal) = state.keys.by_hash(&key) else {
             return Err(to_sign_in());
         };
-        // Use moves the idle end on, written at most once a minute per session. The live
-        // tail's re-checks are not use: a tail left open alone ends when the session idles.
+        // Use moves the idle end on, written at most once a minute per session (half the
+        // timeout when that is shorter), never past the session's end.
         let now = OffsetDateTime::now_utc();
-        if let Some(idle) = state.console.idle() {
-            if record.idle_until < now + idle - time::Duration::MINUTE {
-                if let Err(e) = state.store.console().touch_session(&hash, now + idle).await {
+        if let Some(idle) = state.console.idle().filter(|_| touch) {
+            let slack = (idle / 2_i32).min(time::Duration::MINUTE);
+            let moved = (now + idle).min(record.expires_at);
+            if record.idle_until < moved - slack {
+                if let Err(e) = state.store.console().touch_session(&hash, moved).await {
                     tracing::warn!(error = %e, "a console session's idle end could not be moved on");
                 }
             }

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::endpoints::names;
 use super::pages::{render, Frame, PageError};
-use super::session::Session;
+use super::session::{Session, Watching};
 use crate::activity::Happening;
 use crate::api::AppState;
 use crate::model::{DeliveryId, EndpointId};
@@ -46,7 +46,7 @@ const MAX_WATCHED: usize = 100;
 /// (read after it began to listen, so a change in between is not missed).
 pub async fn stream(
     State(state): State<AppState>,
-    session: Session,
+    Watching(session): Watching,
     Query(w): Query<Watch>,
 ) -> Result<Response, PageError> {
     let names = names(&state).await?;
@@ -142,10 +142,16 @@ impl Watcher {
                 }
                 Err(RecvError::Closed) => return None,
             };
-            if !self.session.principal.may_use(happening.solution()) {
-                continue;
-            }
             let endpoint = match &happening {
+                Happening::Missed { count } => {
+                    return Some(Event::default().event("lagged").data(count.to_string()));
+                }
+                h if !h
+                    .solution()
+                    .is_some_and(|s| self.session.principal.may_use(s)) =>
+                {
+                    continue;
+                }
                 Happening::Attempted { endpoint_id, .. } => {
                     Some(name_of(&self.state, &mut self.names, *endpoint_id).await)
                 }
