@@ -151,7 +151,11 @@ impl Tracing {
         kind: SpanKind,
         traceparent: Option<&str>,
     ) -> Span {
-        let parent = traceparent.map(context_of).unwrap_or_default();
+        // Without tracing the caller's context is only passed on: nothing to extract.
+        let parent = match (&self.on, traceparent) {
+            (Some(_), Some(t)) => context_of(t),
+            _ => Context::default(),
+        };
         self.start_in(name, kind, &parent, traceparent)
     }
 

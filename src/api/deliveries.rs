@@ -13,6 +13,7 @@ use super::error::QueryParams;
 use super::views::{DeliveryDetail, DeliveryView};
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
 use crate::model::{DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter};
+use crate::store::StoreError;
 
 /// The routes of this module, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -72,15 +73,19 @@ struct ReplayRequest {
 
 /// How many dead letters were made due again.
 #[derive(Serialize, ToSchema)]
-struct Replayed {
-    replayed: u64,
+pub struct Replayed {
+    /// How many.
+    pub replayed: u64,
     /// Set when the range asked for reaches back before what the retention policy has
     /// already removed: dead letters of events accepted up to this time may be gone.
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
-    pruned_through: Option<OffsetDateTime>,
+    pub pruned_through: Option<OffsetDateTime>,
+    /// The end of the range asked for.
+    #[serde(skip)]
+    range_to: Option<OffsetDateTime>,
 }
 
 /// Lists deliveries, newest first.
@@ -192,9 +197,34 @@ async fn replay(
         from: request.from,
         to: request.to,
     };
+    let done = replay_range(&state, &filter).await?;
+    if let Some(why) = done.all_pruned() {
+        return Err(ApiError::Pruned(why));
+    }
+    Ok(Json(done))
+}
+
+impl Replayed {
+    /// Why nothing was replayed, when the whole range was removed by the retention policy.
+    pub fn all_pruned(&self) -> Option<String> {
+        let h = self.pruned_through?;
+        (self.replayed == 0 && self.range_to.is_some_and(|to| to <= h)).then(|| {
+            format!(
+                "no dead letter replayed: the range ends before {}, and dead letters of events accepted up to then were removed by the retention policy (retention.dead_lettered)",
+                h.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| h.to_string())
+            )
+        })
+    }
+}
+
+/// Makes the dead letters (or held deliveries) of `filter` due now, wakes the dispatcher,
+/// and says up to when the range's dead letters may have been pruned: what the API and the
+/// console both do for a range replay.
+pub async fn replay_range(state: &AppState, filter: &ReplayFilter) -> Result<Replayed, StoreError> {
     let replayed = state
         .store
-        .replay(&filter, OffsetDateTime::now_utc())
+        .replay(filter, OffsetDateTime::now_utc())
         .await?;
     if replayed > 0 {
         state.ingestor.wake();
@@ -202,18 +232,9 @@ async fn replay(
     tracing::info!(replayed, "dead letters replayed");
     // Pruned dead letters of the range are said so, not silently missing.
     let horizon = state.store.retention_state().await?.horizons.dead_letters;
-    let pruned_through = horizon.filter(|h| filter.from.is_none_or(|from| from <= *h));
-    if let Some(h) = pruned_through {
-        if replayed == 0 && filter.to.is_some_and(|to| to <= h) {
-            return Err(ApiError::Pruned(format!(
-                "no dead letter replayed: the range ends before {}, and dead letters of events accepted up to then were removed by the retention policy (retention.dead_lettered)",
-                h.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_else(|_| h.to_string())
-            )));
-        }
-    }
-    Ok(Json(Replayed {
+    Ok(Replayed {
         replayed,
-        pruned_through,
-    }))
+        pruned_through: horizon.filter(|h| filter.from.is_none_or(|from| from <= *h)),
+        range_to: filter.to,
+    })
 }

@@ -273,6 +273,8 @@ async fn send_batch(
     let mut results: Vec<BatchResult> = Vec::with_capacity(batch.events.len());
     let mut prepared = Vec::new();
     let validating = span.child("herald.validate");
+    // Every event of the batch carries the request's context: written once.
+    let traceparent = span.traceparent();
     for (index, item) in batch.events.into_iter().enumerate() {
         let submission = Submission {
             name: item.event,
@@ -280,7 +282,7 @@ async fn send_batch(
             idempotency_key: item.idempotency_key,
             correlation_id: item.correlation_id,
             depth,
-            traceparent: span.traceparent(),
+            traceparent: traceparent.clone(),
         };
         match state.ingestor.admit(&caller, submission).await {
             Ok(event) => {

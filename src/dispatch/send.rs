@@ -151,8 +151,13 @@ impl Inner {
         // The attempt's span continues the trace of the request that sent the event; the
         // receiver's continues the attempt's.
         let kind = endpoint.settings.kind();
-        let span = self.config.tracing.start(
-            format!("deliver {}", endpoint.name),
+        let tracing = &self.config.tracing;
+        let span = tracing.start(
+            if tracing.enabled() {
+                std::borrow::Cow::Owned(format!("deliver {}", endpoint.name))
+            } else {
+                std::borrow::Cow::Borrowed("deliver")
+            },
             match kind {
                 crate::model::EndpointKind::Webhook => SpanKind::Client,
                 _ => SpanKind::Producer,
@@ -179,7 +184,10 @@ impl Inner {
             .acquire_owned()
             .await
             .expect("gate semaphores are never closed");
-        let mut exchange = Exchange::default();
+        let mut exchange = Exchange {
+            kept_on_success: self.config.keep_succeeded_requests,
+            ..Exchange::default()
+        };
         let outcome = destination.send(&message, &mut exchange).await;
         let mut keep = true;
         match &outcome {

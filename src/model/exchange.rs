@@ -28,6 +28,10 @@ pub struct Exchange {
     /// The start of the answer: its status line and the first bytes of its body (webhooks),
     /// or the broker's outcome (AMQP). `None` when nothing answered.
     pub response: Option<String>,
+    /// Whether a successful attempt keeps this (`delivery.keep_requests = "all"`); when not,
+    /// a destination need not read the start of a successful answer.
+    #[serde(skip)]
+    pub kept_on_success: bool,
 }
 
 impl Exchange {

@@ -286,23 +286,19 @@ async fn a_session_acts_only_with_its_token_from_its_origin_and_ends_at_sign_out
         .await
         .unwrap();
     assert!(as_admin.contains("someone-elses"));
-    let r = http
-        .post(format!("{}/console/endpoints/{endpoint}/enable", app.url))
-        .header("cookie", &viewer)
-        .posted(&[("csrf", csrf(&html).as_str())])
-        .send()
-        .await
-        .unwrap();
+    let enable = format!("/console/endpoints/{endpoint}/enable");
+    let r = post_form(&http, &app, &enable, &viewer, &[("csrf", &csrf(&html))]).await;
     assert_eq!(r.status(), 403);
 
     // Sign-out ends the session for every instance: the store forgets it.
-    let r = http
-        .post(format!("{}/console/sign-out", app.url))
-        .header("cookie", &cookie)
-        .posted(&[("csrf", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &http,
+        &app,
+        "/console/sign-out",
+        &cookie,
+        &[("csrf", &token)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(set_cookie(&r, "herald_session")
         .unwrap()
@@ -767,13 +763,15 @@ async fn an_open_live_tail_ends_within_its_recheck_after_sign_out() {
         .unwrap();
     let mut tail = open(&http, &app, "/console/tail/stream", &cookie).await;
     assert_eq!(tail.status(), 200);
-    let r = http
-        .post(format!("{}/console/sign-out", app.url))
-        .header("cookie", &cookie)
-        .posted(&[("csrf", csrf(&page).as_str())])
-        .send()
-        .await
-        .unwrap();
+    let token = csrf(&page);
+    let r = post_form(
+        &http,
+        &app,
+        "/console/sign-out",
+        &cookie,
+        &[("csrf", &token)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     // The stream re-checks its session every 15 s: at the next check it says so and ends.
     let said = tokio::time::timeout(Duration::from_secs(30), async {
@@ -786,5 +784,102 @@ async fn an_open_live_tail_ends_within_its_recheck_after_sign_out() {
     .await
     .expect("the live tail ended after sign-out");
     assert!(said.contains("event: ended"), "{said}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replaying_from_the_console_says_what_was_not_replayed() {
+    let app = TestApp::start().await;
+    let refusing = Receiver::start().await;
+    refusing.answer(400);
+    app.subscribe_webhook(
+        "refusing",
+        &refusing.url(),
+        SECRET,
+        "contoso_CustomerPurchase",
+    )
+    .await;
+    let event = app.send_purchase(3.0).await;
+    let dead = wait_for(Duration::from_secs(10), "a dead letter", || async {
+        let (_, e) = app.get(&format!("/v1/events/{event}")).await;
+        let d = &e["deliveries"][0];
+        (d["status"] == "dead_lettered").then(|| d["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    refusing.answer(200);
+    let http = client();
+    let cookie = sign_in(&app, ADMIN_KEY).await;
+    let page = open(&http, &app, "/console/dead-letters", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&dead));
+    let token = csrf(&page);
+    // The dead letter, and one that is none (never made): one replayed, one said not to be.
+    let none = "msg_01a23d0db6f5702bb013b8ab4bcf7541";
+    let fields = [
+        ("csrf", token.as_str()),
+        ("ids", dead.as_str()),
+        ("ids", none),
+    ];
+    let r = post_form(
+        &http,
+        &app,
+        "/console/dead-letters/replay",
+        &cookie,
+        &fields,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("1 dead letter was made due now"), "{html}");
+    assert!(
+        html.contains("1 of the selected was not replayed"),
+        "{html}"
+    );
+    wait_for(Duration::from_secs(10), "the replayed delivery", || async {
+        (refusing.count() >= 2).then_some(())
+    })
+    .await;
+    // Replaying it again: it is no dead letter any more, and the page says so.
+    let fields = [("csrf", token.as_str()), ("ids", dead.as_str())];
+    let r = post_form(
+        &http,
+        &app,
+        "/console/dead-letters/replay",
+        &cookie,
+        &fields,
+    )
+    .await;
+    let html = r.text().await.unwrap();
+    assert!(html.contains("0 dead letters were made due now"), "{html}");
+    assert!(
+        html.contains("1 of the selected was not replayed"),
+        "{html}"
+    );
+    // A range with nothing in it replays nothing, and says how many.
+    let fields = [
+        ("csrf", token.as_str()),
+        ("scope", "range"),
+        ("from", "2020-01-01T00:00"),
+        ("to", "2020-01-02T00:00"),
+    ];
+    let r = post_form(
+        &http,
+        &app,
+        "/console/dead-letters/replay",
+        &cookie,
+        &fields,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("0 dead letters were made due now"), "{html}");
+    assert!(
+        unescape(&html)
+            .contains("href=\"/console/deliveries?from=2020-01-01T00%3A00&to=2020-01-02T00%3A00\""),
+        "a link to the range's deliveries: {html}"
+    );
     app.stop().await;
 }

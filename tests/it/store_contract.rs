@@ -174,6 +174,7 @@ pub(crate) fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
                 headers: vec![("webhook-id".into(), d.id.to_string())],
                 body: Some("{}".into()),
                 response: Some("HTTP 503 Service Unavailable\n\nbusy".into()),
+                ..Default::default()
             }),
         }),
         next,

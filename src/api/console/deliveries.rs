@@ -28,6 +28,8 @@ pub struct Row {
     id: String,
     event_name: String,
     endpoint_id: String,
+    /// The endpoint's name; none once it was deleted.
+    endpoint: Option<String>,
     status: &'static str,
     attempts: u32,
     created_at: i64,
@@ -35,13 +37,14 @@ pub struct Row {
     last_error: Option<String>,
 }
 
-/// The rows of a page.
-pub fn rows(list: &[(Delivery, String)]) -> Vec<Row> {
+/// The rows of a page, with the names of their endpoints from `endpoints`.
+pub fn rows(list: &[(Delivery, String)], endpoints: &HashMap<EndpointId, String>) -> Vec<Row> {
     list.iter()
         .map(|(d, name)| Row {
             id: d.id.to_string(),
             event_name: name.clone(),
             endpoint_id: d.endpoint_id.to_string(),
+            endpoint: endpoints.get(&d.endpoint_id).cloned(),
             status: d.status.as_str(),
             attempts: d.attempts,
             created_at: millis(d.created_at),
@@ -157,30 +160,28 @@ impl Filters {
         })
     }
 
-    /// The query string of the next page.
+    /// The query string of the next page: the filled filters and where the page ended.
     fn next(&self, cursor: Cursor) -> String {
-        let mut next = self.clone();
-        next.after = Some(format!("{}.{}", cursor.at, cursor.id));
-        serde_urlencoded_pairs(&next)
+        self.query(Some(format!("{}.{}", cursor.at, cursor.id)))
     }
-}
 
-/// `f` as a query string (its filled fields).
-fn serde_urlencoded_pairs(f: &Filters) -> String {
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("status", &f.status),
-        ("endpoint", &f.endpoint),
-        ("event", &f.event),
-        ("from", &f.from),
-        ("to", &f.to),
-        ("after", &f.after),
-    ] {
-        if let Some(v) = blank(v) {
-            q.append_pair(k, v);
+    /// The filled filters as a query string, starting `after` when given.
+    fn query(&self, after: Option<String>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("status", &self.status),
+            ("endpoint", &self.endpoint),
+            ("event", &self.event),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("after", &after),
+        ] {
+            if let Some(v) = blank(v) {
+                q.append_pair(k, v);
+            }
         }
+        q.finish()
     }
-    q.finish()
 }
 
 async fn list_page(
@@ -196,18 +197,13 @@ async fn list_page(
         Ok(q) => (state.store.console().browse(&q).await?, None),
         Err(problem) => (Default::default(), Some(problem)),
     };
-    let names_by_id: HashMap<String, String> = endpoints
-        .iter()
-        .map(|(id, n)| (id.to_string(), n.clone()))
-        .collect();
     let mut endpoint_names: Vec<&String> = endpoints.values().collect();
     endpoint_names.sort();
     Ok(render(
         template,
         minijinja::context! {
             frame => Frame::of(session, section),
-            rows => rows(&page.rows),
-            endpoints => names_by_id,
+            rows => rows(&page.rows, &endpoints),
             endpoint_names => endpoint_names,
             filters => filters.clone(),
             next => page.next.map(|c| filters.next(c)),
@@ -339,65 +335,85 @@ pub async fn replay(
                 "A range replay needs both \"from\" and \"to\".",
             ));
         }
-        let n = state
-            .store
-            .replay(
-                &ReplayFilter {
-                    held: false,
-                    endpoint_id: q.endpoint_id,
-                    event: q.event_name,
-                    from: q.from,
-                    to: q.to,
-                },
-                now,
-            )
-            .await?;
-        state.ingestor.wake();
+        let done = crate::api::deliveries::replay_range(
+            &state,
+            &ReplayFilter {
+                held: false,
+                endpoint_id: q.endpoint_id,
+                event: q.event_name,
+                from: q.from,
+                to: q.to,
+            },
+        )
+        .await?;
         return Ok(render(
             "replayed.html",
             minijinja::context! {
                 frame => Frame::of(&session, "dead-letters"),
-                count => n, rows => Vec::<Row>::new(), endpoints => HashMap::<String, String>::new(),
-                range => filters,
+                count => done.replayed, rows => Vec::<Row>::new(),
+                range => format!("/console/deliveries?{}", filters.query(None)),
+                pruned => done.all_pruned(),
             },
         ));
     }
+    // Each selected delivery is read once: only a dead letter of this key's solutions is
+    // replayed; the others are counted and said so.
     let mut replayed = Vec::new();
+    let mut skipped = 0;
+    let mut event_names: HashMap<crate::model::EventId, String> = HashMap::new();
     for text in form.all("ids").take(MAX_SELECTED) {
         let Ok(id) = text.parse::<DeliveryId>() else {
             return Err(PageError::bad_request(format!(
                 "\"{text}\" is not a delivery id."
             )));
         };
+        let Some((mut d, _)) = state.store.delivery(id).await? else {
+            skipped += 1;
+            continue;
+        };
+        // The names of events this key may see, each read once.
+        let name = match event_names.get(&d.event_id) {
+            Some(name) => Some(name.clone()),
+            None => match state.store.event(d.event_id).await? {
+                Some((e, _)) if session.principal.may_use(&e.solution) => {
+                    event_names.insert(d.event_id, e.name.clone());
+                    Some(e.name)
+                }
+                _ => None,
+            },
+        };
+        let Some(name) = name.filter(|_| d.status == DeliveryStatus::DeadLettered) else {
+            skipped += 1;
+            continue;
+        };
         if state.store.retry(id, now).await? == Some(true) {
-            replayed.push(id);
+            // What the retry made of it: due now, as the page then shows it.
+            d.status = DeliveryStatus::Pending;
+            d.next_attempt_at = now;
+            d.finished_at = None;
+            replayed.push((d, name));
+        } else {
+            skipped += 1;
         }
     }
-    if replayed.is_empty() {
+    if replayed.is_empty() && skipped == 0 {
         return Err(PageError::bad_request(
             "Select at least one dead letter to replay.",
         ));
     }
-    state.ingestor.wake();
-    let mut list = Vec::new();
-    for id in &replayed {
-        if let Some((d, _)) = state.store.delivery(*id).await? {
-            let name = match state.store.event(d.event_id).await? {
-                Some((e, _)) => e.name,
-                None => String::new(),
-            };
-            list.push((d, name));
-        }
+    if !replayed.is_empty() {
+        state.ingestor.wake();
     }
-    let names_by_id: HashMap<String, String> = endpoints
-        .iter()
-        .map(|(id, n)| (id.to_string(), n.clone()))
-        .collect();
+    tracing::info!(
+        replayed = replayed.len(),
+        skipped,
+        "dead letters replayed from the console"
+    );
     Ok(render(
         "replayed.html",
         minijinja::context! {
             frame => Frame::of(&session, "dead-letters"),
-            count => replayed.len(), rows => rows(&list), endpoints => names_by_id,
+            count => replayed.len(), rows => rows(&replayed, &endpoints), skipped => skipped,
         },
     ))
 }

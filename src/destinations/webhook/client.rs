@@ -98,10 +98,14 @@ impl Destination for WebhookDestination {
                     .map(str::to_owned);
                 // The start of the answer, for operators; a body that breaks off, or trickles
                 // in for longer than a second, is shown as far as it came (the status decides
-                // the outcome, not the body).
-                let start = tokio::time::timeout(ANSWER_WAIT, read_start(response, RESPONSE_START))
-                    .await
-                    .unwrap_or_default();
+                // the outcome, not the body). A success that will not be kept is not read.
+                let start = if status.is_success() && !exchange.kept_on_success {
+                    Vec::new()
+                } else {
+                    tokio::time::timeout(ANSWER_WAIT, read_start(response, RESPONSE_START))
+                        .await
+                        .unwrap_or_default()
+                };
                 exchange.answered(&status_line(status), &start);
                 classify(
                     status.as_u16(),
@@ -173,7 +177,7 @@ impl WebhookDestination {
             .post(built.url)
             .timeout(timeout)
             .header(CONTENT_TYPE, HeaderValue::from_static(built.content_type))
-            .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .header(USER_AGENT, super::USER_AGENT)
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature);
@@ -245,7 +249,7 @@ fn note(
     x.target = format!("POST {}", masked_url(built.url.as_str()));
     x.sent(&built.body);
     x.header("content-type", built.content_type);
-    x.header("user-agent", concat!("Herald/", env!("CARGO_PKG_VERSION")));
+    x.header("user-agent", super::USER_AGENT);
     x.header("webhook-id", id);
     x.header("webhook-timestamp", timestamp);
     x.signature("webhook-signature", signature);

@@ -45,7 +45,7 @@ impl WebhookClient {
             .http
             .request(reqwest::Method::OPTIONS, url)
             .timeout(timeout)
-            .header(USER_AGENT, concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .header(USER_AGENT, super::USER_AGENT)
             .header("WebHook-Request-Origin", ask.origin)
             .header("WebHook-Request-Callback", ask.callback);
         if let Some(rate) = ask.rate_per_minute {

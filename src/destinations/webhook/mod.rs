@@ -11,6 +11,9 @@ pub mod signing;
 pub mod ssrf;
 
 pub use classify::{classify, failure};
+
+/// The `User-Agent` of every request Herald makes to a receiver.
+pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 pub use client::{StepAnswer, WebhookClient, WebhookDestination};
 pub use error::WebhookError;
 pub use signing::{sign, verify, Secret, VerifyError, VerifyKey};

@@ -131,7 +131,9 @@ async fn endpoint_page(
 ) -> Result<Response, PageError> {
     let e = state.registry.endpoint(id).await?;
     let admin = session.principal.admin;
-    if !admin && !visible(state, session).await?.iter().any(|v| v.id == e.id) {
+    // A key that is not an admin sees the endpoints its solutions' subscriptions use.
+    let subscriptions = subscriptions::of(state, session, e.id).await?;
+    if !admin && subscriptions.is_empty() {
         return Err(PageError::not_found(format!(
             "No endpoint \"{id}\" that this key may see."
         )));
@@ -151,7 +153,6 @@ async fn endpoint_page(
             ..Default::default()
         })
         .await?;
-    let subscriptions = subscriptions::of(state, session, e.id).await?;
     let view = EndpointView::from(&e);
     Ok(render(
         "endpoint.html",
@@ -178,10 +179,9 @@ async fn endpoint_page(
                 mean_ms => hour.mean_ms(), max_ms => hour.max_ms, dead_lettered => hour.dead_lettered,
             },
             chart => charts::columns("Attempts per minute at this endpoint, last hour", ("succeeded", Some("failed")), &series),
-            recent => super::deliveries::rows(&recent.rows),
+            recent => super::deliveries::rows(&recent.rows, &HashMap::from([(e.id, e.name.clone())])),
             subscriptions => subscriptions,
             events => if admin { subscriptions::subscribable(state, session) } else { Vec::new() },
-            own => HashMap::from([(e.id.to_string(), e.name.clone())]),
             notice => notice,
             shown => shown,
         },
