@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState, Caller, ErrorBody};
+use crate::auth::Principal;
 use crate::catalog::{event_schema, schema_url};
 use crate::model::EventDefinition;
 
@@ -93,12 +94,7 @@ async fn event(
     Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<CatalogEvent>, ApiError> {
-    let definition = find(&state, &name)?;
-    if !caller.may_use(&definition.solution) {
-        return Err(ApiError::NotFound(format!(
-            "no cataloged event called \"{name}\""
-        )));
-    }
+    let definition = find(&state, &caller, &name)?;
     let schema = event_schema(definition, &schema_url(&state.public_url, &name));
     Ok(Json(CatalogEvent {
         definition: definition.clone(),
@@ -106,24 +102,32 @@ async fn event(
     }))
 }
 
-/// The JSON Schema of an event's parameters (public: it is the CloudEvents `dataschema`).
-#[utoipa::path(get, path = "/v1/catalog/events/{unique_name}/schema", tag = "catalog", operation_id = "get_event_schema", security(()),
+/// The JSON Schema of an event's parameters (the CloudEvents `dataschema`), for a key of the
+/// event's solution: what the catalog lists only to such keys is read only by them.
+#[utoipa::path(get, path = "/v1/catalog/events/{unique_name}/schema", tag = "catalog", operation_id = "get_event_schema",
     params(("unique_name" = String, Path, description = "The event's unique name")),
     responses((status = 200, description = "JSON Schema draft 2020-12"), (status = 404, body = ErrorBody)))]
 async fn schema(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let definition = find(&state, &name)?;
+    let definition = find(&state, &caller, &name)?;
     Ok(Json(event_schema(
         definition,
         &schema_url(&state.public_url, &name),
     )))
 }
 
-fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a EventDefinition, ApiError> {
+/// The cataloged event `name` of a solution `caller` uses.
+fn find<'a>(
+    state: &'a AppState,
+    caller: &Principal,
+    name: &str,
+) -> Result<&'a EventDefinition, ApiError> {
     state
         .catalog
         .cataloged(name)
+        .filter(|d| caller.may_use(&d.solution))
         .ok_or_else(|| ApiError::NotFound(format!("no cataloged event called \"{name}\"")))
 }

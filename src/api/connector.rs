@@ -5,9 +5,10 @@ use serde_json::{json, Map, Value};
 
 use super::AppState;
 use crate::catalog::event_schema;
+use crate::model::Scope;
 
-/// The connector definition for this Herald.
-pub fn definition(state: &AppState) -> Value {
+/// The connector definition for this Herald, with the events of `scope`.
+pub fn definition(state: &AppState, scope: &Scope) -> Value {
     let url = url::Url::parse(&state.public_url).ok();
     let host = url.as_ref().and_then(|u| {
         u.host_str().map(|h| match u.port() {
@@ -17,7 +18,7 @@ pub fn definition(state: &AppState) -> Value {
     });
     let scheme = url.as_ref().map_or("https", |u| u.scheme());
     let mut paths = Map::new();
-    event_triggers(state, &mut paths);
+    event_triggers(state, scope, &mut paths);
     dynamic_trigger(&mut paths);
     json!({
         "swagger": "2.0",
@@ -39,9 +40,12 @@ pub fn definition(state: &AppState) -> Value {
     })
 }
 
-/// One webhook trigger per subscribable cataloged event.
-fn event_triggers(state: &AppState, paths: &mut Map<String, Value>) {
+/// One webhook trigger per subscribable cataloged event of `scope`.
+fn event_triggers(state: &AppState, scope: &Scope, paths: &mut Map<String, Value>) {
     for category in state.catalog.categories() {
+        if !scope.covers(&category.solution) {
+            continue;
+        }
         for event in state.catalog.events_in(&category.solution, &category.name) {
             if event.allowed_steps == crate::model::AllowedSteps::None {
                 continue;

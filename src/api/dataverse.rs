@@ -139,8 +139,8 @@ impl From<ApiError> for DataverseError {
         (status = 204, description = "Stored; deliveries will follow"),
         (status = 400, body = ErrorBody, description = "Dataverse error, code 0x80040203 or 0x80048d19, or 0x80040265 when a synchronous step cancelled the event, answered with invalid values, or the chain of events is too deep"),
         (status = 401, body = ErrorBody, description = "Dataverse error 0x8005F101"),
-        (status = 403, body = ErrorBody, description = "Dataverse error 0x80040220: the API key may not send events of this solution"),
-        (status = 404, body = ErrorBody, description = "Dataverse error 0x8006088a: unknown or inactive action"),
+        (status = 403, body = ErrorBody, description = "Dataverse error 0x80040220: only Herald sends its operational events"),
+        (status = 404, body = ErrorBody, description = "Dataverse error 0x8006088a: unknown or inactive action (or one of a solution the API key does not use)"),
         (status = 409, body = ErrorBody, description = "Dataverse error 0x80040237: the idempotency key was used with another request"),
         (status = 502, body = ErrorBody, description = "A synchronous step could not be called, or no step set a required response property"),
         (status = 503, body = ErrorBody, description = "Dataverse error 0x80040216: the store cannot take writes now"),
@@ -215,7 +215,11 @@ async fn run(
             });
         }
     }
-    if state.catalog.cataloged(name).is_none() {
+    if !state
+        .catalog
+        .cataloged(name)
+        .is_some_and(|d| caller.may_use(&d.solution))
+    {
         return Err(DataverseError {
             status: StatusCode::NOT_FOUND,
             code: code::RESOURCE_NOT_FOUND,
@@ -350,7 +354,7 @@ struct JobQuery {
     responses((status = 200, description = "OData collection of system jobs"), (status = 400, body = ErrorBody), AdminRefusals))]
 async fn system_jobs(
     State(state): State<AppState>,
-    _: super::Admin,
+    super::Admin(caller): super::Admin,
     QueryParams(q): QueryParams<JobQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if q.top.is_some_and(|n| !(1..=1000).contains(&n)) {
@@ -381,7 +385,7 @@ async fn system_jobs(
     };
     let jobs: Vec<Value> = state
         .store
-        .deliveries(&query)
+        .deliveries(&caller.scope(), &query)
         .await?
         .iter()
         .map(system_job)
@@ -399,7 +403,7 @@ async fn system_jobs(
     responses((status = 200, description = "A system job"), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn system_job_by_id(
     State(state): State<AppState>,
-    _: super::Admin,
+    super::Admin(caller): super::Admin,
     Path(segment): Path<String>,
 ) -> Response {
     let Some(id) = segment
@@ -424,7 +428,7 @@ async fn system_job_by_id(
     };
     match state
         .store
-        .delivery(crate::model::DeliveryId::from_uuid(uuid))
+        .delivery(&caller.scope(), crate::model::DeliveryId::from_uuid(uuid))
         .await
     {
         Ok(Some((d, _))) => Json(system_job(&d)).into_response(),

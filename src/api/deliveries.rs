@@ -12,7 +12,9 @@ use utoipa_axum::routes;
 use super::error::QueryParams;
 use super::views::{DeliveryDetail, DeliveryView};
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
-use crate::model::{DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter};
+use crate::model::{
+    DeliveryId, DeliveryQuery, DeliveryStatus, EndpointId, EventId, ReplayFilter, Scope,
+};
 use crate::store::StoreError;
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -98,7 +100,7 @@ pub struct Replayed {
     (status = 400, body = ErrorBody), AdminRefusals))]
 async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     if q.limit.is_some_and(|n| !(1..=1000).contains(&n)) {
@@ -110,7 +112,7 @@ async fn list(
         event_id: q.event_id,
         limit: q.limit,
     };
-    let deliveries = state.store.deliveries(&query).await?;
+    let deliveries = state.store.deliveries(&caller.scope(), &query).await?;
     Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
 }
 
@@ -124,11 +126,12 @@ fn parse<T: std::str::FromStr>(id: &str, what: &str) -> Result<T, ApiError> {
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "Removed by the retention policy"), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let delivery_id = parse::<DeliveryId>(&id, "delivery")?;
-    let Some((delivery, attempts)) = state.store.delivery(delivery_id).await? else {
+    let Some((delivery, attempts)) = state.store.delivery(&caller.scope(), delivery_id).await?
+    else {
         return Err(missing(&state, &id, delivery_id).await);
     };
     Ok(Json(DeliveryDetail::new(&delivery, &attempts)))
@@ -153,13 +156,14 @@ async fn missing(state: &AppState, id: &str, delivery_id: DeliveryId) -> ApiErro
         (status = 409, body = ErrorBody, description = "Neither dead-lettered nor waiting"), AdminRefusals))]
 async fn retry(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<DeliveryDetail>), ApiError> {
     let delivery_id = parse::<DeliveryId>(&id, "delivery")?;
+    let scope = caller.scope();
     match state
         .store
-        .retry(delivery_id, OffsetDateTime::now_utc())
+        .retry(&scope, delivery_id, OffsetDateTime::now_utc())
         .await?
     {
         None => return Err(missing(&state, &id, delivery_id).await),
@@ -172,7 +176,7 @@ async fn retry(
     }
     let (delivery, attempts) = state
         .store
-        .delivery(delivery_id)
+        .delivery(&scope, delivery_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(id))?;
     Ok((
@@ -187,7 +191,7 @@ async fn retry(
         (status = 410, body = ErrorBody, description = "Every dead letter of the range was removed by the retention policy"), AdminRefusals))]
 async fn replay(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     JsonBody(request): JsonBody<ReplayRequest>,
 ) -> Result<Json<Replayed>, ApiError> {
     let filter = ReplayFilter {
@@ -197,7 +201,7 @@ async fn replay(
         from: request.from,
         to: request.to,
     };
-    let done = replay_range(&state, &filter).await?;
+    let done = replay_range(&state, &caller.scope(), &filter).await?;
     if let Some(why) = done.all_pruned() {
         return Err(ApiError::Pruned(why));
     }
@@ -221,10 +225,14 @@ impl Replayed {
 /// Makes the dead letters (or held deliveries) of `filter` due now, wakes the dispatcher,
 /// and says up to when the range's dead letters may have been pruned: what the API and the
 /// console both do for a range replay.
-pub async fn replay_range(state: &AppState, filter: &ReplayFilter) -> Result<Replayed, StoreError> {
+pub async fn replay_range(
+    state: &AppState,
+    scope: &Scope,
+    filter: &ReplayFilter,
+) -> Result<Replayed, StoreError> {
     let replayed = state
         .store
-        .replay(filter, OffsetDateTime::now_utc())
+        .replay(scope, filter, OffsetDateTime::now_utc())
         .await?;
     if replayed > 0 {
         state.ingestor.wake();

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::views::EndpointView;
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
-use crate::model::{EndpointId, Scheme, SecretId};
+use crate::model::{EndpointId, Scheme, Scope, SecretId};
 use crate::registry::EndpointInput;
 
 /// The routes of this module, with their OpenAPI descriptions.
@@ -81,7 +81,8 @@ async fn public_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PublicKeys>, ApiError> {
-    let endpoint = state.registry.endpoint(&id).await?;
+    // Public keys are public: whoever knows the endpoint's id may verify with them.
+    let endpoint = state.registry.endpoint(&Scope::All, &id).await?;
     let keys = match &endpoint.settings {
         crate::model::DestinationSettings::Webhook(w) => w
             .secrets
@@ -116,10 +117,13 @@ async fn public_keys(
     (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "The name is taken"), AdminRefusals))]
 async fn create(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
-    let (endpoint, generated_secret) = state.registry.create_endpoint(input).await?;
+    let (endpoint, generated_secret) = state
+        .registry
+        .create_endpoint(&caller.scope(), input)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(EndpointCreated {
@@ -137,9 +141,9 @@ async fn create(
     AdminRefusals))]
 async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
 ) -> Result<Json<Vec<EndpointView>>, ApiError> {
-    let endpoints = state.registry.endpoints().await?;
+    let endpoints = state.registry.endpoints(&caller.scope()).await?;
     Ok(Json(endpoints.iter().map(EndpointView::from).collect()))
 }
 
@@ -148,10 +152,12 @@ async fn list(
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    Ok(Json((&state.registry.endpoint(&id).await?).into()))
+    Ok(Json(
+        (&state.registry.endpoint(&caller.scope(), &id).await?).into(),
+    ))
 }
 
 /// Replaces an endpoint's settings (secrets and credentials stay unless given).
@@ -160,12 +166,16 @@ async fn get_one(
         (status = 409, body = ErrorBody, description = "The new name is taken"), AdminRefusals))]
 async fn replace(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
-        (&state.registry.replace_endpoint(&id, input).await?).into(),
+        (&state
+            .registry
+            .replace_endpoint(&caller.scope(), &id, input)
+            .await?)
+            .into(),
     ))
 }
 
@@ -174,11 +184,10 @@ async fn replace(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn delete(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let endpoint = state.registry.endpoint(&id).await?;
-    state.registry.delete_endpoint(endpoint.id).await?;
+    state.registry.delete_endpoint(&caller.scope(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,13 +201,13 @@ async fn delete(
     (status = 409, body = ErrorBody, description = "Not a webhook endpoint, or it has as many secrets as it may"), AdminRefusals))]
 async fn add_secret(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<SecretInput>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let (endpoint, generated_secret) = state
         .registry
-        .add_secret(&id, input.secret.as_deref(), input.scheme)
+        .add_secret(&caller.scope(), &id, input.secret.as_deref(), input.scheme)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -216,10 +225,14 @@ async fn add_secret(
         (status = 409, body = ErrorBody, description = "Not a webhook endpoint, or its last secret"), AdminRefusals))]
 async fn retire_secret(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path((id, secret_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
-        (&state.registry.retire_secret(&id, &secret_id).await?).into(),
+        (&state
+            .registry
+            .retire_secret(&caller.scope(), &id, &secret_id)
+            .await?)
+            .into(),
     ))
 }

@@ -160,6 +160,7 @@ impl From<RegistryError> for ApiError {
             },
             RegistryError::NotFound(what) => ApiError::NotFound(what),
             RegistryError::Conflict(what) => ApiError::Conflict(what),
+            RegistryError::Forbidden(what) => ApiError::Forbidden(what),
             RegistryError::Store(e) => e.into(),
         }
     }

@@ -69,7 +69,8 @@ pub async fn response_of(
         (IngestOutcome::Replayed { id, .. }, Some(fresh)) => Ok(Some(
             state
                 .store
-                .event(*id)
+                // The caller's own earlier event (the idempotency key is the caller's).
+                .event(&crate::model::Scope::All, *id)
                 .await?
                 .map(|(first, _)| first.pipeline.response)
                 .unwrap_or(fresh),
@@ -115,8 +116,8 @@ pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
             ("GetEvent" = (operation_id = "get_event", parameters(("event" = "$response.body#/id")))),
             ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("event_id" = "$response.body#/id")))),
         )),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not send events of this solution"),
-        (status = 404, body = ErrorBody, description = "No such cataloged event"), (status = 409, body = ErrorBody, description = "Idempotency key reused with another body"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "Only Herald sends its operational events"),
+        (status = 404, body = ErrorBody, description = "No such cataloged event (of a solution the API key uses)"), (status = 409, body = ErrorBody, description = "Idempotency key reused with another body"),
         (status = 502, body = ErrorBody, description = "A synchronous step could not be called, or no step set a required response property"),
         (status = 503, body = ErrorBody, description = "The store cannot take writes now; try again after Retry-After"),
     ))]
@@ -129,7 +130,11 @@ async fn send_one(
     body: Body,
 ) -> Result<Response, ApiError> {
     // Unknown events are 404 before the body is even read.
-    if state.catalog.cataloged(&name).is_none() {
+    if !state
+        .catalog
+        .cataloged(&name)
+        .is_some_and(|d| caller.may_use(&d.solution))
+    {
         return Err(IngestError::UnknownEvent(name).into());
     }
     let params: Value = read_json(&headers, body, state.max_body_bytes).await?;
@@ -352,13 +357,13 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
     responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "Removed by the retention policy"), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<EventDetail>, ApiError> {
     let event_id: EventId = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no event with id \"{id}\"")))?;
-    let Some((event, deliveries)) = state.store.event(event_id).await? else {
+    let Some((event, deliveries)) = state.store.event(&caller.scope(), event_id).await? else {
         let horizons = state.store.retention_state().await?.horizons;
         return Err(ApiError::missing(
             "event",

@@ -17,7 +17,9 @@ use utoipa_axum::routes;
 
 use super::{ApiError, AppState, Caller, ErrorBody, JsonBody};
 use crate::catalog::{event_schema, schema_url};
-use crate::model::{AllowedSteps, EndpointKind, EventDefinition, MessageFormat, SubscriptionId};
+use crate::model::{
+    AllowedSteps, EndpointKind, EventDefinition, MessageFormat, Scope, SubscriptionId,
+};
 use crate::registry::{EndpointInput, RegistryError, SubscriptionInput};
 
 /// Names of the endpoints and subscriptions made for flows start with this.
@@ -78,25 +80,36 @@ async fn create(
     caller: &crate::auth::Principal,
     req: FlowSubscribe,
 ) -> Result<Response, ApiError> {
-    let solution = match (&req.event, &req.category) {
-        (Some(name), _) => state.catalog.cataloged(name).map(|e| e.solution.clone()),
-        (None, Some(category)) => req.solution.clone().or_else(|| {
-            state
+    let scope = caller.scope();
+    // What the key may not use is as unknown as what the catalog lacks, and is refused
+    // before anything is made.
+    match (&req.event, &req.category) {
+        (Some(name), _)
+            if !state
                 .catalog
-                .categories()
-                .iter()
-                .find(|c| c.name == *category)
-                .map(|c| c.solution.clone())
-        }),
-        (None, None) => None,
-    };
-    if let Some(solution) = &solution {
-        if !caller.may_use(solution) {
-            return Err(ApiError::Forbidden(format!(
-                "the API key \"{}\" may not subscribe to solution \"{solution}\"",
-                caller.name
-            )));
+                .cataloged(name)
+                .is_some_and(|e| scope.covers(&e.solution)) =>
+        {
+            return Err(RegistryError::invalid(
+                "event",
+                format!("\"{name}\" is not a cataloged event"),
+            )
+            .into());
         }
+        (None, Some(category))
+            if !state.catalog.categories().iter().any(|c| {
+                c.name == *category
+                    && req.solution.as_ref().is_none_or(|s| *s == c.solution)
+                    && scope.covers(&c.solution)
+            }) =>
+        {
+            return Err(RegistryError::invalid(
+                "category",
+                format!("\"{category}\" is not a category of the catalog"),
+            )
+            .into());
+        }
+        _ => {}
     }
     let id = SubscriptionId::new();
     let name = format!("{FLOW_PREFIX}{}", id.uuid().simple());
@@ -113,7 +126,7 @@ async fn create(
     // The flow's callback is `notificationUrl` to the caller, `url` to the registry.
     let (endpoint, _) = state
         .registry
-        .create_endpoint(endpoint)
+        .create_endpoint(&scope, endpoint)
         .await
         .map_err(|e| match e {
             RegistryError::Invalid { field, problem } if field == "url" => {
@@ -135,11 +148,14 @@ async fn create(
         amqp: Default::default(),
         stage: None,
     };
-    let subscription = match state.registry.create_subscription(input).await {
+    let subscription = match state.registry.create_subscription(&scope, input).await {
         Ok(s) => s,
         Err(e) => {
-            // Do not leave the endpoint behind.
-            let _ = state.registry.delete_endpoint(endpoint.id).await;
+            // Do not leave the endpoint behind (it was made just now, for this alone).
+            let _ = state
+                .registry
+                .delete_endpoint(&Scope::All, &endpoint.id.to_string())
+                .await;
             return Err(e.into());
         }
     };
@@ -162,7 +178,7 @@ async fn create(
     (status = 201, body = FlowSubscription, headers(("Location" = String, description = "DELETE it to unsubscribe")), links(
         ("Unsubscribe" = (operation_id = "flow_unsubscribe", parameters(("id" = "$response.body#/id")))),
     )),
-    (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not subscribe to this solution")))]
+    (status = 400, body = ErrorBody, description = "Invalid, or an event or category that is not cataloged (or not of the key's solutions)")))]
 async fn subscribe(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -177,15 +193,19 @@ async fn subscribe(
     responses((status = 201, body = FlowSubscription, headers(("Location" = String, description = "DELETE it to unsubscribe")), links(
         ("Unsubscribe" = (operation_id = "flow_unsubscribe", parameters(("id" = "$response.body#/id")))),
     )),
-    (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "The API key may not subscribe to this solution"),
-    (status = 404, body = ErrorBody, description = "No such cataloged event")))]
+    (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "No such cataloged event (of the key's solutions)")))]
 async fn subscribe_to_event(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(unique_name): Path<String>,
     JsonBody(req): JsonBody<NotificationUrl>,
 ) -> Result<Response, ApiError> {
-    if state.catalog.cataloged(&unique_name).is_none() {
+    if !state
+        .catalog
+        .cataloged(&unique_name)
+        .is_some_and(|e| caller.may_use(&e.solution))
+    {
         return Err(ApiError::NotFound(format!(
             "no cataloged event called \"{unique_name}\""
         )));
@@ -209,18 +229,20 @@ async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::NotFound(format!("no flow subscription with id \"{id}\""));
     let sub_id: SubscriptionId = id.parse().map_err(|_| not_found())?;
-    let subscription = match state.registry.subscription(&sub_id.to_string()).await {
+    let subscription = match state
+        .registry
+        .subscription(&caller.scope(), &sub_id.to_string())
+        .await
+    {
         Ok(s) if s.name.starts_with(FLOW_PREFIX) => s,
         Ok(_) | Err(RegistryError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if !caller.may_use(&subscription.solution) {
-        return Err(not_found());
-    }
-    // The endpoint was made for this subscription alone; deleting it removes both.
+    // The endpoint was made for this subscription alone, which the key may end; deleting
+    // the endpoint removes both.
     state
         .registry
-        .delete_endpoint(subscription.endpoint_id)
+        .delete_endpoint(&Scope::All, &subscription.endpoint_id.to_string())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -338,8 +360,8 @@ async fn discover(State(state): State<AppState>, Caller(caller): Caller) -> Json
 /// The Power Automate custom connector definition (OpenAPI 2.0): a webhook trigger per
 /// cataloged event, and one dynamic trigger over all of them. Public, so a connector can be
 /// imported from its URL.
-#[utoipa::path(get, path = "/v1/flows/connector.json", tag = "flows", operation_id = "flow_connector", security(()),
-    responses((status = 200, description = "Swagger 2.0 connector definition")))]
-async fn connector(State(state): State<AppState>) -> Json<Value> {
-    Json(super::connector::definition(&state))
+#[utoipa::path(get, path = "/v1/flows/connector.json", tag = "flows", operation_id = "flow_connector",
+    responses((status = 200, description = "Swagger 2.0 connector definition, with a trigger per event of the key's solutions")))]
+async fn connector(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    Json(super::connector::definition(&state, &caller.scope()))
 }

@@ -150,10 +150,10 @@ pub struct Enabled {
     responses((status = 200, body = HealthView), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_health(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<HealthView>, ApiError> {
-    let endpoint = state.registry.endpoint(&id).await?;
+    let endpoint = state.registry.endpoint(&caller.scope(), &id).await?;
     let h = state.registry.endpoint_health(endpoint.id).await?;
     let mut view: HealthView = (&h).into();
     if let DestinationSettings::Webhook(w) = &endpoint.settings {
@@ -270,7 +270,10 @@ async fn disable(
         Some(r) => r,
         None => format!("disabled by {}", who.name),
     };
-    let h = state.registry.disable_endpoint(&id, &reason).await?;
+    let h = state
+        .registry
+        .disable_endpoint(&who.scope(), &id, &reason)
+        .await?;
     tracing::info!(endpoint = %h.endpoint_id, by = who.name, "endpoint disabled");
     Ok(Json((&h).into()))
 }
@@ -290,7 +293,10 @@ async fn enable(
         HeldChoice::Deliver => Resume::Deliver,
         HeldChoice::Keep => Resume::Keep,
     };
-    let (h, resumed) = state.registry.enable_endpoint(&id, resume).await?;
+    let (h, resumed) = state
+        .registry
+        .enable_endpoint(&who.scope(), &id, resume)
+        .await?;
     state.ingestor.wake();
     tracing::info!(endpoint = %h.endpoint_id, by = who.name, resumed, "endpoint enabled");
     Ok(Json(Enabled {

@@ -142,7 +142,6 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .split_for_parts();
     document_shared_answers(&mut doc);
-    document_catalog(&mut doc, &state.catalog, &state.public_url);
     let doc = Arc::new(doc);
     router
         .merge(console::router(&state))
@@ -152,7 +151,12 @@ pub fn app(state: AppState) -> Router {
         ))
         .route(
             "/openapi.json",
-            axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }),
+            axum::routing::get(
+                move |state: axum::extract::State<AppState>, headers: axum::http::HeaderMap| {
+                    let doc = Arc::clone(&doc);
+                    async move { axum::Json(document_for(&state, &headers, &doc)) }
+                },
+            ),
         )
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -239,23 +243,44 @@ fn error_answer(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Re
         .into()
 }
 
+/// The document as the caller may read it: with a key, its events' names and JSON Schemas on
+/// the routes that send one; without (or with an unknown key), no event of any solution.
+fn document_for(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    doc: &utoipa::openapi::OpenApi,
+) -> utoipa::openapi::OpenApi {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let mut doc = doc.clone();
+    if let Ok(caller) = state.keys.authenticate(header) {
+        document_catalog(&mut doc, &state.catalog, &caller.scope(), &state.public_url);
+    }
+    doc
+}
+
 /// The operations that send an event by name: their `event` (or `unique_name`) path parameter.
 const SENDING: &[(&str, &str)] = &[
     ("/v1/events/{event}", "event"),
     ("/api/data/v9.2/{unique_name}", "unique_name"),
 ];
 
-/// Says in the document which events this Herald takes: the names of its enabled cataloged
-/// events on the routes that send one (any other name is 404), and as their body any of those
-/// events' JSON Schemas (the one of the event named in the path is checked).
-fn document_catalog(doc: &mut utoipa::openapi::OpenApi, catalog: &Catalog, public_url: &str) {
+/// Says in the document which events this Herald takes from a key of `scope`: the names of
+/// its enabled cataloged events on the routes that send one (any other name is 404), and as
+/// their body any of those events' JSON Schemas (the one of the event named in the path is
+/// checked).
+fn document_catalog(
+    doc: &mut utoipa::openapi::OpenApi,
+    catalog: &Catalog,
+    scope: &crate::model::Scope,
+    public_url: &str,
+) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::{ContentBuilder, RefOr, Schema};
     let events: Vec<&crate::model::EventDefinition> = catalog
         .categories()
         .iter()
         .flat_map(|c| catalog.events_in(&c.solution, &c.name))
-        .filter(|e| e.enabled)
+        .filter(|e| e.enabled && scope.covers(&e.solution))
         .collect();
     if events.is_empty() {
         return;

@@ -29,10 +29,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "The name is taken"), AdminRefusals))]
 async fn create(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     JsonBody(input): JsonBody<SubscriptionInput>,
 ) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
-    let subscription = state.registry.create_subscription(input).await?;
+    let subscription = state
+        .registry
+        .create_subscription(&caller.scope(), input)
+        .await?;
     Ok((StatusCode::CREATED, Json((&subscription).into())))
 }
 
@@ -44,9 +47,9 @@ async fn create(
     AdminRefusals))]
 async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
 ) -> Result<Json<Vec<SubscriptionView>>, ApiError> {
-    let subscriptions = state.registry.subscriptions().await?;
+    let subscriptions = state.registry.subscriptions(&caller.scope()).await?;
     Ok(Json(
         subscriptions.iter().map(SubscriptionView::from).collect(),
     ))
@@ -57,10 +60,12 @@ async fn list(
     responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    Ok(Json((&state.registry.subscription(&id).await?).into()))
+    Ok(Json(
+        (&state.registry.subscription(&caller.scope(), &id).await?).into(),
+    ))
 }
 
 /// Replaces a subscription (re-enabling one Herald disabled, for instance).
@@ -69,12 +74,16 @@ async fn get_one(
         (status = 409, body = ErrorBody, description = "The new name is taken"), AdminRefusals))]
 async fn replace(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<SubscriptionInput>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     Ok(Json(
-        (&state.registry.replace_subscription(&id, input).await?).into(),
+        (&state
+            .registry
+            .replace_subscription(&caller.scope(), &id, input)
+            .await?)
+            .into(),
     ))
 }
 
@@ -83,10 +92,12 @@ async fn replace(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), AdminRefusals))]
 async fn delete(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let subscription = state.registry.subscription(&id).await?;
-    state.registry.delete_subscription(subscription.id).await?;
+    state
+        .registry
+        .delete_subscription(&caller.scope(), &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::model::OPERATIONAL_SOLUTION;
+use crate::model::{Scope, OPERATIONAL_SOLUTION};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +50,12 @@ impl Principal {
 
     /// Whether the key may see and subscribe to events of `solution`.
     pub fn may_use(&self, solution: &str) -> bool {
-        self.solutions
-            .as_ref()
-            .is_none_or(|s| s.iter().any(|x| x == solution))
+        self.scope().covers(solution)
+    }
+
+    /// The solutions the key acts in, which every query it reaches is limited to.
+    pub fn scope(&self) -> Scope {
+        Scope::of(self.solutions.as_deref())
     }
 }
 

@@ -278,10 +278,14 @@ impl Ingestor {
         let definition = self
             .catalog
             .cataloged(&s.name)
+            // An event of a solution the key does not use is as unknown as one the catalog
+            // lacks: the answer does not tell that it exists.
+            .filter(|d| caller.may_use(&d.solution))
             .ok_or_else(|| IngestError::UnknownEvent(s.name.clone()))?;
         if !definition.enabled {
             return Err(IngestError::Disabled(s.name));
         }
+        // Herald's own operational events: seen by keys of every solution, sent by Herald.
         if !caller.may_send(&definition.solution) {
             return Err(IngestError::Forbidden {
                 key: caller.name.clone(),

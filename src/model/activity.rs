@@ -72,8 +72,6 @@ pub struct Browse {
     pub endpoint_id: Option<EndpointId>,
     /// Only of events with this unique name.
     pub event_name: Option<String>,
-    /// Only of events of these solutions (`None`: all).
-    pub solutions: Option<Vec<String>>,
     /// Only created at or after this time.
     pub from: Option<OffsetDateTime>,
     /// Only created before this time.

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod grant;
 pub mod health;
 pub mod ids;
+pub mod scope;
 pub mod subscription;
 
 pub use activity::{minute_of, ActivityRow, Browse, BrowsePage, Counts, Cursor};
@@ -34,6 +35,7 @@ pub use exchange::Exchange;
 pub use grant::{Grant, GrantState, HandshakeAnswer};
 pub use health::{EndpointHealth, HealthNotice, HealthState, Notice, OPERATIONAL_SOLUTION};
 pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
+pub use scope::Scope;
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,
 };

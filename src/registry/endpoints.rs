@@ -9,7 +9,8 @@ use super::{EndpointInput, Registry, RegistryError, Signing};
 use crate::destinations::webhook::ssrf::UrlError;
 use crate::model::{
     AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointId, EndpointKind,
-    RateLimit, Scheme, Secret, SecretId, SigningSecret, WebhookAuth, WebhookSettings,
+    RateLimit, Scheme, Scope, Secret, SecretId, SigningSecret, Subscription, WebhookAuth,
+    WebhookSettings,
 };
 
 /// Active signing secrets an endpoint may have at once.
@@ -19,31 +20,87 @@ pub const MAX_SECRETS: usize = 5;
 pub type WithSecret = (Endpoint, Option<String>);
 
 impl Registry {
-    /// Every endpoint, by name.
-    pub async fn endpoints(&self) -> Result<Vec<Endpoint>, RegistryError> {
-        Ok(self.store.endpoints().await?)
+    /// The endpoints `scope` sees, by name.
+    pub async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>, RegistryError> {
+        let all = self.store.endpoints().await?;
+        if *scope == Scope::All {
+            return Ok(all);
+        }
+        let subscriptions = self.store.subscriptions().await?;
+        Ok(all
+            .into_iter()
+            .filter(|e| scope.sees(&tied(e, &subscriptions)))
+            .collect())
     }
 
-    /// The endpoint with id `id` (as text, from a URL).
-    pub async fn endpoint(&self, id: &str) -> Result<Endpoint, RegistryError> {
+    /// The endpoint with id `id` (as text, from a URL), if `scope` sees it.
+    pub async fn endpoint(&self, scope: &Scope, id: &str) -> Result<Endpoint, RegistryError> {
         let not_found = || RegistryError::NotFound(format!("no endpoint with id \"{id}\""));
         let id: EndpointId = id.parse().map_err(|_| not_found())?;
-        self.store.endpoint(id).await?.ok_or_else(not_found)
+        let endpoint = self.store.endpoint(id).await?.ok_or_else(not_found)?;
+        self.seen(scope, endpoint).await?.ok_or_else(not_found)
     }
 
-    /// The endpoint with this id or, failing that, this name.
+    /// The endpoint with id `id`, if `scope` may change it: `NotFound` if it does not see
+    /// it, `Forbidden` if the endpoint is tied to solutions `scope` does not cover.
+    pub async fn endpoint_to_change(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Endpoint, RegistryError> {
+        let endpoint = self.endpoint(scope, id).await?;
+        if *scope != Scope::All {
+            let tied = tied(&endpoint, &self.store.subscriptions().await?);
+            if !scope.may_change(&tied) {
+                return Err(RegistryError::Forbidden(format!(
+                    "endpoint \"{}\" also delivers events of solutions this key does not cover ({}); a key of all of them may change it",
+                    endpoint.name,
+                    tied.iter()
+                        .filter(|t| !scope.covers(t))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(endpoint)
+    }
+
+    /// `endpoint` if `scope` sees it.
+    async fn seen(
+        &self,
+        scope: &Scope,
+        endpoint: Endpoint,
+    ) -> Result<Option<Endpoint>, RegistryError> {
+        if *scope == Scope::All {
+            return Ok(Some(endpoint));
+        }
+        let tied = tied(&endpoint, &self.store.subscriptions().await?);
+        Ok(scope.sees(&tied).then_some(endpoint))
+    }
+
+    /// The endpoint with this id or, failing that, this name, if `scope` sees it.
     pub async fn endpoint_by_id_or_name(
         &self,
+        scope: &Scope,
         id_or_name: &str,
     ) -> Result<Option<Endpoint>, RegistryError> {
-        Ok(match id_or_name.parse::<EndpointId>() {
+        let found = match id_or_name.parse::<EndpointId>() {
             Ok(id) => self.store.endpoint(id).await?,
             Err(_) => self.store.endpoint_by_name(id_or_name).await?,
-        })
+        };
+        match found {
+            Some(e) => self.seen(scope, e).await,
+            None => Ok(None),
+        }
     }
 
-    /// Creates an endpoint; its name must be free.
-    pub async fn create_endpoint(&self, input: EndpointInput) -> Result<WithSecret, RegistryError> {
+    /// Creates an endpoint, tied to the solutions of `scope`; its name must be free.
+    pub async fn create_endpoint(
+        &self,
+        scope: &Scope,
+        input: EndpointInput,
+    ) -> Result<WithSecret, RegistryError> {
         if self.store.endpoint_by_name(&input.name).await?.is_some() {
             return Err(RegistryError::Conflict(format!(
                 "an endpoint called \"{}\" already exists",
@@ -61,6 +118,7 @@ impl Registry {
             rate_limit,
             created_at: now,
             updated_at: now,
+            owners: scope.owners(),
         };
         self.put_endpoint(&endpoint).await?;
         tracing::info!(endpoint = %endpoint.id, name = %endpoint.name, "endpoint created");
@@ -81,17 +139,18 @@ impl Registry {
         }
         match self.store.endpoint_by_name(&input.name).await? {
             Some(existing) => self.update_endpoint(existing, input).await,
-            None => self.create_endpoint(input).await,
+            None => self.create_endpoint(&Scope::All, input).await,
         }
     }
 
     /// Replaces the settings of endpoint `id`; write-only values it leaves out are kept.
     pub async fn replace_endpoint(
         &self,
+        scope: &Scope,
         id: &str,
         input: EndpointInput,
     ) -> Result<Endpoint, RegistryError> {
-        let existing = self.endpoint(id).await?;
+        let existing = self.endpoint_to_change(scope, id).await?;
         let becomes_webhook = input.kind == EndpointKind::Webhook
             && existing.settings.kind() != EndpointKind::Webhook;
         if becomes_webhook && input.secret.is_none() {
@@ -123,7 +182,8 @@ impl Registry {
     }
 
     /// Deletes endpoint `id` and its subscriptions, cancelling their unfinished deliveries.
-    pub async fn delete_endpoint(&self, id: EndpointId) -> Result<(), RegistryError> {
+    pub async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<(), RegistryError> {
+        let id = self.endpoint_to_change(scope, id).await?.id;
         if !self.store.delete_endpoint(id).await? {
             return Err(RegistryError::NotFound(format!(
                 "no endpoint with id \"{id}\""
@@ -137,11 +197,12 @@ impl Registry {
     /// is retired); generated when `secret` is `None`.
     pub async fn add_secret(
         &self,
+        scope: &Scope,
         id: &str,
         secret: Option<&str>,
         scheme: Option<Scheme>,
     ) -> Result<WithSecret, RegistryError> {
-        let mut endpoint = self.endpoint(id).await?;
+        let mut endpoint = self.endpoint_to_change(scope, id).await?;
         let (secret, generated) = match (secret, scheme) {
             (Some(_), Some(_)) => {
                 return Err(RegistryError::invalid(
@@ -180,10 +241,11 @@ impl Registry {
     /// Retires signing secret `secret_id` of webhook endpoint `id`; the last one stays.
     pub async fn retire_secret(
         &self,
+        scope: &Scope,
         id: &str,
         secret_id: &str,
     ) -> Result<Endpoint, RegistryError> {
-        let mut endpoint = self.endpoint(id).await?;
+        let mut endpoint = self.endpoint_to_change(scope, id).await?;
         let name = endpoint.name.clone();
         let DestinationSettings::Webhook(w) = &mut endpoint.settings else {
             return Err(not_a_webhook(&name));
@@ -532,4 +594,19 @@ fn not_a_webhook(name: &str) -> RegistryError {
 
 fn parse_secret(text: &str) -> Result<Secret, RegistryError> {
     Secret::parse(text).map_err(|e| RegistryError::invalid("secret", e.to_string()))
+}
+
+/// The solutions `endpoint` is tied to: those of the key that made it and of every
+/// subscription that delivers to it.
+pub fn tied(endpoint: &Endpoint, subscriptions: &[Subscription]) -> Vec<String> {
+    let mut tied = endpoint.owners.clone();
+    for s in subscriptions
+        .iter()
+        .filter(|s| s.endpoint_id == endpoint.id)
+    {
+        if !tied.contains(&s.solution) {
+            tied.push(s.solution.clone());
+        }
+    }
+    tied
 }

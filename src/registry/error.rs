@@ -19,6 +19,10 @@ pub enum RegistryError {
     /// The change contradicts what exists (a taken name, the last secret…).
     #[error("{0}")]
     Conflict(String),
+    /// The caller sees it but may not change it (an endpoint shared with solutions its key
+    /// does not cover).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

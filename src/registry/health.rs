@@ -120,10 +120,11 @@ impl super::Registry {
     /// those that come while it stays disabled, are held (not sent, not dropped).
     pub async fn disable_endpoint(
         &self,
+        scope: &crate::model::Scope,
         id: &str,
         reason: &str,
     ) -> Result<EndpointHealth, super::RegistryError> {
-        let id = self.endpoint(id).await?.id;
+        let id = self.endpoint_to_change(scope, id).await?.id;
         let now = time::OffsetDateTime::now_utc();
         let change = |h: EndpointHealth| h.disabled(reason, now);
         let (_, after) = self.store.health().change_health(id, now, &change).await?;
@@ -136,10 +137,11 @@ impl super::Registry {
     /// how many held deliveries were made due.
     pub async fn enable_endpoint(
         &self,
+        scope: &crate::model::Scope,
         id: &str,
         resume: Resume,
     ) -> Result<(EndpointHealth, u64), super::RegistryError> {
-        let id = self.endpoint(id).await?.id;
+        let id = self.endpoint_to_change(scope, id).await?.id;
         let now = time::OffsetDateTime::now_utc();
         let change = |h: EndpointHealth| h.enabled(now);
         let (_, after) = self.store.health().change_health(id, now, &change).await?;

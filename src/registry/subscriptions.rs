@@ -8,26 +8,39 @@ use time::OffsetDateTime;
 use super::{Registry, RegistryError, SubscriptionInput};
 use crate::catalog::Catalog;
 use crate::model::{
-    AllowedSteps, Endpoint, EndpointKind, EventDefinition, Mode, Stage, Subscription,
+    AllowedSteps, Endpoint, EndpointKind, EventDefinition, Mode, Scope, Stage, Subscription,
     SubscriptionId,
 };
 
 impl Registry {
-    /// Every subscription, by name.
-    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, RegistryError> {
-        Ok(self.store.subscriptions().await?)
+    /// The subscriptions of the solutions of `scope`, by name.
+    pub async fn subscriptions(&self, scope: &Scope) -> Result<Vec<Subscription>, RegistryError> {
+        let mut all = self.store.subscriptions().await?;
+        all.retain(|s| scope.covers(&s.solution));
+        Ok(all)
     }
 
-    /// The subscription with id `id` (as text, from a URL).
-    pub async fn subscription(&self, id: &str) -> Result<Subscription, RegistryError> {
+    /// The subscription with id `id` (as text, from a URL), if it is of a solution of
+    /// `scope`.
+    pub async fn subscription(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Subscription, RegistryError> {
         let not_found = || RegistryError::NotFound(format!("no subscription with id \"{id}\""));
         let id: SubscriptionId = id.parse().map_err(|_| not_found())?;
-        self.store.subscription(id).await?.ok_or_else(not_found)
+        self.store
+            .subscription(id)
+            .await?
+            .filter(|s| scope.covers(&s.solution))
+            .ok_or_else(not_found)
     }
 
-    /// Creates a subscription; its name, if given, must be free.
+    /// Creates a subscription of a solution of `scope`, to an endpoint `scope` sees; its
+    /// name, if given, must be free.
     pub async fn create_subscription(
         &self,
+        scope: &Scope,
         input: SubscriptionInput,
     ) -> Result<Subscription, RegistryError> {
         if let Some(name) = &input.name {
@@ -37,7 +50,7 @@ impl Registry {
                 )));
             }
         }
-        let subscription = self.build(input, None).await?;
+        let subscription = self.build(scope, input, None).await?;
         self.put_subscription(&subscription).await?;
         Ok(subscription)
     }
@@ -55,25 +68,28 @@ impl Registry {
             ));
         };
         let existing = self.subscription_by_name(name).await?;
-        let subscription = self.build(input, existing.as_ref()).await?;
+        let subscription = self.build(&Scope::All, input, existing.as_ref()).await?;
         self.put_subscription(&subscription).await?;
         Ok(subscription)
     }
 
-    /// Replaces subscription `id` (re-enabling one Herald disabled, for instance).
+    /// Replaces subscription `id` of `scope` (re-enabling one Herald disabled, for
+    /// instance); it stays in `scope`.
     pub async fn replace_subscription(
         &self,
+        scope: &Scope,
         id: &str,
         input: SubscriptionInput,
     ) -> Result<Subscription, RegistryError> {
-        let existing = self.subscription(id).await?;
-        let subscription = self.build(input, Some(&existing)).await?;
+        let existing = self.subscription(scope, id).await?;
+        let subscription = self.build(scope, input, Some(&existing)).await?;
         self.put_subscription(&subscription).await?;
         Ok(subscription)
     }
 
-    /// Deletes subscription `id`, cancelling its unfinished deliveries.
-    pub async fn delete_subscription(&self, id: SubscriptionId) -> Result<(), RegistryError> {
+    /// Deletes subscription `id` of `scope`, cancelling its unfinished deliveries.
+    pub async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<(), RegistryError> {
+        let id = self.subscription(scope, id).await?.id;
         if !self.store.delete_subscription(id).await? {
             return Err(RegistryError::NotFound(format!(
                 "no subscription with id \"{id}\""
@@ -116,12 +132,13 @@ impl Registry {
     /// (`existing` keeps its id and creation time).
     async fn build(
         &self,
+        scope: &Scope,
         input: SubscriptionInput,
         existing: Option<&Subscription>,
     ) -> Result<Subscription, RegistryError> {
-        let target = Target::resolve(&self.catalog, &input)?;
+        let target = Target::resolve(&self.catalog, scope, &input)?;
         let endpoint = self
-            .endpoint_by_id_or_name(&input.endpoint)
+            .endpoint_by_id_or_name(scope, &input.endpoint)
             .await?
             .ok_or_else(|| {
                 RegistryError::invalid(
@@ -172,10 +189,18 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     /// The event or category `input` names, checked against the catalog.
-    fn resolve(catalog: &'a Catalog, input: &SubscriptionInput) -> Result<Self, RegistryError> {
+    /// Events and categories of solutions out of `scope` are as unknown as those the
+    /// catalog does not have.
+    fn resolve(
+        catalog: &'a Catalog,
+        scope: &Scope,
+        input: &SubscriptionInput,
+    ) -> Result<Self, RegistryError> {
         match (&input.event, &input.category) {
-            (Some(name), None) => Self::event(catalog, name, input),
-            (None, Some(category)) => Self::category(catalog, category, input.solution.as_deref()),
+            (Some(name), None) => Self::event(catalog, scope, name, input),
+            (None, Some(category)) => {
+                Self::category(catalog, scope, category, input.solution.as_deref())
+            }
             _ => Err(RegistryError::invalid(
                 "event",
                 "give exactly one of `event` and `category`",
@@ -185,12 +210,16 @@ impl<'a> Target<'a> {
 
     fn event(
         catalog: &'a Catalog,
+        scope: &Scope,
         name: &str,
         input: &SubscriptionInput,
     ) -> Result<Self, RegistryError> {
-        let def = catalog.cataloged(name).ok_or_else(|| {
-            RegistryError::invalid("event", format!("\"{name}\" is not a cataloged event"))
-        })?;
+        let def = catalog
+            .cataloged(name)
+            .filter(|d| scope.covers(&d.solution))
+            .ok_or_else(|| {
+                RegistryError::invalid("event", format!("\"{name}\" is not a cataloged event"))
+            })?;
         if def.allowed_steps == AllowedSteps::None {
             return Err(RegistryError::invalid(
                 "event",
@@ -218,6 +247,7 @@ impl<'a> Target<'a> {
 
     fn category(
         catalog: &'a Catalog,
+        scope: &Scope,
         category: &str,
         solution: Option<&str>,
     ) -> Result<Self, RegistryError> {
@@ -225,6 +255,7 @@ impl<'a> Target<'a> {
             .categories()
             .iter()
             .filter(|c| c.name == category && solution.is_none_or(|s| s == c.solution))
+            .filter(|c| scope.covers(&c.solution))
             .map(|c| c.solution.as_str())
             .collect();
         match candidates.as_slice() {

@@ -9,7 +9,7 @@ use super::rows::{delivery_from_row, millis, Columns};
 use super::sql::on_every_backend;
 use super::StoreError;
 use crate::model::{
-    ActivityRow, Browse, BrowsePage, Counts, Cursor, DeliveryId, DeliveryStatus, EndpointId,
+    ActivityRow, Browse, BrowsePage, Counts, Cursor, DeliveryId, DeliveryStatus, EndpointId, Scope,
 };
 
 /// A console session as stored: only hashes of the cookie's token and of the API key.
@@ -70,8 +70,8 @@ pub trait ConsoleRecords: Send + Sync {
         due_by: Option<OffsetDateTime>,
         cap: u32,
     ) -> Result<u64, StoreError>;
-    /// One page of deliveries.
-    async fn browse(&self, q: &Browse) -> Result<BrowsePage, StoreError>;
+    /// One page of deliveries of events of `scope`.
+    async fn browse(&self, scope: &Scope, q: &Browse) -> Result<BrowsePage, StoreError>;
 }
 
 /// A value bound to a statement built at run time.
@@ -114,7 +114,7 @@ impl Order {
 }
 
 /// The statement of `q`: its SQL and values (see [`Order`]).
-fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
+fn browse_sql(scope: &Scope, q: &Browse) -> (String, Vec<Bind>) {
     let order = Order::of(q);
     let mut binds = Vec::new();
     let mut conditions = Vec::new();
@@ -156,7 +156,7 @@ fn browse_sql(q: &Browse) -> (String, Vec<Bind>) {
         let p = push(&mut binds, Bind::Text(name.clone()));
         conditions.push(format!("e.name = {p}"));
     }
-    if let Some(solutions) = &q.solutions {
+    if let Some(solutions) = scope.solutions() {
         let list: Vec<String> = solutions
             .iter()
             .map(|s| push(&mut binds, Bind::Text(s.clone())))
@@ -355,8 +355,8 @@ on_every_backend!(ConsoleRecords {
         Ok(row.int("n")?.max(0) as u64)
     }
 
-    async fn browse(&self, q: &Browse) -> Result<BrowsePage, StoreError> {
-        let (sql, binds) = browse_sql(q);
+    async fn browse(&self, scope: &Scope, q: &Browse) -> Result<BrowsePage, StoreError> {
+        let (sql, binds) = browse_sql(scope, q);
         let mut query = sqlx::query::<DB>(&sql);
         for b in binds {
             query = match b {
@@ -404,7 +404,7 @@ mod tests {
             limit: 50,
             ..Default::default()
         };
-        let (sql, binds) = browse_sql(&q);
+        let (sql, binds) = browse_sql(&Scope::All, &q);
         assert!(sql.contains("ORDER BY d.next_attempt_at DESC, d.id DESC LIMIT $4"));
         assert!(sql.contains("d.next_attempt_at < $3 OR (d.next_attempt_at = $3 AND d.id < $2)"));
         assert_eq!(binds.len(), 4);
@@ -412,10 +412,13 @@ mod tests {
 
     #[test]
     fn without_a_status_a_page_goes_by_id() {
-        let (sql, _) = browse_sql(&Browse {
-            limit: 10,
-            ..Default::default()
-        });
+        let (sql, _) = browse_sql(
+            &Scope::All,
+            &Browse {
+                limit: 10,
+                ..Default::default()
+            },
+        );
         assert!(sql.contains("ORDER BY d.id DESC LIMIT $1") && !sql.contains("WHERE"));
     }
 }

@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Attempt, AttemptResult, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint,
-    EndpointId, Event, EventId, IngestOutcome, LeasedDelivery, NewEvent, ReplayFilter,
+    EndpointId, Event, EventId, IngestOutcome, LeasedDelivery, NewEvent, ReplayFilter, Scope,
     Subscription, SubscriptionId,
 };
 
@@ -159,8 +159,12 @@ fn transient_sqlite(code: i32) -> bool {
 /// defaults call it, and a backend overrides only what it adds (PostgreSQL announces changes).
 #[async_trait]
 pub trait Records: Send + Sync {
-    /// An event and its deliveries.
-    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError>;
+    /// An event and its deliveries, if it is of a solution of `scope`.
+    async fn event(
+        &self,
+        scope: &Scope,
+        id: EventId,
+    ) -> Result<Option<(Event, Vec<Delivery>)>, StoreError>;
 
     /// Creates or replaces an endpoint (by id). Fails with `Conflict` if the name is taken.
     async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
@@ -193,17 +197,33 @@ pub trait Records: Send + Sync {
     /// lease ends, if any.
     async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError>;
 
-    /// Deliveries matching `query`, newest first.
-    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
-    /// One delivery with its attempts.
+    /// Deliveries of events of `scope` matching `query`, newest first.
+    async fn deliveries(
+        &self,
+        scope: &Scope,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// One delivery with its attempts, if its event is of a solution of `scope`.
     async fn delivery(
         &self,
+        scope: &Scope,
         id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError>;
-    /// `Some(false)` if it is in a state that cannot be retried.
-    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError>;
-    /// Makes the dead letters matching `filter` due now; returns how many.
-    async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Makes a delivery of `scope` due now: `None` if there is none, `Some(false)` if it is
+    /// in a state that cannot be retried.
+    async fn retry(
+        &self,
+        scope: &Scope,
+        id: DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError>;
+    /// Makes the dead letters of `scope` matching `filter` due now; returns how many.
+    async fn replay(
+        &self,
+        scope: &Scope,
+        filter: &ReplayFilter,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
     /// Number of deliveries per status.
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError>;
     /// Whether the database answers.
@@ -240,9 +260,13 @@ pub trait Store: Send + Sync + 'static {
     /// idempotency keys. Results are in the order of `events`.
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
 
-    /// An event and its deliveries.
-    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
-        self.records().event(id).await
+    /// An event and its deliveries, if it is of a solution of `scope`.
+    async fn event(
+        &self,
+        scope: &Scope,
+        id: EventId,
+    ) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
+        self.records().event(scope, id).await
     }
 
     /// Creates or replaces an endpoint (by id). Fails with `Conflict` if the name is taken.
@@ -307,26 +331,42 @@ pub trait Store: Send + Sync + 'static {
         self.records().next_due(skip).await
     }
 
-    /// Deliveries matching `query`, newest first.
-    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        self.records().deliveries(query).await
+    /// Deliveries of events of `scope` matching `query`, newest first.
+    async fn deliveries(
+        &self,
+        scope: &Scope,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.records().deliveries(scope, query).await
     }
-    /// One delivery with its attempts.
+    /// One delivery with its attempts, if its event is of a solution of `scope`.
     async fn delivery(
         &self,
+        scope: &Scope,
         id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        self.records().delivery(id).await
+        self.records().delivery(scope, id).await
     }
-    /// Makes a dead-lettered (or pending) delivery due now. `None` if it does not exist;
-    /// `Some(false)` if it is in a state that cannot be retried or its endpoint was deleted.
-    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
-        self.records().retry(id, now).await
+    /// Makes a dead-lettered (or pending) delivery of `scope` due now. `None` if there is
+    /// none; `Some(false)` if it is in a state that cannot be retried or its endpoint was
+    /// deleted.
+    async fn retry(
+        &self,
+        scope: &Scope,
+        id: DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        self.records().retry(scope, id, now).await
     }
-    /// Makes the dead letters matching `filter` due now (not those of deleted endpoints);
-    /// returns how many.
-    async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.records().replay(filter, now).await
+    /// Makes the dead letters of `scope` matching `filter` due now (not those of deleted
+    /// endpoints); returns how many.
+    async fn replay(
+        &self,
+        scope: &Scope,
+        filter: &ReplayFilter,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.records().replay(scope, filter, now).await
     }
     /// Number of deliveries per status.
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::model::{
     AttemptResult, DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent,
-    ReplayFilter, Subscription, SubscriptionId,
+    ReplayFilter, Scope, Subscription, SubscriptionId,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -178,16 +178,26 @@ impl Store for PgStore {
     }
 
     // Work made due again wakes the other instances' dispatchers.
-    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
-        let retried = self.sql.retry(id, now).await?;
+    async fn retry(
+        &self,
+        scope: &Scope,
+        id: DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        let retried = self.sql.retry(scope, id, now).await?;
         if retried == Some(true) {
             self.announce.notify_one();
         }
         Ok(retried)
     }
 
-    async fn replay(&self, filter: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let replayed = self.sql.replay(filter, now).await?;
+    async fn replay(
+        &self,
+        scope: &Scope,
+        filter: &ReplayFilter,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let replayed = self.sql.replay(scope, filter, now).await?;
         if replayed > 0 {
             self.announce.notify_one();
         }

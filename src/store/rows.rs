@@ -229,6 +229,12 @@ pub fn endpoint_from_row(row: &impl Columns, keys: &KeyRing) -> Result<Endpoint,
         },
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,
+        owners: row
+            .text("owners")?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 

@@ -16,7 +16,7 @@ use super::sealing::KeyRing;
 use super::{conflict_on_unique, Horizons, PassReport, Records, RetentionState, StoreError};
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint, EndpointId, Event,
-    EventId, ReplayFilter, Subscription, SubscriptionId,
+    EventId, ReplayFilter, Scope, Subscription, SubscriptionId,
 };
 
 /// What the shared SQL needs to know of a backend beyond what `sqlx` says.
@@ -104,7 +104,11 @@ pub(super) use on_every_backend;
 
 on_every_backend!(Records {
     /// An event and its deliveries.
-    async fn event(&self, id: EventId) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
+    async fn event(
+        &self,
+        scope: &Scope,
+        id: EventId,
+    ) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
         let Some(row) = sqlx::query::<DB>("SELECT * FROM events WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -112,6 +116,10 @@ on_every_backend!(Records {
         else {
             return Ok(None);
         };
+        let event = event_from_row(&row)?;
+        if !scope.covers(&event.solution) {
+            return Ok(None);
+        }
         let deliveries =
             sqlx::query::<DB>("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
                 .bind(id.to_string())
@@ -120,17 +128,17 @@ on_every_backend!(Records {
                 .iter()
                 .map(delivery_from_row)
                 .collect::<Result<_, _>>()?;
-        Ok(Some((event_from_row(&row)?, deliveries)))
+        Ok(Some((event, deliveries)))
     }
 
     /// Creates or replaces an endpoint.
     async fn put_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
         sqlx::query::<DB>(
-            "INSERT INTO endpoints (id, name, kind, settings, max_concurrency, created_at, updated_at, rate_per_second, rate_burst)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO endpoints (id, name, kind, settings, max_concurrency, created_at, updated_at, rate_per_second, rate_burst, owners)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, settings = excluded.settings,
                max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at,
-               rate_per_second = excluded.rate_per_second, rate_burst = excluded.rate_burst",
+               rate_per_second = excluded.rate_per_second, rate_burst = excluded.rate_burst, owners = excluded.owners",
         )
         .bind(e.id.to_string())
         .bind(e.name.clone())
@@ -144,6 +152,7 @@ on_every_backend!(Records {
         .bind(millis(e.updated_at))
         .bind(e.rate_limit.map(|r| r.per_second))
         .bind(e.rate_limit.map(|r| i64::from(r.burst)))
+        .bind(e.owners.join(","))
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("endpoint name \"{}\"", e.name)))?;
@@ -359,33 +368,66 @@ on_every_backend!(Records {
     }
 
     /// Deliveries matching `q`, newest first.
-    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query::<DB>(
-            "SELECT * FROM deliveries WHERE (CAST($1 AS TEXT) IS NULL OR status = $1)
-               AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
-               AND (CAST($3 AS TEXT) IS NULL OR event_id = $3) ORDER BY id DESC LIMIT $4",
-        )
-        .bind(q.status.map(|s| s.as_str()))
-        .bind(q.endpoint_id.map(|e| e.to_string()))
-        .bind(q.event_id.map(|e| e.to_string()))
-        .bind(i64::from(q.limit.unwrap_or(100).min(1000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(delivery_from_row).collect()
+    async fn deliveries(
+        &self,
+        scope: &Scope,
+        q: &DeliveryQuery,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let limit = q.limit.unwrap_or(100).min(1000);
+        // One statement per solution of the scope (a key has few), each newest first; their
+        // newest `limit` together are the answer.
+        let mut found = Vec::new();
+        for solution in solutions_of(scope) {
+            let rows = sqlx::query::<DB>(
+                "SELECT * FROM deliveries d WHERE (CAST($1 AS TEXT) IS NULL OR status = $1)
+                   AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
+                   AND (CAST($3 AS TEXT) IS NULL OR event_id = $3)
+                   AND (CAST($5 AS TEXT) IS NULL OR EXISTS
+                     (SELECT 1 FROM events e WHERE e.id = d.event_id AND e.solution = $5))
+                 ORDER BY id DESC LIMIT $4",
+            )
+            .bind(q.status.map(|s| s.as_str()))
+            .bind(q.endpoint_id.map(|e| e.to_string()))
+            .bind(q.event_id.map(|e| e.to_string()))
+            .bind(i64::from(limit))
+            .bind(solution)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                found.push(delivery_from_row(row)?);
+            }
+        }
+        found.sort_by(|a: &Delivery, b| b.id.cmp(&a.id));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     /// One delivery with its attempts.
     async fn delivery(
         &self,
+        scope: &Scope,
         id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        let Some(row) = sqlx::query::<DB>("SELECT * FROM deliveries WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) = sqlx::query::<DB>(
+            "SELECT d.*, e.solution AS event_solution FROM deliveries d
+             LEFT JOIN events e ON e.id = d.event_id WHERE d.id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
+        // A delivery whose event is gone is of no solution any more: only a scope of every
+        // solution reaches it.
+        let covered = match row.opt_text("event_solution")? {
+            Some(solution) => scope.covers(&solution),
+            None => *scope == Scope::All,
+        };
+        if !covered {
+            return Ok(None);
+        }
+        let delivery = delivery_from_row(&row)?;
         let attempts =
             sqlx::query::<DB>("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY attempt")
                 .bind(id.to_string())
@@ -394,12 +436,20 @@ on_every_backend!(Records {
                 .iter()
                 .map(attempt_from_row)
                 .collect::<Result<_, _>>()?;
-        Ok(Some((delivery_from_row(&row)?, attempts)))
+        Ok(Some((delivery, attempts)))
     }
 
     /// Makes a dead-lettered or pending delivery due now: `None` if it does not exist,
     /// `Some(false)` if it cannot be retried.
-    async fn retry(&self, id: DeliveryId, now: OffsetDateTime) -> Result<Option<bool>, StoreError> {
+    async fn retry(
+        &self,
+        scope: &Scope,
+        id: DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        if Records::delivery(self, scope, id).await?.is_none() {
+            return Ok(None);
+        }
         let done = sqlx::query::<DB>(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, finished_at = NULL, updated_at = $1
              WHERE id = $2 AND status IN ('pending', 'dead_lettered') AND endpoint_id IN (SELECT id FROM endpoints)",
@@ -408,37 +458,41 @@ on_every_backend!(Records {
         .bind(id.to_string())
         .execute(&self.pool)
         .await?;
-        if DB::rows_affected(&done) > 0 {
-            return Ok(Some(true));
-        }
-        let exists = sqlx::query::<DB>("SELECT 1 AS found FROM deliveries WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(exists.map(|_| false))
+        Ok(Some(DB::rows_affected(&done) > 0))
     }
 
-    /// Makes the dead letters matching `f` due now; returns how many.
-    async fn replay(&self, f: &ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query::<DB>(
-            // Held deliveries are due as of their creation, so they go out in that order.
-            "UPDATE deliveries SET next_attempt_at = CASE WHEN status = 'held' THEN created_at ELSE $1 END,
-               status = 'pending', finished_at = NULL, updated_at = $1
-             WHERE status = $6 AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
-               AND endpoint_id IN (SELECT id FROM endpoints)
-               AND event_id IN (SELECT id FROM events WHERE (CAST($3 AS TEXT) IS NULL OR name = $3)
-                 AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
-                 AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5))",
-        )
-        .bind(millis(now))
-        .bind(f.endpoint_id.map(|e| e.to_string()))
-        .bind(f.event.clone())
-        .bind(f.from.map(millis))
-        .bind(f.to.map(millis))
-        .bind(if f.held { "held" } else { "dead_lettered" })
-        .execute(&self.pool)
-        .await?;
-        Ok(DB::rows_affected(&done))
+    /// Makes the dead letters of `scope` matching `f` due now; returns how many.
+    async fn replay(
+        &self,
+        scope: &Scope,
+        f: &ReplayFilter,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut replayed = 0;
+        for solution in solutions_of(scope) {
+            let done = sqlx::query::<DB>(
+                // Held deliveries are due as of their creation, so they go out in that order.
+                "UPDATE deliveries SET next_attempt_at = CASE WHEN status = 'held' THEN created_at ELSE $1 END,
+                   status = 'pending', finished_at = NULL, updated_at = $1
+                 WHERE status = $6 AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
+                   AND endpoint_id IN (SELECT id FROM endpoints)
+                   AND event_id IN (SELECT id FROM events WHERE (CAST($3 AS TEXT) IS NULL OR name = $3)
+                     AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
+                     AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5)
+                     AND (CAST($7 AS TEXT) IS NULL OR solution = $7))",
+            )
+            .bind(millis(now))
+            .bind(f.endpoint_id.map(|e| e.to_string()))
+            .bind(f.event.clone())
+            .bind(f.from.map(millis))
+            .bind(f.to.map(millis))
+            .bind(if f.held { "held" } else { "dead_lettered" })
+            .bind(solution)
+            .execute(&self.pool)
+            .await?;
+            replayed += DB::rows_affected(&done);
+        }
+        Ok(replayed)
     }
 
     /// Deliveries per status.
@@ -556,3 +610,12 @@ on_every_backend!(Records {
         Ok(())
     }
 });
+
+/// The solutions a statement is run for, one at a time: `None` (no condition) for a scope of
+/// every solution; none at all for a scope of no solution.
+fn solutions_of(scope: &Scope) -> Vec<Option<String>> {
+    match scope.solutions() {
+        None => vec![None],
+        Some(solutions) => solutions.iter().cloned().map(Some).collect(),
+    }
+}

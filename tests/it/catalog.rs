@@ -144,18 +144,17 @@ async fn the_catalog_lists_solutions_categories_and_events_with_schemas() {
     let (status, _) = app.get("/v1/catalog/events/contoso_Nope").await;
     assert_eq!(status, 404);
 
-    // The schema is public (it is the CloudEvents dataschema) and valid draft 2020-12, and it
-    // agrees with Herald's own validation on a valid and an invalid payload (checked by the
-    // `jsonschema` Python package, written by others).
-    let schema: Value = reqwest::get(format!(
-        "{}/v1/catalog/events/contoso_CustomerPurchase/schema",
-        app.url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    // The schema (the CloudEvents dataschema) needs a key, as the catalog that lists it does;
+    // it is valid draft 2020-12, and it agrees with Herald's own validation on a valid and an
+    // invalid payload (checked by the `jsonschema` Python package, written by others).
+    let (status, _) = app
+        .get_public("/v1/catalog/events/contoso_CustomerPurchase/schema")
+        .await;
+    assert_eq!(status, 401);
+    let (status, schema) = app
+        .get("/v1/catalog/events/contoso_CustomerPurchase/schema")
+        .await;
+    assert_eq!(status, 200);
     let input = serde_json::json!({
         "schema": schema,
         "valid": [crate::support::purchase(12.5)],

@@ -128,12 +128,10 @@ async fn a_per_event_trigger_and_a_category_trigger_subscribe_too_and_bad_urls_a
 #[tokio::test]
 async fn the_connector_definition_validates_and_discovery_follows_the_catalog() {
     let app = TestApp::start().await;
-    let spec: Value = reqwest::get(format!("{}/v1/flows/connector.json", app.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, _) = app.get_public("/v1/flows/connector.json").await;
+    assert_eq!(status, 401, "the connector lists events: it needs a key");
+    let (status, spec) = app.get("/v1/flows/connector.json").await;
+    assert_eq!(status, 200);
     assert_eq!(spec["swagger"], "2.0");
     // Three for the demo catalog, as before, and four for Herald's operational events.
     let out = run_python("validate_connector.py", &spec);

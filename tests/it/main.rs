@@ -2,6 +2,7 @@
 //! `standardwebhooks` verifier for interoperability.
 
 mod architecture;
+mod authorization;
 mod azure;
 mod catalog;
 mod cluster;

@@ -36,6 +36,20 @@ async fn the_openapi_document_describes_every_route_and_ops_routes_answer() {
         doc["paths"]["/v1/events/{event}"].get("post").is_some()
             && doc["paths"]["/v1/events/{event}"].get("get").is_some()
     );
+    // Without a key the document names no event; with one, the events of its solutions.
+    let names = |doc: &serde_json::Value| {
+        doc["paths"]["/v1/events/{event}"]["post"]["parameters"][0]["schema"]["enum"].clone()
+    };
+    assert_eq!(
+        names(&doc),
+        serde_json::Value::Null,
+        "{}",
+        doc["paths"]["/v1/events/{event}"]["post"]["parameters"]
+    );
+    let (_, keyed) = app.get("/openapi.json").await;
+    assert!(names(&keyed)
+        .as_array()
+        .is_some_and(|n| n.contains(&"contoso_CustomerPurchase".into())));
 
     for path in ["/healthz", "/readyz"] {
         assert_eq!(
@@ -261,7 +275,7 @@ async fn the_server_enforces_what_the_document_declares() {
     assert!(create["responses"]["201"]["links"]
         .get("GetEndpoint")
         .is_some());
-    let public = &doc["paths"]["/v1/catalog/events/{unique_name}/schema"]["get"];
+    let public = &doc["paths"]["/v1/endpoints/{id}/public-keys"]["get"];
     assert!(
         public["responses"].get("401").is_none(),
         "a public route has no 401"

@@ -43,7 +43,7 @@ solutions = ["fabrikam"]
 }
 
 #[tokio::test]
-async fn missing_or_wrong_keys_are_401_and_keys_of_other_solutions_403() {
+async fn missing_or_wrong_keys_are_401_and_events_of_other_solutions_404() {
     let app = app_with_scoped_keys().await;
     let url = format!("{}/v1/events/contoso_CustomerPurchase", app.url);
     let send = |key: Option<&str>| {
@@ -57,12 +57,13 @@ async fn missing_or_wrong_keys_are_401_and_keys_of_other_solutions_403() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     assert_eq!(send(Some("hk_wrong")).await.unwrap().status(), 401);
+    // Another solution's event is as unknown as one the catalog lacks.
     let r = send(Some(FABRIKAM_KEY)).await.unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("solution \"contoso\""));
+        .contains("no cataloged event called \"contoso_CustomerPurchase\""));
     assert_eq!(send(Some(POS_KEY)).await.unwrap().status(), 202);
 
     // A key without `admin` cannot manage endpoints, and every admin route needs a key.

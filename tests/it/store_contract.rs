@@ -80,6 +80,7 @@ pub(crate) async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
         rate_limit: None,
         created_at: now(),
         updated_at: now(),
+        owners: Vec::new(),
     };
     store.put_endpoint(&e).await.unwrap();
     e
@@ -196,13 +197,17 @@ pub async fn stored_events_come_back_with_their_deliveries(t: TestStore) {
             deliveries: 1
         }]
     );
-    let (event, deliveries) = s.event(new.event.id).await.unwrap().unwrap();
+    let (event, deliveries) = s.event(&Scope::All, new.event.id).await.unwrap().unwrap();
     assert_eq!(event.params, new.event.params);
     assert_eq!(event.correlation_id, "corr-1");
     assert_eq!(event.traceparent.as_deref(), Some(traceparent));
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
-    assert!(s.event(EventId::new()).await.unwrap().is_none());
+    assert!(s
+        .event(&Scope::All, EventId::new())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub async fn an_event_keeps_its_depth_and_what_its_steps_did(t: TestStore) {
@@ -229,13 +234,13 @@ pub async fn an_event_keeps_its_depth_and_what_its_steps_did(t: TestStore) {
         .insert("QuoteId".into(), "q-1".into());
     new.event = Arc::new(OutgoingEvent::new(event.clone()));
     s.ingest(vec![new.clone()]).await.unwrap();
-    let (stored, _) = s.event(new.event.id).await.unwrap().unwrap();
+    let (stored, _) = s.event(&Scope::All, new.event.id).await.unwrap().unwrap();
     assert_eq!(stored.depth, 3);
     assert_eq!(stored.pipeline, event.pipeline);
     // An event no step touched stores no pipeline and reads back empty, at depth 1.
     let plain = new_event(&sub, None);
     s.ingest(vec![plain.clone()]).await.unwrap();
-    let (stored, _) = s.event(plain.event.id).await.unwrap().unwrap();
+    let (stored, _) = s.event(&Scope::All, plain.event.id).await.unwrap().unwrap();
     assert_eq!((stored.depth, stored.pipeline.is_empty()), (1, true));
 }
 
@@ -317,7 +322,11 @@ pub async fn an_expired_lease_is_taken_over_and_the_old_owner_result_is_ignored(
     s.record("alive", &[result(&second[0], NextState::Succeeded)])
         .await
         .unwrap();
-    let (d, attempts) = s.delivery(second[0].id).await.unwrap().unwrap();
+    let (d, attempts) = s
+        .delivery(&Scope::All, second[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert!(d.finished_at.is_some());
     assert_eq!(attempts.len(), 1);
@@ -359,16 +368,20 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
         "a skipped endpoint's work does not count"
     );
     let dead = s
-        .deliveries(&DeliveryQuery {
-            status: Some(DeliveryStatus::DeadLettered),
-            ..Default::default()
-        })
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                status: Some(DeliveryStatus::DeadLettered),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("receiver answered 400"));
     assert_eq!(
         s.replay(
+            &Scope::All,
             &ReplayFilter {
                 event: Some("other".into()),
                 ..Default::default()
@@ -381,6 +394,7 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
     );
     assert_eq!(
         s.replay(
+            &Scope::All,
             &ReplayFilter {
                 endpoint_id: Some(ep.id),
                 ..Default::default()
@@ -398,12 +412,20 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
         .await
         .unwrap();
     assert_eq!(
-        s.retry(again[0].id, now()).await.unwrap(),
+        s.retry(&Scope::All, again[0].id, now()).await.unwrap(),
         Some(false),
         "a succeeded delivery is not retried"
     );
-    assert_eq!(s.retry(leased[0].id, now()).await.unwrap(), Some(true));
-    assert_eq!(s.retry(DeliveryId::new(), now()).await.unwrap(), None);
+    assert_eq!(
+        s.retry(&Scope::All, leased[0].id, now()).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        s.retry(&Scope::All, DeliveryId::new(), now())
+            .await
+            .unwrap(),
+        None
+    );
     let counts = s.counts().await.unwrap();
     assert!(
         counts.contains(&(DeliveryStatus::Succeeded, 1))
@@ -433,10 +455,13 @@ pub async fn endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete
         Some("receiver answered 410")
     );
     let cancelled = s
-        .deliveries(&DeliveryQuery {
-            status: Some(DeliveryStatus::Cancelled),
-            ..Default::default()
-        })
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                status: Some(DeliveryStatus::Cancelled),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(cancelled.len(), 1);
@@ -506,7 +531,7 @@ pub async fn a_handed_off_delivery_whose_instance_dies_is_taken_over(t: TestStor
     dead.deliveries[0].leased_until = Some(now() - Duration::from_millis(1));
     let (live_id, dead_id) = (live.deliveries[0].id, dead.deliveries[0].id);
     s.ingest(vec![live, dead]).await.unwrap();
-    let (d, _) = s.delivery(live_id).await.unwrap().unwrap();
+    let (d, _) = s.delivery(&Scope::All, live_id).await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::InFlight, "born leased");
     let taken = s.lease(lease_req("survivor", &[], 10, 10)).await.unwrap();
     assert_eq!(
@@ -533,7 +558,7 @@ pub async fn a_handed_off_delivery_whose_instance_dies_is_taken_over(t: TestStor
     s.record(&owner, &[result(&handed, NextState::Succeeded)])
         .await
         .unwrap();
-    let (d, attempts) = s.delivery(live_id).await.unwrap().unwrap();
+    let (d, attempts) = s.delivery(&Scope::All, live_id).await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert_eq!(attempts.len(), 1);
 }
@@ -570,10 +595,13 @@ pub async fn one_group_commit_answers_each_event_as_if_alone(t: TestStore) {
         ]
     );
     let stored = s
-        .deliveries(&DeliveryQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(stored.len(), 2, "only the created events have deliveries");
@@ -607,7 +635,11 @@ pub async fn results_are_recorded_many_at_a_time(t: TestStore) {
     assert_eq!(counts.get(&DeliveryStatus::Pending), Some(&233));
     assert_eq!(counts.get(&DeliveryStatus::DeadLettered), Some(&233));
     assert_eq!(counts.get(&DeliveryStatus::InFlight), None);
-    let (d, attempts) = s.delivery(leased[1].id).await.unwrap().unwrap();
+    let (d, attempts) = s
+        .delivery(&Scope::All, leased[1].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.attempts, 1);
     assert_eq!(d.last_error.as_deref(), Some("receiver answered 503"));
     assert_eq!(attempts[0].http_status, Some(503));
@@ -657,8 +689,16 @@ pub async fn work_of_a_deleted_endpoint_is_neither_replayed_nor_due(t: TestStore
     .await
     .unwrap();
     assert!(s.delete_endpoint(ep.id).await.unwrap());
-    assert_eq!(s.replay(&ReplayFilter::default(), now()).await.unwrap(), 0);
-    assert_eq!(s.retry(leased[0].id, now()).await.unwrap(), Some(false));
+    assert_eq!(
+        s.replay(&Scope::All, &ReplayFilter::default(), now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.retry(&Scope::All, leased[0].id, now()).await.unwrap(),
+        Some(false)
+    );
     // A delivery stored for an endpoint deleted meanwhile (an ingestion racing the delete)
     // does not make the dispatcher look again and again.
     s.ingest(vec![new_event(&sub, None)]).await.unwrap();
@@ -726,10 +766,13 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
     .await
     .unwrap();
     let held = s
-        .deliveries(&DeliveryQuery {
-            status: Some(DeliveryStatus::Held),
-            ..Default::default()
-        })
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                status: Some(DeliveryStatus::Held),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(held.len(), 3);
@@ -751,7 +794,10 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         "a pristine record is removed"
     );
     assert_eq!(h.resume_held(ep.id, now()).await.unwrap(), 4);
-    let resumed = s.deliveries(&DeliveryQuery::default()).await.unwrap();
+    let resumed = s
+        .deliveries(&Scope::All, &DeliveryQuery::default())
+        .await
+        .unwrap();
     assert!(
         resumed
             .iter()
@@ -774,10 +820,13 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         .unwrap();
     assert_eq!(expired, 4);
     let dead = s
-        .deliveries(&DeliveryQuery {
-            status: Some(DeliveryStatus::DeadLettered),
-            ..Default::default()
-        })
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                status: Some(DeliveryStatus::DeadLettered),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(dead
@@ -856,6 +905,124 @@ pub async fn rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate(
     assert!(r.slowed(pause + 60_000_011).await.unwrap().is_empty());
 }
 
+/// An event of `solution` for `sub` (whose own solution the store does not check).
+fn event_of(sub: &Subscription, solution: &str) -> NewEvent {
+    let mut new = new_event(sub, None);
+    let mut event = new.event.event.clone();
+    event.solution = solution.into();
+    new.event = Arc::new(OutgoingEvent::new(event));
+    new
+}
+
+pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: TestStore) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let stored = s
+        .ingest(vec![
+            event_of(&sub, "contoso"),
+            event_of(&sub, "fabrikam"),
+            event_of(&sub, "fabrikam"),
+        ])
+        .await
+        .unwrap();
+    let ids: Vec<EventId> = stored
+        .iter()
+        .map(|o| match o {
+            IngestOutcome::Created { id, .. } => *id,
+            other => panic!("not created: {other:?}"),
+        })
+        .collect();
+    let contoso = Scope::Solutions(vec!["contoso".into()]);
+    let fabrikam = Scope::Solutions(vec!["fabrikam".into()]);
+    let nobody = Scope::Solutions(Vec::new());
+    let both = Scope::Solutions(vec!["contoso".into(), "fabrikam".into()]);
+
+    assert!(s.event(&contoso, ids[0]).await.unwrap().is_some());
+    assert!(s.event(&contoso, ids[1]).await.unwrap().is_none());
+    assert!(s.event(&fabrikam, ids[1]).await.unwrap().is_some());
+    assert!(s.event(&nobody, ids[0]).await.unwrap().is_none());
+
+    let all = DeliveryQuery::default();
+    let count = |scope: Scope| {
+        let all = all.clone();
+        async move { s.deliveries(&scope, &all).await.unwrap().len() }
+    };
+    assert_eq!(count(Scope::All).await, 3);
+    assert_eq!(count(contoso.clone()).await, 1);
+    assert_eq!(count(fabrikam.clone()).await, 2);
+    assert_eq!(count(nobody.clone()).await, 0);
+    let merged = s
+        .deliveries(
+            &both,
+            &DeliveryQuery {
+                limit: Some(2),
+                ..all.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let newest = s
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                limit: Some(2),
+                ..all.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.iter().map(|d| d.id).collect::<Vec<_>>(),
+        newest.iter().map(|d| d.id).collect::<Vec<_>>(),
+        "a scope of two solutions pages like one list, newest first"
+    );
+
+    // Every delivery dead-lettered: fabrikam's are out of contoso's reach.
+    let leased = s.lease(lease_req("me", &[], 10, 10)).await.unwrap();
+    let dead: Vec<_> = leased
+        .iter()
+        .map(|d| result(d, NextState::DeadLettered("gone".into())))
+        .collect();
+    s.record("me", &dead).await.unwrap();
+    let of_fabrikam = s.deliveries(&fabrikam, &all).await.unwrap()[0].id;
+    assert!(s.delivery(&contoso, of_fabrikam).await.unwrap().is_none());
+    assert!(s.delivery(&fabrikam, of_fabrikam).await.unwrap().is_some());
+    assert_eq!(
+        s.retry(&contoso, of_fabrikam, now()).await.unwrap(),
+        None,
+        "out of scope is as absent as unknown"
+    );
+    assert_eq!(
+        s.replay(&contoso, &ReplayFilter::default(), now())
+            .await
+            .unwrap(),
+        1,
+        "contoso replays its own dead letter only"
+    );
+    assert_eq!(
+        s.replay(&nobody, &ReplayFilter::default(), now())
+            .await
+            .unwrap(),
+        0
+    );
+    let still_dead = s
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                status: Some(DeliveryStatus::DeadLettered),
+                ..all.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(still_dead.len(), 2, "fabrikam's dead letters are untouched");
+    assert_eq!(
+        s.retry(&fabrikam, of_fabrikam, now()).await.unwrap(),
+        Some(true)
+    );
+}
+
 /// One test per backend for each test function named.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -886,4 +1053,5 @@ contract!(
     work_of_a_deleted_endpoint_is_neither_replayed_nor_due,
     endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_disabled_endpoint,
     rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate,
+    a_scope_reaches_only_events_and_deliveries_of_its_solutions,
 );

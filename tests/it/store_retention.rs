@@ -109,16 +109,23 @@ pub async fn pruning_removes_finished_work_and_never_what_is_still_going(t: Test
         "the succeeded deliveries, their attempts, their events and the lonely event"
     );
     for id in &succeeded {
-        assert!(s.event(*id).await.unwrap().is_none(), "{id} is pruned");
+        assert!(
+            s.event(&Scope::All, *id).await.unwrap().is_none(),
+            "{id} is pruned"
+        );
     }
-    assert!(s.event(lonely.event.id).await.unwrap().is_none());
+    assert!(s
+        .event(&Scope::All, lonely.event.id)
+        .await
+        .unwrap()
+        .is_none());
     for id in dead.iter().chain(&retrying) {
-        let (_, deliveries) = s.event(*id).await.unwrap().expect("kept");
+        let (_, deliveries) = s.event(&Scope::All, *id).await.unwrap().expect("kept");
         assert_eq!(deliveries.len(), 1);
     }
     for e in [&pending, &in_flight] {
         assert!(
-            s.event(e.event.id).await.unwrap().is_some(),
+            s.event(&Scope::All, e.event.id).await.unwrap().is_some(),
             "unfinished work is kept"
         );
     }
@@ -149,11 +156,11 @@ pub async fn pruning_removes_finished_work_and_never_what_is_still_going(t: Test
         .dead_letters
         .is_some());
     for e in [&pending, &in_flight] {
-        assert!(s.event(e.event.id).await.unwrap().is_some());
+        assert!(s.event(&Scope::All, e.event.id).await.unwrap().is_some());
     }
     for id in &retrying {
         assert!(
-            s.event(*id).await.unwrap().is_some(),
+            s.event(&Scope::All, *id).await.unwrap().is_some(),
             "a retrying delivery is never pruned"
         );
     }
@@ -212,9 +219,17 @@ pub async fn an_idempotency_key_is_honoured_inside_its_window_and_free_after_it(
     lonely.deliveries.clear();
     s.ingest(vec![lonely.clone()]).await.unwrap();
     prune_all(s, &cutoffs, 10).await;
-    assert!(s.event(lonely.event.id).await.unwrap().is_some());
+    assert!(s
+        .event(&Scope::All, lonely.event.id)
+        .await
+        .unwrap()
+        .is_some());
     prune_all(s, &all_but_dead_letters(), 10).await;
-    assert!(s.event(lonely.event.id).await.unwrap().is_none());
+    assert!(s
+        .event(&Scope::All, lonely.event.id)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub async fn two_instances_pruning_at_once_remove_each_row_once(t: TestStore) {

@@ -277,7 +277,7 @@ pub async fn send_test(
     let Some(IngestOutcome::Created { id, deliveries }) = outcome.into_iter().next() else {
         return Err(PageError::bad_request("The event was not stored."));
     };
-    let rows = match state.store.event(id).await? {
+    let rows = match state.store.event(&session.principal.scope(), id).await? {
         Some((_, list)) => list,
         None => Vec::new(),
     };

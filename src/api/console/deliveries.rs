@@ -99,7 +99,6 @@ impl Filters {
     /// The store query, or what is wrong with a filter (by field).
     fn browse(
         &self,
-        session: &Session,
         endpoints: &HashMap<EndpointId, String>,
         forced: Option<DeliveryStatus>,
     ) -> Result<Browse, (&'static str, String)> {
@@ -152,7 +151,6 @@ impl Filters {
             status,
             endpoint_id,
             event_name: blank(&self.event).map(str::to_owned),
-            solutions: session.principal.solutions.clone(),
             from: time("from", &self.from)?,
             to: time("to", &self.to)?,
             after,
@@ -193,8 +191,15 @@ async fn list_page(
     section: &'static str,
 ) -> Result<Response, PageError> {
     let endpoints = names(state).await?;
-    let (page, problem) = match filters.browse(session, &endpoints, forced) {
-        Ok(q) => (state.store.console().browse(&q).await?, None),
+    let (page, problem) = match filters.browse(&endpoints, forced) {
+        Ok(q) => (
+            state
+                .store
+                .console()
+                .browse(&session.principal.scope(), &q)
+                .await?,
+            None,
+        ),
         Err(problem) => (Default::default(), Some(problem)),
     };
     let mut endpoint_names: Vec<&String> = endpoints.values().collect();
@@ -259,15 +264,17 @@ pub async fn one(
         ))
     };
     let delivery_id: DeliveryId = id.parse().map_err(|_| missing())?;
+    let scope = session.principal.scope();
     let (d, attempts) = state
         .store
-        .delivery(delivery_id)
+        .delivery(&scope, delivery_id)
         .await?
         .ok_or_else(missing)?;
-    let (event, _) = state.store.event(d.event_id).await?.ok_or_else(missing)?;
-    if !session.principal.may_use(&event.solution) {
-        return Err(missing());
-    }
+    let (event, _) = state
+        .store
+        .event(&scope, d.event_id)
+        .await?
+        .ok_or_else(missing)?;
     let endpoints = names(&state).await?;
     let attempts: Vec<_> = attempts
         .iter()
@@ -328,7 +335,7 @@ pub async fn replay(
             ..Default::default()
         };
         let q = filters
-            .browse(&session, &endpoints, Some(DeliveryStatus::DeadLettered))
+            .browse(&endpoints, Some(DeliveryStatus::DeadLettered))
             .map_err(|(field, message)| PageError::bad_request(format!("{field}: {message}")))?;
         if q.from.is_none() || q.to.is_none() {
             return Err(PageError::bad_request(
@@ -337,6 +344,7 @@ pub async fn replay(
         }
         let done = crate::api::deliveries::replay_range(
             &state,
+            &session.principal.scope(),
             &ReplayFilter {
                 held: false,
                 endpoint_id: q.endpoint_id,
@@ -358,6 +366,7 @@ pub async fn replay(
     }
     // Each selected delivery is read once: only a dead letter of this key's solutions is
     // replayed; the others are counted and said so.
+    let scope = session.principal.scope();
     let mut replayed = Vec::new();
     let mut skipped = 0;
     let mut event_names: HashMap<crate::model::EventId, String> = HashMap::new();
@@ -367,15 +376,15 @@ pub async fn replay(
                 "\"{text}\" is not a delivery id."
             )));
         };
-        let Some((mut d, _)) = state.store.delivery(id).await? else {
+        let Some((mut d, _)) = state.store.delivery(&scope, id).await? else {
             skipped += 1;
             continue;
         };
         // The names of events this key may see, each read once.
         let name = match event_names.get(&d.event_id) {
             Some(name) => Some(name.clone()),
-            None => match state.store.event(d.event_id).await? {
-                Some((e, _)) if session.principal.may_use(&e.solution) => {
+            None => match state.store.event(&scope, d.event_id).await? {
+                Some((e, _)) => {
                     event_names.insert(d.event_id, e.name.clone());
                     Some(e.name)
                 }
@@ -386,7 +395,7 @@ pub async fn replay(
             skipped += 1;
             continue;
         };
-        if state.store.retry(id, now).await? == Some(true) {
+        if state.store.retry(&scope, id, now).await? == Some(true) {
             // What the retry made of it: due now, as the page then shows it.
             d.status = DeliveryStatus::Pending;
             d.next_attempt_at = now;

@@ -64,15 +64,9 @@ pub async fn stream(
         .filter_map(|t| t.parse::<DeliveryId>().ok())
         .take(MAX_WATCHED)
     {
-        let Some((d, _)) = state.store.delivery(id).await? else {
+        let Some((d, _)) = state.store.delivery(&principal.scope(), id).await? else {
             continue;
         };
-        let Some((event, _)) = state.store.event(d.event_id).await? else {
-            continue;
-        };
-        if !principal.may_use(&event.solution) {
-            continue;
-        }
         let data = serde_json::json!({
             "kind": "state", "delivery_id": d.id, "state": d.status.as_str(),
             "attempt": d.attempts, "error": d.last_error,

@@ -88,6 +88,10 @@ pub struct Endpoint {
     pub created_at: OffsetDateTime,
     /// When it was last changed.
     pub updated_at: OffsetDateTime,
+    /// The solutions of the key that made it (none: made by configuration or by a key of
+    /// every solution). With the solutions of the subscriptions that deliver to it, they say
+    /// which keys see it and which may change it ([`crate::model::Scope`]).
+    pub owners: Vec<String>,
 }
 
 /// A rate limit: deliveries per second, with a burst of sends allowed at once after a lull.

@@ -102,6 +102,18 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// GETs JSON without a key.
+    pub async fn get_public(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Registers a webhook endpoint to `url` with `secret` and subscribes `event` to it.
     pub async fn subscribe_webhook(
         &self,

@@ -20,17 +20,18 @@ use super::session::{Acting, Posted, Session};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
 use crate::model::exchange::{host_of, masked_url};
-use crate::model::{Browse, Endpoint, EndpointId, EndpointKind, Scheme};
+use crate::model::{Browse, Endpoint, EndpointId, EndpointKind, Scheme, Scope};
 use crate::store::health::Resume;
 
 pub use new::{create, new_form};
 pub use subscriptions::{add_subscription, remove_subscription};
 
-/// Endpoint names by id (deleted endpoints are missing).
+/// Endpoint names by id (deleted endpoints are missing): labels for the rows a key sees,
+/// whose endpoints it sees through their subscriptions; never a list shown by itself.
 pub async fn names(state: &AppState) -> Result<HashMap<EndpointId, String>, PageError> {
     Ok(state
         .registry
-        .endpoints()
+        .endpoints(&Scope::All)
         .await?
         .into_iter()
         .map(|e| (e.id, e.name))
@@ -60,23 +61,9 @@ fn target_of(e: &Endpoint, admin: bool) -> String {
     }
 }
 
-/// The endpoints `session` may see: every one for an admin key; for another, those that a
-/// subscription of one of its solutions delivers to (as the API shows endpoints to admins
-/// only, a key of some solutions sees no other solution's receivers).
+/// The endpoints `session` may see: those its key's scope sees (the registry's rule).
 pub async fn visible(state: &AppState, session: &Session) -> Result<Vec<Endpoint>, PageError> {
-    let all = state.registry.endpoints().await?;
-    if session.principal.admin {
-        return Ok(all);
-    }
-    let used: std::collections::HashSet<EndpointId> = state
-        .store
-        .subscriptions()
-        .await?
-        .into_iter()
-        .filter(|s| session.principal.may_use(&s.solution))
-        .map(|s| s.endpoint_id)
-        .collect();
-    Ok(all.into_iter().filter(|e| used.contains(&e.id)).collect())
+    Ok(state.registry.endpoints(&session.principal.scope()).await?)
 }
 
 #[derive(Serialize)]
@@ -129,15 +116,10 @@ async fn endpoint_page(
     notice: Option<String>,
     shown: Option<String>,
 ) -> Result<Response, PageError> {
-    let e = state.registry.endpoint(id).await?;
+    let scope = session.principal.scope();
+    let e = state.registry.endpoint(&scope, id).await?;
     let admin = session.principal.admin;
-    // A key that is not an admin sees the endpoints its solutions' subscriptions use.
     let subscriptions = subscriptions::of(state, session, e.id).await?;
-    if !admin && subscriptions.is_empty() {
-        return Err(PageError::not_found(format!(
-            "No endpoint \"{id}\" that this key may see."
-        )));
-    }
     let (minutes, hour) = LastHour::read(state)
         .await?
         .minutes(|r| r.endpoint_id == Some(e.id));
@@ -146,12 +128,14 @@ async fn endpoint_page(
     let recent = state
         .store
         .console()
-        .browse(&Browse {
-            endpoint_id: Some(e.id),
-            limit: 20,
-            solutions: session.principal.solutions.clone(),
-            ..Default::default()
-        })
+        .browse(
+            &scope,
+            &Browse {
+                endpoint_id: Some(e.id),
+                limit: 20,
+                ..Default::default()
+            },
+        )
         .await?;
     let view = EndpointView::from(&e);
     Ok(render(
@@ -207,7 +191,10 @@ pub async fn disable(
         .filled("reason")
         .map(str::to_owned)
         .unwrap_or_else(|| format!("disabled in the console by {}", session.principal.name));
-    state.registry.disable_endpoint(&id, &reason).await?;
+    state
+        .registry
+        .disable_endpoint(&session.principal.scope(), &id, &reason)
+        .await?;
     Ok(Redirect::to(&format!("/console/endpoints/{id}")).into_response())
 }
 
@@ -221,7 +208,10 @@ pub async fn enable(
         Some("keep") => Resume::Keep,
         _ => Resume::Deliver,
     };
-    let (_, resumed) = state.registry.enable_endpoint(&id, resume).await?;
+    let (_, resumed) = state
+        .registry
+        .enable_endpoint(&session.principal.scope(), &id, resume)
+        .await?;
     if resumed > 0 {
         state.ingestor.wake();
     }
@@ -245,7 +235,10 @@ pub async fn add_secret(
         Some("v1a") => Scheme::V1a,
         _ => Scheme::V1,
     };
-    let (_, generated) = state.registry.add_secret(&id, None, Some(scheme)).await?;
+    let (_, generated) = state
+        .registry
+        .add_secret(&session.principal.scope(), &id, None, Some(scheme))
+        .await?;
     let notice = match &generated {
         Some(_) => "A new secret signs every delivery from now on, beside the older ones. Copy it now: it is not shown again. Retire the old secret once the receiver verifies with the new one.",
         None => "A new ed25519 key signs every delivery from now on, beside the older ones; receivers verify with its public key, listed below.",
@@ -259,7 +252,10 @@ pub async fn retire_secret(
     Path((id, secret)): Path<(String, String)>,
     Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
-    state.registry.retire_secret(&id, &secret).await?;
+    state
+        .registry
+        .retire_secret(&session.principal.scope(), &id, &secret)
+        .await?;
     endpoint_page(
         &state,
         &session,

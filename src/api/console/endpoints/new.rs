@@ -189,7 +189,11 @@ pub async fn create(
         f.error = Some("The endpoint was not created: correct the fields marked below.".into());
         return Ok(new_page(&state, &session, &f, StatusCode::BAD_REQUEST));
     };
-    let (endpoint, secret) = match state.registry.create_endpoint(input).await {
+    let (endpoint, secret) = match state
+        .registry
+        .create_endpoint(&session.principal.scope(), input)
+        .await
+    {
         Ok(made) => made,
         Err(e) => {
             let status = f.refused(e)?;

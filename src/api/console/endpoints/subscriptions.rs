@@ -56,10 +56,10 @@ pub(super) async fn of(
 ) -> Result<Vec<SubscriptionRow>, PageError> {
     Ok(state
         .registry
-        .subscriptions()
+        .subscriptions(&session.principal.scope())
         .await?
         .iter()
-        .filter(|s| s.endpoint_id == endpoint && session.principal.may_use(&s.solution))
+        .filter(|s| s.endpoint_id == endpoint)
         .map(SubscriptionRow::of)
         .collect())
 }
@@ -119,11 +119,14 @@ pub(super) async fn subscribe(
     }
     state
         .registry
-        .create_subscription(SubscriptionInput {
-            event: Some(event.to_owned()),
-            endpoint: endpoint.to_string(),
-            ..Default::default()
-        })
+        .create_subscription(
+            &session.principal.scope(),
+            SubscriptionInput {
+                event: Some(event.to_owned()),
+                endpoint: endpoint.to_string(),
+                ..Default::default()
+            },
+        )
         .await
 }
 
@@ -133,7 +136,10 @@ pub async fn add_subscription(
     Path(id): Path<String>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
-    let e = state.registry.endpoint(&id).await?;
+    let e = state
+        .registry
+        .endpoint(&session.principal.scope(), &id)
+        .await?;
     let event = form.filled("event").unwrap_or_default();
     let (notice, status) = match subscribe(&state, &session, e.id, event).await {
         Ok(s) => (
@@ -160,20 +166,24 @@ pub async fn remove_subscription(
     Path((id, subscription)): Path<(String, String)>,
     Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
-    let e = state.registry.endpoint(&id).await?;
+    let scope = session.principal.scope();
+    let e = state.registry.endpoint(&scope, &id).await?;
     let s = state
         .registry
-        .subscription(&subscription)
+        .subscription(&scope, &subscription)
         .await
         .ok()
-        .filter(|s| s.endpoint_id == e.id && session.principal.may_use(&s.solution))
+        .filter(|s| s.endpoint_id == e.id)
         .ok_or_else(|| {
             PageError::not_found(format!(
                 "Endpoint {} has no subscription \"{subscription}\" that this key may change.",
                 e.name
             ))
         })?;
-    state.registry.delete_subscription(s.id).await?;
+    state
+        .registry
+        .delete_subscription(&scope, &s.id.to_string())
+        .await?;
     endpoint_page(
         &state,
         &session,
