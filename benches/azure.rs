@@ -162,6 +162,8 @@ url = "sqlite://{}"
 [delivery]
 max_in_flight = 512
 endpoint_concurrency = 256
+[webhooks]
+allow_networks = ["127.0.0.0/8"]
 "#,
         dir.path().join("herald.db").display()
     );

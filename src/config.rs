@@ -100,6 +100,18 @@ pub struct ServerConfig {
     /// Base URL that links in answers (schema URLs) are built from; defaults to `http://{listen}`.
     #[serde(default, deserialize_with = "public_url")]
     pub public_url: Option<Url>,
+    /// Time a client has to send a request's headers, counted from when its connection opens
+    /// or its previous answer was sent: so also how long a kept-alive connection stays idle.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's whole body, from its first byte (`408` after).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections open at once, at most; past it, new ones wait to be accepted.
+    pub max_connections: NonZeroU32,
+    /// Wrong API keys one client address may send in a minute; past it, every request of
+    /// that address is answered `429` until the minute is over. 0 for no limit.
+    pub wrong_keys_per_minute: u32,
 }
 
 impl ServerConfig {
@@ -465,6 +477,30 @@ impl Config {
                 message: "must be at least 1m, e.g. \"30m\", or \"0s\" for none".into(),
             });
         }
+        for (field, t) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(ConfigError::Value {
+                    field,
+                    message: "must be longer than 0s, e.g. \"10s\"".into(),
+                });
+            }
+        }
+        if let Some(k) = self
+            .api_keys
+            .iter()
+            .find(|k| k.name.is_empty() || k.name.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Value {
+                field: "api_keys.name",
+                message: format!(
+                    "{:?} must be 1 or more characters, none of them a control character",
+                    k.name
+                ),
+            });
+        }
         if self.console.session_ttl < Duration::from_secs(60) {
             return Err(ConfigError::Value {
                 field: "console.session_ttl",
@@ -500,10 +536,19 @@ impl Config {
                 message: "must be above 0 and at most 1, e.g. 0.5".into(),
             });
         }
-        if !(h.rate_after_429 > 0.0 && h.rate_after_429 <= 100_000.0) {
+        if !(0.001..=100_000.0).contains(&h.rate_after_429) {
             return Err(ConfigError::Value {
                 field: "endpoint_health.rate_after_429",
-                message: "must be above 0 and at most 100000 deliveries per second".into(),
+                message: "must be 0.001 to 100000 deliveries per second".into(),
+            });
+        }
+        if self.webhooks.timeout.is_zero() || self.webhooks.timeout > self.delivery.lease / 2 {
+            return Err(ConfigError::Value {
+                field: "webhooks.timeout",
+                message: format!(
+                    "must be above 0s and at most half of delivery.lease ({}), so an attempt ends before another dispatcher may take its delivery",
+                    humantime::format_duration(self.delivery.lease / 2)
+                ),
             });
         }
         if h.probe_interval.is_zero() || h.window.is_zero() {

@@ -17,6 +17,7 @@ mod demo;
 pub mod destinations;
 pub mod dispatch;
 pub mod formats;
+pub mod fuzzing;
 pub mod ingest;
 pub mod model;
 pub mod registry;

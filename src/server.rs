@@ -14,7 +14,8 @@ use crate::api::{self, AppState};
 use crate::auth::{ApiKeys, Principal};
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
-use crate::destinations::webhook::{NetworkPolicy, WebhookClient};
+use crate::destinations::network::NetworkPolicy;
+use crate::destinations::webhook::WebhookClient;
 use crate::destinations::{Destinations, Origin};
 use crate::dispatch::{DispatchConfig, Dispatcher, HealthPolicy, RetryPolicy, Waker};
 use crate::ingest::Ingestor;
@@ -85,7 +86,8 @@ pub async fn start(
     };
     let webhooks =
         WebhookClient::new(policy.clone(), config.webhooks.timeout)?.with_origin(&origin_name);
-    let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default());
+    let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default())
+        .with_max_timeout(config.delivery.lease / 2);
     registry.reload().await?;
     let waker = Waker::default();
     let activity = Activity::new(store.lease_owner());
@@ -176,13 +178,14 @@ pub async fn start(
         activity.clone().run(store.clone(), shutdown.clone()),
     ));
     let app = api::app(state.clone());
+    let limits = api::edge::EdgeLimits {
+        header_timeout: config.server.header_timeout,
+        body_timeout: config.server.body_timeout,
+        max_connections: config.server.max_connections.get() as usize,
+    };
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
+        api::edge::serve(listener, app, limits, stop).await;
     }));
     tracing::info!(%addr, "Herald is listening");
     Ok(Running {
@@ -267,8 +270,20 @@ fn health_policy(c: &crate::config::EndpointHealthConfig) -> HealthPolicy {
     }
 }
 
+/// Keys shorter than this are warned about at start: `herald keys generate` makes 46.
+const SHORT_KEY: usize = 32;
+
 /// The API keys of the configuration: `api_key` (full access) and `api_keys`.
 fn api_keys(config: &Config) -> ApiKeys {
+    if let Some(key) = config.api_key.as_deref() {
+        let length = key.chars().count();
+        if length < SHORT_KEY {
+            tracing::warn!(
+                length,
+                "api_key is short: a key of fewer than {SHORT_KEY} random characters can be guessed; make one with `herald keys generate`"
+            );
+        }
+    }
     let full = config.api_key.iter().map(|key| {
         let principal = Principal {
             name: "default".into(),
@@ -287,7 +302,7 @@ fn api_keys(config: &Config) -> ApiKeys {
         };
         (k.sha256.0, principal)
     });
-    ApiKeys::new(full.chain(scoped))
+    ApiKeys::new(full.chain(scoped)).with_wrong_key_limit(config.server.wrong_keys_per_minute)
 }
 
 /// Creates or updates the endpoints and subscriptions declared in the configuration.

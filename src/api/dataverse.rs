@@ -39,6 +39,9 @@ mod code {
     pub const DUPLICATE: &str = "0x80040237";
     /// ISVAborted: a synchronous step (plug-in or webhook) cancelled the operation.
     pub const PLUGIN_ABORTED: &str = "0x80040265";
+    /// "Number of requests exceeded the limit" (Dataverse's service protection): too many
+    /// wrong API keys from this address.
+    pub const THROTTLED: &str = "0x80072322";
     /// Unexpected (the store is unavailable).
     pub const UNEXPECTED: &str = "0x80040216";
 }
@@ -63,6 +66,8 @@ struct DataverseError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds to wait, sent as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for DataverseError {
@@ -74,6 +79,10 @@ impl IntoResponse for DataverseError {
             .into_response();
         r.headers_mut()
             .insert("odata-version", HeaderValue::from_static("4.0"));
+        if let Some(wait) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(wait));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
@@ -88,6 +97,11 @@ impl IntoResponse for DataverseError {
 
 impl From<ApiError> for DataverseError {
     fn from(e: ApiError) -> Self {
+        let retry_after = match &e {
+            ApiError::TooManyFailures(wait) => Some(wait.as_secs().max(1)),
+            ApiError::Unavailable(_) => Some(5),
+            _ => None,
+        };
         let (status, detail) = e.parts();
         let code = match status {
             StatusCode::NOT_FOUND => code::RESOURCE_NOT_FOUND,
@@ -99,7 +113,9 @@ impl From<ApiError> for DataverseError {
             }
             StatusCode::BAD_REQUEST
             | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::REQUEST_TIMEOUT
             | StatusCode::UNSUPPORTED_MEDIA_TYPE => code::PAYLOAD,
+            StatusCode::TOO_MANY_REQUESTS => code::THROTTLED,
             _ => code::UNEXPECTED,
         };
         let message = if detail.details.is_empty() {
@@ -120,6 +136,7 @@ impl From<ApiError> for DataverseError {
             status,
             code,
             message,
+            retry_after,
         }
     }
 }
@@ -147,13 +164,14 @@ impl From<ApiError> for DataverseError {
     ))]
 async fn invoke(
     State(state): State<AppState>,
+    client: super::ClientAddr,
     Path(name): Path<String>,
     span: super::trace::RequestSpan,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let minimal = prefers_minimal(&headers);
-    match run(&state, &name, &span, &headers, body).await {
+    match run(&state, client, &name, &span, &headers, body).await {
         Ok(response) => {
             let mut r = match response {
                 Some(properties) if !minimal => {
@@ -199,19 +217,24 @@ fn prefers_minimal(headers: &HeaderMap) -> bool {
 /// Invokes `name`; its response properties when it declares any.
 async fn run(
     state: &AppState,
+    super::ClientAddr(client): super::ClientAddr,
     name: &str,
     span: &super::trace::RequestSpan,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Option<Map<String, Value>>, DataverseError> {
     let auth = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let caller = state.keys.authenticate(auth).map_err(ApiError::from)?;
+    let caller = state
+        .keys
+        .authenticate_from(client, auth)
+        .map_err(ApiError::from)?;
     if let Some(v) = headers.get("odata-version").and_then(|v| v.to_str().ok()) {
         if v.trim() != "4.0" {
             return Err(DataverseError {
                 status: StatusCode::BAD_REQUEST,
                 code: code::PAYLOAD,
                 message: format!("The OData-Version '{v}' is not supported; use 4.0."),
+                retry_after: None,
             });
         }
     }
@@ -224,6 +247,7 @@ async fn run(
             status: StatusCode::NOT_FOUND,
             code: code::RESOURCE_NOT_FOUND,
             message: format!("Resource not found for the segment '{name}'."),
+            retry_after: None,
         });
     }
     let params: Value = read_json(headers, body, state.max_body_bytes).await?;
@@ -262,23 +286,27 @@ async fn run(
             status: StatusCode::BAD_REQUEST,
             code: code::PLUGIN_ABORTED,
             message,
+            retry_after: None,
         },
         // A step that answers with wrong values fails as a plug-in that throws.
         e @ IngestError::StepAnswerInvalid { .. } => DataverseError {
             status: StatusCode::BAD_REQUEST,
             code: code::PLUGIN_ABORTED,
             message: e.to_string(),
+            retry_after: None,
         },
         // Dataverse's infinite-loop error, with the chain it stopped.
         e @ IngestError::TooDeep { .. } => DataverseError {
             status: StatusCode::BAD_REQUEST,
             code: code::PLUGIN_ABORTED,
             message: format!("{INFINITE_LOOP} ({e})"),
+            retry_after: None,
         },
         IngestError::Disabled(_) => DataverseError {
             status: StatusCode::NOT_FOUND,
             code: code::RESOURCE_NOT_FOUND,
             message: format!("Resource not found for the segment '{name}'."),
+            retry_after: None,
         },
         other => ApiError::from(other).into(),
     })?;
@@ -415,6 +443,7 @@ async fn system_job_by_id(
             status: StatusCode::NOT_FOUND,
             code: code::RESOURCE_NOT_FOUND,
             message: format!("Resource not found for the segment '{segment}'."),
+            retry_after: None,
         }
         .into_response();
     };
@@ -422,6 +451,7 @@ async fn system_job_by_id(
         status: StatusCode::NOT_FOUND,
         code: "0x80040217",
         message: format!("asyncoperation With Id = {id} Does Not Exist"),
+        retry_after: None,
     };
     let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
         return not_found().into_response();

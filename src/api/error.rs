@@ -59,7 +59,7 @@ pub enum ApiError {
     },
     /// 401.
     #[error(transparent)]
-    Unauthorized(#[from] AuthError),
+    Unauthorized(AuthError),
     /// 403.
     #[error("{0}")]
     Forbidden(String),
@@ -90,6 +90,14 @@ pub enum ApiError {
         /// One entry per missing property.
         details: Vec<ParamProblem>,
     },
+    /// 408: the body came too slowly.
+    #[error("the request body took longer than server.body_timeout to arrive")]
+    BodyTimeout,
+    /// 429: too many requests with wrong API keys from this client.
+    #[error(
+        "too many requests with a wrong API key from this address; try again after Retry-After"
+    )]
+    TooManyFailures(std::time::Duration),
     /// 503: the store cannot take writes right now.
     #[error("the store is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
@@ -133,6 +141,15 @@ impl ApiError {
                 ))
             }
             _ => ApiError::NotFound(format!("no {what} with id \"{id}\"")),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Throttled(wait) => ApiError::TooManyFailures(wait),
+            other => ApiError::Unauthorized(other),
         }
     }
 }
@@ -239,6 +256,8 @@ impl ApiError {
             }
             ApiError::StepUnavailable(_) => (StatusCode::BAD_GATEWAY, "step_unavailable"),
             ApiError::ResponseIncomplete { .. } => (StatusCode::BAD_GATEWAY, "response_incomplete"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::TooManyFailures(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -276,6 +295,17 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::TooManyFailures(wait) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
+            }
+            ApiError::BodyTimeout => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -112,7 +112,11 @@ impl From<&EndpointHealth> for HealthView {
 pub struct DisableInput {
     /// Shown with the endpoint's health (1 to 500 characters).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub reason: Option<String>,
 }
 

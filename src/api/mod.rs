@@ -9,6 +9,7 @@ mod connector;
 pub mod console;
 mod dataverse;
 mod deliveries;
+pub mod edge;
 mod endpoints;
 mod error;
 mod events;
@@ -29,7 +30,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use body::{read_json, JsonBody};
+pub use body::{parse_body, read_json, JsonBody};
 pub use error::{AdminRefusals, ApiError, ErrorBody};
 pub use events::{Accepted, MAX_BATCH};
 pub use flows::FLOW_PREFIX;
@@ -69,6 +70,23 @@ pub struct AppState {
     pub tracing: crate::telemetry::Tracing,
 }
 
+/// The client's address (absent when the app is called without a socket).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// An authenticated caller.
 pub struct Caller(pub Principal);
 
@@ -79,11 +97,12 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let Ok(ClientAddr(client)) = ClientAddr::from_request_parts(parts, state).await;
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        Ok(Caller(state.keys.authenticate(header)?))
+        Ok(Caller(state.keys.authenticate_from(client, header)?))
     }
 }
 
@@ -152,9 +171,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/openapi.json",
             axum::routing::get(
-                move |state: axum::extract::State<AppState>, headers: axum::http::HeaderMap| {
+                move |state: axum::extract::State<AppState>,
+                      client: ClientAddr,
+                      headers: axum::http::HeaderMap| {
                     let doc = Arc::clone(&doc);
-                    async move { axum::Json(document_for(&state, &headers, &doc)) }
+                    async move { axum::Json(document_for(&state, client, &headers, &doc)) }
                 },
             ),
         )
@@ -194,6 +215,7 @@ fn document_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
                 body.required = Some(Required::True);
                 for (status, why) in [
                     ("400", "The body is not valid JSON, or not of the shape this route takes (the field is named)"),
+                    ("408", "The body took longer than `server.body_timeout` to arrive"),
                     ("413", "The body is larger than `server.max_body_bytes`"),
                     ("415", "The body is not JSON (`Content-Type: application/json`)"),
                 ] {
@@ -247,12 +269,13 @@ fn error_answer(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Re
 /// the routes that send one; without (or with an unknown key), no event of any solution.
 fn document_for(
     state: &AppState,
+    ClientAddr(client): ClientAddr,
     headers: &axum::http::HeaderMap,
     doc: &utoipa::openapi::OpenApi,
 ) -> utoipa::openapi::OpenApi {
     let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let mut doc = doc.clone();
-    if let Ok(caller) = state.keys.authenticate(header) {
+    if let Ok(caller) = state.keys.authenticate_from(client, header) {
         document_catalog(&mut doc, &state.catalog, &caller.scope(), &state.public_url);
     }
     doc

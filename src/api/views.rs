@@ -49,7 +49,8 @@ pub struct EndpointView {
     pub name: String,
     /// Kind of destination.
     pub kind: EndpointKind,
-    /// The receiver's URL.
+    /// The receiver's URL, its query masked (`?••••`: a query often holds a key, as Azure
+    /// Functions' `?code=` does). Giving back this masked URL on `PUT` keeps the query.
     pub url: Option<String>,
     /// Active signing secrets (ids only).
     pub secrets: Vec<SecretView>,
@@ -108,7 +109,7 @@ impl From<&Endpoint> for EndpointView {
         };
         match &e.settings {
             DestinationSettings::Webhook(w) => {
-                view.url = Some(w.url.clone());
+                view.url = Some(crate::model::exchange::masked_url(&w.url));
                 view.secrets = w
                     .secrets
                     .iter()

@@ -6,7 +6,9 @@
 //! says nothing about the key.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -68,12 +70,17 @@ pub enum AuthError {
     /// The key is not known.
     #[error("invalid API key")]
     Invalid,
+    /// The client sent too many wrong keys lately: it waits this long before any key of its
+    /// is looked at again.
+    #[error("too many wrong API keys from this address")]
+    Throttled(Duration),
 }
 
-/// The known keys, by hash.
+/// The known keys, by hash, and the clients that sent wrong ones.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
     by_hash: Arc<HashMap<[u8; 32], Principal>>,
+    wrong: Arc<Mutex<Throttle>>,
 }
 
 impl ApiKeys {
@@ -81,10 +88,12 @@ impl ApiKeys {
     pub fn new(keys: impl IntoIterator<Item = ([u8; 32], Principal)>) -> Self {
         Self {
             by_hash: Arc::new(keys.into_iter().collect()),
+            wrong: Default::default(),
         }
     }
 
-    /// The principal of an `Authorization` header value.
+    /// The principal of an `Authorization` header value, without counting wrong keys (for
+    /// callers that are not on the network).
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let key = header
@@ -96,6 +105,94 @@ impl ApiKeys {
             .get(&hash(key))
             .cloned()
             .ok_or(AuthError::Invalid)
+    }
+
+    /// The same keys, letting a client send `limit` wrong keys a window (0: no limit).
+    pub fn with_wrong_key_limit(self, limit: u32) -> Self {
+        let mut wrong = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
+        wrong.limit = limit;
+        drop(wrong);
+        self
+    }
+
+    /// The principal of an `Authorization` header value sent by `client`: a client that
+    /// sent its limit of wrong keys within [`Throttle::WINDOW`] waits out the window before
+    /// any key of its is looked at again, so keys cannot be guessed at speed.
+    pub fn authenticate_from(
+        &self,
+        client: Option<IpAddr>,
+        header: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let Some(client) = client else {
+            return self.authenticate(header);
+        };
+        let now = Instant::now();
+        let mut wrong = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(wait) = wrong.wait(client, now) {
+            return Err(AuthError::Throttled(wait));
+        }
+        let answer = self.authenticate(header);
+        if answer == Err(AuthError::Invalid) {
+            wrong.failed(client, now);
+        }
+        answer
+    }
+}
+
+/// Wrong keys per client address, counted over a window.
+#[derive(Debug)]
+pub struct Throttle {
+    clients: HashMap<IpAddr, (u32, Instant)>,
+    /// Wrong keys a client may send within [`Self::WINDOW`] (0: any number).
+    limit: u32,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            clients: HashMap::new(),
+            limit: Self::LIMIT,
+        }
+    }
+}
+
+impl Throttle {
+    /// Wrong keys a client may send within [`Self::WINDOW`], by default.
+    pub const LIMIT: u32 = 20;
+    /// The window the wrong keys are counted over, and the wait after too many.
+    pub const WINDOW: Duration = Duration::from_secs(60);
+    /// Clients remembered at most (the oldest windows are forgotten first).
+    pub const MAX_CLIENTS: usize = 10_000;
+
+    /// How long `client` must wait before its keys are looked at again, if it must.
+    pub fn wait(&self, client: IpAddr, now: Instant) -> Option<Duration> {
+        let (count, since) = self.clients.get(&client)?;
+        let elapsed = now.saturating_duration_since(*since);
+        (self.limit > 0 && *count >= self.limit && elapsed < Self::WINDOW)
+            .then(|| Self::WINDOW - elapsed)
+    }
+
+    /// Counts a wrong key from `client`.
+    pub fn failed(&mut self, client: IpAddr, now: Instant) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.clients.len() >= Self::MAX_CLIENTS && !self.clients.contains_key(&client) {
+            self.clients
+                .retain(|_, (_, since)| now.saturating_duration_since(*since) < Self::WINDOW);
+            if self.clients.len() >= Self::MAX_CLIENTS {
+                // Every window is fresh: forget the oldest half rather than grow.
+                let mut starts: Vec<Instant> = self.clients.values().map(|(_, s)| *s).collect();
+                starts.sort();
+                let cut = starts[starts.len() / 2];
+                self.clients.retain(|_, (_, since)| *since > cut);
+            }
+        }
+        let entry = self.clients.entry(client).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) >= Self::WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
     }
 }
 
@@ -142,5 +239,72 @@ mod tests {
         );
         assert_eq!(keys.authenticate(Some(&key)), Err(AuthError::Missing));
         assert_eq!(keys.authenticate(None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn a_client_that_sends_too_many_wrong_keys_waits_out_the_window() {
+        let mut t = Throttle::default();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..Throttle::LIMIT - 1 {
+            t.failed(client, start);
+        }
+        assert_eq!(t.wait(client, start), None, "under the limit");
+        t.failed(client, start);
+        let later = start + Duration::from_secs(10);
+        assert_eq!(t.wait(client, later), Some(Duration::from_secs(50)));
+        assert_eq!(t.wait(other, later), None, "others are not slowed");
+        assert_eq!(
+            t.wait(client, start + Throttle::WINDOW),
+            None,
+            "the window passed"
+        );
+        t.failed(client, start + Throttle::WINDOW);
+        assert_eq!(
+            t.wait(client, start + Throttle::WINDOW),
+            None,
+            "a new window counts anew"
+        );
+    }
+
+    #[test]
+    fn the_throttle_remembers_a_bounded_number_of_clients() {
+        let mut t = Throttle::default();
+        let start = Instant::now();
+        for i in 0..(Throttle::MAX_CLIENTS as u32 + 100) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            t.failed(ip, start + Duration::from_micros(u64::from(i)));
+        }
+        assert!(t.clients.len() <= Throttle::MAX_CLIENTS);
+    }
+
+    #[test]
+    fn wrong_keys_from_one_address_are_throttled_and_right_ones_from_others_pass() {
+        let key = generate_key();
+        let keys = ApiKeys::new([(
+            hash(&key),
+            Principal {
+                name: "pos".into(),
+                solutions: None,
+                admin: false,
+                system: false,
+            },
+        )]);
+        let guesser: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..Throttle::LIMIT {
+            assert_eq!(
+                keys.authenticate_from(Some(guesser), Some("Bearer hk_guess")),
+                Err(AuthError::Invalid)
+            );
+        }
+        let right = format!("Bearer {key}");
+        assert!(matches!(
+            keys.authenticate_from(Some(guesser), Some(&right)),
+            Err(AuthError::Throttled(_))
+        ));
+        assert!(keys
+            .authenticate_from(Some("198.51.100.2".parse().unwrap()), Some(&right))
+            .is_ok());
     }
 }

@@ -115,9 +115,7 @@ fn check_value(ty: &ParamType, v: &Value) -> Result<(), String> {
             let s = v
                 .as_str()
                 .ok_or_else(|| expected("an ISO 8601 date-time string", v))?;
-            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map(drop)
-                .map_err(|_| format!("\"{s}\" is not an ISO 8601 date-time with an offset, e.g. 2026-11-22T10:30:00Z"))
+            check_datetime(s)
         }
         ParamType::Decimal { precision } => check_number(v, precision.unwrap_or(10), DECIMAL_MAX),
         ParamType::Money { precision } => check_number(v, precision.unwrap_or(4), MONEY_MAX),
@@ -132,9 +130,9 @@ fn check_value(ty: &ParamType, v: &Value) -> Result<(), String> {
         },
         ParamType::Guid => {
             let s = v.as_str().ok_or_else(|| expected("a GUID string", v))?;
-            uuid::Uuid::parse_str(s)
+            parse_guid(s)
                 .map(drop)
-                .map_err(|_| format!("\"{s}\" is not a GUID"))
+                .ok_or_else(|| format!("\"{s}\" is not a GUID in its 36-character form, e.g. 6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10"))
         }
         ParamType::String { max_length } => {
             let s = v.as_str().ok_or_else(|| expected("a string", v))?;
@@ -267,15 +265,62 @@ fn check_reference(v: &Value, entity: Option<&str>) -> Result<(), String> {
     if let Some(want) = entity.filter(|want| *want != table) {
         return Err(format!("refers to a \"{table}\" row; expected \"{want}\""));
     }
-    match id.and_then(Value::as_str).map(uuid::Uuid::parse_str) {
-        Some(Ok(_)) => Ok(()),
+    match id.and_then(Value::as_str).and_then(parse_guid) {
+        Some(_) => Ok(()),
         _ => Err(format!("needs the row's id as a GUID; write it as {FORMS}")),
     }
+}
+
+/// A GUID in the one form JSON Schema's `uuid` format names (8-4-4-4-12 hexadecimal
+/// digits): not braced, not `urn:uuid:`, not without its hyphens.
+fn parse_guid(s: &str) -> Option<uuid::Uuid> {
+    (s.len() == 36)
+        .then(|| uuid::Uuid::try_parse(s).ok())
+        .flatten()
+}
+
+/// A date-time as RFC 3339 writes it (JSON Schema's `date-time`): `T` between date and time
+/// (not a space), an offset, no leap second (`:60`, which no clock of a sender stores), and a
+/// year after 0000.
+fn check_datetime(s: &str) -> Result<(), String> {
+    let wrong = || {
+        format!("\"{s}\" is not an ISO 8601 date-time with an offset, e.g. 2026-11-22T10:30:00Z")
+    };
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| wrong())?;
+    let b = s.as_bytes();
+    if !matches!(b.get(10), Some(b'T' | b't')) || b.get(17..19) == Some(b"60") || t.year() < 1 {
+        return Err(wrong());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guids_and_date_times_are_taken_in_their_schema_form_only() {
+        assert!(parse_guid("6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10").is_some());
+        assert!(parse_guid("6F1C1A2E-4D4B-4E0C-9A55-2B8F3C7D9E10").is_some());
+        for wrong in [
+            "urn:uuid:6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10",
+            "{6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10}",
+            "6f1c1a2e4d4b4e0c9a552b8f3c7d9e10",
+        ] {
+            assert!(parse_guid(wrong).is_none(), "{wrong}");
+        }
+        assert!(check_datetime("2026-11-22T10:30:00Z").is_ok());
+        assert!(check_datetime("2026-11-22t10:30:00.5+01:00").is_ok());
+        for wrong in [
+            "2026-11-22 10:30:00Z",
+            "2016-12-31T23:59:60Z",
+            "0000-01-01T00:00:00Z",
+            "2026-11-22T10:30:00",
+        ] {
+            assert!(check_datetime(wrong).is_err(), "{wrong}");
+        }
+    }
 
     #[test]
     fn decimal_places_are_counted_from_the_shortest_form() {

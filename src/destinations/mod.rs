@@ -3,6 +3,7 @@
 
 pub mod azure;
 mod error;
+pub mod network;
 pub mod webhook;
 
 pub use error::{error_chain, SendError};
@@ -173,10 +174,12 @@ impl Destinations {
             DestinationSettings::Webhook(s) => Ok(Arc::new(self.webhooks.destination(s.clone()))),
             DestinationSettings::ServiceBus(s) => self
                 .service_bus
-                .destination(s)
+                .destination(s, self.webhooks.policy())
                 .map(|d| Arc::new(d) as Arc<dyn Destination>),
-            DestinationSettings::EventHubs(s) => azure::eventhubs::EventHubsDestination::new(s)
-                .map(|d| Arc::new(d) as Arc<dyn Destination>),
+            DestinationSettings::EventHubs(s) => {
+                azure::eventhubs::EventHubsDestination::new(s, self.webhooks.policy())
+                    .map(|d| Arc::new(d) as Arc<dyn Destination>)
+            }
         };
         let destination = built.unwrap_or_else(|error| {
             tracing::error!(endpoint = %endpoint.name, error = %error_chain(&error), "the endpoint cannot be used");

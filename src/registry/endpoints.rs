@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::azure::{settings_from, AzureInput};
 use super::{EndpointInput, Registry, RegistryError, Signing};
-use crate::destinations::webhook::ssrf::UrlError;
+use crate::destinations::network::{HostError, UrlError};
 use crate::model::{
     AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointId, EndpointKind,
     RateLimit, Scheme, Scope, Secret, SecretId, SigningSecret, Subscription, WebhookAuth,
@@ -281,11 +281,17 @@ impl Registry {
         input: &EndpointInput,
         old: Option<&DestinationSettings>,
     ) -> Result<(DestinationSettings, Option<String>), RegistryError> {
-        if input.name.trim().is_empty() || input.name.chars().count() > 100 {
-            return Err(RegistryError::invalid(
-                "name",
-                "must be 1 to 100 characters",
-            ));
+        check_name(&input.name)?;
+        if let Some(t) = input.timeout {
+            if t.is_zero() || t > self.max_timeout {
+                return Err(RegistryError::invalid(
+                    "timeout",
+                    format!(
+                        "must be above 0s and at most {} (half of delivery.lease, so an attempt ends before another dispatcher may take its delivery)",
+                        humantime::format_duration(self.max_timeout)
+                    ),
+                ));
+            }
         }
         match input.kind {
             EndpointKind::Webhook => {
@@ -297,11 +303,11 @@ impl Registry {
                 Ok((DestinationSettings::Webhook(settings), generated))
             }
             EndpointKind::ServiceBus => Ok((
-                DestinationSettings::ServiceBus(azure_settings(input, old)?),
+                DestinationSettings::ServiceBus(self.azure_settings(input, old).await?),
                 None,
             )),
             EndpointKind::EventHubs => Ok((
-                DestinationSettings::EventHubs(azure_settings(input, old)?),
+                DestinationSettings::EventHubs(self.azure_settings(input, old).await?),
                 None,
             )),
         }
@@ -364,26 +370,53 @@ impl Registry {
                 "applies only when Herald generates the keys of a new endpoint; to add a key of another scheme, POST /v1/endpoints/{id}/secrets with \"scheme\"",
             ));
         }
-        // Like secrets, authentication values are write-only: absent means "keep".
-        let auth = input
-            .auth
-            .clone()
-            .or_else(|| old.and_then(|o| o.auth.clone()));
-        if let Some(auth) = &auth {
-            check_auth(auth)?;
-        }
         let url = input
             .url
             .as_deref()
             .ok_or_else(|| RegistryError::invalid("url", "is required for a webhook endpoint"))?;
-        self.policy.check_url(url).await.map_err(|e| match e {
+        // The URL as views show it (its query masked) keeps the query it stands for.
+        let url = match old {
+            Some(o) if url == crate::model::exchange::masked_url(&o.url) && url != o.url => {
+                o.url.as_str()
+            }
+            _ => url,
+        };
+        let checked = self.policy.check_url(url).await.map_err(|e| match e {
             UrlError::Blocked(blocked) => {
                 RegistryError::invalid("url", format!("is refused: {blocked}"))
             }
             other => RegistryError::invalid("url", other.to_string()),
         })?;
+        // Write-only values kept from before go to the host they were given for, never to
+        // another: an update that moves the URL to another origin gives them again.
+        let kept = old.filter(|o| {
+            url::Url::parse(&o.url).is_ok_and(|before| before.origin() == checked.origin())
+        });
+        if old.is_some() && kept.is_none() {
+            let o = old.expect("checked just above");
+            if o.auth.is_some() && input.auth.is_none() {
+                return Err(RegistryError::invalid(
+                    "auth",
+                    "must be given again: the URL moves to another host, and Herald does not send the kept value there",
+                ));
+            }
+            if o.headers.iter().any(|h| h.secret) && input.headers.is_none() {
+                return Err(RegistryError::invalid(
+                    "headers",
+                    "must be given again, with the secret headers' values: the URL moves to another host, and Herald does not send the kept values there",
+                ));
+            }
+        }
+        // Like secrets, authentication values are write-only: absent means "keep".
+        let auth = input
+            .auth
+            .clone()
+            .or_else(|| kept.and_then(|o| o.auth.clone()));
+        if let Some(auth) = &auth {
+            check_auth(auth)?;
+        }
         let headers = match &input.headers {
-            Some(given) => custom_headers(given, old.map_or(&[][..], |o| &o.headers))?,
+            Some(given) => custom_headers(given, kept.map_or(&[][..], |o| &o.headers))?,
             None => old.map(|o| o.headers.clone()).unwrap_or_default(),
         };
         let settings = WebhookSettings {
@@ -412,6 +445,36 @@ fn only(kind: EndpointKind, fields: &[(&'static str, bool)]) -> Result<(), Regis
     }
 }
 
+impl Registry {
+    /// The Service Bus or Event Hubs settings of `input`, its namespace checked against the
+    /// network policy.
+    async fn azure_settings(
+        &self,
+        input: &EndpointInput,
+        old: Option<&DestinationSettings>,
+    ) -> Result<AzureSettings, RegistryError> {
+        let settings = azure_settings(input, old)?;
+        let field = if input.connection_string.is_some() {
+            "connection_string"
+        } else {
+            "namespace"
+        };
+        match self
+            .policy
+            .check_host(&settings.host, settings.amqp_port())
+            .await
+        {
+            Err(HostError::Blocked(blocked)) => Err(RegistryError::invalid(
+                field,
+                format!("is refused: {blocked}"),
+            )),
+            // A name that does not resolve yet (a namespace being deployed, DNS down at
+            // start-up) is checked again before every connection.
+            Ok(()) | Err(HostError::Resolve { .. }) => Ok(settings),
+        }
+    }
+}
+
 fn azure_settings(
     input: &EndpointInput,
     old: Option<&DestinationSettings>,
@@ -437,6 +500,25 @@ fn azure_settings(
     };
     // Write-only credentials: an update that gives neither keeps the old one.
     let keep = input.connection_string.is_none() && input.credential.is_none();
+    // A kept credential (a token, or an identity whose tokens every namespace accepts) is
+    // sent to the namespace it was given for, never to another.
+    if let (true, Some(old), Some(ns)) = (keep, old, input.namespace.as_deref()) {
+        let moved = super::azure::settings_from(AzureInput {
+            namespace: Some(ns),
+            entity: Some(&old.entity),
+            credential: Some(old.credential.clone()),
+            ..Default::default()
+        })
+        .is_ok_and(|new| {
+            (new.host.as_str(), new.amqp_port()) != (old.host.as_str(), old.amqp_port())
+        });
+        if moved {
+            return Err(RegistryError::invalid(
+                "credential",
+                "must be given again: the namespace moves to another host, and Herald does not send the kept credential there",
+            ));
+        }
+    }
     match (keep, old) {
         (true, Some(old)) => settings_from(AzureInput {
             namespace: Some(input.namespace.as_deref().unwrap_or(&old.namespace())),
@@ -456,18 +538,51 @@ fn azure_settings(
     .map_err(|e| RegistryError::invalid(e.field, e.message))
 }
 
-/// Header authentication must be sendable and must not impersonate Standard Webhooks' headers.
+/// The slowest rate limit: one delivery every 1,000 seconds.
+pub const MIN_RATE: f64 = 0.001;
+
+/// A name of an endpoint or subscription: 1 to 100 characters, none of them a control
+/// character (names go into logs, and a line break there would forge a line).
+pub(super) fn check_name(name: &str) -> Result<(), RegistryError> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(RegistryError::invalid(
+            "name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(RegistryError::invalid(
+            "name",
+            "must not hold control characters (line breaks, tabs…)",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether Herald (or HTTP) sets the header `name` itself, so that neither an endpoint's
+/// `headers` nor its `auth` may.
+fn reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&lower.as_str())
+        || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+}
+
+/// Header authentication must be sendable and must not set what Herald sets itself.
 fn check_auth(auth: &WebhookAuth) -> Result<(), RegistryError> {
     let WebhookAuth::HttpHeader { values } = auth else {
         return Ok(());
     };
     for (name, value) in values {
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || name.to_ascii_lowercase().starts_with("webhook-")
-        {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(RegistryError::invalid(
                 "auth",
                 format!("\"{name}\" cannot be used as a header name"),
+            ));
+        }
+        if reserved_header(name) {
+            return Err(RegistryError::invalid(
+                "auth",
+                format!("\"{name}\" is set by Herald itself"),
             ));
         }
         if reqwest::header::HeaderValue::from_str(value).is_err() {
@@ -485,10 +600,10 @@ fn rate_limit(input: &EndpointInput) -> Result<Option<RateLimit>, RegistryError>
     let Some(limit) = input.rate_limit else {
         return Ok(None);
     };
-    if !(limit.per_second > 0.0 && limit.per_second <= 100_000.0) {
+    if !(MIN_RATE..=100_000.0).contains(&limit.per_second) {
         return Err(RegistryError::invalid(
             "rate_limit.per_second",
-            "must be above 0 and at most 100000 deliveries per second",
+            "must be 0.001 to 100000 deliveries per second (0.001 is one every 16m40s)",
         ));
     }
     if !(1..=10_000).contains(&limit.burst) {
@@ -538,9 +653,7 @@ fn custom_headers(
                 format!("\"{}\" is not a valid header name", h.name),
             ));
         }
-        if RESERVED_HEADERS.contains(&lower.as_str())
-            || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
-        {
+        if reserved_header(&lower) {
             return Err(RegistryError::invalid(
                 format!("{field}.name"),
                 format!("\"{}\" is set by Herald itself", h.name),

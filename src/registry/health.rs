@@ -124,6 +124,12 @@ impl super::Registry {
         id: &str,
         reason: &str,
     ) -> Result<EndpointHealth, super::RegistryError> {
+        if reason.chars().any(char::is_control) {
+            return Err(super::RegistryError::invalid(
+                "reason",
+                "must not hold control characters (line breaks, tabs…)",
+            ));
+        }
         let id = self.endpoint_to_change(scope, id).await?.id;
         let now = time::OffsetDateTime::now_utc();
         let change = |h: EndpointHealth| h.disabled(reason, now);

@@ -19,7 +19,7 @@ pub use routing::Routing;
 pub use spec::{EndpointInput, HeaderInput, Signing, SubscriptionInput};
 
 use crate::catalog::Catalog;
-use crate::destinations::webhook::NetworkPolicy;
+use crate::destinations::network::NetworkPolicy;
 use crate::store::{Store, StoreError};
 
 /// Endpoints and subscriptions, with their rules. Cheap to clone.
@@ -30,7 +30,13 @@ pub struct Registry {
     policy: NetworkPolicy,
     routing: Routing,
     health: HealthBoard,
+    /// The longest time an endpoint may give its receiver to answer.
+    max_timeout: std::time::Duration,
 }
+
+/// The longest receiver timeout by default: half the default lease (2m), so an attempt ends
+/// well before its delivery's lease, and no other dispatcher sends it meanwhile.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Registry {
     /// A registry over `store`, checking subscriptions against `catalog` and webhook URLs
@@ -47,7 +53,14 @@ impl Registry {
             policy,
             routing,
             health: HealthBoard::default(),
+            max_timeout: MAX_TIMEOUT,
         }
+    }
+
+    /// The same registry, allowing endpoint timeouts up to `max` (half the delivery lease).
+    pub fn with_max_timeout(mut self, max: std::time::Duration) -> Self {
+        self.max_timeout = max;
+        self
     }
 
     /// The routing snapshot this registry keeps current.

@@ -44,7 +44,11 @@ pub struct HeaderInput {
 #[serde(deny_unknown_fields)]
 pub struct EndpointInput {
     /// Unique name.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Kind of destination.
     pub kind: EndpointKind,
@@ -126,7 +130,11 @@ pub struct EndpointInput {
 pub struct SubscriptionInput {
     /// Unique name; generated when absent.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// A cataloged event's unique name (or give `category`).
     #[serde(default)]

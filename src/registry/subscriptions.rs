@@ -149,12 +149,7 @@ impl Registry {
         let now = OffsetDateTime::now_utc();
         let id = existing.map_or_else(SubscriptionId::new, |s| s.id);
         let name = input.name.clone().unwrap_or_else(|| id.to_string());
-        if name.trim().is_empty() || name.chars().count() > 100 {
-            return Err(RegistryError::invalid(
-                "name",
-                "must be 1 to 100 characters",
-            ));
-        }
+        super::endpoints::check_name(&name)?;
         let stage = target.stage(&input)?;
         check_endpoint_kind(&target, &input, &endpoint)?;
         Ok(Subscription {

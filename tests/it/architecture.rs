@@ -66,6 +66,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("server", &[BELOW]),
     ("demo", &[BELOW]),
     ("cli", &[BELOW]),
+    // The fuzz targets' entry points run the parsers of every layer.
+    ("fuzzing", &[BELOW]),
 ];
 
 /// The top-level module each file of `src/` belongs to, and the `crate::` modules it names.

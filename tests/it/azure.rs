@@ -207,7 +207,7 @@ async fn a_missing_entity_and_a_wrong_key_dead_letter_with_the_brokers_reason_wh
     std::fs::write(
         dir.path().join("herald.toml"),
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite://{}\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite://{}\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n",
             dir.path().join("herald.db").display()
         ),
     )

@@ -172,7 +172,7 @@ async fn a_cluster_of_three_loses_nothing_when_two_instances_are_killed() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nschema = \"{}\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nschema = \"{}\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\ntimeout = \"1s\"\n\
              [delivery]\nretry_schedule = [\"100ms\", \"300ms\"]\npoll_interval = \"200ms\"\nlease = \"2s\"\n",
             schema()
         ),

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald::destinations::webhook::{NetworkPolicy, WebhookClient};
+use herald::destinations::network::NetworkPolicy;
+use herald::destinations::webhook::WebhookClient;
 use herald::destinations::{Destinations, Origin};
 use herald::dispatch::{DispatchConfig, Dispatcher, RetryPolicy, Waker};
 use herald::model::EndpointId;

@@ -177,7 +177,7 @@ async fn every_offending_parameter_is_named_with_its_problem() {
     );
     assert_eq!(problem("S"), "is 8 characters long; at most 5 allowed");
     assert_eq!(problem("Sa"), "item 1 is not a string");
-    assert_eq!(problem("G"), "\"6f1c1a2e\" is not a GUID");
+    assert_eq!(problem("G"), "\"6f1c1a2e\" is not a GUID in its 36-character form, e.g. 6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10");
     assert!(problem("Extra").starts_with("is not a parameter of contoso_AllTypes"));
     assert_eq!(details.len(), 14);
 

@@ -11,6 +11,7 @@ mod crash;
 mod dataverse;
 mod demo;
 mod dispatch;
+mod edge;
 mod flows;
 mod health;
 mod infra;

@@ -53,8 +53,16 @@ impl<S: Send + Sync> FromRequest<S> for Form {
         }
         let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
             .await
-            .map_err(|_| {
-                (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response()
+            .map_err(|e| {
+                if crate::api::edge::timed_out(&e) {
+                    (
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the form took too long to arrive",
+                    )
+                        .into_response()
+                } else {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response()
+                }
             })?;
         Ok(Form(
             url::form_urlencoded::parse(&bytes)

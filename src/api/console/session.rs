@@ -295,10 +295,16 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// `next` when it is a console page of this site, else the overview.
+/// `next` when it is a console page of this site written in visible ASCII (it becomes a
+/// `Location` header), else the overview.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/console") && !n.contains("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/console")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             n.to_owned()
         }
         _ => "/console".into(),
@@ -362,7 +368,12 @@ async fn open(state: &AppState, key_hash: [u8; 32], next: &str) -> Result<Respon
 }
 
 /// Signs in with an API key.
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    crate::api::ClientAddr(client): crate::api::ClientAddr,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
     let next = form.get("next");
     let sent = form.get("csrf").unwrap_or_default();
     let expected = cookie(&headers, PRE_COOKIE).unwrap_or_default();
@@ -377,12 +388,23 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Fo
     if key.is_empty() {
         return refused("Enter an API key.");
     }
-    if state
+    match state
         .keys
-        .authenticate(Some(&format!("Bearer {key}")))
-        .is_err()
+        .authenticate_from(client, Some(&format!("Bearer {key}")))
     {
-        return refused("This API key is not known to Herald.");
+        Ok(_) => {}
+        Err(crate::auth::AuthError::Throttled(wait)) => {
+            return sign_in_form(
+                &state,
+                next,
+                Some(&format!(
+                    "Too many wrong API keys from this address: try again in {} seconds.",
+                    wait.as_secs().max(1)
+                )),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+        }
+        Err(_) => return refused("This API key is not known to Herald."),
     }
     match open(&state, crate::auth::hash(&key), &safe_next(next)).await {
         Ok(r) => r,
@@ -482,6 +504,9 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/console")), "/console");
         assert_eq!(safe_next(Some("/console//evil.example")), "/console");
         assert_eq!(safe_next(None), "/console");
+        assert_eq!(safe_next(Some("/console/\r\nSet-Cookie: x=1")), "/console");
+        assert_eq!(safe_next(Some("/console/\u{7f}")), "/console");
+        assert_eq!(safe_next(Some("/console/é")), "/console");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! a missing entity, refused authorization or an oversized message → permanent. The broker's
 //! condition and description are kept.
 
+use crate::destinations::network::HostError;
 use azure_core_amqp::{AmqpDescribedError, AmqpError, AmqpErrorKind, AmqpSendOutcome};
 
 use super::credential::TokenError;
@@ -70,6 +71,8 @@ pub fn is_permanent(e: &BrokerError) -> bool {
             PERMANENT.iter().any(|c| text.contains(c))
         }
         BrokerError::Token(TokenError::Expired) => true,
+        BrokerError::Network(HostError::Blocked(_)) => true,
+        BrokerError::Network(HostError::Resolve { .. }) => false,
         BrokerError::Token(TokenError::Entra(_)) => false,
         BrokerError::RejectedWithoutReason
         | BrokerError::Message(_)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::credential::TokenError;
 use super::message::MessageError;
+use crate::destinations::network::HostError;
 
 /// Why a send to a broker failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,10 @@ pub enum BrokerError {
     /// The message could not be encoded.
     #[error("the message cannot be encoded")]
     Encode(#[source] azure_core::Error),
+    /// The namespace's host is refused by the network policy, or does not resolve (checked
+    /// before connecting, so nothing is learnt of what listens behind a refused host).
+    #[error("not connecting: {0}")]
+    Network(#[from] HostError),
 }
 
 fn detail(description: &Option<String>) -> String {

@@ -13,6 +13,7 @@ use super::classify;
 use super::credential::TokenSource;
 use super::error::{BrokerError, SetupError};
 use super::message;
+use crate::destinations::network::NetworkPolicy;
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::model::{AzureSettings, Exchange};
 
@@ -37,11 +38,12 @@ struct Job {
 
 impl EventHubsDestination {
     /// The destination of an endpoint's settings; `Err` when the credential cannot be used here.
-    pub fn new(settings: &AzureSettings) -> Result<Self, SetupError> {
+    pub fn new(settings: &AzureSettings, policy: &NetworkPolicy) -> Result<Self, SetupError> {
         let tokens = TokenSource::new(&settings.credential)?;
         let (tx, rx) = mpsc::channel(MAX_TAKE * 4);
         let hub = Hub {
             settings: settings.clone(),
+            policy: policy.clone(),
             tokens,
             producer: None,
             location: settings.describe(),
@@ -86,6 +88,8 @@ fn timeout(doing: String, after: Duration) -> Outcome {
 /// The hub task's state.
 struct Hub {
     settings: AzureSettings,
+    /// Checked before every connection.
+    policy: NetworkPolicy,
     tokens: TokenSource,
     producer: Option<ProducerClient>,
     location: String,
@@ -214,6 +218,11 @@ impl Hub {
     /// Opens the producer with the endpoint's credential.
     async fn open(&self) -> Result<ProducerClient, Outcome> {
         let s = &self.settings;
+        // The SDK resolves the host again as it connects; a name that moved to a refused
+        // address in between is caught at the next connection.
+        if let Err(e) = self.policy.check_host(&s.host, s.amqp_port()).await {
+            return Err(classify::outcome(e.into()));
+        }
         let mut builder = ProducerClient::builder().with_application_id("herald".into());
         if s.emulator || s.port.is_some() {
             builder = builder.with_custom_endpoint(s.amqp_url());

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, ORIGIN, RETRY_AFTER, USER_AGENT};
 
-use super::ssrf::NetworkPolicy;
 use super::{classify, failure, request_builder, sign, WebhookError};
+use crate::destinations::network::NetworkPolicy;
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::model::exchange::{masked_url, RESPONSE_START};
 use crate::model::{Exchange, Validation, WebhookSettings};
@@ -28,6 +28,9 @@ impl WebhookClient {
     pub fn new(policy: NetworkPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Never a proxy from the environment (`HTTP_PROXY`…): a proxy resolves the
+            // receiver's name itself, past the policy's check at every send.
+            .no_proxy()
             .dns_resolver(Arc::new(policy.clone()))
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))

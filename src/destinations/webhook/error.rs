@@ -1,6 +1,6 @@
 //! Why a webhook send failed, with the HTTP client's error as its cause.
 
-use super::ssrf::BlockedAddress;
+use crate::destinations::network::BlockedAddress;
 
 /// Why a webhook send failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,6 @@ mod error;
 pub mod handshake;
 mod request_builder;
 pub mod signing;
-pub mod ssrf;
 
 pub use classify::{classify, failure};
 
@@ -17,4 +16,3 @@ pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 pub use client::{StepAnswer, WebhookClient, WebhookDestination};
 pub use error::WebhookError;
 pub use signing::{sign, verify, Secret, VerifyError, VerifyKey};
-pub use ssrf::{BlockedAddress, NetworkPolicy};

@@ -126,16 +126,13 @@ pub struct AzureSettings {
 impl AzureSettings {
     /// The AMQP URL to connect to: `amqps://host:5671` or, for an emulator, `amqp://host:5672`.
     pub fn amqp_url(&self) -> String {
-        let (scheme, default_port) = if self.emulator {
-            ("amqp", 5672)
-        } else {
-            ("amqps", 5671)
-        };
-        format!(
-            "{scheme}://{}:{}",
-            self.host,
-            self.port.unwrap_or(default_port)
-        )
+        let scheme = if self.emulator { "amqp" } else { "amqps" };
+        format!("{scheme}://{}:{}", self.host, self.amqp_port())
+    }
+
+    /// The AMQP port: the given one, else 5671 with TLS or 5672 for an emulator.
+    pub fn amqp_port(&self) -> u16 {
+        self.port.unwrap_or(if self.emulator { 5672 } else { 5671 })
     }
 
     /// The entity's claims-based-security audience (and SAS resource): `sb://host[:port]/entity`.

@@ -98,8 +98,8 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Deliveries per second (above 0, at most 100000; 0.5 is one every two seconds).
-    #[schema(exclusive_minimum = 0.0, maximum = 100000.0)]
+    /// Deliveries per second (0.001 to 100000; 0.5 is one every two seconds).
+    #[schema(minimum = 0.001, maximum = 100000.0)]
     pub per_second: f64,
     /// Sends allowed at once after a lull (default 1: evenly spaced).
     #[serde(default = "one")]

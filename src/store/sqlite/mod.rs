@@ -45,7 +45,13 @@ impl SqliteStore {
     /// the keys).
     pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            use std::os::unix::fs::DirBuilderExt;
+            // Only the owner reads what Herald keeps (events hold business data).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         create_incremental(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
@@ -104,6 +110,21 @@ impl SqliteStore {
 fn create_incremental(path: &Path) -> Result<(), StoreError> {
     if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
         return Ok(());
+    }
+    // A new file is the owner's alone; SQLite gives its WAL and shared-memory files the
+    // same mode.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::Database(sqlx::Error::Io(e))),
+        }
     }
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;")?;

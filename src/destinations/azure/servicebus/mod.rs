@@ -27,6 +27,7 @@ use super::classify;
 use super::credential::TokenSource;
 use super::error::{BrokerError, SetupError};
 use super::message;
+use crate::destinations::network::NetworkPolicy;
 use crate::destinations::{Destination, Outbound, Outcome};
 use crate::model::{AzureSettings, Exchange};
 
@@ -55,6 +56,7 @@ impl ServiceBusClient {
     pub fn destination(
         &self,
         settings: &AzureSettings,
+        policy: &NetworkPolicy,
     ) -> Result<ServiceBusDestination, SetupError> {
         let tokens = TokenSource::new(&settings.credential)?;
         // One connection per namespace and credential: a connection carries the tokens of
@@ -73,6 +75,7 @@ impl ServiceBusClient {
                     let url = Url::parse(&settings.amqp_url()).map_err(SetupError::NamespaceUrl)?;
                     let ns = Arc::new(Namespace {
                         url,
+                        policy: policy.clone(),
                         tokens,
                         live: tokio::sync::Mutex::new(None),
                     });

@@ -14,10 +14,13 @@ use super::{timeout, OPEN_TIMEOUT};
 use crate::destinations::azure::classify;
 use crate::destinations::azure::credential::TokenSource;
 use crate::destinations::azure::error::BrokerError;
+use crate::destinations::network::NetworkPolicy;
 
 /// A namespace: its URL, its tokens and its connection when open.
 pub(super) struct Namespace {
     pub(super) url: Url,
+    /// Checked before every connection.
+    pub(super) policy: NetworkPolicy,
     pub(super) tokens: TokenSource,
     pub(super) live: tokio::sync::Mutex<Option<Arc<OpenConnection>>>,
 }
@@ -49,6 +52,9 @@ impl Namespace {
         let failed = |doing: &str, e: azure_core::Error| {
             classify::client_error(format!("{doing} {}", self.url), e)
         };
+        let host = self.url.host_str().unwrap_or_default();
+        let port = self.url.port().unwrap_or(5671);
+        self.policy.check_host(host, port).await?;
         let connection = AmqpConnection::new();
         let name = format!("herald-{}", uuid::Uuid::new_v4());
         connection

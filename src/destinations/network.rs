@@ -1,7 +1,8 @@
-//! The SSRF guard: webhook URLs must resolve to public addresses, unless the configuration
-//! allows a network. Checked when an endpoint is registered and again at every send, inside
-//! the HTTP client's DNS resolver, so a name that later resolves to a private address
-//! (DNS rebinding) is still refused.
+//! The network policy, for every destination kind: webhook URLs and AMQP hosts (Service Bus,
+//! Event Hubs) must resolve to public addresses, unless the configuration allows a network.
+//! Checked when an endpoint is registered and again at every connection: for webhooks inside
+//! the HTTP client's DNS resolver, so a name that later resolves to a private address (DNS
+//! rebinding) is still refused; for AMQP before the connection opens.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
-/// A URL pointed at an address that is not allowed.
+/// A host that resolves to an address that is not allowed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("{host} resolves to {addr}, which is not a public address; allow its network in webhooks.allow_networks if this is intended")]
+#[error("{host} resolves to {addr}, which is not a public address; allow its network in webhooks.allow_networks (it applies to every destination) if this is intended")]
 pub struct BlockedAddress {
     /// The host name of the URL.
     pub host: String,
@@ -46,7 +47,24 @@ pub enum UrlError {
     Blocked(#[from] BlockedAddress),
 }
 
-/// Which non-public networks webhooks may reach.
+/// Why a host was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The host did not resolve.
+    #[error("{host} does not resolve: {source}")]
+    Resolve {
+        /// The host.
+        host: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host resolves to a refused address.
+    #[error(transparent)]
+    Blocked(#[from] BlockedAddress),
+}
+
+/// Which non-public networks destinations may reach.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkPolicy {
     allow: Arc<Vec<IpNet>>,
@@ -95,6 +113,27 @@ impl NetworkPolicy {
             .into());
         }
         Ok(url)
+    }
+
+    /// Checks a host (an AMQP namespace) before a connection to it: every address it
+    /// resolves to must be allowed. A refused host is refused before any connection is
+    /// tried, so the answer never tells whether a port behind it is open.
+    pub async fn check_host(&self, host: &str, port: u16) -> Result<(), HostError> {
+        let host = host.trim_matches(['[', ']']);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|source| HostError::Resolve {
+                host: host.to_owned(),
+                source,
+            })?
+            .collect();
+        match addrs.iter().find(|a| !self.allows(a.ip())) {
+            Some(a) => Err(HostError::Blocked(BlockedAddress {
+                host: host.to_owned(),
+                addr: a.ip(),
+            })),
+            None => Ok(()),
+        }
     }
 
     /// Checks a URL whose host is an IP literal (which never goes through the resolver).
@@ -172,23 +211,41 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// The IPv4 address in two 16-bit segments.
+fn v4_of(high: u16, low: u16) -> Ipv4Addr {
+    Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
+}
+
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
+    // Forms that carry an IPv4 address, which a gateway or the host's own stack may reach:
+    // judged by that address.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        // NAT64: judge the embedded IPv4 address.
-        let [.., c, d] = s;
-        return is_public_v4(Ipv4Addr::new(
-            (c >> 8) as u8,
-            c as u8,
-            (d >> 8) as u8,
-            d as u8,
-        ));
+        // NAT64, the well-known prefix.
+        return is_public_v4(v4_of(s[6], s[7]));
+    }
+    if s[0..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1) {
+        // IPv4-compatible (`::a.b.c.d`, deprecated but still routed by some stacks).
+        return is_public_v4(v4_of(s[6], s[7]));
+    }
+    if s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        // IPv4-translated (`::ffff:0:a.b.c.d`, SIIT).
+        return is_public_v4(v4_of(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        // 6to4: the relay's IPv4 address follows the prefix.
+        return is_public_v4(v4_of(s[1], s[2]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // NAT64 for local use (RFC 8215): a network of the operator's own.
+        return false;
     }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside sites)
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
         || (s[0] == 0x2001 && s[1] < 0x0200)) // IETF protocol assignments (Teredo etc.)
@@ -214,6 +271,16 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b:1::1",
+            "64:ff9b:1:ffff::808:808",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "fec0::1",
+            "fef0::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }
@@ -222,6 +289,8 @@ mod tests {
             "20.50.2.1",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::ffff:0:808:808",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} is public");
         }

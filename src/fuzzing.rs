@@ -1,0 +1,193 @@
+//! The entry points of Herald's fuzz targets (`fuzz/`) and of the test that replays their
+//! corpora: each takes arbitrary bytes, runs one of Herald's parsers on them, and must never
+//! panic. What they return is not looked at; what they check, they check with `assert!`
+//! (a value that validates must also be written as Dataverse writes it, and so on).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use crate::catalog::Catalog;
+use crate::model::{DeliveryId, Event, EventId, Filter};
+
+/// The fuzz targets, by name, as `fuzz/` and the corpus replay call them.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("catalog", catalog),
+    ("params", params),
+    ("dataverse", dataverse),
+    ("config", config),
+    ("filters", filters),
+];
+
+/// A catalog file: loaded (with Herald's built-in solution) and, when it loads, every event's
+/// JSON Schema written.
+pub fn catalog(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(catalog) = crate::catalog::load_texts(&[(PathBuf::from("fuzz.toml"), text.into())]) {
+        for c in catalog.categories() {
+            for e in catalog.events_in(&c.solution, &c.name) {
+                let schema = crate::catalog::event_schema(e, "https://herald.example/schema");
+                assert!(schema.is_object());
+            }
+        }
+    }
+}
+
+/// A request body as `POST /v1/events/{event}` reads it, validated against an event with a
+/// parameter of every type.
+pub fn params(data: &[u8]) {
+    let Ok(body) = crate::api::parse_body::<Map<String, Value>>(data) else {
+        return;
+    };
+    let _ = crate::catalog::validate(all_types(), &body);
+}
+
+/// A body as the Dataverse route (`POST /api/data/v9.2/{action}`) reads it: validated as the
+/// action's parameters and, when valid, written as Dataverse's `RemoteExecutionContext`
+/// (dates, entities and references converted to its data contracts).
+pub fn dataverse(data: &[u8]) {
+    let Ok(body) = crate::api::parse_body::<Map<String, Value>>(data) else {
+        return;
+    };
+    let definition = all_types();
+    if crate::catalog::validate(definition, &body).is_err() {
+        return;
+    }
+    let event = Event {
+        id: EventId::new(),
+        name: definition.unique_name.clone(),
+        solution: definition.solution.clone(),
+        params: body,
+        correlation_id: "fuzz".into(),
+        caller: "fuzz".into(),
+        received_at: time::OffsetDateTime::UNIX_EPOCH,
+        depth: 1,
+        pipeline: Default::default(),
+        traceparent: None,
+    };
+    let context = crate::formats::dataverse::remote_execution_context(
+        &event,
+        DeliveryId::new(),
+        Some(definition),
+        &crate::formats::dataverse::Origin {
+            organization: "fuzz",
+        },
+        None,
+    );
+    assert!(serde_json::to_vec(&context).is_ok());
+}
+
+/// A configuration file, over the embedded defaults.
+pub fn config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::config::Config::from_toml(&[text]);
+    }
+}
+
+/// A subscription's filter (the first line, JSON) applied to an event's parameters (the
+/// rest, JSON).
+pub fn filters(data: &[u8]) {
+    let (filter, params) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b"{}"[..]),
+    };
+    let Ok(filter) = serde_json::from_slice::<Filter>(filter) else {
+        return;
+    };
+    let Ok(params) = serde_json::from_slice::<Map<String, Value>>(params) else {
+        return;
+    };
+    let _ = filter.matches(&params);
+}
+
+/// An event with a parameter of every type Custom API request parameters have.
+fn all_types() -> &'static crate::model::EventDefinition {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG
+        .get_or_init(|| {
+            crate::catalog::load_texts(&[(PathBuf::from("all-types.toml"), ALL_TYPES.into())])
+                .expect("the fuzz catalog is valid")
+        })
+        .cataloged("fuzz_AllTypes")
+        .expect("the fuzz catalog has its event")
+}
+
+const ALL_TYPES: &str = r#"
+[[solutions]]
+unique_name = "fuzz"
+publisher_prefix = "fuzz"
+
+[[categories]]
+solution = "fuzz"
+name = "All"
+events = ["fuzz_AllTypes"]
+
+[[events]]
+unique_name = "fuzz_AllTypes"
+solution = "fuzz"
+allowed_steps = "async_only"
+external = true
+
+[[events.parameters]]
+name = "B"
+type = "Boolean"
+[[events.parameters]]
+name = "Dt"
+type = "DateTime"
+[[events.parameters]]
+name = "Dec"
+type = "Decimal"
+precision = 2
+[[events.parameters]]
+name = "E"
+type = "Entity"
+entity = "account"
+[[events.parameters]]
+name = "Ec"
+type = "EntityCollection"
+[[events.parameters]]
+name = "Er"
+type = "EntityReference"
+entity = "account"
+[[events.parameters]]
+name = "F"
+type = "Float"
+[[events.parameters]]
+name = "I"
+type = "Integer"
+[[events.parameters]]
+name = "M"
+type = "Money"
+[[events.parameters]]
+name = "P"
+type = "Picklist"
+options = [{ value = 1, label = "Red" }, { value = 2, label = "Blue" }]
+[[events.parameters]]
+name = "S"
+type = "String"
+max_length = 5
+[[events.parameters]]
+name = "Sa"
+type = "StringArray"
+[[events.parameters]]
+name = "G"
+type = "Guid"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fuzz_catalog_loads_and_every_target_takes_empty_and_plain_input() {
+        assert_eq!(all_types().parameters.len(), 13);
+        for (_, run) in TARGETS {
+            run(b"");
+            run(b"{}");
+            run(b"\xff\xfe");
+        }
+    }
+}
