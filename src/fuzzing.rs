@@ -11,8 +11,11 @@ use serde_json::{Map, Value};
 use crate::catalog::Catalog;
 use crate::model::{DeliveryId, Event, EventId, Filter};
 
+/// One fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name, as `fuzz/` and the corpus replay call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("catalog", catalog),
     ("params", params),
     ("dataverse", dataverse),

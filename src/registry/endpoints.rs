@@ -392,8 +392,7 @@ impl Registry {
         let kept = old.filter(|o| {
             url::Url::parse(&o.url).is_ok_and(|before| before.origin() == checked.origin())
         });
-        if old.is_some() && kept.is_none() {
-            let o = old.expect("checked just above");
+        if let (Some(o), None) = (old, kept) {
             if o.auth.is_some() && input.auth.is_none() {
                 return Err(RegistryError::invalid(
                     "auth",

@@ -397,7 +397,7 @@ on_every_backend!(Records {
                 found.push(delivery_from_row(row)?);
             }
         }
-        found.sort_by(|a: &Delivery, b| b.id.cmp(&a.id));
+        found.sort_by_key(|d: &Delivery| std::cmp::Reverse(d.id));
         found.truncate(limit as usize);
         Ok(found)
     }

@@ -13,6 +13,7 @@ mod demo;
 mod dispatch;
 mod edge;
 mod flows;
+mod fuzzing;
 mod health;
 mod infra;
 mod ingest;

@@ -190,7 +190,7 @@ async fn list_page(
     template: &str,
     section: &'static str,
 ) -> Result<Response, PageError> {
-    let endpoints = names(state).await?;
+    let endpoints = names(state, &session.principal.scope()).await?;
     let (page, problem) = match filters.browse(&endpoints, forced) {
         Ok(q) => (
             state
@@ -275,7 +275,7 @@ pub async fn one(
         .event(&scope, d.event_id)
         .await?
         .ok_or_else(missing)?;
-    let endpoints = names(&state).await?;
+    let endpoints = names(&state, &session.principal.scope()).await?;
     let attempts: Vec<_> = attempts
         .iter()
         .map(|a| {
@@ -325,7 +325,7 @@ pub async fn replay(
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let now = OffsetDateTime::now_utc();
-    let endpoints = names(&state).await?;
+    let endpoints = names(&state, &session.principal.scope()).await?;
     if form.get("scope") == Some("range") {
         let filters = Filters {
             endpoint: form.get("endpoint").map(str::to_owned),

@@ -49,7 +49,7 @@ pub async fn stream(
     Watching(session): Watching,
     Query(w): Query<Watch>,
 ) -> Result<Response, PageError> {
-    let names = names(&state).await?;
+    let names = names(&state, &session.principal.scope()).await?;
     let feed = state.activity.watch();
     if state.store.shared() {
         // The other instances start telling at once, not at this instance's next ask.
@@ -147,7 +147,8 @@ impl Watcher {
                     continue;
                 }
                 Happening::Attempted { endpoint_id, .. } => {
-                    Some(name_of(&self.state, &mut self.names, *endpoint_id).await)
+                    let scope = self.session.principal.scope();
+                    Some(name_of(&self.state, &scope, &mut self.names, *endpoint_id).await)
                 }
                 Happening::Accepted { .. } => None,
             };
@@ -163,11 +164,12 @@ impl Watcher {
 /// An endpoint's name (looked up again when it was made after the stream started).
 async fn name_of(
     state: &AppState,
+    scope: &crate::model::Scope,
     names: &mut HashMap<EndpointId, String>,
     id: EndpointId,
 ) -> String {
     if !names.contains_key(&id) {
-        if let Ok(fresh) = super::endpoints::names(state).await {
+        if let Ok(fresh) = super::endpoints::names(state, scope).await {
             *names = fresh;
         }
         // A deleted endpoint is looked up once, not at every attempt that names it.

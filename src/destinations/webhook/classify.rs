@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn a_blocked_address_or_a_bad_url_is_permanent() {
-        let blocked = super::super::BlockedAddress {
+        let blocked = crate::destinations::network::BlockedAddress {
             host: "metadata".into(),
             addr: "169.254.169.254".parse().unwrap(),
         };

@@ -26,12 +26,14 @@ use crate::store::health::Resume;
 pub use new::{create, new_form};
 pub use subscriptions::{add_subscription, remove_subscription};
 
-/// Endpoint names by id (deleted endpoints are missing): labels for the rows a key sees,
-/// whose endpoints it sees through their subscriptions; never a list shown by itself.
-pub async fn names(state: &AppState) -> Result<HashMap<EndpointId, String>, PageError> {
+/// The names of the endpoints `scope` sees, by id (deleted endpoints are missing).
+pub async fn names(
+    state: &AppState,
+    scope: &Scope,
+) -> Result<HashMap<EndpointId, String>, PageError> {
     Ok(state
         .registry
-        .endpoints(&Scope::All)
+        .endpoints(scope)
         .await?
         .into_iter()
         .map(|e| (e.id, e.name))
