@@ -114,71 +114,12 @@ fn all_types() -> &'static crate::model::EventDefinition {
             crate::catalog::load_texts(&[(PathBuf::from("all-types.toml"), ALL_TYPES.into())])
                 .expect("the fuzz catalog is valid")
         })
-        .cataloged("fuzz_AllTypes")
+        .cataloged("contoso_AllTypes")
         .expect("the fuzz catalog has its event")
 }
 
-const ALL_TYPES: &str = r#"
-[[solutions]]
-unique_name = "fuzz"
-publisher_prefix = "fuzz"
-
-[[categories]]
-solution = "fuzz"
-name = "All"
-events = ["fuzz_AllTypes"]
-
-[[events]]
-unique_name = "fuzz_AllTypes"
-solution = "fuzz"
-allowed_steps = "async_only"
-external = true
-
-[[events.parameters]]
-name = "B"
-type = "Boolean"
-[[events.parameters]]
-name = "Dt"
-type = "DateTime"
-[[events.parameters]]
-name = "Dec"
-type = "Decimal"
-precision = 2
-[[events.parameters]]
-name = "E"
-type = "Entity"
-entity = "account"
-[[events.parameters]]
-name = "Ec"
-type = "EntityCollection"
-[[events.parameters]]
-name = "Er"
-type = "EntityReference"
-entity = "account"
-[[events.parameters]]
-name = "F"
-type = "Float"
-[[events.parameters]]
-name = "I"
-type = "Integer"
-[[events.parameters]]
-name = "M"
-type = "Money"
-[[events.parameters]]
-name = "P"
-type = "Picklist"
-options = [{ value = 1, label = "Red" }, { value = 2, label = "Blue" }]
-[[events.parameters]]
-name = "S"
-type = "String"
-max_length = 5
-[[events.parameters]]
-name = "Sa"
-type = "StringArray"
-[[events.parameters]]
-name = "G"
-type = "Guid"
-"#;
+/// The catalog of the ingestion tests: `contoso_AllTypes` has a parameter of every type.
+const ALL_TYPES: &str = include_str!("../tests/catalogs/all-types.toml");
 
 #[cfg(test)]
 mod tests {
@@ -187,6 +128,7 @@ mod tests {
     #[test]
     fn the_fuzz_catalog_loads_and_every_target_takes_empty_and_plain_input() {
         assert_eq!(all_types().parameters.len(), 13);
+        assert_eq!(all_types().unique_name, "contoso_AllTypes");
         for (_, run) in TARGETS {
             run(b"");
             run(b"{}");

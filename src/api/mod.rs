@@ -184,9 +184,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Adds to every operation of `doc` the answers it shares with all others, so each route's
-/// annotation lists only its own: 401 on every route that needs a key (the extractor answers
-/// it before the handler runs), and 400, 413 and 415 on every route with a JSON body (the body
-/// reader answers them); such bodies are required. Optional header parameters are plain
+/// annotation lists only its own: 401 and 429 on every route that needs a key (the extractor
+/// answers them before the handler runs), and 400, 408, 413 and 415 on every route with a
+/// JSON body (the body reader answers them); such bodies are required. Optional header parameters are plain
 /// strings: an absent header is absent, never `null`.
 fn document_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
@@ -210,6 +210,9 @@ fn document_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
                 answers
                     .entry("401".into())
                     .or_insert_with(|| error_answer("Missing or unknown API key"));
+                answers.entry("429".into()).or_insert_with(|| {
+                    error_answer("Too many wrong API keys from this address lately (`server.wrong_keys_per_minute`); try again after Retry-After")
+                });
             }
             if let Some(utoipa::openapi::RefOr::T(body)) = &mut op.request_body {
                 body.required = Some(Required::True);

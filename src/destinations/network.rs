@@ -33,18 +33,9 @@ pub enum UrlError {
     /// No host, or credentials in the URL.
     #[error("the URL must have a host and no user name or password")]
     Host,
-    /// The host did not resolve.
-    #[error("{host} does not resolve: {source}")]
-    Resolve {
-        /// The host.
-        host: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The host resolves to a refused address.
+    /// The host does not resolve, or resolves to a refused address.
     #[error(transparent)]
-    Blocked(#[from] BlockedAddress),
+    Refused(#[from] HostError),
 }
 
 /// Why a host was refused.
@@ -98,20 +89,7 @@ impl NetworkPolicy {
             .trim_matches(['[', ']'])
             .to_owned();
         let port = url.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|source| UrlError::Resolve {
-                host: host.clone(),
-                source,
-            })?
-            .collect();
-        if let Some(addr) = addrs.into_iter().find(|a| !self.allows(a.ip())) {
-            return Err(BlockedAddress {
-                host,
-                addr: addr.ip(),
-            }
-            .into());
-        }
+        self.check_host(&host, port).await?;
         Ok(url)
     }
 
@@ -314,7 +292,10 @@ mod tests {
             "http://[::1]/",
         ] {
             assert!(
-                matches!(policy.check_url(url).await, Err(UrlError::Blocked(_))),
+                matches!(
+                    policy.check_url(url).await,
+                    Err(UrlError::Refused(HostError::Blocked(_)))
+                ),
                 "{url}"
             );
         }

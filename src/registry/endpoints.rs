@@ -382,7 +382,7 @@ impl Registry {
             _ => url,
         };
         let checked = self.policy.check_url(url).await.map_err(|e| match e {
-            UrlError::Blocked(blocked) => {
+            UrlError::Refused(HostError::Blocked(blocked)) => {
                 RegistryError::invalid("url", format!("is refused: {blocked}"))
             }
             other => RegistryError::invalid("url", other.to_string()),

@@ -4,73 +4,8 @@ use serde_json::{json, Value};
 
 use crate::support::{purchase, TestApp};
 
-const ALL_TYPES: &str = r#"
-[[solutions]]
-unique_name = "contoso"
-publisher_prefix = "contoso"
-
-[[categories]]
-solution = "contoso"
-name = "Everything"
-events = ["contoso_AllTypes"]
-
-[[events]]
-unique_name = "contoso_AllTypes"
-solution = "contoso"
-allowed_steps = "async_only"
-external = true
-
-[[events.parameters]]
-name = "B"
-type = "Boolean"
-[[events.parameters]]
-name = "Dt"
-type = "DateTime"
-[[events.parameters]]
-name = "Dec"
-type = "Decimal"
-precision = 2
-[[events.parameters]]
-name = "E"
-type = "Entity"
-entity = "account"
-[[events.parameters]]
-name = "Ec"
-type = "EntityCollection"
-[[events.parameters]]
-name = "Er"
-type = "EntityReference"
-entity = "account"
-[[events.parameters]]
-name = "F"
-type = "Float"
-[[events.parameters]]
-name = "I"
-type = "Integer"
-[[events.parameters]]
-name = "M"
-type = "Money"
-[[events.parameters]]
-name = "P"
-type = "Picklist"
-options = [{ value = 1, label = "Red" }, { value = 2, label = "Blue" }]
-[[events.parameters]]
-name = "S"
-type = "String"
-max_length = 5
-required = true
-[[events.parameters]]
-name = "Sa"
-type = "StringArray"
-[[events.parameters]]
-name = "G"
-type = "Guid"
-
-[[events]]
-unique_name = "contoso_NotCataloged"
-solution = "contoso"
-allowed_steps = "async_only"
-"#;
+/// An event with a parameter of every type, and one that is not cataloged.
+const ALL_TYPES: &str = include_str!("../catalogs/all-types.toml");
 
 async fn all_types_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();

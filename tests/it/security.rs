@@ -1,6 +1,5 @@
 //! Authentication, authorisation, the SSRF guard and secrets kept out of answers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use herald::destinations::network::NetworkPolicy;
@@ -166,33 +165,7 @@ async fn a_send_to_a_name_resolving_to_loopback_is_refused_at_send_time() {
             headers: Vec::new(),
             validation: Default::default(),
         });
-        let event = OutgoingEvent::new(Event {
-            id: EventId::new(),
-            name: "contoso_CustomerPurchase".into(),
-            solution: "contoso".into(),
-            params: serde_json::Map::new(),
-            correlation_id: "c".into(),
-            caller: "test".into(),
-            received_at: time::OffsetDateTime::now_utc(),
-            depth: 1,
-            pipeline: Default::default(),
-            traceparent: None,
-        });
-        let message = Outbound {
-            delivery_id: DeliveryId::new(),
-            subscription_id: SubscriptionId::new(),
-            format: Default::default(),
-            event: &event,
-            schema_url: String::new(),
-            definition: None,
-            organization: "herald",
-            amqp: &Default::default(),
-            stage: None,
-            traceparent: None,
-        };
-        let outcome = Arc::new(destination)
-            .send(&message, &mut Default::default())
-            .await;
+        let outcome = send_one(&destination).await;
         assert!(
             matches!(&outcome, Outcome::Permanent { error, .. } if error.to_string().contains("not a public address")),
             "{outcome:?}"
@@ -315,18 +288,6 @@ async fn an_amqp_namespace_that_now_resolves_to_loopback_is_refused_before_conne
     let port = listener.local_addr().unwrap().port();
     let client = WebhookClient::new(NetworkPolicy::default(), Duration::from_secs(5)).unwrap();
     let destinations = herald::destinations::Destinations::new(client);
-    let event = OutgoingEvent::new(Event {
-        id: EventId::new(),
-        name: "contoso_CustomerPurchase".into(),
-        solution: "contoso".into(),
-        params: serde_json::Map::new(),
-        correlation_id: "c".into(),
-        caller: "test".into(),
-        received_at: time::OffsetDateTime::now_utc(),
-        depth: 1,
-        pipeline: Default::default(),
-        traceparent: None,
-    });
     for (i, host) in ["localhost", "127.0.0.1"].into_iter().enumerate() {
         let settings = herald::model::AzureSettings {
             host: host.into(),
@@ -353,22 +314,7 @@ async fn an_amqp_namespace_that_now_resolves_to_loopback_is_refused_before_conne
                 updated_at: time::OffsetDateTime::now_utc(),
                 owners: Vec::new(),
             };
-            let message = Outbound {
-                delivery_id: DeliveryId::new(),
-                subscription_id: SubscriptionId::new(),
-                format: Default::default(),
-                event: &event,
-                schema_url: String::new(),
-                definition: None,
-                organization: "herald",
-                amqp: &Default::default(),
-                stage: None,
-                traceparent: None,
-            };
-            let outcome = destinations
-                .get(&endpoint)
-                .send(&message, &mut Default::default())
-                .await;
+            let outcome = send_one(destinations.get(&endpoint).as_ref()).await;
             assert!(
                 matches!(&outcome, Outcome::Permanent { error, .. } if error.to_string().contains("not a public address")),
                 "{host}: {outcome:?}"
@@ -601,4 +547,33 @@ async fn webhooks_never_go_through_a_proxy_from_the_environment_and_short_keys_a
         log.contains("api_key is short"),
         "no warning of the short test key"
     );
+}
+
+/// Sends a purchase through `destination` as a delivery would; its outcome.
+async fn send_one(destination: &dyn Destination) -> Outcome {
+    let event = OutgoingEvent::new(Event {
+        id: EventId::new(),
+        name: "contoso_CustomerPurchase".into(),
+        solution: "contoso".into(),
+        params: serde_json::Map::new(),
+        correlation_id: "c".into(),
+        caller: "test".into(),
+        received_at: time::OffsetDateTime::now_utc(),
+        depth: 1,
+        pipeline: Default::default(),
+        traceparent: None,
+    });
+    let message = Outbound {
+        delivery_id: DeliveryId::new(),
+        subscription_id: SubscriptionId::new(),
+        format: Default::default(),
+        event: &event,
+        schema_url: String::new(),
+        definition: None,
+        organization: "herald",
+        amqp: &Default::default(),
+        stage: None,
+        traceparent: None,
+    };
+    destination.send(&message, &mut Default::default()).await
 }
