@@ -272,12 +272,7 @@ async fn service_bus_and_event_hubs_namespaces_obey_the_network_policy() {
             );
         }
     }
-    // Nothing connected to the listener: the first connection it takes is this one.
-    let ours = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (_, peer) = listener.accept().await.unwrap();
-    assert_eq!(peer, ours.local_addr().unwrap());
+    never_connected(&listener).await;
     app.stop().await;
 }
 
@@ -321,11 +316,7 @@ async fn an_amqp_namespace_that_now_resolves_to_loopback_is_refused_before_conne
             );
         }
     }
-    let ours = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (_, peer) = listener.accept().await.unwrap();
-    assert_eq!(peer, ours.local_addr().unwrap(), "Herald never connected");
+    never_connected(&listener).await;
 }
 
 #[tokio::test]
@@ -536,12 +527,7 @@ async fn webhooks_never_go_through_a_proxy_from_the_environment_and_short_keys_a
         (receiver.count() > 0).then_some(())
     })
     .await;
-    // The proxy was never asked: the first connection it takes is this one.
-    let ours = tokio::net::TcpStream::connect(proxy.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (_, peer) = proxy.accept().await.unwrap();
-    assert_eq!(peer, ours.local_addr().unwrap());
+    never_connected(&proxy).await;
     let log = std::fs::read_to_string(&herald.log).unwrap();
     assert!(
         log.contains("api_key is short"),
@@ -576,4 +562,18 @@ async fn send_one(destination: &dyn Destination) -> Outcome {
         traceparent: None,
     };
     destination.send(&message, &mut Default::default()).await
+}
+
+/// Asserts that nothing connected to `listener` before: the first connection it takes is
+/// one made now (a positive marker, not a wait for something not to happen).
+async fn never_connected(listener: &tokio::net::TcpListener) {
+    let ours = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (_, peer) = listener.accept().await.unwrap();
+    assert_eq!(
+        peer,
+        ours.local_addr().unwrap(),
+        "something connected before"
+    );
 }
