@@ -35,10 +35,7 @@ impl Registry {
 
     /// The endpoint with id `id` (as text, from a URL), if `scope` sees it.
     pub async fn endpoint(&self, scope: &Scope, id: &str) -> Result<Endpoint, RegistryError> {
-        let not_found = || RegistryError::NotFound(format!("no endpoint with id \"{id}\""));
-        let id: EndpointId = id.parse().map_err(|_| not_found())?;
-        let endpoint = self.store.endpoint(id).await?.ok_or_else(not_found)?;
-        self.seen(scope, endpoint).await?.ok_or_else(not_found)
+        Ok(self.endpoint_tied(scope, id).await?.0)
     }
 
     /// The endpoint with id `id`, if `scope` may change it: `NotFound` if it does not see
@@ -48,22 +45,39 @@ impl Registry {
         scope: &Scope,
         id: &str,
     ) -> Result<Endpoint, RegistryError> {
-        let endpoint = self.endpoint(scope, id).await?;
-        if *scope != Scope::All {
-            let tied = tied(&endpoint, &self.store.subscriptions().await?);
-            if !scope.may_change(&tied) {
-                return Err(RegistryError::Forbidden(format!(
-                    "endpoint \"{}\" also delivers events of solutions this key does not cover ({}); a key of all of them may change it",
-                    endpoint.name,
-                    tied.iter()
-                        .filter(|t| !scope.covers(t))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
+        let (endpoint, tied) = self.endpoint_tied(scope, id).await?;
+        if !scope.may_change(&tied) {
+            return Err(RegistryError::Forbidden(format!(
+                "endpoint \"{}\" also delivers events of solutions this key does not cover ({}); a key of all of them may change it",
+                endpoint.name,
+                tied.iter()
+                    .filter(|t| !scope.covers(t))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         Ok(endpoint)
+    }
+
+    /// The endpoint with id `id` and the solutions it is tied to (none are read for a scope
+    /// of every solution, which sees and changes every endpoint), if `scope` sees it.
+    async fn endpoint_tied(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<(Endpoint, Vec<String>), RegistryError> {
+        let not_found = || RegistryError::NotFound(format!("no endpoint with id \"{id}\""));
+        let id: EndpointId = id.parse().map_err(|_| not_found())?;
+        let endpoint = self.store.endpoint(id).await?.ok_or_else(not_found)?;
+        if *scope == Scope::All {
+            return Ok((endpoint, Vec::new()));
+        }
+        let tied = tied(&endpoint, &self.store.subscriptions().await?);
+        if !scope.sees(&tied) {
+            return Err(not_found());
+        }
+        Ok((endpoint, tied))
     }
 
     /// `endpoint` if `scope` sees it.
