@@ -1,7 +1,6 @@
 //! Starting and stopping the emulator in-process: the builder, the running handle, and the
 //! errors of start-up.
 
-use crate::admin::tls::{Https, TlsError};
 use crate::admin::{self, AdminState};
 use crate::broker::handle::{BrokerHandle, JournalError};
 use crate::broker::message::Stored;
@@ -10,8 +9,10 @@ use crate::config::{self, ConfigError};
 use crate::faults::{FaultPlan, Faults};
 use crate::http::{self, AppState};
 use crate::server::cbs::Policy;
-use crate::server::connection::{self, Context};
+use crate::server::connection;
+use crate::server::context::Context;
 use crate::sink::{Behaviour, Sink, SinkRecord};
+use crate::tls::{Https, TlsError};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use crate::broker::message::{Message, PropValue, SystemProps};
 use crate::broker::{Broker, Topology};
 use crate::server::cbs::Grant;
 use crate::server::codec::Value;
-use crate::server::connection::Context;
+use crate::server::context::Context;
 use crate::server::frame::decode_frame;
 use crate::server::session::ConnectionState;
 use std::sync::{Arc, OnceLock};

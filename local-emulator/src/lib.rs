@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod server;
 pub mod sink;
+pub mod tls;
 
 pub use emulator::{
     Emulator, EmulatorBuilder, RunningEmulator, StartError, DEFAULT_KEY, DEFAULT_KEY_NAME,

@@ -8,7 +8,6 @@ mod gate;
 mod hand_off;
 pub mod health;
 mod keeper;
-mod lookup;
 mod pace;
 mod recorder;
 pub mod retry;
@@ -33,7 +32,6 @@ use gate::Gate;
 use hand_off::Place;
 pub use hand_off::{HandOff, Reservation};
 pub use health::HealthPolicy;
-pub use lookup::Lookups;
 pub use retry::{Decision, RetryPolicy};
 pub use validation::CALLBACK_PATH;
 
@@ -94,7 +92,7 @@ struct Inner {
     waker: Waker,
     gates: Mutex<HashMap<EndpointId, Gate>>,
     in_flight: Arc<Semaphore>,
-    lookups: lookup::Lookups,
+    lookups: crate::registry::Lookups,
     record_tx: mpsc::Sender<recorder::ToRecord>,
     /// Attempt outcomes for the health keeper.
     observations: Arc<keeper::Observations>,
@@ -146,7 +144,7 @@ impl Dispatcher {
                 waker,
                 gates: Default::default(),
                 in_flight,
-                lookups: lookup::Lookups::default(),
+                lookups: crate::registry::Lookups::default(),
                 record_tx,
                 freed: Notify::new(),
                 starved: AtomicBool::new(false),

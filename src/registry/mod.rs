@@ -7,6 +7,7 @@ mod azure;
 mod endpoints;
 mod error;
 mod health;
+mod lookups;
 mod routing;
 mod spec;
 mod subscriptions;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use error::RegistryError;
 pub use health::HealthBoard;
+pub use lookups::Lookups;
 pub use routing::Routing;
 pub use spec::{EndpointInput, HeaderInput, Signing, SubscriptionInput};
 

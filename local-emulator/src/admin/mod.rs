@@ -1,11 +1,10 @@
 //! The Service Bus administration API (the management REST API with Atom XML bodies) that
 //! `ServiceBusAdministrationClient` speaks in Python, JavaScript and .NET: queues, topics,
 //! subscriptions and rules — create, get, update, delete, list — with runtime counts, and the
-//! namespace's properties. Served over HTTPS on the AMQP port (see [`tls`]), authorized with
+//! namespace's properties. Served over HTTPS on the AMQP port (see [`crate::tls`]), authorized with
 //! the same SAS tokens as AMQP.
 
 mod describe;
-pub mod tls;
 mod xml;
 
 use crate::broker::handle::{now_ms, BrokerHandle};

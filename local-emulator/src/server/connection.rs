@@ -1,11 +1,11 @@
 //! One AMQP connection: protocol headers, SASL, `open`/`close`, heartbeats and the frame loop.
 //! Sessions and links live in [`super::session`]; this file only moves frames.
 
-use super::cbs::{Grant, Policy};
+use super::cbs::Grant;
+use super::context::Context;
 use super::frame::{self, read_frame, FrameError, AMQP, EMPTY_FRAME, SASL};
 use super::session::ConnectionState;
-use crate::admin::tls::TLS_HANDSHAKE;
-use crate::broker::handle::BrokerHandle;
+use crate::tls::TLS_HANDSHAKE;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,26 +14,6 @@ use tokio::sync::{mpsc, watch};
 
 const AMQP_HEADER: &[u8; 8] = b"AMQP\x00\x01\x00\x00";
 const SASL_HEADER: &[u8; 8] = b"AMQP\x03\x01\x00\x00";
-
-/// What every connection shares.
-pub struct Context {
-    /// The broker.
-    pub broker: BrokerHandle,
-    /// Shared access policies for SAS tokens and SASL PLAIN.
-    pub policies: Vec<Policy>,
-    /// Accept JWTs without checking them (development mode).
-    pub allow_jwt: bool,
-    /// Largest Service Bus message.
-    pub max_message_size: u64,
-    /// Largest Event Hubs message or batch.
-    pub hub_max_message_size: u64,
-    /// Largest frame the broker accepts.
-    pub max_frame: u32,
-    /// Faults armed for testing.
-    pub faults: Arc<crate::faults::Faults>,
-    /// The administration API, for connections that open with a TLS handshake.
-    pub https: Option<Arc<crate::admin::tls::Https>>,
-}
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]

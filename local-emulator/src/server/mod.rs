@@ -4,6 +4,7 @@
 pub mod cbs;
 pub mod codec;
 pub mod connection;
+pub mod context;
 pub mod frame;
 pub mod management;
 pub mod message;

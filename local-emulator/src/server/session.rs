@@ -3,7 +3,7 @@
 
 use super::cbs::Grant;
 use super::codec::Value;
-use super::connection::Context;
+use super::context::Context;
 use super::frame::{self, code, Frame, LinkFlow, AMQP};
 use super::quirks;
 use crate::broker::eventhub::Position;

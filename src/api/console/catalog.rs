@@ -281,7 +281,7 @@ pub async fn send_test(
         Some((_, list)) => list,
         None => Vec::new(),
     };
-    let names = super::endpoints::names(&state, &session.principal.scope()).await?;
+    let names = super::seen::names(&state, &session.principal.scope()).await?;
     fs.accepted = Some(serde_json::json!({
         "id": id.to_string(),
         "deliveries": deliveries,

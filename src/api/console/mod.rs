@@ -8,8 +8,11 @@ mod charts;
 mod deliveries;
 mod endpoints;
 mod form;
+mod hour;
 mod overview;
 mod pages;
+mod rows;
+mod seen;
 mod session;
 mod tail;
 

@@ -2,7 +2,7 @@
 //! the due backlog, and the slowest and the failing endpoints. Every figure comes from the
 //! activity counted per minute or from a count that stops at a cap, never from a full scan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -10,15 +10,15 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::charts;
+use super::hour::LastHour;
 use super::pages::{render, Frame, PageError};
+use super::seen::visible;
 use super::session::Session;
 use crate::api::AppState;
-use crate::model::{minute_of, ActivityRow, Counts, DeliveryStatus, EndpointId, HealthState};
+use crate::model::{DeliveryStatus, EndpointId, HealthState};
 
 /// Counts stop here: past it the console says "10,000+".
 pub const COUNT_CAP: u32 = 10_000;
-/// Minutes the charts cover.
-const MINUTES: i64 = 60;
 
 /// A count as shown: exact below the cap, "at least" at it.
 #[derive(Serialize)]
@@ -59,48 +59,6 @@ pub struct EndpointHour {
     pub last_error: Option<String>,
 }
 
-/// The activity of the last hour (its minutes up to now), read once per page.
-pub struct LastHour {
-    first: i64,
-    rows: Vec<ActivityRow>,
-}
-
-impl LastHour {
-    /// Reads the last hour's rows.
-    pub async fn read(state: &AppState) -> Result<LastHour, PageError> {
-        let first = minute_of(OffsetDateTime::now_utc()) - MINUTES + 1;
-        let rows = state.store.console().activity(first).await?;
-        Ok(LastHour { first, rows })
-    }
-
-    /// The counts per minute (oldest first) of the rows `keep` takes, and their sum.
-    pub fn minutes(&self, keep: impl Fn(&ActivityRow) -> bool) -> (Vec<Counts>, Counts) {
-        let mut minutes = vec![Counts::default(); MINUTES as usize];
-        let mut hour = Counts::default();
-        for r in self.rows.iter().filter(|r| keep(r)) {
-            if let Some(slot) = usize::try_from(r.minute - self.first)
-                .ok()
-                .and_then(|i| minutes.get_mut(i))
-            {
-                slot.add(&r.counts);
-            }
-            hour.add(&r.counts);
-        }
-        (minutes, hour)
-    }
-
-    /// The hour's counts by endpoint.
-    pub fn by_endpoint(&self) -> HashMap<EndpointId, Counts> {
-        let mut out: HashMap<EndpointId, Counts> = HashMap::new();
-        for r in &self.rows {
-            if let Some(id) = r.endpoint_id {
-                out.entry(id).or_default().add(&r.counts);
-            }
-        }
-        out
-    }
-}
-
 /// The overview page. An admin key sees the whole store; any other key sees the attempts at
 /// the endpoints its solutions' subscriptions use, and none of the figures that are counted
 /// over every solution (events accepted, deliveries by state, the backlog).
@@ -108,7 +66,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Res
     let now = OffsetDateTime::now_utc();
     let console = state.store.console();
     let whole = session.principal.admin;
-    let endpoints = super::endpoints::visible(&state, &session).await?;
+    let endpoints = visible(&state, &session).await?;
     let seen: HashSet<EndpointId> = endpoints.iter().map(|e| e.id).collect();
     let last_hour = LastHour::read(&state).await?;
     let (minutes, hour) =

@@ -10,8 +10,6 @@ use minijinja::{Environment, Value};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::session::Session;
-
 /// The templates, compiled once. Files ending in `.html` are escaped as HTML.
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -90,18 +88,6 @@ pub struct Frame<'a> {
     pub csrf: &'a str,
     /// The page, for the navigation's `aria-current`.
     pub section: &'static str,
-}
-
-impl<'a> Frame<'a> {
-    /// The frame of `session` on a page of `section`.
-    pub fn of(session: &'a Session, section: &'static str) -> Self {
-        Frame {
-            user: &session.principal.name,
-            admin: session.principal.admin,
-            csrf: &session.csrf,
-            section,
-        }
-    }
 }
 
 /// Renders template `name` with `context` into a page.

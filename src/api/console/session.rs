@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::form::Form;
-use super::pages::{render, render_with};
+use super::pages::{render, render_with, Frame};
 use crate::api::AppState;
 use crate::auth::Principal;
 use crate::store::console::SessionRecord;
@@ -489,6 +489,19 @@ pub async fn sign_out(State(state): State<AppState>, Posted { session, .. }: Pos
         set_cookie(COOKIE, "", 0, state.console.secure),
     );
     r
+}
+
+/// The page frame is made from a session, so it is built here, beside it.
+impl<'a> Frame<'a> {
+    /// The frame of `session` on a page of `section`.
+    pub fn of(session: &'a Session, section: &'static str) -> Self {
+        Frame {
+            user: &session.principal.name,
+            admin: session.principal.admin,
+            csrf: &session.csrf,
+            section,
+        }
+    }
 }
 
 #[cfg(test)]

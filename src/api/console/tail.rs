@@ -16,7 +16,6 @@ use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::endpoints::names;
 use super::pages::{render, Frame, PageError};
 use super::session::{Session, Watching};
 use crate::activity::Happening;
@@ -49,7 +48,7 @@ pub async fn stream(
     Watching(session): Watching,
     Query(w): Query<Watch>,
 ) -> Result<Response, PageError> {
-    let names = names(&state, &session.principal.scope()).await?;
+    let names = super::seen::names(&state, &session.principal.scope()).await?;
     let feed = state.activity.watch();
     if state.store.shared() {
         // The other instances start telling at once, not at this instance's next ask.
@@ -169,7 +168,7 @@ async fn name_of(
     id: EndpointId,
 ) -> String {
     if !names.contains_key(&id) {
-        if let Ok(fresh) = super::endpoints::names(state, scope).await {
+        if let Ok(fresh) = super::seen::names(state, scope).await {
             *names = fresh;
         }
         // A deleted endpoint is looked up once, not at every attempt that names it.

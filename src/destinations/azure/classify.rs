@@ -6,8 +6,8 @@
 use crate::destinations::network::HostError;
 use azure_core_amqp::{AmqpDescribedError, AmqpError, AmqpErrorKind, AmqpSendOutcome};
 
-use super::credential::TokenError;
 use super::error::BrokerError;
+use super::error::TokenError;
 use crate::destinations::{error_chain, Outcome};
 
 /// Conditions that retrying will not cure.

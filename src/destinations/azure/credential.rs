@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::error::SetupError;
+use super::error::{SetupError, TokenError};
 use crate::model::AzureCredential;
 
 /// The CBS token type of SAS tokens.
@@ -127,17 +127,6 @@ impl TokenSource {
             _ => None,
         }
     }
-}
-
-/// Why no token could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The configured SAS token has expired: retrying will not help.
-    #[error("the configured SAS token has expired; give the endpoint a new one")]
-    Expired,
-    /// Microsoft Entra ID gave no token (throttling, network, a misconfigured identity).
-    #[error("Entra ID token")]
-    Entra(#[source] azure_core::Error),
 }
 
 /// When a token should be renewed: a tenth of its life (at most ten minutes) before it ends.

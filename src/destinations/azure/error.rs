@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::credential::TokenError;
 use super::message::MessageError;
 use crate::destinations::network::HostError;
 
@@ -107,4 +106,15 @@ pub enum SetupError {
     /// The namespace does not make a URL.
     #[error("invalid namespace URL")]
     NamespaceUrl(#[source] url::ParseError),
+}
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The configured SAS token has expired: retrying will not help.
+    #[error("the configured SAS token has expired; give the endpoint a new one")]
+    Expired,
+    /// Microsoft Entra ID gave no token (throttling, network, a misconfigured identity).
+    #[error("Entra ID token")]
+    Entra(#[source] azure_core::Error),
 }

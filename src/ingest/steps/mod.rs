@@ -35,7 +35,7 @@ pub struct SyncSteps {
     /// The routing, whose version says when a cached endpoint is stale.
     pub routing: crate::registry::Routing,
     /// Endpoints read from the store, reused for a second (a step is called on every event).
-    pub lookups: crate::dispatch::Lookups,
+    pub lookups: crate::registry::Lookups,
     /// The webhook client (SSRF guard included).
     pub webhooks: WebhookClient,
     /// Schema links and the organization name of messages.

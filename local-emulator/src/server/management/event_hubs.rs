@@ -3,7 +3,7 @@
 
 use super::{map, Answer, ManagementError, Request};
 use crate::server::codec::Value;
-use crate::server::connection::Context;
+use crate::server::context::Context;
 
 /// `READ`: the properties of a hub or of one of its partitions.
 pub(super) fn read(ctx: &Context, r: &Request) -> Answer {

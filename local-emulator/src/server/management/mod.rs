@@ -11,7 +11,7 @@ mod service_bus;
 
 use super::cbs::{self, Grant};
 use super::codec::Value;
-use super::connection::Context;
+use super::context::Context;
 use super::{message, quirks};
 use crate::broker::Address;
 pub use error::{broker_condition, ManagementError};

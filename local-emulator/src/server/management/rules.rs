@@ -6,7 +6,7 @@ use super::{map, Answer, ManagementError, Request};
 use crate::broker::filter::{Action, Correlation, Filter};
 use crate::broker::{Address, RuleSpec};
 use crate::server::codec::Value;
-use crate::server::connection::Context;
+use crate::server::context::Context;
 use crate::server::message;
 
 /// Descriptor codes of the rule description types.

@@ -6,7 +6,7 @@
 use super::{map, Answer, ManagementError, Request};
 use crate::broker::Address;
 use crate::server::codec::Value;
-use crate::server::connection::Context;
+use crate::server::context::Context;
 use crate::server::{message, quirks};
 
 /// The lock tokens of a request body.

@@ -14,31 +14,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
 
 use super::charts;
-use super::overview::LastHour;
+use super::hour::LastHour;
 use super::pages::{millis, render, Frame, PageError};
 use super::session::{Acting, Posted, Session};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
 use crate::model::exchange::{host_of, masked_url};
-use crate::model::{Browse, Endpoint, EndpointId, EndpointKind, Scheme, Scope};
+use crate::model::{Browse, Endpoint, EndpointKind, Scheme};
 use crate::store::health::Resume;
 
 pub use new::{create, new_form};
 pub use subscriptions::{add_subscription, remove_subscription};
-
-/// The names of the endpoints `scope` sees, by id (deleted endpoints are missing).
-pub async fn names(
-    state: &AppState,
-    scope: &Scope,
-) -> Result<HashMap<EndpointId, String>, PageError> {
-    Ok(state
-        .registry
-        .endpoints(scope)
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e.name))
-        .collect())
-}
 
 /// What kind of endpoint, as operators name it.
 fn kind_of(e: &Endpoint) -> &'static str {
@@ -63,11 +49,6 @@ fn target_of(e: &Endpoint, admin: bool) -> String {
     }
 }
 
-/// The endpoints `session` may see: those its key's scope sees (the registry's rule).
-pub async fn visible(state: &AppState, session: &Session) -> Result<Vec<Endpoint>, PageError> {
-    Ok(state.registry.endpoints(&session.principal.scope()).await?)
-}
-
 #[derive(Serialize)]
 struct Row {
     id: String,
@@ -86,7 +67,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Res
     let counts = LastHour::read(&state).await?.by_endpoint();
     let board = state.registry.health();
     let admin = session.principal.admin;
-    let rows: Vec<Row> = visible(&state, &session)
+    let rows: Vec<Row> = super::seen::visible(&state, &session)
         .await?
         .iter()
         .map(|e| {
@@ -165,7 +146,7 @@ async fn endpoint_page(
                 mean_ms => hour.mean_ms(), max_ms => hour.max_ms, dead_lettered => hour.dead_lettered,
             },
             chart => charts::columns("Attempts per minute at this endpoint, last hour", ("succeeded", Some("failed")), &series),
-            recent => super::deliveries::rows(&recent.rows, &HashMap::from([(e.id, e.name.clone())])),
+            recent => super::rows::rows(&recent.rows, &HashMap::from([(e.id, e.name.clone())])),
             subscriptions => subscriptions,
             events => if admin { subscriptions::subscribable(state, session) } else { Vec::new() },
             notice => notice,

@@ -1,4 +1,4 @@
-//! Endpoint and subscription records for the dispatcher (and the synchronous steps), cached
+//! Endpoint and subscription records as the dispatcher and the synchronous steps read them, cached
 //! so a burst of deliveries to one endpoint costs one read. A change made through this process's API applies at once
 //! (the routing version moves); one made by another instance within a second.
 
