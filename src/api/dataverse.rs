@@ -16,11 +16,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::QueryParams;
-use super::events::{declared_response, response_of, DEPTH_HEADER};
+use super::events::DEPTH_HEADER;
 use super::read_json;
 use super::{AdminRefusals, ApiError, AppState, ErrorBody};
 use crate::ingest::{depth_after, IngestError, Submission};
-use crate::model::IngestOutcome;
 
 /// Dataverse's error codes for the mistakes Herald can report (from Dataverse's web service
 /// error code list).
@@ -275,57 +274,41 @@ async fn run(
         depth,
         traceparent: span.traceparent(),
     };
-    let event = super::events::traced(
-        span.child("herald.validate"),
-        state.ingestor.admit(&caller, submission),
-    )
-    .await
-    .map_err(|e| match e {
-        // As Dataverse answers when a synchronous plug-in or webhook cancels the operation.
-        IngestError::Vetoed { message, .. } => DataverseError {
-            status: StatusCode::BAD_REQUEST,
-            code: code::PLUGIN_ABORTED,
-            message,
-            retry_after: None,
-        },
-        // A step that answers with wrong values fails as a plug-in that throws.
-        e @ IngestError::StepAnswerInvalid { .. } => DataverseError {
-            status: StatusCode::BAD_REQUEST,
-            code: code::PLUGIN_ABORTED,
-            message: e.to_string(),
-            retry_after: None,
-        },
-        // Dataverse's infinite-loop error, with the chain it stopped.
-        e @ IngestError::TooDeep { .. } => DataverseError {
-            status: StatusCode::BAD_REQUEST,
-            code: code::PLUGIN_ABORTED,
-            message: format!("{INFINITE_LOOP} ({e})"),
-            retry_after: None,
-        },
-        IngestError::Disabled(_) => DataverseError {
-            status: StatusCode::NOT_FOUND,
-            code: code::RESOURCE_NOT_FOUND,
-            message: format!("Resource not found for the segment '{name}'."),
-            retry_after: None,
-        },
-        other => ApiError::from(other).into(),
-    })?;
-    let fresh = declared_response(state, &event);
-    let outcome = super::events::traced(
-        span.child("herald.store"),
-        state.ingestor.store(vec![event]),
-    )
-    .await
-    .map_err(ApiError::from)?
-    .pop()
-    .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
-    if let IngestOutcome::KeyReused { id } = outcome {
-        return Err(ApiError::Conflict(format!(
-            "this Idempotency-Key was used for event {id} with a different request"
-        ))
-        .into());
-    }
-    Ok(response_of(state, &outcome, fresh).await?)
+    let accepted = state
+        .ingestor
+        .submit(&caller, submission, &span.0)
+        .await
+        .map_err(|e| match e {
+            // As Dataverse answers when a synchronous plug-in or webhook cancels the operation.
+            IngestError::Vetoed { message, .. } => DataverseError {
+                status: StatusCode::BAD_REQUEST,
+                code: code::PLUGIN_ABORTED,
+                message,
+                retry_after: None,
+            },
+            // A step that answers with wrong values fails as a plug-in that throws.
+            e @ IngestError::StepAnswerInvalid { .. } => DataverseError {
+                status: StatusCode::BAD_REQUEST,
+                code: code::PLUGIN_ABORTED,
+                message: e.to_string(),
+                retry_after: None,
+            },
+            // Dataverse's infinite-loop error, with the chain it stopped.
+            e @ IngestError::TooDeep { .. } => DataverseError {
+                status: StatusCode::BAD_REQUEST,
+                code: code::PLUGIN_ABORTED,
+                message: format!("{INFINITE_LOOP} ({e})"),
+                retry_after: None,
+            },
+            IngestError::Disabled(_) => DataverseError {
+                status: StatusCode::NOT_FOUND,
+                code: code::RESOURCE_NOT_FOUND,
+                message: format!("Resource not found for the segment '{name}'."),
+                retry_after: None,
+            },
+            other => ApiError::from(other).into(),
+        })?;
+    Ok(accepted.response)
 }
 
 /// Delivery states in Dataverse's system-job (`asyncoperation`) terms, so monitoring queries

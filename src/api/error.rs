@@ -235,6 +235,7 @@ impl From<IngestError> for ApiError {
                 message: e.to_string(),
                 details: vec![],
             },
+            IngestError::KeyReused { .. } => ApiError::Conflict(e.to_string()),
             IngestError::Store(e) => e.into(),
         }
     }

@@ -15,19 +15,7 @@ use super::trace::RequestSpan;
 use super::views::{DeliveryView, EventDetail, EventView};
 use super::{read_json, Admin, AdminRefusals, ApiError, AppState, Caller, ErrorBody};
 use crate::ingest::{depth_after, IngestError, Submission};
-use crate::model::{EventId, IngestOutcome};
-
-/// Runs `work` inside `span`, marking the span failed when the work fails.
-pub(super) async fn traced<T, E: std::fmt::Display>(
-    span: crate::telemetry::Span,
-    work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let result = work.await;
-    if let Err(e) = &result {
-        span.fail(e.to_string());
-    }
-    result
-}
+use crate::model::EventId;
 
 /// Events in one batch request, at most.
 pub const MAX_BATCH: usize = 1000;
@@ -57,39 +45,6 @@ pub struct Accepted {
 /// The header a receiver sends back with an event it raises while handling a Herald
 /// delivery: that delivery's `herald-depth`.
 pub const DEPTH_HEADER: &str = "herald-depth";
-
-/// The response to give back for `outcome`: the steps' `fresh` one for a new event, the first
-/// event's for an idempotent replay; `None` for an event without response properties.
-pub async fn response_of(
-    state: &AppState,
-    outcome: &IngestOutcome,
-    fresh: Option<Map<String, Value>>,
-) -> Result<Option<Map<String, Value>>, ApiError> {
-    match (outcome, fresh) {
-        (IngestOutcome::Replayed { id, .. }, Some(fresh)) => Ok(Some(
-            state
-                .store
-                // The caller's own earlier event (the idempotency key is the caller's).
-                .event(&crate::model::Scope::All, *id)
-                .await?
-                .map(|(first, _)| first.pipeline.response)
-                .unwrap_or(fresh),
-        )),
-        (_, fresh) => Ok(fresh),
-    }
-}
-
-/// The response properties of `event` when its definition declares any.
-pub fn declared_response(
-    state: &AppState,
-    event: &crate::model::NewEvent,
-) -> Option<Map<String, Value>> {
-    state
-        .catalog
-        .cataloged(&event.event.name)
-        .filter(|d| !d.response_properties.is_empty())
-        .map(|_| event.event.pipeline.response.clone())
-}
 
 /// A header's value; one that is not text is kept (lossily) so it is refused, not ignored.
 pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -146,52 +101,30 @@ async fn send_one(
         depth: depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?,
         traceparent: span.traceparent(),
     };
-    let event = traced(
-        span.child("herald.validate"),
-        state.ingestor.admit(&caller, submission),
-    )
-    .await?;
-    let fresh = declared_response(&state, &event);
-    let outcome = traced(
-        span.child("herald.store"),
-        state.ingestor.store(vec![event]),
-    )
-    .await?
-    .pop()
-    .ok_or(ApiError::Unavailable(crate::store::StoreError::Closed))?;
-    if let IngestOutcome::Created { id, .. } | IngestOutcome::Replayed { id, .. } = &outcome {
-        span.0.set("herald.event.id", id.to_string());
-    }
-    let response = response_of(&state, &outcome, fresh).await?;
-    let status = if response.is_some() {
+    let accepted = state.ingestor.submit(&caller, submission, &span.0).await?;
+    span.0.set("herald.event.id", accepted.id.to_string());
+    let status = if accepted.response.is_some() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok(match outcome {
-        IngestOutcome::Created { id, deliveries } | IngestOutcome::Replayed { id, deliveries } => {
-            let replayed = matches!(outcome, IngestOutcome::Replayed { .. });
-            let mut r = (
-                status,
-                Json(Accepted {
-                    id,
-                    deliveries,
-                    response,
-                }),
-            )
-                .into_response();
-            if replayed {
-                r.headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            }
-            r
+    let replayed = accepted.replayed;
+    let mut r = (status, Json(Accepted::from(accepted))).into_response();
+    if replayed {
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(r)
+}
+
+impl From<crate::ingest::Accepted> for Accepted {
+    fn from(a: crate::ingest::Accepted) -> Self {
+        Accepted {
+            id: a.id,
+            deliveries: a.deliveries,
+            response: a.response,
         }
-        IngestOutcome::KeyReused { id } => {
-            return Err(ApiError::Conflict(format!(
-                "this Idempotency-Key was used for event {id} with a different request"
-            )))
-        }
-    })
+    }
 }
 
 /// One event of a batch.
@@ -275,68 +208,41 @@ async fn send_batch(
         ));
     }
     let depth = depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?;
-    let mut results: Vec<BatchResult> = Vec::with_capacity(batch.events.len());
-    let mut prepared = Vec::new();
-    let validating = span.child("herald.validate");
     // Every event of the batch carries the request's context: written once.
     let traceparent = span.traceparent();
-    for (index, item) in batch.events.into_iter().enumerate() {
-        let submission = Submission {
+    let submissions = batch
+        .events
+        .into_iter()
+        .map(|item| Submission {
             name: item.event,
             params: Value::Object(item.params),
             idempotency_key: item.idempotency_key,
             correlation_id: item.correlation_id,
             depth,
             traceparent: traceparent.clone(),
-        };
-        match state.ingestor.admit(&caller, submission).await {
-            Ok(event) => {
-                let fresh = declared_response(&state, &event);
-                prepared.push(((index, fresh), event));
-                results.push(BatchResult {
+        })
+        .collect();
+    let results = state
+        .ingestor
+        .submit_all(&caller, submissions, &span.0)
+        .await?;
+    Ok(Json(
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(index, result)| match result {
+                Ok(a) => BatchResult {
                     index,
-                    status: 0,
-                    id: None,
-                    deliveries: None,
-                    response: None,
+                    status: if a.response.is_some() { 200 } else { 202 },
+                    id: Some(a.id),
+                    deliveries: Some(a.deliveries),
+                    response: a.response,
                     error: None,
-                });
-            }
-            Err(e) => results.push(item_error(index, e.into())),
-        }
-    }
-    drop(validating);
-    let (indexes, events): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
-    let outcomes = traced(span.child("herald.store"), state.ingestor.store(events)).await?;
-    for ((index, fresh), outcome) in indexes.into_iter().zip(outcomes) {
-        // The batch is stored: a failed read of a replayed item's first response must not
-        // turn the answer into an error that hides the other items' ids.
-        let response = match response_of(&state, &outcome, fresh.clone()).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading a replayed event's response failed; answering with this request's");
-                fresh
-            }
-        };
-        results[index] = match outcome {
-            IngestOutcome::Created { id, deliveries }
-            | IngestOutcome::Replayed { id, deliveries } => BatchResult {
-                index,
-                status: if response.is_some() { 200 } else { 202 },
-                id: Some(id),
-                deliveries: Some(deliveries),
-                response,
-                error: None,
-            },
-            IngestOutcome::KeyReused { id } => item_error(
-                index,
-                ApiError::Conflict(format!(
-                    "this idempotency key was used for event {id} with a different request"
-                )),
-            ),
-        };
-    }
-    Ok(Json(results))
+                },
+                Err(e) => item_error(index, e.into()),
+            })
+            .collect(),
+    ))
 }
 
 fn item_error(index: usize, e: ApiError) -> BatchResult {

@@ -1,8 +1,10 @@
 //! Ingestion, without HTTP: a submitted event is checked against the catalog, the caller's
 //! rights and the depth limit, passed through its synchronous steps (which may change it and
 //! set its response), matched to subscriptions as the steps left it, and stored with its
-//! deliveries in one durable transaction; the deliveries then go to the dispatcher. The routes
-//! that call it are in `api/events.rs` and `api/dataverse.rs`.
+//! deliveries in one durable transaction; the deliveries then go to the dispatcher. One call,
+//! [`Ingestor::submit`] (or [`Ingestor::submit_all`] for a batch), does all of it and gives the
+//! answer: the event API, the Dataverse route, the console's test event and Herald's own
+//! operational notices all use it, and only parse what they are given and map what it answers.
 
 mod fingerprint;
 pub mod notices;
@@ -11,7 +13,7 @@ pub mod steps;
 use crate::activity::{Activity, Happening};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::auth::Principal;
@@ -19,11 +21,13 @@ use crate::catalog::{validate, Catalog, ParamProblem};
 use crate::dispatch::HandOff;
 use crate::model::{
     DeliveryId, Event, EventDefinition, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery,
-    NewEvent, OutgoingEvent, Subscription,
+    NewEvent, OutgoingEvent, Scope, Subscription,
 };
 use crate::registry::Routing;
 use crate::store::{Store, StoreError};
+use crate::telemetry::Span;
 use fingerprint::fingerprint;
+use opentelemetry::trace::SpanKind;
 
 /// Why an event was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -132,9 +136,30 @@ pub enum IngestError {
     /// The correlation id is not usable: it travels in a header of every delivery.
     #[error("the correlation id must be 1 to 255 visible ASCII characters")]
     BadCorrelationId,
+    /// The idempotency key was used for another event with a different request: nothing was
+    /// stored.
+    #[error("this idempotency key was used for event {id} with a different request")]
+    KeyReused {
+        /// The event the key was first used for.
+        id: EventId,
+    },
     /// The store failed (nothing was stored).
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// An event accepted: what its caller is answered.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The event's id.
+    pub id: EventId,
+    /// How many deliveries it fans out to.
+    pub deliveries: u32,
+    /// The response properties its synchronous steps set, for an event that declares any
+    /// (for an idempotent replay, the first event's).
+    pub response: Option<Map<String, Value>>,
+    /// Whether this was an idempotent replay of an event accepted before.
+    pub replayed: bool,
 }
 
 /// One event as a caller sent it.
@@ -225,9 +250,114 @@ impl Ingestor {
         self
     }
 
+    /// One event, from submission to answer: checked, through its synchronous steps, stored
+    /// durably and handed to the dispatcher. `span` is the caller's trace: validation and the
+    /// write are its children.
+    pub async fn submit(
+        &self,
+        caller: &Principal,
+        submission: Submission,
+        span: &Span,
+    ) -> Result<Accepted, IngestError> {
+        let event = {
+            let validating = span.child("herald.validate", SpanKind::Internal);
+            self.admit(caller, submission)
+                .await
+                .inspect_err(|e| validating.fail(e.to_string()))?
+        };
+        let fresh = self.declared_response(&event);
+        let outcome = self
+            .stored(vec![event], span)
+            .await?
+            .pop()
+            .ok_or(IngestError::Store(StoreError::Closed))?;
+        self.answer(outcome, fresh).await
+    }
+
+    /// Many events, each checked and through its steps on its own, the valid ones stored in
+    /// one transaction. The outer error is the write's (nothing was stored); otherwise each
+    /// submission's result, in order.
+    pub async fn submit_all(
+        &self,
+        caller: &Principal,
+        submissions: Vec<Submission>,
+        span: &Span,
+    ) -> Result<Vec<Result<Accepted, IngestError>>, IngestError> {
+        let mut results: Vec<Result<Accepted, IngestError>> = Vec::with_capacity(submissions.len());
+        // Where each admitted event's result goes, and the response it declares.
+        let mut admitted = Vec::new();
+        let mut events = Vec::new();
+        {
+            let _validating = span.child("herald.validate", SpanKind::Internal);
+            for submission in submissions {
+                match self.admit(caller, submission).await {
+                    Ok(event) => {
+                        admitted.push((results.len(), self.declared_response(&event)));
+                        events.push(event);
+                        // Replaced below, once stored.
+                        results.push(Err(IngestError::Store(StoreError::Closed)));
+                    }
+                    Err(e) => results.push(Err(e)),
+                }
+            }
+        }
+        let outcomes = self.stored(events, span).await?;
+        for ((index, fresh), outcome) in admitted.into_iter().zip(outcomes) {
+            // The batch is stored: a failed read of a replayed item's first response must not
+            // turn the answer into an error that hides the other items' ids.
+            let response = match self.response(&outcome, fresh.clone()).await {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a replayed event's response failed; answering with this request's");
+                    fresh
+                }
+            };
+            results[index] = accepted(outcome, response);
+        }
+        Ok(results)
+    }
+
+    /// The answer to one stored event.
+    async fn answer(
+        &self,
+        outcome: IngestOutcome,
+        fresh: Option<Map<String, Value>>,
+    ) -> Result<Accepted, IngestError> {
+        let response = self.response(&outcome, fresh).await?;
+        accepted(outcome, response)
+    }
+
+    /// The response to give back for `outcome`: the steps' `fresh` one for a new event, the
+    /// first event's for an idempotent replay; `None` for an event without response properties.
+    async fn response(
+        &self,
+        outcome: &IngestOutcome,
+        fresh: Option<Map<String, Value>>,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        match (outcome, fresh) {
+            (IngestOutcome::Replayed { id, .. }, Some(fresh)) => Ok(Some(
+                self.store
+                    // The caller's own earlier event (the idempotency key is the caller's).
+                    .event(&Scope::All, *id)
+                    .await?
+                    .map(|(first, _)| first.pipeline.response)
+                    .unwrap_or(fresh),
+            )),
+            (_, fresh) => Ok(fresh),
+        }
+    }
+
+    /// The response properties of `event` when its definition declares any.
+    fn declared_response(&self, event: &NewEvent) -> Option<Map<String, Value>> {
+        self.catalog
+            .cataloged(&event.event.name)
+            .filter(|d| !d.response_properties.is_empty())
+            .map(|_| event.event.pipeline.response.clone())
+    }
+
     /// Checks one submission, runs its synchronous steps, and routes the event as they left
     /// it: what to store.
-    pub async fn admit(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
+    async fn admit(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
         let Prepared {
             definition,
             mut event,
@@ -350,13 +480,22 @@ impl Ingestor {
         })
     }
 
+    /// [`Self::store`] as a child of `span`, failed when the write fails.
+    async fn stored(
+        &self,
+        events: Vec<NewEvent>,
+        span: &Span,
+    ) -> Result<Vec<IngestOutcome>, IngestError> {
+        let writing = span.child("herald.store", SpanKind::Internal);
+        self.store(events)
+            .await
+            .inspect_err(|e| writing.fail(e.to_string()))
+    }
+
     /// Stores events durably (one transaction, shared fsync) and hands their deliveries to
     /// the dispatcher: those it has a place for start at once, stored in flight and leased by
     /// this instance; the rest are stored pending and the dispatcher is woken to lease them.
-    pub async fn store(
-        &self,
-        mut events: Vec<NewEvent>,
-    ) -> Result<Vec<IngestOutcome>, IngestError> {
+    async fn store(&self, mut events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, IngestError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -455,5 +594,28 @@ impl Ingestor {
     /// Wakes the dispatcher (after a retry or replay).
     pub fn wake(&self) {
         self.hand_off.wake();
+    }
+}
+
+/// What the caller of a stored event is answered: `response` and the outcome's id and count,
+/// or the refusal of a reused idempotency key.
+fn accepted(
+    outcome: IngestOutcome,
+    response: Option<Map<String, Value>>,
+) -> Result<Accepted, IngestError> {
+    match outcome {
+        IngestOutcome::Created { id, deliveries } => Ok(Accepted {
+            id,
+            deliveries,
+            response,
+            replayed: false,
+        }),
+        IngestOutcome::Replayed { id, deliveries } => Ok(Accepted {
+            id,
+            deliveries,
+            response,
+            replayed: true,
+        }),
+        IngestOutcome::KeyReused { id } => Err(IngestError::KeyReused { id }),
     }
 }

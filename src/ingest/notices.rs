@@ -27,12 +27,11 @@ pub async fn announce(ingestor: Arc<Ingestor>, registry: Registry, mut rx: mpsc:
             traceparent: None,
             depth: 1,
         };
-        let stored = match ingestor.admit(&herald, submission).await {
-            Ok(event) => ingestor.store(vec![event]).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        match stored {
-            Ok(()) => tracing::info!(event = name, "operational event raised"),
+        match ingestor
+            .submit(&herald, submission, &crate::telemetry::Tracing::none())
+            .await
+        {
+            Ok(_) => tracing::info!(event = name, "operational event raised"),
             Err(e) => {
                 tracing::error!(error = %e, event = name, "could not raise an operational event")
             }

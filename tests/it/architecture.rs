@@ -44,6 +44,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "dispatch",
             "auth",
             "activity",
+            "telemetry",
         ],
     ),
     ("config", &["model", "store", "registry"]),

@@ -14,7 +14,7 @@ use super::pages::{render, render_with, Frame, PageError};
 use super::session::{Posted, Session};
 use crate::api::AppState;
 use crate::ingest::{IngestError, Submission};
-use crate::model::{Category, EventDefinition, IngestOutcome, Parameter, Solution};
+use crate::model::{Category, EventDefinition, Parameter, Solution};
 
 /// A parameter as the page shows it.
 #[derive(Serialize)]
@@ -249,8 +249,12 @@ pub async fn send_test(
         traceparent: span.traceparent(),
     };
     let refused = |fs: FormState<'_>, status| Ok(event_page(&state, &session, d, fs, status));
-    let admitted = match state.ingestor.admit(&session.principal, submission).await {
-        Ok(e) => e,
+    let accepted = state
+        .ingestor
+        .submit(&session.principal, submission, &span.0)
+        .await;
+    let (id, deliveries) = match accepted {
+        Ok(a) => (a.id, a.deliveries),
         Err(IngestError::Invalid { problems, .. }) => {
             for p in problems {
                 fs.errors
@@ -265,17 +269,6 @@ pub async fn send_test(
             let status = crate::api::ApiError::from(e).parts().0;
             return refused(fs, status);
         }
-    };
-    let outcome = state
-        .ingestor
-        .store(vec![admitted])
-        .await
-        .map_err(|e| match e {
-            IngestError::Store(e) => PageError::from(e),
-            other => PageError::bad_request(other.to_string()),
-        })?;
-    let Some(IngestOutcome::Created { id, deliveries }) = outcome.into_iter().next() else {
-        return Err(PageError::bad_request("The event was not stored."));
     };
     let rows = match state.store.event(&session.principal.scope(), id).await? {
         Some((_, list)) => list,
