@@ -14,8 +14,10 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::Args;
 
 use crate::config::Config;
-use crate::destinations::webhook::{verify, Secret, VerifyKey};
-use crate::model::EndpointKind;
+use crate::destinations::azure::eventhubs::EventHubsInput;
+use crate::destinations::azure::servicebus::ServiceBusInput;
+use crate::destinations::kinds::DestinationInput;
+use crate::destinations::webhook::{verify, Secret, VerifyKey, WebhookInput};
 use crate::registry::{EndpointInput, SubscriptionInput};
 
 /// Options of `herald demo`.
@@ -110,29 +112,33 @@ async fn start_receiver(secret: &str) -> anyhow::Result<std::net::SocketAddr> {
 /// The demo's endpoints (its receiver, a queue, a topic, an event hub) and a subscription of
 /// both demo events to each.
 fn declare(config: &mut Config, sink_addr: std::net::SocketAddr, secret: String, conn: &str) {
-    config.endpoints.push(EndpointInput {
-        name: "demo-receiver".into(),
-        kind: EndpointKind::Webhook,
-        url: Some(format!("http://{sink_addr}/webhook")),
-        secret: Some(secret),
-        timeout: Some(Duration::from_secs(10)),
-        max_concurrency: None,
-        auth: None,
-        ..Default::default()
-    });
-    for (name, kind, entity) in [
-        ("demo-queue", EndpointKind::ServiceBus, QUEUE),
-        ("demo-topic", EndpointKind::ServiceBus, TOPIC),
-        ("demo-hub", EndpointKind::EventHubs, HUB),
-    ] {
-        config.endpoints.push(EndpointInput {
-            name: name.into(),
-            kind,
-            connection_string: Some(conn.to_owned()),
-            entity: Some(entity.into()),
+    config.endpoints.push(EndpointInput::new(
+        "demo-receiver",
+        DestinationInput::Webhook(WebhookInput {
+            url: Some(format!("http://{sink_addr}/webhook")),
+            secret: Some(secret),
+            timeout: Some(Duration::from_secs(10)),
             ..Default::default()
-        });
+        }),
+    ));
+    for (name, entity) in [("demo-queue", QUEUE), ("demo-topic", TOPIC)] {
+        config.endpoints.push(EndpointInput::new(
+            name,
+            DestinationInput::ServiceBus(ServiceBusInput {
+                connection_string: Some(conn.to_owned()),
+                entity: Some(entity.into()),
+                ..Default::default()
+            }),
+        ));
     }
+    config.endpoints.push(EndpointInput::new(
+        "demo-hub",
+        DestinationInput::EventHubs(EventHubsInput {
+            connection_string: Some(conn.to_owned()),
+            entity: Some(HUB.into()),
+            ..Default::default()
+        }),
+    ));
     for (event, promoted) in [
         ("contoso_CustomerPurchase", ["Total", "Currency"]),
         ("contoso_VendorPaymentPosted", ["Amount", "VendorId"]),

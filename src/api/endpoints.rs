@@ -103,6 +103,26 @@ async fn public_keys(
     }))
 }
 
+/// An endpoint's body: one JSON object whose `kind` says which fields apply; a wrong or
+/// unknown field is named in the `400`.
+struct EndpointBody(EndpointInput);
+
+impl axum::extract::FromRequest<AppState> for EndpointBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let JsonBody(fields) =
+            JsonBody::<serde_json::Map<String, serde_json::Value>>::from_request(req, state)
+                .await?;
+        EndpointInput::from_json(fields)
+            .map(EndpointBody)
+            .map_err(|e| crate::registry::RegistryError::from(e).into())
+    }
+}
+
 /// Creates an endpoint.
 #[utoipa::path(post, path = "/v1/endpoints", tag = "endpoints", operation_id = "create_endpoint", request_body = EndpointInput, responses(
     (status = 201, body = EndpointCreated, links(
@@ -118,7 +138,7 @@ async fn public_keys(
 async fn create(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    JsonBody(input): JsonBody<EndpointInput>,
+    EndpointBody(input): EndpointBody,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let (endpoint, generated_secret) = state
         .registry
@@ -168,7 +188,7 @@ async fn replace(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-    JsonBody(input): JsonBody<EndpointInput>,
+    EndpointBody(input): EndpointBody,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
         (&state

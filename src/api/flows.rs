@@ -17,9 +17,9 @@ use utoipa_axum::routes;
 
 use super::{ApiError, AppState, Caller, ErrorBody, JsonBody};
 use crate::catalog::{event_schema, schema_url};
-use crate::model::{
-    AllowedSteps, EndpointKind, EventDefinition, MessageFormat, Scope, SubscriptionId,
-};
+use crate::destinations::kinds::DestinationInput;
+use crate::destinations::webhook::WebhookInput;
+use crate::model::{AllowedSteps, EventDefinition, MessageFormat, Scope, SubscriptionId};
 use crate::registry::{EndpointInput, RegistryError, SubscriptionInput};
 
 /// Names of the endpoints and subscriptions made for flows start with this.
@@ -113,16 +113,13 @@ async fn create(
     }
     let id = SubscriptionId::new();
     let name = format!("{FLOW_PREFIX}{}", id.uuid().simple());
-    let endpoint = EndpointInput {
-        name: name.clone(),
-        kind: EndpointKind::Webhook,
-        url: Some(req.notification_url),
-        secret: None,
-        timeout: None,
-        max_concurrency: None,
-        auth: None,
-        ..Default::default()
-    };
+    let endpoint = EndpointInput::new(
+        name.clone(),
+        DestinationInput::Webhook(WebhookInput {
+            url: Some(req.notification_url),
+            ..Default::default()
+        }),
+    );
     // The flow's callback is `notificationUrl` to the caller, `url` to the registry.
     let (endpoint, _) = state
         .registry

@@ -7,38 +7,13 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::model::{
-    AmqpOptions, Attempt, Delivery, DeliveryId, DeliveryStatus, DestinationSettings, Endpoint,
-    EndpointId, EndpointKind, Event, EventId, Filter, MessageFormat, Mode, Scheme, SecretId, Stage,
-    Subscription, SubscriptionId,
+pub use crate::destinations::view::{
+    AuthView, CredentialView, DestinationView, HeaderView, SecretView,
 };
-
-/// One signing secret, without its value.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SecretView {
-    /// Its id (to retire it).
-    pub id: SecretId,
-    /// `v1` (HMAC, `whsec_`) or `v1a` (ed25519, `whsk_`).
-    pub scheme: Scheme,
-    /// `v1a`: the public key receivers verify with (`whpk_…`; not a secret).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<String>,
-    /// When it was added.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-/// A static header of a webhook endpoint; a secret one without its value.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct HeaderView {
-    /// Its name.
-    pub name: String,
-    /// Its value; absent when it is a secret.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// Whether the value is a secret.
-    pub secret: bool,
-}
+use crate::model::{
+    AmqpOptions, Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, EndpointKind,
+    Event, EventId, Filter, MessageFormat, Mode, Stage, Subscription, SubscriptionId,
+};
 
 /// An endpoint as the API shows it: no secret values.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -49,36 +24,14 @@ pub struct EndpointView {
     pub name: String,
     /// Kind of destination.
     pub kind: EndpointKind,
-    /// The receiver's URL, its query masked (`?••••`: a query often holds a key, as Azure
-    /// Functions' `?code=` does). Giving back this masked URL on `PUT` keeps the query.
-    pub url: Option<String>,
-    /// Active signing secrets (ids only).
-    pub secrets: Vec<SecretView>,
-    /// Time the receiver has to answer.
-    #[schema(value_type = Option<String>)]
-    pub timeout: Option<String>,
+    /// Where it sends and how, as its kind shows it.
+    #[serde(flatten)]
+    pub destination: DestinationView,
     /// Deliveries in flight at once.
     pub max_concurrency: Option<u32>,
     /// Deliveries per second, all instances together.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<crate::model::RateLimit>,
-    /// The authentication type and the header or parameter names it sets (never values).
-    pub auth: Option<AuthView>,
-    /// Webhooks: static headers (a secret one without its value).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<HeaderView>,
-    /// Service Bus and Event Hubs: the AMQP address of the namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Service Bus and Event Hubs: the queue, topic or hub.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
-    /// Service Bus and Event Hubs: the credential's type and its key name or client id (never secrets).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<CredentialView>,
-    /// Event Hubs: the fixed partition.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition_id: Option<String>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -89,84 +42,17 @@ pub struct EndpointView {
 
 impl From<&Endpoint> for EndpointView {
     fn from(e: &Endpoint) -> Self {
-        let mut view = EndpointView {
+        EndpointView {
             id: e.id,
             name: e.name.clone(),
             kind: e.settings.kind(),
-            url: None,
-            secrets: Vec::new(),
-            timeout: None,
+            destination: crate::destinations::kinds::view(&e.settings),
             max_concurrency: e.max_concurrency,
             rate_limit: e.rate_limit,
-            auth: None,
-            headers: Vec::new(),
-            namespace: None,
-            entity: None,
-            credential: None,
-            partition_id: None,
             created_at: e.created_at,
             updated_at: e.updated_at,
-        };
-        match &e.settings {
-            DestinationSettings::Webhook(w) => {
-                view.url = Some(crate::model::exchange::masked_url(&w.url));
-                view.secrets = w
-                    .secrets
-                    .iter()
-                    .map(|s| SecretView {
-                        id: s.id,
-                        scheme: s.secret.scheme(),
-                        public_key: s.secret.public_key().map(|k| k.to_string()),
-                        created_at: s.created_at,
-                    })
-                    .collect();
-                view.headers = w
-                    .headers
-                    .iter()
-                    .map(|h| HeaderView {
-                        name: h.name.clone(),
-                        value: (!h.secret).then(|| h.value.clone()),
-                        secret: h.secret,
-                    })
-                    .collect();
-                view.timeout = w.timeout.map(|t| humantime::format_duration(t).to_string());
-                view.auth = w.auth.as_ref().map(|a| {
-                    let (kind, names) = a.describe();
-                    AuthView { kind, names }
-                });
-            }
-            DestinationSettings::ServiceBus(a) | DestinationSettings::EventHubs(a) => {
-                view.namespace = Some(a.amqp_url());
-                view.entity = Some(a.entity.clone());
-                let (kind, id) = a.credential.describe();
-                view.credential = Some(CredentialView { kind, id });
-                view.partition_id = a.partition_id.clone();
-            }
         }
-        view
     }
-}
-
-/// A Service Bus or Event Hubs credential without its secrets.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CredentialView {
-    /// `sas_key`, `sas_token`, `managed_identity`, `workload_identity`, `client_secret`,
-    /// `azure_cli` or `default`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The key name (SAS key) or client id (Entra ID), when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-}
-
-/// An endpoint's authentication without its values.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuthView {
-    /// `HttpHeader`, `WebhookKey` or `HttpQueryString`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The header or query parameter names it sets.
-    pub names: Vec<String>,
 }
 
 /// The answer to creating an endpoint or adding a secret.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::azure::{BrokerError, SetupError};
+use super::azure::BrokerError;
 use super::webhook::WebhookError;
 
 /// Why a send failed.
@@ -17,7 +17,7 @@ pub enum SendError {
     Broker(Arc<BrokerError>),
     /// The endpoint's settings cannot be used on this host (say, an identity it lacks).
     #[error("the endpoint cannot be used: {0}")]
-    Unusable(#[source] Arc<SetupError>),
+    Unusable(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<WebhookError> for SendError {

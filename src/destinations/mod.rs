@@ -3,7 +3,10 @@
 
 pub mod azure;
 mod error;
+pub mod kind;
+pub mod kinds;
 pub mod network;
+pub mod view;
 pub mod webhook;
 
 pub use error::{error_chain, SendError};
@@ -16,8 +19,8 @@ use async_trait::async_trait;
 
 use crate::model::definition::schema_url;
 use crate::model::{
-    AmqpOptions, Bodies, DeliveryId, DestinationSettings, Endpoint, EndpointId, EventDefinition,
-    Exchange, MessageFormat, OutgoingEvent, Stage, Subscription, SubscriptionId,
+    AmqpOptions, Bodies, DeliveryId, Endpoint, EndpointId, EventDefinition, Exchange,
+    MessageFormat, OutgoingEvent, Stage, Subscription, SubscriptionId,
 };
 
 /// One message to send: a delivery of an event.
@@ -140,7 +143,7 @@ pub trait Destination: Send + Sync {
 /// the endpoint does not change.
 pub struct Destinations {
     webhooks: webhook::WebhookClient,
-    service_bus: azure::servicebus::ServiceBusClient,
+    pub(crate) service_bus: azure::servicebus::ServiceBusClient,
     cache: Mutex<HashMap<EndpointId, Versioned>>,
 }
 
@@ -170,20 +173,10 @@ impl Destinations {
                 return d.clone();
             }
         }
-        let built: Result<Arc<dyn Destination>, azure::SetupError> = match &endpoint.settings {
-            DestinationSettings::Webhook(s) => Ok(Arc::new(self.webhooks.destination(s.clone()))),
-            DestinationSettings::ServiceBus(s) => self
-                .service_bus
-                .destination(s, self.webhooks.policy())
-                .map(|d| Arc::new(d) as Arc<dyn Destination>),
-            DestinationSettings::EventHubs(s) => {
-                azure::eventhubs::EventHubsDestination::new(s, self.webhooks.policy())
-                    .map(|d| Arc::new(d) as Arc<dyn Destination>)
-            }
-        };
+        let built = kinds::sender(&endpoint.settings, self);
         let destination = built.unwrap_or_else(|error| {
-            tracing::error!(endpoint = %endpoint.name, error = %error_chain(&error), "the endpoint cannot be used");
-            Arc::new(Unusable(Arc::new(error)))
+            tracing::error!(endpoint = %endpoint.name, error = %error_chain(&*error), "the endpoint cannot be used");
+            Arc::new(Unusable(Arc::from(error)))
         });
         cache.insert(endpoint.id, (endpoint.updated_at, destination.clone()));
         destination
@@ -192,7 +185,7 @@ impl Destinations {
 
 /// An endpoint whose settings cannot be used on this host (say, an identity it does not
 /// have): every delivery fails permanently with the reason.
-struct Unusable(Arc<azure::SetupError>);
+struct Unusable(Arc<dyn std::error::Error + Send + Sync>);
 
 #[async_trait]
 impl Destination for Unusable {

@@ -1,17 +1,23 @@
-//! Endpoint rules: which fields apply to which kind, write-only values (secrets, credentials,
-//! authentication) kept when an update leaves them out, header names and values, the network
-//! policy for webhook URLs, and signing-secret rotation.
+//! Endpoint rules every kind shares: names, who sees and changes an endpoint, rate limits and
+//! signing-secret rotation. What a kind's fields mean, and which write-only values an update
+//! keeps, is its own ([`crate::destinations::kind`]).
 
 use time::OffsetDateTime;
 
-use super::azure::{settings_from, AzureInput};
-use super::{EndpointInput, Registry, RegistryError, Signing};
-use crate::destinations::network::{HostError, UrlError};
+use super::{EndpointInput, Registry, RegistryError};
+use crate::destinations::kind::{Checks, Made};
+use crate::destinations::webhook::parse_secret;
 use crate::model::{
-    AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointId, EndpointKind,
-    RateLimit, Scheme, Scope, Secret, SecretId, SigningSecret, Subscription, WebhookAuth,
-    WebhookSettings,
+    DestinationSettings, Endpoint, EndpointId, RateLimit, Scheme, Scope, Secret, SecretId,
+    SigningSecret, Subscription,
 };
+
+/// Why an endpoint's input is checked: declared by configuration, or replacing one.
+#[derive(Debug, Clone, Copy, Default)]
+struct Purpose {
+    declared: bool,
+    replacing: bool,
+}
 
 /// Active signing secrets an endpoint may have at once.
 pub const MAX_SECRETS: usize = 5;
@@ -122,7 +128,7 @@ impl Registry {
             )));
         }
         let now = OffsetDateTime::now_utc();
-        let (settings, generated) = self.settings(&input, None).await?;
+        let (settings, generated) = self.settings(&input, None, Purpose::default()).await?;
         let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             id: EndpointId::new(),
@@ -145,15 +151,17 @@ impl Registry {
         &self,
         input: EndpointInput,
     ) -> Result<WithSecret, RegistryError> {
-        if input.kind == EndpointKind::Webhook && input.secret.is_none() {
-            return Err(RegistryError::invalid(
-                "secret",
-                "is required for a declared webhook endpoint: its receiver must know it in advance (print one with `herald webhook secret`)",
-            ));
-        }
+        let declared = Purpose {
+            declared: true,
+            ..Purpose::default()
+        };
         match self.store.endpoint_by_name(&input.name).await? {
-            Some(existing) => self.update_endpoint(existing, input).await,
-            None => self.create_endpoint(&Scope::All, input).await,
+            Some(existing) => self.update_endpoint(existing, input, declared).await,
+            None => {
+                // Checked as declared first: the create below checks as an API call would.
+                self.settings(&input, None, declared).await?;
+                self.create_endpoint(&Scope::All, input).await
+            }
         }
     }
 
@@ -165,23 +173,22 @@ impl Registry {
         input: EndpointInput,
     ) -> Result<Endpoint, RegistryError> {
         let existing = self.endpoint_to_change(scope, id).await?;
-        let becomes_webhook = input.kind == EndpointKind::Webhook
-            && existing.settings.kind() != EndpointKind::Webhook;
-        if becomes_webhook && input.secret.is_none() {
-            return Err(RegistryError::invalid(
-                "secret",
-                "is required when an endpoint becomes a webhook endpoint (or add one later with POST /v1/endpoints/{id}/secrets)",
-            ));
-        }
-        Ok(self.update_endpoint(existing, input).await?.0)
+        let replacing = Purpose {
+            replacing: true,
+            ..Purpose::default()
+        };
+        Ok(self.update_endpoint(existing, input, replacing).await?.0)
     }
 
     async fn update_endpoint(
         &self,
         existing: Endpoint,
         input: EndpointInput,
+        purpose: Purpose,
     ) -> Result<WithSecret, RegistryError> {
-        let (settings, generated) = self.settings(&input, Some(&existing.settings)).await?;
+        let (settings, generated) = self
+            .settings(&input, Some(&existing.settings), purpose)
+            .await?;
         let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             name: input.name,
@@ -288,267 +295,27 @@ impl Registry {
         Ok(())
     }
 
-    /// The settings of `input`; `old` (an update) supplies the write-only values it leaves
-    /// out. Returns a signing secret Herald generated, to show once.
+    /// The settings of `input`, checked by its kind; `old` (an update) supplies the
+    /// write-only values it leaves out. Returns a signing secret Herald generated, to show once.
     async fn settings(
         &self,
         input: &EndpointInput,
         old: Option<&DestinationSettings>,
+        why: Purpose,
     ) -> Result<(DestinationSettings, Option<String>), RegistryError> {
         check_name(&input.name)?;
-        if let Some(t) = input.timeout {
-            if t.is_zero() || t > self.max_timeout {
-                return Err(RegistryError::invalid(
-                    "timeout",
-                    format!(
-                        "must be above 0s and at most {} (half of delivery.lease, so an attempt ends before another dispatcher may take its delivery)",
-                        humantime::format_duration(self.max_timeout)
-                    ),
-                ));
-            }
-        }
-        match input.kind {
-            EndpointKind::Webhook => {
-                let old = match old {
-                    Some(DestinationSettings::Webhook(w)) => Some(w),
-                    _ => None,
-                };
-                let (settings, generated) = self.webhook_settings(input, old).await?;
-                Ok((DestinationSettings::Webhook(settings), generated))
-            }
-            EndpointKind::ServiceBus => Ok((
-                DestinationSettings::ServiceBus(self.azure_settings(input, old).await?),
-                None,
-            )),
-            EndpointKind::EventHubs => Ok((
-                DestinationSettings::EventHubs(self.azure_settings(input, old).await?),
-                None,
-            )),
-        }
-    }
-
-    async fn webhook_settings(
-        &self,
-        input: &EndpointInput,
-        old: Option<&WebhookSettings>,
-    ) -> Result<(WebhookSettings, Option<String>), RegistryError> {
-        only(
-            input.kind,
-            &[
-                ("connection_string", input.connection_string.is_some()),
-                ("namespace", input.namespace.is_some()),
-                ("entity", input.entity.is_some()),
-                ("credential", input.credential.is_some()),
-                ("partition_id", input.partition_id.is_some()),
-            ],
-        )?;
-        let now = OffsetDateTime::now_utc();
-        let (secrets, generated) = match (&input.secret, old) {
-            (Some(text), old) => {
-                let secret = parse_secret(text)?;
-                // The same secret keeps its id and age.
-                let kept = old.and_then(|o| o.secrets.iter().find(|s| s.secret == secret));
-                let s = kept.cloned().unwrap_or(SigningSecret {
-                    id: SecretId::new(),
-                    secret,
-                    created_at: now,
-                });
-                (vec![s], None)
-            }
-            (None, Some(old)) => (old.secrets.clone(), None),
-            (None, None) => {
-                let schemes: &[Scheme] = match input.signing.unwrap_or(Signing::V1) {
-                    Signing::V1 => &[Scheme::V1],
-                    Signing::V1a => &[Scheme::V1a],
-                    Signing::Both => &[Scheme::V1, Scheme::V1a],
-                };
-                let secrets: Vec<SigningSecret> = schemes
-                    .iter()
-                    .map(|scheme| SigningSecret {
-                        id: SecretId::new(),
-                        secret: Secret::generate_for(*scheme),
-                        created_at: now,
-                    })
-                    .collect();
-                // A shared secret is shown once; an ed25519 secret key never leaves Herald.
-                let shown = secrets
-                    .iter()
-                    .find(|s| s.secret.scheme() == Scheme::V1)
-                    .map(|s| s.secret.expose());
-                (secrets, shown)
-            }
+        let checks = Checks {
+            policy: &self.policy,
+            max_timeout: self.max_timeout,
+            declared: why.declared,
+            replacing: why.replacing,
         };
-        if input.signing.is_some() && (input.secret.is_some() || old.is_some()) {
-            return Err(RegistryError::invalid(
-                "signing",
-                "applies only when Herald generates the keys of a new endpoint; to add a key of another scheme, POST /v1/endpoints/{id}/secrets with \"scheme\"",
-            ));
-        }
-        let url = input
-            .url
-            .as_deref()
-            .ok_or_else(|| RegistryError::invalid("url", "is required for a webhook endpoint"))?;
-        // The URL as views show it (its query masked) keeps the query it stands for.
-        let url = match old {
-            Some(o) if url == crate::model::exchange::masked_url(&o.url) && url != o.url => {
-                o.url.as_str()
-            }
-            _ => url,
-        };
-        let checked = self.policy.check_url(url).await.map_err(|e| match e {
-            UrlError::Refused(HostError::Blocked(blocked)) => {
-                RegistryError::invalid("url", format!("is refused: {blocked}"))
-            }
-            other => RegistryError::invalid("url", other.to_string()),
-        })?;
-        // Write-only values kept from before go to the host they were given for, never to
-        // another: an update that moves the URL to another origin gives them again.
-        let kept = old.filter(|o| {
-            url::Url::parse(&o.url).is_ok_and(|before| before.origin() == checked.origin())
-        });
-        if let (Some(o), None) = (old, kept) {
-            if o.auth.is_some() && input.auth.is_none() {
-                return Err(RegistryError::invalid(
-                    "auth",
-                    "must be given again: the URL moves to another host, and Herald does not send the kept value there",
-                ));
-            }
-            if o.headers.iter().any(|h| h.secret) && input.headers.is_none() {
-                return Err(RegistryError::invalid(
-                    "headers",
-                    "must be given again, with the secret headers' values: the URL moves to another host, and Herald does not send the kept values there",
-                ));
-            }
-        }
-        // Like secrets, authentication values are write-only: absent means "keep".
-        let auth = input
-            .auth
-            .clone()
-            .or_else(|| kept.and_then(|o| o.auth.clone()));
-        if let Some(auth) = &auth {
-            check_auth(auth)?;
-        }
-        let headers = match &input.headers {
-            Some(given) => custom_headers(given, kept.map_or(&[][..], |o| &o.headers))?,
-            None => old.map(|o| o.headers.clone()).unwrap_or_default(),
-        };
-        let settings = WebhookSettings {
-            url: url.to_owned(),
-            secrets,
-            timeout: input.timeout,
-            auth,
-            headers,
-            validation: input
-                .validation
-                .or(old.map(|o| o.validation))
-                .unwrap_or_default(),
-        };
+        let Made {
+            settings,
+            generated,
+        } = input.destination.settings(old, checks).await?;
         Ok((settings, generated))
     }
-}
-
-/// Refuses the first given field that does not apply to `kind`.
-fn only(kind: EndpointKind, fields: &[(&'static str, bool)]) -> Result<(), RegistryError> {
-    match fields.iter().find(|(_, given)| *given) {
-        Some((field, _)) => Err(RegistryError::invalid(
-            *field,
-            format!("does not apply to a {} endpoint", kind.display_name()),
-        )),
-        None => Ok(()),
-    }
-}
-
-impl Registry {
-    /// The Service Bus or Event Hubs settings of `input`, its namespace checked against the
-    /// network policy.
-    async fn azure_settings(
-        &self,
-        input: &EndpointInput,
-        old: Option<&DestinationSettings>,
-    ) -> Result<AzureSettings, RegistryError> {
-        let settings = azure_settings(input, old)?;
-        let field = if input.connection_string.is_some() {
-            "connection_string"
-        } else {
-            "namespace"
-        };
-        match self
-            .policy
-            .check_host(&settings.host, settings.amqp_port())
-            .await
-        {
-            Err(HostError::Blocked(blocked)) => Err(RegistryError::invalid(
-                field,
-                format!("is refused: {blocked}"),
-            )),
-            // A name that does not resolve yet (a namespace being deployed, DNS down at
-            // start-up) is checked again before every connection.
-            Ok(()) | Err(HostError::Resolve { .. }) => Ok(settings),
-        }
-    }
-}
-
-fn azure_settings(
-    input: &EndpointInput,
-    old: Option<&DestinationSettings>,
-) -> Result<AzureSettings, RegistryError> {
-    let service_bus = input.kind == EndpointKind::ServiceBus;
-    only(
-        input.kind,
-        &[
-            ("url", input.url.is_some()),
-            ("secret", input.secret.is_some()),
-            ("signing", input.signing.is_some()),
-            ("headers", input.headers.is_some()),
-            ("validation", input.validation.is_some()),
-            ("timeout", input.timeout.is_some()),
-            ("auth", input.auth.is_some()),
-            ("partition_id", service_bus && input.partition_id.is_some()),
-        ],
-    )?;
-    let old = match old {
-        Some(DestinationSettings::ServiceBus(a)) if service_bus => Some(a),
-        Some(DestinationSettings::EventHubs(a)) if !service_bus => Some(a),
-        _ => None,
-    };
-    // Write-only credentials: an update that gives neither keeps the old one.
-    let keep = input.connection_string.is_none() && input.credential.is_none();
-    // A kept credential (a token, or an identity whose tokens every namespace accepts) is
-    // sent to the namespace it was given for, never to another.
-    if let (true, Some(old), Some(ns)) = (keep, old, input.namespace.as_deref()) {
-        let moved = super::azure::settings_from(AzureInput {
-            namespace: Some(ns),
-            entity: Some(&old.entity),
-            credential: Some(old.credential.clone()),
-            ..Default::default()
-        })
-        .is_ok_and(|new| {
-            (new.host.as_str(), new.amqp_port()) != (old.host.as_str(), old.amqp_port())
-        });
-        if moved {
-            return Err(RegistryError::invalid(
-                "credential",
-                "must be given again: the namespace moves to another host, and Herald does not send the kept credential there",
-            ));
-        }
-    }
-    match (keep, old) {
-        (true, Some(old)) => settings_from(AzureInput {
-            namespace: Some(input.namespace.as_deref().unwrap_or(&old.namespace())),
-            entity: Some(input.entity.as_deref().unwrap_or(&old.entity)),
-            credential: Some(old.credential.clone()),
-            partition_id: input.partition_id.as_deref(),
-            connection_string: None,
-        }),
-        _ => settings_from(AzureInput {
-            connection_string: input.connection_string.as_deref(),
-            namespace: input.namespace.as_deref(),
-            entity: input.entity.as_deref(),
-            credential: input.credential.clone(),
-            partition_id: input.partition_id.as_deref(),
-        }),
-    }
-    .map_err(|e| RegistryError::invalid(e.field, e.message))
 }
 
 /// The slowest rate limit: one delivery every 1,000 seconds.
@@ -568,42 +335,6 @@ pub(super) fn check_name(name: &str) -> Result<(), RegistryError> {
             "name",
             "must not hold control characters (line breaks, tabs…)",
         ));
-    }
-    Ok(())
-}
-
-/// Whether Herald (or HTTP) sets the header `name` itself, so that neither an endpoint's
-/// `headers` nor its `auth` may.
-fn reserved_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    RESERVED_HEADERS.contains(&lower.as_str())
-        || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
-}
-
-/// Header authentication must be sendable and must not set what Herald sets itself.
-fn check_auth(auth: &WebhookAuth) -> Result<(), RegistryError> {
-    let WebhookAuth::HttpHeader { values } = auth else {
-        return Ok(());
-    };
-    for (name, value) in values {
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(RegistryError::invalid(
-                "auth",
-                format!("\"{name}\" cannot be used as a header name"),
-            ));
-        }
-        if reserved_header(name) {
-            return Err(RegistryError::invalid(
-                "auth",
-                format!("\"{name}\" is set by Herald itself"),
-            ));
-        }
-        if reqwest::header::HeaderValue::from_str(value).is_err() {
-            return Err(RegistryError::invalid(
-                "auth",
-                format!("the value of \"{name}\" is not a valid header value"),
-            ));
-        }
     }
     Ok(())
 }
@@ -628,98 +359,10 @@ fn rate_limit(input: &EndpointInput) -> Result<Option<RateLimit>, RegistryError>
     Ok(Some(limit))
 }
 
-/// Header names Herald sets itself (or HTTP owns): an endpoint cannot set them.
-const RESERVED_HEADERS: [&str; 10] = [
-    "origin",
-    "content-type",
-    "content-length",
-    "host",
-    "transfer-encoding",
-    "connection",
-    "user-agent",
-    "traceparent",
-    "expect",
-    "upgrade",
-];
-/// Prefixes of header names Herald sets itself.
-const RESERVED_PREFIXES: [&str; 3] = ["webhook-", "herald-", "x-ms-dynamics-"];
-
-/// Checks an endpoint's static headers; a secret header given without a value keeps the
-/// value of the header of that name in `old`.
-fn custom_headers(
-    given: &[super::HeaderInput],
-    old: &[CustomHeader],
-) -> Result<Vec<CustomHeader>, RegistryError> {
-    if given.len() > 20 {
-        return Err(RegistryError::invalid(
-            "headers",
-            "may hold at most 20 headers",
-        ));
-    }
-    let mut out: Vec<CustomHeader> = Vec::with_capacity(given.len());
-    for (i, h) in given.iter().enumerate() {
-        let field = format!("headers[{i}]");
-        let lower = h.name.to_ascii_lowercase();
-        if reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
-            return Err(RegistryError::invalid(
-                format!("{field}.name"),
-                format!("\"{}\" is not a valid header name", h.name),
-            ));
-        }
-        if reserved_header(&lower) {
-            return Err(RegistryError::invalid(
-                format!("{field}.name"),
-                format!("\"{}\" is set by Herald itself", h.name),
-            ));
-        }
-        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&h.name)) {
-            return Err(RegistryError::invalid(
-                format!("{field}.name"),
-                format!("\"{}\" is given twice", h.name),
-            ));
-        }
-        let value = match (&h.value, h.secret) {
-            (Some(v), _) => v.clone(),
-            (None, true) => old
-                .iter()
-                .find(|o| o.secret && o.name.eq_ignore_ascii_case(&h.name))
-                .map(|o| o.value.clone())
-                .ok_or_else(|| {
-                    RegistryError::invalid(
-                        format!("{field}.value"),
-                        "is required: this secret header has no value to keep",
-                    )
-                })?,
-            (None, false) => {
-                return Err(RegistryError::invalid(
-                    format!("{field}.value"),
-                    "is required (only a secret header may leave it out, to keep its value)",
-                ))
-            }
-        };
-        if value.len() > 4096 || reqwest::header::HeaderValue::from_str(&value).is_err() {
-            return Err(RegistryError::invalid(
-                format!("{field}.value"),
-                "must be at most 4096 visible ASCII characters (spaces and tabs allowed)",
-            ));
-        }
-        out.push(CustomHeader {
-            name: h.name.clone(),
-            value,
-            secret: h.secret,
-        });
-    }
-    Ok(out)
-}
-
 fn not_a_webhook(name: &str) -> RegistryError {
     RegistryError::Conflict(format!(
         "endpoint \"{name}\" is not a webhook endpoint; only webhooks have signing secrets"
     ))
-}
-
-fn parse_secret(text: &str) -> Result<Secret, RegistryError> {
-    Secret::parse(text).map_err(|e| RegistryError::invalid("secret", e.to_string()))
 }
 
 /// The solutions `endpoint` is tied to: those of the key that made it and of every

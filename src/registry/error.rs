@@ -37,3 +37,9 @@ impl RegistryError {
         }
     }
 }
+
+impl From<crate::destinations::kind::InputError> for RegistryError {
+    fn from(e: crate::destinations::kind::InputError) -> Self {
+        RegistryError::invalid(e.field, e.message)
+    }
+}

@@ -3,7 +3,6 @@
 //! after every change, so no caller has to remember to. The HTTP API, the flows API, the
 //! configuration loader and the demo all go through it.
 
-mod azure;
 mod endpoints;
 mod error;
 mod health;
@@ -14,11 +13,12 @@ mod subscriptions;
 
 use std::sync::Arc;
 
+pub use crate::destinations::webhook::{HeaderInput, Signing};
 pub use error::RegistryError;
 pub use health::HealthBoard;
 pub use lookups::Lookups;
 pub use routing::Routing;
-pub use spec::{EndpointInput, HeaderInput, Signing, SubscriptionInput};
+pub use spec::{EndpointInput, SubscriptionInput};
 
 use crate::catalog::Catalog;
 use crate::destinations::network::NetworkPolicy;

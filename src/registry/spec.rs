@@ -2,126 +2,152 @@
 //! the configuration file alike; the registry checks it and turns it into the model's records.
 
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-use crate::model::{
-    AmqpOptions, AzureCredential, EndpointKind, Filter, MessageFormat, Mode, Stage, WebhookAuth,
-};
+use crate::destinations::kind::InputError;
+use crate::destinations::kinds::{input_references, input_schemas, DestinationInput};
+use crate::model::{AmqpOptions, EndpointKind, Filter, MessageFormat, Mode, Stage};
 
-/// Which Standard Webhooks signatures an endpoint's generated keys make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Signing {
-    /// HMAC-SHA256 with a shared `whsec_` secret.
-    V1,
-    /// ed25519: receivers verify with the published `whpk_` public key.
-    V1a,
-    /// Both, so receivers of either kind verify.
-    Both,
-}
-
-/// A static header of a webhook endpoint.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderInput {
-    /// Its name (not one Herald sets: `webhook-*`, `herald-*`, `content-type`…).
-    #[schema(min_length = 1, max_length = 100)]
-    pub name: String,
-    /// Its value; may be left out for a secret header that keeps its value.
-    #[serde(default)]
-    #[schema(max_length = 4096)]
-    pub value: Option<String>,
-    /// Whether the value is a secret (write-only).
-    #[serde(default)]
-    pub secret: bool,
-}
-
-/// An endpoint to create or replace.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// An endpoint to create or replace: the fields every endpoint has, and its destination as
+/// its kind takes it. On the wire it is one JSON object whose `kind` says which fields apply;
+/// a field of another kind is refused by name.
+#[derive(Debug, Clone)]
 pub struct EndpointInput {
+    /// Unique name.
+    pub name: String,
+    /// Deliveries per second to this endpoint, all instances together, with an optional burst.
+    pub rate_limit: Option<crate::model::RateLimit>,
+    /// Deliveries in flight at once to this endpoint.
+    pub max_concurrency: Option<NonZeroU32>,
+    /// Where it sends and how: the input of its kind.
+    pub destination: DestinationInput,
+}
+
+/// The fields every endpoint has, whatever its kind.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Shared {
     /// Unique name.
     #[schema(
         min_length = 1,
         max_length = 100,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
-    pub name: String,
+    name: String,
     /// Kind of destination.
-    pub kind: EndpointKind,
-    /// The receiver's URL (webhooks).
-    #[serde(default)]
-    #[schema(format = "uri")]
-    pub url: Option<String>,
-    /// A signing secret: `whsec_<base64 of 24 to 64 bytes>` (HMAC, `v1` signatures) or
-    /// `whsk_<base64 of a 32-byte ed25519 seed>` (`v1a`). Generated when absent at creation
-    /// (see `signing`; a `whsec_` is shown once in the answer, a `whsk_` never: receivers need
-    /// only its public key); when absent at update, the secrets stay as they are.
-    #[serde(default)]
-    #[schema(
-        pattern = r"^(?:whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)|whsk_(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
-    )]
-    pub secret: Option<String>,
-    /// Webhooks: which signatures Herald generates keys for when `secret` is absent at
-    /// creation: `v1` (HMAC, default), `v1a` (ed25519) or `both`.
-    #[serde(default)]
-    pub signing: Option<Signing>,
-    /// Webhooks: static headers sent with every request, beside `auth`. A header marked
-    /// `secret` is write-only: never shown again, and on update, giving it without a `value`
-    /// keeps the value it had. When absent at update, the headers stay as they are.
-    #[serde(default)]
-    #[schema(max_items = 20)]
-    pub headers: Option<Vec<HeaderInput>>,
-    /// Webhooks: `cloudevents` to make the CloudEvents abuse-protection handshake (an
-    /// `OPTIONS` request) before the first delivery; nothing is delivered until the receiver
-    /// grants. `none` (default) delivers without asking.
-    #[serde(default)]
-    pub validation: Option<crate::model::Validation>,
-    /// Time the receiver has to answer, e.g. `"10s"`.
-    #[serde(default, with = "humantime_serde")]
-    #[schema(value_type = Option<String>, example = "30s")]
-    pub timeout: Option<Duration>,
+    kind: EndpointKind,
     /// Deliveries per second to this endpoint, all instances together, with an optional
     /// burst: `{"per_second": 200, "burst": 10}`. A receiver's `429` with `Retry-After`
     /// lowers it for a while.
     #[serde(default)]
-    pub rate_limit: Option<crate::model::RateLimit>,
+    rate_limit: Option<crate::model::RateLimit>,
     /// Deliveries in flight at once to this endpoint.
     #[serde(default)]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 4294967295.0)]
-    pub max_concurrency: Option<NonZeroU32>,
-    /// Dataverse's webhook authentication, sent besides the signature:
-    /// `{"type": "HttpHeader", "values": {…}}`, `{"type": "WebhookKey", "key": "…"}` or
-    /// `{"type": "HttpQueryString", "values": {…}}`. Write-only; kept when absent on update.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub auth: Option<WebhookAuth>,
-    /// Service Bus and Event Hubs: a connection string as the Azure portal or an emulator
-    /// prints it (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…]
-    /// [;UseDevelopmentEmulator=true]`). Write-only; kept when absent on update. Or give
-    /// `namespace` and `credential`.
-    #[serde(default)]
-    pub connection_string: Option<String>,
-    /// Service Bus and Event Hubs: the namespace, `contoso.servicebus.windows.net`
-    /// (`sb://` or `amqps://` with a port are accepted; `amqp://host:port` is a local emulator).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Service Bus: the queue or topic; Event Hubs: the event hub.
-    #[serde(default)]
-    pub entity: Option<String>,
-    /// Service Bus and Event Hubs: how to authenticate: `{"type": "sas_key", "key_name", "key"}`,
-    /// `{"type": "sas_token", "token"}`, `{"type": "managed_identity", "client_id"?}`,
-    /// `{"type": "workload_identity"}`, `{"type": "client_secret", "tenant_id", "client_id",
-    /// "client_secret"}`, `{"type": "azure_cli"}` or `{"type": "default"}`. Write-only.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub credential: Option<AzureCredential>,
-    /// Event Hubs: send every event to this partition.
-    #[serde(default)]
-    pub partition_id: Option<String>,
+    max_concurrency: Option<NonZeroU32>,
+}
+
+/// The names of the fields of [`Shared`].
+const SHARED: [&str; 4] = ["name", "kind", "rate_limit", "max_concurrency"];
+
+impl EndpointInput {
+    /// An endpoint's input from a JSON object: the shared fields, then the fields of its kind;
+    /// a wrong or unknown field is named.
+    pub fn from_json(mut fields: Map<String, Value>) -> Result<Self, InputError> {
+        let shared: Map<String, Value> = SHARED
+            .iter()
+            .filter_map(|k| fields.remove(*k).map(|v| ((*k).to_owned(), v)))
+            .collect();
+        let shared: Shared =
+            serde_path_to_error::deserialize(Value::Object(shared)).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                // A missing field is reported at the object; name it.
+                match message.strip_prefix("missing field `") {
+                    Some(rest) => InputError::new(rest.trim_end_matches('`'), "is required"),
+                    None => {
+                        InputError::new(if path == "." { "body".into() } else { path }, message)
+                    }
+                }
+            })?;
+        Ok(EndpointInput {
+            name: shared.name,
+            rate_limit: shared.rate_limit,
+            max_concurrency: shared.max_concurrency,
+            destination: DestinationInput::parse(shared.kind, fields)?,
+        })
+    }
+
+    /// An endpoint called `name` sending to `destination`, without a rate limit or a
+    /// concurrency of its own.
+    pub fn new(name: impl Into<String>, destination: DestinationInput) -> Self {
+        EndpointInput {
+            name: name.into(),
+            rate_limit: None,
+            max_concurrency: None,
+            destination,
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> EndpointKind {
+        self.destination.kind()
+    }
+}
+
+/// From a configuration file: the same object as the API takes.
+impl<'de> Deserialize<'de> for EndpointInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let fields = Map::<String, Value>::deserialize(d)?;
+        EndpointInput::from_json(fields)
+            .map_err(|e| serde::de::Error::custom(format!("`{}` {}", e.field, e.message)))
+    }
+}
+
+/// In the OpenAPI document: one object per kind (`oneOf`, told apart by `kind`), each with
+/// the shared fields and its kind's.
+impl utoipa::PartialSchema for EndpointInput {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(shared)) = Shared::schema() else {
+            unreachable!("a derived struct schema is an object")
+        };
+        let mut one_of = OneOfBuilder::new();
+        for (kind, input) in input_schemas() {
+            let mut object = shared.clone();
+            object.properties.insert(
+                "kind".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([kind.as_str()]))
+                    .description(Some(format!(
+                        "`{}`: {}",
+                        kind.as_str(),
+                        kind.display_name()
+                    )))
+                    .into(),
+            );
+            if let RefOr::T(Schema::Object(own)) = input {
+                object.properties.extend(own.properties);
+                object.required.extend(own.required);
+            }
+            one_of = one_of.item(Schema::Object(object));
+        }
+        one_of
+            .discriminator(Some(Discriminator::new("kind")))
+            .into()
+    }
+}
+
+impl ToSchema for EndpointInput {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <Shared as ToSchema>::schemas(schemas);
+        input_references(schemas);
+    }
 }
 
 /// A subscription to create or replace.

@@ -285,11 +285,26 @@ async fn every_json_route_refuses_bodies_over_the_configured_limit_and_says_whic
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("4096 bytes"), "{path}: {message}");
     }
-    // A body of the wrong shape names the field.
-    let (status, body) = app
-        .post("/v1/endpoints", &json!({"name": "x", "url": 7}))
-        .await;
-    assert_eq!(status, 400);
-    assert_eq!(body["error"]["details"][0]["parameter"], "url");
+    // A body of the wrong shape names the field: a shared one, one of its kind's, one of
+    // another kind's.
+    for (body, field) in [
+        (json!({"name": "x", "url": "https://example.com/"}), "kind"),
+        (json!({"name": "x", "kind": "webhook", "url": 7}), "url"),
+        (
+            json!({"name": "x", "kind": "service_bus", "url": "https://example.com/"}),
+            "url",
+        ),
+        (
+            json!({"name": 7, "kind": "webhook", "url": "https://example.com/"}),
+            "name",
+        ),
+    ] {
+        let (status, answer) = app.post("/v1/endpoints", &body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            answer["error"]["details"][0]["parameter"], field,
+            "{body}: {answer}"
+        );
+    }
     app.stop().await;
 }

@@ -14,6 +14,31 @@ async fn the_openapi_document_describes_every_route_and_ops_routes_answer() {
         .await
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Every reference resolves: a schema that names another registers it too.
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(&r);
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} does not resolve"
+        );
+    }
+    // An endpoint's body is one object per kind, told apart by `kind`.
+    let body = &doc["paths"]["/v1/endpoints"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    let body = match body.get("$ref").and_then(|r| r.as_str()) {
+        Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        None => body,
+    };
+    let kinds: Vec<&str> = body["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no oneOf in {body}"))
+        .iter()
+        .map(|k| k["properties"]["kind"]["enum"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["webhook", "service_bus", "event_hubs"]);
     for path in [
         "/v1/events/{event}",
         "/v1/events:batch",
@@ -281,4 +306,20 @@ async fn the_server_enforces_what_the_document_declares() {
         "a public route has no 401"
     );
     app.stop().await;
+}
+
+/// Every `$ref` in `value`.
+fn collect_refs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    ("$ref", Some(r)) => out.push(r.to_owned()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }

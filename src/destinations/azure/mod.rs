@@ -6,6 +6,7 @@ pub mod classify;
 pub mod credential;
 mod error;
 pub mod eventhubs;
+pub mod input;
 pub mod message;
 pub mod servicebus;
 

@@ -6,6 +6,7 @@ mod classify;
 mod client;
 mod error;
 pub mod handshake;
+mod kind;
 mod request_builder;
 pub mod signing;
 
@@ -15,4 +16,5 @@ pub use classify::{classify, failure};
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 pub use client::{StepAnswer, WebhookClient, WebhookDestination};
 pub use error::WebhookError;
+pub use kind::{parse_secret, HeaderInput, Signing, Webhook, WebhookInput};
 pub use signing::{sign, verify, Secret, VerifyError, VerifyKey};

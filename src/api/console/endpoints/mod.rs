@@ -30,9 +30,7 @@ pub use subscriptions::{add_subscription, remove_subscription};
 fn kind_of(e: &Endpoint) -> &'static str {
     match e.settings.kind() {
         EndpointKind::Webhook if e.name.starts_with(crate::api::FLOW_PREFIX) => "flow callback",
-        EndpointKind::Webhook => "webhook",
-        EndpointKind::ServiceBus => "Service Bus",
-        EndpointKind::EventHubs => "Event Hubs",
+        kind => kind.display_name(),
     }
 }
 
@@ -40,6 +38,7 @@ fn kind_of(e: &Endpoint) -> &'static str {
 /// administer, only the host.
 fn target_of(e: &Endpoint, admin: bool) -> String {
     let view = EndpointView::from(e);
+    let view = view.destination;
     match (view.url, view.namespace, view.entity) {
         (Some(url), _, _) if admin => masked_url(&url),
         (Some(url), _, _) => host_of(&url),
@@ -128,7 +127,7 @@ async fn endpoint_page(
             endpoint => minijinja::context! {
                 id => e.id.to_string(), name => e.name, kind => kind_of(&e), target => target_of(&e, admin),
                 is_webhook => matches!(e.settings.kind(), EndpointKind::Webhook),
-                secrets => view.secrets, headers => view.headers, auth => view.auth,
+                secrets => view.destination.secrets, headers => view.destination.headers, auth => view.destination.auth,
                 rate_limit => e.rate_limit, max_concurrency => e.max_concurrency,
                 created_at => millis(e.created_at), updated_at => millis(e.updated_at),
             },

@@ -16,7 +16,8 @@ use crate::api::console::form::Form;
 use crate::api::console::pages::{render_with, Frame, PageError};
 use crate::api::console::session::{Acting, Posted, Session};
 use crate::api::AppState;
-use crate::model::EndpointKind;
+use crate::destinations::kinds::DestinationInput;
+use crate::destinations::webhook::WebhookInput;
 use crate::registry::{EndpointInput, RegistryError, Signing};
 
 /// What the new-endpoint form holds: the values sent, to show again, and the problems by
@@ -89,13 +90,16 @@ impl NewEndpoint {
                 ),
             );
         }
-        self.errors.is_empty().then(|| EndpointInput {
-            name: self.name.clone(),
-            kind: EndpointKind::Webhook,
-            url: Some(self.url.clone()),
-            signing: Some(signing),
-            timeout,
-            ..Default::default()
+        self.errors.is_empty().then(|| {
+            EndpointInput::new(
+                self.name.clone(),
+                DestinationInput::Webhook(WebhookInput {
+                    url: Some(self.url.clone()),
+                    signing: Some(signing),
+                    timeout,
+                    ..Default::default()
+                }),
+            )
         })
     }
 

@@ -18,7 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 
 mod batch;
 mod entity;
+mod kind;
 mod namespace;
+
+pub use kind::{ServiceBus, ServiceBusInput};
 
 use entity::Entity;
 use namespace::Namespace;

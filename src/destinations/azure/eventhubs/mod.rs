@@ -2,6 +2,10 @@
 //! open. Like Service Bus, each hub has a task that takes every delivery waiting and sends
 //! them as `EventDataBatch`es, one per partition key (or to the endpoint's fixed partition).
 
+mod kind;
+
+pub use kind::{EventHubs, EventHubsInput};
+
 use std::time::Duration;
 
 use async_trait::async_trait;

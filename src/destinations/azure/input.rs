@@ -1,7 +1,11 @@
 //! Service Bus and Event Hubs endpoint settings from what a user gives: the endpoint's fields or
 //! a connection string in the form Microsoft prints (`Endpoint=sb://…;SharedAccessKeyName=…;
-//! SharedAccessKey=…`, optionally `EntityPath=…` and `UseDevelopmentEmulator=true`).
+//! SharedAccessKey=…`, optionally `EntityPath=…` and `UseDevelopmentEmulator=true`). Both
+//! kinds take them alike; each kind's folder says which fields it takes.
 
+use crate::destinations::kind::{Checks, InputError};
+use crate::destinations::network::HostError;
+use crate::destinations::view::{CredentialView, DestinationView};
 use crate::model::{AzureCredential, AzureSettings, SecretString};
 
 /// What an endpoint's input gives to build [`AzureSettings`] from.
@@ -296,6 +300,85 @@ fn redact_pair(part: &str) -> String {
         Some((k, _)) => format!("{k}=…"),
         // Without `=` it may be a pasted key: never echo it.
         None => format!("a part of {} characters", part.chars().count()),
+    }
+}
+
+/// The settings of a Service Bus or Event Hubs endpoint from `given`, its namespace checked
+/// against the network policy. `old` (the endpoint's settings before, of the same kind)
+/// supplies the credential when `given` has none, for the same host only.
+pub(super) async fn checked_settings(
+    given: AzureInput<'_>,
+    old: Option<&AzureSettings>,
+    checks: Checks<'_>,
+) -> Result<AzureSettings, InputError> {
+    let field = if given.connection_string.is_some() {
+        "connection_string"
+    } else {
+        "namespace"
+    };
+    let settings =
+        settings_with_kept(given, old).map_err(|e| InputError::new(e.field, e.message))?;
+    match checks
+        .policy
+        .check_host(&settings.host, settings.amqp_port())
+        .await
+    {
+        Err(HostError::Blocked(blocked)) => {
+            Err(InputError::new(field, format!("is refused: {blocked}")))
+        }
+        // A name that does not resolve yet (a namespace being deployed, DNS down at
+        // start-up) is checked again before every connection.
+        Ok(()) | Err(HostError::Resolve { .. }) => Ok(settings),
+    }
+}
+
+/// The settings of `given`, the credential of `old` kept when `given` has none.
+fn settings_with_kept(
+    given: AzureInput<'_>,
+    old: Option<&AzureSettings>,
+) -> Result<AzureSettings, FieldError> {
+    // Write-only credentials: an update that gives neither keeps the old one.
+    let keep = given.connection_string.is_none() && given.credential.is_none();
+    // A kept credential (a token, or an identity whose tokens every namespace accepts) is
+    // sent to the namespace it was given for, never to another.
+    if let (true, Some(old), Some(ns)) = (keep, old, given.namespace) {
+        let moved = settings_from(AzureInput {
+            namespace: Some(ns),
+            entity: Some(&old.entity),
+            credential: Some(old.credential.clone()),
+            ..Default::default()
+        })
+        .is_ok_and(|new| {
+            (new.host.as_str(), new.amqp_port()) != (old.host.as_str(), old.amqp_port())
+        });
+        if moved {
+            return Err(wrong(
+                "credential",
+                "must be given again: the namespace moves to another host, and Herald does not send the kept credential there",
+            ));
+        }
+    }
+    match (keep, old) {
+        (true, Some(old)) => settings_from(AzureInput {
+            namespace: Some(given.namespace.unwrap_or(&old.namespace())),
+            entity: Some(given.entity.unwrap_or(&old.entity)),
+            credential: Some(old.credential.clone()),
+            partition_id: given.partition_id,
+            connection_string: None,
+        }),
+        _ => settings_from(given),
+    }
+}
+
+/// Where a Service Bus or Event Hubs endpoint sends, nothing secret.
+pub(super) fn view(a: &AzureSettings) -> DestinationView {
+    let (kind, id) = a.credential.describe();
+    DestinationView {
+        namespace: Some(a.amqp_url()),
+        entity: Some(a.entity.clone()),
+        credential: Some(CredentialView { kind, id }),
+        partition_id: a.partition_id.clone(),
+        ..Default::default()
     }
 }
 
