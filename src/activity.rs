@@ -277,7 +277,7 @@ impl Activity {
         let texts = batches(&self.inner.origin, happenings, missed);
         let mut left: u64 = texts.iter().map(|(_, n)| n).sum();
         for (text, n) in texts {
-            if let Err(e) = store.tell_tails(&text).await {
+            if let Err(e) = store.messages().tell_tails(&text).await {
                 tracing::debug!(error = %e, "could not tell the other instances' live tails");
                 // What was not sent is told as missed with the next text.
                 let mut gathered = self
@@ -382,7 +382,7 @@ impl Activity {
 
     /// Asks the other instances to tell this one's live tails what happens there.
     pub async fn want(&self, store: &dyn Store) {
-        if let Err(e) = store.want_tail(&self.inner.origin).await {
+        if let Err(e) = store.messages().want_tail(&self.inner.origin).await {
             tracing::debug!(error = %e, "could not ask the other instances for their happenings");
         }
     }
@@ -393,7 +393,7 @@ impl Activity {
     pub async fn run(self, store: Arc<dyn Store>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shared = store.shared();
+        let shared = store.messages().shared();
         let mut want = tokio::time::interval(WANT_EVERY);
         want.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tell = tokio::time::interval(TELL_EVERY);

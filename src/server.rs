@@ -208,7 +208,7 @@ fn watch_other_instances(
     let wake = waker.clone();
     let registry = registry.clone();
     let (heard, wanted) = (activity.clone(), activity.clone());
-    store.watch(crate::store::Watchers {
+    store.messages().watch(crate::store::Watchers {
         on_work: Arc::new(move || wake.wake()),
         on_change: Arc::new(move || {
             let registry = registry.clone();

@@ -396,6 +396,7 @@ async fn system_jobs(
     };
     let jobs: Vec<Value> = state
         .store
+        .records()
         .deliveries(&caller.scope(), &query)
         .await?
         .iter()
@@ -441,6 +442,7 @@ async fn system_job_by_id(
     };
     match state
         .store
+        .records()
         .delivery(&caller.scope(), crate::model::DeliveryId::from_uuid(uuid))
         .await
     {

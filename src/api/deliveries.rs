@@ -112,7 +112,11 @@ async fn list(
         event_id: q.event_id,
         limit: q.limit,
     };
-    let deliveries = state.store.deliveries(&caller.scope(), &query).await?;
+    let deliveries = state
+        .store
+        .records()
+        .deliveries(&caller.scope(), &query)
+        .await?;
     Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
 }
 
@@ -130,7 +134,11 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let delivery_id = parse::<DeliveryId>(&id, "delivery")?;
-    let Some((delivery, attempts)) = state.store.delivery(&caller.scope(), delivery_id).await?
+    let Some((delivery, attempts)) = state
+        .store
+        .records()
+        .delivery(&caller.scope(), delivery_id)
+        .await?
     else {
         return Err(missing(&state, &id, delivery_id).await);
     };
@@ -139,7 +147,7 @@ async fn get_one(
 
 /// A delivery that was not found: `410` if pruning may have removed it.
 async fn missing(state: &AppState, id: &str, delivery_id: DeliveryId) -> ApiError {
-    match state.store.retention_state().await {
+    match state.store.records().retention_state().await {
         Ok(r) => ApiError::missing(
             "delivery",
             id,
@@ -163,6 +171,7 @@ async fn retry(
     let scope = caller.scope();
     match state
         .store
+        .records()
         .retry(&scope, delivery_id, OffsetDateTime::now_utc())
         .await?
     {
@@ -176,6 +185,7 @@ async fn retry(
     }
     let (delivery, attempts) = state
         .store
+        .records()
         .delivery(&scope, delivery_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(id))?;
@@ -232,6 +242,7 @@ pub async fn replay_range(
 ) -> Result<Replayed, StoreError> {
     let replayed = state
         .store
+        .records()
         .replay(scope, filter, OffsetDateTime::now_utc())
         .await?;
     if replayed > 0 {
@@ -239,7 +250,13 @@ pub async fn replay_range(
     }
     tracing::info!(replayed, "dead letters replayed");
     // Pruned dead letters of the range are said so, not silently missing.
-    let horizon = state.store.retention_state().await?.horizons.dead_letters;
+    let horizon = state
+        .store
+        .records()
+        .retention_state()
+        .await?
+        .horizons
+        .dead_letters;
     Ok(Replayed {
         replayed,
         pruned_through: horizon.filter(|h| filter.from.is_none_or(|from| from <= *h)),

@@ -269,8 +269,13 @@ async fn get_one(
     let event_id: EventId = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no event with id \"{id}\"")))?;
-    let Some((event, deliveries)) = state.store.event(&caller.scope(), event_id).await? else {
-        let horizons = state.store.retention_state().await?.horizons;
+    let Some((event, deliveries)) = state
+        .store
+        .records()
+        .event(&caller.scope(), event_id)
+        .await?
+    else {
+        let horizons = state.store.records().retention_state().await?.horizons;
         return Err(ApiError::missing(
             "event",
             &id,

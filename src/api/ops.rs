@@ -44,7 +44,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics: events accepted, deliveries by outcome, attempt latency, queue depth.
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(()), responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Ok(counts) = state.store.counts().await {
+    if let Ok(counts) = state.store.records().counts().await {
         for status in DeliveryStatus::ALL {
             let n = counts
                 .iter()

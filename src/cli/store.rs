@@ -63,7 +63,7 @@ async fn stats(config: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
     let stats = store.stats().await?;
-    let state = store.retention_state().await?;
+    let state = store.records().retention_state().await?;
     if json {
         let doc = serde_json::json!({
             "stats": stats,

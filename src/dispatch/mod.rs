@@ -163,7 +163,12 @@ impl Dispatcher {
     /// Runs until `shutdown`; deliveries in flight then finish or are re-leased later.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = self.inner;
-        match this.store.release_leases(&this.config.owner).await {
+        match this
+            .store
+            .records()
+            .release_leases(&this.config.owner)
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 deliveries = n,
@@ -241,7 +246,7 @@ impl Inner {
     /// endpoint not in `skipped`, at most the poll interval. (A skipped endpoint's work is
     /// due already; its completions wake the loop, so it must not make the loop spin.)
     async fn idle_wait(&self, skipped: &[EndpointId]) -> Duration {
-        let next = self.store.next_due(skipped).await.ok().flatten();
+        let next = self.store.records().next_due(skipped).await.ok().flatten();
         let until_next = next.map(|t| {
             (t - OffsetDateTime::now_utc())
                 .try_into()

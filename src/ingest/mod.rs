@@ -338,6 +338,7 @@ impl Ingestor {
             (IngestOutcome::Replayed { id, .. }, Some(fresh)) => Ok(Some(
                 self.store
                     // The caller's own earlier event (the idempotency key is the caller's).
+                    .records()
                     .event(&Scope::All, *id)
                     .await?
                     .map(|(first, _)| first.pipeline.response)

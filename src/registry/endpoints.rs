@@ -28,11 +28,11 @@ pub type WithSecret = (Endpoint, Option<String>);
 impl Registry {
     /// The endpoints `scope` sees, by name.
     pub async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>, RegistryError> {
-        let all = self.store.endpoints().await?;
+        let all = self.store.records().endpoints().await?;
         if *scope == Scope::All {
             return Ok(all);
         }
-        let subscriptions = self.store.subscriptions().await?;
+        let subscriptions = self.store.records().subscriptions().await?;
         Ok(all
             .into_iter()
             .filter(|e| scope.sees(&tied(e, &subscriptions)))
@@ -75,11 +75,16 @@ impl Registry {
     ) -> Result<(Endpoint, Vec<String>), RegistryError> {
         let not_found = || RegistryError::NotFound(format!("no endpoint with id \"{id}\""));
         let id: EndpointId = id.parse().map_err(|_| not_found())?;
-        let endpoint = self.store.endpoint(id).await?.ok_or_else(not_found)?;
+        let endpoint = self
+            .store
+            .records()
+            .endpoint(id)
+            .await?
+            .ok_or_else(not_found)?;
         if *scope == Scope::All {
             return Ok((endpoint, Vec::new()));
         }
-        let tied = tied(&endpoint, &self.store.subscriptions().await?);
+        let tied = tied(&endpoint, &self.store.records().subscriptions().await?);
         if !scope.sees(&tied) {
             return Err(not_found());
         }
@@ -95,7 +100,7 @@ impl Registry {
         if *scope == Scope::All {
             return Ok(Some(endpoint));
         }
-        let tied = tied(&endpoint, &self.store.subscriptions().await?);
+        let tied = tied(&endpoint, &self.store.records().subscriptions().await?);
         Ok(scope.sees(&tied).then_some(endpoint))
     }
 
@@ -106,8 +111,8 @@ impl Registry {
         id_or_name: &str,
     ) -> Result<Option<Endpoint>, RegistryError> {
         let found = match id_or_name.parse::<EndpointId>() {
-            Ok(id) => self.store.endpoint(id).await?,
-            Err(_) => self.store.endpoint_by_name(id_or_name).await?,
+            Ok(id) => self.store.records().endpoint(id).await?,
+            Err(_) => self.store.records().endpoint_by_name(id_or_name).await?,
         };
         match found {
             Some(e) => self.seen(scope, e).await,
@@ -121,7 +126,13 @@ impl Registry {
         scope: &Scope,
         input: EndpointInput,
     ) -> Result<WithSecret, RegistryError> {
-        if self.store.endpoint_by_name(&input.name).await?.is_some() {
+        if self
+            .store
+            .records()
+            .endpoint_by_name(&input.name)
+            .await?
+            .is_some()
+        {
             return Err(RegistryError::Conflict(format!(
                 "an endpoint called \"{}\" already exists",
                 input.name
@@ -155,7 +166,7 @@ impl Registry {
             declared: true,
             ..Purpose::default()
         };
-        match self.store.endpoint_by_name(&input.name).await? {
+        match self.store.records().endpoint_by_name(&input.name).await? {
             Some(existing) => self.update_endpoint(existing, input, declared).await,
             None => {
                 // Checked as declared first: the create below checks as an API call would.
@@ -205,7 +216,7 @@ impl Registry {
     /// Deletes endpoint `id` and its subscriptions, cancelling their unfinished deliveries.
     pub async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<(), RegistryError> {
         let id = self.endpoint_to_change(scope, id).await?.id;
-        if !self.store.delete_endpoint(id).await? {
+        if !self.store.records().delete_endpoint(id).await? {
             return Err(RegistryError::NotFound(format!(
                 "no endpoint with id \"{id}\""
             )));
@@ -289,7 +300,7 @@ impl Registry {
     }
 
     async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), RegistryError> {
-        self.store.put_endpoint(endpoint).await?;
+        self.store.records().put_endpoint(endpoint).await?;
         // Subscriptions did not change, but the dispatcher's cached copy of the endpoint did.
         self.routing.changed();
         Ok(())

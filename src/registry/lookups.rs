@@ -60,7 +60,7 @@ impl Lookups {
         if let Some(hit) = self.endpoints.get(id, version) {
             return Ok(hit);
         }
-        let value = store.endpoint(id).await?;
+        let value = store.records().endpoint(id).await?;
         self.endpoints.put(id, version, value.clone());
         Ok(value)
     }
@@ -75,7 +75,7 @@ impl Lookups {
         if let Some(hit) = self.subscriptions.get(id, version) {
             return Ok(hit);
         }
-        let value = store.subscription(id).await?;
+        let value = store.records().subscription(id).await?;
         self.subscriptions.put(id, version, value.clone());
         Ok(value)
     }

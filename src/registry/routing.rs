@@ -33,6 +33,7 @@ impl Routing {
     /// Reloads the snapshot from the store.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let mut subs: Vec<Subscription> = store
+            .records()
             .subscriptions()
             .await?
             .into_iter()

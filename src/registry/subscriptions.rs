@@ -15,7 +15,7 @@ use crate::model::{
 impl Registry {
     /// The subscriptions of the solutions of `scope`, by name.
     pub async fn subscriptions(&self, scope: &Scope) -> Result<Vec<Subscription>, RegistryError> {
-        let mut all = self.store.subscriptions().await?;
+        let mut all = self.store.records().subscriptions().await?;
         all.retain(|s| scope.covers(&s.solution));
         Ok(all)
     }
@@ -30,6 +30,7 @@ impl Registry {
         let not_found = || RegistryError::NotFound(format!("no subscription with id \"{id}\""));
         let id: SubscriptionId = id.parse().map_err(|_| not_found())?;
         self.store
+            .records()
             .subscription(id)
             .await?
             .filter(|s| scope.covers(&s.solution))
@@ -90,7 +91,7 @@ impl Registry {
     /// Deletes subscription `id` of `scope`, cancelling its unfinished deliveries.
     pub async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<(), RegistryError> {
         let id = self.subscription(scope, id).await?.id;
-        if !self.store.delete_subscription(id).await? {
+        if !self.store.records().delete_subscription(id).await? {
             return Err(RegistryError::NotFound(format!(
                 "no subscription with id \"{id}\""
             )));
@@ -105,7 +106,10 @@ impl Registry {
         id: SubscriptionId,
         reason: &str,
     ) -> Result<(), RegistryError> {
-        self.store.disable_subscription(id, reason).await?;
+        self.store
+            .records()
+            .disable_subscription(id, reason)
+            .await?;
         self.reload().await?;
         Ok(())
     }
@@ -116,6 +120,7 @@ impl Registry {
     ) -> Result<Option<Subscription>, RegistryError> {
         Ok(self
             .store
+            .records()
             .subscriptions()
             .await?
             .into_iter()
@@ -123,7 +128,7 @@ impl Registry {
     }
 
     async fn put_subscription(&self, subscription: &Subscription) -> Result<(), RegistryError> {
-        self.store.put_subscription(subscription).await?;
+        self.store.records().put_subscription(subscription).await?;
         self.reload().await?;
         Ok(())
     }

@@ -159,9 +159,6 @@ on_every_backend!(HealthRecords {
             .execute(&mut *tx)
             .await?;
         }
-        if let (Some(announce), true) = (DB::ANNOUNCE_CHANGE, after.state != before.state) {
-            sqlx::query::<DB>(announce).execute(&mut *tx).await?;
-        }
         if after.state == HealthState::Disabled && before.state != HealthState::Disabled {
             sqlx::query::<DB>(HOLD)
                 .bind(millis(now))
@@ -170,6 +167,10 @@ on_every_backend!(HealthRecords {
                 .await?;
         }
         tx.commit().await?;
+        if after.state != before.state {
+            // The other instances' dispatchers hold or release the endpoint's deliveries.
+            self.messages.changed().await?;
+        }
         Ok((before, after))
     }
 

@@ -4,8 +4,7 @@
 pub mod console;
 pub mod grants;
 pub mod health;
-mod pg_prune;
-mod pg_writer;
+pub mod messages;
 pub mod postgres;
 pub mod prune;
 pub mod rates;
@@ -17,6 +16,7 @@ mod sql;
 pub mod sqlite;
 mod url;
 
+pub use messages::{Callback, Messages, TextCallback, Watchers, TAIL_TEXT_MAX};
 pub use retention::{
     Cutoffs, EventScan, Horizons, PassReport, Removed, RetentionState, StoreStats, TableStats,
 };
@@ -155,8 +155,8 @@ fn transient_sqlite(code: i32) -> bool {
     matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15)
 }
 
-/// The part of the store that is the same SQL on every backend ([`sql::Shared`]); [`Store`]'s
-/// defaults call it, and a backend overrides only what it adds (PostgreSQL announces changes).
+/// The part of the store that is the same SQL on every backend ([`sql::Shared`], which tells
+/// the other instances of what it changes through the backend's [`Messages`]).
 #[async_trait]
 pub trait Records: Send + Sync {
     /// An event and its deliveries, if it is of a solution of `scope`.
@@ -238,10 +238,11 @@ pub trait Records: Send + Sync {
     async fn reseal(&self) -> Result<u64, StoreError>;
 }
 
-/// What the store needs to do, whatever the database.
+/// What the store needs to do, whatever the database. Reads and administrative writes that are
+/// the same SQL everywhere are [`Store::records`]; what differs by backend is here.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The statements both backends share (the defaults below call them).
+    /// The statements both backends share.
     fn records(&self) -> &dyn Records;
 
     /// Endpoint health, shared by every instance.
@@ -256,64 +257,12 @@ pub trait Store: Send + Sync + 'static {
     /// The operator console's sessions, activity and pages.
     fn console(&self) -> &dyn console::ConsoleRecords;
 
+    /// What the instances sharing this store tell each other.
+    fn messages(&self) -> &dyn Messages;
+
     /// Stores events with their deliveries durably (on disk before returning), honouring
     /// idempotency keys. Results are in the order of `events`.
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
-
-    /// An event and its deliveries, if it is of a solution of `scope`.
-    async fn event(
-        &self,
-        scope: &Scope,
-        id: EventId,
-    ) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
-        self.records().event(scope, id).await
-    }
-
-    /// Creates or replaces an endpoint (by id). Fails with `Conflict` if the name is taken.
-    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        self.records().put_endpoint(endpoint).await
-    }
-    /// One endpoint.
-    async fn endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        self.records().endpoint(id).await
-    }
-    /// One endpoint by name.
-    async fn endpoint_by_name(&self, name: &str) -> Result<Option<Endpoint>, StoreError> {
-        self.records().endpoint_by_name(name).await
-    }
-    /// All endpoints, by name.
-    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        self.records().endpoints().await
-    }
-    /// Deletes an endpoint and its subscriptions, cancelling their unfinished deliveries.
-    async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
-        self.records().delete_endpoint(id).await
-    }
-
-    /// Creates or replaces a subscription (by id). Fails with `Conflict` if the name is taken.
-    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
-        self.records().put_subscription(subscription).await
-    }
-    /// One subscription.
-    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        self.records().subscription(id).await
-    }
-    /// All subscriptions, by name.
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        self.records().subscriptions().await
-    }
-    /// Deletes a subscription, cancelling its unfinished deliveries.
-    async fn delete_subscription(&self, id: SubscriptionId) -> Result<bool, StoreError> {
-        self.records().delete_subscription(id).await
-    }
-    /// Disables a subscription (a receiver answered 410 Gone) and cancels its pending deliveries.
-    async fn disable_subscription(
-        &self,
-        id: SubscriptionId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.records().disable_subscription(id, reason).await
-    }
 
     /// Leases up to `limit` due deliveries (pending and due, or with an expired lease),
     /// skipping the endpoints in `skip_endpoints`, until `lease_until`.
@@ -321,61 +270,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records attempts and the resulting delivery states; a result only changes a delivery
     /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError>;
-    /// Gives back every lease held by `owner` (at start-up: work of a previous run).
-    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        self.records().release_leases(owner).await
-    }
-    /// The earliest time a pending delivery is due (leaving out the endpoints in `skip`, and
-    /// deliveries of deleted endpoints) or a lease ends, if any.
-    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.records().next_due(skip).await
-    }
 
-    /// Deliveries of events of `scope` matching `query`, newest first.
-    async fn deliveries(
-        &self,
-        scope: &Scope,
-        query: &DeliveryQuery,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.records().deliveries(scope, query).await
-    }
-    /// One delivery with its attempts, if its event is of a solution of `scope`.
-    async fn delivery(
-        &self,
-        scope: &Scope,
-        id: DeliveryId,
-    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        self.records().delivery(scope, id).await
-    }
-    /// Makes a dead-lettered (or pending) delivery of `scope` due now. `None` if there is
-    /// none; `Some(false)` if it is in a state that cannot be retried or its endpoint was
-    /// deleted.
-    async fn retry(
-        &self,
-        scope: &Scope,
-        id: DeliveryId,
-        now: OffsetDateTime,
-    ) -> Result<Option<bool>, StoreError> {
-        self.records().retry(scope, id, now).await
-    }
-    /// Makes the dead letters of `scope` matching `filter` due now (not those of deleted
-    /// endpoints); returns how many.
-    async fn replay(
-        &self,
-        scope: &Scope,
-        filter: &ReplayFilter,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.records().replay(scope, filter, now).await
-    }
-    /// Number of deliveries per status.
-    async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
-        self.records().counts().await
-    }
-    /// Whether the database answers.
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.records().ping().await
-    }
     /// Whether the store takes durable writes now (readiness: events can be accepted).
     async fn ready(&self) -> Result<(), StoreError>;
 
@@ -394,64 +289,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<EventScan, StoreError>;
     /// Gives up to `max_pages` free pages back to the file system; returns the bytes given
     /// back. SQLite's incremental vacuum; PostgreSQL keeps freed space for reuse (autovacuum).
-    async fn reclaim(&self, _max_pages: u32) -> Result<u64, StoreError> {
-        Ok(0)
-    }
+    async fn reclaim(&self, max_pages: u32) -> Result<u64, StoreError>;
     /// Rows and bytes by table.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
-    /// What pruning has removed so far and its last pass.
-    async fn retention_state(&self) -> Result<RetentionState, StoreError> {
-        self.records().retention_state().await
-    }
-    /// Keeps `report` as the last pruning pass.
-    async fn save_pass(&self, report: &PassReport) -> Result<(), StoreError> {
-        self.records().save_pass(report).await
-    }
 
     /// The lease owner name this process uses: fixed for an embedded store (a restart
     /// releases the leases of the previous run at once), unique per process for a shared one
     /// (leases of a dead instance are taken over when they expire).
     fn lease_owner(&self) -> String;
-
-    /// Calls the handlers of `watchers` when other instances tell this one something (a
-    /// no-op for embedded stores, where this process is the only writer and wakes itself).
-    fn watch(&self, watchers: Watchers);
-
-    /// Whether other instances may share this store, so that a live tail open on one of them
-    /// wants to hear what happens on the others.
-    fn shared(&self) -> bool {
-        false
-    }
-
-    /// Tells the live tails of every instance `text` (at most [`TAIL_TEXT_MAX`] bytes);
-    /// nothing for an embedded store.
-    async fn tell_tails(&self, _text: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Asks every instance, on behalf of instance `asker`, to tell the live tails what
-    /// happens there for a while; nothing for an embedded store.
-    async fn want_tail(&self, _asker: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-/// The most bytes one [`Store::tell_tails`] carries (PostgreSQL's `NOTIFY` payloads stop
-/// short of 8,000).
-pub const TAIL_TEXT_MAX: usize = 7_600;
-
-/// What other instances tell this one, and who hears it (see [`Store::watch`]).
-#[derive(Clone)]
-pub struct Watchers {
-    /// Some instance stored due work.
-    pub on_work: Callback,
-    /// Some instance changed endpoints or subscriptions.
-    pub on_change: Callback,
-    /// Some instance told the live tails what happened there (the text it gave
-    /// [`Store::tell_tails`]).
-    pub on_tail: TextCallback,
-    /// Some instance has a live tail open and wants to hear (the asking instance's name).
-    pub on_tail_wanted: TextCallback,
 }
 
 /// Opens the store named by `settings.url`.
@@ -473,11 +318,6 @@ pub(crate) fn conflict_on_unique(e: sqlx::Error, what: String) -> StoreError {
         _ => StoreError::Database(e),
     }
 }
-
-/// A notification handler.
-pub type Callback = std::sync::Arc<dyn Fn() + Send + Sync>;
-/// A handler of a notification that carries text.
-pub type TextCallback = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How to reach the store.
 #[derive(Debug, Clone)]

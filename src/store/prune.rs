@@ -178,7 +178,7 @@ impl Pruner {
             removed,
             reclaimed_bytes: reclaimed,
         };
-        self.store.save_pass(&report).await?;
+        self.store.records().save_pass(&report).await?;
         record_pass(&report);
         if removed != Removed::default() {
             tracing::info!(

@@ -1,13 +1,15 @@
 //! The SQL both backends share: one body of statements (with `$N` placeholders, which SQLite
 //! reads as well as PostgreSQL) and the code around them, generic over the database. What
 //! differs — storing events (SQLite's group commit, PostgreSQL's one-statement insert),
-//! leasing, and LISTEN/NOTIFY — stays in `sqlite/` and `postgres.rs`.
+//! leasing, pruning — stays in `sqlite/` and `postgres/`. What they change is told to the other
+//! instances through the backend's [`super::Messages`].
 
 use std::sync::Arc;
 
 use sqlx::{Database, Pool};
 use time::OffsetDateTime;
 
+use super::messages::Messages;
 use super::rows::{
     attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, from_millis, millis,
     subscription_from_row, Columns,
@@ -29,10 +31,6 @@ pub trait Backend: Database {
     /// has locked the whole database already).
     const LOCK_ROWS: &'static str;
 
-    /// A statement that tells the other instances, when the transaction commits, that
-    /// endpoints changed (`None`: there are no others).
-    const ANNOUNCE_CHANGE: Option<&'static str>;
-
     /// Rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
@@ -40,7 +38,6 @@ pub trait Backend: Database {
 impl Backend for sqlx::Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
-    const ANNOUNCE_CHANGE: Option<&'static str> = None;
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -50,8 +47,6 @@ impl Backend for sqlx::Sqlite {
 impl Backend for sqlx::Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    // The channel `postgres.rs` listens on for changes.
-    const ANNOUNCE_CHANGE: Option<&'static str> = Some("SELECT pg_notify('herald_changes', '')");
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -64,6 +59,8 @@ pub struct Shared<DB: Database> {
     pub pool: Pool<DB>,
     /// What endpoint settings are sealed with.
     pub keys: Arc<KeyRing>,
+    /// Who hears of changes: the other instances of a shared store.
+    pub messages: Arc<dyn Messages>,
 }
 
 fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
@@ -156,7 +153,7 @@ on_every_backend!(Records {
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("endpoint name \"{}\"", e.name)))?;
-        Ok(())
+        self.messages.changed().await
     }
 
     /// One endpoint.
@@ -217,6 +214,7 @@ on_every_backend!(Records {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.messages.changed().await?;
         Ok(DB::rows_affected(&done) > 0)
     }
 
@@ -249,7 +247,7 @@ on_every_backend!(Records {
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;
-        Ok(())
+        self.messages.changed().await
     }
 
     /// One subscription.
@@ -285,6 +283,7 @@ on_every_backend!(Records {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.messages.changed().await?;
         Ok(DB::rows_affected(&done) > 0)
     }
 
@@ -315,7 +314,7 @@ on_every_backend!(Records {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        self.messages.changed().await
     }
 
     /// Gives back every lease held by `owner`.
@@ -458,7 +457,12 @@ on_every_backend!(Records {
         .bind(id.to_string())
         .execute(&self.pool)
         .await?;
-        Ok(Some(DB::rows_affected(&done) > 0))
+        let retried = DB::rows_affected(&done) > 0;
+        if retried {
+            // Work made due again wakes the other instances' dispatchers.
+            self.messages.work();
+        }
+        Ok(Some(retried))
     }
 
     /// Makes the dead letters of `scope` matching `f` due now; returns how many.
@@ -491,6 +495,9 @@ on_every_backend!(Records {
             .execute(&self.pool)
             .await?;
             replayed += DB::rows_affected(&done);
+        }
+        if replayed > 0 {
+            self.messages.work();
         }
         Ok(replayed)
     }

@@ -140,7 +140,13 @@ pub async fn a_rotation_seals_every_row_again_and_a_missing_key_stops_the_start(
 
     // Rotation: the new key first, the old one after it.
     let rotated = open(&settings(&t.settings, &[&k2, &k1])).await.unwrap();
-    let back = rotated.endpoint(ep.id).await.unwrap().unwrap().settings;
+    let back = rotated
+        .records()
+        .endpoint(ep.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .settings;
     assert_eq!(
         serde_json::to_value(&back).unwrap(),
         serde_json::to_value(&ep.settings).unwrap(),
@@ -156,7 +162,7 @@ pub async fn a_rotation_seals_every_row_again_and_a_missing_key_stops_the_start(
     );
     // The old key can go now.
     let only_new = open(&settings(&t.settings, &[&k2])).await.unwrap();
-    assert!(only_new.endpoint(ep.id).await.unwrap().is_some());
+    assert!(only_new.records().endpoint(ep.id).await.unwrap().is_some());
     drop(only_new);
     // Without the key the rows need, the store does not open, and says which key.
     let other = KeyRing::generate_line();

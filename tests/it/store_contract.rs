@@ -82,7 +82,7 @@ pub(crate) async fn endpoint(store: &dyn Store, name: &str) -> Endpoint {
         updated_at: now(),
         owners: Vec::new(),
     };
-    store.put_endpoint(&e).await.unwrap();
+    store.records().put_endpoint(&e).await.unwrap();
     e
 }
 
@@ -109,7 +109,7 @@ pub(crate) async fn subscription(
         created_at: now(),
         updated_at: now(),
     };
-    store.put_subscription(&s).await.unwrap();
+    store.records().put_subscription(&s).await.unwrap();
     s
 }
 
@@ -197,13 +197,19 @@ pub async fn stored_events_come_back_with_their_deliveries(t: TestStore) {
             deliveries: 1
         }]
     );
-    let (event, deliveries) = s.event(&Scope::All, new.event.id).await.unwrap().unwrap();
+    let (event, deliveries) = s
+        .records()
+        .event(&Scope::All, new.event.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event.params, new.event.params);
     assert_eq!(event.correlation_id, "corr-1");
     assert_eq!(event.traceparent.as_deref(), Some(traceparent));
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
     assert!(s
+        .records()
         .event(&Scope::All, EventId::new())
         .await
         .unwrap()
@@ -234,13 +240,23 @@ pub async fn an_event_keeps_its_depth_and_what_its_steps_did(t: TestStore) {
         .insert("QuoteId".into(), "q-1".into());
     new.event = Arc::new(OutgoingEvent::new(event.clone()));
     s.ingest(vec![new.clone()]).await.unwrap();
-    let (stored, _) = s.event(&Scope::All, new.event.id).await.unwrap().unwrap();
+    let (stored, _) = s
+        .records()
+        .event(&Scope::All, new.event.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.depth, 3);
     assert_eq!(stored.pipeline, event.pipeline);
     // An event no step touched stores no pipeline and reads back empty, at depth 1.
     let plain = new_event(&sub, None);
     s.ingest(vec![plain.clone()]).await.unwrap();
-    let (stored, _) = s.event(&Scope::All, plain.event.id).await.unwrap().unwrap();
+    let (stored, _) = s
+        .records()
+        .event(&Scope::All, plain.event.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((stored.depth, stored.pipeline.is_empty()), (1, true));
 }
 
@@ -323,6 +339,7 @@ pub async fn an_expired_lease_is_taken_over_and_the_old_owner_result_is_ignored(
         .await
         .unwrap();
     let (d, attempts) = s
+        .records()
         .delivery(&Scope::All, second[0].id)
         .await
         .unwrap()
@@ -360,14 +377,15 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
             .is_empty(),
         "nothing is due"
     );
-    let next = s.next_due(&[]).await.unwrap().unwrap();
+    let next = s.records().next_due(&[]).await.unwrap().unwrap();
     assert!((next - later).abs() < time::Duration::seconds(1));
     assert_eq!(
-        s.next_due(&[ep.id]).await.unwrap(),
+        s.records().next_due(&[ep.id]).await.unwrap(),
         None,
         "a skipped endpoint's work does not count"
     );
     let dead = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -380,29 +398,31 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("receiver answered 400"));
     assert_eq!(
-        s.replay(
-            &Scope::All,
-            &ReplayFilter {
-                event: Some("other".into()),
-                ..Default::default()
-            },
-            now()
-        )
-        .await
-        .unwrap(),
+        s.records()
+            .replay(
+                &Scope::All,
+                &ReplayFilter {
+                    event: Some("other".into()),
+                    ..Default::default()
+                },
+                now()
+            )
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        s.replay(
-            &Scope::All,
-            &ReplayFilter {
-                endpoint_id: Some(ep.id),
-                ..Default::default()
-            },
-            now()
-        )
-        .await
-        .unwrap(),
+        s.records()
+            .replay(
+                &Scope::All,
+                &ReplayFilter {
+                    endpoint_id: Some(ep.id),
+                    ..Default::default()
+                },
+                now()
+            )
+            .await
+            .unwrap(),
         1
     );
     let again = s.lease(lease_req("me", &[], 10, 10)).await.unwrap();
@@ -412,21 +432,28 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
         .await
         .unwrap();
     assert_eq!(
-        s.retry(&Scope::All, again[0].id, now()).await.unwrap(),
+        s.records()
+            .retry(&Scope::All, again[0].id, now())
+            .await
+            .unwrap(),
         Some(false),
         "a succeeded delivery is not retried"
     );
     assert_eq!(
-        s.retry(&Scope::All, leased[0].id, now()).await.unwrap(),
+        s.records()
+            .retry(&Scope::All, leased[0].id, now())
+            .await
+            .unwrap(),
         Some(true)
     );
     assert_eq!(
-        s.retry(&Scope::All, DeliveryId::new(), now())
+        s.records()
+            .retry(&Scope::All, DeliveryId::new(), now())
             .await
             .unwrap(),
         None
     );
-    let counts = s.counts().await.unwrap();
+    let counts = s.records().counts().await.unwrap();
     assert!(
         counts.contains(&(DeliveryStatus::Succeeded, 1))
             && counts.contains(&(DeliveryStatus::Pending, 1))
@@ -439,22 +466,32 @@ pub async fn endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete
     let mut twin = ep.clone();
     twin.id = EndpointId::new();
     assert!(matches!(
-        s.put_endpoint(&twin).await,
+        s.records().put_endpoint(&twin).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(s.endpoint_by_name("ep").await.unwrap().unwrap().id, ep.id);
+    assert_eq!(
+        s.records()
+            .endpoint_by_name("ep")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        ep.id
+    );
     let sub = subscription(s, ep.id, "sub").await;
     s.ingest(vec![new_event(&sub, None)]).await.unwrap();
-    s.disable_subscription(sub.id, "receiver answered 410")
+    s.records()
+        .disable_subscription(sub.id, "receiver answered 410")
         .await
         .unwrap();
-    let disabled = s.subscription(sub.id).await.unwrap().unwrap();
+    let disabled = s.records().subscription(sub.id).await.unwrap().unwrap();
     assert!(!disabled.enabled);
     assert_eq!(
         disabled.disabled_reason.as_deref(),
         Some("receiver answered 410")
     );
     let cancelled = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -465,9 +502,9 @@ pub async fn endpoints_and_subscriptions_keep_unique_names_and_cascade_on_delete
         .await
         .unwrap();
     assert_eq!(cancelled.len(), 1);
-    assert!(s.delete_endpoint(ep.id).await.unwrap());
-    assert!(s.subscriptions().await.unwrap().is_empty());
-    assert!(s.endpoints().await.unwrap().is_empty());
+    assert!(s.records().delete_endpoint(ep.id).await.unwrap());
+    assert!(s.records().subscriptions().await.unwrap().is_empty());
+    assert!(s.records().endpoints().await.unwrap().is_empty());
 }
 
 pub async fn released_leases_are_due_again_at_once(t: TestStore) {
@@ -479,8 +516,8 @@ pub async fn released_leases_are_due_again_at_once(t: TestStore) {
         s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
         1
     );
-    assert_eq!(s.release_leases("someone-else").await.unwrap(), 0);
-    assert_eq!(s.release_leases("me").await.unwrap(), 1);
+    assert_eq!(s.records().release_leases("someone-else").await.unwrap(), 0);
+    assert_eq!(s.records().release_leases("me").await.unwrap(), 1);
     assert_eq!(
         s.lease(lease_req("me", &[], 10, 10)).await.unwrap().len(),
         1
@@ -531,7 +568,12 @@ pub async fn a_handed_off_delivery_whose_instance_dies_is_taken_over(t: TestStor
     dead.deliveries[0].leased_until = Some(now() - Duration::from_millis(1));
     let (live_id, dead_id) = (live.deliveries[0].id, dead.deliveries[0].id);
     s.ingest(vec![live, dead]).await.unwrap();
-    let (d, _) = s.delivery(&Scope::All, live_id).await.unwrap().unwrap();
+    let (d, _) = s
+        .records()
+        .delivery(&Scope::All, live_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.status, DeliveryStatus::InFlight, "born leased");
     let taken = s.lease(lease_req("survivor", &[], 10, 10)).await.unwrap();
     assert_eq!(
@@ -552,13 +594,18 @@ pub async fn a_handed_off_delivery_whose_instance_dies_is_taken_over(t: TestStor
         event: taken[0].event.clone(),
     };
     // A restart of the owner (an embedded store's only instance) releases the lease at once.
-    assert_eq!(s.release_leases(&owner).await.unwrap(), 1);
+    assert_eq!(s.records().release_leases(&owner).await.unwrap(), 1);
     let again = s.lease(lease_req(&owner, &[], 10, 10)).await.unwrap();
     assert_eq!(again.iter().map(|d| d.id).collect::<Vec<_>>(), [live_id]);
     s.record(&owner, &[result(&handed, NextState::Succeeded)])
         .await
         .unwrap();
-    let (d, attempts) = s.delivery(&Scope::All, live_id).await.unwrap().unwrap();
+    let (d, attempts) = s
+        .records()
+        .delivery(&Scope::All, live_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert_eq!(attempts.len(), 1);
 }
@@ -595,6 +642,7 @@ pub async fn one_group_commit_answers_each_event_as_if_alone(t: TestStore) {
         ]
     );
     let stored = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -630,12 +678,14 @@ pub async fn results_are_recorded_many_at_a_time(t: TestStore) {
         })
         .collect();
     s.record("me", &results).await.unwrap();
-    let counts: std::collections::HashMap<_, _> = s.counts().await.unwrap().into_iter().collect();
+    let counts: std::collections::HashMap<_, _> =
+        s.records().counts().await.unwrap().into_iter().collect();
     assert_eq!(counts.get(&DeliveryStatus::Succeeded), Some(&234));
     assert_eq!(counts.get(&DeliveryStatus::Pending), Some(&233));
     assert_eq!(counts.get(&DeliveryStatus::DeadLettered), Some(&233));
     assert_eq!(counts.get(&DeliveryStatus::InFlight), None);
     let (d, attempts) = s
+        .records()
         .delivery(&Scope::All, leased[1].id)
         .await
         .unwrap()
@@ -688,21 +738,25 @@ pub async fn work_of_a_deleted_endpoint_is_neither_replayed_nor_due(t: TestStore
     )
     .await
     .unwrap();
-    assert!(s.delete_endpoint(ep.id).await.unwrap());
+    assert!(s.records().delete_endpoint(ep.id).await.unwrap());
     assert_eq!(
-        s.replay(&Scope::All, &ReplayFilter::default(), now())
+        s.records()
+            .replay(&Scope::All, &ReplayFilter::default(), now())
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        s.retry(&Scope::All, leased[0].id, now()).await.unwrap(),
+        s.records()
+            .retry(&Scope::All, leased[0].id, now())
+            .await
+            .unwrap(),
         Some(false)
     );
     // A delivery stored for an endpoint deleted meanwhile (an ingestion racing the delete)
     // does not make the dispatcher look again and again.
     s.ingest(vec![new_event(&sub, None)]).await.unwrap();
-    assert_eq!(s.next_due(&[]).await.unwrap(), None);
+    assert_eq!(s.records().next_due(&[]).await.unwrap(), None);
 }
 
 pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_disabled_endpoint(
@@ -735,7 +789,12 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         .await
         .unwrap()
         .is_empty());
-    let due = s.next_due(&[]).await.unwrap().expect("the probe time");
+    let due = s
+        .records()
+        .next_due(&[])
+        .await
+        .unwrap()
+        .expect("the probe time");
     assert!(
         due >= t0 + Duration::from_secs(59),
         "{due} is the probe time"
@@ -759,13 +818,14 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
     assert!(h.claim_probe(ep.id, now(), until).await.unwrap());
     assert!(!h.claim_probe(ep.id, now(), until).await.unwrap());
     // Disabled: waiting deliveries are held in the same change, and resumed oldest first.
-    s.release_leases("me").await.unwrap();
+    s.records().release_leases("me").await.unwrap();
     h.change_health(ep.id, now(), &|x: EndpointHealth| {
         x.disabled("maintenance", now())
     })
     .await
     .unwrap();
     let held = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -781,7 +841,7 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(s.next_due(&[]).await.unwrap(), None);
+    assert_eq!(s.records().next_due(&[]).await.unwrap(), None);
     s.ingest(vec![new_event(&sub, None)]).await.unwrap();
     assert_eq!(h.hold_deliveries(ep.id, now()).await.unwrap(), 1);
     let (_, healthy) = h
@@ -795,6 +855,7 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
     );
     assert_eq!(h.resume_held(ep.id, now()).await.unwrap(), 4);
     let resumed = s
+        .records()
         .deliveries(&Scope::All, &DeliveryQuery::default())
         .await
         .unwrap();
@@ -809,7 +870,7 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         4
     );
     // What waits past its time to live is dead-lettered, without an attempt; the rest stays.
-    s.release_leases("me").await.unwrap();
+    s.records().release_leases("me").await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let t1 = now();
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -820,6 +881,7 @@ pub async fn endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_di
         .unwrap();
     assert_eq!(expired, 4);
     let dead = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -938,21 +1000,27 @@ pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: Test
     let nobody = Scope::Solutions(Vec::new());
     let both = Scope::Solutions(vec!["contoso".into(), "fabrikam".into()]);
 
-    assert!(s.event(&contoso, ids[0]).await.unwrap().is_some());
-    assert!(s.event(&contoso, ids[1]).await.unwrap().is_none());
-    assert!(s.event(&fabrikam, ids[1]).await.unwrap().is_some());
-    assert!(s.event(&nobody, ids[0]).await.unwrap().is_none());
+    assert!(s.records().event(&contoso, ids[0]).await.unwrap().is_some());
+    assert!(s.records().event(&contoso, ids[1]).await.unwrap().is_none());
+    assert!(s
+        .records()
+        .event(&fabrikam, ids[1])
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s.records().event(&nobody, ids[0]).await.unwrap().is_none());
 
     let all = DeliveryQuery::default();
     let count = |scope: Scope| {
         let all = all.clone();
-        async move { s.deliveries(&scope, &all).await.unwrap().len() }
+        async move { s.records().deliveries(&scope, &all).await.unwrap().len() }
     };
     assert_eq!(count(Scope::All).await, 3);
     assert_eq!(count(contoso.clone()).await, 1);
     assert_eq!(count(fabrikam.clone()).await, 2);
     assert_eq!(count(nobody.clone()).await, 0);
     let merged = s
+        .records()
         .deliveries(
             &both,
             &DeliveryQuery {
@@ -963,6 +1031,7 @@ pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: Test
         .await
         .unwrap();
     let newest = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -985,28 +1054,44 @@ pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: Test
         .map(|d| result(d, NextState::DeadLettered("gone".into())))
         .collect();
     s.record("me", &dead).await.unwrap();
-    let of_fabrikam = s.deliveries(&fabrikam, &all).await.unwrap()[0].id;
-    assert!(s.delivery(&contoso, of_fabrikam).await.unwrap().is_none());
-    assert!(s.delivery(&fabrikam, of_fabrikam).await.unwrap().is_some());
+    let of_fabrikam = s.records().deliveries(&fabrikam, &all).await.unwrap()[0].id;
+    assert!(s
+        .records()
+        .delivery(&contoso, of_fabrikam)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .records()
+        .delivery(&fabrikam, of_fabrikam)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
-        s.retry(&contoso, of_fabrikam, now()).await.unwrap(),
+        s.records()
+            .retry(&contoso, of_fabrikam, now())
+            .await
+            .unwrap(),
         None,
         "out of scope is as absent as unknown"
     );
     assert_eq!(
-        s.replay(&contoso, &ReplayFilter::default(), now())
+        s.records()
+            .replay(&contoso, &ReplayFilter::default(), now())
             .await
             .unwrap(),
         1,
         "contoso replays its own dead letter only"
     );
     assert_eq!(
-        s.replay(&nobody, &ReplayFilter::default(), now())
+        s.records()
+            .replay(&nobody, &ReplayFilter::default(), now())
             .await
             .unwrap(),
         0
     );
     let still_dead = s
+        .records()
         .deliveries(
             &Scope::All,
             &DeliveryQuery {
@@ -1018,7 +1103,10 @@ pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: Test
         .unwrap();
     assert_eq!(still_dead.len(), 2, "fabrikam's dead letters are untouched");
     assert_eq!(
-        s.retry(&fabrikam, of_fabrikam, now()).await.unwrap(),
+        s.records()
+            .retry(&fabrikam, of_fabrikam, now())
+            .await
+            .unwrap(),
         Some(true)
     );
 }

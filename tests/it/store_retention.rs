@@ -94,7 +94,7 @@ pub async fn pruning_removes_finished_work_and_never_what_is_still_going(t: Test
     lonely.deliveries.clear();
     s.ingest(vec![lonely.clone()]).await.unwrap();
     assert_eq!(
-        s.retention_state().await.unwrap().horizons,
+        s.records().retention_state().await.unwrap().horizons,
         Horizons::default()
     );
 
@@ -110,26 +110,36 @@ pub async fn pruning_removes_finished_work_and_never_what_is_still_going(t: Test
     );
     for id in &succeeded {
         assert!(
-            s.event(&Scope::All, *id).await.unwrap().is_none(),
+            s.records().event(&Scope::All, *id).await.unwrap().is_none(),
             "{id} is pruned"
         );
     }
     assert!(s
+        .records()
         .event(&Scope::All, lonely.event.id)
         .await
         .unwrap()
         .is_none());
     for id in dead.iter().chain(&retrying) {
-        let (_, deliveries) = s.event(&Scope::All, *id).await.unwrap().expect("kept");
+        let (_, deliveries) = s
+            .records()
+            .event(&Scope::All, *id)
+            .await
+            .unwrap()
+            .expect("kept");
         assert_eq!(deliveries.len(), 1);
     }
     for e in [&pending, &in_flight] {
         assert!(
-            s.event(&Scope::All, e.event.id).await.unwrap().is_some(),
+            s.records()
+                .event(&Scope::All, e.event.id)
+                .await
+                .unwrap()
+                .is_some(),
             "unfinished work is kept"
         );
     }
-    let horizons = s.retention_state().await.unwrap().horizons;
+    let horizons = s.records().retention_state().await.unwrap().horizons;
     assert!(horizons.deliveries.is_some() && horizons.events.is_some());
     assert_eq!(
         horizons.dead_letters, None,
@@ -149,6 +159,7 @@ pub async fn pruning_removes_finished_work_and_never_what_is_still_going(t: Test
     let removed = prune_all(s, &cutoffs, 100).await;
     assert_eq!((removed.deliveries, removed.events), (2, 2));
     assert!(s
+        .records()
         .retention_state()
         .await
         .unwrap()
@@ -156,15 +167,21 @@ pub async fn pruning_removes_finished_work_and_never_what_is_still_going(t: Test
         .dead_letters
         .is_some());
     for e in [&pending, &in_flight] {
-        assert!(s.event(&Scope::All, e.event.id).await.unwrap().is_some());
+        assert!(s
+            .records()
+            .event(&Scope::All, e.event.id)
+            .await
+            .unwrap()
+            .is_some());
     }
     for id in &retrying {
         assert!(
-            s.event(&Scope::All, *id).await.unwrap().is_some(),
+            s.records().event(&Scope::All, *id).await.unwrap().is_some(),
             "a retrying delivery is never pruned"
         );
     }
-    let counts: std::collections::HashMap<_, _> = s.counts().await.unwrap().into_iter().collect();
+    let counts: std::collections::HashMap<_, _> =
+        s.records().counts().await.unwrap().into_iter().collect();
     assert_eq!(counts.get(&DeliveryStatus::Pending), Some(&3));
     assert_eq!(counts.get(&DeliveryStatus::InFlight), Some(&1));
     assert_eq!(counts.get(&DeliveryStatus::Succeeded), None);
@@ -220,12 +237,14 @@ pub async fn an_idempotency_key_is_honoured_inside_its_window_and_free_after_it(
     s.ingest(vec![lonely.clone()]).await.unwrap();
     prune_all(s, &cutoffs, 10).await;
     assert!(s
+        .records()
         .event(&Scope::All, lonely.event.id)
         .await
         .unwrap()
         .is_some());
     prune_all(s, &all_but_dead_letters(), 10).await;
     assert!(s
+        .records()
         .event(&Scope::All, lonely.event.id)
         .await
         .unwrap()
@@ -264,7 +283,7 @@ pub async fn two_instances_pruning_at_once_remove_each_row_once(t: TestStore) {
 
 pub async fn a_pass_is_kept_for_every_instance_to_read(t: TestStore) {
     let s = t.store.as_ref();
-    assert_eq!(s.retention_state().await.unwrap().last_pass, None);
+    assert_eq!(s.records().retention_state().await.unwrap().last_pass, None);
     let report = PassReport {
         instance: "i-1".into(),
         started_at: OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap(),
@@ -276,8 +295,11 @@ pub async fn a_pass_is_kept_for_every_instance_to_read(t: TestStore) {
         },
         reclaimed_bytes: 4096,
     };
-    s.save_pass(&report).await.unwrap();
-    assert_eq!(s.retention_state().await.unwrap().last_pass, Some(report));
+    s.records().save_pass(&report).await.unwrap();
+    assert_eq!(
+        s.records().retention_state().await.unwrap().last_pass,
+        Some(report)
+    );
 }
 
 pub async fn pruning_beside_ingestion_removes_only_what_expired(t: TestStore) {
@@ -303,7 +325,8 @@ pub async fn pruning_beside_ingestion_removes_only_what_expired(t: TestStore) {
         w.await.unwrap();
     }
     assert_eq!((removed.deliveries, removed.attempts), (600, 600));
-    let counts: std::collections::HashMap<_, _> = s.counts().await.unwrap().into_iter().collect();
+    let counts: std::collections::HashMap<_, _> =
+        s.records().counts().await.unwrap().into_iter().collect();
     assert_eq!(
         counts.get(&DeliveryStatus::Pending),
         Some(&400),
@@ -337,7 +360,7 @@ pub async fn the_horizons_cover_the_ids_of_what_was_removed(t: TestStore) {
         .unwrap();
     let removed = prune_all(s, &all_but_dead_letters(), 10).await;
     assert_eq!((removed.deliveries, removed.events), (1, 1));
-    let horizons = s.retention_state().await.unwrap().horizons;
+    let horizons = s.records().retention_state().await.unwrap().horizons;
     let covers = |horizon: Option<OffsetDateTime>, made: Option<i64>| {
         let horizon = horizon.expect("a horizon once something was removed");
         (horizon.unix_timestamp_nanos() / 1_000_000) as i64 >= made.unwrap()

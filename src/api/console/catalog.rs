@@ -270,7 +270,12 @@ pub async fn send_test(
             return refused(fs, status);
         }
     };
-    let rows = match state.store.event(&session.principal.scope(), id).await? {
+    let rows = match state
+        .store
+        .records()
+        .event(&session.principal.scope(), id)
+        .await?
+    {
         Some((_, list)) => list,
         None => Vec::new(),
     };

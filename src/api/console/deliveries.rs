@@ -234,11 +234,13 @@ pub async fn one(
     let scope = session.principal.scope();
     let (d, attempts) = state
         .store
+        .records()
         .delivery(&scope, delivery_id)
         .await?
         .ok_or_else(missing)?;
     let (event, _) = state
         .store
+        .records()
         .event(&scope, d.event_id)
         .await?
         .ok_or_else(missing)?;
@@ -343,14 +345,14 @@ pub async fn replay(
                 "\"{text}\" is not a delivery id."
             )));
         };
-        let Some((mut d, _)) = state.store.delivery(&scope, id).await? else {
+        let Some((mut d, _)) = state.store.records().delivery(&scope, id).await? else {
             skipped += 1;
             continue;
         };
         // The names of events this key may see, each read once.
         let name = match event_names.get(&d.event_id) {
             Some(name) => Some(name.clone()),
-            None => match state.store.event(&scope, d.event_id).await? {
+            None => match state.store.records().event(&scope, d.event_id).await? {
                 Some((e, _)) => {
                     event_names.insert(d.event_id, e.name.clone());
                     Some(e.name)
@@ -362,7 +364,7 @@ pub async fn replay(
             skipped += 1;
             continue;
         };
-        if state.store.retry(&scope, id, now).await? == Some(true) {
+        if state.store.records().retry(&scope, id, now).await? == Some(true) {
             // What the retry made of it: due now, as the page then shows it.
             d.status = DeliveryStatus::Pending;
             d.next_attempt_at = now;

@@ -50,7 +50,7 @@ pub async fn stream(
 ) -> Result<Response, PageError> {
     let names = super::seen::names(&state, &session.principal.scope()).await?;
     let feed = state.activity.watch();
-    if state.store.shared() {
+    if state.store.messages().shared() {
         // The other instances start telling at once, not at this instance's next ask.
         state.activity.want(state.store.as_ref()).await;
     }
@@ -63,7 +63,12 @@ pub async fn stream(
         .filter_map(|t| t.parse::<DeliveryId>().ok())
         .take(MAX_WATCHED)
     {
-        let Some((d, _)) = state.store.delivery(&principal.scope(), id).await? else {
+        let Some((d, _)) = state
+            .store
+            .records()
+            .delivery(&principal.scope(), id)
+            .await?
+        else {
             continue;
         };
         let data = serde_json::json!({

@@ -14,10 +14,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::messages::{Local, Messages};
 use super::sql::Shared;
 use super::{
     Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
-    StoreStats, TableStats, Watchers,
+    StoreStats, TableStats,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 
@@ -81,6 +82,8 @@ impl SqliteStore {
         let sql = Shared {
             pool,
             keys: settings.keys.clone(),
+            // One process uses the file: it has nobody to tell.
+            messages: std::sync::Arc::new(Local),
         };
         let resealed = sql.reseal().await?;
         if resealed > 0 {
@@ -307,5 +310,7 @@ impl Store for SqliteStore {
         OWNER.to_owned()
     }
 
-    fn watch(&self, _watchers: Watchers) {}
+    fn messages(&self) -> &dyn Messages {
+        self.sql.messages.as_ref()
+    }
 }

@@ -8,8 +8,8 @@
 
 use sqlx::{PgPool, Row};
 
-use super::{Cutoffs, EventScan, Removed, StoreError, StoreStats, TableStats};
 use crate::model::EventId;
+use crate::store::{Cutoffs, EventScan, Removed, StoreError, StoreStats, TableStats};
 
 /// When a removed row's id (`msg_` or `evt_` and a UUIDv7 in 32 hex digits) was made, in unix
 /// ms: its first 48 bits; 0 for an id of another UUID version. A horizon is the later of that

@@ -1,50 +1,44 @@
 //! The PostgreSQL store, for several Herald instances on one database: leases taken with
 //! `FOR UPDATE SKIP LOCKED` and expiring so any instance can die, `LISTEN/NOTIFY` to wake
-//! idle dispatchers, idempotency enforced by a unique index the whole cluster shares.
+//! idle dispatchers ([`messages`]), idempotency enforced by a unique index the whole cluster
+//! shares, group commit ([`writer`]), batched attempt results ([`record`]) and pruning
+//! ([`prune`]).
+
+mod messages;
+mod prune;
+mod record;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row};
 use time::OffsetDateTime;
 
+use super::messages::Messages;
 use super::rows::{self, millis};
 use super::sql::Shared;
-use super::{pg_prune, pg_writer};
 use super::{
     Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
-    StoreStats, Watchers,
+    StoreStats,
 };
-use crate::model::{
-    AttemptResult, DeliveryId, Endpoint, EndpointId, IngestOutcome, LeasedDelivery, NewEvent,
-    ReplayFilter, Scope, Subscription, SubscriptionId,
-};
+use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
+use messages::PgMessages;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The channel new work is announced on.
-const CHANNEL: &str = "herald_work";
-/// The channel changes of endpoints and subscriptions are announced on.
-const CHANGES: &str = "herald_changes";
-/// What happened on one instance, for the live tails open on the others.
-const TAIL: &str = "herald_tail";
-/// An instance with a live tail open asks the others to tell it what happens.
-const TAIL_WANTED: &str = "herald_tail_wanted";
 
 /// The PostgreSQL store.
 pub struct PgStore {
     /// The shared statements (one pool serves reads, writes and bookkeeping).
     sql: Shared<Postgres>,
     pool: PgPool,
-    options: PgConnectOptions,
     owner: String,
-    /// Signals the announcer task that new work was committed.
-    announce: Arc<tokio::sync::Notify>,
+    /// `LISTEN/NOTIFY` between the instances.
+    messages: Arc<PgMessages>,
     /// The group-commit writers' queue.
-    writer: tokio::sync::mpsc::Sender<pg_writer::Job>,
+    writer: tokio::sync::mpsc::Sender<writer::Job>,
 }
 
 impl PgStore {
@@ -74,22 +68,22 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        let announce = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(announce_work(pool.clone(), announce.clone()));
-        let committed = announce.clone();
+        let messages = Arc::new(PgMessages::start(pool.clone(), options));
+        let committed = messages.clone();
         // A writer per four pool connections, up to four: enough to overlap gathering
         // with committing, and leaving the pool to reads and bookkeeping.
         let writers = (settings.max_connections as usize / 4).clamp(1, 4);
-        let writer = pg_writer::start(
+        let writer = writer::start(
             pool.clone(),
             owner.clone(),
             writers,
             settings.idempotency_window,
-            Arc::new(move || committed.notify_one()),
+            Arc::new(move || committed.work()),
         );
         let sql = Shared {
             pool: pool.clone(),
             keys: settings.keys.clone(),
+            messages: messages.clone(),
         };
         let resealed = sql.reseal().await?;
         if resealed > 0 {
@@ -103,9 +97,8 @@ impl PgStore {
             writer,
             sql,
             pool,
-            options,
             owner,
-            announce,
+            messages,
         })
     }
 }
@@ -135,73 +128,14 @@ impl Store for PgStore {
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.writer
-            .send(pg_writer::Job { events, reply })
+            .send(writer::Job { events, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        super::record::record_pg(&self.pool, owner, results).await
-    }
-
-    // Changes to endpoints and subscriptions are announced to the other instances.
-    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        self.sql.put_endpoint(endpoint).await?;
-        self.announce_change().await
-    }
-
-    async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
-        let deleted = self.sql.delete_endpoint(id).await?;
-        self.announce_change().await?;
-        Ok(deleted)
-    }
-
-    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
-        self.sql.put_subscription(subscription).await?;
-        self.announce_change().await
-    }
-
-    async fn delete_subscription(&self, id: SubscriptionId) -> Result<bool, StoreError> {
-        let deleted = self.sql.delete_subscription(id).await?;
-        self.announce_change().await?;
-        Ok(deleted)
-    }
-
-    async fn disable_subscription(
-        &self,
-        id: SubscriptionId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.sql.disable_subscription(id, reason).await?;
-        self.announce_change().await
-    }
-
-    // Work made due again wakes the other instances' dispatchers.
-    async fn retry(
-        &self,
-        scope: &Scope,
-        id: DeliveryId,
-        now: OffsetDateTime,
-    ) -> Result<Option<bool>, StoreError> {
-        let retried = self.sql.retry(scope, id, now).await?;
-        if retried == Some(true) {
-            self.announce.notify_one();
-        }
-        Ok(retried)
-    }
-
-    async fn replay(
-        &self,
-        scope: &Scope,
-        filter: &ReplayFilter,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let replayed = self.sql.replay(scope, filter, now).await?;
-        if replayed > 0 {
-            self.announce.notify_one();
-        }
-        Ok(replayed)
+        record::record(&self.pool, owner, results).await
     }
 
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {
@@ -273,7 +207,7 @@ impl Store for PgStore {
     }
 
     async fn prune_deliveries(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Removed, StoreError> {
-        pg_prune::deliveries(&self.pool, cutoffs, limit).await
+        prune::deliveries(&self.pool, cutoffs, limit).await
     }
 
     async fn prune_events(
@@ -282,96 +216,23 @@ impl Store for PgStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<EventScan, StoreError> {
-        pg_prune::events(&self.pool, cutoffs, after, limit).await
+        prune::events(&self.pool, cutoffs, after, limit).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        pg_prune::stats(&self.pool).await
+        prune::stats(&self.pool).await
     }
 
     fn lease_owner(&self) -> String {
         self.owner.clone()
     }
 
-    fn watch(&self, watchers: Watchers) {
-        let options = self.options.clone();
-        tokio::spawn(async move {
-            // Reconnects after the database goes away; polling covers the gaps.
-            loop {
-                if let Err(e) = listen(&options, &watchers).await {
-                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting (polling meanwhile)");
-                }
-                // Anything may have happened while nobody listened.
-                (watchers.on_work)();
-                (watchers.on_change)();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+    fn messages(&self) -> &dyn Messages {
+        self.messages.as_ref()
     }
 
-    fn shared(&self) -> bool {
-        true
-    }
-
-    async fn tell_tails(&self, text: &str) -> Result<(), StoreError> {
-        self.notify(TAIL, text).await
-    }
-
-    async fn want_tail(&self, asker: &str) -> Result<(), StoreError> {
-        self.notify(TAIL_WANTED, asker).await
-    }
-}
-
-impl PgStore {
-    /// Tells every instance that endpoints or subscriptions changed.
-    async fn announce_change(&self) -> Result<(), StoreError> {
-        self.notify(CHANGES, "").await
-    }
-
-    /// `NOTIFY channel, payload`: every instance listening hears it.
-    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-}
-
-/// Announces new work to the other instances, one `NOTIFY` for however many commits happened
-/// while the previous one was sent. A `NOTIFY` inside each ingest transaction would take
-/// PostgreSQL's global notification lock at every commit and serialize them.
-async fn announce_work(pool: PgPool, signal: Arc<tokio::sync::Notify>) {
-    loop {
-        signal.notified().await;
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&pool)
-            .await
-        {
-            // The other instances' polling picks the work up.
-            tracing::debug!(error = %e, "could not announce new work");
-        }
-    }
-}
-
-async fn listen(options: &PgConnectOptions, watchers: &Watchers) -> Result<(), sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options.clone())
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener
-        .listen_all([CHANNEL, CHANGES, TAIL, TAIL_WANTED])
-        .await?;
-    loop {
-        let notification = listener.recv().await?;
-        match notification.channel() {
-            CHANGES => (watchers.on_change)(),
-            TAIL => (watchers.on_tail)(notification.payload()),
-            TAIL_WANTED => (watchers.on_tail_wanted)(notification.payload()),
-            _ => (watchers.on_work)(),
-        }
+    async fn reclaim(&self, _max_pages: u32) -> Result<u64, StoreError> {
+        // PostgreSQL keeps freed space for reuse; autovacuum looks after it.
+        Ok(0)
     }
 }
