@@ -11,6 +11,7 @@ mod crash;
 mod dataverse;
 mod demo;
 mod dispatch;
+mod docs;
 mod edge;
 mod flows;
 mod fuzzing;

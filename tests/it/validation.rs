@@ -129,6 +129,24 @@ async fn endpoint(app: &TestApp, url: &str, extra: Value) -> String {
     id
 }
 
+/// A webhook endpoint without the handshake, subscribed to purchases.
+async fn unguarded(app: &TestApp, url: &str) {
+    let (status, ep) = app
+        .post(
+            "/v1/endpoints",
+            &json!({"name": "unguarded", "kind": "webhook", "url": url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    let (status, sub) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"name": "unguarded", "event": "contoso_CustomerPurchase", "endpoint": ep["endpoint"]["id"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+}
+
 async fn validation(app: &TestApp, endpoint: &str) -> Value {
     app.get(&format!("/v1/endpoints/{endpoint}/health")).await.1["validation"].clone()
 }
@@ -200,7 +218,14 @@ async fn a_refusing_receiver_gets_nothing_until_it_allows_and_waiting_spends_no_
     .await;
     let v = validation(&app, &endpoint).await;
     assert!(v["last_error"].as_str().unwrap().contains("405"), "{v}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Asked again on the backoff and refused again: the dispatcher had its chance, and it
+    // still sent nothing.
+    wait_for(
+        Duration::from_secs(10),
+        "the handshake asked again",
+        || async { (receiver.requests(Method::OPTIONS).len() >= 2).then_some(()) },
+    )
+    .await;
     assert!(
         receiver.requests(Method::POST).is_empty(),
         "no delivery without a grant"
@@ -240,7 +265,17 @@ async fn a_receiver_grants_through_the_callback_url() {
     })
     .await;
     let callback = header(&asked.0, "webhook-request-callback");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A receiver that needs no handshake gets a later purchase: the dispatcher has leased and
+    // sent since, and the guarded endpoint still got nothing.
+    let other = Handshaker::start(Mode::Allow(None)).await;
+    unguarded(&app, &other.url).await;
+    app.send_purchase(2.0).await;
+    wait_for(
+        Duration::from_secs(10),
+        "the later purchase elsewhere",
+        || async { (!other.requests(Method::POST).is_empty()).then_some(()) },
+    )
+    .await;
     assert!(
         receiver.requests(Method::POST).is_empty(),
         "no delivery before the callback"
