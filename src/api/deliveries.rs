@@ -1,7 +1,7 @@
 //! `/v1/deliveries` and `/v1/dead-letters`: what happened to each delivery, manual retry,
 //! and replay of dead letters.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::QueryParams;
+use super::path::PathId;
 use super::views::{DeliveryDetail, DeliveryView};
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
 use crate::model::{
@@ -120,37 +121,31 @@ async fn list(
     Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
 }
 
-fn parse<T: std::str::FromStr>(id: &str, what: &str) -> Result<T, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::NotFound(format!("no {what} with id \"{id}\"")))
-}
-
 /// One delivery with every attempt.
 #[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", operation_id = "get_delivery", params(("id" = DeliveryId, Path)),
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "Removed by the retention policy"), AdminRefusals))]
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(delivery_id): PathId<DeliveryId>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let delivery_id = parse::<DeliveryId>(&id, "delivery")?;
     let Some((delivery, attempts)) = state
         .store
         .records()
         .delivery(&caller.scope(), delivery_id)
         .await?
     else {
-        return Err(missing(&state, &id, delivery_id).await);
+        return Err(missing(&state, delivery_id).await);
     };
     Ok(Json(DeliveryDetail::new(&delivery, &attempts)))
 }
 
 /// A delivery that was not found: `410` if pruning may have removed it.
-async fn missing(state: &AppState, id: &str, delivery_id: DeliveryId) -> ApiError {
+async fn missing(state: &AppState, delivery_id: DeliveryId) -> ApiError {
     match state.store.records().retention_state().await {
         Ok(r) => ApiError::missing(
             "delivery",
-            id,
+            &delivery_id.to_string(),
             delivery_id.unix_millis(),
             r.horizons.deliveries,
         ),
@@ -165,9 +160,8 @@ async fn missing(state: &AppState, id: &str, delivery_id: DeliveryId) -> ApiErro
 async fn retry(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(delivery_id): PathId<DeliveryId>,
 ) -> Result<(axum::http::StatusCode, Json<DeliveryDetail>), ApiError> {
-    let delivery_id = parse::<DeliveryId>(&id, "delivery")?;
     let scope = caller.scope();
     match state
         .store
@@ -175,7 +169,7 @@ async fn retry(
         .retry(&scope, delivery_id, OffsetDateTime::now_utc())
         .await?
     {
-        None => return Err(missing(&state, &id, delivery_id).await),
+        None => return Err(missing(&state, delivery_id).await),
         Some(false) => {
             return Err(ApiError::Conflict(
                 "only dead-lettered or waiting deliveries can be retried".into(),
@@ -188,7 +182,7 @@ async fn retry(
         .records()
         .delivery(&scope, delivery_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(id))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no delivery with id \"{delivery_id}\"")))?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(DeliveryDetail::new(&delivery, &attempts)),

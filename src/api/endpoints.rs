@@ -2,7 +2,7 @@
 //! secrets. Secret values are write-only: a generated one is shown once, in the answer that
 //! created it. The rules are the registry's.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::path::{PathId, PathIds};
 use super::views::EndpointView;
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
 use crate::model::{EndpointId, Scheme, Scope, SecretId};
@@ -79,10 +80,10 @@ pub struct PublicKeyView {
     responses((status = 200, body = PublicKeys), (status = 404, body = ErrorBody)))]
 async fn public_keys(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<Json<PublicKeys>, ApiError> {
     // Public keys are public: whoever knows the endpoint's id may verify with them.
-    let endpoint = state.registry.endpoint(&Scope::All, &id).await?;
+    let endpoint = state.registry.endpoint(&Scope::All, id).await?;
     let keys = match &endpoint.settings {
         crate::model::DestinationSettings::Webhook(w) => w
             .secrets
@@ -173,10 +174,10 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
-        (&state.registry.endpoint(&caller.scope(), &id).await?).into(),
+        (&state.registry.endpoint(&caller.scope(), id).await?).into(),
     ))
 }
 
@@ -187,13 +188,13 @@ async fn get_one(
 async fn replace(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
     EndpointBody(input): EndpointBody,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
         (&state
             .registry
-            .replace_endpoint(&caller.scope(), &id, input)
+            .replace_endpoint(&caller.scope(), id, input)
             .await?)
             .into(),
     ))
@@ -205,9 +206,9 @@ async fn replace(
 async fn delete(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete_endpoint(&caller.scope(), &id).await?;
+    state.registry.delete_endpoint(&caller.scope(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,12 +223,12 @@ async fn delete(
 async fn add_secret(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
     JsonBody(input): JsonBody<SecretInput>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let (endpoint, generated_secret) = state
         .registry
-        .add_secret(&caller.scope(), &id, input.secret.as_deref(), input.scheme)
+        .add_secret(&caller.scope(), id, input.secret.as_deref(), input.scheme)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -246,12 +247,12 @@ async fn add_secret(
 async fn retire_secret(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path((id, secret_id)): Path<(String, String)>,
+    PathIds(id, secret_id): PathIds<EndpointId, SecretId>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
         (&state
             .registry
-            .retire_secret(&caller.scope(), &id, &secret_id)
+            .retire_secret(&caller.scope(), id, secret_id)
             .await?)
             .into(),
     ))

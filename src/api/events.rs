@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::path::PathId;
 use super::trace::RequestSpan;
 use super::views::{DeliveryView, EventDetail, EventView};
 use super::{read_json, Admin, AdminRefusals, ApiError, AppState, Caller, ErrorBody};
@@ -264,11 +265,8 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(event_id): PathId<EventId>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let event_id: EventId = id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("no event with id \"{id}\"")))?;
     let Some((event, deliveries)) = state
         .store
         .records()
@@ -278,7 +276,7 @@ async fn get_one(
         let horizons = state.store.records().retention_state().await?.horizons;
         return Err(ApiError::missing(
             "event",
-            &id,
+            &event_id.to_string(),
             event_id.unix_millis(),
             horizons.events,
         ));

@@ -151,7 +151,7 @@ async fn create(
             // Do not leave the endpoint behind (it was made just now, for this alone).
             let _ = state
                 .registry
-                .delete_endpoint(&Scope::All, &endpoint.id.to_string())
+                .delete_endpoint(&Scope::All, endpoint.id)
                 .await;
             return Err(e.into());
         }
@@ -226,11 +226,7 @@ async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::NotFound(format!("no flow subscription with id \"{id}\""));
     let sub_id: SubscriptionId = id.parse().map_err(|_| not_found())?;
-    let subscription = match state
-        .registry
-        .subscription(&caller.scope(), &sub_id.to_string())
-        .await
-    {
+    let subscription = match state.registry.subscription(&caller.scope(), sub_id).await {
         Ok(s) if s.name.starts_with(FLOW_PREFIX) => s,
         Ok(_) | Err(RegistryError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
@@ -239,7 +235,7 @@ async fn unsubscribe(
     // the endpoint removes both.
     state
         .registry
-        .delete_endpoint(&Scope::All, &subscription.endpoint_id.to_string())
+        .delete_endpoint(&Scope::All, subscription.endpoint_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::path::PathId;
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
 use crate::model::{
     DestinationSettings, EndpointHealth, EndpointId, GrantState, HealthState, Validation,
@@ -155,9 +156,9 @@ pub struct Enabled {
 async fn get_health(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<Json<HealthView>, ApiError> {
-    let endpoint = state.registry.endpoint(&caller.scope(), &id).await?;
+    let endpoint = state.registry.endpoint(&caller.scope(), id).await?;
     let h = state.registry.endpoint_health(endpoint.id).await?;
     let mut view: HealthView = (&h).into();
     if let DestinationSettings::Webhook(w) = &endpoint.settings {
@@ -264,7 +265,7 @@ async fn grant(
 async fn disable(
     State(state): State<AppState>,
     Admin(who): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
     JsonBody(input): JsonBody<DisableInput>,
 ) -> Result<Json<HealthView>, ApiError> {
     let reason = match input.reason {
@@ -276,7 +277,7 @@ async fn disable(
     };
     let h = state
         .registry
-        .disable_endpoint(&who.scope(), &id, &reason)
+        .disable_endpoint(&who.scope(), id, &reason)
         .await?;
     tracing::info!(endpoint = %h.endpoint_id, by = who.name, "endpoint disabled");
     Ok(Json((&h).into()))
@@ -290,7 +291,7 @@ async fn disable(
 async fn enable(
     State(state): State<AppState>,
     Admin(who): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<EndpointId>,
     JsonBody(input): JsonBody<EnableInput>,
 ) -> Result<Json<Enabled>, ApiError> {
     let resume = match input.held {
@@ -299,7 +300,7 @@ async fn enable(
     };
     let (h, resumed) = state
         .registry
-        .enable_endpoint(&who.scope(), &id, resume)
+        .enable_endpoint(&who.scope(), id, resume)
         .await?;
     state.ingestor.wake();
     tracing::info!(endpoint = %h.endpoint_id, by = who.name, resumed, "endpoint enabled");

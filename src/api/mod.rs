@@ -16,6 +16,7 @@ mod events;
 mod flows;
 mod health;
 mod ops;
+pub mod path;
 mod subscriptions;
 pub mod trace;
 pub mod views;

@@ -1,12 +1,13 @@
 //! `/v1/subscriptions`: route a cataloged event, or a whole category, to an endpoint. The
 //! rules are the registry's.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::path::PathId;
 use super::views::SubscriptionView;
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody, JsonBody};
 use crate::model::SubscriptionId;
@@ -61,10 +62,10 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<SubscriptionId>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     Ok(Json(
-        (&state.registry.subscription(&caller.scope(), &id).await?).into(),
+        (&state.registry.subscription(&caller.scope(), id).await?).into(),
     ))
 }
 
@@ -75,13 +76,13 @@ async fn get_one(
 async fn replace(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<SubscriptionId>,
     JsonBody(input): JsonBody<SubscriptionInput>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     Ok(Json(
         (&state
             .registry
-            .replace_subscription(&caller.scope(), &id, input)
+            .replace_subscription(&caller.scope(), id, input)
             .await?)
             .into(),
     ))
@@ -93,11 +94,11 @@ async fn replace(
 async fn delete(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId<SubscriptionId>,
 ) -> Result<StatusCode, ApiError> {
     state
         .registry
-        .delete_subscription(&caller.scope(), &id)
+        .delete_subscription(&caller.scope(), id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

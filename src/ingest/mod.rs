@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Principal;
 use crate::catalog::{validate, Catalog, ParamProblem};
-use crate::dispatch::HandOff;
+use crate::dispatch::{HandOff, Reservation};
 use crate::model::{
     DeliveryId, Event, EventDefinition, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery,
     NewEvent, OutgoingEvent, Scope, Subscription,
@@ -501,8 +501,7 @@ impl Ingestor {
             return Ok(Vec::new());
         }
         let until = self.hand_off.lease_until();
-        // (event, delivery) → its place with the dispatcher.
-        let mut reserved = Vec::new();
+        let mut reserved: Vec<Reserved> = Vec::new();
         let mut pending = false;
         for (e, new) in events.iter_mut().enumerate() {
             for (d, delivery) in new.deliveries.iter_mut().enumerate() {
@@ -510,24 +509,25 @@ impl Ingestor {
                 match self.hand_off.reserve(delivery.endpoint_id) {
                     Some(place) => {
                         delivery.leased_until = Some(until);
-                        reserved.push((e, d, place));
+                        reserved.push(Reserved {
+                            event: e,
+                            delivery: d,
+                            place,
+                        });
                     }
                     None => pending = true,
                 }
             }
         }
         // What the live tail shows of each event, when someone watches it.
-        let told: Vec<_> = if self.activity.watched() {
+        let told: Vec<Told> = if self.activity.watched() {
             events
                 .iter()
-                .map(|n| {
-                    let e = &n.event.event;
-                    (
-                        e.id,
-                        e.name.clone(),
-                        e.solution.clone(),
-                        n.deliveries.len() as u32,
-                    )
+                .map(|n| Told {
+                    event_id: n.event.event.id,
+                    event_name: n.event.event.name.clone(),
+                    solution: n.event.event.solution.clone(),
+                    deliveries: n.deliveries.len() as u32,
                 })
                 .collect()
         } else {
@@ -535,7 +535,10 @@ impl Ingestor {
         };
         let handed: Vec<_> = reserved
             .iter()
-            .map(|(e, d, _)| (events[*e].event.clone(), events[*e].deliveries[*d].clone()))
+            .map(|r| {
+                let event = &events[r.event];
+                (event.event.clone(), event.deliveries[r.delivery].clone())
+            })
             .collect();
         // Once queued, the write finishes and its deliveries start even if the caller goes
         // away meanwhile: dropping the places of deliveries committed as leased would leave
@@ -544,10 +547,10 @@ impl Ingestor {
         let written = tokio::spawn(async move {
             let outcomes = store.ingest(events).await?;
             let created = |e: usize| matches!(outcomes[e], IngestOutcome::Created { .. });
-            for ((e, _, place), (event, delivery)) in reserved.into_iter().zip(handed) {
+            for (r, (event, delivery)) in reserved.into_iter().zip(handed) {
                 // A replayed event's deliveries were not stored: its places are given back.
-                if created(e) {
-                    place.start(LeasedDelivery {
+                if created(r.event) {
+                    r.place.start(LeasedDelivery {
                         id: delivery.id,
                         attempts: 0,
                         created_at: event.received_at,
@@ -573,16 +576,14 @@ impl Ingestor {
         metrics::counter!("herald_events_accepted_total").increment(count as u64);
         self.activity.accepted(count as u64);
         let now = time::OffsetDateTime::now_utc();
-        for ((event_id, event_name, solution, deliveries), outcome) in
-            told.into_iter().zip(&outcomes)
-        {
+        for (t, outcome) in told.into_iter().zip(&outcomes) {
             if matches!(outcome, IngestOutcome::Created { .. }) {
                 self.activity.tell(Happening::Accepted {
                     at: now,
-                    event_id,
-                    event_name,
-                    solution,
-                    deliveries,
+                    event_id: t.event_id,
+                    event_name: t.event_name,
+                    solution: t.solution,
+                    deliveries: t.deliveries,
                 });
             }
         }
@@ -619,4 +620,22 @@ fn accepted(
         }),
         IngestOutcome::KeyReused { id } => Err(IngestError::KeyReused { id }),
     }
+}
+
+/// A delivery of a batch being stored that has its place with the dispatcher.
+struct Reserved {
+    /// Its event's position in the batch.
+    event: usize,
+    /// Its position among the event's deliveries.
+    delivery: usize,
+    /// Its place.
+    place: Reservation,
+}
+
+/// What the live tail is told of an event once it is stored.
+struct Told {
+    event_id: EventId,
+    event_name: String,
+    solution: String,
+    deliveries: u32,
 }

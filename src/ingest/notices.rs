@@ -109,10 +109,7 @@ async fn event_of(notice: &Notice, registry: &Registry) -> (&'static str, Map<St
 
 /// `EndpointId` and `EndpointName` of an endpoint (its id as name when it is gone).
 async fn endpoint_params(id: EndpointId, registry: &Registry) -> Map<String, Value> {
-    let name = match registry
-        .endpoint(&crate::model::Scope::All, &id.to_string())
-        .await
-    {
+    let name = match registry.endpoint(&crate::model::Scope::All, id).await {
         Ok(e) => e.name,
         Err(_) => id.to_string(),
     };

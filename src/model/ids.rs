@@ -9,6 +9,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+/// A typed id: its text form starts with its kind's prefix.
+pub trait PrefixedId: FromStr + fmt::Display {
+    /// What it names, in messages (`endpoint`, `delivery`…).
+    const KIND: &'static str;
+}
+
 /// An id string did not have the expected prefix or did not hold a UUID.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{value}` is not a valid {kind} id (expected `{prefix}` followed by a UUID)")]
@@ -56,6 +62,10 @@ macro_rules! prefixed_id {
                 let ms = (unix_millis.max(0) as u128) & ((1 << 48) - 1);
                 Self(Uuid::from_u128((ms << 80) | (0x7 << 76) | (0b10 << 62)))
             }
+        }
+
+        impl PrefixedId for $name {
+            const KIND: &'static str = $kind;
         }
 
         impl Default for $name {

@@ -34,7 +34,9 @@ pub use event::{
 pub use exchange::Exchange;
 pub use grant::{Grant, GrantState, HandshakeAnswer};
 pub use health::{EndpointHealth, HealthNotice, HealthState, Notice, OPERATIONAL_SOLUTION};
-pub use ids::{DeliveryId, EndpointId, EventId, IdParseError, SecretId, SubscriptionId};
+pub use ids::{
+    DeliveryId, EndpointId, EventId, IdParseError, PrefixedId, SecretId, SubscriptionId,
+};
 pub use scope::Scope;
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,

@@ -40,7 +40,7 @@ impl Registry {
     }
 
     /// The endpoint with id `id` (as text, from a URL), if `scope` sees it.
-    pub async fn endpoint(&self, scope: &Scope, id: &str) -> Result<Endpoint, RegistryError> {
+    pub async fn endpoint(&self, scope: &Scope, id: EndpointId) -> Result<Endpoint, RegistryError> {
         Ok(self.endpoint_tied(scope, id).await?.0)
     }
 
@@ -49,7 +49,7 @@ impl Registry {
     pub async fn endpoint_to_change(
         &self,
         scope: &Scope,
-        id: &str,
+        id: EndpointId,
     ) -> Result<Endpoint, RegistryError> {
         let (endpoint, tied) = self.endpoint_tied(scope, id).await?;
         if !scope.may_change(&tied) {
@@ -71,10 +71,9 @@ impl Registry {
     async fn endpoint_tied(
         &self,
         scope: &Scope,
-        id: &str,
+        id: EndpointId,
     ) -> Result<(Endpoint, Vec<String>), RegistryError> {
         let not_found = || RegistryError::NotFound(format!("no endpoint with id \"{id}\""));
-        let id: EndpointId = id.parse().map_err(|_| not_found())?;
         let endpoint = self
             .store
             .records()
@@ -180,7 +179,7 @@ impl Registry {
     pub async fn replace_endpoint(
         &self,
         scope: &Scope,
-        id: &str,
+        id: EndpointId,
         input: EndpointInput,
     ) -> Result<Endpoint, RegistryError> {
         let existing = self.endpoint_to_change(scope, id).await?;
@@ -214,7 +213,11 @@ impl Registry {
     }
 
     /// Deletes endpoint `id` and its subscriptions, cancelling their unfinished deliveries.
-    pub async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<(), RegistryError> {
+    pub async fn delete_endpoint(
+        &self,
+        scope: &Scope,
+        id: EndpointId,
+    ) -> Result<(), RegistryError> {
         let id = self.endpoint_to_change(scope, id).await?.id;
         if !self.store.records().delete_endpoint(id).await? {
             return Err(RegistryError::NotFound(format!(
@@ -230,7 +233,7 @@ impl Registry {
     pub async fn add_secret(
         &self,
         scope: &Scope,
-        id: &str,
+        id: EndpointId,
         secret: Option<&str>,
         scheme: Option<Scheme>,
     ) -> Result<WithSecret, RegistryError> {
@@ -274,8 +277,8 @@ impl Registry {
     pub async fn retire_secret(
         &self,
         scope: &Scope,
-        id: &str,
-        secret_id: &str,
+        id: EndpointId,
+        secret_id: SecretId,
     ) -> Result<Endpoint, RegistryError> {
         let mut endpoint = self.endpoint_to_change(scope, id).await?;
         let name = endpoint.name.clone();
@@ -283,7 +286,7 @@ impl Registry {
             return Err(not_a_webhook(&name));
         };
         let before = w.secrets.len();
-        w.secrets.retain(|s| s.id.to_string() != secret_id);
+        w.secrets.retain(|s| s.id != secret_id);
         if w.secrets.len() == before {
             return Err(RegistryError::NotFound(format!(
                 "endpoint has no secret \"{secret_id}\""

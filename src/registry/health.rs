@@ -121,7 +121,7 @@ impl super::Registry {
     pub async fn disable_endpoint(
         &self,
         scope: &crate::model::Scope,
-        id: &str,
+        id: EndpointId,
         reason: &str,
     ) -> Result<EndpointHealth, super::RegistryError> {
         if reason.chars().any(char::is_control) {
@@ -144,7 +144,7 @@ impl super::Registry {
     pub async fn enable_endpoint(
         &self,
         scope: &crate::model::Scope,
-        id: &str,
+        id: EndpointId,
         resume: Resume,
     ) -> Result<(EndpointHealth, u64), super::RegistryError> {
         let id = self.endpoint_to_change(scope, id).await?.id;

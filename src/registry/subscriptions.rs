@@ -25,10 +25,9 @@ impl Registry {
     pub async fn subscription(
         &self,
         scope: &Scope,
-        id: &str,
+        id: SubscriptionId,
     ) -> Result<Subscription, RegistryError> {
         let not_found = || RegistryError::NotFound(format!("no subscription with id \"{id}\""));
-        let id: SubscriptionId = id.parse().map_err(|_| not_found())?;
         self.store
             .records()
             .subscription(id)
@@ -79,7 +78,7 @@ impl Registry {
     pub async fn replace_subscription(
         &self,
         scope: &Scope,
-        id: &str,
+        id: SubscriptionId,
         input: SubscriptionInput,
     ) -> Result<Subscription, RegistryError> {
         let existing = self.subscription(scope, id).await?;
@@ -89,7 +88,11 @@ impl Registry {
     }
 
     /// Deletes subscription `id` of `scope`, cancelling its unfinished deliveries.
-    pub async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<(), RegistryError> {
+    pub async fn delete_subscription(
+        &self,
+        scope: &Scope,
+        id: SubscriptionId,
+    ) -> Result<(), RegistryError> {
         let id = self.subscription(scope, id).await?.id;
         if !self.store.records().delete_subscription(id).await? {
             return Err(RegistryError::NotFound(format!(

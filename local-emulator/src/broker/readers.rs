@@ -5,8 +5,13 @@
 use super::{Broker, BrokerError};
 use std::collections::HashMap;
 
-/// A partition of a consumer group: hub, group, partition id.
-type PartitionKey = (String, String, usize);
+/// A partition of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PartitionKey {
+    hub: String,
+    group: String,
+    partition: usize,
+}
 
 /// Open readers and the ones that lost their partition.
 #[derive(Debug, Default)]
@@ -25,7 +30,11 @@ impl Broker {
         owner: u64,
         epoch: Option<i64>,
     ) -> Result<(), BrokerError> {
-        let key = (hub.to_owned(), group.to_owned(), partition);
+        let key = PartitionKey {
+            hub: hub.to_owned(),
+            group: group.to_owned(),
+            partition,
+        };
         let readers = self.readers.open.entry(key).or_default();
         let top = readers.iter().filter_map(|(_, e)| *e).max();
         match (epoch, top) {

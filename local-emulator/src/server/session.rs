@@ -70,6 +70,16 @@ struct Session {
     unsettled: HashMap<u32, Option<uuid::Uuid>>,
 }
 
+/// A disposition held back for an incoming transfer.
+struct Deferred {
+    /// The session's channel.
+    channel: u16,
+    /// The transfer's delivery id.
+    delivery_id: u32,
+    /// The outcome to settle it with.
+    state: Value,
+}
+
 /// The state of one connection above the frame layer.
 pub struct ConnectionState {
     ctx: Arc<Context>,
@@ -83,7 +93,7 @@ pub struct ConnectionState {
     /// Set when an armed fault drops the connection without a word.
     pub dropped: bool,
     /// Dispositions for incoming transfers, held back briefly (see [`quirks::DISPOSITION_DELAY`]).
-    deferred: Vec<(u16, u32, Value)>,
+    deferred: Vec<Deferred>,
     /// Replies to the peer's detaches, held back (see [`quirks::HeldDetachReplies`]).
     detach_replies: quirks::HeldDetachReplies,
     /// Session receivers waiting for a session with messages (next available).
@@ -130,15 +140,19 @@ impl ConnectionState {
         let items = std::mem::take(&mut self.deferred);
         let mut i = 0;
         while i < items.len() {
-            let (ch, first, state) = &items[i];
+            let Deferred {
+                channel: ch,
+                delivery_id: first,
+                state,
+            } = &items[i];
             let mut last = *first;
             let mut j = i + 1;
             while j < items.len()
-                && items[j].0 == *ch
-                && items[j].1 == last.wrapping_add(1)
-                && items[j].2 == *state
+                && items[j].channel == *ch
+                && items[j].delivery_id == last.wrapping_add(1)
+                && items[j].state == *state
             {
-                last = items[j].1;
+                last = items[j].delivery_id;
                 j += 1;
             }
             // Only on sessions still open: a frame on a channel the peer ended makes fe2o3
@@ -171,7 +185,7 @@ impl ConnectionState {
             // The peer ends the session: what it is still owed on it would reach a session it
             // may already have dropped, which fe2o3 answers by closing the connection.
             self.detach_replies.session_ended(ch);
-            self.deferred.retain(|(c, _, _)| *c != ch);
+            self.deferred.retain(|d| d.channel != ch);
         }
         if body.descriptor_code() != Some(code::TRANSFER) {
             self.flush_deferred();

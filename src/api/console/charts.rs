@@ -104,15 +104,25 @@ pub fn columns(title: &str, labels: (&str, Option<&str>), values: &[(u64, u64)])
     svg
 }
 
-/// Horizontal bars: a label, a value and a CSS class (a state) each.
-pub fn bars(title: &str, rows: &[(String, u64, &str)], unit: &str) -> String {
+/// One horizontal bar.
+pub struct Bar<'a> {
+    /// What it stands for.
+    pub label: String,
+    /// Its length.
+    pub value: u64,
+    /// Its CSS class (a state).
+    pub class: &'a str,
+}
+
+/// Horizontal bars.
+pub fn bars(title: &str, rows: &[Bar<'_>], unit: &str) -> String {
     let (w, row_h, label_w) = (420.0, 24.0, 130.0);
     let h = (rows.len().max(1) as f64) * row_h;
-    let top = scale_top(rows.iter().map(|r| r.1).max().unwrap_or(0));
+    let top = scale_top(rows.iter().map(|r| r.value).max().unwrap_or(0));
     let mut svg = String::new();
     let desc: Vec<String> = rows
         .iter()
-        .map(|(l, v, _)| format!("{l}: {v}{unit}"))
+        .map(|b| format!("{}: {}{unit}", b.label, b.value))
         .collect();
     let _ = write!(
         svg,
@@ -121,7 +131,15 @@ pub fn bars(title: &str, rows: &[(String, u64, &str)], unit: &str) -> String {
         esc(title),
         esc(&desc.join("; "))
     );
-    for (i, (label, value, class)) in rows.iter().enumerate() {
+    for (
+        i,
+        Bar {
+            label,
+            value,
+            class,
+        },
+    ) in rows.iter().enumerate()
+    {
         let y = i as f64 * row_h;
         let bw = (w - label_w - 70.0) * (*value as f64) / top as f64;
         let _ = write!(
@@ -154,7 +172,15 @@ mod tests {
 
     #[test]
     fn labels_are_escaped_and_the_chart_is_described() {
-        let svg = bars("Deliveries", &[("<x>".into(), 3, "ok")], "");
+        let svg = bars(
+            "Deliveries",
+            &[Bar {
+                label: "<x>".into(),
+                value: 3,
+                class: "ok",
+            }],
+            "",
+        );
         assert!(svg.contains("&lt;x&gt;") && svg.contains("<desc>&lt;x&gt;: 3</desc>"));
         let svg = columns("Events", ("events", None), &[(1, 0), (2, 0)]);
         assert!(svg.contains("3 events over 2 minutes"));

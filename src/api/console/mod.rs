@@ -12,7 +12,7 @@ mod hour;
 mod overview;
 mod pages;
 mod rows;
-mod seen;
+pub(crate) mod seen;
 mod session;
 mod tail;
 

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::charts;
+use super::charts::{self, Bar};
 use super::hour::LastHour;
 use super::pages::{render, Frame, PageError};
 use super::seen::visible;
@@ -87,9 +87,13 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Res
         (Vec::new(), 0)
     };
     let states: Vec<(DeliveryStatus, u64)> = DeliveryStatus::ALL.into_iter().zip(counts).collect();
-    let state_bars: Vec<(String, u64, &str)> = states
+    let state_bars: Vec<Bar> = states
         .iter()
-        .map(|(s, n)| (s.as_str().replace('_', " "), *n, s.as_str()))
+        .map(|(s, n)| Bar {
+            label: s.as_str().replace('_', " "),
+            value: *n,
+            class: s.as_str(),
+        })
         .collect();
 
     let counts = last_hour.by_endpoint();
@@ -119,9 +123,13 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Res
         .filter(|h| h.mean_ms.is_some())
         .take(5)
         .collect();
-    let slow_bars: Vec<(String, u64, &str)> = slowest
+    let slow_bars: Vec<Bar> = slowest
         .iter()
-        .map(|h| (h.name.clone(), h.mean_ms.unwrap_or(0), "slow"))
+        .map(|h| Bar {
+            label: h.name.clone(),
+            value: h.mean_ms.unwrap_or(0),
+            class: "slow",
+        })
         .collect();
     let failing: Vec<&EndpointHour> = hours
         .iter()

@@ -78,8 +78,18 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
     )
 }
 
-/// Handles a `put-token` request; returns the reply, its reply-to and the grant, if any.
-pub fn cbs(ctx: &Context, payload: &[u8], now_s: i64) -> (Vec<u8>, Option<String>, Option<Grant>) {
+/// The answer to a `put-token` request.
+pub struct CbsReply {
+    /// The reply message, encoded.
+    pub reply: Vec<u8>,
+    /// Where to send it.
+    pub reply_to: Option<String>,
+    /// What the token grants, if it was accepted.
+    pub grant: Option<Grant>,
+}
+
+/// Handles a `put-token` request.
+pub fn cbs(ctx: &Context, payload: &[u8], now_s: i64) -> CbsReply {
     let r = request(payload);
     let audience = r
         .app
@@ -109,11 +119,11 @@ pub fn cbs(ctx: &Context, payload: &[u8], now_s: i64) -> (Vec<u8>, Option<String
             }
         }
     };
-    (
-        message::reply(r.message_id, r.reply_to.as_deref(), app, Value::Null),
-        r.reply_to,
+    CbsReply {
+        reply: message::reply(r.message_id, r.reply_to.as_deref(), app, Value::Null),
+        reply_to: r.reply_to,
         grant,
-    )
+    }
 }
 
 /// Handles a management request on `$management` (Event Hubs) or `<entity>/$management`.

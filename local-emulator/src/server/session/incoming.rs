@@ -82,7 +82,11 @@ impl ConnectionState {
             return;
         }
         if !p.settled {
-            self.deferred.push((ch, p.delivery_id, state));
+            self.deferred.push(super::Deferred {
+                channel: ch,
+                delivery_id: p.delivery_id,
+                state,
+            });
         }
     }
 
@@ -90,7 +94,11 @@ impl ConnectionState {
         match node {
             Node::Cbs => {
                 let now = now_s();
-                let (reply, reply_to, grant) = management::cbs(&self.ctx, &p.data, now);
+                let management::CbsReply {
+                    reply,
+                    reply_to,
+                    grant,
+                } = management::cbs(&self.ctx, &p.data, now);
                 self.grants.extend(grant);
                 self.route_reply(ch, reply, reply_to.as_deref(), "$cbs");
                 frame::accepted()

@@ -9,18 +9,19 @@ mod subscriptions;
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
 
 use super::charts;
 use super::hour::LastHour;
 use super::pages::{millis, render, Frame, PageError};
+use super::seen::{PageId, PageIds};
 use super::session::{Acting, Posted, Session};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
 use crate::model::exchange::{host_of, masked_url};
-use crate::model::{Browse, Endpoint, EndpointKind, Scheme};
+use crate::model::{Browse, Endpoint, EndpointId, EndpointKind, Scheme, SecretId};
 use crate::store::health::Resume;
 
 pub use new::{create, new_form};
@@ -94,7 +95,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Res
 async fn endpoint_page(
     state: &AppState,
     session: &Session,
-    id: &str,
+    id: EndpointId,
     notice: Option<String>,
     shown: Option<String>,
 ) -> Result<Response, PageError> {
@@ -158,15 +159,15 @@ async fn endpoint_page(
 pub async fn one(
     State(state): State<AppState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<EndpointId>,
 ) -> Result<Response, PageError> {
-    endpoint_page(&state, &session, &id, None, None).await
+    endpoint_page(&state, &session, id, None, None).await
 }
 
 /// Disables an endpoint.
 pub async fn disable(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId<EndpointId>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let reason = form
@@ -175,7 +176,7 @@ pub async fn disable(
         .unwrap_or_else(|| format!("disabled in the console by {}", session.principal.name));
     state
         .registry
-        .disable_endpoint(&session.principal.scope(), &id, &reason)
+        .disable_endpoint(&session.principal.scope(), id, &reason)
         .await?;
     Ok(Redirect::to(&format!("/console/endpoints/{id}")).into_response())
 }
@@ -183,7 +184,7 @@ pub async fn disable(
 /// Enables an endpoint: its held deliveries are sent, or kept.
 pub async fn enable(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId<EndpointId>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let resume = match form.get("held") {
@@ -192,7 +193,7 @@ pub async fn enable(
     };
     let (_, resumed) = state
         .registry
-        .enable_endpoint(&session.principal.scope(), &id, resume)
+        .enable_endpoint(&session.principal.scope(), id, resume)
         .await?;
     if resumed > 0 {
         state.ingestor.wake();
@@ -200,7 +201,7 @@ pub async fn enable(
     endpoint_page(
         &state,
         &session,
-        &id,
+        id,
         Some(format!("Enabled; {resumed} held deliveries were made due.")),
         None,
     )
@@ -210,7 +211,7 @@ pub async fn enable(
 /// Adds a signing secret (rotation): shown once, here.
 pub async fn add_secret(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId<EndpointId>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let scheme = match form.get("scheme") {
@@ -219,29 +220,29 @@ pub async fn add_secret(
     };
     let (_, generated) = state
         .registry
-        .add_secret(&session.principal.scope(), &id, None, Some(scheme))
+        .add_secret(&session.principal.scope(), id, None, Some(scheme))
         .await?;
     let notice = match &generated {
         Some(_) => "A new secret signs every delivery from now on, beside the older ones. Copy it now: it is not shown again. Retire the old secret once the receiver verifies with the new one.",
         None => "A new ed25519 key signs every delivery from now on, beside the older ones; receivers verify with its public key, listed below.",
     };
-    endpoint_page(&state, &session, &id, Some(notice.into()), generated).await
+    endpoint_page(&state, &session, id, Some(notice.into()), generated).await
 }
 
 /// Retires a signing secret.
 pub async fn retire_secret(
     State(state): State<AppState>,
-    Path((id, secret)): Path<(String, String)>,
+    PageIds(id, secret): PageIds<EndpointId, SecretId>,
     Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
     state
         .registry
-        .retire_secret(&session.principal.scope(), &id, &secret)
+        .retire_secret(&session.principal.scope(), id, secret)
         .await?;
     endpoint_page(
         &state,
         &session,
-        &id,
+        id,
         Some("The secret was retired: it signs nothing from now on.".into()),
         None,
     )

@@ -225,8 +225,8 @@ pub async fn create(
             }
         }
     }
-    let id = endpoint.id.to_string();
-    let mut page = match endpoint_page(&state, &session, &id, Some(notice.clone()), secret.clone())
+    let id = endpoint.id;
+    let mut page = match endpoint_page(&state, &session, id, Some(notice.clone()), secret.clone())
         .await
     {
         Ok(page) => page,

@@ -1,7 +1,7 @@
 //! An endpoint's subscriptions on its page: listed for every key (those of its solutions), and
 //! for an admin, subscribing to a cataloged event and unsubscribing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
@@ -9,9 +9,10 @@ use serde::Serialize;
 use super::endpoint_page;
 use crate::api::console::catalog;
 use crate::api::console::pages::PageError;
+use crate::api::console::seen::{PageId, PageIds};
 use crate::api::console::session::{Acting, Posted, Session};
 use crate::api::AppState;
-use crate::model::{EndpointId, Mode, Subscription};
+use crate::model::{EndpointId, Mode, Subscription, SubscriptionId};
 use crate::registry::{RegistryError, SubscriptionInput};
 
 /// A subscription as the endpoint page lists it.
@@ -133,12 +134,12 @@ pub(super) async fn subscribe(
 /// Subscribes an endpoint to a cataloged event.
 pub async fn add_subscription(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId<EndpointId>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let e = state
         .registry
-        .endpoint(&session.principal.scope(), &id)
+        .endpoint(&session.principal.scope(), id)
         .await?;
     let event = form.filled("event").unwrap_or_default();
     let (notice, status) = match subscribe(&state, &session, e.id, event).await {
@@ -155,7 +156,7 @@ pub async fn add_subscription(
             (refusal(event, err), status)
         }
     };
-    let mut page = endpoint_page(&state, &session, &id, Some(notice), None).await?;
+    let mut page = endpoint_page(&state, &session, id, Some(notice), None).await?;
     *page.status_mut() = status;
     Ok(page)
 }
@@ -163,14 +164,14 @@ pub async fn add_subscription(
 /// Removes one of an endpoint's subscriptions; its unfinished deliveries are cancelled.
 pub async fn remove_subscription(
     State(state): State<AppState>,
-    Path((id, subscription)): Path<(String, String)>,
+    PageIds(id, subscription): PageIds<EndpointId, SubscriptionId>,
     Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
     let scope = session.principal.scope();
-    let e = state.registry.endpoint(&scope, &id).await?;
+    let e = state.registry.endpoint(&scope, id).await?;
     let s = state
         .registry
-        .subscription(&scope, &subscription)
+        .subscription(&scope, subscription)
         .await
         .ok()
         .filter(|s| s.endpoint_id == e.id)
@@ -180,14 +181,11 @@ pub async fn remove_subscription(
                 e.name
             ))
         })?;
-    state
-        .registry
-        .delete_subscription(&scope, &s.id.to_string())
-        .await?;
+    state.registry.delete_subscription(&scope, s.id).await?;
     endpoint_page(
         &state,
         &session,
-        &id,
+        id,
         Some(format!(
             "Unsubscribed {} from {}: its unfinished deliveries were cancelled.",
             s.name,
