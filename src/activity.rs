@@ -332,7 +332,7 @@ impl Activity {
             at: OffsetDateTime::now_utc(),
             delivery_id: d.id,
             event_id: d.event.event.id,
-            event_name: d.event.event.name.clone(),
+            event_name: d.event.event.name.to_string(),
             solution: d.event.event.solution.clone(),
             endpoint_id: d.endpoint_id,
             attempt: r.attempts,

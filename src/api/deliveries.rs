@@ -127,7 +127,7 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(delivery_id): PathId<DeliveryId>,
+    PathId(delivery_id, _): PathId<DeliveryId>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let Some((delivery, attempts)) = state
         .store
@@ -160,7 +160,7 @@ async fn missing(state: &AppState, delivery_id: DeliveryId) -> ApiError {
 async fn retry(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(delivery_id): PathId<DeliveryId>,
+    PathId(delivery_id, _): PathId<DeliveryId>,
 ) -> Result<(axum::http::StatusCode, Json<DeliveryDetail>), ApiError> {
     let scope = caller.scope();
     match state

@@ -80,7 +80,7 @@ pub struct PublicKeyView {
     responses((status = 200, body = PublicKeys), (status = 404, body = ErrorBody)))]
 async fn public_keys(
     State(state): State<AppState>,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
 ) -> Result<Json<PublicKeys>, ApiError> {
     // Public keys are public: whoever knows the endpoint's id may verify with them.
     let endpoint = state.registry.endpoint(&Scope::All, id).await?;
@@ -174,7 +174,7 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
         (&state.registry.endpoint(&caller.scope(), id).await?).into(),
@@ -188,7 +188,7 @@ async fn get_one(
 async fn replace(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
     EndpointBody(input): EndpointBody,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
@@ -206,7 +206,7 @@ async fn replace(
 async fn delete(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
 ) -> Result<StatusCode, ApiError> {
     state.registry.delete_endpoint(&caller.scope(), id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -223,7 +223,7 @@ async fn delete(
 async fn add_secret(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
     JsonBody(input): JsonBody<SecretInput>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let (endpoint, generated_secret) = state
@@ -247,7 +247,7 @@ async fn add_secret(
 async fn retire_secret(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathIds(id, secret_id): PathIds<EndpointId, SecretId>,
+    PathIds(id, secret_id, _): PathIds<EndpointId, SecretId>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
         (&state

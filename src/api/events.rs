@@ -265,7 +265,7 @@ fn item_error(index: usize, e: ApiError) -> BatchResult {
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(event_id): PathId<EventId>,
+    PathId(event_id, _): PathId<EventId>,
 ) -> Result<Json<EventDetail>, ApiError> {
     let Some((event, deliveries)) = state
         .store

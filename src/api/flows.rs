@@ -281,11 +281,11 @@ async fn list_events(
     Json(
         subscribable(&state, &caller)
             .map(|e| FlowEvent {
-                unique_name: e.unique_name.clone(),
+                unique_name: e.unique_name.to_string(),
                 display_name: e
                     .display_name
                     .clone()
-                    .unwrap_or_else(|| e.unique_name.clone()),
+                    .unwrap_or_else(|| e.unique_name.to_string()),
                 description: e.description.clone(),
             })
             .collect(),

@@ -156,7 +156,7 @@ pub struct Enabled {
 async fn get_health(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
 ) -> Result<Json<HealthView>, ApiError> {
     let endpoint = state.registry.endpoint(&caller.scope(), id).await?;
     let h = state.registry.endpoint_health(endpoint.id).await?;
@@ -265,7 +265,7 @@ async fn grant(
 async fn disable(
     State(state): State<AppState>,
     Admin(who): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
     JsonBody(input): JsonBody<DisableInput>,
 ) -> Result<Json<HealthView>, ApiError> {
     let reason = match input.reason {
@@ -291,7 +291,7 @@ async fn disable(
 async fn enable(
     State(state): State<AppState>,
     Admin(who): Admin,
-    PathId(id): PathId<EndpointId>,
+    PathId(id, _): PathId<EndpointId>,
     JsonBody(input): JsonBody<EnableInput>,
 ) -> Result<Json<Enabled>, ApiError> {
     let resume = match input.held {

@@ -62,7 +62,7 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<SubscriptionId>,
+    PathId(id, _): PathId<SubscriptionId>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     Ok(Json(
         (&state.registry.subscription(&caller.scope(), id).await?).into(),
@@ -76,7 +76,7 @@ async fn get_one(
 async fn replace(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<SubscriptionId>,
+    PathId(id, _): PathId<SubscriptionId>,
     JsonBody(input): JsonBody<SubscriptionInput>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     Ok(Json(
@@ -94,7 +94,7 @@ async fn replace(
 async fn delete(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    PathId(id): PathId<SubscriptionId>,
+    PathId(id, _): PathId<SubscriptionId>,
 ) -> Result<StatusCode, ApiError> {
     state
         .registry

@@ -176,7 +176,7 @@ impl From<&Event> for EventView {
     fn from(e: &Event) -> Self {
         Self {
             id: e.id,
-            name: e.name.clone(),
+            name: e.name.to_string(),
             solution: e.solution.clone(),
             params: e.params.clone(),
             correlation_id: e.correlation_id.clone(),

@@ -250,7 +250,7 @@ fn events(
                 (path.clone(), raw_event.solution.clone()),
             );
             if let Some(event) = check_event(path, raw_event, solutions, problems) {
-                events.insert(event.unique_name.clone(), event);
+                events.insert(event.unique_name.to_string(), event);
             }
         }
     }

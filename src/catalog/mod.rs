@@ -35,7 +35,7 @@ impl Catalog {
     ) -> Self {
         let events = events
             .into_iter()
-            .map(|e| (e.unique_name.clone(), e))
+            .map(|e| (e.unique_name.to_string(), e))
             .collect();
         Self {
             inner: Arc::new(Inner {

@@ -167,7 +167,7 @@ impl Inner {
         if span.recording() {
             span.set("herald.delivery.id", d.id.to_string());
             span.set("herald.event.id", d.event.event.id.to_string());
-            span.set("herald.event.name", d.event.event.name.clone());
+            span.set("herald.event.name", d.event.event.name.to_string());
             span.set("herald.endpoint", endpoint.name.clone());
             span.set("herald.endpoint.kind", kind.as_str());
             span.set("herald.attempt", i64::from(d.attempts + 1));
@@ -248,7 +248,7 @@ impl Inner {
         let notice = Notice::DeadLettered {
             delivery_id: d.id,
             event_id: d.event.event.id,
-            event_name: d.event.event.name.clone(),
+            event_name: d.event.event.name.to_string(),
             subscription_id: d.subscription_id,
             endpoint_id: d.endpoint_id,
             attempts,

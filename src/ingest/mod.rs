@@ -373,7 +373,7 @@ impl Ingestor {
             let missing = run.missing_response();
             if !missing.is_empty() {
                 return Err(IngestError::ResponseIncomplete {
-                    event: event.name,
+                    event: event.name.to_string(),
                     missing,
                 });
             }
@@ -462,7 +462,7 @@ impl Ingestor {
             .map(|key| (key, fingerprint(&s.name, &params)));
         let event = Event {
             id: EventId::new(),
-            name: s.name,
+            name: definition.unique_name.clone(),
             solution: definition.solution.clone(),
             params,
             correlation_id,
@@ -525,7 +525,7 @@ impl Ingestor {
                 .iter()
                 .map(|n| Told {
                     event_id: n.event.event.id,
-                    event_name: n.event.event.name.clone(),
+                    event_name: n.event.event.name.to_string(),
                     solution: n.event.event.solution.clone(),
                     deliveries: n.deliveries.len() as u32,
                 })

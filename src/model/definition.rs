@@ -2,6 +2,8 @@
 //! Dataverse Custom API (the `customapi` and `customapirequestparameter` tables).
 
 use serde::{Deserialize, Serialize};
+
+use super::name::EventName;
 use utoipa::ToSchema;
 
 /// The URL an event's JSON Schema is served at (CloudEvents `dataschema`).
@@ -173,7 +175,7 @@ pub struct Parameter {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct EventDefinition {
     /// Unique name, starting with the solution's publisher prefix and `_`.
-    pub unique_name: String,
+    pub unique_name: EventName,
     /// Unique name of the solution that owns it.
     pub solution: String,
     /// Human-readable name.

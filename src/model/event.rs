@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
+use super::name::EventName;
 use super::subscription::Stage;
 
 /// One accepted event: validated parameters and who sent it.
@@ -16,7 +17,7 @@ pub struct Event {
     /// Its id.
     pub id: EventId,
     /// The event definition's unique name.
-    pub name: String,
+    pub name: EventName,
     /// The solution that owns the definition.
     pub solution: String,
     /// The request parameters, as validated.

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod grant;
 pub mod health;
 pub mod ids;
+pub mod name;
 pub mod scope;
 pub mod subscription;
 
@@ -37,6 +38,7 @@ pub use health::{EndpointHealth, HealthNotice, HealthState, Notice, OPERATIONAL_
 pub use ids::{
     DeliveryId, EndpointId, EventId, IdParseError, PrefixedId, SecretId, SubscriptionId,
 };
+pub use name::{EventName, EventNameError};
 pub use scope::Scope;
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,

@@ -62,7 +62,7 @@ impl Routing {
         subs.iter()
             .filter(|s| s.solution == event.solution)
             .filter(|s| match (&s.event, &s.category) {
-                (Some(name), _) => *name == event.unique_name,
+                (Some(name), _) => event.unique_name == name.as_str(),
                 (None, Some(category)) => event.category.as_ref() == Some(category),
                 (None, None) => false,
             })

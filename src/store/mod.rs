@@ -238,24 +238,57 @@ pub trait Records: Send + Sync {
     async fn reseal(&self) -> Result<u64, StoreError>;
 }
 
+/// Every statement both backends share ([`sql::Shared`] of either database), as one object a
+/// backend hands out whole; [`Store`]'s accessors give its parts.
+pub trait Statements:
+    Records
+    + health::HealthRecords
+    + rates::RateRecords
+    + grants::GrantRecords
+    + console::ConsoleRecords
+{
+}
+
+impl<T> Statements for T where
+    T: Records
+        + health::HealthRecords
+        + rates::RateRecords
+        + grants::GrantRecords
+        + console::ConsoleRecords
+{
+}
+
 /// What the store needs to do, whatever the database. Reads and administrative writes that are
 /// the same SQL everywhere are [`Store::records`]; what differs by backend is here.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The statements both backends share.
-    fn records(&self) -> &dyn Records;
+    /// Every statement both backends share, as one object.
+    fn statements(&self) -> &dyn Statements;
+
+    /// Events, deliveries, endpoints and subscriptions.
+    fn records(&self) -> &dyn Records {
+        self.statements()
+    }
 
     /// Endpoint health, shared by every instance.
-    fn health(&self) -> &dyn health::HealthRecords;
+    fn health(&self) -> &dyn health::HealthRecords {
+        self.statements()
+    }
 
     /// Endpoint rate limits, shared by every instance.
-    fn rates(&self) -> &dyn rates::RateRecords;
+    fn rates(&self) -> &dyn rates::RateRecords {
+        self.statements()
+    }
 
     /// Webhook handshakes (CloudEvents abuse protection), shared by every instance.
-    fn grants(&self) -> &dyn grants::GrantRecords;
+    fn grants(&self) -> &dyn grants::GrantRecords {
+        self.statements()
+    }
 
     /// The operator console's sessions, activity and pages.
-    fn console(&self) -> &dyn console::ConsoleRecords;
+    fn console(&self) -> &dyn console::ConsoleRecords {
+        self.statements()
+    }
 
     /// What the instances sharing this store tell each other.
     fn messages(&self) -> &dyn Messages;

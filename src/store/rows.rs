@@ -129,7 +129,12 @@ fn json_col<T: serde::de::DeserializeOwned>(
 pub fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
     Ok(Event {
         id: parse_id(row, "id")?,
-        name: row.text("name")?,
+        name: serde_json::from_value(row.text("name")?.into()).map_err(|source| {
+            StoreError::Corrupt {
+                what: "event name",
+                source,
+            }
+        })?,
         solution: row.text("solution")?,
         params: json_col(row, "params", "event params")?,
         correlation_id: row.opt_text("correlation_id")?.unwrap_or_default(),

@@ -539,7 +539,7 @@ async fn webhooks_never_go_through_a_proxy_from_the_environment_and_short_keys_a
 async fn send_one(destination: &dyn Destination) -> Outcome {
     let event = OutgoingEvent::new(Event {
         id: EventId::new(),
-        name: "contoso_CustomerPurchase".into(),
+        name: herald::model::EventName::parse("contoso_CustomerPurchase").unwrap(),
         solution: "contoso".into(),
         params: serde_json::Map::new(),
         correlation_id: "c".into(),

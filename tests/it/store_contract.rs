@@ -119,7 +119,7 @@ pub(crate) fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent
     NewEvent {
         event: Arc::new(OutgoingEvent::new(Event {
             id: EventId::new(),
-            name: "contoso_CustomerPurchase".into(),
+            name: herald::model::EventName::parse("contoso_CustomerPurchase").unwrap(),
             solution: "contoso".into(),
             params,
             correlation_id: "corr-1".into(),

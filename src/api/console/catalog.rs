@@ -241,7 +241,7 @@ pub async fn send_test(
         }
     }
     let submission = Submission {
-        name: d.unique_name.clone(),
+        name: d.unique_name.to_string(),
         params: Value::Object(params),
         idempotency_key: None,
         correlation_id: form.filled("correlation_id").map(str::to_owned),

@@ -354,8 +354,8 @@ pub async fn replay(
             Some(name) => Some(name.clone()),
             None => match state.store.records().event(&scope, d.event_id).await? {
                 Some((e, _)) => {
-                    event_names.insert(d.event_id, e.name.clone());
-                    Some(e.name)
+                    event_names.insert(d.event_id, e.name.to_string());
+                    Some(e.name.to_string())
                 }
                 _ => None,
             },

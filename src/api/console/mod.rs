@@ -12,7 +12,7 @@ mod hour;
 mod overview;
 mod pages;
 mod rows;
-pub(crate) mod seen;
+mod seen;
 mod session;
 mod tail;
 

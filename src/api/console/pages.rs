@@ -246,6 +246,13 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     r
 }
 
+/// A page's id that names nothing is the console's `404` page.
+impl crate::api::path::Missing for PageError {
+    fn missing(message: String) -> Self {
+        PageError::not_found(message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

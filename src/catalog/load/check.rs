@@ -8,6 +8,7 @@ use super::{is_identifier, is_logical_name, unknown_solution, Problems, RawEvent
 use crate::model::definition::{
     AllowedSteps, EventDefinition, EventKind, ParamType, Parameter, Solution,
 };
+use crate::model::EventName;
 
 pub(super) fn check_event(
     path: &Path,
@@ -32,6 +33,8 @@ pub(super) fn check_event(
                     "must start with the solution prefix \"{prefix}\" followed by letters and digits, e.g. \"{prefix}OrderShipped\""
                 );
                 problems.push(path, item.clone(), Some("unique_name"), msg);
+            } else if let Err(e) = EventName::parse(&raw.unique_name) {
+                problems.push(path, item.clone(), Some("unique_name"), e.to_string());
             }
         }
     }
@@ -81,8 +84,9 @@ pub(super) fn check_event(
         &raw.response_properties,
         problems,
     );
+    let unique_name = EventName::parse(&raw.unique_name).ok()?;
     (problems.0.len() == before).then(|| EventDefinition {
-        unique_name: raw.unique_name.clone(),
+        unique_name,
         solution: raw.solution.clone(),
         display_name: raw.display_name.clone(),
         description: raw.description.clone(),

@@ -72,7 +72,7 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
             props.insert(ce("specversion"), "1.0");
             props.insert(ce("id"), event.id.to_string());
             props.insert(ce("source"), cloudevents::source(&event.solution));
-            props.insert(ce("type"), event.name.clone());
+            props.insert(ce("type"), event.name.to_string());
             props.insert(
                 ce("time"),
                 AmqpSimpleValue::TimeStamp(AmqpTimestamp(Some(event.received_at.into()))),
@@ -101,7 +101,7 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
                 format!("{XRM}EntityLogicalName"),
                 dataverse::primary_entity(out.definition),
             );
-            props.insert(format!("{XRM}RequestName"), event.name.clone());
+            props.insert(format!("{XRM}RequestName"), event.name.to_string());
             props.insert(format!("{XRM}InitiatingUserAgent"), "Herald".to_owned());
             if body.size_exceeded {
                 props.insert("MessageMaxSizeExceeded".to_owned(), true);
@@ -140,7 +140,7 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
         application_properties: Some(props),
         properties: Some(AmqpMessageProperties {
             message_id: Some(AmqpMessageId::String(out.delivery_id.to_string())),
-            subject: Some(event.name.clone()),
+            subject: Some(event.name.to_string()),
             content_type: Some("application/json".into()),
             correlation_id: Some(AmqpMessageId::String(event.correlation_id.clone())),
             creation_time: Some(AmqpTimestamp(Some(SystemTime::from(event.received_at)))),
@@ -267,7 +267,7 @@ mod tests {
     fn event(params: Value) -> OutgoingEvent {
         OutgoingEvent::new(Event {
             id: EventId::new(),
-            name: "contoso_CustomerPurchase".into(),
+            name: crate::model::EventName::parse("contoso_CustomerPurchase").unwrap(),
             solution: "contoso".into(),
             params: params.as_object().cloned().unwrap_or_default(),
             correlation_id: "corr-1".into(),

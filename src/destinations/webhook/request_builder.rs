@@ -116,7 +116,7 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
             ));
             headers.push((
                 "x-ms-dynamics-request-name".into(),
-                message.event.name.clone(),
+                message.event.name.to_string(),
             ));
             headers.push((
                 "x-ms-correlation-request-id".into(),
@@ -196,7 +196,7 @@ mod tests {
         params.insert("Notes".into(), Value::String("x".repeat(300 * 1024)));
         let event = OutgoingEvent::new(Event {
             id: EventId::new(),
-            name: "contoso_Big".into(),
+            name: crate::model::EventName::parse("contoso_Big").unwrap(),
             solution: "contoso".into(),
             params,
             correlation_id: "c".into(),

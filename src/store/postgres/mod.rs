@@ -20,8 +20,9 @@ use time::OffsetDateTime;
 use super::messages::Messages;
 use super::rows::{self, millis};
 use super::sql::Shared;
+use super::Records;
 use super::{
-    Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
+    Cutoffs, EventScan, LeaseRequest, Removed, Statements, Store, StoreError, StoreSettings,
     StoreStats,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
@@ -105,23 +106,7 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    fn records(&self) -> &dyn Records {
-        &self.sql
-    }
-
-    fn health(&self) -> &dyn super::health::HealthRecords {
-        &self.sql
-    }
-
-    fn rates(&self) -> &dyn super::rates::RateRecords {
-        &self.sql
-    }
-
-    fn grants(&self) -> &dyn super::grants::GrantRecords {
-        &self.sql
-    }
-
-    fn console(&self) -> &dyn super::console::ConsoleRecords {
+    fn statements(&self) -> &dyn Statements {
         &self.sql
     }
 

@@ -144,7 +144,7 @@ impl Columns {
         for new in order {
             let e = &new.event;
             c.id.push(e.id.to_string());
-            c.name.push(e.name.clone());
+            c.name.push(e.name.to_string());
             c.solution.push(e.solution.clone());
             c.params
                 .push(

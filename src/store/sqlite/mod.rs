@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{Local, Messages};
 use super::sql::Shared;
+use super::Records;
 use super::{
-    Cutoffs, EventScan, LeaseRequest, Records, Removed, Store, StoreError, StoreSettings,
+    Cutoffs, EventScan, LeaseRequest, Removed, Statements, Store, StoreError, StoreSettings,
     StoreStats, TableStats,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
@@ -182,23 +183,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    fn records(&self) -> &dyn Records {
-        &self.sql
-    }
-
-    fn health(&self) -> &dyn super::health::HealthRecords {
-        &self.sql
-    }
-
-    fn rates(&self) -> &dyn super::rates::RateRecords {
-        &self.sql
-    }
-
-    fn grants(&self) -> &dyn super::grants::GrantRecords {
-        &self.sql
-    }
-
-    fn console(&self) -> &dyn super::console::ConsoleRecords {
+    fn statements(&self) -> &dyn Statements {
         &self.sql
     }
 

@@ -94,7 +94,7 @@ pub(super) fn insert_all(
         let id = e.id.to_string();
         event.execute(params![
             id,
-            e.name,
+            e.name.as_str(),
             e.solution,
             params_json,
             e.correlation_id,

@@ -16,8 +16,8 @@ use serde::Serialize;
 use super::charts;
 use super::hour::LastHour;
 use super::pages::{millis, render, Frame, PageError};
-use super::seen::{PageId, PageIds};
 use super::session::{Acting, Posted, Session};
+use crate::api::path::{PathId, PathIds};
 use crate::api::views::EndpointView;
 use crate::api::AppState;
 use crate::model::exchange::{host_of, masked_url};
@@ -159,7 +159,7 @@ async fn endpoint_page(
 pub async fn one(
     State(state): State<AppState>,
     session: Session,
-    PageId(id): PageId<EndpointId>,
+    PathId(id, _): PathId<EndpointId, PageError>,
 ) -> Result<Response, PageError> {
     endpoint_page(&state, &session, id, None, None).await
 }
@@ -167,7 +167,7 @@ pub async fn one(
 /// Disables an endpoint.
 pub async fn disable(
     State(state): State<AppState>,
-    PageId(id): PageId<EndpointId>,
+    PathId(id, _): PathId<EndpointId, PageError>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let reason = form
@@ -184,7 +184,7 @@ pub async fn disable(
 /// Enables an endpoint: its held deliveries are sent, or kept.
 pub async fn enable(
     State(state): State<AppState>,
-    PageId(id): PageId<EndpointId>,
+    PathId(id, _): PathId<EndpointId, PageError>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let resume = match form.get("held") {
@@ -211,7 +211,7 @@ pub async fn enable(
 /// Adds a signing secret (rotation): shown once, here.
 pub async fn add_secret(
     State(state): State<AppState>,
-    PageId(id): PageId<EndpointId>,
+    PathId(id, _): PathId<EndpointId, PageError>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let scheme = match form.get("scheme") {
@@ -232,7 +232,7 @@ pub async fn add_secret(
 /// Retires a signing secret.
 pub async fn retire_secret(
     State(state): State<AppState>,
-    PageIds(id, secret): PageIds<EndpointId, SecretId>,
+    PathIds(id, secret, _): PathIds<EndpointId, SecretId, PageError>,
     Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
     state

@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::endpoint_page;
 use crate::api::console::catalog;
 use crate::api::console::pages::PageError;
-use crate::api::console::seen::{PageId, PageIds};
 use crate::api::console::session::{Acting, Posted, Session};
+use crate::api::path::{PathId, PathIds};
 use crate::api::AppState;
 use crate::model::{EndpointId, Mode, Subscription, SubscriptionId};
 use crate::registry::{RegistryError, SubscriptionInput};
@@ -80,7 +80,7 @@ pub(super) fn subscribable(state: &AppState, session: &Session) -> Vec<Subscriba
             let mut events: Vec<String> = categories
                 .into_iter()
                 .flat_map(|(_, events)| events)
-                .map(|d| d.unique_name.clone())
+                .map(|d| d.unique_name.to_string())
                 .collect();
             events.sort();
             Subscribable {
@@ -134,7 +134,7 @@ pub(super) async fn subscribe(
 /// Subscribes an endpoint to a cataloged event.
 pub async fn add_subscription(
     State(state): State<AppState>,
-    PageId(id): PageId<EndpointId>,
+    PathId(id, _): PathId<EndpointId, PageError>,
     Acting(Posted { session, form }): Acting,
 ) -> Result<Response, PageError> {
     let e = state
@@ -164,7 +164,7 @@ pub async fn add_subscription(
 /// Removes one of an endpoint's subscriptions; its unfinished deliveries are cancelled.
 pub async fn remove_subscription(
     State(state): State<AppState>,
-    PageIds(id, subscription): PageIds<EndpointId, SubscriptionId>,
+    PathIds(id, subscription, _): PathIds<EndpointId, SubscriptionId, PageError>,
     Acting(Posted { session, .. }): Acting,
 ) -> Result<Response, PageError> {
     let scope = session.principal.scope();
