@@ -1,6 +1,8 @@
-//! Azure Service Bus and Event Hubs destinations over AMQP 1.0: credentials (SAS key, SAS
-//! token, Microsoft Entra ID), the message mapping, the senders, and what a broker's answer
-//! means for a delivery. The settings themselves are in [`crate::model::endpoint::azure`].
+//! The Azure messaging kinds over AMQP 1.0, each in its folder (`servicebus/`, `eventhubs/`:
+//! its input and its sender), and what they share: connection strings and credential rules
+//! (`input.rs`), credentials (SAS key, SAS token, Microsoft Entra ID), the message mapping, and
+//! what a broker's answer means for a delivery. The stored settings are in
+//! [`crate::model::endpoint::azure`].
 
 pub mod classify;
 pub mod credential;

@@ -102,88 +102,9 @@ impl Kind for Webhook {
         old: Option<&WebhookSettings>,
         checks: Checks<'_>,
     ) -> Result<Made<WebhookSettings>, InputError> {
-        if let Some(t) = input.timeout {
-            if t.is_zero() || t > checks.max_timeout {
-                return Err(InputError::new(
-                    "timeout",
-                    format!(
-                        "must be above 0s and at most {} (half of delivery.lease, so an attempt ends before another dispatcher may take its delivery)",
-                        humantime::format_duration(checks.max_timeout)
-                    ),
-                ));
-            }
-        }
-        if input.secret.is_none() && checks.declared {
-            return Err(InputError::new(
-                "secret",
-                "is required for a declared webhook endpoint: its receiver must know it in advance (print one with `herald webhook secret`)",
-            ));
-        }
-        if input.secret.is_none() && old.is_none() && checks.replacing {
-            return Err(InputError::new(
-                "secret",
-                "is required when an endpoint becomes a webhook endpoint (or add one later with POST /v1/endpoints/{id}/secrets)",
-            ));
-        }
-        let now = OffsetDateTime::now_utc();
-        let (secrets, generated) = match (&input.secret, old) {
-            (Some(text), old) => {
-                let secret = parse_secret(text)?;
-                // The same secret keeps its id and age.
-                let kept = old.and_then(|o| o.secrets.iter().find(|s| s.secret == secret));
-                let s = kept.cloned().unwrap_or(SigningSecret {
-                    id: SecretId::new(),
-                    secret,
-                    created_at: now,
-                });
-                (vec![s], None)
-            }
-            (None, Some(old)) => (old.secrets.clone(), None),
-            (None, None) => {
-                let schemes: &[Scheme] = match input.signing.unwrap_or(Signing::V1) {
-                    Signing::V1 => &[Scheme::V1],
-                    Signing::V1a => &[Scheme::V1a],
-                    Signing::Both => &[Scheme::V1, Scheme::V1a],
-                };
-                let secrets: Vec<SigningSecret> = schemes
-                    .iter()
-                    .map(|scheme| SigningSecret {
-                        id: SecretId::new(),
-                        secret: Secret::generate_for(*scheme),
-                        created_at: now,
-                    })
-                    .collect();
-                // A shared secret is shown once; an ed25519 secret key never leaves Herald.
-                let shown = secrets
-                    .iter()
-                    .find(|s| s.secret.scheme() == Scheme::V1)
-                    .map(|s| s.secret.expose());
-                (secrets, shown)
-            }
-        };
-        if input.signing.is_some() && (input.secret.is_some() || old.is_some()) {
-            return Err(InputError::new(
-                "signing",
-                "applies only when Herald generates the keys of a new endpoint; to add a key of another scheme, POST /v1/endpoints/{id}/secrets with \"scheme\"",
-            ));
-        }
-        let url = input
-            .url
-            .as_deref()
-            .ok_or_else(|| InputError::new("url", "is required for a webhook endpoint"))?;
-        // The URL as views show it (its query masked) keeps the query it stands for.
-        let url = match old {
-            Some(o) if url == crate::model::exchange::masked_url(&o.url) && url != o.url => {
-                o.url.as_str()
-            }
-            _ => url,
-        };
-        let checked = checks.policy.check_url(url).await.map_err(|e| match e {
-            UrlError::Refused(HostError::Blocked(blocked)) => {
-                InputError::new("url", format!("is refused: {blocked}"))
-            }
-            other => InputError::new("url", other.to_string()),
-        })?;
+        check_timeout(input, checks)?;
+        let (secrets, generated) = signing_secrets(input, old, checks)?;
+        let (url, checked) = checked_url(input, old, checks).await?;
         // Write-only values kept from before go to the host they were given for, never to
         // another: an update that moves the URL to another origin gives them again.
         let kept = old.filter(|o| {
@@ -216,7 +137,7 @@ impl Kind for Webhook {
             None => old.map(|o| o.headers.clone()).unwrap_or_default(),
         };
         let settings = WebhookSettings {
-            url: url.to_owned(),
+            url,
             secrets,
             timeout: input.timeout,
             auth,
@@ -271,6 +192,113 @@ impl Kind for Webhook {
             destinations.webhooks().destination(settings.clone()),
         ))
     }
+}
+
+/// The time a receiver is given, at most half the lease.
+fn check_timeout(input: &WebhookInput, checks: Checks<'_>) -> Result<(), InputError> {
+    if let Some(t) = input.timeout {
+        if t.is_zero() || t > checks.max_timeout {
+            return Err(InputError::new(
+                "timeout",
+                format!(
+                    "must be above 0s and at most {} (half of delivery.lease, so an attempt ends before another dispatcher may take its delivery)",
+                    humantime::format_duration(checks.max_timeout)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The signing secrets of `input`: the one it gives (keeping its id and age if `old` had it),
+/// those of `old`, or new ones Herald generates (a shared one returned to show once).
+fn signing_secrets(
+    input: &WebhookInput,
+    old: Option<&WebhookSettings>,
+    checks: Checks<'_>,
+) -> Result<(Vec<SigningSecret>, Option<String>), InputError> {
+    if input.secret.is_none() && checks.declared {
+        return Err(InputError::new(
+            "secret",
+            "is required for a declared webhook endpoint: its receiver must know it in advance (print one with `herald webhook secret`)",
+        ));
+    }
+    if input.secret.is_none() && old.is_none() && checks.replacing {
+        return Err(InputError::new(
+            "secret",
+            "is required when an endpoint becomes a webhook endpoint (or add one later with POST /v1/endpoints/{id}/secrets)",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let (secrets, generated) = match (&input.secret, old) {
+        (Some(text), old) => {
+            let secret = parse_secret(text)?;
+            // The same secret keeps its id and age.
+            let kept = old.and_then(|o| o.secrets.iter().find(|s| s.secret == secret));
+            let s = kept.cloned().unwrap_or(SigningSecret {
+                id: SecretId::new(),
+                secret,
+                created_at: now,
+            });
+            (vec![s], None)
+        }
+        (None, Some(old)) => (old.secrets.clone(), None),
+        (None, None) => {
+            let schemes: &[Scheme] = match input.signing.unwrap_or(Signing::V1) {
+                Signing::V1 => &[Scheme::V1],
+                Signing::V1a => &[Scheme::V1a],
+                Signing::Both => &[Scheme::V1, Scheme::V1a],
+            };
+            let secrets: Vec<SigningSecret> = schemes
+                .iter()
+                .map(|scheme| SigningSecret {
+                    id: SecretId::new(),
+                    secret: Secret::generate_for(*scheme),
+                    created_at: now,
+                })
+                .collect();
+            // A shared secret is shown once; an ed25519 secret key never leaves Herald.
+            let shown = secrets
+                .iter()
+                .find(|s| s.secret.scheme() == Scheme::V1)
+                .map(|s| s.secret.expose());
+            (secrets, shown)
+        }
+    };
+    if input.signing.is_some() && (input.secret.is_some() || old.is_some()) {
+        return Err(InputError::new(
+            "signing",
+            "applies only when Herald generates the keys of a new endpoint; to add a key of another scheme, POST /v1/endpoints/{id}/secrets with \"scheme\"",
+        ));
+    }
+    Ok((secrets, generated))
+}
+
+/// The URL of `input` (a masked URL given back stands for the one it masks), checked against
+/// the network policy: as stored, and as parsed.
+async fn checked_url(
+    input: &WebhookInput,
+    old: Option<&WebhookSettings>,
+    checks: Checks<'_>,
+) -> Result<(String, url::Url), InputError> {
+    let url = input
+        .url
+        .as_deref()
+        .ok_or_else(|| InputError::new("url", "is required for a webhook endpoint"))?;
+    // The URL as views show it (its query masked) keeps the query it stands for.
+    let url = match old {
+        Some(o) if url == crate::model::exchange::masked_url(&o.url) && url != o.url => {
+            o.url.as_str()
+        }
+        _ => url,
+    };
+    let checked = checks.policy.check_url(url).await.map_err(|e| match e {
+        UrlError::Refused(HostError::Blocked(blocked)) => {
+            InputError::new("url", format!("is refused: {blocked}"))
+        }
+        other => InputError::new("url", other.to_string()),
+    })?;
+    Ok((url.to_owned(), checked))
 }
 
 /// A signing secret as given, or why it is not one.

@@ -1,6 +1,7 @@
-//! Webhooks signed per Standard Webhooks: signing, the SSRF guard, the request builder, the
-//! HTTP client, and the classification of answers, each in its own file. The settings are in
-//! [`crate::model::endpoint::webhook`].
+//! The webhook kind: receivers signed per Standard Webhooks. Its input and the checks that make
+//! its settings (`kind.rs`), signing, the request builder, the HTTP client, the CloudEvents
+//! handshake and the classification of answers, each in its own file. The stored settings are
+//! in [`crate::model::endpoint::webhook`]; the network policy in [`super::network`].
 
 mod classify;
 mod client;
