@@ -71,18 +71,24 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("fuzzing", &[BELOW]),
 ];
 
-/// The top-level module each file of `src/` belongs to, and the `crate::` modules it names.
-fn uses(src: &Path) -> BTreeMap<String, BTreeSet<(String, String)>> {
-    let mut found: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+/// Every `.rs` file below `src`.
+fn rust_files(src: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
     let mut stack = vec![src.to_path_buf()];
     while let Some(path) = stack.pop() {
         if path.is_dir() {
             stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
         }
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
+    }
+    files
+}
+
+/// The top-level module each file of `src/` belongs to, and the `crate::` modules it names.
+fn uses(src: &Path) -> BTreeMap<String, BTreeSet<(String, String)>> {
+    let mut found: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for path in rust_files(src) {
         let relative = path.strip_prefix(src).unwrap();
         let top = relative
             .components()
@@ -169,15 +175,7 @@ type ModPath = Vec<String>;
 /// `main.rs` the root), with the file's text, comments left out.
 fn modules(src: &Path) -> BTreeMap<ModPath, String> {
     let mut found = BTreeMap::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
+    for path in rust_files(src) {
         let mut names: ModPath = path
             .strip_prefix(src)
             .unwrap()
