@@ -125,6 +125,16 @@ impl Registry {
         scope: &Scope,
         input: EndpointInput,
     ) -> Result<WithSecret, RegistryError> {
+        self.create(scope, input, Purpose::default()).await
+    }
+
+    /// Creates an endpoint whose input is checked for `purpose`.
+    async fn create(
+        &self,
+        scope: &Scope,
+        input: EndpointInput,
+        purpose: Purpose,
+    ) -> Result<WithSecret, RegistryError> {
         if self
             .store
             .records()
@@ -138,7 +148,7 @@ impl Registry {
             )));
         }
         let now = OffsetDateTime::now_utc();
-        let (settings, generated) = self.settings(&input, None, Purpose::default()).await?;
+        let (settings, generated) = self.settings(&input, None, purpose).await?;
         let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             id: EndpointId::new(),
@@ -167,11 +177,7 @@ impl Registry {
         };
         match self.store.records().endpoint_by_name(&input.name).await? {
             Some(existing) => self.update_endpoint(existing, input, declared).await,
-            None => {
-                // Checked as declared first: the create below checks as an API call would.
-                self.settings(&input, None, declared).await?;
-                self.create_endpoint(&Scope::All, input).await
-            }
+            None => self.create(&Scope::All, input, declared).await,
         }
     }
 
