@@ -62,6 +62,8 @@ pub struct Config {
     pub dataverse: DataverseConfig,
     /// The event pipeline: synchronous steps and loop prevention.
     pub pipeline: PipelineConfig,
+    /// Plug-ins: the sandbox, its limits, and plug-ins declared as code.
+    pub plugins: PluginsConfig,
     /// How long finished work is kept.
     pub retention: RetentionConfig,
     /// The operator console.
@@ -342,6 +344,53 @@ pub struct PipelineConfig {
     /// delivery is one deeper than the event delivered (`herald-depth`); past this it is
     /// refused, which stops loops. Dataverse's limit is 8.
     pub max_depth: NonZeroU32,
+}
+
+/// Plug-ins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Whether plug-ins may be pushed and run on this instance.
+    pub enabled: bool,
+    /// Where compiled plug-ins are kept across restarts; default: beside the SQLite database,
+    /// none with PostgreSQL. Only Herald's user may write there (its files run as native code).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Plug-ins pushed at every start.
+    #[serde(default)]
+    pub declared: Vec<DeclaredPlugin>,
+    /// What one execution may use.
+    pub limits: crate::plugins::Limits,
+}
+
+/// A plug-in pushed at every start from a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredPlugin {
+    /// Its name.
+    pub name: String,
+    /// Its solution.
+    pub solution: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// The component (`.wasm`), relative to the working directory.
+    pub path: PathBuf,
+}
+
+impl PluginsConfig {
+    /// The folder for compiled plug-ins under `store`.
+    pub fn cache_dir(&self, store: &StoreUrl) -> Option<PathBuf> {
+        match (&self.cache_dir, store) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, StoreUrl::Sqlite(path)) => Some(
+                path.parent()
+                    .unwrap_or_else(|| Path::new("."))
+                    .join("plugin-cache"),
+            ),
+            (None, StoreUrl::Postgres(_)) => None,
+        }
+    }
 }
 
 /// One API key.

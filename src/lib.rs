@@ -20,6 +20,7 @@ pub mod formats;
 pub mod fuzzing;
 pub mod ingest;
 pub mod model;
+pub mod plugins;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -15,6 +15,7 @@ use crate::auth::{ApiKeys, Principal};
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
 use crate::destinations::network::NetworkPolicy;
+use crate::destinations::plugin::{HttpFetch, PluginRuntime};
 use crate::destinations::webhook::WebhookClient;
 use crate::destinations::{Destinations, Origin};
 use crate::dispatch::{DispatchConfig, Dispatcher, HealthPolicy, RetryPolicy, Waker};
@@ -86,8 +87,17 @@ pub async fn start(
     };
     let webhooks =
         WebhookClient::new(policy.clone(), config.webhooks.timeout)?.with_origin(&origin_name);
-    let registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default())
+    let sandbox = if config.plugins.enabled {
+        let cache = config.plugins.cache_dir(&config.store.url);
+        Some(crate::plugins::Sandbox::new(config.plugins.limits, cache)?)
+    } else {
+        None
+    };
+    let mut registry = Registry::new(store.clone(), catalog.clone(), policy, Routing::default())
         .with_max_timeout(config.delivery.lease / 2);
+    if let Some(sandbox) = &sandbox {
+        registry = registry.with_sandbox(sandbox.clone());
+    }
     registry.reload().await?;
     let waker = Waker::default();
     let activity = Activity::new(store.lease_owner());
@@ -96,12 +106,14 @@ pub async fn start(
         public_url: public_url.clone(),
         organization: config.dataverse.organization.clone(),
     };
+    let destinations = Arc::new(Destinations::new(webhooks.clone()));
     let steps = crate::ingest::steps::SyncSteps {
         store: store.clone(),
         routing: registry.routing().clone(),
         lookups: Default::default(),
         webhooks: webhooks.clone(),
         origin: origin.clone(),
+        destinations: destinations.clone(),
     };
     let (notices, notices_rx) = tokio::sync::mpsc::channel(1024);
     let t = &config.telemetry;
@@ -122,10 +134,9 @@ pub async fn start(
         activity.clone(),
         tracing.clone(),
     );
-    let destinations = Arc::new(Destinations::new(webhooks));
     let dispatcher = Dispatcher::new(
         store.clone(),
-        destinations,
+        destinations.clone(),
         registry.clone(),
         dispatch,
         waker,
@@ -141,6 +152,16 @@ pub async fn start(
         )
         .with_activity(activity.clone()),
     );
+    if let (Some(sandbox), Some(library)) = (sandbox, registry.plugin_library()) {
+        destinations.enable_plugins(PluginRuntime {
+            sandbox,
+            library,
+            emit: Some(Arc::new(crate::ingest::emit::Emitter {
+                ingestor: Arc::downgrade(&ingestor),
+            })),
+            fetch: Arc::new(HttpFetch { client: webhooks }),
+        });
+    }
     tokio::spawn(crate::ingest::notices::announce(
         ingestor.clone(),
         registry.clone(),
@@ -170,6 +191,9 @@ pub async fn start(
         },
     };
     declare(&registry, &config).await?;
+    if let Some(runtime) = destinations.plugins() {
+        tokio::spawn(warm_plugins(store.clone(), runtime));
+    }
 
     let shutdown = CancellationToken::new();
     let mut tasks = vec![tokio::spawn(dispatcher.run(shutdown.clone()))];
@@ -307,6 +331,30 @@ fn api_keys(config: &Config) -> ApiKeys {
 
 /// Creates or updates the endpoints and subscriptions declared in the configuration.
 async fn declare(registry: &Registry, config: &Config) -> anyhow::Result<()> {
+    for plugin in &config.plugins.declared {
+        let bytes = std::fs::read(&plugin.path).with_context(|| {
+            format!(
+                "plug-in \"{}\" of the configuration: reading {}",
+                plugin.name,
+                plugin.path.display()
+            )
+        })?;
+        let pushed = registry
+            .push_plugin(
+                &crate::model::Scope::All,
+                crate::registry::PushInput {
+                    name: plugin.name.clone(),
+                    solution: Some(plugin.solution.clone()),
+                    description: plugin.description.clone(),
+                    bytes,
+                },
+            )
+            .await
+            .with_context(|| format!("plug-in \"{}\" of the configuration", plugin.name))?;
+        if pushed.created {
+            tracing::info!(plugin = %plugin.name, version = pushed.version.version, "plug-in pushed from the configuration");
+        }
+    }
     for endpoint in &config.endpoints {
         registry
             .declare_endpoint(endpoint.clone())
@@ -321,6 +369,30 @@ async fn declare(registry: &Registry, config: &Config) -> anyhow::Result<()> {
             .with_context(|| format!("subscription \"{name}\" of the configuration"))?;
     }
     Ok(())
+}
+
+/// Compiles (or loads from the cache) every plug-in version an endpoint runs, so the first
+/// event does not wait for it.
+async fn warm_plugins(store: Arc<dyn crate::store::Store>, runtime: PluginRuntime) {
+    let endpoints = match store.records().endpoints().await {
+        Ok(endpoints) => endpoints,
+        Err(e) => {
+            tracing::warn!(error = %e, "plug-ins are compiled at first use: the endpoints cannot be read");
+            return;
+        }
+    };
+    for endpoint in endpoints {
+        if let crate::model::DestinationSettings::Plugin(settings) = &endpoint.settings {
+            match runtime.load(settings).await {
+                Ok(loaded) => tracing::info!(plugin = %loaded.version,
+                    compile_ms = loaded.compiled.compile_time.as_millis() as u64,
+                    cached = loaded.compiled.from_disk, "plug-in ready"),
+                Err(e) => {
+                    tracing::warn!(endpoint = %endpoint.name, error = %e, "plug-in not ready")
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

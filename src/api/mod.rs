@@ -17,6 +17,7 @@ mod flows;
 mod health;
 mod ops;
 pub mod path;
+mod plugins;
 mod subscriptions;
 pub mod trace;
 pub mod views;
@@ -154,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .merge(events::router())
         .merge(catalog::router())
         .merge(endpoints::router())
+        .merge(plugins::router())
         .merge(health::router())
         .merge(subscriptions::router())
         .merge(deliveries::router())

@@ -18,6 +18,9 @@ pub enum SendError {
     /// The endpoint's settings cannot be used on this host (say, an identity it lacks).
     #[error("the endpoint cannot be used: {0}")]
     Unusable(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// A plug-in refused, failed, ran into a limit or could not be loaded.
+    #[error("{0}")]
+    Plugin(Arc<str>),
 }
 
 impl From<WebhookError> for SendError {

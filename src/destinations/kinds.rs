@@ -16,7 +16,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::kind::{Checks, InputError, Kind, Made, Unbuildable};
 use super::view::DestinationView;
-use super::{azure, webhook, Destination, Destinations};
+use super::{azure, plugin, webhook, Destination, Destinations};
 use crate::model::{DestinationSettings, EndpointKind};
 
 /// The input of `T` from the fields of a body, each error naming its field.
@@ -120,4 +120,5 @@ kinds! {
     Webhook => webhook::Webhook,
     ServiceBus => azure::servicebus::ServiceBus,
     EventHubs => azure::eventhubs::EventHubs,
+    Plugin => plugin::Plugin,
 }

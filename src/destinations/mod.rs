@@ -6,6 +6,7 @@ mod error;
 pub mod kind;
 pub mod kinds;
 pub mod network;
+pub mod plugin;
 pub mod view;
 pub mod webhook;
 
@@ -144,6 +145,7 @@ pub trait Destination: Send + Sync {
 pub struct Destinations {
     webhooks: webhook::WebhookClient,
     pub(crate) service_bus: azure::servicebus::ServiceBusClient,
+    plugins: std::sync::OnceLock<plugin::PluginRuntime>,
     cache: Mutex<HashMap<EndpointId, Versioned>>,
 }
 
@@ -156,8 +158,21 @@ impl Destinations {
         Self {
             webhooks,
             service_bus: Default::default(),
+            plugins: std::sync::OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Enables plug-ins (once, at start: emitting needs ingestion, which is built after).
+    pub fn enable_plugins(&self, runtime: plugin::PluginRuntime) {
+        if self.plugins.set(runtime).is_err() {
+            tracing::warn!("plug-ins were enabled twice; the first runtime stays");
+        }
+    }
+
+    /// The plug-in runtime, when plug-ins are enabled.
+    pub fn plugins(&self) -> Option<plugin::PluginRuntime> {
+        self.plugins.get().cloned()
     }
 
     /// The webhook client (for the CloudEvents handshake).

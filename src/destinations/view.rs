@@ -35,6 +35,26 @@ pub struct DestinationView {
     /// Event Hubs: the fixed partition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition_id: Option<String>,
+    /// Plug-ins: which one runs and how it is configured (never the secure configuration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginView>,
+}
+
+/// A plug-in registration without its secure configuration.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginView {
+    /// The plug-in's name.
+    pub name: String,
+    /// The pinned version; absent when the registration follows the latest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The unsecure configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Whether a secure configuration is set (its value is never shown).
+    pub secure_config: bool,
+    /// Hosts it may call over HTTP.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One signing secret, without its value.

@@ -6,6 +6,7 @@
 //! answer: the event API, the Dataverse route, the console's test event and Herald's own
 //! operational notices all use it, and only parse what they are given and map what it answers.
 
+pub mod emit;
 mod error;
 mod fingerprint;
 pub mod notices;

@@ -12,6 +12,7 @@ pub mod grant;
 pub mod health;
 pub mod ids;
 pub mod name;
+pub mod plugin;
 pub mod scope;
 pub mod subscription;
 
@@ -26,8 +27,8 @@ pub use delivery::{
 };
 pub use endpoint::{
     AzureCredential, AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointKind,
-    PublicKey, RateLimit, Scheme, Secret, SecretError, SecretString, SigningSecret, Validation,
-    WebhookAuth, WebhookSettings,
+    PluginSettings, PublicKey, RateLimit, Scheme, Secret, SecretError, SecretString, SigningSecret,
+    Validation, WebhookAuth, WebhookSettings,
 };
 pub use event::{
     Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,
@@ -39,6 +40,7 @@ pub use ids::{
     DeliveryId, EndpointId, EventId, IdParseError, PrefixedId, SecretId, SubscriptionId,
 };
 pub use name::{EventName, EventNameError};
+pub use plugin::{NewPluginVersion, PluginVersion};
 pub use scope::Scope;
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,

@@ -149,6 +149,7 @@ impl Registry {
         }
         let now = OffsetDateTime::now_utc();
         let (settings, generated) = self.settings(&input, None, purpose).await?;
+        self.check_plugin_reference(scope, &settings).await?;
         let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             id: EndpointId::new(),
@@ -176,7 +177,10 @@ impl Registry {
             ..Purpose::default()
         };
         match self.store.records().endpoint_by_name(&input.name).await? {
-            Some(existing) => self.update_endpoint(existing, input, declared).await,
+            Some(existing) => {
+                self.update_endpoint(&Scope::All, existing, input, declared)
+                    .await
+            }
             None => self.create(&Scope::All, input, declared).await,
         }
     }
@@ -193,11 +197,15 @@ impl Registry {
             replacing: true,
             ..Purpose::default()
         };
-        Ok(self.update_endpoint(existing, input, replacing).await?.0)
+        Ok(self
+            .update_endpoint(scope, existing, input, replacing)
+            .await?
+            .0)
     }
 
     async fn update_endpoint(
         &self,
+        scope: &Scope,
         existing: Endpoint,
         input: EndpointInput,
         purpose: Purpose,
@@ -205,6 +213,7 @@ impl Registry {
         let (settings, generated) = self
             .settings(&input, Some(&existing.settings), purpose)
             .await?;
+        self.check_plugin_reference(scope, &settings).await?;
         let rate_limit = rate_limit(&input)?;
         let endpoint = Endpoint {
             name: input.name,

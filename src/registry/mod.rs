@@ -7,6 +7,7 @@ mod endpoints;
 mod error;
 mod health;
 mod lookups;
+mod plugins;
 mod routing;
 mod spec;
 mod subscriptions;
@@ -17,6 +18,7 @@ pub use crate::destinations::webhook::{HeaderInput, Signing};
 pub use error::RegistryError;
 pub use health::HealthBoard;
 pub use lookups::Lookups;
+pub use plugins::{PluginLibrary, PluginVersionView, PluginView, PushInput};
 pub use routing::Routing;
 pub use spec::{EndpointInput, SubscriptionInput};
 
@@ -34,6 +36,8 @@ pub struct Registry {
     health: HealthBoard,
     /// The longest time an endpoint may give its receiver to answer.
     max_timeout: std::time::Duration,
+    /// The sandbox plug-ins are checked and run in; `None` when plug-ins are off.
+    sandbox: Option<crate::plugins::Sandbox>,
 }
 
 /// The longest receiver timeout by default: half the default lease (2m), so an attempt ends
@@ -56,7 +60,14 @@ impl Registry {
             routing,
             health: HealthBoard::default(),
             max_timeout: MAX_TIMEOUT,
+            sandbox: None,
         }
+    }
+
+    /// The same registry, checking pushed plug-ins in `sandbox`.
+    pub fn with_sandbox(mut self, sandbox: crate::plugins::Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
     }
 
     /// The same registry, allowing endpoint timeouts up to `max` (half the delivery lease).

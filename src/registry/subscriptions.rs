@@ -305,7 +305,8 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Checks what only some endpoint kinds support: synchronous steps call webhooks; AMQP
+/// Checks what only some endpoint kinds support: synchronous steps call webhooks or run
+/// plug-ins; AMQP
 /// options need a Service Bus or Event Hubs endpoint and parameters every subscribed event has.
 fn check_endpoint_kind(
     target: &Target<'_>,
@@ -313,11 +314,11 @@ fn check_endpoint_kind(
     endpoint: &Endpoint,
 ) -> Result<(), RegistryError> {
     let kind = endpoint.settings.kind();
-    if input.mode == Mode::Sync && kind != EndpointKind::Webhook {
+    if input.mode == Mode::Sync && !matches!(kind, EndpointKind::Webhook | EndpointKind::Plugin) {
         return Err(RegistryError::invalid(
             "mode",
             format!(
-                "a synchronous step calls a webhook; endpoint \"{}\" is a {} endpoint",
+                "a synchronous step calls a webhook or runs a plug-in; endpoint \"{}\" is a {} endpoint",
                 endpoint.name,
                 kind.as_str()
             ),
@@ -327,12 +328,13 @@ fn check_endpoint_kind(
     if amqp.is_empty() {
         return Ok(());
     }
-    if kind == EndpointKind::Webhook {
+    if matches!(kind, EndpointKind::Webhook | EndpointKind::Plugin) {
         return Err(RegistryError::invalid(
             "amqp",
             format!(
-                "applies to Service Bus and Event Hubs endpoints; \"{}\" is a webhook endpoint",
-                endpoint.name
+                "applies to Service Bus and Event Hubs endpoints; \"{}\" is a {} endpoint",
+                endpoint.name,
+                kind.display_name()
             ),
         ));
     }

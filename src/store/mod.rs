@@ -5,6 +5,7 @@ pub mod console;
 pub mod grants;
 pub mod health;
 pub mod messages;
+pub mod plugins;
 pub mod postgres;
 pub mod prune;
 pub mod rates;
@@ -246,6 +247,7 @@ pub trait Statements:
     + rates::RateRecords
     + grants::GrantRecords
     + console::ConsoleRecords
+    + plugins::PluginRecords
 {
 }
 
@@ -255,6 +257,7 @@ impl<T> Statements for T where
         + rates::RateRecords
         + grants::GrantRecords
         + console::ConsoleRecords
+        + plugins::PluginRecords
 {
 }
 
@@ -287,6 +290,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The operator console's sessions, activity and pages.
     fn console(&self) -> &dyn console::ConsoleRecords {
+        self.statements()
+    }
+
+    /// Plug-ins: every version's bytes.
+    fn plugins(&self) -> &dyn plugins::PluginRecords {
         self.statements()
     }
 

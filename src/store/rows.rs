@@ -41,6 +41,8 @@ pub trait Columns {
     fn boolean(&self, col: &str) -> Result<bool, sqlx::Error>;
     /// A nullable floating-point column.
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
+    /// A binary column.
+    fn blob(&self, col: &str) -> Result<Vec<u8>, sqlx::Error>;
 }
 
 macro_rules! columns_for {
@@ -62,6 +64,9 @@ macro_rules! columns_for {
                 self.try_get(col)
             }
             fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn blob(&self, col: &str) -> Result<Vec<u8>, sqlx::Error> {
                 self.try_get(col)
             }
         }
@@ -88,6 +93,9 @@ impl Columns for rusqlite::Row<'_> {
         self.get(col).map_err(decode)
     }
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
+        self.get(col).map_err(decode)
+    }
+    fn blob(&self, col: &str) -> Result<Vec<u8>, sqlx::Error> {
         self.get(col).map_err(decode)
     }
 }

@@ -92,6 +92,7 @@ macro_rules! on_every_backend {
             for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
             for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
             for<'q> Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+            for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
         {
             $($body)*
         }

@@ -18,8 +18,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["model"]),
     // What is happening: counts per minute kept in the store, and the live feed.
     ("activity", &["model", "store"]),
-    ("destinations", &["model", "formats"]),
-    ("registry", &["model", "catalog", "store", "destinations"]),
+    // The sandbox that runs plug-ins: bytes and JSON in, JSON out.
+    ("plugins", &["model"]),
+    ("destinations", &["model", "formats", "plugins"]),
+    (
+        "registry",
+        &["model", "catalog", "store", "destinations", "plugins"],
+    ),
     (
         "dispatch",
         &[
@@ -45,9 +50,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "auth",
             "activity",
             "telemetry",
+            "plugins",
         ],
     ),
-    ("config", &["model", "store", "registry"]),
+    ("config", &["model", "store", "registry", "plugins"]),
     (
         "api",
         &[

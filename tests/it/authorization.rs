@@ -75,6 +75,8 @@ const fn row(
 }
 
 const ENDPOINT_BODY: &str = r#"{"name": "{unique}", "kind": "webhook", "url": "{receiver}"}"#;
+/// Stands for a component's bytes (`application/wasm`) as a body.
+const COMPONENT_BODY: &str = "{component}";
 const SUBSCRIPTION_BODY: &str = r#"{"event": "fabrikam_OrderShipped", "endpoint": "{endpoint}"}"#;
 
 /// The matrix. Out of scope is answered as absent (404, or 400 naming the unknown event
@@ -109,6 +111,11 @@ const MATRIX: &[Row] = &[
     // The handshake's callback: the token is the credential.
     row("get", "/v1/webhook-validation/{token}", None, [Is(404), Is(404), Is(404), Is(404), Is(404), Is(404)]),
     row("post", "/v1/webhook-validation/{token}", None, [Is(404), Is(404), Is(404), Is(404), Is(404), Is(404)]),
+    // Plug-ins: fabrikam's belongs to fabrikam; a push names its solution.
+    row("post", "/v1/plugins", Some(COMPONENT_BODY), [Is(401), Is(401), Is(403), Is(400), Is(201), Is(201)]),
+    row("get", "/v1/plugins", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),
+    row("get", "/v1/plugins/{name}", None, [Is(401), Is(401), Is(403), Is(404), Is(200), Is(200)]),
+    row("delete", "/v1/plugins/{name}", None, [Is(401), Is(401), Is(403), Is(404), Is(204), Is(204)]),
     // Subscriptions.
     row("post", "/v1/subscriptions", Some(SUBSCRIPTION_BODY), [Is(401), Is(401), Is(403), Is(400), Is(201), Is(201)]),
     row("get", "/v1/subscriptions", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),
@@ -166,6 +173,7 @@ struct Fabrikam {
     event: String,
     delivery: String,
     flow: String,
+    plugin: String,
 }
 
 async fn call(
@@ -180,10 +188,18 @@ async fn call(
     if let Some(k) = key {
         r = r.bearer_auth(k);
     }
-    if let Some(b) = body {
-        r = r
-            .header("content-type", "application/json")
-            .body(b.to_owned());
+    match body {
+        Some(COMPONENT_BODY) => {
+            r = r.header("content-type", "application/wasm").body(
+                crate::support::plugins::component(crate::support::plugins::TRIVIAL),
+            );
+        }
+        Some(b) => {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        None => {}
     }
     let answer = r.send().await.unwrap();
     let status = answer.status().as_u16();
@@ -255,7 +271,18 @@ impl Fabrikam {
             json!({"event": "fabrikam_OrderShipped", "notificationUrl": receiver.url()}),
         )
         .await;
+        let plugin = format!("fabrikam-plugin-{n}");
+        let (status, text) = call(
+            app,
+            Some(FABRIKAM_ADMIN),
+            "post",
+            &format!("/v1/plugins?name={plugin}&solution=fabrikam"),
+            Some(COMPONENT_BODY),
+        )
+        .await;
+        assert_eq!(status, 201, "pushing a plug-in: {text}");
         Fabrikam {
+            plugin,
             secret: endpoint["endpoint"]["secrets"][0]["id"]
                 .as_str()
                 .unwrap()
@@ -288,9 +315,10 @@ impl Fabrikam {
             &self.endpoint
         };
         // Lists are read whole, so the resource is on them when it is seen.
-        let query = match path {
-            "/v1/deliveries" => "?limit=1000",
-            "/api/data/v9.2/asyncoperations" => "?$top=1000",
+        let query = match (method, path) {
+            ("post", "/v1/plugins") => "?solution=fabrikam&name=pushed-{unique}",
+            (_, "/v1/deliveries") => "?limit=1000",
+            (_, "/api/data/v9.2/asyncoperations") => "?$top=1000",
             _ => "",
         };
         let path = format!("{path}{query}");
@@ -299,6 +327,7 @@ impl Fabrikam {
             .replace("{id}", id)
             .replace("{secret_id}", &self.secret)
             .replace("{token}", "no-such-token")
+            .replace("{name}", &self.plugin)
     }
 
     /// Removes what these resources deliver to, so the next ones' events fan out no wider.
@@ -312,7 +341,7 @@ impl Fabrikam {
     }
 
     /// What of fabrikam's a body may show.
-    fn markers(&self) -> [&str; 6] {
+    fn markers(&self) -> [&str; 7] {
         [
             "fabrikam",
             &self.endpoint,
@@ -320,6 +349,7 @@ impl Fabrikam {
             &self.event,
             &self.delivery,
             &self.flow,
+            &self.plugin,
         ]
     }
 }
@@ -433,7 +463,9 @@ async fn every_operation_answers_each_caller_as_the_matrix_says() {
                     .replace("{receiver}", &receiver.url())
                     .replace("{endpoint}", &fabrikam.endpoint)
             });
-            let path = fabrikam.path(row.method, row.path);
+            let path = fabrikam
+                .path(row.method, row.path)
+                .replace("{unique}", &format!("made-{made}"));
             let (status, text) = call(&app, *key, row.method, &path, body.as_deref()).await;
             let shows = fabrikam.markers().iter().any(|m| text.contains(m));
             let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -20,6 +20,7 @@ mod infra;
 mod ingest;
 mod ops;
 mod pipeline;
+mod plugins;
 mod resilience;
 mod retention;
 mod secrets_at_rest;

@@ -1111,6 +1111,56 @@ pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: Test
     );
 }
 
+fn plugin(name: &str, solution: &str, bytes: &[u8]) -> NewPluginVersion {
+    NewPluginVersion {
+        name: name.into(),
+        solution: solution.into(),
+        description: "test".into(),
+        hash: herald::plugins::content_hash(bytes),
+        exports: vec!["herald:plugin/handler@1.0.0".into()],
+        bytes: bytes.to_vec(),
+        created_at: now(),
+    }
+}
+
+async fn plugin_versions_are_numbered_per_name_and_keep_their_bytes(t: TestStore) {
+    let p = t.store.plugins();
+    let first = p
+        .push_plugin(&plugin("tiny", "contoso", b"one"))
+        .await
+        .unwrap();
+    assert_eq!((first.version.version, first.created), (1, true));
+    let again = p
+        .push_plugin(&plugin("tiny", "contoso", b"one"))
+        .await
+        .unwrap();
+    assert_eq!((again.version.version, again.created), (1, false));
+    let second = p
+        .push_plugin(&plugin("tiny", "contoso", b"two"))
+        .await
+        .unwrap();
+    assert_eq!(second.version.version, 2);
+    // A name belongs to one solution.
+    assert!(matches!(
+        p.push_plugin(&plugin("tiny", "fabrikam", b"three")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    p.push_plugin(&plugin("other", "fabrikam", b"x"))
+        .await
+        .unwrap();
+    let (latest, bytes) = p.plugin_bytes("tiny", None).await.unwrap().unwrap();
+    assert_eq!((latest.version, bytes.as_slice()), (2, b"two".as_slice()));
+    let (pinned, bytes) = p.plugin_bytes("tiny", Some(1)).await.unwrap().unwrap();
+    assert_eq!((pinned.version, bytes.as_slice()), (1, b"one".as_slice()));
+    assert!(p.plugin_bytes("tiny", Some(3)).await.unwrap().is_none());
+    let all = p.plugins().await.unwrap();
+    let names: Vec<_> = all.iter().map(|v| (v.name.as_str(), v.version)).collect();
+    assert_eq!(names, [("other", 1), ("tiny", 1), ("tiny", 2)]);
+    assert_eq!(all[2].size, 3);
+    assert_eq!(p.delete_plugin("tiny").await.unwrap(), 2);
+    assert!(p.plugin_versions("tiny").await.unwrap().is_empty());
+}
+
 /// One test per backend for each test function named.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -1142,4 +1192,5 @@ contract!(
     endpoint_health_gates_leases_one_probe_at_a_time_and_holds_for_a_disabled_endpoint,
     rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate,
     a_scope_reaches_only_events_and_deliveries_of_its_solutions,
+    plugin_versions_are_numbered_per_name_and_keep_their_bytes,
 );

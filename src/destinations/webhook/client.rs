@@ -60,6 +60,11 @@ impl WebhookClient {
         settings.timeout.unwrap_or(self.default_timeout)
     }
 
+    /// The HTTP client, with the network policy as its resolver (plug-ins' HTTP).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The network policy (for checks at registration).
     pub fn policy(&self) -> &NetworkPolicy {
         &self.policy

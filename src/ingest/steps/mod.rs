@@ -1,10 +1,10 @@
-//! Synchronous steps: webhooks called in the request path, by stage (pre-validation,
-//! pre-operation, post-operation) then rank, before the event is stored, as Dataverse runs
-//! synchronous plug-ins and webhooks. A step may change the parameters, set response
+//! Synchronous steps: webhooks called and plug-ins run in the request path, by stage
+//! (pre-validation, pre-operation, post-operation) then rank, before the event is stored, as
+//! Dataverse runs synchronous plug-ins and webhooks. A step may change the parameters, set response
 //! properties and shared variables (`answer.rs`); later steps see what earlier ones did. A
-//! refusal at any stage cancels the event and the caller gets the receiver's message; 60 s
-//! timeout; one more attempt only after 502, 503 or 504 (decided here, not by the webhook
-//! client). Only events whose `allowed_steps` is `sync_and_async` can have them.
+//! refusal at any stage cancels the event and the caller gets the receiver's (or plug-in's)
+//! message; a webhook has 60 s and one more attempt only after 502, 503 or 504 (decided here,
+//! not by the webhook client); a plug-in has the sandbox's limits and no second attempt. Only events whose `allowed_steps` is `sync_and_async` can have them.
 
 mod answer;
 
@@ -14,10 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::destinations::webhook::{StepAnswer, WebhookClient};
-use crate::destinations::Origin;
+use crate::destinations::{Destinations, Origin};
 use crate::model::{
-    DeliveryId, DestinationSettings, Event, EventDefinition, OutgoingEvent, Stage, Subscription,
+    DeliveryId, DestinationSettings, Event, EventDefinition, OutgoingEvent, PluginSettings, Stage,
+    Subscription,
 };
+use crate::plugins::document::{self, Purpose};
+use crate::plugins::Answer;
 use crate::store::Store;
 
 use super::IngestError;
@@ -40,6 +43,8 @@ pub struct SyncSteps {
     pub webhooks: WebhookClient,
     /// Schema links and the organization name of messages.
     pub origin: Origin,
+    /// The plug-in runtime, once enabled.
+    pub destinations: Arc<Destinations>,
 }
 
 /// Whether a step's answer is worth one more attempt: a gateway in front of the receiver
@@ -82,14 +87,22 @@ impl SyncSteps {
                 Ok(None) => continue, // deleted meanwhile: nothing to call
                 Err(e) => return Err(IngestError::Store(e)),
             };
-            let DestinationSettings::Webhook(settings) = endpoint.settings else {
-                // Subscriptions refuse synchronous steps on other kinds; one changed since.
-                return Err(IngestError::StepFailed {
-                    step: step.name,
-                    message: "a synchronous step must call a webhook endpoint".into(),
-                });
-            };
             let stage = step.stage.unwrap_or(Stage::PreOperation);
+            let settings = match endpoint.settings {
+                DestinationSettings::Webhook(settings) => settings,
+                DestinationSettings::Plugin(plugin) => {
+                    self.run_plugin(event, &step.name, stage, &plugin, &mut run)
+                        .await?;
+                    continue;
+                }
+                _ => {
+                    // Subscriptions refuse synchronous steps on other kinds; one changed since.
+                    return Err(IngestError::StepFailed {
+                        step: step.name,
+                        message: "a synchronous step must call a webhook or run a plug-in".into(),
+                    });
+                }
+            };
             let destination = self.webhooks.destination(settings);
             // The step sees the event as the earlier steps left it.
             let current = OutgoingEvent::new(Event {
@@ -112,16 +125,7 @@ impl SyncSteps {
             match answer {
                 StepAnswer::Accepted { json: None } => {}
                 StepAnswer::Accepted { json: Some(body) } => {
-                    let ignored = run.apply(&step.name, stage, &body).map_err(|problems| {
-                        IngestError::StepAnswerInvalid {
-                            step: step.name.clone(),
-                            problems: problems.0,
-                        }
-                    })?;
-                    if !ignored.is_empty() {
-                        tracing::warn!(step = %step.name, ?ignored, expected = ?answer::KEYS,
-                            "a synchronous step answered with keys Herald does not read");
-                    }
+                    apply(&mut run, &step.name, stage, &body)?;
                 }
                 StepAnswer::Refused { status, message } => {
                     tracing::info!(step = %step.name, status, "a synchronous step cancelled the event");
@@ -140,5 +144,66 @@ impl SyncSteps {
             }
         }
         Ok(run)
+    }
+}
+
+/// Applies a step's JSON answer to `run`, naming the step when it is invalid.
+fn apply(run: &mut Run<'_>, step: &str, stage: Stage, body: &[u8]) -> Result<(), IngestError> {
+    let ignored =
+        run.apply(step, stage, body)
+            .map_err(|problems| IngestError::StepAnswerInvalid {
+                step: step.to_owned(),
+                problems: problems.0,
+            })?;
+    if !ignored.is_empty() {
+        tracing::warn!(step, ?ignored, expected = ?answer::KEYS,
+            "a synchronous step answered with keys Herald does not read");
+    }
+    Ok(())
+}
+
+impl SyncSteps {
+    /// Runs the plug-in step `step` registered with `plugin` at `stage` on the event as `run`
+    /// has it so far: its answer applies like a webhook's, its refusal cancels the event.
+    async fn run_plugin(
+        &self,
+        event: &Event,
+        step: &str,
+        stage: Stage,
+        plugin: &PluginSettings,
+        run: &mut Run<'_>,
+    ) -> Result<(), IngestError> {
+        let failed = |message: String| IngestError::StepFailed {
+            step: step.to_owned(),
+            message,
+        };
+        let runtime = self
+            .destinations
+            .plugins()
+            .ok_or_else(|| failed("plug-ins are not enabled on this instance".into()))?;
+        let loaded = runtime
+            .load(plugin)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let doc = document::event(event, &run.params, &run.pipeline.shared_variables);
+        let input = document::input(
+            Purpose::Step(stage.as_str()),
+            &loaded.version,
+            plugin,
+            doc,
+            serde_json::Map::new(),
+        );
+        match runtime.run(&loaded, plugin, event.depth, &input).await {
+            Ok(Answer::Ok(text)) => apply(run, step, stage, text.as_bytes()),
+            Ok(Answer::Refused(message)) => {
+                tracing::info!(step, plugin = %loaded.version, "a plug-in step cancelled the event");
+                Err(IngestError::Vetoed {
+                    step: step.to_owned(),
+                    status: 400,
+                    message,
+                })
+            }
+            Err(e) => Err(failed(e.to_string())),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Endpoints: where deliveries go, with their settings (secrets included; views leave them out).
 
 pub mod azure;
+pub mod plugin;
 pub mod webhook;
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::ids::EndpointId;
 pub use azure::{AzureCredential, AzureSettings, SecretString};
+pub use plugin::PluginSettings;
 pub use webhook::{
     CustomHeader, PublicKey, Scheme, Secret, SecretError, SigningSecret, Validation, WebhookAuth,
     WebhookSettings,
@@ -26,6 +28,8 @@ pub enum EndpointKind {
     ServiceBus,
     /// An Azure event hub, over AMQP 1.0.
     EventHubs,
+    /// A plug-in run in Herald's sandbox.
+    Plugin,
 }
 
 impl EndpointKind {
@@ -35,6 +39,7 @@ impl EndpointKind {
             EndpointKind::Webhook => "webhook",
             EndpointKind::ServiceBus => "service_bus",
             EndpointKind::EventHubs => "event_hubs",
+            EndpointKind::Plugin => "plugin",
         }
     }
 
@@ -44,6 +49,7 @@ impl EndpointKind {
             EndpointKind::Webhook => "webhook",
             EndpointKind::ServiceBus => "Service Bus",
             EndpointKind::EventHubs => "Event Hubs",
+            EndpointKind::Plugin => "plug-in",
         }
     }
 }
@@ -58,6 +64,8 @@ pub enum DestinationSettings {
     ServiceBus(AzureSettings),
     /// An Azure event hub.
     EventHubs(AzureSettings),
+    /// A plug-in run in Herald's sandbox.
+    Plugin(PluginSettings),
 }
 
 impl DestinationSettings {
@@ -67,6 +75,7 @@ impl DestinationSettings {
             DestinationSettings::Webhook(_) => EndpointKind::Webhook,
             DestinationSettings::ServiceBus(_) => EndpointKind::ServiceBus,
             DestinationSettings::EventHubs(_) => EndpointKind::EventHubs,
+            DestinationSettings::Plugin(_) => EndpointKind::Plugin,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! receiver that records what it gets, and helpers to wait for conditions under a timeout.
 
 pub mod otlp;
+pub mod plugins;
 pub mod process;
 pub mod receiver;
 
