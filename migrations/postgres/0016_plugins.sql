@@ -2,7 +2,7 @@
 -- instance runs the same bytes. Each push of different bytes is the next version of a name.
 CREATE TABLE plugins (
     name TEXT NOT NULL,
-    version INTEGER NOT NULL,
+    version BIGINT NOT NULL,
     solution TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     hash TEXT NOT NULL,

@@ -2,7 +2,7 @@
 //! plug-ins with their versions, where each is used and its statistics, and remove one
 //! (refused while an endpoint runs it). Admin keys only; the rules are the registry's.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::Json;
@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::QueryParams;
 use super::{Admin, AdminRefusals, ApiError, AppState, ErrorBody};
 use crate::registry::{PluginVersionView, PluginView, PushInput};
 
@@ -51,18 +52,21 @@ pub struct PushedView {
 }
 
 /// Pushes a version of a plug-in: a WebAssembly component of the WIT world
-/// `herald:plugin@1.0.0`, as the body (`application/wasm`). It is checked and compiled before
-/// it is stored; every instance runs it from the store.
+/// `herald:plugin@1.0.0`, as the body (`application/wasm` or `application/octet-stream`). It
+/// is checked and compiled before it is stored; every instance runs it from the store.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", operation_id = "push_plugin", params(PushParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
-    responses((status = 201, body = PushedView, description = "A new version"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component's bytes (`application/wasm` is accepted too)"),
+    responses((status = 201, body = PushedView, description = "A new version", links(
+            ("GetPlugin" = (operation_id = "get_plugin", parameters(("name" = "$response.body#/name")))),
+            ("DeletePlugin" = (operation_id = "delete_plugin", parameters(("name" = "$response.body#/name")))),
+        )),
         (status = 200, body = PushedView, description = "The latest version already had these bytes"),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "The name belongs to another solution"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), AdminRefusals))]
 async fn push(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Query(params): Query<PushParams>,
+    QueryParams(params): QueryParams<PushParams>,
     request: Request,
 ) -> Result<(StatusCode, Json<PushedView>), ApiError> {
     let essence = request

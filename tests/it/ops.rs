@@ -38,7 +38,7 @@ async fn the_openapi_document_describes_every_route_and_ops_routes_answer() {
         .iter()
         .map(|k| k["properties"]["kind"]["enum"][0].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["webhook", "service_bus", "event_hubs"]);
+    assert_eq!(kinds, ["webhook", "service_bus", "event_hubs", "plugin"]);
     for path in [
         "/v1/events/{event}",
         "/v1/events:batch",
