@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-test-env.sh
 export HERALD_TEST_PYTHON="$PWD/.venv/bin/python"
+# The example plug-ins, built from source with ComponentizeJS and componentize-py (the tests
+# run them); cached by content, so an unchanged tree rebuilds nothing.
+scripts/build-plugins.sh
 
 # Static security scan of infra/ and the Dockerfile (checkov, from PyPI).
 scripts/check-infra.sh

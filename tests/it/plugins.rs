@@ -224,7 +224,7 @@ async fn a_compiled_component_is_cached_on_disk_for_the_next_start() {
 
 use serde_json::{json, Value};
 
-use crate::support::{wait_for, TestApp};
+use crate::support::{wait_for, Receiver, TestApp};
 
 const CATALOG: &str = r#"
 [[solutions]]
@@ -523,5 +523,351 @@ async fn an_asynchronous_plugin_runs_per_delivery_and_a_refusal_is_a_retried_att
     assert!(
         stats["statistics"][0]["executions"].as_u64().unwrap() >= 1,
         "{stats}"
+    );
+}
+
+// The examples of examples/plugins/, built from source by scripts/build-plugins.sh (which
+// scripts/test.sh runs first) with ComponentizeJS and componentize-py.
+
+const EXAMPLES_CATALOG: &str = r#"
+[[solutions]]
+unique_name = "contoso"
+publisher_prefix = "contoso"
+
+[[categories]]
+solution = "contoso"
+name = "Sales"
+events = ["contoso_CustomerPurchase", "contoso_VendorPaymentPosted", "contoso_Ping"]
+
+[[events]]
+unique_name = "contoso_CustomerPurchase"
+solution = "contoso"
+allowed_steps = "sync_and_async"
+parameters = [
+  { name = "CustomerId", type = "Guid", required = true },
+  { name = "Total", type = "Money", required = true },
+  { name = "Currency", type = "String", max_length = 3 },
+]
+response_properties = [{ name = "Quote", type = "Money" }]
+
+[[events]]
+unique_name = "contoso_VendorPaymentPosted"
+solution = "contoso"
+allowed_steps = "async_only"
+parameters = [
+  { name = "VendorId", type = "Guid", required = true },
+  { name = "Amount", type = "Money", required = true },
+]
+
+[[events]]
+unique_name = "contoso_Ping"
+solution = "contoso"
+allowed_steps = "async_only"
+parameters = [{ name = "Note", type = "String" }]
+"#;
+
+const CUSTOMER: &str = "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10";
+
+/// Herald with the examples' catalog, compiling plug-ins once for every test into
+/// `target/plugin-cache`.
+async fn examples_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalog.toml"), EXAMPLES_CATALOG).unwrap();
+    let path = dir.keep();
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugin-cache");
+    TestApp::builder()
+        .config(&format!(
+            "[catalog]\ndir = \"{}\"\n[plugins]\ncache_dir = \"{}\"\n",
+            path.display(),
+            cache.display()
+        ))
+        .build()
+        .await
+}
+
+/// The example `name`, as scripts/build-plugins.sh built it.
+fn example(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/plugins")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the examples with scripts/build-plugins.sh (scripts/test.sh does)",
+            path.display()
+        )
+    })
+}
+
+async fn push_example(app: &TestApp, name: &str) {
+    let (status, body) = push(app, name, example(name)).await;
+    assert!(
+        status == 201 || status == 200,
+        "pushing {name}: {status} {body}"
+    );
+}
+
+fn purchase(total: f64, currency: &str) -> Value {
+    json!({"CustomerId": CUSTOMER, "Total": total, "Currency": currency})
+}
+
+/// Subscribes a step to `event` at `stage`.
+async fn step(app: &TestApp, name: &str, plugin: Value, stage: &str) {
+    let mut body = json!({"name": name, "kind": "plugin"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(plugin.as_object().unwrap().clone());
+    let (status, endpoint) = app.post("/v1/endpoints", &body).await;
+    assert_eq!(status, 201, "{endpoint}");
+    let (status, sub) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"event": "contoso_CustomerPurchase", "endpoint": endpoint["endpoint"]["id"],
+                    "mode": "sync", "stage": stage, "name": format!("{name}-step")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+}
+
+#[tokio::test]
+async fn the_javascript_and_python_steps_change_the_event_and_answer_the_caller() {
+    let app = examples_app().await;
+    push_example(&app, "currency").await;
+    push_example(&app, "quote").await;
+    step(
+        &app,
+        "currency",
+        json!({"plugin": "currency", "config": r#"{"rates": {"USD": 0.92, "GBP": 1.17}, "to": "EUR"}"#}),
+        "pre_operation",
+    )
+    .await;
+    step(
+        &app,
+        "quote",
+        json!({"plugin": "quote", "config": r#"{"margin": 0.1}"#}),
+        "post_operation",
+    )
+    .await;
+
+    let (status, body) = app
+        .post(
+            "/v1/events/contoso_CustomerPurchase",
+            &purchase(100.0, "USD"),
+        )
+        .await;
+    // An event with response properties is answered when its steps have run: 200.
+    assert_eq!(status, 200, "{body}");
+    // The JavaScript step converted the total; the Python step quoted on the converted one.
+    assert_eq!(body["response"], json!({"Quote": 101.2}), "{body}");
+    let (_, event) = app
+        .get(&format!("/v1/events/{}", body["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(event["params"]["Total"].as_f64(), Some(92.0), "{event}");
+    assert_eq!(event["params"]["Currency"], "EUR");
+    assert_eq!(event["changes"][0]["step"], "currency-step");
+
+    // A currency the step has no rate for cancels the event with the plug-in's message.
+    let (status, body) = app
+        .post("/v1/events/contoso_CustomerPurchase", &purchase(5.0, "JPY"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "cancelled_by_step");
+    assert_eq!(body["error"]["message"], "unknown currency JPY");
+
+    let (_, stats) = app.get("/v1/plugins/currency").await;
+    assert_eq!(stats["statistics"][0]["executions"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn the_enrich_step_reaches_its_allowed_host_and_nothing_else() {
+    let app = examples_app().await;
+    let crm = Crm::start().await;
+    push_example(&app, "enrich").await;
+    let url = format!("{}/customers/", crm.url);
+    step(
+        &app,
+        "enrich",
+        json!({"plugin": "enrich", "config": json!({"url": url}).to_string(), "allowed_hosts": ["127.0.0.1"]}),
+        "pre_operation",
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            "/v1/events/contoso_CustomerPurchase",
+            &purchase(10.0, "EUR"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, event) = app
+        .get(&format!("/v1/events/{}", body["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(event["shared_variables"]["tier"], "gold", "{event}");
+    assert_eq!(crm.hits(), 1);
+
+    // A host the registration does not list, and the cloud metadata address even when listed
+    // (the network policy refuses link-local addresses), are never reached.
+    for (config, hosts, refused) in [
+        (
+            json!({"url": url}),
+            json!(["crm.contoso.example"]),
+            "127.0.0.1",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data/"}),
+            json!(["169.254.169.254"]),
+            "169.254.169.254",
+        ),
+    ] {
+        let (_, list) = app.get("/v1/endpoints").await;
+        let id = list[0]["id"].as_str().unwrap().to_owned();
+        let r = app
+            .req(reqwest::Method::PUT, &format!("/v1/endpoints/{id}"))
+            .json(
+                &json!({"name": "enrich", "kind": "plugin", "plugin": "enrich",
+                          "config": config.to_string(), "allowed_hosts": hosts}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let (status, body) = app
+            .post(
+                "/v1/events/contoso_CustomerPurchase",
+                &purchase(10.0, "EUR"),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("enrichment failed: refused"),
+            "{message}"
+        );
+        assert!(message.contains(refused), "{message}");
+    }
+    assert_eq!(crm.hits(), 1, "nothing more reached the CRM");
+}
+
+/// A CRM answering `GET /customers/{id}` with `{"tier": "gold"}`, counting its requests.
+struct Crm {
+    url: String,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Crm {
+    async fn start() -> Crm {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/customers/{id}",
+            axum::routing::get(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    axum::Json(json!({"tier": "gold"}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Crm { url, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn plugins_emit_events_and_a_chain_of_relays_stops_at_depth_8() {
+    let app = examples_app().await;
+    push_example(&app, "follow-up").await;
+    push_example(&app, "relay").await;
+    let pings = Receiver::start().await;
+    let payments = Receiver::start().await;
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    app.subscribe_webhook("pings", &pings.url(), SECRET, "contoso_Ping")
+        .await;
+    app.subscribe_webhook(
+        "payments",
+        &payments.url(),
+        SECRET,
+        "contoso_VendorPaymentPosted",
+    )
+    .await;
+    register(
+        &app,
+        "follow-up",
+        json!({"plugin": "follow-up"}),
+        "contoso_CustomerPurchase",
+        "async",
+    )
+    .await;
+    let relay = register(
+        &app,
+        "relay",
+        json!({"plugin": "relay", "config": r#"{"event": "contoso_Ping"}"#}),
+        "contoso_Ping",
+        "async",
+    )
+    .await;
+
+    // The Python plug-in raises the vendor payment of a purchase.
+    let (status, body) = app
+        .post(
+            "/v1/events/contoso_CustomerPurchase",
+            &purchase(42.5, "EUR"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = wait_for(Duration::from_secs(30), "the emitted payment", || async {
+        payments.received().first().cloned()
+    })
+    .await;
+    assert_eq!(got.json()["data"]["Amount"], json!(42.5), "{}", got.json());
+    assert_eq!(got.header("herald-depth"), "2");
+
+    // A relay that raises the event it handles: depths 1 to 8 are stored and delivered, the
+    // ninth is refused, and the refusal is the relay's error.
+    let (status, _) = app
+        .post("/v1/events/contoso_Ping", &json!({"Note": "loop"}))
+        .await;
+    assert_eq!(status, 202);
+    let refused = wait_for(
+        Duration::from_secs(60),
+        "the relay's refusal at depth 8",
+        || async {
+            let (_, list) = app
+                .get(&format!("/v1/deliveries?endpoint_id={relay}&limit=100"))
+                .await;
+            list.as_array()?
+                .iter()
+                .find(|d| {
+                    d["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("depth"))
+                })
+                .cloned()
+        },
+    )
+    .await;
+    assert!(
+        refused["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("relaying to contoso_Ping was refused"),
+        "{refused}"
+    );
+    let depths = wait_for(Duration::from_secs(30), "eight pings delivered", || async {
+        let depths: std::collections::BTreeSet<String> = pings
+            .received()
+            .iter()
+            .map(|r| r.header("herald-depth"))
+            .collect();
+        (depths.len() == 8).then_some(depths)
+    })
+    .await;
+    assert_eq!(
+        depths.into_iter().collect::<Vec<_>>(),
+        ["1", "2", "3", "4", "5", "6", "7", "8"]
     );
 }

@@ -3,9 +3,8 @@
 // Herald's tests and benchmarks use it to measure the cost of calling a JavaScript component
 // (instantiation plus one `handle` call) without any work of its own.
 //
-// Registered as a synchronous step on any event, for example:
-//   { "name": "echo", "kind": "step", "stage": "pre_operation",
-//     "event": "contoso_CustomerPurchase", "module": "target/plugins/echo.wasm" }
+// Registration: an endpoint of kind `plugin` with `"plugin": "echo"`, subscribed as a
+// synchronous step (`"mode": "sync"`) to any event that allows steps.
 
 export const handler = {
   handle(input) {
