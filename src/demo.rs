@@ -163,6 +163,7 @@ fn declare(config: &mut Config, sink_addr: std::net::SocketAddr, secret: String,
                 rank: None,
                 mode: Default::default(),
                 amqp,
+                transform: None,
                 stage: None,
             });
         }

@@ -143,6 +143,7 @@ async fn create(
         rank: None,
         mode: Default::default(),
         amqp: Default::default(),
+        transform: None,
         stage: None,
     };
     let subscription = match state.registry.create_subscription(&scope, input).await {

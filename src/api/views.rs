@@ -103,6 +103,9 @@ pub struct SubscriptionView {
     pub stage: Option<Stage>,
     /// How events become AMQP messages (Service Bus and Event Hubs endpoints).
     pub amqp: AmqpOptions,
+    /// The plug-in that reshapes what it sends, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform: Option<crate::model::Transform>,
     /// Why Herald disabled it (a receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
     /// When it was created.
@@ -129,6 +132,7 @@ impl From<&Subscription> for SubscriptionView {
             mode: s.mode,
             stage: s.stage,
             amqp: s.amqp.clone(),
+            transform: s.transform.clone(),
             disabled_reason: s.disabled_reason.clone(),
             created_at: s.created_at,
             updated_at: s.updated_at,

@@ -48,6 +48,26 @@ pub struct Outbound<'a> {
     /// The W3C trace context receivers continue (`traceparent`; `Diagnostic-Id` on AMQP):
     /// the attempt's span when Herald traces, else the event's own context.
     pub traceparent: Option<String>,
+    /// What the subscription's transformation changed, if it has one.
+    pub reshaped: Option<Arc<Reshaped>>,
+}
+
+/// What a subscription's transformation changed of a delivery's message; the destination
+/// builds its message as usual, then applies this.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reshaped {
+    /// The body, replacing the one of the subscription's format.
+    pub body: Option<bytes::Bytes>,
+    /// Its media type (with `body`).
+    pub content_type: Option<String>,
+    /// Webhooks: headers added to the request (never Herald's own or the signature's).
+    pub headers: Vec<(String, String)>,
+    /// Service Bus and Event Hubs: application properties added to the message.
+    pub properties: Vec<(String, serde_json::Value)>,
+    /// Service Bus and Event Hubs: the message's subject.
+    pub subject: Option<String>,
+    /// Event Hubs: the partition key.
+    pub partition_key: Option<String>,
 }
 
 /// What every outbound message says about where it comes from. The one place an
@@ -81,6 +101,7 @@ impl Origin {
             amqp: &subscription.amqp,
             stage: None,
             traceparent: event.event.traceparent.clone(),
+            reshaped: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::decide::{decide, Attempted};
 use super::gate::{Admission, Gate};
 use super::Inner;
-use crate::destinations::Outcome;
+use crate::destinations::{plugin, Outcome, SendError};
 use crate::model::{
     Attempt, AttemptResult, Endpoint, EndpointId, Exchange, LeasedDelivery, NextState, Notice,
     Subscription, OPERATIONAL_SOLUTION,
@@ -188,7 +188,36 @@ impl Inner {
             kept_on_success: self.config.keep_succeeded_requests,
             ..Exchange::default()
         };
-        let outcome = destination.send(&message, &mut exchange).await;
+        let mut dropped = false;
+        let outcome = match &subscription.transform {
+            None => destination.send(&message, &mut exchange).await,
+            Some(transform) => {
+                let reshaping = match self.destinations.plugins() {
+                    Some(runtime) => plugin::transform(&runtime, transform, &message, kind).await,
+                    None => Err("plug-ins are not enabled on this instance: the subscription's transformation cannot run".into()),
+                };
+                match reshaping {
+                    Ok(plugin::Reshaping::Send(reshaped)) => {
+                        let reshaped = plugin::apply(&message, reshaped);
+                        destination.send(&reshaped, &mut exchange).await
+                    }
+                    Ok(plugin::Reshaping::Drop) => {
+                        dropped = true;
+                        exchange.target = endpoint.name.clone();
+                        exchange.response = Some(format!(
+                            "dropped by the transformation {}",
+                            transform.plugin
+                        ));
+                        Outcome::Delivered { status: None }
+                    }
+                    Err(e) => Outcome::Retry {
+                        error: SendError::Plugin(e.into()),
+                        status: None,
+                        retry_after: None,
+                    },
+                }
+            }
+        };
         let mut keep = true;
         match &outcome {
             Outcome::Delivered { status } => {
@@ -197,8 +226,8 @@ impl Inner {
                 }
                 // What a success sent is rarely looked at, and storing it with every attempt
                 // cost a fifth of the delivery rate (issue 13's note): unless asked, a success
-                // keeps its status and time only.
-                keep = self.config.keep_succeeded_requests;
+                // keeps its status and time only. A dropped delivery keeps why.
+                keep = self.config.keep_succeeded_requests || dropped;
             }
             Outcome::Retry { error, status, .. } | Outcome::Permanent { error, status } => {
                 if let Some(s) = status {

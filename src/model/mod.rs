@@ -43,5 +43,5 @@ pub use name::{EventName, EventNameError};
 pub use plugin::{NewPluginVersion, PluginVersion};
 pub use scope::Scope;
 pub use subscription::{
-    AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription,
+    AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription, Transform,
 };

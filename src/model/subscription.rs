@@ -9,6 +9,25 @@ use utoipa::ToSchema;
 
 use super::ids::{EndpointId, SubscriptionId};
 
+/// A subscription's transformation: a plug-in run on each delivery before it is sent, which
+/// may change the body, headers or application properties, subject and partition key, or drop
+/// the delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    /// The plug-in's name.
+    #[schema(min_length = 1, max_length = 100)]
+    pub plugin: String,
+    /// A version to pin; absent follows the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub version: Option<u32>,
+    /// A configuration string given to the plug-in (not secret: shown in the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 65536)]
+    pub config: Option<String>,
+}
+
 /// A subscription: an event or a whole category routed to an endpoint.
 #[derive(Debug, Clone)]
 pub struct Subscription {
@@ -40,6 +59,8 @@ pub struct Subscription {
     pub amqp: AmqpOptions,
     /// Why it was disabled by Herald (a receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
+    /// The plug-in that reshapes (or drops) what this subscription sends.
+    pub transform: Option<Transform>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it was last changed.

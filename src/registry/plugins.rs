@@ -42,7 +42,8 @@ pub struct PluginView {
     pub solution: String,
     /// Its versions, newest first.
     pub versions: Vec<PluginVersionView>,
-    /// The endpoints (registrations) that run it.
+    /// The endpoints (registrations) that run it, and the subscriptions it transforms
+    /// (`subscription <name>`).
     pub used_by: Vec<String>,
     /// What its versions did on this instance, newest version first.
     pub statistics: Vec<VersionStatistics>,
@@ -168,6 +169,7 @@ impl Registry {
     pub async fn plugins(&self, scope: &Scope) -> Result<Vec<PluginView>, RegistryError> {
         let versions = self.store.plugins().plugins().await?;
         let endpoints = self.store.records().endpoints().await?;
+        let subscriptions = self.store.records().subscriptions().await?;
         let mut by_name: Vec<(String, Vec<PluginVersion>)> = Vec::new();
         for v in versions.into_iter().filter(|v| scope.covers(&v.solution)) {
             match by_name.last_mut() {
@@ -177,7 +179,7 @@ impl Registry {
         }
         Ok(by_name
             .into_iter()
-            .map(|(name, versions)| self.plugin_view(name, versions, &endpoints))
+            .map(|(name, versions)| self.plugin_view(name, versions, &endpoints, &subscriptions))
             .collect())
     }
 
@@ -189,7 +191,8 @@ impl Registry {
             _ => return Err(RegistryError::NotFound(format!("no plug-in `{name}`"))),
         }
         let endpoints = self.store.records().endpoints().await?;
-        Ok(self.plugin_view(name.to_owned(), versions, &endpoints))
+        let subscriptions = self.store.records().subscriptions().await?;
+        Ok(self.plugin_view(name.to_owned(), versions, &endpoints, &subscriptions))
     }
 
     fn plugin_view(
@@ -197,12 +200,19 @@ impl Registry {
         name: String,
         mut versions: Vec<PluginVersion>,
         endpoints: &[crate::model::Endpoint],
+        subscriptions: &[crate::model::Subscription],
     ) -> PluginView {
         versions.sort_by_key(|v| std::cmp::Reverse(v.version));
         let used_by = endpoints
             .iter()
             .filter(|e| matches!(&e.settings, DestinationSettings::Plugin(p) if p.plugin == name))
             .map(|e| e.name.clone())
+            .chain(
+                subscriptions
+                    .iter()
+                    .filter(|s| s.transform.as_ref().is_some_and(|t| t.plugin == name))
+                    .map(|s| format!("subscription {}", s.name)),
+            )
             .collect();
         let statistics = self
             .sandbox
@@ -226,7 +236,7 @@ impl Registry {
         let view = self.plugin(scope, name).await?;
         if !view.used_by.is_empty() {
             return Err(RegistryError::Conflict(format!(
-                "plug-in `{name}` is run by {}: delete or change those endpoints first",
+                "plug-in `{name}` is run by {}: delete or change those first",
                 view.used_by
                     .iter()
                     .map(|n| format!("`{n}`"))
@@ -274,6 +284,40 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Checks a subscription's transformation: its plug-in (and pinned version) exists in a
+    /// solution the caller covers; its configuration is not too long.
+    pub(super) async fn check_transform(
+        &self,
+        scope: &Scope,
+        transform: &crate::model::Transform,
+    ) -> Result<(), RegistryError> {
+        if transform
+            .config
+            .as_ref()
+            .is_some_and(|c| c.len() > 64 * 1024)
+        {
+            return Err(RegistryError::invalid(
+                "transform.config",
+                "at most 65536 bytes",
+            ));
+        }
+        let settings = DestinationSettings::Plugin(crate::model::PluginSettings {
+            plugin: transform.plugin.clone(),
+            version: transform.version,
+            config: None,
+            secure_config: None,
+            allowed_hosts: Vec::new(),
+        });
+        self.check_plugin_reference(scope, &settings)
+            .await
+            .map_err(|e| match e {
+                RegistryError::Invalid { field, problem } => {
+                    RegistryError::invalid(format!("transform.{field}"), problem)
+                }
+                other => other,
+            })
     }
 
     /// Where plug-in versions are found, over this registry's store.

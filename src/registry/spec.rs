@@ -198,4 +198,8 @@ pub struct SubscriptionInput {
     /// session id and partition key parameters, time to live.
     #[serde(default)]
     pub amqp: AmqpOptions,
+    /// A plug-in that reshapes what this subscription sends (body, headers or application
+    /// properties, subject, partition key) or drops the delivery.
+    #[serde(default)]
+    pub transform: Option<crate::model::Transform>,
 }

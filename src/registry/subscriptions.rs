@@ -160,6 +160,15 @@ impl Registry {
         super::endpoints::check_name(&name)?;
         let stage = target.stage(&input)?;
         check_endpoint_kind(&target, &input, &endpoint)?;
+        if let Some(transform) = &input.transform {
+            if input.mode == Mode::Sync {
+                return Err(RegistryError::invalid(
+                    "transform",
+                    "a synchronous step is not transformed: its answer is what counts",
+                ));
+            }
+            self.check_transform(scope, transform).await?;
+        }
         Ok(Subscription {
             id,
             name,
@@ -174,6 +183,7 @@ impl Registry {
             mode: input.mode,
             stage,
             amqp: input.amqp,
+            transform: input.transform,
             disabled_reason: None,
             created_at: existing.map_or(now, |s| s.created_at),
             updated_at: now,

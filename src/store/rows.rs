@@ -276,6 +276,17 @@ pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreEr
             None => None,
         },
         amqp: json_col(row, "amqp", "subscription AMQP options")?,
+        transform: match row.opt_text("transform")? {
+            Some(text) => {
+                Some(
+                    serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                        what: "subscription transformation",
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        },
         disabled_reason: row.opt_text("disabled_reason")?,
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,

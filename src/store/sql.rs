@@ -223,11 +223,11 @@ on_every_backend!(Records {
     async fn put_subscription(&self, s: &Subscription) -> Result<(), StoreError> {
         sqlx::query::<DB>(
             "INSERT INTO subscriptions (id, name, solution, event_name, category, endpoint_id, format, filter, enabled, rank,
-                disabled_reason, created_at, updated_at, mode, stage, amqp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                disabled_reason, created_at, updated_at, mode, stage, amqp, transform) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, solution = excluded.solution, event_name = excluded.event_name,
                category = excluded.category, endpoint_id = excluded.endpoint_id, format = excluded.format, filter = excluded.filter,
                enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at,
-               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp",
+               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp, transform = excluded.transform",
         )
         .bind(s.id.to_string())
         .bind(s.name.clone())
@@ -245,6 +245,12 @@ on_every_backend!(Records {
         .bind(s.mode.as_str())
         .bind(s.stage.map(|st| st.as_str()))
         .bind(json(&s.amqp, "subscription AMQP options")?)
+        .bind(
+            s.transform
+                .as_ref()
+                .map(|t| json(t, "subscription transformation"))
+                .transpose()?,
+        )
         .execute(&self.pool)
         .await
         .map_err(|err| conflict_on_unique(err, format!("subscription name \"{}\"", s.name)))?;

@@ -871,3 +871,102 @@ async fn plugins_emit_events_and_a_chain_of_relays_stops_at_depth_8() {
         ["1", "2", "3", "4", "5", "6", "7", "8"]
     );
 }
+
+#[tokio::test]
+async fn a_transformation_reshapes_what_a_subscription_sends_or_drops_it() {
+    let app = examples_app().await;
+    push_example(&app, "chat-card").await;
+    let teams = Receiver::start().await;
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (endpoint, _) = app
+        .subscribe_webhook("plain", &teams.url(), SECRET, "contoso_VendorPaymentPosted")
+        .await;
+    // The transformation of another subscription to the same receiver.
+    let (status, sub) = app
+        .post(
+            "/v1/subscriptions",
+            &json!({"name": "teams", "event": "contoso_CustomerPurchase", "endpoint": endpoint,
+                    "transform": {"plugin": "chat-card", "config": r#"{"min_total": 10}"#}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["transform"]["plugin"], "chat-card", "{sub}");
+
+    let (status, body) = app
+        .post(
+            "/v1/events/contoso_CustomerPurchase",
+            &purchase(42.5, "EUR"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let card = wait_for(Duration::from_secs(20), "the card", || async {
+        teams.received().first().cloned()
+    })
+    .await;
+    let json = card.json();
+    assert_eq!(json["type"], "message", "{json}");
+    let content = &json["attachments"][0]["content"];
+    assert_eq!(content["type"], "AdaptiveCard");
+    assert_eq!(content["body"][0]["text"], "contoso_CustomerPurchase");
+    // Signed over what was sent, as every delivery.
+    assert!(card.header("webhook-signature").starts_with("v1,"));
+    let (_, deliveries) = app
+        .get(&format!(
+            "/v1/deliveries?event_id={}",
+            body["id"].as_str().unwrap()
+        ))
+        .await;
+    let id = deliveries[0]["id"].as_str().unwrap();
+    assert_eq!(deliveries[0]["status"], "succeeded");
+
+    // Below the minimum: dropped, recorded as done with why, and nothing sent.
+    let (_, small) = app
+        .post("/v1/events/contoso_CustomerPurchase", &purchase(2.0, "EUR"))
+        .await;
+    let dropped = wait_for(Duration::from_secs(20), "the dropped delivery", || async {
+        let (_, list) = app
+            .get(&format!(
+                "/v1/deliveries?event_id={}",
+                small["id"].as_str().unwrap()
+            ))
+            .await;
+        list.as_array()?
+            .first()
+            .filter(|d| d["status"] == "succeeded")
+            .cloned()
+    })
+    .await;
+    let (_, detail) = app
+        .get(&format!(
+            "/v1/deliveries/{}",
+            dropped["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        detail
+            .to_string()
+            .contains("dropped by the transformation chat-card"),
+        "{detail}"
+    );
+    // A later event to the plain subscription arrives after the dropped one would have.
+    app.post(
+        "/v1/events/contoso_VendorPaymentPosted",
+        &json!({"VendorId": CUSTOMER, "Amount": 1.0}),
+    )
+    .await;
+    wait_for(Duration::from_secs(20), "the plain delivery", || async {
+        (teams.count() == 2).then_some(())
+    })
+    .await;
+    assert_ne!(id, dropped["id"].as_str().unwrap());
+    let r = app
+        .req(reqwest::Method::DELETE, "/v1/plugins/chat-card")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        409,
+        "a plug-in that transforms a subscription stays"
+    );
+}

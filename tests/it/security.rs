@@ -560,6 +560,7 @@ async fn send_one(destination: &dyn Destination) -> Outcome {
         amqp: &Default::default(),
         stage: None,
         traceparent: None,
+        reshaped: None,
     };
     destination.send(&message, &mut Default::default()).await
 }

@@ -105,6 +105,7 @@ pub(crate) async fn subscription(
         mode: Default::default(),
         stage: None,
         amqp: Default::default(),
+        transform: None,
         disabled_reason: None,
         created_at: now(),
         updated_at: now(),

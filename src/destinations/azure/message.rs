@@ -126,7 +126,30 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
     if session_id.as_ref().is_some_and(|s| s.len() > 128) {
         return Err(MessageError::SessionIdTooLong);
     }
-    let partition_key = param_text(out, options.partition_key.as_deref())?;
+    let mut partition_key = param_text(out, options.partition_key.as_deref())?;
+    let mut body = body;
+    let mut subject = event.name.to_string();
+    let mut content_type = "application/json".to_owned();
+    if let Some(reshaped) = out.reshaped.as_deref() {
+        if let Some(b) = &reshaped.body {
+            body = b.to_vec();
+            content_type = reshaped
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/json".into());
+        }
+        for (name, value) in &reshaped.properties {
+            if let Some(v) = simple(value) {
+                props.insert(name.clone(), v);
+            }
+        }
+        if let Some(s) = &reshaped.subject {
+            subject = s.clone();
+        }
+        if reshaped.partition_key.is_some() {
+            partition_key = reshaped.partition_key.clone();
+        }
+    }
     if partition_key.as_ref().is_some_and(|s| s.len() > 128) {
         return Err(MessageError::PartitionKeyTooLong);
     }
@@ -140,8 +163,8 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
         application_properties: Some(props),
         properties: Some(AmqpMessageProperties {
             message_id: Some(AmqpMessageId::String(out.delivery_id.to_string())),
-            subject: Some(event.name.to_string()),
-            content_type: Some("application/json".into()),
+            subject: Some(subject),
+            content_type: Some(content_type.into()),
             correlation_id: Some(AmqpMessageId::String(event.correlation_id.clone())),
             creation_time: Some(AmqpTimestamp(Some(SystemTime::from(event.received_at)))),
             group_id: session_id,
@@ -295,6 +318,7 @@ mod tests {
             amqp,
             stage: None,
             traceparent: Some(TRACEPARENT.into()),
+            reshaped: None,
         })
     }
 

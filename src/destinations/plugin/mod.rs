@@ -5,9 +5,11 @@
 
 mod fetch;
 pub mod kind;
+mod transform;
 
 pub use fetch::HttpFetch;
 pub use kind::{check_plugin_name, Plugin, PluginInput};
+pub use transform::{apply, reshaping, transform, Reshaping};
 
 use std::sync::Arc;
 

@@ -184,7 +184,11 @@ impl WebhookDestination {
             .http
             .post(built.url)
             .timeout(timeout)
-            .header(CONTENT_TYPE, HeaderValue::from_static(built.content_type))
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_str(&built.content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            )
             .header(USER_AGENT, super::USER_AGENT)
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -256,7 +260,7 @@ fn note(
 ) {
     x.target = format!("POST {}", masked_url(built.url.as_str()));
     x.sent(&built.body);
-    x.header("content-type", built.content_type);
+    x.header("content-type", &built.content_type);
     x.header("user-agent", super::USER_AGENT);
     x.header("webhook-id", id);
     x.header("webhook-timestamp", timestamp);

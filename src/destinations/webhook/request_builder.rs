@@ -17,7 +17,7 @@ pub struct Built {
     /// The body.
     pub body: bytes::Bytes,
     /// Its media type.
-    pub content_type: &'static str,
+    pub content_type: std::borrow::Cow<'static, str>,
     /// Headers besides content type and signature.
     pub headers: Vec<(String, String)>,
     /// The names of those headers whose values are secrets (authentication, secret static
@@ -140,6 +140,24 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
     if let Some(traceparent) = &message.traceparent {
         headers.push(("traceparent".into(), traceparent.clone()));
     }
+    let (body, content_type) = match message.reshaped.as_deref() {
+        Some(reshaped) => {
+            headers.extend(reshaped.headers.iter().cloned());
+            match &reshaped.body {
+                Some(body) => (
+                    body.clone(),
+                    std::borrow::Cow::Owned(
+                        reshaped
+                            .content_type
+                            .clone()
+                            .unwrap_or_else(|| "application/json".into()),
+                    ),
+                ),
+                None => (body, std::borrow::Cow::Borrowed(content_type)),
+            }
+        }
+        None => (body, std::borrow::Cow::Borrowed(content_type)),
+    };
     if message.stage.is_some() && !message.event.pipeline.shared_variables.is_empty() {
         headers.push((
             SHARED_VARIABLES_HEADER.into(),
@@ -225,6 +243,7 @@ mod tests {
             amqp: &Default::default(),
             stage: None,
             traceparent: None,
+            reshaped: None,
         };
         let built = build(&settings, &message).unwrap();
         assert!(built.body.len() < dataverse::WEBHOOK_LIMIT);
