@@ -24,7 +24,7 @@ pub struct Transform {
     pub version: Option<u32>,
     /// A configuration string given to the plug-in (not secret: shown in the API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 16384)]
     pub config: Option<String>,
 }
 

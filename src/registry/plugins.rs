@@ -296,11 +296,11 @@ impl Registry {
         if transform
             .config
             .as_ref()
-            .is_some_and(|c| c.len() > 64 * 1024)
+            .is_some_and(|c| c.len() > 16 * 1024)
         {
             return Err(RegistryError::invalid(
                 "transform.config",
-                "at most 65536 bytes",
+                "at most 16384 bytes",
             ));
         }
         let settings = DestinationSettings::Plugin(crate::model::PluginSettings {

@@ -19,7 +19,7 @@ use crate::plugins::check_allowed_host;
 pub struct Plugin;
 
 /// The longest configuration string, secure or not.
-const CONFIG_MAX: usize = 64 * 1024;
+const CONFIG_MAX: usize = 16 * 1024;
 
 /// Hosts one registration may list.
 const HOSTS_MAX: usize = 32;
@@ -37,12 +37,12 @@ pub struct PluginInput {
     pub version: Option<u32>,
     /// The unsecure configuration, given to the plug-in and shown in the API.
     #[serde(default)]
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 16384)]
     pub config: Option<String>,
     /// The secure configuration, given to the plug-in, sealed at rest and never shown.
     /// Write-only; kept when absent on update.
     #[serde(default)]
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 16384)]
     pub secure_config: Option<String>,
     /// Hosts the plug-in may call over HTTP (`api.example.com`, `*.example.com`, or an IP
     /// address); nothing else is reachable, and private networks only where the network
