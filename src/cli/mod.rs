@@ -1,5 +1,5 @@
 //! The command line: `serve`, `demo`, `catalog validate`, `config example`, `keys`,
-//! `events send`, `deliveries …`, `webhook verify` and `webhook secret`.
+//! `events send`, `deliveries …`, `plugin …`, `webhook verify` and `webhook secret`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod plugin;
 mod remote;
 mod store;
 
@@ -65,6 +66,11 @@ enum Command {
     Deliveries {
         #[command(subcommand)]
         command: DeliveriesCommand,
+    },
+    /// Pushes, lists and removes plug-ins of a running Herald; writes a new one.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
     /// What the store holds and what pruning removed.
     Store {
@@ -151,6 +157,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Events { command } => events(command).await,
         Command::Health { url } => health(&url).await,
         Command::Deliveries { command } => deliveries(command).await,
+        Command::Plugin { command } => plugin::run(command).await,
         Command::Store { command } => store::run(command).await,
         Command::Webhook {
             command: WebhookCommand::Secret,

@@ -11,10 +11,10 @@ use clap::{Args, Subcommand};
 pub struct Remote {
     /// Herald's base URL.
     #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    pub url: String,
     /// API key.
     #[arg(long, env = "HERALD_API_KEY", hide_env_values = true)]
-    api_key: String,
+    pub api_key: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +90,7 @@ pub enum DeliveriesCommand {
     },
 }
 
-async fn call(
+pub async fn call(
     remote: &Remote,
     method: reqwest::Method,
     path: &str,
@@ -110,7 +110,7 @@ async fn call(
     print_response(response).await
 }
 
-async fn print_response(response: reqwest::Response) -> anyhow::Result<()> {
+pub async fn print_response(response: reqwest::Response) -> anyhow::Result<()> {
     let status = response.status();
     let text = response.text().await?;
     let pretty = serde_json::from_str::<serde_json::Value>(&text)

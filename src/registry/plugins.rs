@@ -110,7 +110,7 @@ impl Registry {
             (None, Some([only])) => only.clone(),
             (None, _) => return Err(RegistryError::invalid(
                 "solution",
-                "name the solution the plug-in belongs to (its events are the ones it may emit)",
+                "is needed: name the solution the plug-in belongs to (its events are the ones it may emit)",
             )),
         };
         if !scope.covers(&solution)

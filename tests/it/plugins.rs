@@ -970,3 +970,82 @@ async fn a_transformation_reshapes_what_a_subscription_sends_or_drops_it() {
         "a plug-in that transforms a subscription stays"
     );
 }
+
+/// Runs `herald` with `args` against `app`; answers its exit status and output.
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env("HERALD_URL", &app.url)
+        .env("HERALD_API_KEY", crate::support::ADMIN_KEY)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+// The command line blocks a thread while Herald answers it on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_pushes_lists_and_removes_plugins_and_writes_new_ones() {
+    let app = app("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.wasm");
+    std::fs::write(&file, component(plugins::TRIVIAL)).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let (ok, out) = cli(
+        &app,
+        &[
+            "plugin",
+            "push",
+            "--name",
+            "tiny",
+            "--solution",
+            "contoso",
+            &file,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("\"created\": true"), "{out}");
+    let (ok, out) = cli(&app, &["plugin", "list"]);
+    assert!(ok && out.contains("\"tiny\""), "{out}");
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"not a component").unwrap();
+    let (ok, out) = cli(
+        &app,
+        &[
+            "plugin",
+            "push",
+            "--name",
+            "junk",
+            "--solution",
+            "contoso",
+            garbage.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && out.contains("not a WebAssembly component"), "{out}");
+    let (ok, out) = cli(&app, &["plugin", "remove", "tiny"]);
+    assert!(ok, "{out}");
+    let (ok, _) = cli(&app, &["plugin", "get", "tiny"]);
+    assert!(!ok);
+
+    // A new plug-in to start from: the WIT world and a source in each language.
+    for (lang, source) in [("js", "plugin.js"), ("python", "app.py")] {
+        let target = dir.path().join(lang);
+        let (ok, out) = cli(
+            &app,
+            &["plugin", "new", "--lang", lang, target.to_str().unwrap()],
+        );
+        assert!(ok, "{out}");
+        assert!(target.join(source).exists());
+        let wit = std::fs::read_to_string(target.join("wit/plugin.wit")).unwrap();
+        assert!(wit.contains("package herald:plugin@1.0.0;"));
+        let (ok, out) = cli(
+            &app,
+            &["plugin", "new", "--lang", lang, target.to_str().unwrap()],
+        );
+        assert!(!ok && out.contains("exists already"), "{out}");
+    }
+}
