@@ -1049,3 +1049,187 @@ async fn the_command_line_pushes_lists_and_removes_plugins_and_writes_new_ones()
         assert!(!ok && out.contains("exists already"), "{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_pushed_to_one_instance_runs_on_the_other_and_a_pinned_step_keeps_its_own() {
+    use crate::support::process::{post, HeraldProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    std::fs::create_dir(&catalog).unwrap();
+    std::fs::write(
+        catalog.join("contoso.toml"),
+        CATALOG.replace(
+            "allowed_steps = \"async_only\"",
+            "allowed_steps = \"sync_and_async\"",
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nschema = \"t_{}\"\n[catalog]\ndir = \"{}\"\n",
+            uuid::Uuid::new_v4().simple(),
+            catalog.display()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("HERALD_STORE_URL", crate::support::pg_url()),
+        ("RUST_LOG", "debug".to_owned()),
+    ];
+    let nodes: Vec<HeraldProcess> = (0..2)
+        .map(|i| HeraldProcess::start(&config, dir.path().join(format!("herald-{i}.log")), &env))
+        .collect();
+    let http = reqwest::Client::new();
+    let push_to = |url: &str, bytes: Vec<u8>| {
+        http.post(format!("{url}/v1/plugins?name=gate&solution=contoso"))
+            .bearer_auth(crate::support::ADMIN_KEY)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+    };
+    assert_eq!(
+        push_to(&nodes[0].url, component(plugins::TRIVIAL))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // One step follows the latest version, one is pinned to version 1.
+    for (name, event, version) in [
+        ("latest", "contoso_PlaceOrder", None),
+        ("pinned", "contoso_OrderNoted", Some(1)),
+    ] {
+        let (status, body) = post(
+            &http,
+            &nodes[0].url,
+            "/v1/endpoints",
+            json!({"name": name, "kind": "plugin", "plugin": "gate", "version": version}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = post(
+            &http,
+            &nodes[0].url,
+            "/v1/subscriptions",
+            json!({"event": event, "endpoint": name, "mode": "sync"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let order = order();
+    let note = json!({"Note": "n"});
+    // The other instance runs version 1 once it has heard of the steps.
+    wait_for(
+        Duration::from_secs(10),
+        "the steps on the second instance",
+        || async {
+            let (status, _) = post(
+                &http,
+                &nodes[1].url,
+                "/v1/events/contoso_PlaceOrder",
+                order.clone(),
+            )
+            .await;
+            (status == 202).then_some(())
+        },
+    )
+    .await;
+
+    // Version 2 refuses. Pushed to the first instance, the second runs it within a second.
+    assert_eq!(
+        push_to(&nodes[0].url, component(plugins::REFUSE))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let pushed = std::time::Instant::now();
+    wait_for(
+        Duration::from_secs(1),
+        "version 2 on the second instance",
+        || async {
+            let (status, body) = post(
+                &http,
+                &nodes[1].url,
+                "/v1/events/contoso_PlaceOrder",
+                order.clone(),
+            )
+            .await;
+            (status == 400 && body["error"]["code"] == "cancelled_by_step").then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "version 2 ran on the other instance {:?} after its push",
+        pushed.elapsed()
+    );
+    // The pinned step still runs version 1 on both instances.
+    for node in &nodes {
+        let (status, body) = post(
+            &http,
+            &node.url,
+            "/v1/events/contoso_OrderNoted",
+            note.clone(),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    // A secure configuration reaches the plug-in and no log line of either instance.
+    const SECURE: &str = "s3cr3t-plugin-configuration-9f1c";
+    let (status, body) = post(&http, &nodes[0].url, "/v1/endpoints",
+        json!({"name": "holder", "kind": "plugin", "plugin": "gate", "version": 1, "secure_config": SECURE})).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains(SECURE));
+    let (status, body) = post(
+        &http,
+        &nodes[0].url,
+        "/v1/subscriptions",
+        json!({"event": "contoso_OrderNoted", "endpoint": "holder"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    wait_for(
+        Duration::from_secs(10),
+        "the subscription on the second instance",
+        || async {
+            let (_, body) = post(
+                &http,
+                &nodes[1].url,
+                "/v1/events/contoso_OrderNoted",
+                note.clone(),
+            )
+            .await;
+            (body["deliveries"] == 1).then_some(())
+        },
+    )
+    .await;
+    let holder = wait_for(
+        Duration::from_secs(20),
+        "the secure plug-in's delivery",
+        || async {
+            let list: serde_json::Value = http
+                .get(format!("{}/v1/deliveries?status=succeeded", nodes[1].url))
+                .bearer_auth(crate::support::ADMIN_KEY)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            list.as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert!(!holder.to_string().contains(SECURE));
+    for i in 0..2 {
+        let log = std::fs::read_to_string(dir.path().join(format!("herald-{i}.log"))).unwrap();
+        assert!(log.contains("DEBUG"), "the log is at debug level");
+        assert!(
+            !log.contains(SECURE),
+            "instance {i} logged the secure configuration"
+        );
+    }
+}
