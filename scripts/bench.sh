@@ -9,4 +9,6 @@ if ! command -v wrk >/dev/null; then
     echo "installing wrk (Debian's package)"
     if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
 fi
+# The plug-in phase runs the example plug-ins.
+scripts/build-plugins.sh
 exec cargo bench --locked --bench throughput "$@"

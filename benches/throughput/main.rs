@@ -20,12 +20,15 @@
 //!   rate limit of 200/s (mean and busiest second, beside the limit);
 //! - the console's pages with a million deliveries in the store, p50 and p99 of each beside
 //!   `GET /healthz` of the same Herald, against the 50 ms target;
+//! - ingest through a plug-in step (trivial, JavaScript, Python) beside no step and a webhook
+//!   step, and the sandbox alone (compile, cached load, fresh and warm calls);
 //! - Herald's peak RSS in each phase.
 //!
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
 //! `100000,1000000`), `HERALD_BENCH_PHASES` (some of
-//! `ingest,delivery,fanout,health,latency,drain,console,retention,steps,pg,rate`; default all),
+//! `ingest,delivery,fanout,health,latency,drain,console,retention,steps,plugins,pg,rate`;
+//! default all; `plugins` needs `scripts/build-plugins.sh` first),
 //! `HERALD_BENCH_CONSOLE` (deliveries in the store of the console phase, default 1,000,000),
 //! `HERALD_BENCH_RETAINED`
 //! (events of the retention phase, default 1,000,000), `HERALD_TEST_PG` (default
@@ -35,6 +38,7 @@ mod console;
 mod health;
 mod herald;
 mod phases;
+mod plugins;
 mod receiver;
 mod retention;
 mod steps;
@@ -196,6 +200,9 @@ async fn main() {
     // PostgreSQL.
     if phase("steps") {
         steps::steps(&mut t, load_for, bare_http).await;
+    }
+    if phase("plugins") {
+        plugins::plugins(&mut t, load_for, bare_http).await;
     }
     if phase("pg") {
         let pg_at = |name: &str| StoreAt::Postgres {

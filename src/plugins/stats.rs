@@ -1,5 +1,5 @@
 //! Statistics per plug-in version, as Dataverse keeps plug-in type statistics: executions,
-//! failures, mean and p99 duration, fuel used, the last error. Kept by each instance of Herald
+//! failures, mean, p50 and p99 duration, fuel used, the last error. Kept by each instance of Herald
 //! for the executions it ran (the API and console show this instance's; `/metrics` lets a
 //! monitoring system add instances up).
 
@@ -27,6 +27,8 @@ pub struct VersionStatistics {
     pub failures: u64,
     /// Mean duration, in milliseconds.
     pub mean_ms: f64,
+    /// Median of the latest executions' durations, in milliseconds.
+    pub p50_ms: f64,
     /// 99th percentile of the latest executions' durations, in milliseconds.
     pub p99_ms: f64,
     /// Mean fuel (instructions) per execution.
@@ -102,6 +104,7 @@ fn summarize(version: u32, c: &Counts) -> VersionStatistics {
         executions: c.executions,
         failures: c.failures,
         mean_ms: c.total.as_secs_f64() * 1000.0 / n as f64,
+        p50_ms: percentile(&c.samples, 0.5).as_secs_f64() * 1000.0,
         p99_ms: percentile(&c.samples, 0.99).as_secs_f64() * 1000.0,
         mean_fuel: u64::try_from(c.fuel / u128::from(n)).unwrap_or(u64::MAX),
         last_error: c.last_error.as_ref().map(|(m, _)| m.clone()),
