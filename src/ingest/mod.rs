@@ -145,7 +145,7 @@ impl Ingestor {
     ) -> Result<Accepted, IngestError> {
         let event = {
             let validating = span.child("herald.validate", SpanKind::Internal);
-            self.admit(caller, submission)
+            self.admit(caller, submission, &validating)
                 .await
                 .inspect_err(|e| validating.fail(e.to_string()))?
         };
@@ -172,9 +172,9 @@ impl Ingestor {
         let mut admitted = Vec::new();
         let mut events = Vec::new();
         {
-            let _validating = span.child("herald.validate", SpanKind::Internal);
+            let validating = span.child("herald.validate", SpanKind::Internal);
             for submission in submissions {
-                match self.admit(caller, submission).await {
+                match self.admit(caller, submission, &validating).await {
                     Ok(event) => {
                         admitted.push((results.len(), self.declared_response(&event)));
                         events.push(event);
@@ -242,7 +242,12 @@ impl Ingestor {
 
     /// Checks one submission, runs its synchronous steps, and routes the event as they left
     /// it: what to store.
-    async fn admit(&self, caller: &Principal, s: Submission) -> Result<NewEvent, IngestError> {
+    async fn admit(
+        &self,
+        caller: &Principal,
+        s: Submission,
+        span: &Span,
+    ) -> Result<NewEvent, IngestError> {
         let Prepared {
             definition,
             mut event,
@@ -253,7 +258,7 @@ impl Ingestor {
         // An event with response properties goes through the pipeline even without steps, to
         // say which required ones nobody set.
         if !steps.is_empty() || !definition.response_properties.is_empty() {
-            let run = self.steps.run(definition, &event, steps).await?;
+            let run = self.steps.run(definition, &event, steps, span).await?;
             let missing = run.missing_response();
             if !missing.is_empty() {
                 return Err(IngestError::ResponseIncomplete {

@@ -255,6 +255,18 @@ impl Sandbox {
         Ok(compiled.clone())
     }
 
+    /// The compiled form of the component whose SHA-256 is `hash`, if this sandbox has it.
+    pub fn compiled(&self, hash: &str) -> Option<Arc<Compiled>> {
+        let cell = self
+            .inner
+            .compiled
+            .lock()
+            .expect("compiled map poisoned")
+            .get(hash)
+            .cloned()?;
+        cell.get().cloned()
+    }
+
     /// Drops the compiled form of `hash` from memory (its plug-in version was removed).
     pub fn forget(&self, hash: &str) {
         self.inner
@@ -275,9 +287,14 @@ impl Sandbox {
         let started = Instant::now();
         let limits = self.inner.limits;
         let (result, fuel) = self.execute(compiled, version, input, grants).await;
-        self.inner
-            .stats
-            .record(version, started.elapsed(), fuel, result.as_ref().err());
+        let refused = matches!(result, Ok(Answer::Refused(_)));
+        self.inner.stats.record(
+            version,
+            started.elapsed(),
+            fuel,
+            result.as_ref().err(),
+            refused,
+        );
         let outcome = match &result {
             Ok(Answer::Ok(_)) => "ok",
             Ok(Answer::Refused(_)) => "refused",

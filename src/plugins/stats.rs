@@ -25,6 +25,9 @@ pub struct VersionStatistics {
     /// Executions that failed (a trap, a limit, the host); a plug-in's own refusal is not a
     /// failure.
     pub failures: u64,
+    /// Executions the plug-in answered with an error of its own (a step's cancel, an
+    /// asynchronous plug-in's failed attempt).
+    pub refusals: u64,
     /// Mean duration, in milliseconds.
     pub mean_ms: f64,
     /// Median of the latest executions' durations, in milliseconds.
@@ -45,6 +48,7 @@ pub struct VersionStatistics {
 struct Counts {
     executions: u64,
     failures: u64,
+    refusals: u64,
     total: Duration,
     fuel: u128,
     samples: Vec<Duration>,
@@ -66,6 +70,7 @@ impl Statistics {
         took: Duration,
         fuel: u64,
         error: Option<&PluginError>,
+        refused: bool,
     ) {
         let mut map = self.by_version.lock().expect("statistics poisoned");
         let counts = map.entry(version.clone()).or_default();
@@ -77,6 +82,9 @@ impl Statistics {
         } else {
             counts.samples[counts.next] = took;
             counts.next = (counts.next + 1) % SAMPLES;
+        }
+        if refused {
+            counts.refusals += 1;
         }
         if let Some(e) = error {
             counts.failures += 1;
@@ -103,6 +111,7 @@ fn summarize(version: u32, c: &Counts) -> VersionStatistics {
         version,
         executions: c.executions,
         failures: c.failures,
+        refusals: c.refusals,
         mean_ms: c.total.as_secs_f64() * 1000.0 / n as f64,
         p50_ms: percentile(&c.samples, 0.5).as_secs_f64() * 1000.0,
         p99_ms: percentile(&c.samples, 0.99).as_secs_f64() * 1000.0,
@@ -145,14 +154,17 @@ mod tests {
             name: "p".into(),
             version: 2,
         };
-        stats.record(&v, Duration::from_millis(2), 100, None);
+        stats.record(&v, Duration::from_millis(2), 100, None, true);
         let e = PluginError::Trapped {
             plugin: "p@2".into(),
             message: "boom".into(),
         };
-        stats.record(&v, Duration::from_millis(4), 300, Some(&e));
+        stats.record(&v, Duration::from_millis(4), 300, Some(&e), false);
         let s = &stats.of("p")[0];
-        assert_eq!((s.executions, s.failures, s.mean_fuel), (2, 1, 200));
+        assert_eq!(
+            (s.executions, s.failures, s.refusals, s.mean_fuel),
+            (2, 1, 1, 200)
+        );
         assert!((s.mean_ms - 3.0).abs() < 1e-9);
         assert_eq!(s.last_error.as_deref(), Some("plug-in p@2 failed: boom"));
         assert!(stats.of("q").is_empty());

@@ -356,15 +356,45 @@ impl Library for PluginLibrary {
             Some(v) => format!("{name}@{v}"),
             None => name.to_owned(),
         };
+        let store_error = |e: crate::store::StoreError| LoadError::Store {
+            name: label.clone(),
+            message: e.to_string(),
+        };
+        // The versions' metadata first: a component this instance has compiled already is
+        // not read again (a JavaScript one is 12 MB).
+        let versions = self
+            .store
+            .plugins()
+            .plugin_versions(name)
+            .await
+            .map_err(store_error)?;
+        let meta = match version {
+            Some(v) => versions.into_iter().find(|m| m.version == v),
+            None => versions.into_iter().last(),
+        };
+        if let Some(meta) = meta {
+            if let Some(compiled) = self.sandbox.compiled(&meta.hash) {
+                let loaded = Loaded {
+                    version: Version {
+                        name: meta.name,
+                        version: meta.version,
+                    },
+                    solution: meta.solution,
+                    compiled,
+                };
+                self.cache
+                    .lock()
+                    .expect("plug-in cache poisoned")
+                    .insert(key, (now, loaded.clone()));
+                return Ok(loaded);
+            }
+        }
         let found = self
             .store
             .plugins()
             .plugin_bytes(name, version)
             .await
-            .map_err(|e| LoadError::Store {
-                name: label.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(store_error)?;
         let Some((meta, bytes)) = found else {
             return Err(LoadError::Missing(label));
         };

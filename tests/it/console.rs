@@ -84,7 +84,7 @@ async fn with_viewer() -> TestApp {
 }
 
 /// Signs in with `key` through the form; returns the `Cookie` header of the session.
-async fn sign_in(app: &TestApp, key: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, key: &str) -> String {
     let http = client();
     let page = http
         .get(format!("{}/console/sign-in", app.url))

@@ -524,6 +524,37 @@ async fn an_asynchronous_plugin_runs_per_delivery_and_a_refusal_is_a_retried_att
         stats["statistics"][0]["executions"].as_u64().unwrap() >= 1,
         "{stats}"
     );
+
+    // The console's plug-ins page: versions, where each is used, statistics, the last failure.
+    let cookie = crate::console::sign_in(&app, crate::support::ADMIN_KEY).await;
+    let page = app
+        .http
+        .get(format!("{}/console/plugins", app.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        "tiny",
+        "veto",
+        "<code>notes</code>",
+        "<code>refusing</code>",
+    ] {
+        assert!(html.contains(shown), "{shown} is not on the page");
+    }
+    assert!(html.contains("Failures / refusals"));
+    let (_, veto) = app.get("/v1/plugins/veto").await;
+    assert!(
+        veto["statistics"][0]["refusals"].as_u64() >= Some(2),
+        "{veto}"
+    );
+    assert_eq!(
+        veto["statistics"][0]["failures"], 0,
+        "a refusal is not a failure"
+    );
+    assert!(!html.contains("s3cr3t-config-value"));
 }
 
 // The examples of examples/plugins/, built from source by scripts/build-plugins.sh (which

@@ -11,6 +11,7 @@ mod form;
 mod hour;
 mod overview;
 mod pages;
+mod plugins;
 mod rows;
 mod seen;
 mod session;
@@ -69,6 +70,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/deliveries/{id}", get(deliveries::one))
         .route("/console/dead-letters", get(deliveries::dead_letters))
         .route("/console/dead-letters/replay", post(deliveries::replay))
+        .route("/console/plugins", get(plugins::list))
         .route("/console/tail", get(tail::page))
         .route("/console/tail/stream", get(tail::stream))
         .route("/console/assets/{file}", get(pages::asset))

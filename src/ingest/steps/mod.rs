@@ -22,6 +22,8 @@ use crate::model::{
 use crate::plugins::document::{self, Purpose};
 use crate::plugins::Answer;
 use crate::store::Store;
+use crate::telemetry::Span;
+use opentelemetry::trace::SpanKind;
 
 use super::IngestError;
 
@@ -68,6 +70,7 @@ impl SyncSteps {
         definition: &'d EventDefinition,
         event: &Event,
         mut steps: Vec<Subscription>,
+        span: &Span,
     ) -> Result<Run<'d>, IngestError> {
         steps.sort_by(|a, b| {
             a.stage
@@ -91,7 +94,7 @@ impl SyncSteps {
             let settings = match endpoint.settings {
                 DestinationSettings::Webhook(settings) => settings,
                 DestinationSettings::Plugin(plugin) => {
-                    self.run_plugin(event, &step.name, stage, &plugin, &mut run)
+                    self.run_plugin(event, &step.name, stage, &plugin, &mut run, span)
                         .await?;
                     continue;
                 }
@@ -172,6 +175,7 @@ impl SyncSteps {
         stage: Stage,
         plugin: &PluginSettings,
         run: &mut Run<'_>,
+        parent: &Span,
     ) -> Result<(), IngestError> {
         let failed = |message: String| IngestError::StepFailed {
             step: step.to_owned(),
@@ -193,7 +197,22 @@ impl SyncSteps {
             doc,
             serde_json::Map::new(),
         );
-        match runtime.run(&loaded, plugin, event.depth, &input).await {
+        // One span per execution, named by the plug-in version.
+        let span = parent.child(format!("plugin {}", loaded.version), SpanKind::Internal);
+        if span.recording() {
+            span.set("herald.plugin", loaded.version.name.clone());
+            span.set("herald.plugin.version", i64::from(loaded.version.version));
+            span.set("herald.step", step.to_owned());
+            span.set("herald.stage", stage.as_str());
+        }
+        let answer = runtime.run(&loaded, plugin, event.depth, &input).await;
+        match &answer {
+            Ok(Answer::Refused(message)) => span.fail(format!("refused: {message}")),
+            Err(e) => span.fail(e.to_string()),
+            Ok(Answer::Ok(_)) => {}
+        }
+        span.end();
+        match answer {
             Ok(Answer::Ok(text)) => apply(run, step, stage, text.as_bytes()),
             Ok(Answer::Refused(message)) => {
                 tracing::info!(step, plugin = %loaded.version, "a plug-in step cancelled the event");
