@@ -1,8 +1,9 @@
 //! Plug-ins under load: SQLite ingest of the purchase event (open to synchronous steps)
 //! through one pre-operation plug-in step — a trivial hand-written component, the JavaScript
-//! example (`currency`, converting EUR to USD) and the Python example (`quote`, at
-//! post-operation) — beside ingest with no step and with one webhook step that accepts, all
-//! in one run. Then the sandbox alone, in this process: first-use compile time, loading the
+//! `echo` (answers `{}`), the JavaScript example (`currency`, converting EUR to USD) and the
+//! Python example (`quote`, at post-operation) — beside ingest with no step and with one
+//! webhook step that accepts (beside `echo`) or changes `Currency` (beside `currency`: the
+//! same work after the answer), all in one run. Then the sandbox alone, in this process: first-use compile time, loading the
 //! compiled form from the disk cache, a fresh instance's first call, and a warm call; and
 //! Herald's peak RSS while 32 connections run the JavaScript step.
 //!
@@ -91,6 +92,17 @@ pub async fn plugins(t: &mut Table, load_for: Duration, bare_http: f64) {
         axum::routing::post(|| async { StatusCode::NO_CONTENT }),
     ))
     .await;
+    let changes = serve(axum::Router::new().route(
+        "/step",
+        axum::routing::post(|| async {
+            (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"parameters":{"Currency":"USD"}}"#,
+            )
+        }),
+    ))
+    .await;
     let loads = [
         ("SQLite ingest, no step", Step::None),
         (
@@ -98,9 +110,21 @@ pub async fn plugins(t: &mut Table, load_for: Duration, bare_http: f64) {
             Step::Webhook(accepts),
         ),
         (
+            "SQLite ingest through a webhook step that changes Currency",
+            Step::Webhook(changes),
+        ),
+        (
             "SQLite ingest through a trivial plug-in step",
             Step::Plugin {
                 name: "trivial",
+                config: "",
+                stage: "pre_operation",
+            },
+        ),
+        (
+            "SQLite ingest through the smallest JavaScript step (echo)",
+            Step::Plugin {
+                name: "echo",
                 config: "",
                 stage: "pre_operation",
             },
@@ -123,7 +147,7 @@ pub async fn plugins(t: &mut Table, load_for: Duration, bare_http: f64) {
         ),
     ];
     let mut no_step = None;
-    let mut webhook = None;
+    let mut webhooks = Vec::new();
     for (i, (label, step)) in loads.iter().enumerate() {
         let store = StoreAt::Sqlite(dir.path().join(format!("plugins-{i}.db")));
         let h = Herald::start_with(
@@ -180,7 +204,7 @@ pub async fn plugins(t: &mut Table, load_for: Duration, bare_http: f64) {
         );
         match step {
             Step::None => no_step = Some(run.rate()),
-            Step::Webhook(_) => webhook = Some(run.rate()),
+            Step::Webhook(_) => webhooks.push(run.rate()),
             Step::Plugin { name, .. } => {
                 let base = no_step.expect("the no-step load runs first");
                 t.line(format!(
@@ -188,9 +212,15 @@ pub async fn plugins(t: &mut Table, load_for: Duration, bare_http: f64) {
                     run.rate(),
                     run.rate() / base
                 ));
-                if let Some(hook) = webhook {
+                // Each plug-in beside the webhook step doing the same: accepting, or changing a
+                // parameter (the currency step; the Python step sets a response property).
+                let (hook, what) = match *name {
+                    "currency" => (webhooks.get(1), "the webhook step that changes Currency"),
+                    _ => (webhooks.first(), "the webhook step that accepts"),
+                };
+                if let Some(hook) = hook {
                     t.line(format!(
-                        "| {label} / the webhook step | {:.0} / {hook:.0} req/s | {:.3}× | |",
+                        "| {label} / {what} | {:.0} / {hook:.0} req/s | {:.3}× | |",
                         run.rate(),
                         run.rate() / hook
                     ));
