@@ -704,8 +704,36 @@ async fn the_javascript_and_python_steps_change_the_event_and_answer_the_caller(
     assert_eq!(body["error"]["code"], "cancelled_by_step");
     assert_eq!(body["error"]["message"], "unknown currency JPY");
 
+    // The same steps on the Dataverse route: the converted event, then the cancel as a
+    // plug-in's exception (0x80040265), as Dataverse answers.
+    let (status, body) = app
+        .post(
+            "/api/data/v9.2/contoso_CustomerPurchase",
+            &purchase(50.0, "GBP"),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    if status == 200 {
+        assert_eq!(body["Quote"], json!(64.35), "{body}");
+    }
+    let (status, body) = app
+        .post(
+            "/api/data/v9.2/contoso_CustomerPurchase",
+            &purchase(5.0, "JPY"),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "0x80040265");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown currency JPY"),
+        "{body}"
+    );
+
     let (_, stats) = app.get("/v1/plugins/currency").await;
-    assert_eq!(stats["statistics"][0]["executions"], 2, "{stats}");
+    assert_eq!(stats["statistics"][0]["executions"], 4, "{stats}");
 }
 
 #[tokio::test]
