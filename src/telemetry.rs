@@ -260,6 +260,19 @@ impl Span {
         }
     }
 
+    /// Adds an event `name` with `attributes` (a plug-in's log line, say).
+    pub fn event(&self, name: &'static str, attributes: Vec<(&'static str, String)>) {
+        if let Some(cx) = &self.cx {
+            cx.span().add_event(
+                name,
+                attributes
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, v))
+                    .collect(),
+            );
+        }
+    }
+
     /// Marks the span failed, with why.
     pub fn fail(&self, why: impl Into<String>) {
         if let Some(cx) = &self.cx {

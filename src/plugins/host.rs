@@ -45,6 +45,17 @@ pub struct Call {
     pub log_lines: u32,
     /// `fetch` and `emit` calls made.
     pub host_calls: u32,
+    /// The lines logged, as written (for the execution's trace).
+    pub logs: Vec<LogLine>,
+}
+
+/// A line a plug-in logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The line, at most 2 KiB.
+    pub message: String,
 }
 
 impl State {
@@ -149,6 +160,16 @@ impl herald::plugin::host::Host for State {
             message.push('…');
         }
         let plugin = self.call.plugin.as_str();
+        self.call.logs.push(LogLine {
+            level: match level {
+                Level::Trace => "trace",
+                Level::Debug => "debug",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Error => "error",
+            },
+            message: message.clone(),
+        });
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
             Level::Debug => tracing::debug!(plugin, "{message}"),

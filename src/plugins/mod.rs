@@ -32,6 +32,7 @@ use tokio::sync::OnceCell;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
+pub use host::LogLine;
 use host::{Call, Plugin, PluginPre, State};
 
 /// The WIT package plug-ins implement.
@@ -284,9 +285,20 @@ impl Sandbox {
         input: &str,
         grants: Grants,
     ) -> Result<Answer, PluginError> {
+        self.run_logged(compiled, version, input, grants).await.0
+    }
+
+    /// Runs as [`Sandbox::run`] does, also answering the lines the plug-in logged.
+    pub async fn run_logged(
+        &self,
+        compiled: &Compiled,
+        version: &Version,
+        input: &str,
+        grants: Grants,
+    ) -> (Result<Answer, PluginError>, Vec<LogLine>) {
         let started = Instant::now();
         let limits = self.inner.limits;
-        let (result, fuel) = self.execute(compiled, version, input, grants).await;
+        let (result, fuel, logs) = self.execute(compiled, version, input, grants).await;
         let refused = matches!(result, Ok(Answer::Refused(_)));
         self.inner.stats.record(
             version,
@@ -308,23 +320,25 @@ impl Sandbox {
             .record(started.elapsed().as_secs_f64());
         if let Ok(Answer::Ok(text)) = &result {
             if text.len() > limits.answer {
-                return Err(PluginError::Limit {
+                let limit = PluginError::Limit {
                     plugin: version.to_string(),
                     limit: Limit::Answer(limits.answer),
-                });
+                };
+                return (Err(limit), logs);
             }
         }
-        result
+        (result, logs)
     }
 
-    /// One execution on a warm or fresh instance; answers the result and the fuel used.
+    /// One execution on a warm or fresh instance; answers the result, the fuel used and the
+    /// lines logged.
     async fn execute(
         &self,
         compiled: &Compiled,
         version: &Version,
         input: &str,
         grants: Grants,
-    ) -> (Result<Answer, PluginError>, u64) {
+    ) -> (Result<Answer, PluginError>, u64, Vec<LogLine>) {
         let limits = self.inner.limits;
         let deadline = Instant::now() + limits.deadline;
         let idle = compiled.warm.lock().expect("warm pool poisoned").pop();
@@ -332,7 +346,7 @@ impl Sandbox {
             Some(warm) => warm,
             None => match self.instantiate(compiled, version).await {
                 Ok(warm) => warm,
-                Err(e) => return (Err(e), 0),
+                Err(e) => return (Err(e), 0, Vec::new()),
             },
         };
         {
@@ -344,10 +358,11 @@ impl Sandbox {
                 deadline: Some(deadline),
                 log_lines: 0,
                 host_calls: 0,
+                logs: Vec::new(),
             };
         }
         if let Err(e) = arm(&mut warm.store, &limits) {
-            return (Err(host_error(version, e)), 0);
+            return (Err(host_error(version, e)), 0, Vec::new());
         }
         let Warm { store, plugin, .. } = &mut warm;
         let call = plugin
@@ -367,14 +382,14 @@ impl Sandbox {
             Ok(Ok(Err(message))) => Ok(Answer::Refused(shorten(message, 4096))),
         };
         warm.calls += 1;
-        warm.store.data_mut().call = Call::default();
+        let logs = std::mem::take(&mut warm.store.data_mut().call).logs;
         if limits::reusable(result.is_ok(), warm.calls, MAX_CALLS) {
             let mut pool = compiled.warm.lock().expect("warm pool poisoned");
             if pool.len() < POOL {
                 pool.push(warm);
             }
         }
-        (result, fuel)
+        (result, fuel, logs)
     }
 
     /// A fresh instance of `compiled`.

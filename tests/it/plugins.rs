@@ -602,13 +602,18 @@ const CUSTOMER: &str = "6f1c1a2e-4d4b-4e0c-9a55-2b8f3c7d9e10";
 /// Herald with the examples' catalog, compiling plug-ins once for every test into
 /// `target/plugin-cache`.
 async fn examples_app() -> TestApp {
+    examples_app_with("").await
+}
+
+/// [`examples_app`] with `extra` configuration.
+async fn examples_app_with(extra: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalog.toml"), EXAMPLES_CATALOG).unwrap();
     let path = dir.keep();
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugin-cache");
     TestApp::builder()
         .config(&format!(
-            "[catalog]\ndir = \"{}\"\n[plugins]\ncache_dir = \"{}\"\n",
+            "[catalog]\ndir = \"{}\"\n[plugins]\ncache_dir = \"{}\"\n{extra}",
             path.display(),
             cache.display()
         ))
@@ -1291,4 +1296,47 @@ async fn a_version_pushed_to_one_instance_runs_on_the_other_and_a_pinned_step_ke
             "instance {i} logged the secure configuration"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_s_execution_is_a_span_with_the_lines_it_logged() {
+    let otlp = crate::support::otlp::OtlpReceiver::start().await;
+    let app = examples_app_with(&format!(
+        "[telemetry]\notlp_endpoint = \"{}\"\nexport_interval = \"100ms\"",
+        otlp.url()
+    ))
+    .await;
+    push_example(&app, "currency").await;
+    step(
+        &app,
+        "currency",
+        json!({"plugin": "currency", "config": r#"{"rates": {"USD": 0.5}, "to": "EUR"}"#}),
+        "pre_operation",
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            "/v1/events/contoso_CustomerPurchase",
+            &purchase(10.0, "USD"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let span = wait_for(Duration::from_secs(20), "the plug-in's span", || async {
+        otlp.spans()
+            .into_iter()
+            .find(|s| s.name == "plugin currency@1")
+    })
+    .await;
+    assert_eq!(span.attributes["herald.plugin"], "currency");
+    assert_eq!(span.attributes["herald.stage"], "pre_operation");
+    let spans = otlp.spans();
+    let parent = spans
+        .iter()
+        .find(|s| s.span_id == span.parent_id)
+        .expect("its parent");
+    assert_eq!(parent.name, "herald.validate");
+    let (name, line) = &span.events[0];
+    assert_eq!(name, "plugin.log");
+    assert_eq!(line["level"], "info");
+    assert!(line["message"].contains("10 USD is 5 EUR"), "{line:?}");
 }

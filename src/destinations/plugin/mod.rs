@@ -63,9 +63,20 @@ impl PluginRuntime {
         depth: u32,
         input: &str,
     ) -> Result<Answer, PluginError> {
+        self.run_logged(loaded, settings, depth, input).await.0
+    }
+
+    /// Runs as [`PluginRuntime::run`] does, also answering the lines the plug-in logged.
+    pub async fn run_logged(
+        &self,
+        loaded: &Loaded,
+        settings: &PluginSettings,
+        depth: u32,
+        input: &str,
+    ) -> (Result<Answer, PluginError>, Vec<crate::plugins::LogLine>) {
         let grants = self.grants(loaded, settings, depth);
         self.sandbox
-            .run(&loaded.compiled, &loaded.version, input, grants)
+            .run_logged(&loaded.compiled, &loaded.version, input, grants)
             .await
     }
 }

@@ -205,7 +205,15 @@ impl SyncSteps {
             span.set("herald.step", step.to_owned());
             span.set("herald.stage", stage.as_str());
         }
-        let answer = runtime.run(&loaded, plugin, event.depth, &input).await;
+        let (answer, logs) = runtime
+            .run_logged(&loaded, plugin, event.depth, &input)
+            .await;
+        for line in logs {
+            span.event(
+                "plugin.log",
+                vec![("level", line.level.to_owned()), ("message", line.message)],
+            );
+        }
         match &answer {
             Ok(Answer::Refused(message)) => span.fail(format!("refused: {message}")),
             Err(e) => span.fail(e.to_string()),

@@ -28,6 +28,8 @@ pub struct SpanSeen {
     /// The protocol's status code (2 error).
     pub status: i32,
     pub attributes: HashMap<String, String>,
+    /// Its events: name and attributes.
+    pub events: Vec<(String, HashMap<String, String>)>,
 }
 
 /// A receiver on a free loopback port.
@@ -114,6 +116,18 @@ async fn export(
                         .attributes
                         .iter()
                         .map(|kv| (kv.key.clone(), text(&kv.value)))
+                        .collect(),
+                    events: s
+                        .events
+                        .iter()
+                        .map(|e| {
+                            let attributes = e
+                                .attributes
+                                .iter()
+                                .map(|kv| (kv.key.clone(), text(&kv.value)))
+                                .collect();
+                            (e.name.clone(), attributes)
+                        })
                         .collect(),
                 });
             }
