@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use herald::plugin::host::Level;
+pub use self::herald::plugin::host::Level;
 
 /// What one instance holds: its WASI context, its limits, and what the current call grants.
 pub struct State {
@@ -144,7 +144,7 @@ impl ResourceLimiter for State {
 /// The longest log line kept, in bytes.
 const LOG_LINE: usize = 2048;
 
-impl herald::plugin::host::Host for State {
+impl self::herald::plugin::host::Host for State {
     async fn log(&mut self, level: Level, message: String) {
         self.call.log_lines += 1;
         if self.call.log_lines > self.limits.log_lines {
@@ -198,8 +198,8 @@ impl herald::plugin::host::Host for State {
 
     async fn fetch(
         &mut self,
-        request: herald::plugin::host::Request,
-    ) -> Result<herald::plugin::host::Response, String> {
+        request: self::herald::plugin::host::Request,
+    ) -> Result<self::herald::plugin::host::Response, String> {
         self.host_call()?;
         let Some(fetcher) = self.call.grants.fetch.clone() else {
             return Err("HTTP is not granted where this plug-in runs".into());
@@ -229,7 +229,7 @@ impl herald::plugin::host::Host for State {
                 timeout,
             })
             .await?;
-        Ok(herald::plugin::host::Response {
+        Ok(self::herald::plugin::host::Response {
             status: answer.status,
             headers: answer.headers,
             body: answer.body,
