@@ -184,7 +184,7 @@ async function signIn(context, key) {
   return page;
 }
 
-const pages = ["/console", "/console/catalog", "/console/catalog/contoso_CustomerPurchase", "/console/endpoints", "/console/endpoints/new", "/console/deliveries", "/console/dead-letters", "/console/tail"];
+const pages = ["/console", "/console/catalog", "/console/catalog/contoso_CustomerPurchase", "/console/endpoints", "/console/endpoints/new", "/console/deliveries", "/console/dead-letters", "/console/plugins", "/console/tail"];
 
 try {
   // --- Sign-in, and the session cookie's attributes.
@@ -198,6 +198,15 @@ try {
   await review(signInPage, "sign-in");
   await signInPage.close();
   const page = await signIn(ctx, admin);
+  // A plug-in (the JavaScript echo example, built by scripts/build-plugins.sh), so the
+  // Plug-ins page shows a version and its statistics.
+  const wasm = readFileSync(new URL("../../target/plugins/echo.wasm", import.meta.url));
+  const pushed = await page.request.post(`${base}/v1/plugins?name=echo&solution=contoso`, {
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/wasm" },
+    data: wasm,
+    timeout: 120000,
+  });
+  check(pushed.status() === 201, `a plug-in is pushed (${pushed.status()})`);
   const cookie = (await ctx.cookies()).find((c) => c.name === "herald_session");
   check(cookie && cookie.httpOnly && cookie.sameSite === "Strict", "the session cookie is HttpOnly and SameSite=Strict");
 
