@@ -40,22 +40,6 @@ fn example(name: &str) -> Vec<u8> {
     })
 }
 
-/// The demo catalog with the purchase event open to synchronous steps and a `Quote` response
-/// property (for the Python example).
-fn catalog(dir: &Path) -> std::path::PathBuf {
-    let demo = include_str!("../../catalog/contoso.toml");
-    let open = demo.replacen(
-        "allowed_steps = \"async_only\"\nexternal = true",
-        "allowed_steps = \"sync_and_async\"\nresponse_properties = [{ name = \"Quote\", type = \"Money\" }]",
-        1,
-    );
-    assert_ne!(open, demo, "the demo catalog's purchase event is external");
-    let at = dir.join("plugin-catalog");
-    std::fs::create_dir_all(&at).expect("catalog dir");
-    std::fs::write(at.join("contoso.toml"), open).expect("catalog written");
-    at
-}
-
 /// Pushes `bytes` as plug-in `name`, answering how long the push (checking and compiling)
 /// took.
 async fn push(h: &Herald, name: &str, bytes: Vec<u8>) -> Duration {
@@ -86,7 +70,11 @@ enum Step {
 /// Runs the phase.
 pub async fn plugins(t: &mut Table, load_for: Duration, bare_http: f64) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let catalog = catalog(dir.path());
+    // The Python example answers the response property `Quote`.
+    let catalog = crate::steps::catalog(
+        dir.path(),
+        "\nresponse_properties = [{ name = \"Quote\", type = \"Money\" }]",
+    );
     let accepts = serve(axum::Router::new().route(
         "/step",
         axum::routing::post(|| async { StatusCode::NO_CONTENT }),

@@ -21,12 +21,13 @@ enum Step {
     Changes,
 }
 
-/// The demo catalog with the purchase event open to synchronous steps.
-fn catalog(dir: &Path) -> std::path::PathBuf {
+/// The demo catalog with the purchase event open to synchronous steps, with `extra` lines in
+/// its definition, written into `dir`.
+pub fn catalog(dir: &Path, extra: &str) -> std::path::PathBuf {
     let demo = include_str!("../../catalog/contoso.toml");
     let open = demo.replacen(
         "allowed_steps = \"async_only\"\nexternal = true",
-        "allowed_steps = \"sync_and_async\"",
+        &format!("allowed_steps = \"sync_and_async\"{extra}"),
         1,
     );
     assert_ne!(open, demo, "the demo catalog's purchase event is external");
@@ -61,7 +62,7 @@ async fn step_receiver(step: Step) -> std::net::SocketAddr {
 /// Runs the phase.
 pub async fn steps(t: &mut Table, load_for: Duration, bare_http: f64) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let catalog = catalog(dir.path());
+    let catalog = catalog(dir.path(), "");
     let mut accepting = None;
     for (step, label) in [
         (

@@ -75,7 +75,7 @@ impl Exchange {
 }
 
 /// Up to `limit` bytes of `bytes` as text, cut at a character boundary, `…` when cut.
-fn start_of(bytes: &[u8], limit: usize) -> String {
+pub fn start_of(bytes: &[u8], limit: usize) -> String {
     let cut = &bytes[..bytes.len().min(limit)];
     let mut text = String::from_utf8_lossy(cut)
         .trim_end_matches('\u{FFFD}')

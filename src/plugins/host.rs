@@ -150,15 +150,7 @@ impl self::herald::plugin::host::Host for State {
         if self.call.log_lines > self.limits.log_lines {
             return;
         }
-        let mut message = message;
-        if message.len() > LOG_LINE {
-            let mut end = LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
+        let message = super::shorten(message, LOG_LINE);
         let plugin = self.call.plugin.as_str();
         self.call.logs.push(LogLine {
             level: match level {

@@ -462,17 +462,12 @@ fn host_error(version: &Version, e: wasmtime::Error) -> PluginError {
     }
 }
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn shorten(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
+/// `text` cut to at most `max` bytes, on a character boundary, `…` when cut.
+pub(crate) fn shorten(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
     }
-    text
+    crate::model::exchange::start_of(text.as_bytes(), max)
 }
 
 /// Compiles `bytes` (blocking: run on a blocking thread).

@@ -261,29 +261,13 @@ impl Registry {
         scope: &Scope,
         settings: &DestinationSettings,
     ) -> Result<(), RegistryError> {
-        let DestinationSettings::Plugin(p) = settings else {
-            return Ok(());
-        };
-        self.sandbox()?;
-        let versions = self.store.plugins().plugin_versions(&p.plugin).await?;
-        let Some(latest) = versions.last().filter(|v| scope.covers(&v.solution)) else {
-            return Err(RegistryError::invalid(
-                "plugin",
-                format!("no plug-in `{}`", p.plugin),
-            ));
-        };
-        if let Some(pinned) = p.version {
-            if !versions.iter().any(|v| v.version == pinned) {
-                return Err(RegistryError::invalid(
-                    "version",
-                    format!(
-                        "plug-in `{}` has no version {pinned} (the latest is {})",
-                        p.plugin, latest.version
-                    ),
-                ));
+        match settings {
+            DestinationSettings::Plugin(p) => {
+                self.check_plugin_version(scope, &p.plugin, p.version, "")
+                    .await
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Checks a subscription's transformation: its plug-in (and pinned version) exists in a
@@ -303,21 +287,39 @@ impl Registry {
                 "at most 16384 bytes",
             ));
         }
-        let settings = DestinationSettings::Plugin(crate::model::PluginSettings {
-            plugin: transform.plugin.clone(),
-            version: transform.version,
-            config: None,
-            secure_config: None,
-            allowed_hosts: Vec::new(),
-        });
-        self.check_plugin_reference(scope, &settings)
+        self.check_plugin_version(scope, &transform.plugin, transform.version, "transform.")
             .await
-            .map_err(|e| match e {
-                RegistryError::Invalid { field, problem } => {
-                    RegistryError::invalid(format!("transform.{field}"), problem)
-                }
-                other => other,
-            })
+    }
+
+    /// Checks that `plugin` (and its `pinned` version) exists in a solution `scope` covers;
+    /// the fields a refusal names start with `prefix`.
+    async fn check_plugin_version(
+        &self,
+        scope: &Scope,
+        plugin: &str,
+        pinned: Option<u32>,
+        prefix: &str,
+    ) -> Result<(), RegistryError> {
+        self.sandbox()?;
+        let versions = self.store.plugins().plugin_versions(plugin).await?;
+        let Some(latest) = versions.last().filter(|v| scope.covers(&v.solution)) else {
+            return Err(RegistryError::invalid(
+                format!("{prefix}plugin"),
+                format!("no plug-in `{plugin}`"),
+            ));
+        };
+        if let Some(pinned) = pinned {
+            if !versions.iter().any(|v| v.version == pinned) {
+                return Err(RegistryError::invalid(
+                    format!("{prefix}version"),
+                    format!(
+                        "plug-in `{plugin}` has no version {pinned} (the latest is {})",
+                        latest.version
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Where plug-in versions are found, over this registry's store.
@@ -372,39 +374,31 @@ impl Library for PluginLibrary {
             Some(v) => versions.into_iter().find(|m| m.version == v),
             None => versions.into_iter().last(),
         };
-        if let Some(meta) = meta {
-            if let Some(compiled) = self.sandbox.compiled(&meta.hash) {
-                let loaded = Loaded {
-                    version: Version {
-                        name: meta.name,
-                        version: meta.version,
-                    },
-                    solution: meta.solution,
-                    compiled,
-                };
-                self.cache
-                    .lock()
-                    .expect("plug-in cache poisoned")
-                    .insert(key, (now, loaded.clone()));
-                return Ok(loaded);
-            }
-        }
-        let found = self
-            .store
-            .plugins()
-            .plugin_bytes(name, version)
-            .await
-            .map_err(store_error)?;
-        let Some((meta, bytes)) = found else {
+        let Some(meta) = meta else {
             return Err(LoadError::Missing(label));
         };
-        if content_hash(&bytes) != meta.hash {
-            return Err(LoadError::Store {
-                name: label,
-                message: "its bytes do not match their hash".into(),
-            });
-        }
-        let compiled = self.sandbox.compile(Arc::from(bytes)).await?;
+        let compiled = match self.sandbox.compiled(&meta.hash) {
+            Some(compiled) => compiled,
+            None => {
+                // The version the metadata named, so a push in between cannot mix the two.
+                let found = self
+                    .store
+                    .plugins()
+                    .plugin_bytes(name, Some(meta.version))
+                    .await
+                    .map_err(store_error)?;
+                let Some((_, bytes)) = found else {
+                    return Err(LoadError::Missing(label));
+                };
+                if content_hash(&bytes) != meta.hash {
+                    return Err(LoadError::Store {
+                        name: label,
+                        message: "its bytes do not match their hash".into(),
+                    });
+                }
+                self.sandbox.compile(Arc::from(bytes)).await?
+            }
+        };
         let loaded = Loaded {
             version: Version {
                 name: meta.name,

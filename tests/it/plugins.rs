@@ -252,14 +252,22 @@ allowed_steps = "async_only"
 parameters = [{ name = "Note", type = "String", required = true }]
 "#;
 
-async fn app(extra: &str) -> TestApp {
+/// The webhook signing secret of the tests' receivers.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Herald with `catalog` and `extra` configuration.
+async fn app_with(catalog: &str, extra: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("catalog.toml"), CATALOG).unwrap();
+    std::fs::write(dir.path().join("catalog.toml"), catalog).unwrap();
     let path = dir.keep();
     TestApp::builder()
         .config(&format!("[catalog]\ndir = \"{}\"\n{extra}", path.display()))
         .build()
         .await
+}
+
+async fn app(extra: &str) -> TestApp {
+    app_with(CATALOG, extra).await
 }
 
 async fn push(app: &TestApp, name: &str, bytes: Vec<u8>) -> (u16, Value) {
@@ -277,24 +285,36 @@ async fn push(app: &TestApp, name: &str, bytes: Vec<u8>) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// Makes a plug-in endpoint `name` running `plugin` and subscribes it to `event` (a step
-/// when `mode` is `sync`).
-async fn register(app: &TestApp, name: &str, plugin: Value, event: &str, mode: &str) -> String {
-    let mut body = json!({"name": name, "kind": "plugin"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(plugin.as_object().unwrap().clone());
+/// `base` with the fields of `more`.
+fn merged(mut base: Value, more: Value) -> Value {
+    if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
+/// Makes a plug-in endpoint `name` with the fields of `plugin` and a subscription to it with
+/// the fields of `subscription`; answers the endpoint's id.
+async fn plugin_endpoint(app: &TestApp, name: &str, plugin: Value, subscription: Value) -> String {
+    let body = merged(json!({"name": name, "kind": "plugin"}), plugin);
     let (status, endpoint) = app.post("/v1/endpoints", &body).await;
     assert_eq!(status, 201, "{endpoint}");
     let id = endpoint["endpoint"]["id"].as_str().unwrap().to_owned();
     let (status, sub) = app
         .post(
             "/v1/subscriptions",
-            &json!({"event": event, "endpoint": id, "mode": mode, "name": format!("{name}-sub")}),
+            &merged(json!({"endpoint": id}), subscription),
         )
         .await;
     assert_eq!(status, 201, "{sub}");
     id
+}
+
+/// Makes a plug-in endpoint `name` running `plugin` and subscribes it to `event` (a step
+/// when `mode` is `sync`).
+async fn register(app: &TestApp, name: &str, plugin: Value, event: &str, mode: &str) -> String {
+    let subscription = json!({"event": event, "mode": mode, "name": format!("{name}-sub")});
+    plugin_endpoint(app, name, plugin, subscription).await
 }
 
 fn order() -> Value {
@@ -607,18 +627,9 @@ async fn examples_app() -> TestApp {
 
 /// [`examples_app`] with `extra` configuration.
 async fn examples_app_with(extra: &str) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("catalog.toml"), EXAMPLES_CATALOG).unwrap();
-    let path = dir.keep();
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugin-cache");
-    TestApp::builder()
-        .config(&format!(
-            "[catalog]\ndir = \"{}\"\n[plugins]\ncache_dir = \"{}\"\n{extra}",
-            path.display(),
-            cache.display()
-        ))
-        .build()
-        .await
+    let extra = format!("[plugins]\ncache_dir = \"{}\"\n{extra}", cache.display());
+    app_with(EXAMPLES_CATALOG, &extra).await
 }
 
 /// The example `name`, as scripts/build-plugins.sh built it.
@@ -646,22 +657,11 @@ fn purchase(total: f64, currency: &str) -> Value {
     json!({"CustomerId": CUSTOMER, "Total": total, "Currency": currency})
 }
 
-/// Subscribes a step to `event` at `stage`.
+/// Makes a plug-in endpoint `name` running `plugin` as a step of the purchase at `stage`.
 async fn step(app: &TestApp, name: &str, plugin: Value, stage: &str) {
-    let mut body = json!({"name": name, "kind": "plugin"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(plugin.as_object().unwrap().clone());
-    let (status, endpoint) = app.post("/v1/endpoints", &body).await;
-    assert_eq!(status, 201, "{endpoint}");
-    let (status, sub) = app
-        .post(
-            "/v1/subscriptions",
-            &json!({"event": "contoso_CustomerPurchase", "endpoint": endpoint["endpoint"]["id"],
-                    "mode": "sync", "stage": stage, "name": format!("{name}-step")}),
-        )
-        .await;
-    assert_eq!(status, 201, "{sub}");
+    let subscription = json!({"event": "contoso_CustomerPurchase", "mode": "sync",
+                              "stage": stage, "name": format!("{name}-step")});
+    plugin_endpoint(app, name, plugin, subscription).await;
 }
 
 #[tokio::test]
@@ -848,7 +848,6 @@ async fn plugins_emit_events_and_a_chain_of_relays_stops_at_depth_8() {
     push_example(&app, "relay").await;
     let pings = Receiver::start().await;
     let payments = Receiver::start().await;
-    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     app.subscribe_webhook("pings", &pings.url(), SECRET, "contoso_Ping")
         .await;
     app.subscribe_webhook(
@@ -941,7 +940,6 @@ async fn a_transformation_reshapes_what_a_subscription_sends_or_drops_it() {
     let app = examples_app().await;
     push_example(&app, "chat-card").await;
     let teams = Receiver::start().await;
-    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (endpoint, _) = app
         .subscribe_webhook("plain", &teams.url(), SECRET, "contoso_VendorPaymentPosted")
         .await;

@@ -149,9 +149,5 @@ impl Destination for PluginDestination {
 
 /// The start of a plug-in's answer, as the attempt log keeps it.
 fn shorten(text: &str) -> String {
-    let mut end = text.len().min(crate::model::exchange::BODY_START);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::model::exchange::start_of(text.as_bytes(), crate::model::exchange::BODY_START)
 }
