@@ -165,6 +165,7 @@ fn declare(config: &mut Config, sink_addr: std::net::SocketAddr, secret: String,
                 amqp,
                 transform: None,
                 stage: None,
+                row: Default::default(),
             });
         }
     }

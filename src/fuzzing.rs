@@ -70,6 +70,7 @@ pub fn dataverse(data: &[u8]) {
         depth: 1,
         pipeline: Default::default(),
         traceparent: None,
+        images: None,
     };
     let context = crate::formats::dataverse::remote_execution_context(
         &event,
@@ -79,6 +80,7 @@ pub fn dataverse(data: &[u8]) {
             organization: "fuzz",
         },
         None,
+        &Default::default(),
     );
     assert!(serde_json::to_vec(&context).is_ok());
 }

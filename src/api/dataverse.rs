@@ -273,6 +273,7 @@ async fn run(
             .or_else(|| header("x-correlation-id")),
         depth,
         traceparent: span.traceparent(),
+        images: None,
     };
     let accepted = state
         .ingestor

@@ -101,6 +101,7 @@ async fn send_one(
         correlation_id: header(&headers, "x-correlation-id"),
         depth: depth_after(DEPTH_HEADER, header(&headers, DEPTH_HEADER).as_deref())?,
         traceparent: span.traceparent(),
+        images: None,
     };
     let accepted = state.ingestor.submit(&caller, submission, &span.0).await?;
     span.0.set("herald.event.id", accepted.id.to_string());
@@ -221,6 +222,7 @@ async fn send_batch(
             correlation_id: item.correlation_id,
             depth,
             traceparent: traceparent.clone(),
+            images: None,
         })
         .collect();
     let results = state

@@ -145,6 +145,7 @@ async fn create(
         amqp: Default::default(),
         transform: None,
         stage: None,
+        row: Default::default(),
     };
     let subscription = match state.registry.create_subscription(&scope, input).await {
         Ok(s) => s,

@@ -106,6 +106,9 @@ pub struct SubscriptionView {
     /// The plug-in that reshapes what it sends, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transform: Option<crate::model::Transform>,
+    /// On a table's events: filtering attributes and images.
+    #[serde(skip_serializing_if = "crate::model::RowOptions::is_empty")]
+    pub row: crate::model::RowOptions,
     /// Why Herald disabled it (a receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
     /// When it was created.
@@ -133,6 +136,7 @@ impl From<&Subscription> for SubscriptionView {
             stage: s.stage,
             amqp: s.amqp.clone(),
             transform: s.transform.clone(),
+            row: s.row.clone(),
             disabled_reason: s.disabled_reason.clone(),
             created_at: s.created_at,
             updated_at: s.updated_at,

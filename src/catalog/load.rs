@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use check::check_event;
+use tables::RawTable;
 
 mod check;
+mod tables;
 
 use super::Catalog;
 use crate::model::definition::{
@@ -68,6 +70,8 @@ struct RawFile {
     categories: Vec<Category>,
     #[serde(default)]
     events: Vec<RawEvent>,
+    #[serde(default)]
+    tables: Vec<RawTable>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,13 +185,21 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> 
     let solutions = solutions(&parsed, &mut problems);
     let (defined, mut events) = events(&parsed, &solutions, &mut problems);
     let categories = categories(&parsed, &solutions, &defined, &mut events, &mut problems);
+    let (tables, table_events) = tables::tables(
+        parsed.iter().map(|(p, raw)| (p, raw.tables.as_slice())),
+        &solutions,
+        &categories,
+        &defined,
+        &mut problems,
+    );
     if !problems.0.is_empty() {
         return Err(CatalogError::Invalid(problems.0));
     }
     Ok(Catalog::new(
         solutions.into_values().map(|(_, s)| s).collect(),
         categories,
-        events.into_values().collect(),
+        events.into_values().chain(table_events).collect(),
+        tables,
     ))
 }
 

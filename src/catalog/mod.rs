@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use crate::model::definition::schema_url;
-use crate::model::{Category, EventDefinition, Solution};
+use crate::model::{Category, EventDefinition, Solution, TableDefinition};
 pub use load::{load_dir, load_texts, CatalogError, CatalogProblem};
 pub use params::{validate, validate_response, ParamProblem};
 pub use schema::{event_schema, DIALECT};
@@ -25,6 +25,7 @@ struct Inner {
     solutions: Vec<Solution>,
     categories: Vec<Category>,
     events: HashMap<String, EventDefinition>,
+    tables: Vec<TableDefinition>,
 }
 
 impl Catalog {
@@ -32,6 +33,7 @@ impl Catalog {
         solutions: Vec<Solution>,
         categories: Vec<Category>,
         events: Vec<EventDefinition>,
+        tables: Vec<TableDefinition>,
     ) -> Self {
         let events = events
             .into_iter()
@@ -42,6 +44,7 @@ impl Catalog {
                 solutions,
                 categories,
                 events,
+                tables,
             }),
         }
     }
@@ -82,6 +85,19 @@ impl Catalog {
             .collect();
         events.sort_by(|a, b| a.unique_name.cmp(&b.unique_name));
         events
+    }
+
+    /// The cataloged tables.
+    pub fn tables(&self) -> &[TableDefinition] {
+        &self.inner.tables
+    }
+
+    /// The cataloged table called `logical_name`.
+    pub fn table(&self, logical_name: &str) -> Option<&TableDefinition> {
+        self.inner
+            .tables
+            .iter()
+            .find(|t| t.logical_name == logical_name)
     }
 
     /// Whether `category` is a category of `solution`.

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::formats::row;
 use crate::model::definition::schema_url;
 use crate::model::{
     AmqpOptions, Bodies, DeliveryId, Endpoint, EndpointId, EventDefinition, Exchange,
-    MessageFormat, OutgoingEvent, Stage, Subscription, SubscriptionId,
+    MessageFormat, OutgoingEvent, RowOptions, Stage, Subscription, SubscriptionId,
 };
 
 /// One message to send: a delivery of an event.
@@ -50,6 +51,8 @@ pub struct Outbound<'a> {
     pub traceparent: Option<String>,
     /// What the subscription's transformation changed, if it has one.
     pub reshaped: Option<Arc<Reshaped>>,
+    /// The subscription's filtering attributes and images, for a row change.
+    pub row: &'a RowOptions,
 }
 
 /// What a subscription's transformation changed of a delivery's message; the destination
@@ -102,23 +105,42 @@ impl Origin {
             stage: None,
             traceparent: event.event.traceparent.clone(),
             reshaped: None,
+            row: &subscription.row,
         }
     }
 }
 
 impl Outbound<'_> {
-    /// The event's parameters as a JSON object, encoded once per event.
+    /// The event's parameters as a JSON object (a row change's target and images), encoded
+    /// once per event unless the subscription's images make it its own.
     pub fn params_json(&self) -> bytes::Bytes {
-        Bodies::get(&self.event.bodies.params_json, || {
-            serde_json::to_vec(&self.event.params).expect("JSON values always serialize")
-        })
+        let encode = || {
+            match row::data(self.event, self.row) {
+                Some(data) => serde_json::to_vec(&data),
+                None => serde_json::to_vec(&self.event.params),
+            }
+            .expect("JSON values always serialize")
+        };
+        if row::shared(self.event, self.row) {
+            Bodies::get(&self.event.bodies.params_json, encode)
+        } else {
+            encode().into()
+        }
     }
 
-    /// The event's structured-mode CloudEvents JSON, encoded once per event.
+    /// The event's structured-mode CloudEvents JSON, encoded once per event unless the
+    /// subscription's images make it its own.
     pub fn cloudevents_json(&self) -> bytes::Bytes {
-        Bodies::get(&self.event.bodies.cloudevents_json, || {
-            crate::formats::cloudevents::structured_json(self.event, &self.schema_url)
-        })
+        let encode = || {
+            let data = row::data(self.event, self.row)
+                .unwrap_or_else(|| serde_json::Value::Object(self.event.params.clone()));
+            crate::formats::cloudevents::structured_json(self.event, &self.schema_url, &data)
+        };
+        if row::shared(self.event, self.row) {
+            Bodies::get(&self.event.bodies.cloudevents_json, encode)
+        } else {
+            encode().into()
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! `time` = when Herald accepted it, `dataschema` = the event's JSON Schema URL,
 //! `data` = the parameters, plus the `correlationid` extension.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::model::Event;
 
@@ -15,8 +15,9 @@ pub fn source(solution: &str) -> String {
     format!("/herald/{solution}")
 }
 
-/// The structured-mode JSON of `event`.
-pub fn structured_json(event: &Event, schema_url: &str) -> Vec<u8> {
+/// The structured-mode JSON of `event`, whose data is `data` (its parameters, or a row
+/// change's target and images).
+pub fn structured_json(event: &Event, schema_url: &str, data: &Value) -> Vec<u8> {
     let time = event
         .received_at
         .format(&time::format_description::well_known::Rfc3339)
@@ -30,7 +31,7 @@ pub fn structured_json(event: &Event, schema_url: &str) -> Vec<u8> {
         "datacontenttype": "application/json",
         "dataschema": schema_url,
         "correlationid": event.correlation_id,
-        "data": event.params,
+        "data": data,
     });
     serde_json::to_vec(&doc).expect("JSON values always serialize")
 }

@@ -7,7 +7,10 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::model::{DeliveryId, Event, EventDefinition, ParamType, Parameter, Stage};
+use crate::model::{
+    Column, DeliveryId, Event, EventDefinition, ImageKind, ParamType, Parameter, RowMessage,
+    RowOptions, Stage,
+};
 
 const CONTRACTS: &str = "http://schemas.microsoft.com/xrm/2011/Contracts";
 /// `Mode`: synchronous (a step in the request path).
@@ -27,13 +30,15 @@ pub struct Origin<'a> {
 
 /// The `RemoteExecutionContext` of one delivery of `event`, or of one synchronous step's call
 /// when `stage` is set (`Mode` 0, that `Stage`); an asynchronous delivery runs at
-/// post-operation (`Mode` 1, `Stage` 40).
+/// post-operation (`Mode` 1, `Stage` 40). A table's event is its message on its table, with
+/// `Target` typed as Dataverse types it and the images `row` registers.
 pub fn remote_execution_context(
     event: &Event,
     delivery: DeliveryId,
     definition: Option<&EventDefinition>,
     origin: &Origin<'_>,
     stage: Option<Stage>,
+    row: &RowOptions,
 ) -> Value {
     let entity = primary_entity(definition);
     let declared = |fields: Option<&[Parameter]>, key: &str| {
@@ -49,7 +54,11 @@ pub fn remote_execution_context(
             })
             .collect()
     };
-    let inputs = pairs(&event.params, definition.map(|d| d.parameters.as_slice()));
+    let change = row_change(event, definition, row);
+    let inputs = match &change {
+        Some(change) => vec![json!({"key": "Target", "value": change.target})],
+        None => pairs(&event.params, definition.map(|d| d.parameters.as_slice())),
+    };
     let outputs = pairs(
         &event.pipeline.response,
         definition.map(|d| d.response_properties.as_slice()),
@@ -73,7 +82,7 @@ pub fn remote_execution_context(
         "IsInTransaction": in_transaction,
         "IsOfflinePlayback": false,
         "IsolationMode": 1,
-        "MessageName": event.name,
+        "MessageName": message_name(event, definition),
         "Mode": mode,
         "OperationCreatedOn": wcf_date(event.received_at),
         "OperationId": event.id.uuid().to_string(),
@@ -84,9 +93,9 @@ pub fn remote_execution_context(
             "Id": nil, "KeyAttributes": [], "LogicalName": "sdkmessageprocessingstep", "Name": null, "RowVersion": null,
         },
         "ParentContext": null,
-        "PostEntityImages": [],
-        "PreEntityImages": [],
-        "PrimaryEntityId": nil,
+        "PostEntityImages": change.as_ref().map_or_else(Vec::new, |c| c.post.clone()),
+        "PreEntityImages": change.as_ref().map_or_else(Vec::new, |c| c.pre.clone()),
+        "PrimaryEntityId": change.as_ref().map_or(nil.clone(), |c| c.id.clone()),
         "PrimaryEntityName": entity,
         "RequestId": delivery.uuid().to_string(),
         "SecondaryEntityName": "none",
@@ -95,6 +104,104 @@ pub fn remote_execution_context(
         "UserAzureActiveDirectoryObjectId": nil,
         "UserId": nil,
     })
+}
+
+/// `MessageName` (and the request name headers): a table event's message (`Update`), else the
+/// event's unique name.
+pub fn message_name(event: &Event, definition: Option<&EventDefinition>) -> String {
+    match definition.and_then(|d| d.row.as_ref()) {
+        Some(row) => row.message.as_str().to_owned(),
+        None => event.name.to_string(),
+    }
+}
+
+/// The parts of a context that a row change fills.
+struct RowChange {
+    id: String,
+    target: Value,
+    pre: Vec<Value>,
+    post: Vec<Value>,
+}
+
+fn row_change(
+    event: &Event,
+    definition: Option<&EventDefinition>,
+    options: &RowOptions,
+) -> Option<RowChange> {
+    let definition = definition?;
+    let row = definition.row.as_ref()?;
+    let table = definition.binding.as_str();
+    let target = event.params.get("Target").and_then(Value::as_object)?;
+    let id = row_id(table, target.get(&row.primary_key));
+    let images = |kind| -> Vec<Value> {
+        let Some(images) = &event.images else {
+            return Vec::new();
+        };
+        options
+            .images_of(kind, images)
+            .map(|(key, image)| {
+                json!({"key": key, "value": row_entity(table, &id, &row.columns, &image)})
+            })
+            .collect()
+    };
+    Some(RowChange {
+        target: match row.message {
+            RowMessage::Delete => contract(
+                "EntityReference",
+                Map::from_iter([
+                    ("Id".into(), json!(id)),
+                    ("KeyAttributes".into(), json!([])),
+                    ("LogicalName".into(), json!(table)),
+                    ("Name".into(), Value::Null),
+                    ("RowVersion".into(), Value::Null),
+                ]),
+            ),
+            _ => row_entity(table, &id, &row.columns, target),
+        },
+        pre: images(ImageKind::Pre),
+        post: images(ImageKind::Post),
+        id,
+    })
+}
+
+/// A row's id as Dataverse writes it, a GUID: the key itself when it is one; for another key
+/// (an integer, a text), a name-based UUID of the table and the key, the same every time.
+pub fn row_id(table: &str, key: Option<&Value>) -> String {
+    let text = match key {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => return Uuid::nil().to_string(),
+        Some(other) => other.to_string(),
+    };
+    match Uuid::try_parse(&text) {
+        Ok(id) => id.to_string(),
+        Err(_) => {
+            Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{table}:{text}").as_bytes()).to_string()
+        }
+    }
+}
+
+/// A row as a Dataverse `Entity`, each attribute typed by its column.
+fn row_entity(table: &str, id: &str, columns: &[Column], attributes: &Map<String, Value>) -> Value {
+    let attributes: Vec<Value> = attributes
+        .iter()
+        .map(|(key, value)| {
+            let ty = columns.iter().find(|c| c.name == *key).map(|c| &c.ty);
+            json!({"key": key, "value": typed(ty, value)})
+        })
+        .collect();
+    contract(
+        "Entity",
+        Map::from_iter([
+            ("Attributes".into(), Value::Array(attributes)),
+            ("EntityState".into(), Value::Null),
+            ("FormattedValues".into(), json!([])),
+            ("Id".into(), json!(id)),
+            ("KeyAttributes".into(), json!([])),
+            ("LogicalName".into(), json!(table)),
+            ("RelatedEntities".into(), json!([])),
+            ("RowVersion".into(), Value::Null),
+        ]),
+    )
 }
 
 /// `PrimaryEntityName`: the bound table, or `none` for a global event.

@@ -2,3 +2,4 @@
 
 pub mod cloudevents;
 pub mod dataverse;
+pub mod row;

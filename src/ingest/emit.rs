@@ -43,6 +43,7 @@ impl Emit for Emitter {
             correlation_id: None,
             depth,
             traceparent: None,
+            images: None,
         };
         ingestor
             .submit(&caller, submission, &crate::telemetry::Tracing::none())

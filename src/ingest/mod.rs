@@ -23,7 +23,7 @@ use crate::catalog::{validate, Catalog};
 use crate::dispatch::{HandOff, Reservation};
 use crate::model::{
     DeliveryId, Event, EventDefinition, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery,
-    NewEvent, OutgoingEvent, Scope, Subscription,
+    NewEvent, OutgoingEvent, RowImages, Scope, Subscription,
 };
 use crate::registry::Routing;
 use crate::store::{Store, StoreError};
@@ -61,6 +61,8 @@ pub struct Submission {
     pub depth: u32,
     /// The W3C trace context its deliveries continue (see [`Event::traceparent`]).
     pub traceparent: Option<String>,
+    /// For a row change from a source: the row before and after.
+    pub images: Option<RowImages>,
 }
 
 pub use crate::model::event::DEPTH_CAP;
@@ -269,7 +271,7 @@ impl Ingestor {
             if !run.pipeline.changes.is_empty() {
                 asynchronous = self
                     .routing
-                    .matching(definition, &run.params)
+                    .matching(definition, &run.params, event.images.as_ref())
                     .into_iter()
                     .filter(|sub| sub.mode == Mode::Async)
                     .collect();
@@ -343,7 +345,7 @@ impl Ingestor {
         // it, its deliveries are matched again as they left it (`admit`).
         let (steps, asynchronous): (Vec<_>, Vec<_>) = self
             .routing
-            .matching(definition, &params)
+            .matching(definition, &params, s.images.as_ref())
             .into_iter()
             .partition(|sub| sub.mode == Mode::Sync);
         let idempotency = s
@@ -360,6 +362,7 @@ impl Ingestor {
             depth: s.depth,
             pipeline: Default::default(),
             traceparent: s.traceparent,
+            images: s.images,
         };
         Ok(Prepared {
             definition,

@@ -26,6 +26,7 @@ pub async fn announce(ingestor: Arc<Ingestor>, registry: Registry, mut rx: mpsc:
             correlation_id: None,
             traceparent: None,
             depth: 1,
+            images: None,
         };
         match ingestor
             .submit(&herald, submission, &crate::telemetry::Tracing::none())

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::name::EventName;
+use super::table::RowEvent;
 use utoipa::ToSchema;
 
 /// The URL an event's JSON Schema is served at (CloudEvents `dataschema`).
@@ -213,6 +214,10 @@ pub struct EventDefinition {
     /// The category the event is cataloged under; `None` for an uncataloged definition,
     /// which can be neither invoked nor subscribed to.
     pub category: Option<String>,
+    /// For a table's event (`Create`, `Update`, `Delete` of its rows): the message and the
+    /// table's primary key; the table is `binding`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<RowEvent>,
 }
 
 impl EventDefinition {

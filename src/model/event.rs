@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::ids::{DeliveryId, EndpointId, EventId, SubscriptionId};
 use super::name::EventName;
 use super::subscription::Stage;
+use super::table::RowImages;
 
 /// One accepted event: validated parameters and who sent it.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +39,9 @@ pub struct Event {
     /// caller's `traceparent` otherwise): every attempt of its deliveries continues it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// For an event of a table: the row before and after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<RowImages>,
 }
 
 /// The largest depth a caller may say it is handling: no chain of events is that deep (the

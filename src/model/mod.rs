@@ -15,6 +15,7 @@ pub mod name;
 pub mod plugin;
 pub mod scope;
 pub mod subscription;
+pub mod table;
 
 pub use activity::{minute_of, ActivityRow, Browse, BrowsePage, Counts, Cursor};
 pub use definition::{
@@ -44,4 +45,8 @@ pub use plugin::{NewPluginVersion, PluginVersion};
 pub use scope::Scope;
 pub use subscription::{
     AmqpOptions, Condition, Filter, MessageFormat, Mode, Op, Stage, Subscription, Transform,
+};
+pub use table::{
+    row_event_name, Column, ImageKind, ImageRegistration, RowEvent, RowImages, RowMessage,
+    RowOptions, TableDefinition,
 };

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::ids::{EndpointId, SubscriptionId};
+use super::table::RowOptions;
 
 /// A subscription's transformation: a plug-in run on each delivery before it is sent, which
 /// may change the body, headers or application properties, subject and partition key, or drop
@@ -61,6 +62,8 @@ pub struct Subscription {
     pub disabled_reason: Option<String>,
     /// The plug-in that reshapes (or drops) what this subscription sends.
     pub transform: Option<Transform>,
+    /// On a table's event: filtering attributes and images.
+    pub row: RowOptions,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it was last changed.
@@ -270,8 +273,18 @@ impl Filter {
     pub fn matches(&self, params: &Map<String, Value>) -> bool {
         self.0
             .iter()
-            .all(|c| c.matches(params.get(&c.parameter).filter(|v| !v.is_null())))
+            .all(|c| c.matches(lookup(params, &c.parameter).filter(|v| !v.is_null())))
     }
+}
+
+/// The parameter called `name`; a name that no parameter has and that holds dots walks into
+/// objects (`Target.contoso_total`, an attribute of a row change's target).
+fn lookup<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    params.get(name).or_else(|| {
+        let mut parts = name.split('.');
+        let first = params.get(parts.next()?)?;
+        parts.try_fold(first, |value, part| value.as_object()?.get(part))
+    })
 }
 
 impl Condition {
@@ -318,6 +331,17 @@ mod tests {
         assert!(f.matches(&params(json!({"Currency": "EUR", "Total": 100}))));
         assert!(!f.matches(&params(json!({"Currency": "EUR", "Total": 99.99}))));
         assert!(!f.matches(&params(json!({"Total": 500}))));
+    }
+
+    #[test]
+    fn a_dotted_name_reaches_into_a_row_change_target() {
+        let params = json!({"Target": {"contoso_total": 120, "contoso_status": "new"}});
+        let params = params.as_object().unwrap();
+        assert!(
+            filter(json!([{"parameter": "Target.contoso_total", "op": "gt", "value": 100}]))
+                .matches(params)
+        );
+        assert!(!filter(json!([{"parameter": "Target.missing", "op": "exists"}])).matches(params));
     }
 
     #[test]

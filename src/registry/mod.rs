@@ -9,6 +9,7 @@ mod health;
 mod lookups;
 mod plugins;
 mod routing;
+mod row_options;
 mod spec;
 mod subscriptions;
 

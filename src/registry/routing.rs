@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
 
-use crate::model::{EventDefinition, Subscription};
+use crate::model::{EventDefinition, RowImages, Subscription};
 use crate::store::{Store, StoreError};
 
 /// The enabled subscriptions, held in memory for matching at ingestion and reloaded from
@@ -48,11 +48,13 @@ impl Routing {
         Ok(())
     }
 
-    /// The enabled subscriptions an occurrence of `event` with `params` goes to, by rank.
+    /// The enabled subscriptions an occurrence of `event` with `params` (and, for a row
+    /// change, `images`) goes to, by rank.
     pub fn matching(
         &self,
         event: &EventDefinition,
         params: &Map<String, Value>,
+        images: Option<&RowImages>,
     ) -> Vec<Subscription> {
         let subs = self
             .subscriptions
@@ -67,6 +69,7 @@ impl Routing {
                 (None, None) => false,
             })
             .filter(|s| s.filter.matches(params))
+            .filter(|s| images.is_none_or(|i| i.passes(&s.row.filtering_attributes)))
             .cloned()
             .collect()
     }

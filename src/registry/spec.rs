@@ -202,4 +202,7 @@ pub struct SubscriptionInput {
     /// properties, subject, partition key) or drops the delivery.
     #[serde(default)]
     pub transform: Option<crate::model::Transform>,
+    /// On a table's events: filtering attributes (`Update` only) and pre- and post-images.
+    #[serde(default)]
+    pub row: crate::model::RowOptions,
 }

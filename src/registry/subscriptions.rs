@@ -160,6 +160,7 @@ impl Registry {
         super::endpoints::check_name(&name)?;
         let stage = target.stage(&input)?;
         check_endpoint_kind(&target, &input, &endpoint)?;
+        super::row_options::check(&self.catalog, &target.events, &input.row)?;
         if let Some(transform) = &input.transform {
             if input.mode == Mode::Sync {
                 return Err(RegistryError::invalid(
@@ -184,6 +185,7 @@ impl Registry {
             stage,
             amqp: input.amqp,
             transform: input.transform,
+            row: input.row,
             disabled_reason: None,
             created_at: existing.map_or(now, |s| s.created_at),
             updated_at: now,
@@ -239,16 +241,8 @@ impl<'a> Target<'a> {
                 format!("\"{name}\" allows no processing steps, so it cannot be subscribed to"),
             ));
         }
-        if let Some(c) = input
-            .filter
-            .0
-            .iter()
-            .find(|c| def.parameter(&c.parameter).is_none())
-        {
-            return Err(RegistryError::invalid(
-                "filter",
-                format!("\"{}\" is not a parameter of {name}", c.parameter),
-            ));
+        for c in &input.filter.0 {
+            super::row_options::check_filter_name(catalog, def, &c.parameter)?;
         }
         Ok(Target {
             solution: def.solution.clone(),

@@ -125,6 +125,18 @@ where
         .map_err(|e: T::Err| corrupt("id", e.to_string()))
 }
 
+fn opt_json_col<T: serde::de::DeserializeOwned>(
+    row: &impl Columns,
+    col: &str,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    row.opt_text(col)?
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|source| StoreError::Corrupt { what, source })
+        })
+        .transpose()
+}
+
 fn json_col<T: serde::de::DeserializeOwned>(
     row: &impl Columns,
     col: &str,
@@ -147,6 +159,7 @@ pub fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         params: json_col(row, "params", "event params")?,
         correlation_id: row.opt_text("correlation_id")?.unwrap_or_default(),
         traceparent: row.opt_text("traceparent")?,
+        images: opt_json_col(row, "images", "event images")?,
         caller: row.text("caller")?,
         received_at: time_col(row, "received_at")?,
         depth: u32::try_from(row.int("depth")?)
@@ -159,6 +172,20 @@ pub fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
             None => Default::default(),
         },
     })
+}
+
+/// An event's images as stored: JSON, or NULL for an event that is not a row change.
+pub fn images_json(event: &Event) -> Result<Option<String>, StoreError> {
+    event
+        .images
+        .as_ref()
+        .map(|i| {
+            serde_json::to_string(i).map_err(|source| StoreError::Corrupt {
+                what: "event images",
+                source,
+            })
+        })
+        .transpose()
 }
 
 /// An event's pipeline as stored: JSON, or NULL when no step changed or set anything.
@@ -276,17 +303,8 @@ pub fn subscription_from_row(row: &impl Columns) -> Result<Subscription, StoreEr
             None => None,
         },
         amqp: json_col(row, "amqp", "subscription AMQP options")?,
-        transform: match row.opt_text("transform")? {
-            Some(text) => {
-                Some(
-                    serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-                        what: "subscription transformation",
-                        source,
-                    })?,
-                )
-            }
-            None => None,
-        },
+        transform: opt_json_col(row, "transform", "subscription transformation")?,
+        row: opt_json_col(row, "row_options", "subscription row options")?.unwrap_or_default(),
         disabled_reason: row.opt_text("disabled_reason")?,
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,

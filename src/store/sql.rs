@@ -223,11 +223,12 @@ on_every_backend!(Records {
     async fn put_subscription(&self, s: &Subscription) -> Result<(), StoreError> {
         sqlx::query::<DB>(
             "INSERT INTO subscriptions (id, name, solution, event_name, category, endpoint_id, format, filter, enabled, rank,
-                disabled_reason, created_at, updated_at, mode, stage, amqp, transform) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                disabled_reason, created_at, updated_at, mode, stage, amqp, transform, row_options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, solution = excluded.solution, event_name = excluded.event_name,
                category = excluded.category, endpoint_id = excluded.endpoint_id, format = excluded.format, filter = excluded.filter,
                enabled = excluded.enabled, rank = excluded.rank, disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at,
-               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp, transform = excluded.transform",
+               mode = excluded.mode, stage = excluded.stage, amqp = excluded.amqp, transform = excluded.transform,
+               row_options = excluded.row_options",
         )
         .bind(s.id.to_string())
         .bind(s.name.clone())
@@ -249,6 +250,11 @@ on_every_backend!(Records {
             s.transform
                 .as_ref()
                 .map(|t| json(t, "subscription transformation"))
+                .transpose()?,
+        )
+        .bind(
+            (!s.row.is_empty())
+                .then(|| json(&s.row, "subscription row options"))
                 .transpose()?,
         )
         .execute(&self.pool)

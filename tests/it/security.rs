@@ -548,6 +548,7 @@ async fn send_one(destination: &dyn Destination) -> Outcome {
         depth: 1,
         pipeline: Default::default(),
         traceparent: None,
+        images: None,
     });
     let message = Outbound {
         delivery_id: DeliveryId::new(),
@@ -561,6 +562,7 @@ async fn send_one(destination: &dyn Destination) -> Outcome {
         stage: None,
         traceparent: None,
         reshaped: None,
+        row: &Default::default(),
     };
     destination.send(&message, &mut Default::default()).await
 }

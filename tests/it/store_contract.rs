@@ -106,6 +106,7 @@ pub(crate) async fn subscription(
         stage: None,
         amqp: Default::default(),
         transform: None,
+        row: Default::default(),
         disabled_reason: None,
         created_at: now(),
         updated_at: now(),
@@ -129,6 +130,7 @@ pub(crate) fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent
             depth: 1,
             pipeline: Default::default(),
             traceparent: None,
+            images: None,
         })),
         idempotency: key.map(|(k, f)| (k.to_owned(), [f; 32])),
         deliveries: vec![NewDelivery {

@@ -247,6 +247,7 @@ pub async fn send_test(
         correlation_id: form.filled("correlation_id").map(str::to_owned),
         depth: 1,
         traceparent: span.traceparent(),
+        images: None,
     };
     let refused = |fs: FormState<'_>, status| Ok(event_page(&state, &session, d, fs, status));
     let accepted = state

@@ -101,6 +101,7 @@ pub(super) fn check_event(
         plugin_type: raw.plugin_type.clone(),
         enabled: raw.enabled.unwrap_or(true),
         category: None,
+        row: None,
     })
 }
 
@@ -139,7 +140,7 @@ fn typed_fields(
 }
 
 /// Builds a parameter's type from its raw fields; on error, the field and the message.
-fn param_type(p: &RawParameter) -> Result<ParamType, (&'static str, String)> {
+pub(super) fn param_type(p: &RawParameter) -> Result<ParamType, (&'static str, String)> {
     let only = |field: &'static str, present: bool, types: &str| {
         if present {
             Err((

@@ -92,6 +92,7 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
                 out.definition,
                 &origin,
                 None,
+                out.row,
             );
             let body = dataverse::amqp_body(context, dataverse::SERVICE_BUS_LIMIT).ok_or(
                 MessageError::DataverseTooLarge(dataverse::SERVICE_BUS_LIMIT / 1024),
@@ -101,7 +102,10 @@ pub fn build(out: &Outbound<'_>) -> Result<Built, MessageError> {
                 format!("{XRM}EntityLogicalName"),
                 dataverse::primary_entity(out.definition),
             );
-            props.insert(format!("{XRM}RequestName"), event.name.to_string());
+            props.insert(
+                format!("{XRM}RequestName"),
+                dataverse::message_name(event, out.definition),
+            );
             props.insert(format!("{XRM}InitiatingUserAgent"), "Herald".to_owned());
             if body.size_exceeded {
                 props.insert("MessageMaxSizeExceeded".to_owned(), true);
@@ -299,6 +303,7 @@ mod tests {
             depth: 1,
             pipeline: Default::default(),
             traceparent: None,
+            images: None,
         })
     }
 
@@ -319,6 +324,7 @@ mod tests {
             stage: None,
             traceparent: Some(TRACEPARENT.into()),
             reshaped: None,
+            row: &Default::default(),
         })
     }
 

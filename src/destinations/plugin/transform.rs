@@ -87,6 +87,7 @@ fn body_of(message: &Outbound<'_>, kind: EndpointKind) -> Value {
                 message.definition,
                 &origin,
                 None,
+                message.row,
             );
             return context;
         }

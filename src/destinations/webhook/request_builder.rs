@@ -98,6 +98,7 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
                 message.definition,
                 &origin,
                 message.stage,
+                message.row,
             );
             let mut body = to_vec(&context);
             if body.len() > dataverse::WEBHOOK_LIMIT {
@@ -116,7 +117,7 @@ pub fn build(settings: &WebhookSettings, message: &Outbound<'_>) -> Result<Built
             ));
             headers.push((
                 "x-ms-dynamics-request-name".into(),
-                message.event.name.to_string(),
+                dataverse::message_name(message.event, message.definition),
             ));
             headers.push((
                 "x-ms-correlation-request-id".into(),
@@ -223,6 +224,7 @@ mod tests {
             depth: 1,
             pipeline: Default::default(),
             traceparent: None,
+            images: None,
         });
         let settings = WebhookSettings {
             url: "https://example.com/h".into(),
@@ -244,6 +246,7 @@ mod tests {
             stage: None,
             traceparent: None,
             reshaped: None,
+            row: &Default::default(),
         };
         let built = build(&settings, &message).unwrap();
         assert!(built.body.len() < dataverse::WEBHOOK_LIMIT);

@@ -120,6 +120,7 @@ struct Columns {
     depth: Vec<i64>,
     pipeline: Vec<Option<String>>,
     traceparent: Vec<Option<String>>,
+    images: Vec<Option<String>>,
     d_id: Vec<String>,
     d_event: Vec<String>,
     d_subscription: Vec<String>,
@@ -163,6 +164,7 @@ impl Columns {
             c.depth.push(i64::from(e.depth));
             c.pipeline.push(crate::store::rows::pipeline_json(e)?);
             c.traceparent.push(e.traceparent.clone());
+            c.images.push(crate::store::rows::images_json(e)?);
             for d in &new.deliveries {
                 let leased = d.leased_until.map(millis);
                 c.d_id.push(d.id.to_string());
@@ -255,8 +257,8 @@ async fn write_once(
     // One statement, atomic by itself: one round trip, no transaction around it.
     let inserted = sqlx::query(
         "WITH ev AS (
-           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[], $21::text[])
+           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[], $21::text[], $22::text[])
            ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -288,6 +290,7 @@ async fn write_once(
     .bind(&c.depth)
     .bind(&c.pipeline)
     .bind(&c.traceparent)
+    .bind(&c.images)
     .fetch_all(pool)
     .await?;
     let inserted: std::collections::HashSet<String> = inserted

@@ -34,8 +34,8 @@ pub(super) fn insert_all(
     let mut expire =
         conn.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?;
     let mut event = conn.prepare_cached(
-        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at,
@@ -106,6 +106,7 @@ pub(super) fn insert_all(
             e.depth,
             rows::pipeline_json(e)?,
             e.traceparent,
+            rows::images_json(e)?,
         ])?;
         for d in &new.deliveries {
             let leased = d.leased_until.map(millis);
