@@ -20,6 +20,9 @@ mod env;
 
 pub use env::EnvVars;
 
+/// What a sealed source URL is bound to: it opens only as a source URL.
+const SOURCE_URL_CONTEXT: &[u8] = b"herald source url";
+
 /// The commented example configuration; also the embedded defaults.
 pub const EXAMPLE: &str = include_str!("../herald.example.toml");
 
@@ -89,6 +92,9 @@ pub struct Config {
     /// Subscriptions declared in the file, created or updated by name at start-up.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionInput>,
+    /// Sources: an application's PostgreSQL, read by logical replication.
+    #[serde(default)]
+    pub sources: Vec<crate::sources::SourceConfig>,
 }
 
 /// The HTTP API.
@@ -484,6 +490,47 @@ impl Config {
             idempotency_window: self.retention.idempotency,
             keys: std::sync::Arc::new(keys),
         })
+    }
+
+    /// The sources, each URL opened when it was given sealed (`herald source seal`).
+    pub fn sources(&self) -> Result<Vec<crate::sources::SourceConfig>, ConfigError> {
+        let keys = self.key_ring()?;
+        self.sources
+            .iter()
+            .map(|s| {
+                let url = s.url.expose();
+                if !url.starts_with(crate::store::sealing::SEALED_PREFIX) {
+                    return Ok(s.clone());
+                }
+                let plain = keys.open(url, SOURCE_URL_CONTEXT)?;
+                let text = String::from_utf8(plain.to_vec()).map_err(|_| ConfigError::Value {
+                    field: "sources.url",
+                    message: "the sealed URL is not text".into(),
+                })?;
+                let mut opened = s.clone();
+                opened.url = crate::model::SecretString::new(text);
+                Ok(opened)
+            })
+            .collect()
+    }
+
+    /// `url` sealed with the configuration's current encryption key, for a source's `url`.
+    pub fn seal_source_url(&self, url: &str) -> Result<String, ConfigError> {
+        crate::sources::postgres::connection::Target::parse(url).map_err(|e| {
+            ConfigError::Value {
+                field: "sources.url",
+                message: e.to_string(),
+            }
+        })?;
+        Ok(self.key_ring()?.seal(url.as_bytes(), SOURCE_URL_CONTEXT))
+    }
+
+    fn key_ring(&self) -> Result<crate::store::sealing::KeyRing, ConfigError> {
+        let db = match &self.store.url {
+            StoreUrl::Sqlite(path) => Some(path.as_path()),
+            StoreUrl::Postgres(_) => None,
+        };
+        Ok(crate::store::sealing::KeyRing::resolve(&self.encryption_keys.0, db)?.0)
     }
 
     /// Loads defaults, then `file` (if any), then the `HERALD_*` variables of `env`.

@@ -23,5 +23,6 @@ pub mod model;
 pub mod plugins;
 pub mod registry;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod telemetry;

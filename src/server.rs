@@ -74,6 +74,11 @@ pub async fn start(
     };
     let addr = listener.local_addr()?;
     let public_url = config.server.base_url(addr);
+    // Two TLS implementations' crypto are linked (aws-lc-rs, and ring through the replication
+    // crate): name the one every TLS client and server of this process uses.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let source_configs = config.sources()?;
+    crate::sources::check(&source_configs, &catalog)?;
     let store = crate::store::open(&config.store_settings()?)
         .await
         .with_context(|| format!("opening the store {}", config.store.url))?;
@@ -167,7 +172,7 @@ pub async fn start(
         registry.clone(),
         notices_rx,
     ));
-    let state = AppState {
+    let mut state = AppState {
         catalog,
         store: store.clone(),
         registry: registry.clone(),
@@ -189,6 +194,7 @@ pub async fn start(
             idle_timeout: Some(config.console.idle_timeout).filter(|d| !d.is_zero()),
             secure: public_url.starts_with("https://"),
         },
+        sources: Default::default(),
     };
     declare(&registry, &config).await?;
     if let Some(runtime) = destinations.plugins() {
@@ -196,7 +202,17 @@ pub async fn start(
     }
 
     let shutdown = CancellationToken::new();
+    // After the declared subscriptions exist, so the first changes read already match them.
+    let (sources, source_tasks) = crate::sources::Sources::start(
+        &source_configs,
+        &state.catalog,
+        state.ingestor.clone(),
+        tracing.clone(),
+        shutdown.clone(),
+    );
+    state.sources = sources;
     let mut tasks = vec![tokio::spawn(dispatcher.run(shutdown.clone()))];
+    tasks.extend(source_tasks);
     tasks.push(tokio::spawn(state.pruner.clone().run(shutdown.clone())));
     tasks.push(tokio::spawn(
         activity.clone().run(store.clone(), shutdown.clone()),

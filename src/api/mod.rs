@@ -18,6 +18,7 @@ mod health;
 mod ops;
 pub mod path;
 mod plugins;
+mod sources;
 mod subscriptions;
 pub mod trace;
 pub mod views;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub console: console::ConsoleSettings,
     /// Traces (off unless an OTLP endpoint is configured).
     pub tracing: crate::telemetry::Tracing,
+    /// The sources this instance reads.
+    pub sources: crate::sources::Sources,
 }
 
 /// The client's address (absent when the app is called without a socket).
@@ -156,6 +159,7 @@ pub fn app(state: AppState) -> Router {
         .merge(catalog::router())
         .merge(endpoints::router())
         .merge(plugins::router())
+        .merge(sources::router())
         .merge(health::router())
         .merge(subscriptions::router())
         .merge(deliveries::router())

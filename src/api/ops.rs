@@ -23,12 +23,49 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The store takes durable writes, so events can be accepted.
+/// The store takes durable writes, so events can be accepted. The body says so line by line
+/// (`[+]` or `[-]`): the store, then each source, whose being down does not stop the API
+/// from accepting events (a source resumes where it stopped), so it does not fail readiness.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()), responses(
     (status = 200, description = "Ready"), (status = 503, description = "The store does not answer or refuses writes")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ready().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Ok(()) if state.sources.is_empty() => (StatusCode::OK, "ready").into_response(),
+        Ok(()) => {
+            let mut text = String::from("[+] store ok\n");
+            for s in state.sources.views() {
+                use crate::sources::SourceState;
+                let line = match s.state {
+                    SourceState::Streaming => format!(
+                        "[+] source {} streaming at {}\n",
+                        s.name,
+                        s.position.as_deref().unwrap_or("its slot's position")
+                    ),
+                    SourceState::Starting | SourceState::Stopped => format!(
+                        "[-] source {} {}\n",
+                        s.name,
+                        if s.state == SourceState::Starting {
+                            "starting"
+                        } else {
+                            "stopped"
+                        }
+                    ),
+                    SourceState::Down => format!(
+                        "[-] source {} down: {}; retried at {}\n",
+                        s.name,
+                        s.last_error.as_deref().unwrap_or("unknown"),
+                        s.retry_at
+                            .and_then(|t| t
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .ok())
+                            .unwrap_or_default()
+                    ),
+                };
+                text.push_str(&line);
+            }
+            text.push_str("ready");
+            (StatusCode::OK, text).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready: the store does not take writes");
             (

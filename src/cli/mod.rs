@@ -1,5 +1,5 @@
 //! The command line: `serve`, `demo`, `catalog validate`, `config example`, `keys`,
-//! `events send`, `deliveries …`, `plugin …`, `webhook verify` and `webhook secret`.
+//! `events send`, `deliveries …`, `plugin …`, `source …`, `webhook verify` and `webhook secret`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod plugin;
 mod remote;
+mod source;
 mod store;
 
 use remote::{deliveries, events, health, DeliveriesCommand, EventsCommand};
@@ -71,6 +72,11 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: plugin::PluginCommand,
+    },
+    /// Sets up, seals and inspects sources (an application's PostgreSQL).
+    Source {
+        #[command(subcommand)]
+        command: source::SourceCommand,
     },
     /// What the store holds and what pruning removed.
     Store {
@@ -159,6 +165,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Deliveries { command } => deliveries(command).await,
         Command::Plugin { command } => plugin::run(command).await,
         Command::Store { command } => store::run(command).await,
+        Command::Source { command } => match source::run(command).await {
+            Ok(true) => Ok(()),
+            // The SQL an owner must run is printed: not an error of Herald's, but not done.
+            Ok(false) => return ExitCode::from(2),
+            Err(e) => Err(e),
+        },
         Command::Webhook {
             command: WebhookCommand::Secret,
         } => {

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::name::EventName;
-use super::table::RowEvent;
 use utoipa::ToSchema;
 
 /// The URL an event's JSON Schema is served at (CloudEvents `dataschema`).
@@ -230,6 +229,76 @@ impl EventDefinition {
     pub fn response_property(&self, name: &str) -> Option<&Parameter> {
         self.response_properties.iter().find(|p| p.name == name)
     }
+}
+
+/// A message of a table: what happened to a row.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+pub enum RowMessage {
+    /// A row was inserted.
+    Create,
+    /// A row was changed.
+    Update,
+    /// A row was removed.
+    Delete,
+}
+
+impl RowMessage {
+    /// The message's name, as Dataverse writes it in `MessageName`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RowMessage::Create => "Create",
+            RowMessage::Update => "Update",
+            RowMessage::Delete => "Delete",
+        }
+    }
+
+    /// Parses a message name (`Create`, `Update`, `Delete`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Create" => Some(RowMessage::Create),
+            "Update" => Some(RowMessage::Update),
+            "Delete" => Some(RowMessage::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One exposed column of a cataloged table.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Column {
+    /// The attribute's logical name, as events carry it (`contoso_total`).
+    pub name: String,
+    /// The column's name in the source database, when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Its Dataverse type.
+    #[serde(flatten)]
+    pub ty: ParamType,
+    /// What it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Column {
+    /// The column's name in the source database.
+    pub fn source_name(&self) -> &str {
+        self.column.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// What a cataloged event of a table is: the message, and the attribute naming the row.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RowEvent {
+    /// The message.
+    pub message: RowMessage,
+    /// The table's primary key attribute.
+    pub primary_key: String,
+    /// The table's exposed columns, so formats type each attribute (in the catalog's table).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub columns: std::sync::Arc<[Column]>,
 }
 
 /// A category of a solution's catalog, grouping its high-value events.

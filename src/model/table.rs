@@ -7,50 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::definition::ParamType;
-
-/// A message of a table: what happened to a row.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-pub enum RowMessage {
-    /// A row was inserted.
-    Create,
-    /// A row was changed.
-    Update,
-    /// A row was removed.
-    Delete,
-}
-
-impl RowMessage {
-    /// The message's name, as Dataverse writes it in `MessageName`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RowMessage::Create => "Create",
-            RowMessage::Update => "Update",
-            RowMessage::Delete => "Delete",
-        }
-    }
-
-    /// Parses a message name (`Create`, `Update`, `Delete`).
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "Create" => Some(RowMessage::Create),
-            "Update" => Some(RowMessage::Update),
-            "Delete" => Some(RowMessage::Delete),
-            _ => None,
-        }
-    }
-
-    /// The images a step on this message can register, as Dataverse allows them: no
-    /// pre-image on `Create` (there was no row), no post-image on `Delete` (there is none).
-    pub fn allows(&self, image: ImageKind) -> bool {
-        !matches!(
-            (self, image),
-            (RowMessage::Create, ImageKind::Pre) | (RowMessage::Delete, ImageKind::Post)
-        )
-    }
-}
+pub use super::definition::{Column, RowEvent, RowMessage};
 
 /// The unique name of the cataloged event for `message` on `table`: the table's logical name
 /// then the message (`contoso_order_Update`); a table without the solution's prefix (a
@@ -61,29 +18,6 @@ pub fn row_event_name(prefix: &str, table: &str, message: RowMessage) -> String 
         format!("{table}_{}", message.as_str())
     } else {
         format!("{lead}{table}_{}", message.as_str())
-    }
-}
-
-/// One exposed column of a cataloged table.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Column {
-    /// The attribute's logical name, as events carry it (`contoso_total`).
-    pub name: String,
-    /// The column's name in the source database, when it differs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<String>,
-    /// Its Dataverse type.
-    #[serde(flatten)]
-    pub ty: ParamType,
-    /// What it holds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-impl Column {
-    /// The column's name in the source database.
-    pub fn source_name(&self) -> &str {
-        self.column.as_deref().unwrap_or(&self.name)
     }
 }
 
@@ -127,19 +61,6 @@ impl TableDefinition {
     }
 }
 
-/// What a cataloged event of a table is: the message, and the attribute naming the row.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct RowEvent {
-    /// The message.
-    pub message: RowMessage,
-    /// The table's primary key attribute.
-    pub primary_key: String,
-    /// The table's exposed columns, so formats type each attribute (in the catalog's table).
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub columns: std::sync::Arc<[Column]>,
-}
-
 /// What one row change carries beside its `Target`: the whole row before and after, as far
 /// as the source knows them, and which attributes changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -177,6 +98,17 @@ pub enum ImageKind {
     Pre,
     /// The row after the change (`PostEntityImages`).
     Post,
+}
+
+impl ImageKind {
+    /// Whether a step on `message` can register this image, as Dataverse allows them: no
+    /// pre-image on `Create` (there was no row), no post-image on `Delete` (there is none).
+    pub fn allowed_on(self, message: RowMessage) -> bool {
+        !matches!(
+            (message, self),
+            (RowMessage::Create, ImageKind::Pre) | (RowMessage::Delete, ImageKind::Post)
+        )
+    }
 }
 
 /// An image a subscription registers (Dataverse's step image).
@@ -305,8 +237,8 @@ mod tests {
             attributes: vec![],
         };
         assert_eq!(pre.of(&images), None);
-        assert!(!RowMessage::Create.allows(ImageKind::Pre));
-        assert!(!RowMessage::Delete.allows(ImageKind::Post));
-        assert!(RowMessage::Update.allows(ImageKind::Pre));
+        assert!(!ImageKind::Pre.allowed_on(RowMessage::Create));
+        assert!(!ImageKind::Post.allowed_on(RowMessage::Delete));
+        assert!(ImageKind::Pre.allowed_on(RowMessage::Update));
     }
 }

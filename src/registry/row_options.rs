@@ -41,7 +41,7 @@ pub(super) fn check(
         }
         for (i, image) in options.images.iter().enumerate() {
             let field = format!("row.images[{i}]");
-            if !row.message.allows(image.kind) {
+            if !image.kind.allowed_on(row.message) {
                 let what = match image.kind {
                     ImageKind::Pre => "a Create has no pre-image (there was no row)",
                     ImageKind::Post => "a Delete has no post-image (there is no row)",

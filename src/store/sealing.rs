@@ -21,6 +21,9 @@ use zeroize::Zeroizing;
 
 /// The prefix of a sealed value.
 const PREFIX: &str = "sealed:v1:";
+
+/// How every sealed value starts.
+pub const SEALED_PREFIX: &str = PREFIX;
 /// The file a generated key is kept in, beside an SQLite database.
 const KEY_FILE: &str = "herald-encryption.key";
 

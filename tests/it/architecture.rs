@@ -53,7 +53,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "plugins",
         ],
     ),
-    ("config", &["model", "store", "registry", "plugins"]),
+    // Sources submit what they read through ingestion, like the API.
+    (
+        "sources",
+        &["model", "catalog", "store", "ingest", "auth", "telemetry"],
+    ),
+    (
+        "config",
+        &["model", "store", "registry", "plugins", "sources"],
+    ),
     (
         "api",
         &[
@@ -67,6 +75,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "formats",
             "telemetry",
             "activity",
+            "sources",
         ],
     ),
     // The assembly, the demo and the command line may use everything below them.

@@ -116,6 +116,9 @@ const MATRIX: &[Row] = &[
     row("get", "/v1/plugins", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),
     row("get", "/v1/plugins/{name}", None, [Is(401), Is(401), Is(403), Is(404), Is(200), Is(200)]),
     row("delete", "/v1/plugins/{name}", None, [Is(401), Is(401), Is(403), Is(404), Is(204), Is(204)]),
+    // Sources: those whose every solution the key covers.
+    row("get", "/v1/sources", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),
+    row("get", "/v1/sources/{name}", None, [Is(401), Is(401), Is(403), Is(404), Is(200), Is(200)]),
     // Subscriptions.
     row("post", "/v1/subscriptions", Some(SUBSCRIPTION_BODY), [Is(401), Is(401), Is(403), Is(400), Is(201), Is(201)]),
     row("get", "/v1/subscriptions", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),
@@ -162,6 +165,22 @@ external = true
 name = "OrderId"
 type = "String"
 required = true
+
+[[categories]]
+solution = "fabrikam"
+name = "Data"
+
+# A table read from a database that is not there: its source stays down, and is listed.
+[[tables]]
+logical_name = "fabrikam_shipment"
+solution = "fabrikam"
+category = "Data"
+primary_key = "fabrikam_shipmentid"
+source = "fabrikam_db"
+
+[[tables.columns]]
+name = "fabrikam_shipmentid"
+type = "Guid"
 "#;
 
 /// Fabrikam's resources, made by fabrikam's admin: an endpoint (with a signing secret) and
@@ -327,7 +346,14 @@ impl Fabrikam {
             .replace("{id}", id)
             .replace("{secret_id}", &self.secret)
             .replace("{token}", "no-such-token")
-            .replace("{name}", &self.plugin)
+            .replace(
+                "{name}",
+                if path.starts_with("/v1/sources") {
+                    "fabrikam_db"
+                } else {
+                    &self.plugin
+                },
+            )
     }
 
     /// Removes what these resources deliver to, so the next ones' events fan out no wider.
@@ -381,6 +407,12 @@ dir = "{dir}"
 # Every row sends a wrong key: the matrix is not about their throttle (tests/it/edge.rs is).
 [server]
 wrong_keys_per_minute = 0
+
+[[sources]]
+name = "fabrikam_db"
+kind = "postgres"
+url = "postgres://herald@127.0.0.1:1/nowhere"
+retry_min = "5s"
 
 [[api_keys]]
 name = "contoso-reader"

@@ -25,6 +25,7 @@ mod resilience;
 mod retention;
 mod secrets_at_rest;
 mod security;
+mod sources;
 mod store_console;
 mod store_contract;
 mod store_retention;

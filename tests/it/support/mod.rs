@@ -3,6 +3,7 @@
 
 pub mod otlp;
 pub mod plugins;
+pub mod postgres;
 pub mod process;
 pub mod receiver;
 

@@ -1,0 +1,521 @@
+//! A PostgreSQL source: the application's database read by logical replication (`pgoutput`,
+//! a publication and a slot that `herald source setup` creates). Each row change of a
+//! cataloged table becomes that table's event; each row inserted into an outbox table becomes
+//! the custom event it names. Changes are stored (durably, through the ingestion call every
+//! edge uses) before the slot is told it may move past them, under an idempotency key made
+//! of the slot, the transaction's commit position and the change's place in it: a crash of
+//! Herald, of the database or of the connection reads some changes again and stores none
+//! twice.
+//!
+//! The replication protocol is `pgwire-replication`'s: it is maintained, has its own wire
+//! code with TLS and SCRAM, lets the consumer say exactly which position is durable
+//! (`update_applied_lsn`), and adds four crates. `tokio-postgres` has no replication mode
+//! without a fork, and `pg_walstream` needs more (and newer) dependencies. It leaves
+//! `pgoutput` itself to its user: `pgoutput.rs`.
+
+pub mod connection;
+pub mod outbox;
+pub mod pgoutput;
+mod rows;
+pub mod setup;
+mod slot;
+mod values;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::SpanKind;
+use pgwire_replication::{Lsn, PgWireError, ReplicationClient, ReplicationEvent};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use self::connection::Target;
+use self::outbox::Outbox;
+use self::pgoutput::{Message, Relation};
+use super::{SourceConfig, SourceState, SourceStatus, SourceView};
+use crate::auth::Principal;
+use crate::catalog::Catalog;
+use crate::ingest::{IngestError, Ingestor, Submission};
+use crate::model::{row_event_name, TableDefinition};
+use crate::telemetry::Tracing;
+
+/// Why a stream ended.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The URL is unusable (the configuration check says so at start).
+    #[error(transparent)]
+    Url(#[from] connection::UrlError),
+    /// The replication session failed.
+    #[error("replication: {0}")]
+    Replication(#[from] PgWireError),
+    /// The slot or publication is missing.
+    #[error("{0}; run `herald source setup {1}`")]
+    NotSetUp(String, String),
+    /// A message could not be read.
+    #[error(transparent)]
+    Decode(#[from] pgoutput::DecodeError),
+    /// A change names a relation the stream never described.
+    #[error("a change names relation {0}, which the stream did not describe")]
+    UnknownRelation(u32),
+    /// Storing failed: nothing was confirmed, the changes are read again.
+    #[error("storing changes failed: {0}")]
+    Store(#[from] IngestError),
+    /// The server ended the stream.
+    #[error("the server ended the replication stream")]
+    Ended,
+}
+
+/// One PostgreSQL source.
+pub struct PostgresSource {
+    config: SourceConfig,
+    tables: Vec<TableDefinition>,
+    outboxes: Vec<Outbox>,
+    prefixes: HashMap<String, String>,
+    ingestor: Arc<Ingestor>,
+    status: SourceStatus,
+    caller: Principal,
+    tracing: Tracing,
+}
+
+impl PostgresSource {
+    /// The source `config` reading the tables of `catalog` that name it.
+    pub fn new(
+        config: SourceConfig,
+        catalog: &Catalog,
+        ingestor: Arc<Ingestor>,
+        tracing: Tracing,
+    ) -> Self {
+        let tables: Vec<TableDefinition> = catalog
+            .tables()
+            .iter()
+            .filter(|t| t.source.as_deref() == Some(config.name.as_str()))
+            .cloned()
+            .collect();
+        let outboxes: Vec<Outbox> = config.outboxes.iter().map(Outbox::new).collect();
+        let mut solutions: Vec<String> = tables.iter().map(|t| t.solution.clone()).collect();
+        solutions.extend(outboxes.iter().map(|o| o.config.solution.clone()));
+        solutions.sort();
+        solutions.dedup();
+        let prefixes = catalog
+            .solutions()
+            .iter()
+            .map(|s| (s.unique_name.clone(), s.publisher_prefix.clone()))
+            .collect();
+        let location = Target::parse(config.url.expose())
+            .map(|t| t.location())
+            .unwrap_or_else(|e| format!("(unusable: {e})"));
+        let status = SourceStatus::new(SourceView {
+            name: config.name.clone(),
+            kind: "postgres".into(),
+            location,
+            slot: config.slot(),
+            publication: config.publication(),
+            solutions: solutions.clone(),
+            tables: tables.iter().map(|t| t.relation.clone()).collect(),
+            outboxes: outboxes.iter().map(|o| o.config.relation.clone()).collect(),
+            state: SourceState::Starting,
+            since: OffsetDateTime::now_utc(),
+            last_error: None,
+            retry_at: None,
+            position: None,
+            source_position: None,
+            lag_bytes: None,
+            retained_bytes: None,
+            lag_seconds: None,
+            changes: 0,
+            replayed: 0,
+            refused: 0,
+            transactions: 0,
+            notices: Vec::new(),
+        });
+        let caller = Principal {
+            name: format!("source:{}", config.name),
+            solutions: Some(solutions),
+            admin: false,
+            system: false,
+        };
+        Self {
+            config,
+            tables,
+            outboxes,
+            prefixes,
+            ingestor,
+            status,
+            caller,
+            tracing,
+        }
+    }
+
+    /// Its status, shared.
+    pub fn status(&self) -> SourceStatus {
+        self.status.clone()
+    }
+
+    /// Reads changes until `shutdown`, connecting again with backoff after every failure.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut wait = self.config.retry_min;
+        loop {
+            self.status.enter(SourceState::Starting);
+            let started = Instant::now();
+            match self.stream(&shutdown).await {
+                Ok(()) => break,
+                Err(e) => {
+                    // A stream that ran a while failed for a new reason: start the backoff over.
+                    if started.elapsed() > self.config.retry_max * 2 {
+                        wait = self.config.retry_min;
+                    }
+                    let retry_at = OffsetDateTime::now_utc() + wait;
+                    tracing::warn!(source = %self.config.name, error = %e, retry_in = ?wait, "source down");
+                    self.status.down(e.to_string(), retry_at);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    wait = (wait * 2).min(self.config.retry_max);
+                }
+            }
+        }
+        self.status.enter(SourceState::Stopped);
+    }
+
+    /// One replication session, until `shutdown` (`Ok`) or a failure.
+    async fn stream(&self, shutdown: &CancellationToken) -> Result<(), StreamError> {
+        let target = Target::parse(self.config.url.expose())?;
+        let (slot, publication) = (self.config.slot(), self.config.publication());
+        let application = format!("herald-{}", self.config.name);
+        let mut client =
+            ReplicationClient::connect(target.replication(&slot, &publication, &application))
+                .await?;
+        tokio::select! {
+            started = client.wait_started() => started.map_err(|e| self.not_set_up(e))?,
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+        self.status.enter(SourceState::Streaming);
+        tracing::info!(source = %self.config.name, %slot, "source streaming");
+        let _watch = slot::watch(target.clone(), slot.clone(), self.status.clone());
+        let cleaner = outbox::Cleaner::new(&target, &self.outboxes);
+        let mut relations: HashMap<u32, Relation> = HashMap::new();
+        let mut transaction: Option<Transaction> = None;
+        let mut pending: Vec<Pending> = Vec::new();
+        loop {
+            let event = tokio::select! {
+                event = client.recv() => event?,
+                _ = shutdown.cancelled() => {
+                    client.stop();
+                    return Ok(());
+                }
+            };
+            let Some(event) = event else {
+                return Err(StreamError::Ended);
+            };
+            match event {
+                ReplicationEvent::Begin {
+                    final_lsn,
+                    commit_time_micros,
+                    ..
+                } => {
+                    transaction = Some(Transaction::new(&slot, final_lsn, commit_time_micros));
+                }
+                ReplicationEvent::XLogData { data, .. } => {
+                    let message = pgoutput::decode(&data)?;
+                    if let Message::Relation(r) = message {
+                        relations.insert(r.id, r);
+                        continue;
+                    }
+                    let Some(tx) = transaction.as_mut() else {
+                        continue;
+                    };
+                    if let Some(p) = self.change(tx, &relations, message)? {
+                        pending.push(p);
+                    }
+                    if pending.len() >= self.config.batch {
+                        self.store(&mut pending, &cleaner).await?;
+                    }
+                }
+                ReplicationEvent::Commit { end_lsn, .. } => {
+                    self.store(&mut pending, &cleaner).await?;
+                    client.update_applied_lsn(end_lsn);
+                    let committed = transaction.take();
+                    self.status.update(|v| {
+                        v.position = Some(end_lsn.to_pg_string());
+                        v.transactions += 1;
+                        if let Some(tx) = committed {
+                            v.lag_seconds = Some(tx.age_seconds());
+                        }
+                    });
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    self.status
+                        .update(|v| v.source_position = Some(wal_end.to_pg_string()));
+                    // Between transactions everything sent before this is stored: the slot
+                    // may move to here (other tables' and databases' writes), as
+                    // pg_recvlogical does, so it does not hold WAL for changes Herald skips.
+                    if transaction.is_none() && pending.is_empty() && !wal_end.is_zero() {
+                        client.update_applied_lsn(wal_end);
+                    }
+                }
+                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::StoppedAt { .. } => return Ok(()),
+            }
+        }
+    }
+
+    /// A failure to start, said in the operator's terms when the slot or publication is
+    /// missing.
+    fn not_set_up(&self, e: PgWireError) -> StreamError {
+        let text = e.to_string();
+        if text.contains("does not exist") {
+            StreamError::NotSetUp(text, self.config.name.clone())
+        } else {
+            StreamError::Replication(e)
+        }
+    }
+
+    /// The submission a change makes, if it is one Herald turns into an event.
+    fn change(
+        &self,
+        tx: &mut Transaction,
+        relations: &HashMap<u32, Relation>,
+        message: Message,
+    ) -> Result<Option<Pending>, StreamError> {
+        let relation_id = match &message {
+            Message::Insert { relation, .. }
+            | Message::Update { relation, .. }
+            | Message::Delete { relation, .. } => *relation,
+            Message::Truncate {
+                relations: truncated,
+            } => {
+                let names: Vec<String> = truncated
+                    .iter()
+                    .filter_map(|id| relations.get(id))
+                    .map(|r| format!("{}.{}", r.namespace, r.name))
+                    .collect();
+                self.status.notice(format!(
+                    "TRUNCATE of {} at {}: a truncate names no rows, so no Delete events were sent",
+                    names.join(", "),
+                    tx.final_lsn.to_pg_string()
+                ));
+                return Ok(None);
+            }
+            Message::Relation(_) | Message::Other => return Ok(None),
+        };
+        let relation = relations
+            .get(&relation_id)
+            .ok_or(StreamError::UnknownRelation(relation_id))?;
+        // Every change counts, so a change keeps its key whatever the catalog says.
+        let key = tx.next_key();
+        let qualified = format!("{}.{}", relation.namespace, relation.name);
+        if let Some(outbox) = self
+            .outboxes
+            .iter()
+            .find(|o| o.config.relation == qualified)
+        {
+            return Ok(match message {
+                Message::Insert { new, .. } => Some(outbox.submission(relation, &new, key, tx)),
+                _ => None,
+            });
+        }
+        let Some(table) = self.tables.iter().find(|t| t.relation == qualified) else {
+            return Ok(None);
+        };
+        let change = match &message {
+            Message::Insert { new, .. } => rows::insert(table, relation, new),
+            Message::Update { old, new, .. } => rows::update(table, relation, old.as_ref(), new),
+            Message::Delete { old, .. } => rows::delete(table, relation, old),
+            _ => return Ok(None),
+        };
+        if !table.messages.contains(&change.message) {
+            return Ok(None);
+        }
+        let prefix = self
+            .prefixes
+            .get(&table.solution)
+            .map_or(table.solution.as_str(), String::as_str);
+        Ok(Some(Pending {
+            submission: Submission {
+                name: row_event_name(prefix, &table.logical_name, change.message),
+                params: json!({ "Target": change.target }),
+                idempotency_key: Some(key.clone()),
+                correlation_id: Some(tx.correlation.clone()),
+                depth: 1,
+                traceparent: None,
+                images: Some(change.images),
+            },
+            key,
+            outbox_row: None,
+        }))
+    }
+
+    /// Stores `pending` durably (one write), records what a refused row was, and empties it.
+    async fn store(
+        &self,
+        pending: &mut Vec<Pending>,
+        cleaner: &outbox::Cleaner,
+    ) -> Result<(), StreamError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let span = self
+            .tracing
+            .start("herald.source", SpanKind::Consumer, None);
+        span.set("herald.source", self.config.name.clone());
+        let batch = std::mem::take(pending);
+        let submissions = batch.iter().map(|p| p.submission.clone()).collect();
+        let results = self
+            .ingestor
+            .submit_all(&self.caller, submissions, &span)
+            .await?;
+        let (mut stored, mut replayed, mut refusals) = (0, 0, Vec::new());
+        let mut delivered_rows = Vec::new();
+        for (p, result) in batch.into_iter().zip(results) {
+            match result {
+                Ok(a) if a.replayed => replayed += 1,
+                Ok(_) => stored += 1,
+                Err(e) => refusals.push(refused(&self.config.name, &p, &e)),
+            }
+            if let Some(row) = p.outbox_row {
+                delivered_rows.push(row);
+            }
+        }
+        let refused_count = refusals.len() as u64;
+        if !refusals.is_empty() {
+            // Stored before the position moves, like the events: a refused row is never lost.
+            for result in self
+                .ingestor
+                .submit_all(&Principal::herald(), refusals, &span)
+                .await?
+            {
+                if let Err(e) = result {
+                    tracing::error!(source = %self.config.name, error = %e, "recording a refused row failed");
+                }
+            }
+        }
+        self.status.update(|v| {
+            v.changes += stored;
+            v.replayed += replayed;
+            v.refused += refused_count;
+        });
+        metrics::counter!("herald_source_changes_total", "source" => self.config.name.clone())
+            .increment(stored);
+        cleaner.delete(delivered_rows).await;
+        Ok(())
+    }
+}
+
+/// The operational event that records a refused change (an outbox row whose event is not
+/// cataloged or whose parameters are invalid).
+fn refused(source: &str, pending: &Pending, error: &IngestError) -> Submission {
+    let s = &pending.submission;
+    Submission {
+        name: "herald_SourceRowRefused".into(),
+        params: json!({
+            "SourceName": source,
+            "Position": pending.key,
+            "EventName": s.name,
+            "Parameters": serde_json::to_string(&s.params).unwrap_or_default(),
+            "Reason": reason(error),
+        }),
+        idempotency_key: Some(format!("{}:refused", pending.key)),
+        correlation_id: s.correlation_id.clone(),
+        depth: 1,
+        traceparent: None,
+        images: None,
+    }
+}
+
+/// Why a change was refused, with each invalid parameter named.
+fn reason(error: &IngestError) -> String {
+    match error {
+        IngestError::Invalid { problems, .. } => format!(
+            "{error}: {}",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.parameter, p.problem))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// A change waiting to be stored.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    submission: Submission,
+    key: String,
+    /// The outbox row's key, to delete once stored.
+    outbox_row: Option<outbox::RowKey>,
+}
+
+/// The source transaction being read.
+#[derive(Debug)]
+pub struct Transaction {
+    slot: String,
+    final_lsn: Lsn,
+    index: u32,
+    correlation: String,
+    committed_at: OffsetDateTime,
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+impl Transaction {
+    fn new(slot: &str, final_lsn: Lsn, commit_time_micros: i64) -> Self {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(commit_time_micros + PG_EPOCH_MICROS) * 1000,
+        )
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        Self {
+            slot: slot.to_owned(),
+            final_lsn,
+            index: 0,
+            // Every change of one source transaction shares it.
+            correlation: uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("{slot}/{}", final_lsn.to_pg_string()).as_bytes(),
+            )
+            .to_string(),
+            committed_at: at,
+        }
+    }
+
+    /// The idempotency key of the transaction's next change.
+    fn next_key(&mut self) -> String {
+        self.index += 1;
+        format!(
+            "pg:{}:{}:{}",
+            self.slot,
+            self.final_lsn.to_pg_string(),
+            self.index
+        )
+    }
+
+    fn age_seconds(&self) -> f64 {
+        (OffsetDateTime::now_utc() - self.committed_at)
+            .as_seconds_f64()
+            .max(0.0)
+    }
+}
+
+/// How long a cleaner or watcher waits for the database before giving up on one round.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The value of a column of `relation` in `tuple`, as text.
+fn text_of<'a>(relation: &Relation, tuple: &'a [pgoutput::Datum], column: &str) -> Option<&'a str> {
+    relation
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .and_then(|i| match tuple.get(i) {
+            Some(pgoutput::Datum::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+}
+
+/// A JSON value, or the text itself when it is not JSON.
+fn json_or_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
