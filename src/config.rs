@@ -498,7 +498,9 @@ impl Config {
         self.sources
             .iter()
             .map(|s| {
-                let url = s.url.expose();
+                let Some(url) = s.url.as_ref().map(|u| u.expose()) else {
+                    return Ok(s.clone());
+                };
                 if !url.starts_with(crate::store::sealing::SEALED_PREFIX) {
                     return Ok(s.clone());
                 }
@@ -508,7 +510,7 @@ impl Config {
                     message: "the sealed URL is not text".into(),
                 })?;
                 let mut opened = s.clone();
-                opened.url = crate::model::SecretString::new(text);
+                opened.url = Some(crate::model::SecretString::new(text));
                 Ok(opened)
             })
             .collect()

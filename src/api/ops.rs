@@ -36,6 +36,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             for s in state.sources.views() {
                 use crate::sources::SourceState;
                 let line = match s.state {
+                    SourceState::Listening => format!("[+] source {} listening\n", s.name),
                     SourceState::Streaming => format!(
                         "[+] source {} streaming at {}\n",
                         s.name,

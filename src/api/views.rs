@@ -178,6 +178,11 @@ pub struct EventView {
     #[serde(skip_serializing_if = "Map::is_empty")]
     #[schema(value_type = Object)]
     pub response: Map<String, Value>,
+    /// For a row change: the row before (`pre`) and after (`post`), and the attributes it
+    /// changed (absent when the source cannot tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub images: Option<crate::model::RowImages>,
 }
 
 impl From<&Event> for EventView {
@@ -194,6 +199,7 @@ impl From<&Event> for EventView {
             changes: e.pipeline.changes.clone(),
             shared_variables: e.pipeline.shared_variables.clone(),
             response: e.pipeline.response.clone(),
+            images: e.images.clone(),
         }
     }
 }

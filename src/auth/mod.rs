@@ -74,6 +74,9 @@ pub enum AuthError {
     /// is looked at again.
     #[error("too many wrong API keys from this address")]
     Throttled(Duration),
+    /// A source's post without its key (or to no such source).
+    #[error("not this source's key: send it as the service endpoint is registered (`?code=`, its header or its query parameter)")]
+    SourceKey,
 }
 
 /// The known keys, by hash, and the clients that sent wrong ones.

@@ -5,6 +5,7 @@
 //! replication (table rows and outbox rows); `dataverse/` maps what a Dataverse environment
 //! posts to Herald's Dataverse route.
 
+pub mod dataverse;
 pub mod postgres;
 mod status;
 
@@ -27,12 +28,22 @@ pub use status::{SourceState, SourceStatus, SourceView};
 pub struct SourceConfig {
     /// Its name, which cataloged tables give as their `source`.
     pub name: String,
-    /// Its kind: `postgres`.
+    /// Its kind: `postgres` (an application's database) or `dataverse` (a Dataverse
+    /// environment's webhook service endpoint posting to `/v1/sources/{name}/events`).
     pub kind: SourceKind,
-    /// The database, as `postgres://user:password@host:port/database?sslmode=require`
+    /// `postgres`: the database, as `postgres://user:password@host:port/database?sslmode=require`
     /// (`sslmode`: `disable`, `prefer`, `require`, `verify-ca`, `verify-full`; `sslrootcert`
-    /// for the last two). Usually from `HERALD_SOURCES__<n>__URL`; never shown.
-    pub url: SecretString,
+    /// for the last two); or sealed by `herald source seal`. Never shown.
+    #[serde(default)]
+    pub url: Option<SecretString>,
+    /// `dataverse`: how the service endpoint authenticates (its `AuthType` and `AuthValue`):
+    /// `{ type = "webhook_key", key = "…" }`, `{ type = "http_header", name, value }` or
+    /// `{ type = "http_query_string", name, value }`.
+    #[serde(default)]
+    pub auth: Option<dataverse::DataverseAuth>,
+    /// `dataverse`: the solution whose tables and events its posts become.
+    #[serde(default)]
+    pub solution: Option<String>,
     /// The logical replication slot (default `herald_<name>`).
     #[serde(default)]
     pub slot: Option<String>,
@@ -69,6 +80,8 @@ fn batch() -> usize {
 pub enum SourceKind {
     /// PostgreSQL logical replication (`pgoutput`).
     Postgres,
+    /// A Dataverse environment's webhook service endpoint.
+    Dataverse,
 }
 
 impl SourceConfig {
@@ -150,9 +163,44 @@ pub fn check(configs: &[SourceConfig], catalog: &Catalog) -> Result<(), SourceCo
                 "batch must be at least 1, and 0 < retry_min <= retry_max".into(),
             ));
         }
-        postgres::connection::Target::parse(c.url.expose()).map_err(|e| invalid(e.to_string()))?;
-        for outbox in &c.outboxes {
-            outbox.check(catalog).map_err(invalid)?;
+        match c.kind {
+            SourceKind::Postgres => {
+                let url = c.url.as_ref().ok_or_else(|| {
+                    invalid("a postgres source needs `url` (postgres://user:password@host:port/database)".into())
+                })?;
+                postgres::connection::Target::parse(url.expose())
+                    .map_err(|e| invalid(e.to_string()))?;
+                if c.auth.is_some() || c.solution.is_some() {
+                    return Err(invalid(
+                        "`auth` and `solution` are for dataverse sources; a postgres source's tables name their solutions".into(),
+                    ));
+                }
+                for outbox in &c.outboxes {
+                    outbox.check(catalog).map_err(invalid)?;
+                }
+            }
+            SourceKind::Dataverse => {
+                if c.auth.is_none() {
+                    return Err(invalid("a dataverse source needs `auth`, as its service endpoint authenticates: { type = \"webhook_key\", key = \"…\" }".into()));
+                }
+                let solution = c.solution.as_deref().ok_or_else(|| {
+                    invalid("a dataverse source needs `solution`: whose tables and events its posts become".into())
+                })?;
+                if !catalog
+                    .solutions()
+                    .iter()
+                    .any(|s| s.unique_name == solution)
+                {
+                    return Err(invalid(format!(
+                        "solution \"{solution}\" is not in the catalog"
+                    )));
+                }
+                if c.url.is_some() || !c.outboxes.is_empty() {
+                    return Err(invalid(
+                        "`url` and `outboxes` are for postgres sources".into(),
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -162,6 +210,7 @@ pub fn check(configs: &[SourceConfig], catalog: &Catalog) -> Result<(), SourceCo
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     statuses: Vec<SourceStatus>,
+    dataverse: Arc<Vec<dataverse::DataverseSource>>,
 }
 
 impl Sources {
@@ -175,7 +224,14 @@ impl Sources {
     ) -> (Self, Vec<JoinHandle<()>>) {
         let mut statuses = Vec::new();
         let mut tasks = Vec::new();
+        let mut dataverse = Vec::new();
         for config in configs {
+            if config.kind == SourceKind::Dataverse {
+                let source = dataverse::DataverseSource::new(config.clone());
+                statuses.push(source.status.clone());
+                dataverse.push(source);
+                continue;
+            }
             let source = postgres::PostgresSource::new(
                 config.clone(),
                 catalog,
@@ -185,7 +241,13 @@ impl Sources {
             statuses.push(source.status());
             tasks.push(tokio::spawn(source.run(shutdown.clone())));
         }
-        (Self { statuses }, tasks)
+        (
+            Self {
+                statuses,
+                dataverse: Arc::new(dataverse),
+            },
+            tasks,
+        )
     }
 
     /// What each source is doing.
@@ -199,6 +261,11 @@ impl Sources {
             .into_iter()
             .filter(|v| scope.may_change(&v.solutions))
             .collect()
+    }
+
+    /// The Dataverse source called `name`.
+    pub fn dataverse(&self, name: &str) -> Option<&dataverse::DataverseSource> {
+        self.dataverse.iter().find(|s| s.config.name == name)
     }
 
     /// Whether there are none.

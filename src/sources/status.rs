@@ -15,6 +15,8 @@ pub enum SourceState {
     Starting,
     /// Reading changes.
     Streaming,
+    /// Taking what a Dataverse environment posts.
+    Listening,
     /// Not reading: the last attempt failed; retried with backoff.
     Down,
     /// Stopped with Herald.
@@ -99,8 +101,9 @@ impl SourceStatus {
         let mut view = self.lock();
         f(&mut view);
         let name = view.name.clone();
-        metrics::gauge!("herald_source_up", "source" => name.clone())
-            .set(f64::from(u8::from(view.state == SourceState::Streaming)));
+        metrics::gauge!("herald_source_up", "source" => name.clone()).set(f64::from(u8::from(
+            matches!(view.state, SourceState::Streaming | SourceState::Listening),
+        )));
         if let Some(lag) = view.lag_bytes {
             metrics::gauge!("herald_source_lag_bytes", "source" => name.clone()).set(lag as f64);
         }

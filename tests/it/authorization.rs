@@ -119,6 +119,8 @@ const MATRIX: &[Row] = &[
     // Sources: those whose every solution the key covers.
     row("get", "/v1/sources", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),
     row("get", "/v1/sources/{name}", None, [Is(401), Is(401), Is(403), Is(404), Is(200), Is(200)]),
+    // A Dataverse environment's posts carry the source's key, never an API key.
+    row("post", "/v1/sources/{name}/events", Some(r#"{"MessageName": "Create"}"#), [Is(401), Is(401), Is(401), Is(401), Is(401), Is(401)]),
     // Subscriptions.
     row("post", "/v1/subscriptions", Some(SUBSCRIPTION_BODY), [Is(401), Is(401), Is(403), Is(400), Is(201), Is(201)]),
     row("get", "/v1/subscriptions", None, [Is(401), Is(401), Is(403), Hidden, Seen, Seen]),

@@ -103,7 +103,7 @@ impl PostgresSource {
             .iter()
             .map(|s| (s.unique_name.clone(), s.publisher_prefix.clone()))
             .collect();
-        let location = Target::parse(config.url.expose())
+        let location = target(&config)
             .map(|t| t.location())
             .unwrap_or_else(|e| format!("(unusable: {e})"));
         let status = SourceStatus::new(SourceView {
@@ -182,7 +182,7 @@ impl PostgresSource {
 
     /// One replication session, until `shutdown` (`Ok`) or a failure.
     async fn stream(&self, shutdown: &CancellationToken) -> Result<(), StreamError> {
-        let target = Target::parse(self.config.url.expose())?;
+        let target = target(&self.config)?;
         let (slot, publication) = (self.config.slot(), self.config.publication());
         let application = format!("herald-{}", self.config.name);
         let mut client =
@@ -402,6 +402,11 @@ impl PostgresSource {
         cleaner.delete(delivered_rows).await;
         Ok(())
     }
+}
+
+/// Where a postgres source's database is.
+pub fn target(config: &SourceConfig) -> Result<Target, connection::UrlError> {
+    Target::parse(config.url.as_ref().map_or("", |u| u.expose()))
 }
 
 /// The operational event that records a refused change (an outbox row whose event is not

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use sqlx::{Connection, PgConnection, Row};
 
-use super::connection::Target;
 use crate::catalog::Catalog;
 use crate::sources::SourceConfig;
 
@@ -51,7 +50,7 @@ pub async fn setup(
     catalog: &Catalog,
     full_identity: bool,
 ) -> Result<SetupReport, SetupError> {
-    let target = Target::parse(source.url.expose())?;
+    let target = super::target(source)?;
     let mut db = PgConnection::connect_with(&target.ordinary()?).await?;
     let mut report = SetupReport::default();
     let (slot, publication) = (source.slot(), source.publication());

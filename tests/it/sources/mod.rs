@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+mod dataverse;
 mod recovery;
 
 use crate::support::postgres::SourceDb;
@@ -183,7 +184,18 @@ fn by_message<'a>(received: &'a [Received], message: &str) -> Vec<&'a Received> 
 async fn row_changes_arrive_with_their_message_target_and_images_in_both_formats() {
     let db = SourceDb::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &db, "");
+    // A Dataverse source too: Herald's own Dataverse-format deliveries read back through it.
+    let config = write_config(
+        dir.path(),
+        &db,
+        r#"
+[[sources]]
+name = "crm"
+kind = "dataverse"
+solution = "contoso"
+auth = { type = "http_header", name = "x-crm-key", value = "crm-key-1f0e" }
+"#,
+    );
     let setup = set_up(&db, &config).await;
     assert!(setup.contains("slot herald_app created"), "{setup}");
     assert!(
@@ -429,8 +441,50 @@ async fn row_changes_arrive_with_their_message_target_and_images_in_both_formats
     assert_eq!(notes["data"]["postImage"]["contoso_notes"], "changed");
     assert_eq!(notes["data"]["postImage"]["contoso_status"], "paid");
 
+    // The Dataverse-format deliveries read back, through the Dataverse route, as the events
+    // they were: the same message, target and images.
+    for delivered in [updates[0], delete[0]] {
+        let context = delivered.json();
+        let original = format!(
+            "evt_{}",
+            context["OperationId"].as_str().unwrap().replace('-', "")
+        );
+        let (_, first) = app.get(&format!("/v1/events/{original}")).await;
+        let answer = app
+            .http
+            .post(format!("{}/v1/sources/crm/events", app.url))
+            .header("x-crm-key", "crm-key-1f0e")
+            .json(&context)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        let taken: Value = answer.json().await.unwrap();
+        let (_, again) = app
+            .get(&format!("/v1/events/{}", taken["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(again["name"], first["name"]);
+        assert_eq!(
+            again["params"], first["params"],
+            "{first} read back as {again}"
+        );
+        assert_eq!(again["correlation_id"], first["correlation_id"]);
+        // The images it carried are those the subscription registered (the pre-image with
+        // its one attribute for the update).
+        let registered = |image: &str| first["images"][image].clone();
+        match first["name"].as_str().unwrap() {
+            "contoso_order_Update" => {
+                assert_eq!(again["images"]["pre"], json!({"contoso_status": "new"}));
+                assert_eq!(again["images"]["post"], registered("post"));
+                assert_eq!(again["images"]["changed"], first["images"]["changed"]);
+            }
+            _ => assert_eq!(again["images"]["pre"], registered("pre")),
+        }
+    }
+
     // The source says where it is.
-    let (_, sources) = app.get("/v1/sources").await;
+    let (_, sources) = app.get("/v1/sources/app").await;
+    let sources = json!([sources]);
     assert_eq!(sources[0]["name"], "app");
     assert_eq!(sources[0]["state"], "streaming");
     assert!(sources[0]["changes"].as_u64().unwrap() >= 6, "{sources}");
