@@ -184,7 +184,7 @@ async function signIn(context, key) {
   return page;
 }
 
-const pages = ["/console", "/console/catalog", "/console/catalog/contoso_CustomerPurchase", "/console/endpoints", "/console/endpoints/new", "/console/deliveries", "/console/dead-letters", "/console/plugins", "/console/tail"];
+const pages = ["/console", "/console/catalog", "/console/catalog/contoso_CustomerPurchase", "/console/endpoints", "/console/endpoints/new", "/console/deliveries", "/console/dead-letters", "/console/plugins", "/console/sources", "/console/tail"];
 
 try {
   // --- Sign-in, and the session cookie's attributes.

@@ -15,6 +15,7 @@ mod plugins;
 mod rows;
 mod seen;
 mod session;
+mod sources;
 mod tail;
 
 use axum::routing::{get, post};
@@ -71,6 +72,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/dead-letters", get(deliveries::dead_letters))
         .route("/console/dead-letters/replay", post(deliveries::replay))
         .route("/console/plugins", get(plugins::list))
+        .route("/console/sources", get(sources::list))
         .route("/console/tail", get(tail::page))
         .route("/console/tail/stream", get(tail::stream))
         .route("/console/assets/{file}", get(pages::asset))

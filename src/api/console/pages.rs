@@ -53,6 +53,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("replayed.html", include_str!("templates/replayed.html")),
     ("tail.html", include_str!("templates/tail.html")),
     ("plugins.html", include_str!("templates/plugins.html")),
+    ("sources.html", include_str!("templates/sources.html")),
     ("error.html", include_str!("templates/error.html")),
     ("rows.html", include_str!("templates/rows.html")),
     ("filters.html", include_str!("templates/filters.html")),

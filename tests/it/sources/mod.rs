@@ -503,10 +503,27 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &db, "");
     set_up(&db, &config).await;
-    let app = TestApp::builder()
-        .config(&std::fs::read_to_string(&config).unwrap())
-        .build()
-        .await;
+    // The URL sealed for the configuration file (`herald source seal`), as an operator keeps it.
+    let mut seal = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["source", "seal", "--config"])
+        .arg(&config)
+        .env("HERALD_ENCRYPTION_KEYS", crate::support::ENCRYPTION_KEY)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut seal.stdin.take().unwrap(), db.url().as_bytes()).unwrap();
+    let sealed = seal.wait_with_output().unwrap();
+    assert!(sealed.status.success());
+    let sealed = String::from_utf8(sealed.stdout).unwrap().trim().to_owned();
+    assert!(
+        sealed.starts_with("sealed:v1:") && !sealed.contains("postgres"),
+        "{sealed}"
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&db.url(), &sealed);
+    let app = TestApp::builder().config(&text).build().await;
     let (notes, refused, orders) = (
         Receiver::start().await,
         Receiver::start().await,
@@ -618,5 +635,16 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
     assert_eq!(second["contoso_priority"], 3);
     let (_, sources) = app.get("/v1/sources/app").await;
     assert_eq!(sources["refused"], 1, "{sources}");
+    // The command line asks the running Herald.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["source", "status", "app", "--url", &app.url])
+        .env("HERALD_API_KEY", crate::support::ADMIN_KEY)
+        .output()
+        .unwrap();
+    let printed: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (printed["name"].as_str(), printed["state"].as_str()),
+        (Some("app"), Some("streaming"))
+    );
     app.stop().await;
 }

@@ -200,6 +200,27 @@ async fn the_source_restarted_mid_stream_is_retried_shown_down_and_loses_nothing
         view["last_error"].is_string() && view["retry_at"].is_string(),
         "{view}"
     );
+    // The console says so too, with the error.
+    let cookie = crate::console::sign_in(&app, crate::support::ADMIN_KEY).await;
+    let page = app
+        .http
+        .get(format!("{}/console/sources", app.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<span class="state down">down</span>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains("herald_app") && page.contains("public.orders"),
+        "{page}"
+    );
+    assert!(!page.contains("postgres@"), "no URL on the page");
     db.start_again();
     let pool = db.pool().await;
     insert(&pool, ROWS / 2, ROWS, 100).await;
