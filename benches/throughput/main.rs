@@ -22,12 +22,16 @@
 //!   `GET /healthz` of the same Herald, against the 50 ms target;
 //! - ingest through a plug-in step (trivial, JavaScript, Python) beside no step and a webhook
 //!   step, and the sandbox alone (compile, cached load, fresh and warm calls);
+//! - row changes from an application's PostgreSQL (a server of the bench's own): a backlog
+//!   read by a bare `pgoutput` reader beside Herald storing it and delivering it to a
+//!   webhook, the lag at 1,000 changes/s, and what the slot keeps while Herald is stopped for
+//!   a minute (`HERALD_BENCH_SOURCE_ROWS`, default 200,000);
 //! - Herald's peak RSS in each phase.
 //!
 //! Run with `scripts/bench.sh` (installs wrk), or `cargo bench --bench throughput`. Settings:
 //! `HERALD_BENCH_SECONDS` (load per phase, default 10), `HERALD_BENCH_BACKLOGS` (default
 //! `100000,1000000`), `HERALD_BENCH_PHASES` (some of
-//! `ingest,delivery,fanout,health,latency,drain,console,retention,steps,plugins,pg,rate`;
+//! `ingest,delivery,fanout,health,latency,drain,console,retention,steps,plugins,sources,pg,rate`;
 //! default all; `plugins` needs `scripts/build-plugins.sh` first),
 //! `HERALD_BENCH_CONSOLE` (deliveries in the store of the console phase, default 1,000,000),
 //! `HERALD_BENCH_RETAINED`
@@ -41,6 +45,11 @@ mod phases;
 mod plugins;
 mod receiver;
 mod retention;
+// The bench's own PostgreSQL (wal_level = logical), as the tests start theirs.
+#[allow(dead_code)]
+#[path = "../../tests/it/support/postgres.rs"]
+mod source_db;
+mod sources;
 mod steps;
 mod store;
 mod wrk;
@@ -203,6 +212,9 @@ async fn main() {
     }
     if phase("plugins") {
         plugins::plugins(&mut t, load_for, bare_http).await;
+    }
+    if phase("sources") {
+        sources::sources(&mut t, load_for).await;
     }
     if phase("pg") {
         let pg_at = |name: &str| StoreAt::Postgres {
