@@ -169,7 +169,10 @@ async fn stored(h: &Herald, n: u64) -> Instant {
         if view["changes"].as_u64().unwrap_or(0) >= n {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "Herald stored too little: {view}");
+        assert!(
+            Instant::now() < deadline,
+            "Herald stored too little: {view}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -264,7 +267,10 @@ endpoint = "hook"
                     herald::destinations::webhook::Secret::generate().expose()
                 )),
         );
-        let done = receiver.wait_for(rows, PATIENCE).await.expect("every change delivered");
+        let done = receiver
+            .wait_for(rows, PATIENCE)
+            .await
+            .expect("every change delivered");
         let took = done - started;
         let rate = rows as f64 / took.as_secs_f64();
         t.line(format!(
@@ -304,8 +310,9 @@ endpoint = "hook"
     .iter()
     .map(|r| {
         let placed: String = r.get("placed");
-        let at = time::OffsetDateTime::parse(&placed, &time::format_description::well_known::Rfc3339)
-            .expect("an RFC 3339 time");
+        let at =
+            time::OffsetDateTime::parse(&placed, &time::format_description::well_known::Rfc3339)
+                .expect("an RFC 3339 time");
         r.get::<i64, _>("received_at") as f64 - (at.unix_timestamp_nanos() / 1_000_000) as f64
     })
     .collect();

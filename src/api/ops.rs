@@ -51,10 +51,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                             "stopped"
                         }
                     ),
+                    // Its error is for admin keys (`/v1/sources`): this answer is public.
                     SourceState::Down => format!(
-                        "[-] source {} down: {}; retried at {}\n",
+                        "[-] source {} down; retried at {}\n",
                         s.name,
-                        s.last_error.as_deref().unwrap_or("unknown"),
                         s.retry_at
                             .and_then(|t| t
                                 .format(&time::format_description::well_known::Rfc3339)

@@ -314,7 +314,7 @@ fn wcf_date(text: &str) -> Option<String> {
         .filter(|&i| i > 0)
         .map_or(inner, |i| &inner[..i]);
     let ms: i128 = millis.parse().ok()?;
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok()?;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
@@ -349,5 +349,7 @@ mod tests {
             json!("2016-09-13T00:52:16Z")
         );
         assert_eq!(plain(&json!("plain text")), json!("plain text"));
+        let huge = format!("/Date({})/", i128::MAX);
+        assert_eq!(plain(&json!(huge)), json!(huge));
     }
 }

@@ -141,6 +141,16 @@ pub fn check(configs: &[SourceConfig], catalog: &Catalog) -> Result<(), SourceCo
         if configs[..i].iter().any(|o| o.name == c.name) {
             return Err(invalid("two sources have this name".into()));
         }
+        if c.kind == SourceKind::Postgres
+            && configs[..i]
+                .iter()
+                .any(|o| o.kind == SourceKind::Postgres && o.slot() == c.slot())
+        {
+            return Err(invalid(format!(
+                "another source reads slot {} too",
+                c.slot()
+            )));
+        }
         let named = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63

@@ -216,13 +216,13 @@ fn check_table(
         .relation
         .clone()
         .unwrap_or_else(|| format!("public.{}", raw.logical_name));
-    let formed = relation
-        .split_once('.')
-        .is_some_and(|(schema, table)| is_identifier(schema) && is_identifier(table));
+    let formed = relation.split_once('.').is_some_and(|(schema, table)| {
+        is_identifier(schema) && is_identifier(table) && schema.len() <= 63 && table.len() <= 63
+    });
     if !formed {
         push(
             "relation",
-            "the table in its database as `schema.table` (letters, digits and `_`), e.g. `public.orders`".into(),
+            "the table in its database as `schema.table` (letters, digits and `_`, each at most 63), e.g. `public.orders`".into(),
         );
     }
     if let Some(source) = &raw.source {

@@ -66,7 +66,13 @@ impl Target {
         };
         let root = query("sslrootcert").map(Into::into);
         let tls = match query("sslmode").as_deref() {
-            None | Some("disable") | Some("prefer") | Some("allow") => TlsConfig::disabled(),
+            Some("disable") => TlsConfig::disabled(),
+            // libpq's default: TLS when the server offers it.
+            None | Some("prefer") | Some("allow") => {
+                let mut t = TlsConfig::disabled();
+                t.mode = pgwire_replication::SslMode::Prefer;
+                t
+            }
             Some("require") => TlsConfig::require(),
             Some("verify-ca") => TlsConfig::verify_ca(root),
             Some("verify-full") => TlsConfig::verify_full(root),
@@ -125,10 +131,9 @@ impl Target {
 
 /// `%XX` escapes of a URL's user, password or path.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -137,11 +142,17 @@ mod tests {
 
     #[test]
     fn a_url_gives_its_parts_and_shows_no_password() {
-        let t =
-            Target::parse("postgres://app:p%40ss@db.example:6543/shop?sslmode=require").unwrap();
-        assert_eq!(t.password, "p@ss");
+        let t = Target::parse("postgres://app:p%40ss%26+x@db.example:6543/shop?sslmode=require")
+            .unwrap();
+        assert_eq!(t.password, "p@ss&+x");
         assert_eq!(t.location(), "db.example:6543/shop");
         assert!(!format!("{t:?}").contains("p@ss"));
+        let default = Target::parse("postgres://app@db.example/shop").unwrap();
+        assert_eq!(
+            default.tls.mode,
+            pgwire_replication::SslMode::Prefer,
+            "as libpq"
+        );
         assert!(t.tls.mode.requires_tls());
         assert!(matches!(
             Target::parse("mysql://x/y"),

@@ -73,6 +73,7 @@ pub struct PostgresSource {
     tables: Vec<TableDefinition>,
     outboxes: Vec<Outbox>,
     prefixes: HashMap<String, String>,
+    catalog: Catalog,
     ingestor: Arc<Ingestor>,
     status: SourceStatus,
     caller: Principal,
@@ -141,6 +142,7 @@ impl PostgresSource {
             tables,
             outboxes,
             prefixes,
+            catalog: catalog.clone(),
             ingestor,
             status,
             caller,
@@ -216,7 +218,12 @@ impl PostgresSource {
                     commit_time_micros,
                     ..
                 } => {
-                    transaction = Some(Transaction::new(&slot, final_lsn, commit_time_micros));
+                    transaction = Some(Transaction::new(
+                        &self.config.name,
+                        &slot,
+                        final_lsn,
+                        commit_time_micros,
+                    ));
                 }
                 ReplicationEvent::XLogData { data, .. } => {
                     let message = pgoutput::decode(&data)?;
@@ -313,7 +320,9 @@ impl PostgresSource {
             .find(|o| o.config.relation == qualified)
         {
             return Ok(match message {
-                Message::Insert { new, .. } => Some(outbox.submission(relation, &new, key, tx)),
+                Message::Insert { new, .. } => {
+                    Some(outbox.submission(&self.catalog, relation, &new, key, tx))
+                }
                 _ => None,
             });
         }
@@ -344,6 +353,8 @@ impl PostgresSource {
                 images: Some(change.images),
             },
             key,
+            correlation: tx.correlation.clone(),
+            refusal: None,
             outbox_row: None,
         }))
     }
@@ -362,18 +373,40 @@ impl PostgresSource {
             .start("herald.source", SpanKind::Consumer, None);
         span.set("herald.source", self.config.name.clone());
         let batch = std::mem::take(pending);
+        let (refused_before, batch): (Vec<Pending>, Vec<Pending>) =
+            batch.into_iter().partition(|p| p.refusal.is_some());
         let submissions = batch.iter().map(|p| p.submission.clone()).collect();
         let results = self
             .ingestor
             .submit_all(&self.caller, submissions, &span)
             .await?;
-        let (mut stored, mut replayed, mut refusals) = (0, 0, Vec::new());
-        let mut delivered_rows = Vec::new();
+        let (mut stored, mut replayed) = (0, 0);
+        let mut refusals: Vec<Submission> = refused_before
+            .iter()
+            .map(|p| {
+                refused(
+                    &self.config.name,
+                    p,
+                    p.refusal.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut delivered_rows: Vec<outbox::RowKey> = refused_before
+            .into_iter()
+            .filter_map(|p| p.outbox_row)
+            .collect();
         for (p, result) in batch.into_iter().zip(results) {
             match result {
                 Ok(a) if a.replayed => replayed += 1,
                 Ok(_) => stored += 1,
-                Err(e) => refusals.push(refused(&self.config.name, &p, &e)),
+                // A step that could not be reached, or the store: not the row's fault. Nothing
+                // is confirmed; the stream starts again and what was stored reads as replayed.
+                Err(
+                    e @ (IngestError::StepUnreachable { .. }
+                    | IngestError::StepFailed { .. }
+                    | IngestError::Store(_)),
+                ) => return Err(StreamError::Store(e)),
+                Err(e) => refusals.push(refused(&self.config.name, &p, &reason(&e))),
             }
             if let Some(row) = p.outbox_row {
                 delivered_rows.push(row);
@@ -382,14 +415,13 @@ impl PostgresSource {
         let refused_count = refusals.len() as u64;
         if !refusals.is_empty() {
             // Stored before the position moves, like the events: a refused row is never lost.
+            // A refusal that cannot be recorded stops the stream (it is read again).
             for result in self
                 .ingestor
                 .submit_all(&Principal::herald(), refusals, &span)
                 .await?
             {
-                if let Err(e) = result {
-                    tracing::error!(source = %self.config.name, error = %e, "recording a refused row failed");
-                }
+                result?;
             }
         }
         self.status.update(|v| {
@@ -411,7 +443,7 @@ pub fn target(config: &SourceConfig) -> Result<Target, connection::UrlError> {
 
 /// The operational event that records a refused change (an outbox row whose event is not
 /// cataloged or whose parameters are invalid).
-fn refused(source: &str, pending: &Pending, error: &IngestError) -> Submission {
+fn refused(source: &str, pending: &Pending, reason: &str) -> Submission {
     let s = &pending.submission;
     Submission {
         name: "herald_SourceRowRefused".into(),
@@ -420,10 +452,11 @@ fn refused(source: &str, pending: &Pending, error: &IngestError) -> Submission {
             "Position": pending.key,
             "EventName": s.name,
             "Parameters": serde_json::to_string(&s.params).unwrap_or_default(),
-            "Reason": reason(error),
+            "Reason": reason,
         }),
         idempotency_key: Some(format!("{}:refused", pending.key)),
-        correlation_id: s.correlation_id.clone(),
+        // The transaction's: the row's own may be why it was refused.
+        correlation_id: Some(pending.correlation.clone()),
         depth: 1,
         traceparent: None,
         images: None,
@@ -450,6 +483,11 @@ fn reason(error: &IngestError) -> String {
 pub struct Pending {
     submission: Submission,
     key: String,
+    /// The source transaction's correlation id.
+    correlation: String,
+    /// Why it is refused before it is submitted (an outbox row naming another solution's
+    /// event).
+    refusal: Option<String>,
     /// The outbox row's key, to delete once stored.
     outbox_row: Option<outbox::RowKey>,
 }
@@ -457,7 +495,8 @@ pub struct Pending {
 /// The source transaction being read.
 #[derive(Debug)]
 pub struct Transaction {
-    slot: String,
+    /// What every key of the source's changes starts with: `pg:<source>:<slot>`.
+    prefix: String,
     final_lsn: Lsn,
     index: u32,
     correlation: String,
@@ -468,19 +507,19 @@ pub struct Transaction {
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 impl Transaction {
-    fn new(slot: &str, final_lsn: Lsn, commit_time_micros: i64) -> Self {
+    fn new(source: &str, slot: &str, final_lsn: Lsn, commit_time_micros: i64) -> Self {
         let at = OffsetDateTime::from_unix_timestamp_nanos(
             i128::from(commit_time_micros + PG_EPOCH_MICROS) * 1000,
         )
         .unwrap_or_else(|_| OffsetDateTime::now_utc());
         Self {
-            slot: slot.to_owned(),
+            prefix: format!("pg:{source}:{slot}"),
             final_lsn,
             index: 0,
             // Every change of one source transaction shares it.
             correlation: uuid::Uuid::new_v5(
                 &uuid::Uuid::NAMESPACE_OID,
-                format!("{slot}/{}", final_lsn.to_pg_string()).as_bytes(),
+                format!("{source}/{slot}/{}", final_lsn.to_pg_string()).as_bytes(),
             )
             .to_string(),
             committed_at: at,
@@ -491,8 +530,8 @@ impl Transaction {
     fn next_key(&mut self) -> String {
         self.index += 1;
         format!(
-            "pg:{}:{}:{}",
-            self.slot,
+            "{}:{}:{}",
+            self.prefix,
             self.final_lsn.to_pg_string(),
             self.index
         )

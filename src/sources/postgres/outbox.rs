@@ -137,6 +137,7 @@ impl Outbox {
     /// is not a valid event is refused by ingestion and recorded with the reason.
     pub(super) fn submission(
         &self,
+        catalog: &Catalog,
         relation: &Relation,
         new: &[Datum],
         key: String,
@@ -145,6 +146,17 @@ impl Outbox {
         let c = &self.config;
         let column = |name: &str| text_of(relation, new, name);
         let params = column(&c.params_column).map_or(Value::Null, json_or_text);
+        let name = column(&c.event_column).unwrap_or_default().to_owned();
+        // The outbox's solution only: its rows never speak for another.
+        let refusal = catalog
+            .cataloged(&name)
+            .filter(|d| d.solution != c.solution)
+            .map(|d| {
+                format!(
+                    "event \"{name}\" belongs to solution \"{}\", and outbox {} writes events of \"{}\" only",
+                    d.solution, c.relation, c.solution
+                )
+            });
         let idempotency = c
             .idempotency_column
             .as_deref()
@@ -152,7 +164,7 @@ impl Outbox {
             .map_or_else(|| key.clone(), str::to_owned);
         Pending {
             submission: Submission {
-                name: column(&c.event_column).unwrap_or_default().to_owned(),
+                name,
                 params,
                 idempotency_key: Some(idempotency),
                 correlation_id: Some(
@@ -166,6 +178,8 @@ impl Outbox {
                 images: None,
             },
             key,
+            correlation: tx.correlation.clone(),
+            refusal,
             outbox_row: c
                 .delete_stored
                 .then(|| column(&c.key_column))

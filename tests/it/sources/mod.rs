@@ -556,7 +556,8 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
          INSERT INTO orders (id, status) VALUES ('{order}', 'new');
          INSERT INTO outbox (event_name, params, correlation) VALUES ('contoso_OrderNote', '{{\"OrderId\": \"{order}\", \"Note\": \"gift wrap\"}}', 'checkout-7');
          COMMIT;
-         INSERT INTO outbox (event_name, params) VALUES ('contoso_OrderNote', '{{\"OrderId\": \"{order}\", \"Note\": \"far longer than twenty characters\"}}');"
+         INSERT INTO outbox (event_name, params) VALUES ('contoso_OrderNote', '{{\"OrderId\": \"{order}\", \"Note\": \"far longer than twenty characters\"}}');
+         INSERT INTO outbox (event_name, params, correlation) VALUES ('herald_EndpointDisabled', '{{}}', '');"
     ))
     .execute(&pool)
     .await
@@ -569,13 +570,31 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
     )
     .await;
     assert_eq!(note.json(), json!({"OrderId": order, "Note": "gift wrap"}));
-    let refusal = wait_for(
+    wait_for(
         Duration::from_secs(30),
-        "the refused row, recorded",
-        || async { refused.received().first().cloned() },
+        "the refused rows, recorded",
+        || async { (refused.count() >= 2).then_some(()) },
     )
-    .await
-    .json();
+    .await;
+    let refusals: Vec<Value> = refused.received().iter().map(Received::json).collect();
+    // An outbox speaks for its own solution only (and a bad correlation id does not stop
+    // the refusal from being recorded).
+    let other = refusals
+        .iter()
+        .find(|r| r["EventName"] == "herald_EndpointDisabled")
+        .unwrap();
+    assert!(
+        other["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to solution \"herald\""),
+        "{other}"
+    );
+    let refusal = refusals
+        .iter()
+        .find(|r| r["EventName"] == "contoso_OrderNote")
+        .unwrap()
+        .clone();
     assert_eq!(refusal["SourceName"], "app");
     assert_eq!(refusal["EventName"], "contoso_OrderNote");
     let reason = refusal["Reason"].as_str().unwrap();
@@ -591,7 +610,7 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
         refusal["Position"]
             .as_str()
             .unwrap()
-            .starts_with("pg:herald_app:"),
+            .starts_with("pg:app:herald_app:"),
         "{refusal}"
     );
     assert_eq!(notes.count(), 1, "the refused row made no event");
@@ -634,7 +653,7 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
         .unwrap();
     assert_eq!(second["contoso_priority"], 3);
     let (_, sources) = app.get("/v1/sources/app").await;
-    assert_eq!(sources["refused"], 1, "{sources}");
+    assert_eq!(sources["refused"], 2, "{sources}");
     // The command line asks the running Herald.
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["source", "status", "app", "--url", &app.url])
@@ -647,4 +666,44 @@ async fn outbox_rows_become_events_invalid_ones_are_recorded_and_columns_added_w
         (Some("app"), Some("streaming"))
     );
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_without_the_rights_prints_the_sql_an_owner_runs() {
+    let db = SourceDb::start();
+    let pool = db.pool().await;
+    for sql in SCHEMA {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    sqlx::query("CREATE ROLE clerk LOGIN")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &db, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("postgres://postgres@", "postgres://clerk@");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["source", "setup", "app", "--config"])
+        .arg(&config)
+        .env("HERALD_ENCRYPTION_KEYS", crate::support::ENCRYPTION_KEY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("run this as a database owner"), "{stderr}");
+    assert!(
+        stderr.contains(
+            r#"CREATE PUBLICATION "herald_app" FOR TABLE "public"."orders", "public"."outbox";"#
+        ),
+        "{stderr}"
+    );
+    // Nothing was made.
+    let slots: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(slots, 0);
 }
