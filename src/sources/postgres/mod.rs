@@ -201,12 +201,24 @@ impl PostgresSource {
         let mut relations: HashMap<u32, Relation> = HashMap::new();
         let mut transaction: Option<Transaction> = None;
         let mut pending: Vec<Pending> = Vec::new();
+        // The last commit read whose changes are not all confirmed yet.
+        let mut unconfirmed: Option<Committed> = None;
+        // Small transactions share a write (group commit): a committed transaction's changes
+        // wait this long for the next ones, unless the batch is full first.
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
             let event = tokio::select! {
-                event = client.recv() => event?,
+                biased;
                 _ = shutdown.cancelled() => {
                     client.stop();
                     return Ok(());
+                }
+                event = client.recv() => event?,
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
+                    flush_at = None;
+                    self.store(&mut pending, &cleaner).await?;
+                    self.confirm(&client, unconfirmed.take());
+                    continue;
                 }
             };
             let Some(event) = event else {
@@ -238,35 +250,63 @@ impl PostgresSource {
                         pending.push(p);
                     }
                     if pending.len() >= self.config.batch {
+                        // Every commit read so far is whole in this write: confirm the last.
                         self.store(&mut pending, &cleaner).await?;
+                        self.confirm(&client, unconfirmed.take());
+                        flush_at = None;
                     }
                 }
                 ReplicationEvent::Commit { end_lsn, .. } => {
-                    self.store(&mut pending, &cleaner).await?;
-                    client.update_applied_lsn(end_lsn);
-                    let committed = transaction.take();
-                    self.status.update(|v| {
-                        v.position = Some(end_lsn.to_pg_string());
-                        v.transactions += 1;
-                        if let Some(tx) = committed {
-                            v.lag_seconds = Some(tx.age_seconds());
-                        }
+                    let tx = transaction.take();
+                    let count = unconfirmed.as_ref().map_or(0, |c| c.transactions);
+                    unconfirmed = Some(Committed {
+                        end_lsn,
+                        committed_at: tx.map(|t| t.committed_at),
+                        transactions: count + 1,
                     });
+                    if pending.is_empty() || pending.len() >= self.config.batch {
+                        self.store(&mut pending, &cleaner).await?;
+                        self.confirm(&client, unconfirmed.take());
+                        flush_at = None;
+                    } else if flush_at.is_none() {
+                        flush_at = Some(tokio::time::Instant::now() + LINGER);
+                    }
                 }
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
                     self.status
                         .update(|v| v.source_position = Some(wal_end.to_pg_string()));
-                    // Between transactions everything sent before this is stored: the slot
-                    // may move to here (other tables' and databases' writes), as
-                    // pg_recvlogical does, so it does not hold WAL for changes Herald skips.
-                    if transaction.is_none() && pending.is_empty() && !wal_end.is_zero() {
-                        client.update_applied_lsn(wal_end);
+                    if transaction.is_none() {
+                        // The server has nothing more for now: store what waits.
+                        self.store(&mut pending, &cleaner).await?;
+                        self.confirm(&client, unconfirmed.take());
+                        flush_at = None;
+                        // Between transactions everything sent before this is stored: the
+                        // slot may move to here (other tables' and databases' writes), as
+                        // pg_recvlogical does, so it does not hold WAL for changes Herald skips.
+                        if !wal_end.is_zero() {
+                            client.update_applied_lsn(wal_end);
+                        }
                     }
                 }
                 ReplicationEvent::Message { .. } => {}
                 ReplicationEvent::StoppedAt { .. } => return Ok(()),
             }
         }
+    }
+
+    /// Tells the server that everything up to `committed` is stored (called only once it is).
+    fn confirm(&self, client: &ReplicationClient, committed: Option<Committed>) {
+        let Some(c) = committed else {
+            return;
+        };
+        client.update_applied_lsn(c.end_lsn);
+        self.status.update(|v| {
+            v.position = Some(c.end_lsn.to_pg_string());
+            v.transactions += c.transactions;
+            if let Some(at) = c.committed_at {
+                v.lag_seconds = Some((OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));
+            }
+        });
     }
 
     /// A failure to start, said in the operator's terms when the slot or publication is
@@ -478,6 +518,19 @@ fn reason(error: &IngestError) -> String {
     }
 }
 
+/// How long a committed transaction's changes wait for the next ones to share their write.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// The last commit read and not yet confirmed.
+#[derive(Debug)]
+struct Committed {
+    end_lsn: Lsn,
+    /// When it committed at the source.
+    committed_at: Option<OffsetDateTime>,
+    /// How many transactions it confirms.
+    transactions: u64,
+}
+
 /// A change waiting to be stored.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -535,12 +588,6 @@ impl Transaction {
             self.final_lsn.to_pg_string(),
             self.index
         )
-    }
-
-    fn age_seconds(&self) -> f64 {
-        (OffsetDateTime::now_utc() - self.committed_at)
-            .as_seconds_f64()
-            .max(0.0)
     }
 }
 

@@ -118,7 +118,7 @@ impl SourceDb {
     /// Starts the server (again) on its port.
     pub fn start_again(&self) {
         let options = format!(
-            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 -c fsync=off -c synchronous_commit=off -c shared_buffers=64MB -c max_connections=50",
+            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 -c fsync=off -c shared_buffers=64MB -c max_connections=50",
             self.port,
             self.dir.path().display()
         );
