@@ -6,13 +6,14 @@
 //! the slot keeps on the source's disk while Herald is stopped for a minute, with the time
 //! Herald then takes to catch up.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgwire_replication::{ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
 use sqlx::Row;
 
 use crate::herald::{Herald, StoreAt, KEY};
-use crate::receiver::Receiver;
+use crate::receiver::{serve, Receiver};
 use crate::source_db::SourceDb;
 use crate::{Table, PATIENCE};
 
@@ -146,9 +147,13 @@ async fn bare(db: &SourceDb, slot: &str, want: u64, mut lags: Option<&mut Vec<f6
 
 /// Milliseconds from `placed_on` (PostgreSQL's ISO text, UTC) to now.
 fn lag_ms(placed_on: &str) -> f64 {
-    let text = format!("{}Z", placed_on.replace(' ', "T").trim_end_matches("+00"));
-    let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-        .expect("an ISO timestamp");
+    lag_ms_rfc3339(&format!("{}Z", placed_on.replace(' ', "T").trim_end_matches("+00")))
+}
+
+/// Milliseconds from `at` (RFC 3339) to now.
+fn lag_ms_rfc3339(at: &str) -> f64 {
+    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 timestamp");
     (time::OffsetDateTime::now_utc() - at).as_seconds_f64() * 1000.0
 }
 
@@ -222,7 +227,6 @@ pub async fn sources(t: &mut Table, load_for: Duration) {
         "SELECT pg_create_logical_replication_slot('bare', 'pgoutput')",
         "SELECT pg_create_logical_replication_slot('herald_stored', 'pgoutput')",
         "SELECT pg_create_logical_replication_slot('herald_delivered', 'pgoutput')",
-        "SELECT pg_create_logical_replication_slot('bare_live', 'pgoutput')",
     ] {
         sqlx::query(sql).execute(&pool).await.expect(sql);
     }
@@ -249,6 +253,11 @@ publication = "bench"
     };
     let rows = backlog();
     insert(&pool, 0, rows, 100, "backlog").await;
+    // The live phase's bare reader starts after the backlog: its slot holds only live rows.
+    sqlx::query("SELECT pg_create_logical_replication_slot('bare_live', 'pgoutput')")
+        .execute(&pool)
+        .await
+        .expect("the live slot");
 
     // A backlog, read bare and by Herald (storing; then storing and delivering).
     let bare_took = bare(&db, "bare", rows, None).await;
@@ -268,7 +277,29 @@ publication = "bench"
         rate / bare_rate,
         h.memory().0
     ));
-    {
+    // Arrivals at the webhook of the live phase: each row's lag from its insert.
+    let arrived: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let lag_hook = {
+        let arrived = arrived.clone();
+        serve(axum::Router::new().route(
+            "/hook/{n}",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let arrived = arrived.clone();
+                async move {
+                    if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&body) {
+                        if doc["data"]["target"]["contoso_status"] == "live" {
+                            if let Some(at) = doc["data"]["target"]["contoso_placedon"].as_str() {
+                                arrived.lock().expect("lags").push(lag_ms_rfc3339(at));
+                            }
+                        }
+                    }
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        ))
+        .await
+    };
+    let d = {
         let receiver = Receiver::start().await;
         let delivered_store = StoreAt::Sqlite(dir.path().join("delivered.db"));
         let d = Herald::start_with(
@@ -305,10 +336,24 @@ endpoint = "hook"
             rate / bare_rate,
             d.memory().0
         ));
-        d.stop();
-    }
+        // The live phase's deliveries go to the lag hook.
+        d.post(
+            "/v1/endpoints",
+            serde_json::json!({"name": "lag", "kind": "webhook", "url": format!("http://{lag_hook}/hook/1"),
+                "secret": herald::destinations::webhook::Secret::generate().expose()}),
+        )
+        .await;
+        d.post(
+            "/v1/subscriptions",
+            serde_json::json!({"name": "lag", "event": "contoso_order_Create", "endpoint": "lag",
+                "filter": [{"parameter": "Target.contoso_status", "op": "eq", "value": "live"}]}),
+        )
+        .await;
+        d
+    };
 
-    // Lag at 1,000 changes/s: insert → stored in Herald, beside insert → read bare.
+    // Lag at 1,000 changes/s: insert → accepted by Herald, and → delivered to a webhook,
+    // beside insert → read by the bare reader.
     let live = (load_for.as_secs().max(5) * 1000).min(60_000);
     let from = rows;
     let mut bare_lags = Vec::new();
@@ -316,10 +361,15 @@ endpoint = "hook"
         let pool = pool.clone();
         tokio::spawn(async move { paced(&pool, from, live, 1000, "live").await })
     };
-    // The bare reader's slot holds the backlog too: it reads through it to the live rows.
-    bare(&db, "bare_live", rows + live, Some(&mut bare_lags)).await;
+    bare(&db, "bare_live", live, Some(&mut bare_lags)).await;
     reader.await.expect("the writer");
     stored(&h, rows + live).await;
+    let deadline = Instant::now() + PATIENCE;
+    while (arrived.lock().expect("lags").len() as u64) < live && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    d.stop();
+    let mut delivered = std::mem::take(&mut *arrived.lock().expect("lags"));
     let sqlite = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}?mode=ro",
         dir.path().join("stored.db").display()
@@ -344,11 +394,21 @@ endpoint = "hook"
     .collect();
     let (p50, p99) = percentiles(&mut lags);
     let (bare50, bare99) = percentiles(&mut bare_lags);
+    let (d50, d99) = percentiles(&mut delivered);
     t.line(format!(
-        "| sources | lag insert → stored at 1,000 changes/s ({} changes): p50 {p50:.1} ms, p99 {p99:.1} ms; bare reader insert → read p50 {bare50:.1} ms, p99 {bare99:.1} ms | {:.3}× (p99 / bare p99) | {:.0} MiB |",
+        "| sources | lag at 1,000 changes/s, bare reader insert → read ({} changes): p50 {bare50:.2} ms, p99 {bare99:.2} ms | 1.000× | – |",
+        bare_lags.len()
+    ));
+    t.line(format!(
+        "| sources | lag at 1,000 changes/s, insert → accepted by Herald (its received_at, ms resolution; {} changes): p50 {p50:.1} ms, p99 {p99:.1} ms | {:.3}× (p99 / bare p99) | {:.0} MiB |",
         lags.len(),
         p99 / bare99.max(0.001),
         h.memory().0
+    ));
+    t.line(format!(
+        "| sources | lag at 1,000 changes/s, insert → delivered to a webhook (stored first; {} changes): p50 {d50:.1} ms, p99 {d99:.1} ms | {:.3}× (p99 / bare p99) | – |",
+        delivered.len(),
+        d99 / bare99.max(0.001)
     ));
 
     // Herald stopped for a minute while the application writes 1,000 changes/s: what the
@@ -362,7 +422,12 @@ endpoint = "hook"
             .get::<String, _>("at")
     };
     let before = wal(pool.clone()).await;
-    let stopped_for = 60_000;
+    // HERALD_BENCH_SOURCE_STOPPED: seconds Herald is stopped (default 60).
+    let stopped_seconds: u64 = std::env::var("HERALD_BENCH_SOURCE_STOPPED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let stopped_for = stopped_seconds * 1000;
     paced(&pool, rows + live, stopped_for, 1000, "stopped").await;
     let row = sqlx::query(
         "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 AS kept,
@@ -375,7 +440,7 @@ endpoint = "hook"
     .expect("the slot");
     let (kept, written): (i64, i64) = (row.get("kept"), row.get("written"));
     t.line(format!(
-        "| sources | the slot while Herald is stopped 60 s at 1,000 changes/s: keeps {:.1} MiB ({:.0} bytes per change); the source wrote {:.1} MiB of WAL meanwhile | {:.3}× | – |",
+        "| sources | the slot while Herald is stopped {stopped_seconds} s at 1,000 changes/s: keeps {:.1} MiB ({:.0} bytes per change); the source wrote {:.1} MiB of WAL meanwhile | {:.3}× | – |",
         kept as f64 / 1048576.0,
         kept as f64 / stopped_for as f64,
         written as f64 / 1048576.0,
@@ -385,7 +450,7 @@ endpoint = "hook"
     let started = streaming(&h).await;
     let took = stored(&h, stopped_for).await - started;
     t.line(format!(
-        "| sources | catch-up after the minute: {stopped_for} changes in {:.2} s ({:.0} changes/s) | {:.3}× (to the bare rate) | {:.0} MiB |",
+        "| sources | catch-up after {stopped_seconds} s stopped: {stopped_for} changes in {:.2} s ({:.0} changes/s) | {:.3}× (to the bare rate) | {:.0} MiB |",
         took.as_secs_f64(),
         stopped_for as f64 / took.as_secs_f64(),
         stopped_for as f64 / took.as_secs_f64() / bare_rate,

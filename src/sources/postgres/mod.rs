@@ -396,6 +396,7 @@ impl PostgresSource {
             correlation: tx.correlation.clone(),
             refusal: None,
             outbox_row: None,
+            shown: None,
         }))
     }
 
@@ -413,9 +414,10 @@ impl PostgresSource {
             .start("herald.source", SpanKind::Consumer, None);
         span.set("herald.source", self.config.name.clone());
         let batch = std::mem::take(pending);
-        let (refused_before, batch): (Vec<Pending>, Vec<Pending>) =
+        let (refused_before, mut batch): (Vec<Pending>, Vec<Pending>) =
             batch.into_iter().partition(|p| p.refusal.is_some());
-        let submissions = batch.iter().map(|p| p.submission.clone()).collect();
+        // Moved, not copied: a refusal shows the name and the text kept for it.
+        let submissions = batch.iter_mut().map(Pending::take).collect();
         let results = self
             .ingestor
             .submit_all(&self.caller, submissions, &span)
@@ -484,14 +486,13 @@ pub fn target(config: &SourceConfig) -> Result<Target, connection::UrlError> {
 /// The operational event that records a refused change (an outbox row whose event is not
 /// cataloged or whose parameters are invalid).
 fn refused(source: &str, pending: &Pending, reason: &str) -> Submission {
-    let s = &pending.submission;
     Submission {
         name: "herald_SourceRowRefused".into(),
         params: json!({
             "SourceName": source,
             "Position": pending.key,
-            "EventName": s.name,
-            "Parameters": serde_json::to_string(&s.params).unwrap_or_default(),
+            "EventName": pending.submission.name,
+            "Parameters": pending.shown.as_deref().unwrap_or_default(),
             "Reason": reason,
         }),
         idempotency_key: Some(format!("{}:refused", pending.key)),
@@ -543,6 +544,24 @@ pub struct Pending {
     refusal: Option<String>,
     /// The outbox row's key, to delete once stored.
     outbox_row: Option<outbox::RowKey>,
+    /// An outbox row's parameters as text, for the record of its refusal.
+    shown: Option<String>,
+}
+
+impl Pending {
+    /// The submission, moved out (its name stays, for a refusal).
+    fn take(&mut self) -> Submission {
+        let s = &mut self.submission;
+        Submission {
+            name: s.name.clone(),
+            params: std::mem::take(&mut s.params),
+            idempotency_key: s.idempotency_key.take(),
+            correlation_id: s.correlation_id.take(),
+            depth: s.depth,
+            traceparent: s.traceparent.take(),
+            images: s.images.take(),
+        }
+    }
 }
 
 /// The source transaction being read.

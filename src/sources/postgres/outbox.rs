@@ -163,6 +163,7 @@ impl Outbox {
             .and_then(column)
             .map_or_else(|| key.clone(), str::to_owned);
         Pending {
+            shown: Some(params.to_string()),
             submission: Submission {
                 name,
                 params,
