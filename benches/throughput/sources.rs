@@ -147,7 +147,10 @@ async fn bare(db: &SourceDb, slot: &str, want: u64, mut lags: Option<&mut Vec<f6
 
 /// Milliseconds from `placed_on` (PostgreSQL's ISO text, UTC) to now.
 fn lag_ms(placed_on: &str) -> f64 {
-    lag_ms_rfc3339(&format!("{}Z", placed_on.replace(' ', "T").trim_end_matches("+00")))
+    lag_ms_rfc3339(&format!(
+        "{}Z",
+        placed_on.replace(' ', "T").trim_end_matches("+00")
+    ))
 }
 
 /// Milliseconds from `at` (RFC 3339) to now.

@@ -206,6 +206,21 @@ impl PostgresSource {
         // Small transactions share a write (group commit): a committed transaction's changes
         // wait this long for the next ones, unless the batch is full first.
         let mut flush_at: Option<tokio::time::Instant> = None;
+        // The write in flight and the commit it confirms once done: the next changes are read
+        // and prepared while it is written (one write at a time, confirmed in order).
+        let mut writing: Option<(Write<'_>, Option<Committed>)> = None;
+        // Starts writing what waits, after the write in flight (confirmed first).
+        macro_rules! write {
+            () => {{
+                if let Some((w, committed)) = writing.take() {
+                    w.await?;
+                    self.confirm(&client, committed);
+                }
+                let batch = std::mem::take(&mut pending);
+                writing = Some((Box::pin(self.store(batch, &cleaner)), unconfirmed.take()));
+                flush_at = None;
+            }};
+        }
         loop {
             let event = tokio::select! {
                 biased;
@@ -213,11 +228,15 @@ impl PostgresSource {
                     client.stop();
                     return Ok(());
                 }
+                written = async { writing.as_mut().expect("guarded").0.as_mut().await }, if writing.is_some() => {
+                    written?;
+                    let (_, committed) = writing.take().expect("guarded");
+                    self.confirm(&client, committed);
+                    continue;
+                }
                 event = client.recv() => event?,
                 _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
-                    flush_at = None;
-                    self.store(&mut pending, &cleaner).await?;
-                    self.confirm(&client, unconfirmed.take());
+                    write!();
                     continue;
                 }
             };
@@ -250,10 +269,8 @@ impl PostgresSource {
                         pending.push(p);
                     }
                     if pending.len() >= self.config.batch {
-                        // Every commit read so far is whole in this write: confirm the last.
-                        self.store(&mut pending, &cleaner).await?;
-                        self.confirm(&client, unconfirmed.take());
-                        flush_at = None;
+                        // Every commit read so far is whole in this write: it confirms the last.
+                        write!();
                     }
                 }
                 ReplicationEvent::Commit { end_lsn, .. } => {
@@ -264,10 +281,8 @@ impl PostgresSource {
                         committed_at: tx.map(|t| t.committed_at),
                         transactions: count + 1,
                     });
-                    if pending.is_empty() || pending.len() >= self.config.batch {
-                        self.store(&mut pending, &cleaner).await?;
-                        self.confirm(&client, unconfirmed.take());
-                        flush_at = None;
+                    if pending.len() >= self.config.batch {
+                        write!();
                     } else if flush_at.is_none() {
                         flush_at = Some(tokio::time::Instant::now() + LINGER);
                     }
@@ -276,10 +291,12 @@ impl PostgresSource {
                     self.status
                         .update(|v| v.source_position = Some(wal_end.to_pg_string()));
                     if transaction.is_none() {
-                        // The server has nothing more for now: store what waits.
-                        self.store(&mut pending, &cleaner).await?;
-                        self.confirm(&client, unconfirmed.take());
-                        flush_at = None;
+                        // The server has nothing more for now: store what waits, and wait.
+                        write!();
+                        if let Some((w, committed)) = writing.take() {
+                            w.await?;
+                            self.confirm(&client, committed);
+                        }
                         // Between transactions everything sent before this is stored: the
                         // slot may move to here (other tables' and databases' writes), as
                         // pg_recvlogical does, so it does not hold WAL for changes Herald skips.
@@ -400,20 +417,19 @@ impl PostgresSource {
         }))
     }
 
-    /// Stores `pending` durably (one write), records what a refused row was, and empties it.
+    /// Stores `batch` durably (one write) and records what a refused row was.
     async fn store(
         &self,
-        pending: &mut Vec<Pending>,
+        batch: Vec<Pending>,
         cleaner: &outbox::Cleaner,
     ) -> Result<(), StreamError> {
-        if pending.is_empty() {
+        if batch.is_empty() {
             return Ok(());
         }
         let span = self
             .tracing
             .start("herald.source", SpanKind::Consumer, None);
         span.set("herald.source", self.config.name.clone());
-        let batch = std::mem::take(pending);
         let (refused_before, mut batch): (Vec<Pending>, Vec<Pending>) =
             batch.into_iter().partition(|p| p.refusal.is_some());
         // Moved, not copied: a refusal shows the name and the text kept for it.
@@ -518,6 +534,10 @@ fn reason(error: &IngestError) -> String {
         other => other.to_string(),
     }
 }
+
+/// A write of changes in flight.
+type Write<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StreamError>> + Send + 'a>>;
 
 /// How long a committed transaction's changes wait for the next ones to share their write.
 const LINGER: Duration = Duration::from_millis(2);
