@@ -160,9 +160,8 @@ fn lag_ms_rfc3339(at: &str) -> f64 {
     (time::OffsetDateTime::now_utc() - at).as_seconds_f64() * 1000.0
 }
 
-/// Waits until the instance's source `app` streams (its replication session started, as the
-/// bare reader's clock starts once its session did); when it did.
-async fn streaming(h: &Herald) -> Instant {
+/// Waits until the instance's source `app` says `done`; when it did.
+async fn until(h: &Herald, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> Instant {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -175,40 +174,26 @@ async fn streaming(h: &Herald) -> Instant {
             .json()
             .await
             .unwrap_or_default();
-        if view["state"] == "streaming" {
+        if done(&view) {
             return Instant::now();
         }
-        assert!(
-            Instant::now() < deadline,
-            "the source did not start: {view}"
-        );
+        assert!(Instant::now() < deadline, "{what}: {view}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
-/// Waits until the instance's source `app` has stored `n` changes; when it did.
+/// When the source streams (its replication session started, as the bare reader's clock
+/// starts once its session did).
+async fn streaming(h: &Herald) -> Instant {
+    until(h, "the source did not start", |v| v["state"] == "streaming").await
+}
+
+/// When the source has stored `n` changes.
 async fn stored(h: &Herald, n: u64) -> Instant {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let view: serde_json::Value = http
-            .get(h.url("/v1/sources/app"))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .expect("Herald answers")
-            .json()
-            .await
-            .unwrap_or_default();
-        if view["changes"].as_u64().unwrap_or(0) >= n {
-            return Instant::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Herald stored too little: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(h, "Herald stored too little", |v| {
+        v["changes"].as_u64().unwrap_or(0) >= n
+    })
+    .await
 }
 
 /// p50 and p99 of `values`.

@@ -146,16 +146,7 @@ fn row_change(
     };
     Some(RowChange {
         target: match row.message {
-            RowMessage::Delete => contract(
-                "EntityReference",
-                Map::from_iter([
-                    ("Id".into(), json!(id)),
-                    ("KeyAttributes".into(), json!([])),
-                    ("LogicalName".into(), json!(table)),
-                    ("Name".into(), Value::Null),
-                    ("RowVersion".into(), Value::Null),
-                ]),
-            ),
+            RowMessage::Delete => reference(table, &id),
             _ => row_entity(table, &id, &row.columns, target),
         },
         pre: images(ImageKind::Pre),
@@ -286,16 +277,7 @@ fn typed(ty: Option<&ParamType>, value: &Value) -> Value {
         }
         (Some(ParamType::EntityReference { .. }), Value::Object(obj)) => {
             let (table, id) = reference_parts(obj);
-            contract(
-                "EntityReference",
-                Map::from_iter([
-                    ("Id".into(), json!(id)),
-                    ("KeyAttributes".into(), json!([])),
-                    ("LogicalName".into(), json!(table)),
-                    ("Name".into(), Value::Null),
-                    ("RowVersion".into(), Value::Null),
-                ]),
-            )
+            reference(&table, &id)
         }
         (Some(ParamType::Entity { .. }), Value::Object(obj)) => entity(obj),
         (Some(ParamType::EntityCollection { .. }), Value::Array(items)) => contract(
@@ -316,6 +298,20 @@ fn typed(ty: Option<&ParamType>, value: &Value) -> Value {
         ),
         _ => value.clone(),
     }
+}
+
+/// An `EntityReference` to row `id` of `table`.
+fn reference(table: &str, id: &str) -> Value {
+    contract(
+        "EntityReference",
+        Map::from_iter([
+            ("Id".into(), json!(id)),
+            ("KeyAttributes".into(), json!([])),
+            ("LogicalName".into(), json!(table)),
+            ("Name".into(), Value::Null),
+            ("RowVersion".into(), Value::Null),
+        ]),
+    )
 }
 
 fn reference_parts(obj: &Map<String, Value>) -> (String, String) {

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use subtle::ConstantTimeEq;
-use time::OffsetDateTime;
 
 use super::{SourceConfig, SourceState, SourceStatus, SourceView};
 use crate::auth::Principal;
@@ -29,30 +28,14 @@ impl DataverseSource {
     /// The source `config`, listening.
     pub fn new(config: SourceConfig) -> Self {
         let solutions: Vec<String> = config.solution.iter().cloned().collect();
-        let status = SourceStatus::new(SourceView {
-            name: config.name.clone(),
-            kind: "dataverse".into(),
-            location: format!("POST /v1/sources/{}/events", config.name),
-            slot: String::new(),
-            publication: String::new(),
+        let mut view = SourceView::new(
+            &config.name,
+            "dataverse",
+            format!("POST /v1/sources/{}/events", config.name),
             solutions,
-            tables: Vec::new(),
-            outboxes: Vec::new(),
-            state: SourceState::Listening,
-            since: OffsetDateTime::now_utc(),
-            last_error: None,
-            retry_at: None,
-            position: None,
-            source_position: None,
-            lag_bytes: None,
-            retained_bytes: None,
-            lag_seconds: None,
-            changes: 0,
-            replayed: 0,
-            refused: 0,
-            transactions: 0,
-            notices: Vec::new(),
-        });
+        );
+        view.state = SourceState::Listening;
+        let status = SourceStatus::new(view);
         Self { config, status }
     }
 

@@ -74,6 +74,36 @@ pub struct SourceView {
     pub notices: Vec<String>,
 }
 
+impl SourceView {
+    /// A source that has not started: `kind` reading from `location` for `solutions`.
+    pub fn new(name: &str, kind: &str, location: String, solutions: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            location,
+            slot: String::new(),
+            publication: String::new(),
+            solutions,
+            tables: Vec::new(),
+            outboxes: Vec::new(),
+            state: SourceState::Starting,
+            since: OffsetDateTime::now_utc(),
+            last_error: None,
+            retry_at: None,
+            position: None,
+            source_position: None,
+            lag_bytes: None,
+            retained_bytes: None,
+            lag_seconds: None,
+            changes: 0,
+            replayed: 0,
+            refused: 0,
+            transactions: 0,
+            notices: Vec::new(),
+        }
+    }
+}
+
 /// The shared status of one source.
 #[derive(Debug, Clone)]
 pub struct SourceStatus(Arc<Mutex<SourceView>>);

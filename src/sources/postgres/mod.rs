@@ -107,30 +107,12 @@ impl PostgresSource {
         let location = target(&config)
             .map(|t| t.location())
             .unwrap_or_else(|e| format!("(unusable: {e})"));
-        let status = SourceStatus::new(SourceView {
-            name: config.name.clone(),
-            kind: "postgres".into(),
-            location,
-            slot: config.slot(),
-            publication: config.publication(),
-            solutions: solutions.clone(),
-            tables: tables.iter().map(|t| t.relation.clone()).collect(),
-            outboxes: outboxes.iter().map(|o| o.config.relation.clone()).collect(),
-            state: SourceState::Starting,
-            since: OffsetDateTime::now_utc(),
-            last_error: None,
-            retry_at: None,
-            position: None,
-            source_position: None,
-            lag_bytes: None,
-            retained_bytes: None,
-            lag_seconds: None,
-            changes: 0,
-            replayed: 0,
-            refused: 0,
-            transactions: 0,
-            notices: Vec::new(),
-        });
+        let mut view = SourceView::new(&config.name, "postgres", location, solutions.clone());
+        view.slot = config.slot();
+        view.publication = config.publication();
+        view.tables = tables.iter().map(|t| t.relation.clone()).collect();
+        view.outboxes = outboxes.iter().map(|o| o.config.relation.clone()).collect();
+        let status = SourceStatus::new(view);
         let caller = Principal {
             name: format!("source:{}", config.name),
             solutions: Some(solutions),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::{set_up, write_config};
@@ -144,9 +144,9 @@ endpoint = "hook"
     assert_eq!(created(&receiver), expected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_source_restarted_mid_stream_is_retried_shown_down_and_loses_nothing() {
-    const ROWS: u64 = 4_000;
+/// A database of the test's own, set up, and Herald reading it in-process, its creates
+/// going (as CloudEvents, when they pass `filter`) to the receiver it returns.
+async fn streaming_to_a_hook(filter: Value) -> (SourceDb, TestApp, Receiver, tempfile::TempDir) {
     let db = SourceDb::start();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &db, "");
@@ -159,16 +159,23 @@ async fn the_source_restarted_mid_stream_is_retried_shown_down_and_loses_nothing
     let (_, ep) = app
         .post(
             "/v1/endpoints",
-            &serde_json::json!({"name": "hook", "kind": "webhook", "url": receiver.url()}),
+            &json!({"name": "hook", "kind": "webhook", "url": receiver.url()}),
         )
         .await;
-    let (status, _) = app
+    let (status, answer) = app
         .post(
             "/v1/subscriptions",
-            &serde_json::json!({"event": "contoso_order_Create", "endpoint": ep["endpoint"]["id"]}),
+            &json!({"event": "contoso_order_Create", "endpoint": ep["endpoint"]["id"], "filter": filter}),
         )
         .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 201, "{answer}");
+    (db, app, receiver, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_restarted_mid_stream_is_retried_shown_down_and_loses_nothing() {
+    const ROWS: u64 = 4_000;
+    let (db, app, receiver, _dir) = streaming_to_a_hook(json!([])).await;
     let pool = db.pool().await;
     insert(&pool, 0, ROWS / 2, 100).await;
     pool.close().await;
@@ -241,30 +248,11 @@ async fn the_source_restarted_mid_stream_is_retried_shown_down_and_loses_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_of_100000_rows_is_stored_whole_under_one_correlation_id() {
     const ROWS: u64 = 100_000;
-    let db = SourceDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &db, "");
-    set_up(&db, &config).await;
-    let app = TestApp::builder()
-        .config(&std::fs::read_to_string(&config).unwrap())
-        .build()
-        .await;
     // Only the last ten rows are delivered: a filter on the target's attributes.
-    let receiver = Receiver::start().await;
-    let (_, ep) = app
-        .post(
-            "/v1/endpoints",
-            &serde_json::json!({"name": "hook", "kind": "webhook", "url": receiver.url()}),
-        )
-        .await;
-    let (status, answer) = app
-        .post(
-            "/v1/subscriptions",
-            &serde_json::json!({"event": "contoso_order_Create", "endpoint": ep["endpoint"]["id"],
-                "filter": [{"parameter": "Target.contoso_total", "op": "gte", "value": ROWS - 10}]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{answer}");
+    let (db, app, receiver, _dir) = streaming_to_a_hook(
+        json!([{"parameter": "Target.contoso_total", "op": "gte", "value": ROWS - 10}]),
+    )
+    .await;
     let pool = db.pool().await;
     insert(&pool, 0, ROWS, ROWS).await;
     wait_for(
