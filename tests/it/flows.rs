@@ -133,9 +133,9 @@ async fn the_connector_definition_validates_and_discovery_follows_the_catalog() 
     let (status, spec) = app.get("/v1/flows/connector.json").await;
     assert_eq!(status, 200);
     assert_eq!(spec["swagger"], "2.0");
-    // Three for the demo catalog, as before, and four for Herald's operational events.
+    // Three for the demo catalog, as before, and five for Herald's operational events.
     let out = run_python("validate_connector.py", &spec);
-    assert!(out.contains("7 webhook triggers"), "{out}");
+    assert!(out.contains("8 webhook triggers"), "{out}");
 
     let (_, events) = app.get("/v1/flows/events").await;
     let names: Vec<&str> = events
