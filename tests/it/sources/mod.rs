@@ -707,3 +707,57 @@ async fn setup_without_the_rights_prints_the_sql_an_owner_runs() {
         .unwrap();
     assert_eq!(slots, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_value_an_update_leaves_alone_is_in_the_images_but_not_the_target() {
+    let db = SourceDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &db, "");
+    set_up(&db, &config).await;
+    let app = TestApp::builder()
+        .config(&std::fs::read_to_string(&config).unwrap())
+        .build()
+        .await;
+    let receiver = Receiver::start().await;
+    let ep = endpoint(&app, "hook", &receiver).await;
+    subscribe(
+        &app,
+        json!({"event": "contoso_order_Update", "endpoint": ep, "format": "params",
+            "row": {"images": [{"kind": "pre"}, {"kind": "post"}]}}),
+    )
+    .await;
+    let pool = db.pool().await;
+    let id = uuid::Uuid::new_v4();
+    // About 64 KB of text that does not compress: PostgreSQL keeps it out of line (TOAST),
+    // and an update that leaves it alone does not send it again.
+    sqlx::raw_sql(&format!(
+        "INSERT INTO orders (id, status, notes)
+           SELECT '{id}', 'new', string_agg(md5(i::text || random()::text), '') FROM generate_series(1, 2000) AS i;
+         UPDATE orders SET status = 'paid' WHERE id = '{id}';"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let notes: String = sqlx::query_scalar("SELECT notes FROM orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let update = wait_for(Duration::from_secs(30), "the update", || async {
+        receiver.received().first().map(Received::json)
+    })
+    .await;
+    assert_eq!(
+        update["target"],
+        json!({"contoso_orderid": id.to_string(), "contoso_status": "paid"})
+    );
+    assert_eq!(
+        update["postImage"]["contoso_notes"].as_str(),
+        Some(notes.as_str())
+    );
+    assert_eq!(
+        update["preImage"]["contoso_notes"].as_str(),
+        Some(notes.as_str())
+    );
+    assert_eq!(update["preImage"]["contoso_status"], "new");
+    app.stop().await;
+}
