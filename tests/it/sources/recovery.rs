@@ -295,3 +295,108 @@ async fn a_transaction_of_100000_rows_is_stored_whole_under_one_correlation_id()
         (ROWS as i64, 1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_share_a_source_and_the_second_takes_over() {
+    let db = SourceDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &db, "");
+    set_up(&db, &config).await;
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let toml = format!(
+        "{}\n[store]\nurl = \"{}\"\nschema = \"{schema}\"\n",
+        std::fs::read_to_string(&config).unwrap(),
+        crate::support::pg_url()
+    );
+    let first = TestApp::builder().config(&toml).build().await;
+    let second = TestApp::builder().config(&toml).build().await;
+    let receiver = Receiver::start().await;
+    let (_, ep) = first
+        .post(
+            "/v1/endpoints",
+            &json!({"name": "hook", "kind": "webhook", "url": receiver.url()}),
+        )
+        .await;
+    let (status, _) = first
+        .post(
+            "/v1/subscriptions",
+            &json!({"event": "contoso_order_Create", "endpoint": ep["endpoint"]["id"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // One streams; the slot is the other's only once it is free.
+    let state = |app: &TestApp| {
+        let app_url = app.url.clone();
+        let http = app.http.clone();
+        async move {
+            let view: Value = http
+                .get(format!("{app_url}/v1/sources/app"))
+                .bearer_auth(crate::support::ADMIN_KEY)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            Some(view)
+        }
+    };
+    let streaming_is_first = wait_for(
+        Duration::from_secs(30),
+        "one instance streaming, the other waiting",
+        || async {
+            let (a, b) = (state(&first).await?, state(&second).await?);
+            match (a["state"].as_str()?, b["state"].as_str()?) {
+                ("streaming", "down") => Some((true, b)),
+                ("down", "streaming") => Some((false, a)),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    let (first_streams, waiting) = streaming_is_first;
+    assert!(
+        waiting["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("active"),
+        "the waiting instance says why: {waiting}"
+    );
+    let pool = db.pool().await;
+    insert(&pool, 0, 500, 50).await;
+    wait_for(Duration::from_secs(60), "the first 500", || async {
+        (created(&receiver).len() == 500).then_some(())
+    })
+    .await;
+    // The streaming instance stops; the other takes the slot at its next attempt.
+    let (gone, left) = if first_streams {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    gone.stop().await;
+    insert(&pool, 500, 1000, 50).await;
+    wait_for(
+        Duration::from_secs(60),
+        "all 1,000, through the other instance",
+        || async { (created(&receiver).len() == 1000).then_some(()) },
+    )
+    .await;
+    let (_, view) = left.get("/v1/sources/app").await;
+    assert_eq!(view["state"], "streaming", "{view}");
+    let store = sqlx::PgPool::connect(&crate::support::pg_url())
+        .await
+        .unwrap();
+    let row = sqlx::query(&format!(
+        "SELECT count(*) AS n, count(DISTINCT idempotency_key) AS k FROM {schema}.events WHERE name = 'contoso_order_Create'"
+    ))
+    .fetch_one(&store)
+    .await
+    .unwrap();
+    assert_eq!(
+        (row.get::<i64, _>("n"), row.get::<i64, _>("k")),
+        (1000, 1000),
+        "each stored once"
+    );
+    left.stop().await;
+}
