@@ -49,8 +49,13 @@ async fn a_component_answers_and_refuses_through_the_wit_world() {
 
 #[tokio::test]
 async fn an_endless_loop_is_stopped_by_its_budget_and_by_its_deadline() {
-    // Fuel first: the default budget is spent long before the deadline.
-    let sandbox = Sandbox::new(Limits::default(), None).unwrap();
+    // Fuel first: the default budget, with a deadline far enough that a machine busy with
+    // other tests spends the budget first (the default 2 s raced it under heavy load).
+    let limits = Limits {
+        deadline: Duration::from_secs(120),
+        ..Limits::default()
+    };
+    let sandbox = Sandbox::new(limits, None).unwrap();
     let err = run(&sandbox, plugins::SPIN, "{}").await.unwrap_err();
     assert!(
         matches!(

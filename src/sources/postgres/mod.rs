@@ -180,7 +180,7 @@ impl PostgresSource {
         tracing::info!(source = %self.config.name, %slot, "source streaming");
         let _watch = slot::watch(target.clone(), slot.clone(), self.status.clone());
         let cleaner = outbox::Cleaner::new(&target, &self.outboxes);
-        let mut relations: HashMap<u32, Relation> = HashMap::new();
+        let mut relations: HashMap<u32, Described> = HashMap::new();
         let mut transaction: Option<Transaction> = None;
         let mut pending: Vec<Pending> = Vec::new();
         // The last commit read whose changes are not all confirmed yet.
@@ -191,13 +191,19 @@ impl PostgresSource {
         // The write in flight and the commit it confirms once done: the next changes are read
         // and prepared while it is written (one write at a time, confirmed in order).
         let mut writing: Option<(Write<'_>, Option<Committed>)> = None;
-        // Starts writing what waits, after the write in flight (confirmed first).
-        macro_rules! write {
+        // Waits for the write in flight and confirms what it stored.
+        macro_rules! settle {
             () => {{
                 if let Some((w, committed)) = writing.take() {
                     w.await?;
                     self.confirm(&client, committed);
                 }
+            }};
+        }
+        // Starts writing what waits, after the write in flight (confirmed first).
+        macro_rules! write {
+            () => {{
+                settle!();
                 let batch = std::mem::take(&mut pending);
                 writing = Some((Box::pin(self.store(batch, &cleaner)), unconfirmed.take()));
                 flush_at = None;
@@ -241,7 +247,9 @@ impl PostgresSource {
                 ReplicationEvent::XLogData { data, .. } => {
                     let message = pgoutput::decode(&data)?;
                     if let Message::Relation(r) = message {
-                        relations.insert(r.id, r);
+                        // What the relation is to Herald is decided once, not per change.
+                        let reads = self.reads(&r);
+                        relations.insert(r.id, Described { relation: r, reads });
                         continue;
                     }
                     let Some(tx) = transaction.as_mut() else {
@@ -275,10 +283,7 @@ impl PostgresSource {
                     if transaction.is_none() {
                         // The server has nothing more for now: store what waits, and wait.
                         write!();
-                        if let Some((w, committed)) = writing.take() {
-                            w.await?;
-                            self.confirm(&client, committed);
-                        }
+                        settle!();
                         // Between transactions everything sent before this is stored: the
                         // slot may move to here (other tables' and databases' writes), as
                         // pg_recvlogical does, so it does not hold WAL for changes Herald skips.
@@ -290,6 +295,22 @@ impl PostgresSource {
                 ReplicationEvent::Message { .. } => {}
                 ReplicationEvent::StoppedAt { .. } => return Ok(()),
             }
+        }
+    }
+
+    /// What `relation` is to this source: one of its tables, one of its outboxes, or neither.
+    fn reads(&self, relation: &Relation) -> Reads {
+        let qualified = format!("{}.{}", relation.namespace, relation.name);
+        if let Some(i) = self
+            .outboxes
+            .iter()
+            .position(|o| o.config.relation == qualified)
+        {
+            Reads::Outbox(i)
+        } else if let Some(i) = self.tables.iter().position(|t| t.relation == qualified) {
+            Reads::Table(i)
+        } else {
+            Reads::Nothing
         }
     }
 
@@ -323,7 +344,7 @@ impl PostgresSource {
     fn change(
         &self,
         tx: &mut Transaction,
-        relations: &HashMap<u32, Relation>,
+        relations: &HashMap<u32, Described>,
         message: Message,
     ) -> Result<Option<Pending>, StreamError> {
         let relation_id = match &message {
@@ -336,7 +357,7 @@ impl PostgresSource {
                 let names: Vec<String> = truncated
                     .iter()
                     .filter_map(|id| relations.get(id))
-                    .map(|r| format!("{}.{}", r.namespace, r.name))
+                    .map(|d| format!("{}.{}", d.relation.namespace, d.relation.name))
                     .collect();
                 self.status.notice(format!(
                     "TRUNCATE of {} at {}: a truncate names no rows, so no Delete events were sent",
@@ -347,26 +368,22 @@ impl PostgresSource {
             }
             Message::Relation(_) | Message::Other => return Ok(None),
         };
-        let relation = relations
+        let Described { relation, reads } = relations
             .get(&relation_id)
             .ok_or(StreamError::UnknownRelation(relation_id))?;
         // Every change counts, so a change keeps its key whatever the catalog says.
         let key = tx.next_key();
-        let qualified = format!("{}.{}", relation.namespace, relation.name);
-        if let Some(outbox) = self
-            .outboxes
-            .iter()
-            .find(|o| o.config.relation == qualified)
-        {
-            return Ok(match message {
-                Message::Insert { new, .. } => {
-                    Some(outbox.submission(&self.catalog, relation, &new, key, tx))
-                }
-                _ => None,
-            });
-        }
-        let Some(table) = self.tables.iter().find(|t| t.relation == qualified) else {
-            return Ok(None);
+        let table = match *reads {
+            Reads::Outbox(i) => {
+                return Ok(match message {
+                    Message::Insert { new, .. } => {
+                        Some(self.outboxes[i].submission(&self.catalog, relation, &new, key, tx))
+                    }
+                    _ => None,
+                });
+            }
+            Reads::Table(i) => &self.tables[i],
+            Reads::Nothing => return Ok(None),
         };
         let change = match &message {
             Message::Insert { new, .. } => rows::insert(table, relation, new),
@@ -515,6 +532,23 @@ fn reason(error: &IngestError) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// A relation as the stream described it, and what it is to the source.
+struct Described {
+    relation: Relation,
+    reads: Reads,
+}
+
+/// What a relation is to a source.
+#[derive(Debug, Clone, Copy)]
+enum Reads {
+    /// The table at this place of the source's tables.
+    Table(usize),
+    /// The outbox at this place of the source's outboxes.
+    Outbox(usize),
+    /// Neither (published for another reader).
+    Nothing,
 }
 
 /// A write of changes in flight.
