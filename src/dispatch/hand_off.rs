@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::gate::Gate;
 use super::Inner;
-use crate::model::{EndpointId, HealthState, LeasedDelivery};
+use crate::model::{EndpointId, HealthState, LeasedDelivery, Routed};
 
 /// Takes deliveries straight from the commit that created them: the bounded hand-off.
 ///
@@ -67,6 +67,27 @@ impl HandOff {
         })
     }
 
+    /// A place in the hand-off's order for an event with `deliveries` deliveries handed off
+    /// (reserved): they are kept in the event's row rather than written as rows. `None` while
+    /// no hand-off is open: they are stored as in-flight rows.
+    pub fn route(&self, deliveries: u32) -> Option<Ticket> {
+        let routed = self.inner.ledger.take(deliveries)?;
+        Some(Ticket {
+            inner: self.inner.clone(),
+            routed,
+            kept: false,
+        })
+    }
+
+    /// The store refused a write under hand-off `handoff`: another instance closed it. No
+    /// more events are routed under it; the recorder opens a new one.
+    pub fn lost(&self, handoff: i64) {
+        if self.inner.ledger.lose(handoff) > 0 {
+            metrics::counter!("herald_handoffs_lost_total").increment(1);
+        }
+        self.inner.waker.wake();
+    }
+
     /// Until when a delivery handed off now is leased.
     pub fn lease_until(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + self.inner.config.lease
@@ -75,6 +96,34 @@ impl HandOff {
     /// Wakes the dispatcher to look for due work (deliveries stored pending).
     pub fn wake(&self) {
         self.inner.waker.wake();
+    }
+}
+
+/// An event's place in the hand-off's order, from before it is written: given back (its
+/// deliveries settled as never sent) when dropped unless [`Ticket::keep`] says it was stored.
+pub struct Ticket {
+    inner: Arc<Inner>,
+    routed: Routed,
+    kept: bool,
+}
+
+impl Ticket {
+    /// The place.
+    pub fn routed(&self) -> Routed {
+        self.routed
+    }
+
+    /// The event was stored: its deliveries settle as they finish.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.inner.ledger.forget(self.routed);
+        }
     }
 }
 

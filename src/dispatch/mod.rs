@@ -8,6 +8,7 @@ mod gate;
 mod hand_off;
 pub mod health;
 mod keeper;
+mod ledger;
 mod pace;
 mod recorder;
 pub mod retry;
@@ -27,10 +28,10 @@ use crate::catalog::Catalog;
 use crate::destinations::{Destinations, Origin};
 use crate::model::{EndpointId, LeasedDelivery, Notice};
 use crate::registry::Registry;
-use crate::store::{LeaseRequest, Store, StoreError};
+use crate::store::{LeaseRequest, Store, StoreError, Takeover};
 use gate::Gate;
 use hand_off::Place;
-pub use hand_off::{HandOff, Reservation};
+pub use hand_off::{HandOff, Reservation, Ticket};
 pub use health::HealthPolicy;
 pub use retry::{Decision, RetryPolicy};
 pub use validation::CALLBACK_PATH;
@@ -108,6 +109,8 @@ struct Inner {
     /// Whether deliveries are handed off: from when the leases of a previous run are given
     /// back (a delivery handed off before would be released while it is sent) until shutdown.
     open: AtomicBool,
+    /// The hand-off's unsettled events and mark.
+    ledger: Arc<ledger::Ledger>,
 }
 
 /// What one lease round did.
@@ -150,6 +153,7 @@ impl Dispatcher {
                 starved: AtomicBool::new(false),
                 backlog: AtomicBool::new(false),
                 open: AtomicBool::new(false),
+                ledger: Default::default(),
             }),
             record_rx,
         }
@@ -178,6 +182,21 @@ impl Dispatcher {
                 tracing::error!(error = %e, "could not release the leases of a previous run; they resume when they expire")
             }
         }
+        // The hand-offs of a previous run of this owner (an embedded store's) are this run's
+        // work now; another instance's are taken over when their leases end (`lease_and_start`).
+        this.take_over(Takeover::Owner(&this.config.owner)).await;
+        let until = OffsetDateTime::now_utc() + this.config.lease;
+        match this
+            .store
+            .records()
+            .open_handoff(&this.config.owner, until)
+            .await
+        {
+            Ok(id) => this.ledger.open(id),
+            // The recorder opens one once the database answers; until then fresh deliveries
+            // are stored in flight, as rows.
+            Err(e) => tracing::warn!(error = %e, "could not open a hand-off yet"),
+        }
         this.open.store(true, Ordering::Release);
         let stop_keeping = CancellationToken::new();
         let keeper = tokio::spawn(
@@ -195,13 +214,16 @@ impl Dispatcher {
             .run(stop_keeping.clone()),
         );
         let stop_recording = CancellationToken::new();
-        let recorder = tokio::spawn(recorder::run(
-            this.store.clone(),
-            this.config.owner.clone(),
-            self.record_rx,
-            this.config.activity.clone(),
-            stop_recording.clone(),
-        ));
+        let recorder = tokio::spawn(
+            recorder::Recorder {
+                store: this.store.clone(),
+                owner: this.config.owner.clone(),
+                ledger: this.ledger.clone(),
+                activity: this.config.activity.clone(),
+                lease: this.config.lease,
+            }
+            .run(self.record_rx, stop_recording.clone()),
+        );
         loop {
             let wait = match this.lease_and_start().await {
                 Ok(Leased::Full) => Duration::ZERO,
@@ -238,10 +260,37 @@ impl Dispatcher {
         stop_keeping.cancel();
         let _ = tokio::time::timeout(grace, recorder).await;
         let _ = tokio::time::timeout(grace, keeper).await;
+        // What is still unsettled (sends that did not finish in time) becomes pending rows now,
+        // rather than when the hand-off's lease ends.
+        if let Some(handoff) = this.ledger.handoff() {
+            this.take_over(Takeover::One(handoff)).await;
+        }
     }
 }
 
 impl Inner {
+    /// Takes over the hand-offs `which` names: their unsettled deliveries become pending rows.
+    async fn take_over(&self, which: Takeover<'_>) {
+        match self
+            .store
+            .records()
+            .take_over(which, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("herald_deliveries_taken_over_total").increment(n);
+                tracing::info!(
+                    deliveries = n,
+                    "took over deliveries an instance handed off and did not settle"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "taking over hand-offs failed; trying again later")
+            }
+        }
+    }
+
     /// How long to sleep when nothing more was due: until the next due delivery of an
     /// endpoint not in `skipped`, at most the poll interval. (A skipped endpoint's work is
     /// due already; its completions wake the loop, so it must not make the loop spin.)
@@ -287,6 +336,7 @@ impl Inner {
                 .collect()
         };
         let now = OffsetDateTime::now_utc();
+        self.take_over(Takeover::Expired(now)).await;
         let leased = self
             .store
             .lease(LeaseRequest {

@@ -15,7 +15,7 @@ use super::Inner;
 use crate::destinations::{plugin, Outcome, SendError};
 use crate::model::{
     Attempt, AttemptResult, Endpoint, EndpointId, Exchange, LeasedDelivery, NextState, Notice,
-    Subscription, OPERATIONAL_SOLUTION,
+    RoutedResult, Subscription, OPERATIONAL_SOLUTION,
 };
 use crate::store::StoreError;
 use opentelemetry::trace::SpanKind;
@@ -34,6 +34,18 @@ enum Went {
     },
     /// The gate kept it back: nothing was sent.
     Kept(NextState),
+}
+
+/// What a result of `d` needs to write it as a row of its own, when `d` is kept in its
+/// event's row.
+fn routed_result(d: &LeasedDelivery) -> Option<RoutedResult> {
+    d.routed.map(|routed| RoutedResult {
+        routed,
+        event_id: d.event.event.id,
+        subscription_id: d.subscription_id,
+        endpoint_id: d.endpoint_id,
+        created_at: d.created_at,
+    })
 }
 
 impl Inner {
@@ -60,6 +72,7 @@ impl Inner {
                     attempts: d.attempts,
                     attempt: None,
                     next,
+                    routed: routed_result(&d),
                 };
             }
         };
@@ -121,6 +134,7 @@ impl Inner {
                 exchange,
             }),
             next: verdict.next,
+            routed: routed_result(&d),
         }
     }
 

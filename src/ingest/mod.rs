@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Principal;
 use crate::catalog::{validate, Catalog};
-use crate::dispatch::{HandOff, Reservation};
+use crate::dispatch::{HandOff, Reservation, Ticket};
 use crate::model::{
     DeliveryId, Event, EventDefinition, EventId, IngestOutcome, LeasedDelivery, Mode, NewDelivery,
     NewEvent, OutgoingEvent, RowImages, Scope, Subscription,
@@ -281,8 +281,10 @@ impl Ingestor {
         }
         let deliveries = asynchronous
             .iter()
-            .map(|sub| NewDelivery {
-                id: DeliveryId::new(),
+            .enumerate()
+            .map(|(n, sub)| NewDelivery {
+                // Made from the event's id: a delivery kept in the event's row is found by it.
+                id: DeliveryId::of(event.id, u16::try_from(n + 1).unwrap_or(u16::MAX)),
                 subscription_id: sub.id,
                 endpoint_id: sub.endpoint_id,
                 leased_until: None,
@@ -292,6 +294,7 @@ impl Ingestor {
             event: Arc::new(OutgoingEvent::new(event)),
             idempotency,
             deliveries,
+            handoff: None,
         })
     }
 
@@ -352,7 +355,7 @@ impl Ingestor {
             .idempotency_key
             .map(|key| (key, fingerprint(&s.name, &params)));
         let event = Event {
-            id: EventId::new(),
+            id: EventId::routable(),
             name: definition.unique_name.clone(),
             solution: definition.solution.clone(),
             params,
@@ -394,8 +397,10 @@ impl Ingestor {
         }
         let until = self.hand_off.lease_until();
         let mut reserved: Vec<Reserved> = Vec::new();
+        let mut tickets: Vec<Option<Ticket>> = Vec::with_capacity(events.len());
         let mut pending = false;
         for (e, new) in events.iter_mut().enumerate() {
+            let before = reserved.len();
             for (d, delivery) in new.deliveries.iter_mut().enumerate() {
                 delivery.leased_until = None;
                 match self.hand_off.reserve(delivery.endpoint_id) {
@@ -410,6 +415,14 @@ impl Ingestor {
                     None => pending = true,
                 }
             }
+            // The deliveries handed off are kept in the event's row (ids made from the event's:
+            // more than 65,535 deliveries of one event are rows).
+            let handed = (reserved.len() - before) as u32;
+            let ticket = (handed > 0 && new.deliveries.len() < usize::from(u16::MAX))
+                .then(|| self.hand_off.route(handed))
+                .flatten();
+            new.handoff = ticket.as_ref().map(Ticket::routed);
+            tickets.push(ticket);
         }
         // What the live tail shows of each event, when someone watches it.
         let told: Vec<Told> = if self.activity.watched() {
@@ -436,9 +449,29 @@ impl Ingestor {
         // away meanwhile: dropping the places of deliveries committed as leased would leave
         // them unsent until their lease expired.
         let store = self.store.clone();
+        let hand_off = self.hand_off.clone();
         let written = tokio::spawn(async move {
-            let outcomes = store.ingest(events).await?;
+            let routed: Vec<_> = tickets
+                .iter()
+                .map(|t| t.as_ref().map(Ticket::routed))
+                .collect();
+            let outcomes = match store.ingest(events).await {
+                Ok(outcomes) => outcomes,
+                Err(StoreError::HandoffClosed) => {
+                    if let Some(r) = routed.iter().flatten().next() {
+                        hand_off.lost(r.handoff);
+                    }
+                    return Err(StoreError::HandoffClosed);
+                }
+                Err(e) => return Err(e),
+            };
             let created = |e: usize| matches!(outcomes[e], IngestOutcome::Created { .. });
+            for (e, ticket) in tickets.into_iter().enumerate() {
+                // A replayed event's deliveries were not stored: its place is given back.
+                if let Some(ticket) = ticket.filter(|_| created(e)) {
+                    ticket.keep();
+                }
+            }
             for (r, (event, delivery)) in reserved.into_iter().zip(handed) {
                 // A replayed event's deliveries were not stored: its places are given back.
                 if created(r.event) {
@@ -449,6 +482,7 @@ impl Ingestor {
                         subscription_id: delivery.subscription_id,
                         endpoint_id: delivery.endpoint_id,
                         event,
+                        routed: routed[r.event],
                     });
                 }
             }

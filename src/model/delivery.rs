@@ -146,6 +146,9 @@ pub struct LeasedDelivery {
     pub endpoint_id: EndpointId,
     /// The event, shared with the event's other deliveries.
     pub event: Arc<OutgoingEvent>,
+    /// Set for a delivery kept in its event's row (handed off under a hand-off), not a row of
+    /// its own.
+    pub routed: Option<super::event::Routed>,
 }
 
 /// What became of a leased delivery, to record: an attempt and the state it led to, or, when
@@ -160,6 +163,24 @@ pub struct AttemptResult {
     pub attempt: Option<Attempt>,
     /// The delivery's next state.
     pub next: NextState,
+    /// Set for a delivery kept in its event's row: what writing it as a row of its own needs.
+    pub routed: Option<RoutedResult>,
+}
+
+/// What a result of a delivery kept in its event's row needs to write it as a row of its own
+/// (when it did not simply succeed).
+#[derive(Debug, Clone)]
+pub struct RoutedResult {
+    /// The hand-off and the event's place in it.
+    pub routed: super::event::Routed,
+    /// The event.
+    pub event_id: EventId,
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// When the delivery was created (its event's time).
+    pub created_at: OffsetDateTime,
 }
 
 /// What happens to a delivery after an attempt.

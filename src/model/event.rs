@@ -99,6 +99,21 @@ pub struct NewEvent {
     pub idempotency: Option<(String, [u8; 32])>,
     /// One delivery per matching subscription.
     pub deliveries: Vec<NewDelivery>,
+    /// Set when some of its deliveries are handed off to this instance's dispatcher under a
+    /// hand-off ([`Routed`]): those are kept in the event's row, not written as rows of their
+    /// own. `None`: the handed-off deliveries are stored as in-flight rows.
+    pub handoff: Option<Routed>,
+}
+
+/// Where an event's handed-off deliveries belong: a hand-off (one run of one instance's
+/// dispatcher) and the event's place in its order. Every handed-off delivery of an event whose
+/// place is at most the hand-off's settled mark succeeded or became a row of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// The hand-off.
+    pub handoff: i64,
+    /// The event's place in the hand-off's order.
+    pub seq: i64,
 }
 
 /// A delivery to create with an event.

@@ -148,9 +148,53 @@ prefixed_id!(
     SecretId, "whs_", "secret"
 );
 
+/// The low bits of an event id that number its deliveries (see [`DeliveryId::of`]).
+const DELIVERY_BITS: u128 = 0xffff;
+
+impl EventId {
+    /// A new event id whose deliveries' ids are made from it ([`DeliveryId::of`]): a UUIDv7
+    /// whose last 16 random bits are zero (58 random bits remain per millisecond).
+    pub fn routable() -> Self {
+        Self(Uuid::from_u128(Uuid::now_v7().as_u128() & !DELIVERY_BITS))
+    }
+}
+
+impl DeliveryId {
+    /// The id of the `n`th delivery (from 1) of the event `event` (made by
+    /// [`EventId::routable`]): the event's id with `n` in its last 16 bits. A delivery kept in
+    /// its event's row is found by id this way, through the event's primary key.
+    pub fn of(event: EventId, n: u16) -> Self {
+        Self(Uuid::from_u128(
+            (event.0.as_u128() & !DELIVERY_BITS) | u128::from(n),
+        ))
+    }
+
+    /// The event and number this id would be made of by [`DeliveryId::of`] (for any id with
+    /// non-zero last bits; whether such an event exists is for the store to say).
+    pub fn route(&self) -> Option<(EventId, u16)> {
+        let n = (self.0.as_u128() & DELIVERY_BITS) as u16;
+        (n != 0).then(|| {
+            (
+                EventId(Uuid::from_u128(self.0.as_u128() & !DELIVERY_BITS)),
+                n,
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_id_names_its_event_and_number() {
+        let event = EventId::routable();
+        let id = DeliveryId::of(event, 3);
+        assert_eq!(id.route(), Some((event, 3)));
+        assert!(id.to_string() > event.to_string().replace("evt_", "msg_"));
+        assert_eq!(id.unix_millis(), event.unix_millis());
+        assert!(DeliveryId::of(event, 2) < id);
+    }
 
     #[test]
     fn an_id_knows_when_it_was_made_and_sorts_after_the_first_id_of_that_time() {

@@ -24,7 +24,7 @@ pub use definition::{
 };
 pub use delivery::{
     Attempt, AttemptOutcome, AttemptResult, Delivery, DeliveryQuery, DeliveryStatus,
-    LeasedDelivery, NextState, ReplayFilter,
+    LeasedDelivery, NextState, ReplayFilter, RoutedResult,
 };
 pub use endpoint::{
     AzureCredential, AzureSettings, CustomHeader, DestinationSettings, Endpoint, EndpointKind,
@@ -33,6 +33,7 @@ pub use endpoint::{
 };
 pub use event::{
     Bodies, Event, IngestOutcome, NewDelivery, NewEvent, OutgoingEvent, ParamChange, Pipeline,
+    Routed,
 };
 pub use exchange::Exchange;
 pub use grant::{Grant, GrantState, HandshakeAnswer};

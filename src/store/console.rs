@@ -5,11 +5,13 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::routes::{Kept, KEPT_COLUMNS, KEPT_JOIN};
 use super::rows::{delivery_from_row, millis, Columns};
 use super::sql::on_every_backend;
 use super::StoreError;
 use crate::model::{
-    ActivityRow, Browse, BrowsePage, Counts, Cursor, DeliveryId, DeliveryStatus, EndpointId, Scope,
+    ActivityRow, Browse, BrowsePage, Counts, Cursor, Delivery, DeliveryId, DeliveryStatus,
+    EndpointId, EventId, Scope,
 };
 
 /// A console session as stored: only hashes of the cookie's token and of the API key.
@@ -197,6 +199,92 @@ fn browse_sql(scope: &Scope, q: &Browse) -> (String, Vec<Bind>) {
     )
 }
 
+/// The statement for the deliveries kept in events' rows that `q` may show (`None` when its
+/// status is one they never have): the events, in the page's order, at most a page and one
+/// of them; which of their deliveries match exactly is decided on reading them.
+fn kept_sql(scope: &Scope, q: &Browse) -> (Option<String>, Vec<Bind>) {
+    let order = Order::of(q);
+    let mut binds = Vec::new();
+    let mut conditions = vec!["e.routes IS NOT NULL".to_owned()];
+    let push = |binds: &mut Vec<Bind>, b: Bind| {
+        binds.push(b);
+        format!("${}", binds.len())
+    };
+    match q.status {
+        None => {}
+        Some(DeliveryStatus::Succeeded) => conditions.push("e.handoff_seq <= h.through".into()),
+        Some(DeliveryStatus::InFlight) => conditions.push("e.handoff_seq > h.through".into()),
+        Some(_) => return (None, binds),
+    }
+    if let Some(e) = q.endpoint_id {
+        let p = push(&mut binds, Bind::Text(format!("%:{e} %")));
+        conditions.push(format!("e.routes LIKE {p}"));
+    }
+    // Ids of an event's deliveries share its id's time.
+    let timed = if order == Order::Event {
+        "e.received_at"
+    } else {
+        "e.id"
+    };
+    let bound = |binds: &mut Vec<Bind>, t: OffsetDateTime| match order {
+        Order::Event => push(binds, Bind::Int(millis(t))),
+        _ => push(binds, Bind::Text(EventId::first_at(millis(t)).to_string())),
+    };
+    if let Some(from) = q.from {
+        let p = bound(&mut binds, from);
+        conditions.push(format!("{timed} >= {p}"));
+    }
+    if let Some(to) = q.to {
+        let p = bound(&mut binds, to);
+        conditions.push(format!("{timed} < {p}"));
+    }
+    if let Some(name) = &q.event_name {
+        let p = push(&mut binds, Bind::Text(name.clone()));
+        conditions.push(format!("e.name = {p}"));
+    }
+    if let Some(solutions) = scope.solutions() {
+        let list: Vec<String> = solutions
+            .iter()
+            .map(|s| push(&mut binds, Bind::Text(s.clone())))
+            .collect();
+        if list.is_empty() {
+            return (None, binds);
+        }
+        conditions.push(format!("e.solution IN ({})", list.join(", ")));
+    }
+    // The event holding the cursor's delivery may hold later ones: `<=` here, exact on reading.
+    if let Some(c) = q.after {
+        let id = push(
+            &mut binds,
+            Bind::Text(
+                c.id.route()
+                    .map_or(c.id.to_string(), |(e, _)| e.to_string()),
+            ),
+        );
+        match order {
+            Order::Id => conditions.push(format!("e.id <= {id}")),
+            _ => {
+                let at = push(&mut binds, Bind::Int(c.at));
+                conditions.push(format!(
+                    "(e.received_at < {at} OR (e.received_at = {at} AND e.id <= {id}))"
+                ));
+            }
+        }
+    }
+    let order_by = match order {
+        Order::Id => "e.id DESC",
+        _ => "e.received_at DESC, e.id DESC",
+    };
+    let limit = push(&mut binds, Bind::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+    (
+        Some(format!(
+            "SELECT {KEPT_COLUMNS}, e.name FROM {KEPT_JOIN} WHERE {} ORDER BY {order_by} LIMIT {limit}",
+            conditions.join(" AND ")
+        )),
+        binds,
+    )
+}
+
 on_every_backend!(ConsoleRecords {
     async fn open_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query::<DB>("DELETE FROM console_sessions WHERE expires_at <= $1 OR idle_until <= $1")
@@ -352,7 +440,25 @@ on_every_backend!(ConsoleRecords {
         .bind(i64::from(cap))
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.int("n")?.max(0) as u64)
+        let rows = row.int("n")?.max(0) as u64;
+        // And those kept in their events' rows (succeeded or in flight), up to the cap too.
+        let settled = match status {
+            DeliveryStatus::Succeeded => "e.handoff_seq <= h.through",
+            DeliveryStatus::InFlight => "e.handoff_seq > h.through",
+            _ => return Ok(rows),
+        };
+        let kept = sqlx::query::<DB>(&format!(
+            "SELECT COALESCE(SUM(n), 0) AS n FROM (
+               SELECT LENGTH(e.routes) - LENGTH(REPLACE(e.routes, ' ', '')) - 1 AS n
+               FROM handoffs h JOIN events e ON e.handoff = h.id
+               WHERE e.routes IS NOT NULL AND {settled} LIMIT $1) c"
+        ))
+        .bind(i64::from(cap))
+        .fetch_one(&self.pool)
+        .await?
+        .int("n")?
+        .max(0) as u64;
+        Ok((rows + kept).min(u64::from(cap)))
     }
 
     async fn browse(&self, scope: &Scope, q: &Browse) -> Result<BrowsePage, StoreError> {
@@ -366,25 +472,56 @@ on_every_backend!(ConsoleRecords {
         }
         let rows = query.fetch_all(&self.pool).await?;
         let limit = q.limit.clamp(1, 500) as usize;
-        let mut page = BrowsePage::default();
-        let mut last_event_at = 0;
-        for row in rows.iter().take(limit) {
-            page.rows
-                .push((delivery_from_row(row)?, row.text("event_name")?));
-            last_event_at = row.int("event_at")?;
+        let order = Order::of(q);
+        // (order key, delivery, event name) of the rows and of the deliveries kept in their
+        // events' rows, merged: the page is the first `limit` of both.
+        let mut found: Vec<((i64, DeliveryId), Delivery, String)> = Vec::new();
+        for row in &rows {
+            let d = delivery_from_row(row)?;
+            let at = match order {
+                Order::Id => 0,
+                Order::Changed => millis(d.next_attempt_at),
+                Order::Event => row.int("event_at")?,
+            };
+            found.push(((at, d.id), d, row.text("event_name")?));
         }
-        if rows.len() > limit {
-            if let Some((last, _)) = page.rows.last() {
-                page.next = Some(Cursor {
-                    at: match Order::of(q) {
-                        Order::Id => 0,
-                        Order::Changed => millis(last.next_attempt_at),
-                        Order::Event => last_event_at,
-                    },
-                    id: last.id,
-                });
+        let (sql, binds) = kept_sql(scope, q);
+        if let Some(sql) = sql {
+            let mut query = sqlx::query::<DB>(&sql);
+            for b in binds {
+                query = match b {
+                    Bind::Text(s) => query.bind(s),
+                    Bind::Int(n) => query.bind(n),
+                };
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let Some(kept) = Kept::from_row(&row)? else { continue };
+                let name = row.text("name")?;
+                let at = match order {
+                    Order::Id => 0,
+                    _ => millis(kept.received_at),
+                };
+                for d in kept.deliveries() {
+                    let key = (at, d.id);
+                    let wanted = q.endpoint_id.is_none_or(|e| d.endpoint_id == e)
+                        && q.status.is_none_or(|s| d.status == s)
+                        && q.after.is_none_or(|c| key < (c.at, c.id));
+                    if wanted {
+                        found.push((key, d, name.clone()));
+                    }
+                }
             }
         }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let mut page = BrowsePage::default();
+        if more {
+            if let Some(((at, id), _, _)) = found.last() {
+                page.next = Some(Cursor { at: *at, id: *id });
+            }
+        }
+        page.rows = found.into_iter().map(|(_, d, name)| (d, name)).collect();
         Ok(page)
     }
 });

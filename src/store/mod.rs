@@ -11,6 +11,7 @@ pub mod prune;
 pub mod rates;
 mod record;
 pub mod retention;
+pub(crate) mod routes;
 pub(crate) mod rows;
 pub mod sealing;
 mod sql;
@@ -49,6 +50,28 @@ pub struct LeaseRequest<'a> {
     pub skip_endpoints: &'a [EndpointId],
 }
 
+/// A hand-off's mark and lease, to write (see `dispatch::ledger`).
+#[derive(Debug, Clone, Copy)]
+pub struct HandoffMark {
+    /// The hand-off.
+    pub handoff: i64,
+    /// Every delivery of an event at this place or below is settled.
+    pub through: i64,
+    /// Until when its instance holds it.
+    pub until: OffsetDateTime,
+}
+
+/// Which hand-offs to take over.
+#[derive(Debug, Clone, Copy)]
+pub enum Takeover<'a> {
+    /// Those whose lease ended before this time (their instances stopped writing them).
+    Expired(OffsetDateTime),
+    /// Those of this owner (a restart of an embedded store: the previous run's).
+    Owner(&'a str),
+    /// This one (closed by its own instance at shutdown).
+    One(i64),
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -79,6 +102,10 @@ pub enum StoreError {
     /// The group-commit writer stopped (the store is shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// The events were handed off under a hand-off another instance has closed meanwhile
+    /// (this one was cut off from the database for longer than its lease): nothing was stored.
+    #[error("this instance's hand-off was taken over by another instance; nothing was stored")]
+    HandoffClosed,
     /// A unique name is already taken.
     #[error("{0} is already taken")]
     Conflict(String),
@@ -114,7 +141,7 @@ impl StoreError {
             }
             StoreError::Sqlite(_) => false,
             StoreError::GroupCommit(cause) => cause.is_transient(),
-            StoreError::Closed => true,
+            StoreError::Closed | StoreError::HandoffClosed => true,
             StoreError::Migrate(_)
             | StoreError::SchemaTooNew(_)
             | StoreError::Corrupt { .. }
@@ -194,6 +221,11 @@ pub trait Records: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Gives back every lease held by `owner` (at start-up: work of a previous run).
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
+    /// Opens a hand-off for `owner`, leased until `until`; returns its id.
+    async fn open_handoff(&self, owner: &str, until: OffsetDateTime) -> Result<i64, StoreError>;
+    /// Closes the hand-offs `which` names and writes their unsettled deliveries (kept in their
+    /// events' rows above the mark) as pending rows, due `now`; returns how many.
+    async fn take_over(&self, which: Takeover<'_>, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// The earliest time a pending delivery is due (leaving out the endpoints in `skip`) or a
     /// lease ends, if any.
     async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError>;
@@ -310,7 +342,17 @@ pub trait Store: Send + Sync + 'static {
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError>;
     /// Records attempts and the resulting delivery states; a result only changes a delivery
     /// still leased by `owner` (one taken over after its lease expired is left to its new owner).
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError>;
+    /// With a `mark`, in the same transaction: writes the hand-off's mark and lease, and writes
+    /// each result of a delivery kept in its event's row (`routed`, of that hand-off) as a row
+    /// of its own, taking it out of the event's routes. Answers whether the hand-off is still
+    /// open: when another instance closed it (took it over), neither the mark nor any routed
+    /// result is written (fencing), and the caller must open a new one.
+    async fn record(
+        &self,
+        owner: &str,
+        mark: Option<&HandoffMark>,
+        results: &[AttemptResult],
+    ) -> Result<bool, StoreError>;
 
     /// Whether the store takes durable writes now (readiness: events can be accepted).
     async fn ready(&self) -> Result<(), StoreError>;

@@ -108,6 +108,7 @@ mod tests {
                 exchange: None,
             }),
             next: NextState::Succeeded,
+            routed: None,
         }
     }
 
@@ -136,6 +137,7 @@ mod tests {
             attempts: 2,
             attempt: None,
             next: NextState::Wait(OffsetDateTime::UNIX_EPOCH, "endpoint failing".into()),
+            routed: None,
         };
         assert!(attempts(std::slice::from_ref(&waited)).is_empty());
         let s = state(&waited, 5);

@@ -343,6 +343,7 @@ pub fn leased_deliveries(
                 subscription_id: parse_id(row, "subscription_id")?,
                 endpoint_id: parse_id(row, "endpoint_id")?,
                 event,
+                routed: None,
             })
         })
         .collect()

@@ -10,12 +10,15 @@ use sqlx::{Database, Pool};
 use time::OffsetDateTime;
 
 use super::messages::Messages;
+use super::routes::{self, Kept, KEPT_COLUMNS, KEPT_JOIN};
 use super::rows::{
     attempt_from_row, delivery_from_row, endpoint_from_row, event_from_row, from_millis, millis,
     subscription_from_row, Columns,
 };
 use super::sealing::KeyRing;
-use super::{conflict_on_unique, Horizons, PassReport, Records, RetentionState, StoreError};
+use super::{
+    conflict_on_unique, Horizons, PassReport, Records, RetentionState, StoreError, Takeover,
+};
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Endpoint, EndpointId, Event,
     EventId, ReplayFilter, Scope, Subscription, SubscriptionId,
@@ -107,10 +110,13 @@ on_every_backend!(Records {
         scope: &Scope,
         id: EventId,
     ) -> Result<Option<(Event, Vec<Delivery>)>, StoreError> {
-        let Some(row) = sqlx::query::<DB>("SELECT * FROM events WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) = sqlx::query::<DB>(
+            "SELECT e.*, h.through AS handoff_through FROM events e
+             LEFT JOIN handoffs h ON h.id = e.handoff WHERE e.id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
@@ -118,7 +124,7 @@ on_every_backend!(Records {
         if !scope.covers(&event.solution) {
             return Ok(None);
         }
-        let deliveries =
+        let mut deliveries: Vec<Delivery> =
             sqlx::query::<DB>("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
                 .bind(id.to_string())
                 .fetch_all(&self.pool)
@@ -126,6 +132,11 @@ on_every_backend!(Records {
                 .iter()
                 .map(delivery_from_row)
                 .collect::<Result<_, _>>()?;
+        // And those kept in the event's row.
+        if let Some(kept) = Kept::from_row(&row)? {
+            deliveries.extend(kept.deliveries());
+            deliveries.sort_by_key(|d| d.id);
+        }
         Ok(Some((event, deliveries)))
     }
 
@@ -342,6 +353,116 @@ on_every_backend!(Records {
         Ok(DB::rows_affected(&done))
     }
 
+    /// Opens a hand-off for `owner`.
+    async fn open_handoff(&self, owner: &str, until: OffsetDateTime) -> Result<i64, StoreError> {
+        let now = millis(OffsetDateTime::now_utc());
+        let row = sqlx::query::<DB>(
+            "INSERT INTO handoffs (owner, through, lease_until, closed, created_at, updated_at)
+             VALUES ($1, 0, $2, $3, $4, $4) RETURNING id",
+        )
+        .bind(owner.to_owned())
+        .bind(millis(until))
+        .bind(false)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.int("id")?)
+    }
+
+    /// Closes the hand-offs `which` names and writes their unsettled deliveries as pending
+    /// rows. One transaction per hand-off, which locks its row first: an ingestion routing
+    /// under it holds `FOR KEY SHARE` until it commits, and a mark's write comes before or
+    /// after as a whole (see `postgres/record.rs`), so every event routed under it and every
+    /// mark written is seen here.
+    async fn take_over(&self, which: Takeover<'_>, now: OffsetDateTime) -> Result<u64, StoreError> {
+        // The table has a row per dispatcher run: a cheap look, outside any transaction.
+        let open = sqlx::query::<DB>("SELECT id, owner, lease_until FROM handoffs WHERE NOT closed")
+            .fetch_all(&self.pool)
+            .await?;
+        let named = |id: i64, owner: &str, until: i64| match which {
+            Takeover::Expired(t) => until < millis(t),
+            Takeover::Owner(o) => owner == o,
+            Takeover::One(one) => id == one,
+        };
+        let mut candidates = Vec::new();
+        for row in &open {
+            let (id, owner, until) = (row.int("id")?, row.text("owner")?, row.int("lease_until")?);
+            if named(id, &owner, until) {
+                candidates.push(id);
+            }
+        }
+        let now = millis(now);
+        let mut taken = 0;
+        for id in candidates {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let Some(row) = sqlx::query::<DB>(&format!(
+                "SELECT owner, through, lease_until FROM handoffs WHERE id = $1 AND NOT closed{}",
+                DB::LOCK_ROWS
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                continue;
+            };
+            // Renewed meanwhile: not for taking.
+            if !named(id, &row.text("owner")?, row.int("lease_until")?) {
+                continue;
+            }
+            let through = row.int("through")?;
+            sqlx::query::<DB>("UPDATE handoffs SET closed = $1, updated_at = $2 WHERE id = $3")
+                .bind(true)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let events = sqlx::query::<DB>(
+                "SELECT id, routes, received_at FROM events
+                 WHERE handoff = $1 AND handoff_seq > $2 AND routes IS NOT NULL",
+            )
+            .bind(id)
+            .bind(through)
+            .fetch_all(&mut *tx)
+            .await?;
+            for event in &events {
+                let event_id: EventId = super::rows::parse_id(event, "id")?;
+                for route in routes::parse(&event.text("routes")?)? {
+                    // Pending, or cancelled when its endpoint was deleted meanwhile.
+                    let done = sqlx::query::<DB>(
+                        "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts,
+                           next_attempt_at, last_error, created_at, updated_at, finished_at)
+                         SELECT $1, $2, $3, $4,
+                           CASE WHEN EXISTS (SELECT 1 FROM endpoints WHERE id = $4) THEN 'pending' ELSE 'cancelled' END,
+                           0, $5, CASE WHEN EXISTS (SELECT 1 FROM endpoints WHERE id = $4) THEN NULL ELSE 'the endpoint was deleted' END,
+                           $6, $5, CASE WHEN EXISTS (SELECT 1 FROM endpoints WHERE id = $4) THEN NULL ELSE $5 END
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(route.id(event_id).to_string())
+                    .bind(event_id.to_string())
+                    .bind(route.subscription_id.to_string())
+                    .bind(route.endpoint_id.to_string())
+                    .bind(now)
+                    .bind(event.int("received_at")?)
+                    .execute(&mut *tx)
+                    .await?;
+                    taken += DB::rows_affected(&done);
+                }
+            }
+            sqlx::query::<DB>(
+                "UPDATE events SET routes = NULL WHERE handoff = $1 AND handoff_seq > $2 AND routes IS NOT NULL",
+            )
+            .bind(id)
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        if taken > 0 {
+            self.messages.work();
+        }
+        Ok(taken)
+    }
+
     /// The earliest time a pending delivery of an endpoint not in `skip` is due, or a lease ends.
     async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<OffsetDateTime>, StoreError> {
         // Endpoint by endpoint, through (endpoint_id, status, next_attempt_at): an endpoint
@@ -367,7 +488,11 @@ on_every_backend!(Records {
         .fetch_all(&self.pool)
         .await?;
         let skip: Vec<String> = skip.iter().map(|e| e.to_string()).collect();
-        let mut next = None;
+        // A hand-off's lease ending is due work too: its unsettled deliveries are taken over.
+        let mut next = sqlx::query::<DB>("SELECT MIN(lease_until) AS t FROM handoffs WHERE NOT closed")
+            .fetch_one(&self.pool)
+            .await?
+            .opt_int("t")?;
         for row in rows {
             if row.opt_text("id")?.is_some_and(|id| skip.contains(&id)) {
                 continue;
@@ -402,12 +527,13 @@ on_every_backend!(Records {
             .bind(q.endpoint_id.map(|e| e.to_string()))
             .bind(q.event_id.map(|e| e.to_string()))
             .bind(i64::from(limit))
-            .bind(solution)
+            .bind(solution.clone())
             .fetch_all(&self.pool)
             .await?;
             for row in &rows {
                 found.push(delivery_from_row(row)?);
             }
+            found.extend(self.kept_deliveries(q, limit, solution).await?);
         }
         found.sort_by_key(|d: &Delivery| std::cmp::Reverse(d.id));
         found.truncate(limit as usize);
@@ -428,7 +554,7 @@ on_every_backend!(Records {
         .fetch_optional(&self.pool)
         .await?
         else {
-            return Ok(None);
+            return self.kept_delivery(scope, id).await;
         };
         // A delivery whose event is gone is of no solution any more: only a scope of every
         // solution reaches it.
@@ -493,10 +619,11 @@ on_every_backend!(Records {
                    status = 'pending', finished_at = NULL, updated_at = $1
                  WHERE status = $6 AND (CAST($2 AS TEXT) IS NULL OR endpoint_id = $2)
                    AND endpoint_id IN (SELECT id FROM endpoints)
-                   AND event_id IN (SELECT id FROM events WHERE (CAST($3 AS TEXT) IS NULL OR name = $3)
-                     AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
-                     AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5)
-                     AND (CAST($7 AS TEXT) IS NULL OR solution = $7))",
+                   AND EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id
+                     AND (CAST($3 AS TEXT) IS NULL OR e.name = $3)
+                     AND (CAST($4 AS BIGINT) IS NULL OR e.received_at >= $4)
+                     AND (CAST($5 AS BIGINT) IS NULL OR e.received_at < $5)
+                     AND (CAST($7 AS TEXT) IS NULL OR e.solution = $7))",
             )
             .bind(millis(now))
             .bind(f.endpoint_id.map(|e| e.to_string()))
@@ -517,14 +644,30 @@ on_every_backend!(Records {
 
     /// Deliveries per status.
     async fn counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
-        let rows =
+        let mut rows =
             sqlx::query::<DB>("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut counts = Vec::new();
+        // And those kept in their events' rows: as many as spaces less one in `routes`.
+        rows.extend(
+            sqlx::query::<DB>(
+                "SELECT CASE WHEN e.handoff_seq <= h.through THEN 'succeeded' ELSE 'in_flight' END AS status,
+                   SUM(LENGTH(e.routes) - LENGTH(REPLACE(e.routes, ' ', '')) - 1) AS n
+                 FROM events e JOIN handoffs h ON h.id = e.handoff
+                 WHERE e.handoff IS NOT NULL AND e.routes IS NOT NULL
+                 GROUP BY CASE WHEN e.handoff_seq <= h.through THEN 'succeeded' ELSE 'in_flight' END",
+            )
+            .fetch_all(&self.pool)
+            .await?,
+        );
+        let mut counts: Vec<(DeliveryStatus, u64)> = Vec::new();
         for row in rows {
             if let Some(s) = DeliveryStatus::parse(&row.text("status")?) {
-                counts.push((s, u64::try_from(row.int("n")?).unwrap_or(0)));
+                let n = u64::try_from(row.int("n")?).unwrap_or(0);
+                match counts.iter_mut().find(|(c, _)| *c == s) {
+                    Some((_, total)) => *total += n,
+                    None => counts.push((s, n)),
+                }
             }
         }
         Ok(counts)
@@ -633,6 +776,110 @@ on_every_backend!(Records {
 
 /// The solutions a statement is run for, one at a time: `None` (no condition) for a scope of
 /// every solution; none at all for a scope of no solution.
+/// Reads of the deliveries kept in their events' rows ([`routes`]), beside the rows'.
+#[async_trait::async_trait]
+trait KeptReads {
+    /// One, by id (made of its event's id and its number), if its event is of `scope`.
+    async fn kept_delivery(
+        &self,
+        scope: &Scope,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError>;
+    /// The newest `limit` matching `q` of events of `solution` (any when `None`).
+    async fn kept_deliveries(
+        &self,
+        q: &DeliveryQuery,
+        limit: u32,
+        solution: Option<String>,
+    ) -> Result<Vec<Delivery>, StoreError>;
+}
+
+on_every_backend!(KeptReads {
+    async fn kept_delivery(
+        &self,
+        scope: &Scope,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        let Some((event, n)) = id.route() else {
+            return Ok(None);
+        };
+        let Some(row) = sqlx::query::<DB>(&format!(
+            "SELECT {KEPT_COLUMNS}, e.solution FROM {KEPT_JOIN} WHERE e.id = $1"
+        ))
+        .bind(event.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        if !scope.covers(&row.text("solution")?) {
+            return Ok(None);
+        }
+        let Some(kept) = Kept::from_row(&row)? else {
+            return Ok(None);
+        };
+        // A success writes no attempt of its own: the delivery says it succeeded, no more.
+        let found = kept.deliveries().find(|d| d.id == id);
+        debug_assert!(found.as_ref().is_none_or(|d| d.id.route() == Some((event, n))));
+        Ok(found.map(|d| (d, Vec::new())))
+    }
+
+    async fn kept_deliveries(
+        &self,
+        q: &DeliveryQuery,
+        limit: u32,
+        solution: Option<String>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        // Kept deliveries are succeeded or in flight, nothing else.
+        if q
+            .status
+            .is_some_and(|s| !matches!(s, DeliveryStatus::Succeeded | DeliveryStatus::InFlight))
+        {
+            return Ok(Vec::new());
+        }
+        let endpoint = q.endpoint_id.map(|e| e.to_string());
+        let mut found = Vec::new();
+        // Newest events first, a page at a time: an event matched by its text may keep no
+        // delivery that matches exactly, so pages follow until `limit` are found.
+        let mut before: Option<String> = None;
+        loop {
+            let rows = sqlx::query::<DB>(&format!(
+                "SELECT {KEPT_COLUMNS} FROM {KEPT_JOIN}
+                 WHERE e.routes IS NOT NULL
+                   AND (CAST($1 AS TEXT) IS NULL OR e.routes LIKE $1)
+                   AND (CAST($2 AS TEXT) IS NULL OR e.id = $2)
+                   AND (CAST($3 AS TEXT) IS NULL OR e.solution = $3)
+                   AND (CAST($4 AS TEXT) IS NULL OR e.id < $4)
+                   AND (CAST($5 AS TEXT) IS NULL
+                        OR ($5 = 'succeeded' AND e.handoff_seq <= h.through)
+                        OR ($5 = 'in_flight' AND e.handoff_seq > h.through))
+                 ORDER BY e.id DESC LIMIT $6"
+            ))
+            .bind(endpoint.as_ref().map(|e| format!("%:{e} %")))
+            .bind(q.event_id.map(|e| e.to_string()))
+            .bind(solution.clone())
+            .bind(before.clone())
+            .bind(q.status.map(|s| s.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            let page = rows.len();
+            for row in &rows {
+                if let Some(kept) = Kept::from_row(row)? {
+                    found.extend(
+                        kept.deliveries()
+                            .filter(|d| q.endpoint_id.is_none_or(|e| d.endpoint_id == e)),
+                    );
+                }
+                before = Some(row.text("id")?);
+            }
+            if page < limit as usize || found.len() >= limit as usize {
+                return Ok(found);
+            }
+        }
+    }
+});
+
 fn solutions_of(scope: &Scope) -> Vec<Option<String>> {
     match scope.solutions() {
         None => vec![None],

@@ -400,10 +400,13 @@ async fn two_instances_on_postgresql_prune_side_by_side_without_errors() {
         (200..=220).contains(&events),
         "each event removed once, by one instance or the other: {ta:?} {tb:?}"
     );
-    assert_eq!(
-        ta.removed.deliveries + tb.removed.deliveries,
-        ta.removed.attempts + tb.removed.attempts,
-        "one attempt per delivery"
+    // Deliveries that succeeded at once are kept in their events' rows, with no attempt of
+    // their own; the others have one attempt each.
+    assert!(
+        ta.removed.deliveries + tb.removed.deliveries >= 200
+            && ta.removed.attempts + tb.removed.attempts
+                <= ta.removed.deliveries + tb.removed.deliveries,
+        "{ta:?} {tb:?}"
     );
     a.stop().await;
     b.stop().await;

@@ -208,7 +208,7 @@ pub async fn pages_of_deliveries_go_by_keyset_in_each_order(t: TestStore) {
     let leased = s.lease(lease_req("me", &[], 3, 3)).await.unwrap();
     for d in &leased {
         let dead = result(d, NextState::DeadLettered("gone".into()));
-        s.record("me", &[dead]).await.unwrap();
+        s.record("me", None, &[dead]).await.unwrap();
     }
     let by_id = all_pages(
         s,

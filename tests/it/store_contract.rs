@@ -139,6 +139,7 @@ pub(crate) fn new_event(sub: &Subscription, key: Option<(&str, u8)>) -> NewEvent
             endpoint_id: sub.endpoint_id,
             leased_until: None,
         }],
+        handoff: None,
     }
 }
 
@@ -182,6 +183,7 @@ pub(crate) fn result(d: &LeasedDelivery, next: NextState) -> AttemptResult {
             }),
         }),
         next,
+        routed: None,
     }
 }
 
@@ -335,10 +337,14 @@ pub async fn an_expired_lease_is_taken_over_and_the_old_owner_result_is_ignored(
     assert_eq!(first.len(), 1);
     let second = s.lease(lease_req("alive", &[], 10, 10)).await.unwrap();
     assert_eq!(second.len(), 1, "the expired lease is taken over");
-    s.record("dead", &[result(&first[0], NextState::RetryAt(now()))])
-        .await
-        .unwrap();
-    s.record("alive", &[result(&second[0], NextState::Succeeded)])
+    s.record(
+        "dead",
+        None,
+        &[result(&first[0], NextState::RetryAt(now()))],
+    )
+    .await
+    .unwrap();
+    s.record("alive", None, &[result(&second[0], NextState::Succeeded)])
         .await
         .unwrap();
     let (d, attempts) = s
@@ -363,6 +369,7 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
     let later = now() + Duration::from_secs(3600);
     s.record(
         "me",
+        None,
         &[
             result(&leased[0], NextState::RetryAt(later)),
             result(
@@ -431,7 +438,7 @@ pub async fn retries_dead_letters_and_replay_move_deliveries_as_asked(t: TestSto
     let again = s.lease(lease_req("me", &[], 10, 10)).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
-    s.record("me", &[result(&again[0], NextState::Succeeded)])
+    s.record("me", None, &[result(&again[0], NextState::Succeeded)])
         .await
         .unwrap();
     assert_eq!(
@@ -595,12 +602,13 @@ pub async fn a_handed_off_delivery_whose_instance_dies_is_taken_over(t: TestStor
         subscription_id: sub.id,
         endpoint_id: ep.id,
         event: taken[0].event.clone(),
+        routed: None,
     };
     // A restart of the owner (an embedded store's only instance) releases the lease at once.
     assert_eq!(s.records().release_leases(&owner).await.unwrap(), 1);
     let again = s.lease(lease_req(&owner, &[], 10, 10)).await.unwrap();
     assert_eq!(again.iter().map(|d| d.id).collect::<Vec<_>>(), [live_id]);
-    s.record(&owner, &[result(&handed, NextState::Succeeded)])
+    s.record(&owner, None, &[result(&handed, NextState::Succeeded)])
         .await
         .unwrap();
     let (d, attempts) = s
@@ -680,7 +688,7 @@ pub async fn results_are_recorded_many_at_a_time(t: TestStore) {
             result(d, next)
         })
         .collect();
-    s.record("me", &results).await.unwrap();
+    s.record("me", None, &results).await.unwrap();
     let counts: std::collections::HashMap<_, _> =
         s.records().counts().await.unwrap().into_iter().collect();
     assert_eq!(counts.get(&DeliveryStatus::Succeeded), Some(&234));
@@ -734,6 +742,7 @@ pub async fn work_of_a_deleted_endpoint_is_neither_replayed_nor_due(t: TestStore
     let leased = s.lease(lease_req("me", &[], 10, 10)).await.unwrap();
     s.record(
         "me",
+        None,
         &[result(
             &leased[0],
             NextState::DeadLettered("gave up".into()),
@@ -1056,7 +1065,7 @@ pub async fn a_scope_reaches_only_events_and_deliveries_of_its_solutions(t: Test
         .iter()
         .map(|d| result(d, NextState::DeadLettered("gone".into())))
         .collect();
-    s.record("me", &dead).await.unwrap();
+    s.record("me", None, &dead).await.unwrap();
     let of_fabrikam = s.records().deliveries(&fabrikam, &all).await.unwrap()[0].id;
     assert!(s
         .records()
@@ -1165,6 +1174,148 @@ async fn plugin_versions_are_numbered_per_name_and_keep_their_bytes(t: TestStore
 }
 
 /// One test per backend for each test function named.
+/// `sub`'s event routed under hand-off `handoff` at `seq`: its one delivery kept in its row.
+fn routed_event(sub: &Subscription, handoff: i64, seq: i64) -> NewEvent {
+    let mut e = new_event(sub, None);
+    let mut event = Arc::try_unwrap(e.event).unwrap().event;
+    event.id = EventId::routable();
+    e.deliveries[0].id = DeliveryId::of(event.id, 1);
+    e.deliveries[0].leased_until = Some(now() + Duration::from_secs(60));
+    e.event = Arc::new(OutgoingEvent::new(event));
+    e.handoff = Some(Routed { handoff, seq });
+    e
+}
+
+pub async fn deliveries_kept_in_their_event_row_are_shown_settled_taken_over_and_fenced(
+    t: TestStore,
+) {
+    let s = t.store.as_ref();
+    let ep = endpoint(s, "ep").await;
+    let sub = subscription(s, ep.id, "sub").await;
+    let lease = now() + Duration::from_secs(60);
+    let h = s.records().open_handoff("me", lease).await.unwrap();
+    let events: Vec<NewEvent> = (1..=3).map(|seq| routed_event(&sub, h, seq)).collect();
+    let ids: Vec<DeliveryId> = events.iter().map(|e| e.deliveries[0].id).collect();
+    s.ingest(events).await.unwrap();
+    // Written as no row of its own: in flight on its instance, found by id, listed, counted.
+    let status = |id: DeliveryId| async move {
+        s.records()
+            .delivery(&Scope::All, id)
+            .await
+            .unwrap()
+            .map(|(d, attempts)| (d.status, attempts.len()))
+    };
+    assert_eq!(status(ids[0]).await, Some((DeliveryStatus::InFlight, 0)));
+    let counts = |wanted: DeliveryStatus| async move {
+        s.records()
+            .counts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(c, _)| *c == wanted)
+            .map_or(0, |(_, n)| n)
+    };
+    assert_eq!(counts(DeliveryStatus::InFlight).await, 3);
+    // The first succeeded (the mark says so); the second failed and becomes a row with its
+    // attempt; the third is still being sent.
+    let leased = |i: usize, events: &[(Event, Vec<Delivery>)]| LeasedDelivery {
+        id: ids[i],
+        attempts: 0,
+        created_at: now(),
+        subscription_id: sub.id,
+        endpoint_id: ep.id,
+        event: Arc::new(OutgoingEvent::new(events[i].0.clone())),
+        routed: Some(Routed {
+            handoff: h,
+            seq: i as i64 + 1,
+        }),
+    };
+    let mut stored = Vec::new();
+    for id in &ids {
+        let (event, _) = id.route().unwrap();
+        stored.push(
+            s.records()
+                .event(&Scope::All, event)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert_eq!(stored[0].1.len(), 1, "an event lists its kept delivery");
+    let mut failed = result(&leased(1, &stored), NextState::RetryAt(now()));
+    failed.routed = Some(RoutedResult {
+        routed: Routed { handoff: h, seq: 2 },
+        event_id: stored[1].0.id,
+        subscription_id: sub.id,
+        endpoint_id: ep.id,
+        created_at: now(),
+    });
+    let mark = HandoffMark {
+        handoff: h,
+        through: 2,
+        until: lease,
+    };
+    assert!(s.record("me", Some(&mark), &[failed]).await.unwrap());
+    assert_eq!(status(ids[0]).await, Some((DeliveryStatus::Succeeded, 0)));
+    assert_eq!(status(ids[1]).await, Some((DeliveryStatus::Pending, 1)));
+    assert_eq!(status(ids[2]).await, Some((DeliveryStatus::InFlight, 0)));
+    let listed = s
+        .records()
+        .deliveries(
+            &Scope::All,
+            &DeliveryQuery {
+                status: Some(DeliveryStatus::Succeeded),
+                endpoint_id: Some(ep.id),
+                limit: Some(10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[0]]);
+    assert_eq!(counts(DeliveryStatus::Succeeded).await, 1);
+    assert_eq!(counts(DeliveryStatus::Pending).await, 1);
+    // Its instance stops writing the mark: once the lease ends, another takes the unsettled
+    // delivery over as a pending row; the settled ones stay as they are.
+    let later = now() + Duration::from_secs(61);
+    assert_eq!(
+        s.records()
+            .take_over(Takeover::Expired(now()), now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.records()
+            .take_over(Takeover::Expired(later), later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(status(ids[2]).await, Some((DeliveryStatus::Pending, 0)));
+    assert_eq!(status(ids[0]).await, Some((DeliveryStatus::Succeeded, 0)));
+    // The old instance comes back: its mark and results are refused (fencing).
+    let mut late = result(&leased(2, &stored), NextState::DeadLettered("late".into()));
+    late.routed = Some(RoutedResult {
+        routed: Routed { handoff: h, seq: 3 },
+        event_id: stored[2].0.id,
+        subscription_id: sub.id,
+        endpoint_id: ep.id,
+        created_at: now(),
+    });
+    let mark = HandoffMark { through: 3, ..mark };
+    assert!(!s.record("me", Some(&mark), &[late]).await.unwrap());
+    assert_eq!(status(ids[2]).await, Some((DeliveryStatus::Pending, 0)));
+    // Events routed under the closed hand-off are refused, nothing stored.
+    let refused = routed_event(&sub, h, 4);
+    if matches!(t.settings.url, StoreUrl::Postgres(_)) {
+        assert!(matches!(
+            s.ingest(vec![refused]).await,
+            Err(StoreError::HandoffClosed)
+        ));
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1196,4 +1347,5 @@ contract!(
     rate_reservations_space_sends_and_a_429_pauses_and_halves_the_rate,
     a_scope_reaches_only_events_and_deliveries_of_its_solutions,
     plugin_versions_are_numbered_per_name_and_keep_their_bytes,
+    deliveries_kept_in_their_event_row_are_shown_settled_taken_over_and_fenced,
 );

@@ -38,7 +38,7 @@ async fn finished(s: &dyn Store, sub: &Subscription, n: usize, next: NextState) 
         .unwrap();
     assert_eq!(leased.len(), n);
     let results: Vec<_> = leased.iter().map(|d| result(d, next.clone())).collect();
-    s.record(&owner, &results).await.unwrap();
+    s.record(&owner, None, &results).await.unwrap();
     ids
 }
 
@@ -355,7 +355,7 @@ pub async fn the_horizons_cover_the_ids_of_what_was_removed(t: TestStore) {
     let skip: Vec<EndpointId> = Vec::new();
     let leased = s.lease(lease_req(&owner, &skip, 1, 1)).await.unwrap();
     assert_eq!(leased.len(), 1);
-    s.record(&owner, &[result(&leased[0], NextState::Succeeded)])
+    s.record(&owner, None, &[result(&leased[0], NextState::Succeeded)])
         .await
         .unwrap();
     let removed = prune_all(s, &all_but_dead_letters(), 10).await;

@@ -22,8 +22,8 @@ use super::rows::{self, millis};
 use super::sql::Shared;
 use super::Records;
 use super::{
-    Cutoffs, EventScan, LeaseRequest, Removed, Statements, Store, StoreError, StoreSettings,
-    StoreStats,
+    Cutoffs, EventScan, HandoffMark, LeaseRequest, Removed, Statements, Store, StoreError,
+    StoreSettings, StoreStats,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 use messages::PgMessages;
@@ -119,8 +119,16 @@ impl Store for PgStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
-        record::record(&self.pool, owner, results).await
+    async fn record(
+        &self,
+        owner: &str,
+        mark: Option<&HandoffMark>,
+        results: &[AttemptResult],
+    ) -> Result<bool, StoreError> {
+        if results.is_empty() && mark.is_none() {
+            return Ok(false);
+        }
+        record::record(&self.pool, owner, mark, results).await
     }
 
     async fn lease(&self, req: LeaseRequest<'_>) -> Result<Vec<LeasedDelivery>, StoreError> {

@@ -59,6 +59,31 @@ pub async fn deliveries(
         removed.deliveries += row.try_get::<i64, _>("deliveries")? as u64;
         removed.attempts += row.try_get::<i64, _>("attempts")? as u64;
     }
+    let left = u64::from(limit).saturating_sub(removed.deliveries);
+    if left > 0 {
+        // Succeeded deliveries kept in their events' rows (settled under their hand-off's
+        // mark): they go when their event's routes are cleared, found through events_handoff
+        // oldest first, and leave that index with them (`handoff` cleared too). They have no
+        // attempts.
+        let row = sqlx::query(&format!(
+            "WITH doomed AS (
+               SELECT e.id, LENGTH(e.routes) - LENGTH(REPLACE(e.routes, ' ', '')) - 1 AS n
+               FROM handoffs h JOIN events e ON e.handoff = h.id AND e.handoff_seq <= h.through
+               WHERE e.received_at < $1 AND e.routes IS NOT NULL
+               ORDER BY e.handoff, e.handoff_seq LIMIT $2 FOR UPDATE OF e SKIP LOCKED),
+             d AS (UPDATE events SET routes = NULL, handoff = NULL, handoff_seq = NULL
+                   WHERE id IN (SELECT id FROM doomed)
+                   RETURNING GREATEST(received_at, {ID_MILLIS}) AS made),
+             h AS (UPDATE retention SET deliveries_through = GREATEST(deliveries_through, (SELECT max(made) FROM d))
+                   WHERE id = 1 AND EXISTS (SELECT 1 FROM d) RETURNING 1)
+             SELECT COALESCE((SELECT sum(n) FROM doomed), 0)::int8 AS deliveries"
+        ))
+        .bind(cutoffs.finished()[0].1)
+        .bind(left as i64)
+        .fetch_one(pool)
+        .await?;
+        removed.deliveries += row.try_get::<i64, _>("deliveries")? as u64;
+    }
     Ok(removed)
 }
 
@@ -80,6 +105,7 @@ pub async fn events(
            SELECT e.id FROM events e
            WHERE e.id IN (SELECT id FROM scan WHERE received_at < $4 AND (idempotency_key IS NULL OR received_at < $5))
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+             AND e.routes IS NULL
            FOR UPDATE SKIP LOCKED),
          gone AS (DELETE FROM events WHERE id IN (SELECT id FROM doomed)
                   RETURNING GREATEST(received_at, {ID_MILLIS}) AS made),

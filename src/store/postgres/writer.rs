@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::model::{EventId, IngestOutcome, NewEvent};
 use crate::store::rows::{millis, parse_id};
-use crate::store::StoreError;
+use crate::store::{routes, StoreError};
 
 /// Jobs taken into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -74,22 +74,33 @@ impl Writer {
                 return;
             }
             let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
+            // Each job is stored whole or not at all: all of its events are guarded by the
+            // hand-off any of them is routed under.
+            let guards: HashMap<EventId, i64> = jobs
+                .iter()
+                .filter_map(|j| {
+                    let h = j.events.iter().find_map(|e| e.handoff)?.handoff;
+                    Some(j.events.iter().map(move |e| (e.event.id, h)))
+                })
+                .flatten()
+                .collect();
             metrics::histogram!("herald_store_group_commit_events").record(events.len() as f64);
             let keys_since = millis(time::OffsetDateTime::now_utc())
                 .saturating_sub(self.idempotency_window.as_millis() as i64);
-            match write(&self.pool, &events, &self.owner, keys_since).await {
+            match write(&self.pool, &events, &guards, &self.owner, keys_since).await {
                 Ok(mut outcomes) => {
                     // Only work left for the lease query is worth announcing: what was handed
                     // off is already being sent here.
                     if events.iter().zip(&outcomes).any(|(e, o)| {
-                        matches!(o, IngestOutcome::Created { .. })
+                        matches!(o, Ok(IngestOutcome::Created { .. }))
                             && e.deliveries.iter().any(|d| d.leased_until.is_none())
                     }) {
                         committed();
                     }
                     for job in jobs.drain(..) {
                         let rest = outcomes.split_off(job.events.len());
-                        let _ = job.reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
+                        let mine = std::mem::replace(&mut outcomes, rest);
+                        let _ = job.reply.send(mine.into_iter().collect());
                     }
                 }
                 Err(e) => {
@@ -121,6 +132,10 @@ struct Columns {
     pipeline: Vec<Option<String>>,
     traceparent: Vec<Option<String>>,
     images: Vec<Option<String>>,
+    guard: Vec<Option<i64>>,
+    handoff: Vec<Option<i64>>,
+    handoff_seq: Vec<Option<i64>>,
+    routes: Vec<Option<String>>,
     d_id: Vec<String>,
     d_event: Vec<String>,
     d_subscription: Vec<String>,
@@ -132,7 +147,11 @@ struct Columns {
 }
 
 impl Columns {
-    fn of(events: &[&NewEvent], owner: &str) -> Result<Self, StoreError> {
+    fn of(
+        events: &[&NewEvent],
+        guards: &HashMap<EventId, i64>,
+        owner: &str,
+    ) -> Result<Self, StoreError> {
         let mut c = Columns::default();
         // Keyed events in key order, so two concurrent batches sharing keys lock them in the
         // same order (no deadlock between instances).
@@ -165,7 +184,16 @@ impl Columns {
             c.pipeline.push(crate::store::rows::pipeline_json(e)?);
             c.traceparent.push(e.traceparent.clone());
             c.images.push(crate::store::rows::images_json(e)?);
-            for d in &new.deliveries {
+            c.guard.push(guards.get(&e.id).copied());
+            c.handoff.push(new.handoff.map(|h| h.handoff));
+            c.handoff_seq.push(new.handoff.map(|h| h.seq));
+            c.routes.push(routes::of(new)?);
+            // Deliveries handed off under a hand-off are kept in the event's row.
+            for d in new
+                .deliveries
+                .iter()
+                .filter(|d| routes::is_row(new, d.leased_until.is_some()))
+            {
                 let leased = d.leased_until.map(millis);
                 c.d_id.push(d.id.to_string());
                 c.d_event.push(e.id.to_string());
@@ -192,10 +220,11 @@ impl Columns {
 async fn write(
     pool: &PgPool,
     events: &[&NewEvent],
+    guards: &HashMap<EventId, i64>,
     owner: &str,
     keys_since: i64,
-) -> Result<Vec<IngestOutcome>, StoreError> {
-    let mut outcomes = write_once(pool, events, owner, keys_since).await?;
+) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
+    let mut outcomes = write_once(pool, events, guards, owner, keys_since).await?;
     let expired: Vec<usize> = (0..events.len())
         .filter(|&i| matches!(outcomes[i], Outcome::Expired(_) | Outcome::Free))
         .collect();
@@ -219,15 +248,16 @@ async fn write(
         }
         let again: Vec<&NewEvent> = expired.iter().map(|&i| events[i]).collect();
         // Once more at most: a key freed now is held, if at all, by an event of this window.
-        let retried = write_once(pool, &again, owner, i64::MIN).await?;
+        let retried = write_once(pool, &again, guards, owner, i64::MIN).await?;
         for (i, outcome) in expired.into_iter().zip(retried) {
             outcomes[i] = outcome;
         }
     }
-    outcomes
+    Ok(outcomes
         .into_iter()
         .map(|o| match o {
             Outcome::Done(outcome) => Ok(outcome),
+            Outcome::Closed => Err(StoreError::HandoffClosed),
             Outcome::Expired(id) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
                 "the idempotency key of event {id} was freed but is still taken"
             )))),
@@ -235,7 +265,7 @@ async fn write(
                 "an idempotency key was taken twice by events that are gone".into(),
             ))),
         })
-        .collect()
+        .collect())
 }
 
 /// What one insert made of an event: an answer, a key held by an event outside its window,
@@ -244,21 +274,35 @@ enum Outcome {
     Done(IngestOutcome),
     Expired(EventId),
     Free,
+    /// Not stored: its job is routed under a hand-off that is closed.
+    Closed,
 }
 
 /// One insert of `events` (see [`write`]).
 async fn write_once(
     pool: &PgPool,
     events: &[&NewEvent],
+    guards: &HashMap<EventId, i64>,
     owner: &str,
     keys_since: i64,
 ) -> Result<Vec<Outcome>, StoreError> {
-    let c = Columns::of(events, owner)?;
+    let c = Columns::of(events, guards, owner)?;
+    // The hand-offs the events are routed under: each must be open, and stays so until this
+    // statement commits (`FOR KEY SHARE`, which a takeover's `FOR UPDATE` waits for and a
+    // mark's `UPDATE` does not). An event routed under one that is closed is not stored.
+    let mut handoffs: Vec<i64> = c.guard.iter().flatten().copied().collect();
+    handoffs.sort_unstable();
+    handoffs.dedup();
     // One statement, atomic by itself: one round trip, no transaction around it.
     let inserted = sqlx::query(
-        "WITH ev AS (
-           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[], $21::text[], $22::text[])
+        "WITH h AS (SELECT id FROM handoffs WHERE id = ANY($26::int8[]) AND NOT closed FOR KEY SHARE),
+         ev AS (
+           INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images, handoff, handoff_seq, routes)
+           SELECT u.id, u.name, u.solution, u.params, u.correlation_id, u.caller, u.received_at, u.idempotency_key,
+             u.fingerprint, u.delivery_count, u.depth, u.pipeline, u.traceparent, u.images, u.handoff, u.handoff_seq, u.routes
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bytea[], $10::int8[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[], $27::int8[])
+             AS u(id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images, handoff, handoff_seq, routes, guard)
+           WHERE u.guard IS NULL OR u.guard IN (SELECT id FROM h)
            ON CONFLICT (solution, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -291,18 +335,37 @@ async fn write_once(
     .bind(&c.pipeline)
     .bind(&c.traceparent)
     .bind(&c.images)
+    .bind(&c.handoff)
+    .bind(&c.handoff_seq)
+    .bind(&c.routes)
+    .bind(&handoffs)
+    .bind(&c.guard)
     .fetch_all(pool)
     .await?;
     let inserted: std::collections::HashSet<String> = inserted
         .iter()
         .map(|r| r.try_get("id"))
         .collect::<Result<_, _>>()?;
+    // Events guarded by a hand-off that is closed were not stored (this instance was taken
+    // over); looked up only when a guarded event is missing.
+    let guarded_missing = events
+        .iter()
+        .any(|e| guards.contains_key(&e.event.id) && !inserted.contains(&e.event.id.to_string()));
+    let open: Vec<i64> = if guarded_missing {
+        sqlx::query_scalar("SELECT id FROM handoffs WHERE id = ANY($1) AND NOT closed")
+            .bind(&handoffs)
+            .fetch_all(pool)
+            .await?
+    } else {
+        handoffs.clone()
+    };
+    let closed = |e: &NewEvent| guards.get(&e.event.id).is_some_and(|h| !open.contains(h));
     // The keys that were taken (on any instance, or earlier in this batch): answer as the
     // first time did.
     let taken: Vec<&NewEvent> = events
         .iter()
         .copied()
-        .filter(|e| !inserted.contains(&e.event.id.to_string()))
+        .filter(|e| !inserted.contains(&e.event.id.to_string()) && !closed(e))
         .collect();
     // Committed by now, on this instance or another: the first holder of each key is read.
     let first = first_of_keys(pool, &taken).await?;
@@ -314,6 +377,9 @@ async fn write_once(
                     id: new.event.id,
                     deliveries: new.deliveries.len() as u32,
                 }));
+            }
+            if closed(new) {
+                return Ok(Outcome::Closed);
             }
             let (key, fingerprint) = new
                 .idempotency

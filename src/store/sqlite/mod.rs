@@ -18,8 +18,8 @@ use super::messages::{Local, Messages};
 use super::sql::Shared;
 use super::Records;
 use super::{
-    Cutoffs, EventScan, LeaseRequest, Removed, Statements, Store, StoreError, StoreSettings,
-    StoreStats, TableStats,
+    Cutoffs, EventScan, HandoffMark, LeaseRequest, Removed, Statements, Store, StoreError,
+    StoreSettings, StoreStats, TableStats,
 };
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 
@@ -197,10 +197,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record(&self, owner: &str, results: &[AttemptResult]) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        owner: &str,
+        mark: Option<&HandoffMark>,
+        results: &[AttemptResult],
+    ) -> Result<bool, StoreError> {
         let (owner, results) = (owner.to_owned(), results.to_vec());
+        let mark = mark.copied();
         self.ask(|reply| writer::Job::Record {
             owner,
+            mark,
             results,
             reply,
         })

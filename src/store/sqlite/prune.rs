@@ -143,6 +143,34 @@ pub(super) fn remove_deliveries(
             }
         }
     }
+    let left = u64::from(limit).saturating_sub(removed.deliveries);
+    if left > 0 {
+        // Succeeded deliveries kept in their events' rows (settled under their hand-off's
+        // mark): they go when their event's routes are cleared, found through events_handoff
+        // oldest first, and leave that index with them (`handoff` cleared too).
+        let kept: Vec<(String, i64, i64)> = conn
+            .prepare_cached(
+                "SELECT e.id, e.received_at, LENGTH(e.routes) - LENGTH(REPLACE(e.routes, ' ', '')) - 1
+                 FROM handoffs h JOIN events e ON e.handoff = h.id AND e.handoff_seq <= h.through
+                 WHERE e.received_at < ?1 AND e.routes IS NOT NULL
+                 ORDER BY e.handoff, e.handoff_seq LIMIT ?2",
+            )?
+            .query_map(params![cutoffs.finished()[0].1, left as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut clear = conn.prepare_cached(
+            "UPDATE events SET routes = NULL, handoff = NULL, handoff_seq = NULL WHERE id = ?1",
+        )?;
+        for (id, received, n) in kept {
+            clear.execute([&id])?;
+            removed.deliveries += n.max(0) as u64;
+            newest = newest.max(made_at(
+                id.parse::<EventId>().ok().and_then(|i| i.unix_millis()),
+                received,
+            ));
+        }
+    }
     if removed.deliveries > 0 {
         conn.prepare_cached(
             "UPDATE retention SET deliveries_through = max(deliveries_through, ?1),
@@ -170,7 +198,7 @@ pub(super) fn remove_events(
              WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
     )?;
     let mut delete = conn.prepare_cached(
-        "DELETE FROM events WHERE id = ?1
+        "DELETE FROM events WHERE id = ?1 AND routes IS NULL
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1)",
     )?;
     let seen: Vec<(String, i64, bool)> = scan

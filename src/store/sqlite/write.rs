@@ -15,6 +15,7 @@ use crate::model::{
 use crate::store::record::{self, duration_ms};
 use crate::store::rows::{self, millis};
 use crate::store::StoreError;
+use crate::store::{routes, HandoffMark};
 
 /// Stores `events` (inside the caller's transaction), leasing the deliveries that are handed
 /// off to `owner`. Outcomes are in the order of `events`; a request with an idempotency key
@@ -34,8 +35,8 @@ pub(super) fn insert_all(
     let mut expire =
         conn.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?;
     let mut event = conn.prepare_cached(
-        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO events (id, name, solution, params, correlation_id, caller, received_at, idempotency_key, fingerprint, delivery_count, depth, pipeline, traceparent, images, handoff, handoff_seq, routes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at,
@@ -107,8 +108,16 @@ pub(super) fn insert_all(
             rows::pipeline_json(e)?,
             e.traceparent,
             rows::images_json(e)?,
+            new.handoff.map(|h| h.handoff),
+            new.handoff.map(|h| h.seq),
+            routes::of(new)?,
         ])?;
-        for d in &new.deliveries {
+        // Deliveries handed off under a hand-off are kept in the event's row.
+        for d in new
+            .deliveries
+            .iter()
+            .filter(|d| routes::is_row(new, d.leased_until.is_some()))
+        {
             let leased = d.leased_until.map(millis);
             delivery.execute(params![
                 d.id.to_string(),
@@ -139,9 +148,31 @@ pub(super) fn insert_all(
 pub(super) fn record(
     conn: &Connection,
     owner: &str,
+    mark: Option<&HandoffMark>,
     results: &[AttemptResult],
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let now = millis(time::OffsetDateTime::now_utc());
+    // The mark first: whether the hand-off is still open decides whether its routed results
+    // are written (a closed one was taken over; its results are its new owner's).
+    let held = match mark {
+        Some(m) => {
+            conn.prepare_cached(
+                "UPDATE handoffs SET through = max(through, ?1), lease_until = ?2, updated_at = ?3
+                 WHERE id = ?4 AND NOT closed",
+            )?
+            .execute(params![m.through, millis(m.until), now, m.handoff])?
+                == 1
+        }
+        None => false,
+    };
+    let mut materialize = conn.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, subscription_id, endpoint_id, status, attempts, next_attempt_at,
+           last_error, created_at, updated_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING",
+    )?;
+    let mut unroute = conn.prepare_cached(
+        "UPDATE events SET routes = NULLIF(REPLACE(routes, ?1, ' '), ' ') WHERE id = ?2",
+    )?;
     // Only for a delivery that exists (the writer's connection does not check foreign keys):
     // one whose lease expired, finished elsewhere and was pruned before this late result.
     let mut attempt = conn.prepare_cached(
@@ -157,6 +188,37 @@ pub(super) fn record(
     )?;
     for r in results {
         let id = r.delivery_id.to_string();
+        if let Some(x) = &r.routed {
+            // A delivery kept in its event's row that did not simply succeed becomes a row of
+            // its own, with this result; only under the hand-off the mark holds.
+            if !held || mark.map(|m| m.handoff) != Some(x.routed.handoff) {
+                continue;
+            }
+            let Some((_, n)) = r.delivery_id.route() else {
+                continue;
+            };
+            let s = record::state(r, now);
+            materialize.execute(params![
+                id,
+                x.event_id.to_string(),
+                x.subscription_id.to_string(),
+                x.endpoint_id.to_string(),
+                s.status,
+                r.attempts,
+                s.next_at,
+                s.error,
+                millis(x.created_at),
+                now,
+                s.finished,
+            ])?;
+            let entry = routes::Route {
+                n,
+                subscription_id: x.subscription_id,
+                endpoint_id: x.endpoint_id,
+            }
+            .entry();
+            unroute.execute(params![format!(" {entry} "), x.event_id.to_string()])?;
+        }
         if let Some(a) = &r.attempt {
             attempt.execute(params![
                 id,
@@ -169,12 +231,14 @@ pub(super) fn record(
                 record::exchange_json(a),
             ])?;
         }
-        let s = record::state(r, now);
-        state.execute(params![
-            s.status, r.attempts, s.next_at, s.error, s.finished, now, id, owner
-        ])?;
+        if r.routed.is_none() {
+            let s = record::state(r, now);
+            state.execute(params![
+                s.status, r.attempts, s.next_at, s.error, s.finished, now, id, owner
+            ])?;
+        }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// What to lease (an owned [`LeaseRequest`](crate::store::LeaseRequest), for the writer's queue).
@@ -276,6 +340,7 @@ pub(super) fn lease(conn: &Connection, req: &Lease) -> Result<Vec<LeasedDelivery
                 subscription_id: parse(&l.subscription_id)?,
                 endpoint_id: parse(&l.endpoint_id)?,
                 event: events[l.event_id.as_str()].clone(),
+                routed: None,
             })
         })
         .collect()

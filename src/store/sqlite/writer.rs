@@ -23,7 +23,7 @@ use super::prune::{self, ride, ride_failed, PruneStep};
 use super::write::{insert_all, lease, record, Lease};
 use crate::model::{AttemptResult, IngestOutcome, LeasedDelivery, NewEvent};
 use crate::store::rows::millis;
-use crate::store::StoreError;
+use crate::store::{HandoffMark, StoreError};
 
 /// Jobs taken into one transaction at most (bounds the transaction's size and latency).
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -41,8 +41,9 @@ pub(super) enum Job {
     /// Attempt results of deliveries `owner` leased.
     Record {
         owner: String,
+        mark: Option<HandoffMark>,
         results: Vec<AttemptResult>,
-        reply: oneshot::Sender<Result<(), StoreError>>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     /// Due deliveries to lease.
     Lease {
@@ -142,8 +143,9 @@ type IngestJob = (
 );
 type RecordJob = (
     String,
+    Option<HandoffMark>,
     Vec<AttemptResult>,
-    oneshot::Sender<Result<(), StoreError>>,
+    oneshot::Sender<Result<bool, StoreError>>,
 );
 
 /// The writer thread's state.
@@ -176,9 +178,10 @@ impl Writer {
                     } => ingests.push((events, probe, reply)),
                     Job::Record {
                         owner,
+                        mark,
                         results,
                         reply,
-                    } => records.push((owner, results, reply)),
+                    } => records.push((owner, mark, results, reply)),
                     Job::Lease { request, reply } => leases.push((request, reply)),
                     Job::Prune(step) => prunes.push(step),
                     Job::Reclaim { max_pages, reply } => reclaims.push((max_pages, reply)),
@@ -294,7 +297,7 @@ fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, ro
         })
     });
     match result {
-        Ok(mut outcomes) => {
+        Ok((mut outcomes, held)) => {
             for settle in settles {
                 settle(None);
             }
@@ -310,8 +313,8 @@ fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, ro
                 let rest = outcomes.split_off(events.len());
                 let _ = reply.send(Ok(std::mem::replace(&mut outcomes, rest)));
             }
-            for (_, _, reply) in records {
-                let _ = reply.send(Ok(()));
+            for ((_, _, _, reply), held) in records.into_iter().zip(held) {
+                let _ = reply.send(Ok(held));
             }
         }
         Err(e) => {
@@ -325,7 +328,7 @@ fn commit(conn: &Connection, failing: &Failing, owner: &str, sync: &mut Sync, ro
             for (_, _, reply) in ingests {
                 let _ = reply.send(Err(StoreError::GroupCommit(cause.clone())));
             }
-            for (_, _, reply) in records {
+            for (_, _, _, reply) in records {
                 let _ = reply.send(Err(StoreError::GroupCommit(cause.clone())));
             }
             for settle in settles {
@@ -347,7 +350,7 @@ fn write(
     keys_since: i64,
     records: &[RecordJob],
     prune: impl FnOnce(),
-) -> Result<Vec<IngestOutcome>, StoreError> {
+) -> Result<(Vec<IngestOutcome>, Vec<bool>), StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let written = (|| {
         if let Some(bytes) = probe {
@@ -357,12 +360,13 @@ fn write(
                 rusqlite::params![millis(time::OffsetDateTime::now_utc()), bytes as i64],
             )?;
         }
-        for (owner, results, _) in records {
-            record(conn, owner, results)?;
-        }
+        let held = records
+            .iter()
+            .map(|(owner, mark, results, _)| record(conn, owner, mark.as_ref(), results))
+            .collect::<Result<Vec<bool>, StoreError>>()?;
         let outcomes = insert_all(conn, events, owner, keys_since)?;
         prune();
-        Ok(outcomes)
+        Ok((outcomes, held))
     })();
     let result = match written {
         Ok(outcomes) => conn
