@@ -115,6 +115,45 @@ impl Order {
     }
 }
 
+/// The conditions of `q` on the event (its time range on `timed`, bound with `bound`; its name;
+/// the scope's solutions), added to `conditions` with their values.
+fn event_conditions(
+    scope: &Scope,
+    q: &Browse,
+    timed: &str,
+    bound: impl Fn(&mut Vec<Bind>, OffsetDateTime) -> String,
+    binds: &mut Vec<Bind>,
+    conditions: &mut Vec<String>,
+) {
+    let push = |binds: &mut Vec<Bind>, b: Bind| {
+        binds.push(b);
+        format!("${}", binds.len())
+    };
+    if let Some(from) = q.from {
+        let p = bound(binds, from);
+        conditions.push(format!("{timed} >= {p}"));
+    }
+    if let Some(to) = q.to {
+        let p = bound(binds, to);
+        conditions.push(format!("{timed} < {p}"));
+    }
+    if let Some(name) = &q.event_name {
+        let p = push(binds, Bind::Text(name.clone()));
+        conditions.push(format!("e.name = {p}"));
+    }
+    if let Some(solutions) = scope.solutions() {
+        let list: Vec<String> = solutions
+            .iter()
+            .map(|s| push(binds, Bind::Text(s.clone())))
+            .collect();
+        if list.is_empty() {
+            conditions.push("1 = 0".into());
+        } else {
+            conditions.push(format!("e.solution IN ({})", list.join(", ")));
+        }
+    }
+}
+
 /// The statement of `q`: its SQL and values (see [`Order`]).
 fn browse_sql(scope: &Scope, q: &Browse) -> (String, Vec<Bind>) {
     let order = Order::of(q);
@@ -146,29 +185,7 @@ fn browse_sql(scope: &Scope, q: &Browse) -> (String, Vec<Bind>) {
     } else {
         "d.id"
     };
-    if let Some(from) = q.from {
-        let p = bound(&mut binds, from);
-        conditions.push(format!("{timed} >= {p}"));
-    }
-    if let Some(to) = q.to {
-        let p = bound(&mut binds, to);
-        conditions.push(format!("{timed} < {p}"));
-    }
-    if let Some(name) = &q.event_name {
-        let p = push(&mut binds, Bind::Text(name.clone()));
-        conditions.push(format!("e.name = {p}"));
-    }
-    if let Some(solutions) = scope.solutions() {
-        let list: Vec<String> = solutions
-            .iter()
-            .map(|s| push(&mut binds, Bind::Text(s.clone())))
-            .collect();
-        if list.is_empty() {
-            conditions.push("1 = 0".into());
-        } else {
-            conditions.push(format!("e.solution IN ({})", list.join(", ")));
-        }
-    }
+    event_conditions(scope, q, timed, bound, &mut binds, &mut conditions);
     if let Some(c) = q.after {
         let id = push(&mut binds, Bind::Text(c.id.to_string()));
         match order.time() {
@@ -230,28 +247,7 @@ fn kept_sql(scope: &Scope, q: &Browse) -> (Option<String>, Vec<Bind>) {
         Order::Event => push(binds, Bind::Int(millis(t))),
         _ => push(binds, Bind::Text(EventId::first_at(millis(t)).to_string())),
     };
-    if let Some(from) = q.from {
-        let p = bound(&mut binds, from);
-        conditions.push(format!("{timed} >= {p}"));
-    }
-    if let Some(to) = q.to {
-        let p = bound(&mut binds, to);
-        conditions.push(format!("{timed} < {p}"));
-    }
-    if let Some(name) = &q.event_name {
-        let p = push(&mut binds, Bind::Text(name.clone()));
-        conditions.push(format!("e.name = {p}"));
-    }
-    if let Some(solutions) = scope.solutions() {
-        let list: Vec<String> = solutions
-            .iter()
-            .map(|s| push(&mut binds, Bind::Text(s.clone())))
-            .collect();
-        if list.is_empty() {
-            return (None, binds);
-        }
-        conditions.push(format!("e.solution IN ({})", list.join(", ")));
-    }
+    event_conditions(scope, q, timed, bound, &mut binds, &mut conditions);
     // The event holding the cursor's delivery may hold later ones: `<=` here, exact on reading.
     if let Some(c) = q.after {
         let id = push(
