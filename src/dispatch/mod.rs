@@ -410,13 +410,43 @@ impl Inner {
     fn start(self: Arc<Self>, delivery: LeasedDelivery, place: Place) {
         tokio::spawn(async move {
             let _place = place;
-            let result = self.deliver(delivery.clone()).await;
+            // A send that panics still ends in a result (to retry): a delivery kept in its
+            // event's row that never settled would hold the hand-off's mark back for good.
+            let sent = std::panic::AssertUnwindSafe(self.deliver(delivery.clone()));
+            let result = match futures::FutureExt::catch_unwind(sent).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!(delivery = %delivery.id, "sending a delivery panicked; it is retried");
+                    self.panicked(&delivery)
+                }
+            };
             let activity = &self.config.activity;
             activity.count(&delivery, &result);
             // Watchers hear of it once it is stored, so what they read back agrees.
             let told = activity.describe(&delivery, &result);
             let _ = self.record_tx.send((result, told)).await;
         });
+    }
+
+    /// The result of a send that panicked: no attempt recorded, due again after the first
+    /// retry delay.
+    fn panicked(&self, d: &LeasedDelivery) -> crate::model::AttemptResult {
+        let first =
+            (self.config.retry.schedule.first().copied()).unwrap_or(Duration::from_secs(10));
+        let at = OffsetDateTime::now_utc() + first;
+        crate::model::AttemptResult {
+            delivery_id: d.id,
+            attempts: d.attempts,
+            attempt: None,
+            next: crate::model::NextState::Wait(at, "sending panicked; retrying".into()),
+            routed: d.routed.map(|routed| crate::model::RoutedResult {
+                routed,
+                event_id: d.event.event.id,
+                subscription_id: d.subscription_id,
+                endpoint_id: d.endpoint_id,
+                created_at: d.created_at,
+            }),
+        }
     }
 
     /// Gives back a place at `endpoint`'s gate. Wakes the loop only when it lacked what is now
