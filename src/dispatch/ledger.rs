@@ -104,9 +104,9 @@ impl Ledger {
         Some(Mark { handoff, through })
     }
 
-    /// The hand-off `handoff` was closed by another instance: stops handing off under it and
-    /// returns how many of its events still had deliveries unsettled (they were taken over,
-    /// and may be sent twice).
+    /// The hand-off `handoff` was closed by another instance: stops handing off under it,
+    /// says so, and returns how many of its events still had deliveries unsettled (they were
+    /// taken over, and may be sent twice). Nothing if it was lost already.
     pub fn lose(&self, handoff: i64) -> usize {
         let mut s = self.lock();
         if s.handoff != Some(handoff) {
@@ -114,6 +114,13 @@ impl Ledger {
         }
         let unsettled = s.open.len();
         *s = State::default();
+        drop(s);
+        tracing::warn!(
+            handoff,
+            unsettled_events = unsettled,
+            "this instance's hand-off was taken over by another (it could not reach the database for longer than its lease); its unsettled deliveries are sent by the other instance and may arrive twice"
+        );
+        metrics::counter!("herald_handoffs_lost_total").increment(1);
         unsettled
     }
 

@@ -111,6 +111,9 @@ struct Inner {
     open: AtomicBool,
     /// The hand-off's unsettled events and mark.
     ledger: Arc<ledger::Ledger>,
+    /// When lease rounds last looked for hand-offs whose leases ended: at most once per poll
+    /// interval, not once per round (a hand-off lease lasts minutes).
+    looked_for_expired: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What one lease round did.
@@ -154,6 +157,7 @@ impl Dispatcher {
                 backlog: AtomicBool::new(false),
                 open: AtomicBool::new(false),
                 ledger: Default::default(),
+                looked_for_expired: Mutex::new(None),
             }),
             record_rx,
         }
@@ -291,6 +295,21 @@ impl Inner {
         }
     }
 
+    /// Whether a poll interval has passed since lease rounds last looked for hand-offs whose
+    /// leases ended (and, if so, marks that they look now).
+    fn time_to_look_for_expired(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self
+            .looked_for_expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| now >= t + self.config.poll_interval);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
     /// How long to sleep when nothing more was due: until the next due delivery of an
     /// endpoint not in `skipped`, at most the poll interval. (A skipped endpoint's work is
     /// due already; its completions wake the loop, so it must not make the loop spin.)
@@ -336,7 +355,9 @@ impl Inner {
                 .collect()
         };
         let now = OffsetDateTime::now_utc();
-        self.take_over(Takeover::Expired(now)).await;
+        if self.time_to_look_for_expired() {
+            self.take_over(Takeover::Expired(now)).await;
+        }
         let leased = self
             .store
             .lease(LeaseRequest {
@@ -439,13 +460,7 @@ impl Inner {
             attempts: d.attempts,
             attempt: None,
             next: crate::model::NextState::Wait(at, "sending panicked; retrying".into()),
-            routed: d.routed.map(|routed| crate::model::RoutedResult {
-                routed,
-                event_id: d.event.event.id,
-                subscription_id: d.subscription_id,
-                endpoint_id: d.endpoint_id,
-                created_at: d.created_at,
-            }),
+            routed: send::routed_result(d),
         }
     }
 

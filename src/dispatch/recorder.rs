@@ -122,7 +122,9 @@ impl Recorder {
             match self.store.record(&self.owner, mark.as_ref(), &rows).await {
                 Ok(held) => {
                     match mark {
-                        Some(m) if !held => self.lost(m.handoff),
+                        Some(m) if !held => {
+                            self.ledger.lose(m.handoff);
+                        }
                         _ => routed_rows.iter().for_each(|r| self.ledger.settle(*r)),
                     }
                     told.into_iter()
@@ -154,18 +156,6 @@ impl Recorder {
                 tracing::warn!(error = %e, "could not open a hand-off; fresh deliveries are stored pending meanwhile")
             }
         }
-    }
-
-    /// Another instance closed hand-off `handoff`: what this one had unsettled under it is its
-    /// work now.
-    fn lost(&self, handoff: i64) {
-        let unsettled = self.ledger.lose(handoff);
-        tracing::warn!(
-            handoff,
-            unsettled_events = unsettled,
-            "this instance's hand-off was taken over by another (it could not reach the database for longer than its lease); its unsettled deliveries are sent by the other instance and may arrive twice"
-        );
-        metrics::counter!("herald_handoffs_lost_total").increment(1);
     }
 }
 

@@ -38,7 +38,7 @@ enum Went {
 
 /// What a result of `d` needs to write it as a row of its own, when `d` is kept in its
 /// event's row.
-fn routed_result(d: &LeasedDelivery) -> Option<RoutedResult> {
+pub(super) fn routed_result(d: &LeasedDelivery) -> Option<RoutedResult> {
     d.routed.map(|routed| RoutedResult {
         routed,
         event_id: d.event.event.id,

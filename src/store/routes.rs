@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use super::rows::{corrupt, from_millis, Columns};
 use super::StoreError;
 use crate::model::{
-    Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId, NewEvent, SubscriptionId,
+    AttemptResult, Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId, NewEvent,
+    RoutedResult, SubscriptionId,
 };
 
 /// One delivery kept in its event's row.
@@ -34,6 +35,21 @@ impl Route {
     /// Its delivery id.
     pub fn id(&self, event: EventId) -> DeliveryId {
         DeliveryId::of(event, self.n)
+    }
+
+    /// The route of the delivery a routed result is of: its number is in its id.
+    pub fn of_result(r: &AttemptResult, x: &RoutedResult) -> Result<Self, StoreError> {
+        match r.delivery_id.route() {
+            Some((event, n)) if event == x.event_id => Ok(Route {
+                n,
+                subscription_id: x.subscription_id,
+                endpoint_id: x.endpoint_id,
+            }),
+            _ => Err(corrupt(
+                "routed delivery id",
+                format!("{} is not made from event {}", r.delivery_id, x.event_id),
+            )),
+        }
     }
 }
 

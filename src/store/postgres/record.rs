@@ -48,16 +48,8 @@ pub async fn record(
     let x = |r: &AttemptResult| r.routed.clone().expect("routed results only");
     let entries: Vec<String> = routed
         .iter()
-        .map(|r| {
-            let x = x(r);
-            Route {
-                n: r.delivery_id.route().map_or(0, |(_, n)| n),
-                subscription_id: x.subscription_id,
-                endpoint_id: x.endpoint_id,
-            }
-            .entry()
-        })
-        .collect();
+        .map(|r| Ok(Route::of_result(r, &x(r))?.entry()))
+        .collect::<Result<_, StoreError>>()?;
     // Data-modifying CTEs always run: one statement, atomic by itself, so one round trip
     // with no transaction around it.
     let row = sqlx::query(

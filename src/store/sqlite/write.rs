@@ -194,9 +194,7 @@ pub(super) fn record(
             if !held || mark.map(|m| m.handoff) != Some(x.routed.handoff) {
                 continue;
             }
-            let Some((_, n)) = r.delivery_id.route() else {
-                continue;
-            };
+            let entry = routes::Route::of_result(r, x)?.entry();
             let s = record::state(r, now);
             materialize.execute(params![
                 id,
@@ -211,12 +209,6 @@ pub(super) fn record(
                 now,
                 s.finished,
             ])?;
-            let entry = routes::Route {
-                n,
-                subscription_id: x.subscription_id,
-                endpoint_id: x.endpoint_id,
-            }
-            .entry();
             unroute.execute(params![format!(" {entry} "), x.event_id.to_string()])?;
         }
         if let Some(a) = &r.attempt {
