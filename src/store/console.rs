@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::routes::{Kept, KEPT_COLUMNS, KEPT_JOIN};
+use super::routes::{Kept, ANY_KEPT, KEPT_COLUMNS, KEPT_JOIN};
 use super::rows::{delivery_from_row, millis, Columns};
 use super::sql::on_every_backend;
 use super::StoreError;
@@ -482,7 +482,8 @@ on_every_backend!(ConsoleRecords {
             found.push(((at, d.id), d, row.text("event_name")?));
         }
         let (sql, binds) = kept_sql(scope, q);
-        if let Some(sql) = sql {
+        let any_kept = sqlx::query::<DB>(ANY_KEPT).fetch_one(&self.pool).await?.int("n")? > 0;
+        if let Some(sql) = sql.filter(|_| any_kept) {
             let mut query = sqlx::query::<DB>(&sql);
             for b in binds {
                 query = match b {

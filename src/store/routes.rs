@@ -156,6 +156,12 @@ impl Kept {
     }
 }
 
+/// A statement answering `n` = 1 when some event keeps deliveries in its row, else 0: one
+/// look into the partial index `events_handoff`. Reads of kept deliveries that scan events
+/// are skipped when none does (a store whose deliveries are all rows).
+pub const ANY_KEPT: &str =
+    "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM events WHERE routes IS NOT NULL LIMIT 1) k";
+
 /// The columns [`Kept::from_row`] reads, for a `SELECT` over `events e`.
 pub const KEPT_COLUMNS: &str =
     "e.id, e.routes, e.received_at, e.handoff_seq, h.through AS handoff_through";
