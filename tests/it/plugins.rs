@@ -1332,11 +1332,17 @@ async fn a_step_s_execution_is_a_span_with_the_lines_it_logged() {
     .await;
     assert_eq!(span.attributes["herald.plugin"], "currency");
     assert_eq!(span.attributes["herald.stage"], "pre_operation");
-    let spans = otlp.spans();
-    let parent = spans
-        .iter()
-        .find(|s| s.span_id == span.parent_id)
-        .expect("its parent");
+    // The parent ends after the step, so it may come in a later export.
+    let parent = wait_for(
+        Duration::from_secs(20),
+        "the step's parent span",
+        || async {
+            otlp.spans()
+                .into_iter()
+                .find(|s| s.span_id == span.parent_id)
+        },
+    )
+    .await;
     assert_eq!(parent.name, "herald.validate");
     let (name, line) = &span.events[0];
     assert_eq!(name, "plugin.log");

@@ -47,10 +47,18 @@ async fn posted_events_reach_the_receiver_signed_and_verifiable_by_standardwebho
             .unwrap()
             .ends_with("/v1/catalog/events/contoso_CustomerPurchase/schema"));
         assert!(ids.contains(&body["id"].as_str().unwrap().to_owned()));
-        // webhook-id is the delivery id, as the event's deliveries show it.
-        let (_, event) = app
-            .get(&format!("/v1/events/{}", body["id"].as_str().unwrap()))
-            .await;
+        // webhook-id is the delivery id, as the event's deliveries show it. The result is
+        // recorded a moment after the receiver answered (with the next batch's mark).
+        let path = format!("/v1/events/{}", body["id"].as_str().unwrap());
+        let event = wait_for(
+            Duration::from_secs(5),
+            "the delivery to be recorded",
+            || async {
+                let (_, event) = app.get(&path).await;
+                (event["deliveries"][0]["status"] == "succeeded").then_some(event)
+            },
+        )
+        .await;
         assert_eq!(
             event["deliveries"][0]["id"].as_str().unwrap(),
             r.header("webhook-id")
